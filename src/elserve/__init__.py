@@ -1,0 +1,1 @@
+"""elserve: an Elasticsearch-compatible inference service for learned sparse embeddings."""
