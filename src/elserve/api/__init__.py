@@ -1,0 +1,1 @@
+"""The HTTP layer: Elasticsearch's routes, bodies, headers and errors."""

@@ -1,0 +1,119 @@
+"""`create_app(settings)`: the parts wired together, once, and the routers mounted."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from elserve.api.errors import install_error_handlers
+from elserve.api.node import NodeInfo
+from elserve.api.routes import inference, root, trained_models
+from elserve.deployments.manager import DeploymentManager
+from elserve.models.cache import ModelCache
+from elserve.models.downloads import ModelDownloads
+from elserve.operations.inference import InferenceOperations
+from elserve.operations.trained_models import TrainedModelOperations
+from elserve.security.users import UserStore
+from elserve.settings import ServerSettings
+from elserve.store import SqliteRepository
+
+log = logging.getLogger("elserve")
+
+
+@dataclass
+class Services:
+    settings: ServerSettings
+    repo: SqliteRepository
+    users: UserStore
+    node: NodeInfo
+    downloads: ModelDownloads
+    deployments: DeploymentManager
+    inference: InferenceOperations
+    trained_models: TrainedModelOperations
+
+
+class ElasticProductHeader:
+    """`X-Elastic-Product: Elasticsearch` on every answer: the official clients refuse a 2xx without it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_header(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), (b"x-elastic-product", b"Elasticsearch")]
+            await send(message)
+
+        await self.app(scope, receive, send_with_header)
+
+
+def _print_generated_password(password: str) -> None:
+    print(
+        "\n" + "-" * 72 + "\n"
+        f"The password of the `elastic` superuser was generated: {password}\n"
+        "It is stored only as a hash and shown only now. Set ELASTIC_PASSWORD to choose it.\n"
+        + "-" * 72 + "\n",
+        file=sys.stdout,
+        flush=True,
+    )
+
+
+def build_services(settings: ServerSettings) -> Services:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    repo = SqliteRepository(settings.store_path)
+    users = UserStore(repo)
+    generated = users.bootstrap_elastic(settings.elastic_password)
+    if generated is not None:
+        _print_generated_password(generated)
+    node = NodeInfo.load(repo, settings.host, settings.port)
+    downloads = ModelDownloads(ModelCache(settings.model_cache_dir))
+    deployments = DeploymentManager(downloads, max_batch_tokens=settings.max_batch_tokens)
+    return Services(
+        settings=settings,
+        repo=repo,
+        users=users,
+        node=node,
+        downloads=downloads,
+        deployments=deployments,
+        inference=InferenceOperations(repo, deployments, downloads),
+        trained_models=TrainedModelOperations(repo, deployments, downloads),
+    )
+
+
+def create_app(settings: ServerSettings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        services = build_services(settings)
+        app.state.services = services
+        services.inference.restore()  # deployments come back by themselves, as on an Elasticsearch restart
+        log.info("elserve listening on http://%s:%d (data in %s)", settings.host, settings.port, settings.data_dir)
+        try:
+            yield
+        finally:
+            await services.deployments.stop_all()
+            services.repo.close()
+
+    app = FastAPI(
+        title="elserve",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        redirect_slashes=False,
+    )
+    install_error_handlers(app)
+    app.include_router(root.router)
+    app.include_router(inference.router)
+    app.include_router(trained_models.router)
+    app.add_middleware(ElasticProductHeader)
+    return app

@@ -1,0 +1,87 @@
+"""One place that turns exceptions into Elasticsearch's error answers."""
+
+from __future__ import annotations
+
+import logging
+import traceback
+
+from fastapi import FastAPI, Request
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+from starlette.routing import Match
+
+from elserve.api.rendering import render
+from elserve.errors import ElasticsearchError
+
+log = logging.getLogger("elserve.api")
+
+
+class RestError(Exception):
+    """An error Elasticsearch's REST layer answers with a plain-string `error` (unknown route, bad method)."""
+
+    def __init__(self, message: str, status: int, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.headers = headers or {}
+
+
+def error_body(error: ElasticsearchError, trace: bool) -> dict:
+    cause = error.to_dict()
+    root = {k: v for k, v in cause.items() if k != "caused_by"}
+    if trace:
+        cause["stack_trace"] = "".join(traceback.format_exception(error))
+    return {"error": {"root_cause": [root], **cause}, "status": error.status}
+
+
+def _error_trace(request: Request) -> bool:
+    return request.query_params.get("error_trace", "false") != "false"
+
+
+async def on_elasticsearch_error(request: Request, exc: ElasticsearchError) -> Response:
+    headers = [(k, v) for k, values in exc.headers.items() for v in values]
+    return render(request, error_body(exc, _error_trace(request)), exc.status, headers)
+
+
+async def on_rest_error(request: Request, exc: RestError) -> Response:
+    return render(request, {"error": exc.message, "status": exc.status}, exc.status, exc.headers)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches({**request.scope, "method": "__NONE__"})
+        if match is not Match.NONE and getattr(route, "methods", None):
+            methods.update(route.methods)
+    return sorted(methods)
+
+
+async def on_http_error(request: Request, exc: HTTPException) -> Response:
+    """Starlette's routing misses, in Elasticsearch's words."""
+    uri, method = request.url.path, request.method
+    if exc.status_code == 405:
+        allowed = _allowed_methods(request)
+        return await on_rest_error(
+            request,
+            RestError(
+                f"Incorrect HTTP method for uri [{uri}] and method [{method}], allowed: [{', '.join(allowed)}]",
+                405,
+                {"Allow": ",".join(allowed)},
+            ),
+        )
+    if exc.status_code == 404:
+        return await on_rest_error(request, RestError(f"no handler found for uri [{uri}] and method [{method}]", 400))
+    return await on_rest_error(request, RestError(str(exc.detail), exc.status_code))
+
+
+async def on_unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unexpected error on %s %s", request.method, request.url.path)
+    error = ElasticsearchError(f"{type(exc).__name__}: {exc}")
+    return await on_elasticsearch_error(request, error)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ElasticsearchError, on_elasticsearch_error)
+    app.add_exception_handler(RestError, on_rest_error)
+    app.add_exception_handler(HTTPException, on_http_error)
+    app.add_exception_handler(Exception, on_unexpected)

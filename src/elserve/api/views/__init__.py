@@ -1,0 +1,1 @@
+"""Elasticsearch response shapes built from elserve's objects."""

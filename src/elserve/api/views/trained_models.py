@@ -1,0 +1,145 @@
+"""`_ml/trained_models` bodies: stats entries and assignments, in Elasticsearch's key order.
+
+Sources: `AssignmentStats.java`, `TrainedModelAssignment.java`, `InferenceStats.java`
+(x-pack/plugin/core/.../ml/inference/).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from elserve.api.node import NodeInfo
+from elserve.deployments.deployment import Deployment
+from elserve.deployments.states import AllocationState, DeploymentState, RoutingState
+from elserve.deployments.stats import now_ms
+
+# Elasticsearch's estimate of a PyTorch deployment's native memory: 240 MB + 2 x model bytes.
+_NATIVE_OVERHEAD = 240 * 1024 * 1024
+
+
+def byte_size(n: int) -> str:
+    """`ByteSizeValue.toString()`: the largest unit with one decimal, e.g. `16.8mb`."""
+    for unit, size in (("pb", 1 << 50), ("tb", 1 << 40), ("gb", 1 << 30), ("mb", 1 << 20), ("kb", 1 << 10)):
+        if n >= size:
+            value = round(n / size, 1)
+            return f"{value:g}{unit}" if value != int(value) else f"{int(value)}{unit}"
+    return f"{n}b"
+
+
+def required_memory(model_bytes: int) -> int:
+    return _NATIVE_OVERHEAD + 2 * model_bytes
+
+
+def _routing_state(deployment: Deployment) -> RoutingState:
+    states = {a.state for a in deployment.allocations}
+    if deployment.state is DeploymentState.FAILED:
+        return RoutingState.FAILED
+    if RoutingState.STARTED in states:
+        return RoutingState.STARTED
+    if deployment.state is DeploymentState.STOPPING:
+        return RoutingState.STOPPING
+    return RoutingState.STARTING
+
+
+def _node_stats(deployment: Deployment, node: NodeInfo) -> dict[str, Any]:
+    routing: dict[str, Any] = {"routing_state": str(_routing_state(deployment))}
+    if deployment.reason:
+        routing["reason"] = deployment.reason
+    entry: dict[str, Any] = {"node": node.discovery_node(), "routing_state": routing}
+    if routing["routing_state"] != RoutingState.STARTED:
+        entry.update(peak_throughput_per_minute=0, throughput_last_minute=0)
+        return entry
+    c = deployment.counters
+    entry["inference_count"] = c.inference_count
+    if c.average_inference_time_ms is not None:
+        entry["average_inference_time_ms"] = c.average_inference_time_ms
+        entry["average_inference_time_ms_excluding_cache_hits"] = c.average_inference_time_ms
+    entry["inference_cache_hit_count"] = 0
+    if c.last_access_ms is not None:
+        entry["last_access"] = c.last_access_ms
+    entry["number_of_pending_requests"] = deployment.pending_requests
+    for name in ("error_count", "rejected_execution_count", "timeout_count"):
+        if getattr(c, name):
+            entry[name] = getattr(c, name)
+    throughput, average = c.last_minute()
+    entry.update(
+        start_time=deployment.start_time_ms,
+        threads_per_allocation=deployment.config.threads_per_allocation,
+        number_of_allocations=deployment.started_allocations,
+        peak_throughput_per_minute=c.peak_throughput_per_minute,
+        throughput_last_minute=throughput,
+        average_inference_time_ms_last_minute=average,
+        inference_cache_hit_count_last_minute=0,
+    )
+    return entry
+
+
+def adaptive_dict(deployment: Deployment) -> dict[str, Any] | None:
+    adaptive = deployment.config.adaptive_allocations
+    if adaptive is None:
+        return None
+    out: dict[str, Any] = {"enabled": adaptive.enabled}
+    if adaptive.min_number_of_allocations is not None:
+        out["min_number_of_allocations"] = adaptive.min_number_of_allocations
+    if adaptive.max_number_of_allocations is not None:
+        out["max_number_of_allocations"] = adaptive.max_number_of_allocations
+    return out
+
+
+def deployment_stats(deployment: Deployment, node: NodeInfo, model_bytes: int) -> dict[str, Any]:
+    config = deployment.config
+    out: dict[str, Any] = {
+        "deployment_id": config.deployment_id,
+        "model_id": config.model_id,
+        "threads_per_allocation": config.threads_per_allocation,
+        "number_of_allocations": config.number_of_allocations,
+    }
+    adaptive = adaptive_dict(deployment)
+    if adaptive is not None:
+        out["adaptive_allocations"] = adaptive
+    out["queue_capacity"] = config.queue_capacity
+    out["state"] = str(deployment.state)
+    if deployment.reason:
+        out["reason"] = deployment.reason
+    if deployment.state is not DeploymentState.STOPPING:
+        count = deployment.started_allocations
+        target = config.number_of_allocations
+        out["allocation_status"] = {
+            "allocation_count": count,
+            "target_allocation_count": target,
+            "state": str(AllocationState.of(count, target)),
+        }
+    out["cache_size"] = byte_size(model_bytes)
+    out["priority"] = config.priority
+    out["start_time"] = deployment.start_time_ms
+    c = deployment.counters
+    for name in ("inference_count", "error_count", "rejected_execution_count", "timeout_count"):
+        if getattr(c, name):
+            out[name] = getattr(c, name)
+    out["peak_throughput_per_minute"] = c.peak_throughput_per_minute
+    out["nodes"] = [_node_stats(deployment, node)]
+    return out
+
+
+def stats_entry(
+    model_id: str, model_bytes: int, deployment: Deployment | None, node: NodeInfo
+) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "model_id": model_id,
+        "model_size_stats": {
+            "model_size_bytes": model_bytes,
+            "required_native_memory_bytes": required_memory(model_bytes),
+        },
+        "pipeline_count": 0,
+    }
+    c = deployment.counters if deployment is not None else None
+    entry["inference_stats"] = {
+        "failure_count": c.failures if c else 0,
+        "inference_count": c.inference_count if c else 0,
+        "cache_miss_count": 0,
+        "missing_all_fields_count": 0,
+        "timestamp": now_ms(),
+    }
+    if deployment is not None:
+        entry["deployment_stats"] = deployment_stats(deployment, node, model_bytes)
+    return entry

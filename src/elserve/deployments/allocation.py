@@ -1,0 +1,174 @@
+"""One allocation: a worker process with `num_threads` intra-op threads, and the batches it holds.
+
+The parent side of the worker pipe. A reader thread turns the worker's answers
+into future results on the event loop; when the worker dies, every batch it held
+fails with `WorkerDied` (the deployment decides whether to retry), so no caller
+waits forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import multiprocessing
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from elserve.deployments import worker
+from elserve.deployments.states import RoutingState
+
+# One batch running and one waiting in the pipe: the worker never idles between
+# batches, and a slow worker stalls the batcher instead of growing a backlog.
+MAX_IN_FLIGHT = 2
+STOP_GRACE_S = 5.0
+
+_spawn = multiprocessing.get_context("spawn")
+_batch_ids = itertools.count()
+
+
+class WorkerDied(Exception):
+    """The worker process exited while it held batches."""
+
+
+class WorkerStartError(Exception):
+    """The worker could not load the model (the reason comes from the worker)."""
+
+
+Vectors = list[tuple[np.ndarray, np.ndarray]]
+
+
+class Allocation:
+    def __init__(
+        self,
+        model_dir: Path,
+        num_threads: int,
+        on_exit: Callable[[Allocation], None],
+        on_free: Callable[[], None],
+    ) -> None:
+        self.model_dir = model_dir
+        self.num_threads = num_threads
+        self.state = RoutingState.STARTING
+        self.reason: str | None = None
+        self.pid: int | None = None
+        self.accepting = True  # False while draining before a scale-down or stop
+        self._on_exit = on_exit
+        self._on_free = on_free  # a batch finished: the dispatcher may send another
+        self._pending: dict[int, asyncio.Future] = {}
+        self._conn = None
+        self._process = None
+        self._sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="elserve-send")
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping = False
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._pending)
+
+    @property
+    def can_take(self) -> bool:
+        return self.state is RoutingState.STARTED and self.accepting and self.in_flight < MAX_IN_FLIGHT
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        parent, child = _spawn.Pipe()
+        self._process = _spawn.Process(
+            target=worker.main,
+            args=(child, str(self.model_dir), self.num_threads),
+            daemon=True,
+            name="elserve-worker",
+        )
+        self._process.start()
+        child.close()
+        self._conn = parent
+        try:
+            message = await self._loop.run_in_executor(self._sender, parent.recv)
+        except (EOFError, OSError):
+            message = ("start_failed", f"worker process exited with code {self._process.exitcode}")
+        if message[0] != "ready":
+            self.state = RoutingState.FAILED
+            self.reason = message[1]
+            await self._loop.run_in_executor(None, self._process.join, STOP_GRACE_S)
+            raise WorkerStartError(message[1])
+        self.pid = message[1]
+        self.state = RoutingState.STARTED
+        threading.Thread(target=self._read, name="elserve-recv", daemon=True).start()
+
+    def submit(self, batch: list[np.ndarray]) -> asyncio.Future:
+        """Send a batch of token-id arrays; the future resolves to `(vectors, seconds)`."""
+        assert self._loop is not None and self._conn is not None
+        batch_id = next(_batch_ids)
+        future = self._loop.create_future()
+        self._pending[batch_id] = future
+        self._sender.submit(self._send, ("encode", batch_id, batch))
+        return future
+
+    def _send(self, message: tuple) -> None:
+        try:
+            self._conn.send(message)
+        except (OSError, ValueError):
+            pass  # the reader thread sees the dead pipe and fails the batch
+
+    def _read(self) -> None:
+        conn, loop = self._conn, self._loop
+        while True:
+            try:
+                message = conn.recv()
+            except (EOFError, OSError):
+                loop.call_soon_threadsafe(self._exited)
+                return
+            loop.call_soon_threadsafe(self._answer, message)
+
+    def _answer(self, message: tuple) -> None:
+        kind, batch_id = message[0], message[1]
+        future = self._pending.pop(batch_id, None)
+        if future is None or future.done():
+            return
+        if kind == "result":
+            future.set_result((message[2], message[3]))
+        else:
+            future.set_exception(RuntimeError(message[2]))
+        self._on_free()
+
+    def _exited(self) -> None:
+        self.state = RoutingState.STOPPED if self._stopping else RoutingState.FAILED
+        if not self._stopping:
+            code = self._process.exitcode if self._process else None
+            self.reason = f"worker process {self.pid} exited unexpectedly (exit code {code})"
+        pending, self._pending = self._pending, {}
+        for future in pending.values():
+            if not future.done():
+                future.set_exception(WorkerDied(self.reason or "worker stopped"))
+        self._on_exit(self)
+
+    async def drain(self) -> None:
+        """Stop taking batches and wait for the ones held to finish."""
+        self.accepting = False
+        pending = [f for f in self._pending.values() if not f.done()]
+        if pending:
+            await asyncio.wait(pending)
+
+    async def stop(self) -> None:
+        """Stop the worker after its current batches (kill it if it does not exit)."""
+        await self.drain()
+        self._stopping = True
+        self.state = RoutingState.STOPPING
+        if self._process is None:
+            return
+        self._send(("stop",))
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, self._process.join, STOP_GRACE_S)
+        if self._process.is_alive():
+            self._process.kill()
+            await loop.run_in_executor(None, self._process.join, STOP_GRACE_S)
+        self._sender.shutdown(wait=False)
+        self.state = RoutingState.STOPPED
+
+    def kill(self) -> None:
+        """Immediate stop (server shutdown after draining failed, or force)."""
+        self._stopping = True
+        if self._process is not None and self._process.is_alive():
+            self._process.kill()

@@ -1,0 +1,262 @@
+"""A deployment: one model, its allocations (worker processes), its queue and its dispatcher.
+
+Flow of one request: `infer(texts)` is admitted (or refused with 429), tokenized
+in a thread, queued as one entry per text; the dispatcher cuts batches by token
+budget and sends each to the least busy allocation; answers come back per entry
+and the request gathers them in input order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from elserve.deployments.allocation import Allocation, WorkerDied, WorkerStartError
+from elserve.deployments.config import DeploymentConfig
+from elserve.deployments.queue import Admission, Entry, RequestQueue
+from elserve.deployments.states import DeploymentState, RoutingState
+from elserve.deployments.stats import DeploymentCounters, now_ms
+from elserve.errors import ElasticsearchError, RejectedExecutionException, StatusException
+from elserve.runtime import SparseVector, Tokenizer
+
+log = logging.getLogger("elserve.deployments")
+
+# Batches are cut by tokens, not texts: the cost of a batch is its tokens.
+DEFAULT_MAX_BATCH_TOKENS = 8192
+DEFAULT_MAX_BATCH_SIZE = 256
+
+
+@dataclass(frozen=True)
+class InferenceResult:
+    vector: SparseVector
+    is_truncated: bool
+
+
+class Deployment:
+    def __init__(
+        self,
+        config: DeploymentConfig,
+        model_dir: Callable[[], Awaitable[Path]],
+        *,
+        max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS,
+        max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
+    ) -> None:
+        self.config = config
+        self.state = DeploymentState.STARTING
+        self.reason: str | None = None
+        self.start_time_ms = now_ms()
+        self.counters = DeploymentCounters()
+        self.allocations: list[Allocation] = []
+        self.tokenizer: Tokenizer | None = None
+        self._model_dir_source = model_dir
+        self._model_dir: Path | None = None
+        self._queue = RequestQueue()
+        self._admission = Admission(config.queue_capacity)
+        self._max_batch_tokens = max_batch_tokens
+        self._max_batch_size = max_batch_size
+        self._free = asyncio.Event()
+        self._started = asyncio.Event()
+        self._tasks: set[asyncio.Task] = set()
+        self._dispatcher: asyncio.Task | None = None
+
+    @property
+    def deployment_id(self) -> str:
+        return self.config.deployment_id
+
+    @property
+    def model_id(self) -> str:
+        return self.config.model_id
+
+    @property
+    def started_allocations(self) -> int:
+        return sum(1 for a in self.allocations if a.state is RoutingState.STARTED and a.accepting)
+
+    @property
+    def pending_requests(self) -> int:
+        return self._admission.count
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Get the model (downloading it if needed), load the tokenizer, start the allocations."""
+        try:
+            self._model_dir = await self._model_dir_source()
+            self.tokenizer = await asyncio.to_thread(Tokenizer.from_dir, self._model_dir)
+            self._dispatcher = asyncio.create_task(self._dispatch(), name=f"dispatch-{self.deployment_id}")
+            await self.scale(self.config.number_of_allocations)
+        except (WorkerStartError, ElasticsearchError, OSError) as exc:
+            self._fail(getattr(exc, "reason", None) or str(exc))
+            return
+        if self.state is DeploymentState.STARTING:
+            self.state = DeploymentState.STARTED
+            self._started.set()
+
+    async def wait_started(self, timeout: float | None) -> bool:
+        """True once started (or failed); False when `timeout` runs out first."""
+        try:
+            await asyncio.wait_for(self._started.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    def _fail(self, reason: str) -> None:
+        log.error("deployment [%s] failed: %s", self.deployment_id, reason)
+        self.state = DeploymentState.FAILED
+        self.reason = reason
+        self._started.set()
+        self._queue.fail_all(StatusException(f"Trained model [{self.deployment_id}] is [failed]", 409))
+
+    async def stop(self) -> None:
+        """Finish what is queued and running, then stop every worker."""
+        self.state = DeploymentState.STOPPING  # new requests get 409 from here on
+        if self.started_allocations:
+            await self._admission.idle.wait()
+        await asyncio.gather(*(a.stop() for a in self.allocations), return_exceptions=True)
+        self.allocations.clear()
+        if self._dispatcher is not None:
+            self._dispatcher.cancel()
+        self._queue.fail_all(StatusException(f"Trained model [{self.deployment_id}] is [stopping]", 409))
+
+    def kill(self) -> None:
+        for allocation in self.allocations:
+            allocation.kill()
+
+    async def scale(self, n: int) -> None:
+        """Start or drain-and-stop allocations until `n` are live."""
+        assert self._model_dir is not None
+        self.config = self.config.with_allocations(n)
+        live = [a for a in self.allocations if a.accepting and a.state is not RoutingState.FAILED]
+        if len(live) < n:
+            new = [self._new_allocation() for _ in range(n - len(live))]
+            self.allocations.extend(new)
+            results = await asyncio.gather(*(a.start() for a in new), return_exceptions=True)
+            failures = [r for r in results if isinstance(r, BaseException)]
+            self._free.set()
+            if failures:
+                raise failures[0]
+        for allocation in live[n:]:
+            await allocation.stop()
+            self.allocations.remove(allocation)
+
+    async def reconfigure(self, config: DeploymentConfig) -> None:
+        """Apply new allocations or adaptive settings to the live deployment; requests keep flowing."""
+        self.config = replace(self.config, adaptive_allocations=config.adaptive_allocations)
+        if self.state is DeploymentState.STARTED:
+            await self.scale(config.number_of_allocations)
+        else:
+            self.config = self.config.with_allocations(config.number_of_allocations)
+
+    def _new_allocation(self) -> Allocation:
+        assert self._model_dir is not None
+        return Allocation(
+            self._model_dir,
+            self.config.threads_per_allocation,
+            on_exit=self._allocation_exited,
+            on_free=self._free.set,
+        )
+
+    def _allocation_exited(self, allocation: Allocation) -> None:
+        self._free.set()
+        if allocation.state is not RoutingState.FAILED or self.state is DeploymentState.STOPPING:
+            return
+        log.warning("deployment [%s]: %s; restarting it", self.deployment_id, allocation.reason)
+        self.allocations.remove(allocation)
+        replacement = self._new_allocation()
+        self.allocations.append(replacement)
+        self._spawn(self._start_replacement(replacement))
+
+    async def _start_replacement(self, allocation: Allocation) -> None:
+        try:
+            await allocation.start()
+        except WorkerStartError as exc:
+            self._fail(str(exc))
+        self._free.set()
+
+    def _spawn(self, coro: Awaitable) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- inference ---------------------------------------------------------------------------
+
+    async def infer(self, texts: list[str], timeout: float | None) -> list[InferenceResult]:
+        self._check_serving()
+        if not self._admission.try_acquire():
+            self.counters.rejected_execution_count += 1
+            raise RejectedExecutionException("inference process queue is full. Unable to execute command")
+        try:
+            assert self.tokenizer is not None
+            deadline = None if timeout is None else time.monotonic() + timeout
+            encoded = await asyncio.to_thread(self.tokenizer.encode_batch, texts)
+            loop = asyncio.get_running_loop()
+            entries = [Entry(e.ids, loop.create_future()) for e in encoded]
+            self._queue.push(entries)
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                answers = await asyncio.wait_for(asyncio.gather(*(e.future for e in entries)), remaining)
+            except TimeoutError:
+                self.counters.timeout_count += 1
+                raise
+            finally:
+                for entry in entries:
+                    if not entry.future.done():
+                        entry.future.cancel()  # the dispatcher skips it
+        finally:
+            self._admission.release()
+        return [InferenceResult(vector, e.is_truncated) for vector, e in zip(answers, encoded, strict=True)]
+
+    def _check_serving(self) -> None:
+        if self.state in (DeploymentState.STOPPING, DeploymentState.FAILED):
+            raise StatusException(f"Trained model [{self.deployment_id}] is [{self.state}]", 409)
+        if self.state is DeploymentState.STARTING:
+            raise StatusException(f"Trained model deployment [{self.deployment_id}] is not allocated to any nodes", 409)
+
+    async def _dispatch(self) -> None:
+        """Forever: wait for a free allocation, cut the next batch, send it."""
+        while True:
+            allocation = await self._free_allocation()
+            entries = await self._queue.next_batch(self._max_batch_tokens, self._max_batch_size)
+            if not allocation.can_take:  # it died or started draining while we waited
+                self._queue.push_front(entries)
+                continue
+            future = allocation.submit([e.ids for e in entries])
+            future.add_done_callback(lambda f, entries=entries: self._batch_done(entries, f))
+
+    async def _free_allocation(self) -> Allocation:
+        while True:
+            self._free.clear()
+            ready = [a for a in self.allocations if a.can_take]
+            if ready:
+                return min(ready, key=lambda a: a.in_flight)
+            await self._free.wait()
+
+    def _batch_done(self, entries: list[Entry], future: asyncio.Future) -> None:
+        exc = future.exception()
+        if isinstance(exc, WorkerDied):
+            retry = [e for e in entries if not e.future.done() and e.retries == 0]
+            for entry in retry:
+                entry.retries += 1
+            for entry in entries:
+                if entry not in retry and not entry.future.done():
+                    self.counters.error_count += 1
+                    entry.future.set_exception(
+                        StatusException(f"inference process crashed due to reason [{exc}]", 500)
+                    )
+            if retry:
+                self._queue.push_front(retry)
+            return
+        if exc is not None:
+            for entry in entries:
+                if not entry.future.done():
+                    self.counters.error_count += 1
+                    entry.future.set_exception(StatusException(f"inference failed: {exc}", 500))
+            return
+        vectors, seconds = future.result()
+        self.counters.record(len(entries), seconds / len(entries))
+        for entry, (indices, weights) in zip(entries, vectors, strict=True):
+            if not entry.future.done():
+                entry.future.set_result(SparseVector(indices, weights))

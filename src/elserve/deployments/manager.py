@@ -1,0 +1,62 @@
+"""All deployments of this server, by deployment id."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+from elserve.deployments.config import DeploymentConfig
+from elserve.deployments.deployment import Deployment
+from elserve.models.downloads import ModelDownloads
+
+log = logging.getLogger("elserve.deployments")
+
+
+class DeploymentManager:
+    def __init__(self, downloads: ModelDownloads, *, max_batch_tokens: int | None = None) -> None:
+        self.downloads = downloads
+        self._deployments: dict[str, Deployment] = {}
+        self._starting: dict[str, asyncio.Task] = {}
+        self._batch_options = {} if max_batch_tokens is None else {"max_batch_tokens": max_batch_tokens}
+
+    def get(self, deployment_id: str) -> Deployment | None:
+        return self._deployments.get(deployment_id)
+
+    def all(self) -> list[Deployment]:
+        return sorted(self._deployments.values(), key=lambda d: (d.model_id, d.deployment_id))
+
+    def of_model(self, model_id: str) -> list[Deployment]:
+        return [d for d in self.all() if d.model_id == model_id]
+
+    def start(self, config: DeploymentConfig) -> Deployment:
+        """Create the deployment and start it in the background (download included)."""
+        assert config.deployment_id not in self._deployments
+
+        async def model_dir() -> Path:
+            return await self.downloads.ensure(config.model_id)
+
+        deployment = Deployment(config, model_dir, **self._batch_options)
+        self._deployments[config.deployment_id] = deployment
+        task = asyncio.create_task(deployment.start(), name=f"start-{config.deployment_id}")
+        self._starting[config.deployment_id] = task
+        task.add_done_callback(lambda _: self._starting.pop(config.deployment_id, None))
+        return deployment
+
+    def forget(self, deployment_id: str) -> None:
+        """Drop a deployment at once (a failed one, about to be replaced); its workers are killed."""
+        deployment = self._deployments.pop(deployment_id, None)
+        if deployment is not None:
+            deployment.kill()
+
+    async def stop(self, deployment_id: str) -> None:
+        deployment = self._deployments.pop(deployment_id, None)
+        if deployment is None:
+            return
+        task = self._starting.pop(deployment_id, None)
+        if task is not None and not task.done():
+            task.cancel()
+        await deployment.stop()
+
+    async def stop_all(self) -> None:
+        await asyncio.gather(*(self.stop(d) for d in list(self._deployments)), return_exceptions=True)

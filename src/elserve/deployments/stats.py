@@ -1,0 +1,57 @@
+"""Counters a deployment keeps for `_ml/trained_models/_stats`."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass
+class DeploymentCounters:
+    inference_count: int = 0
+    error_count: int = 0
+    timeout_count: int = 0
+    rejected_execution_count: int = 0
+    total_inference_time_s: float = 0.0
+    last_access_ms: int | None = None
+    peak_throughput_per_minute: int = 0
+    # (minute, count) buckets of completed inferences, for the last-minute figures.
+    _minutes: deque = field(default_factory=lambda: deque(maxlen=2))
+    _recent_time: deque = field(default_factory=lambda: deque(maxlen=2))
+
+    def record(self, count: int, seconds_each: float) -> None:
+        self.inference_count += count
+        self.total_inference_time_s += seconds_each * count
+        self.last_access_ms = now_ms()
+        minute = int(time.time() // 60)
+        if self._minutes and self._minutes[-1][0] == minute:
+            _, n = self._minutes.pop()
+            _, t = self._recent_time.pop()
+        else:
+            n, t = 0, 0.0
+        self._minutes.append((minute, n + count))
+        self._recent_time.append((minute, t + seconds_each * count))
+        self.peak_throughput_per_minute = max(self.peak_throughput_per_minute, n + count)
+
+    @property
+    def average_inference_time_ms(self) -> float | None:
+        if not self.inference_count:
+            return None
+        return self.total_inference_time_s * 1000 / self.inference_count
+
+    def last_minute(self) -> tuple[int, float]:
+        """(throughput_last_minute, average_inference_time_ms_last_minute) over the previous full minute."""
+        previous = int(time.time() // 60) - 1
+        for (minute, n), (_, t) in zip(self._minutes, self._recent_time, strict=True):
+            if minute == previous:
+                return n, (t * 1000 / n if n else 0.0)
+        return 0, 0.0
+
+    @property
+    def failures(self) -> int:
+        return self.error_count + self.timeout_count + self.rejected_execution_count

@@ -1,0 +1,56 @@
+"""The allocation worker process: loads the encoder once, then answers batches.
+
+Protocol over one duplex pipe (pickled tuples):
+  parent -> worker: ("encode", batch_id, [ids arrays])   |  ("stop",)
+  worker -> parent: ("ready", pid)  |  ("start_failed", reason)
+                    ("result", batch_id, [(indices, weights)], seconds)  |  ("error", batch_id, reason)
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import sys
+import time
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to kill this worker when the server dies, even by kill -9: no orphans."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def main(conn: Connection, model_dir: str, num_threads: int) -> None:
+    _die_with_parent()
+    # The server handles SIGINT/SIGTERM and stops workers itself, after draining.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        from elserve.runtime.encoder import Encoder
+
+        encoder = Encoder.load(Path(model_dir), num_threads=num_threads)
+    except Exception as exc:  # any load failure is reported, never raised into the void
+        conn.send(("start_failed", f"{type(exc).__name__}: {exc}"))
+        return
+    conn.send(("ready", os.getpid()))
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):
+            return  # the server has gone
+        if message[0] == "stop":
+            return
+        _, batch_id, batch = message
+        started = time.perf_counter()
+        try:
+            vectors = encoder.encode_ids(batch)
+        except Exception as exc:
+            conn.send(("error", batch_id, f"{type(exc).__name__}: {exc}"))
+            continue
+        payload = [(v.indices, v.weights) for v in vectors]
+        conn.send(("result", batch_id, payload, time.perf_counter() - started))

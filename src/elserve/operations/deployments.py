@@ -1,0 +1,41 @@
+"""Deployments that outlive a restart: each one started is recorded, and restored at start-up."""
+
+from __future__ import annotations
+
+import logging
+
+from elserve.deployments.config import DeploymentConfig
+from elserve.deployments.deployment import Deployment
+from elserve.deployments.manager import DeploymentManager
+from elserve.store import Repository
+
+log = logging.getLogger("elserve.deployments")
+_KIND = "deployment"
+
+
+class DeploymentRecords:
+    def __init__(self, repo: Repository, manager: DeploymentManager) -> None:
+        self._repo = repo
+        self._manager = manager
+
+    def start(self, config: DeploymentConfig) -> Deployment:
+        """Record the deployment, then start it (the record first: a crash mid-start restores it)."""
+        existing = self._manager.get(config.deployment_id)
+        if existing is not None:
+            # A failed deployment is replaced by the next start of the same id.
+            self._manager.forget(config.deployment_id)
+        self._repo.put(_KIND, config.deployment_id, config.to_persisted())
+        return self._manager.start(config)
+
+    def save(self, config: DeploymentConfig) -> None:
+        self._repo.put(_KIND, config.deployment_id, config.to_persisted())
+
+    async def stop(self, deployment_id: str) -> None:
+        self._repo.delete(_KIND, deployment_id)
+        await self._manager.stop(deployment_id)
+
+    def restore(self) -> None:
+        for deployment_id, doc in self._repo.list(_KIND):
+            if self._manager.get(deployment_id) is None:
+                log.info("restoring deployment [%s]", deployment_id)
+                self._manager.start(DeploymentConfig.from_persisted(doc))

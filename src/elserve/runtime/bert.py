@@ -1,0 +1,184 @@
+"""A BERT masked-LM in plain PyTorch (fp32), loaded from `model.safetensors`.
+
+The forward is split where SPLADE needs it: `encode` runs the padded batch through the
+encoder layers, `transform` runs the MLM head's transform on the rows that matter, and the
+tied decoder (`decoder_weight`, `decoder_bias`) is left to the pooling, which never builds
+the full logits matrix (see `splade.py`).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from safetensors import SafetensorError
+from safetensors.torch import load_file
+from torch import nn
+
+from elserve.runtime.config import ACTIVATIONS, BertConfig, ModelFormatError, read_config
+
+WEIGHTS_FILE = "model.safetensors"
+
+
+def _activation(name: str, x: torch.Tensor) -> torch.Tensor:
+    mode = ACTIVATIONS[name]
+    return F.relu(x) if mode == "relu" else F.gelu(x, approximate=mode)
+
+
+class _Embeddings(nn.Module):
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.word = nn.Embedding(config.vocab_size, config.hidden_size)
+        self.position = nn.Embedding(config.max_position_embeddings, config.hidden_size)
+        self.token_type = nn.Embedding(config.type_vocab_size, config.hidden_size)
+        self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        length = input_ids.shape[1]
+        # One segment only: every token has token type 0.
+        x = self.word(input_ids) + self.token_type.weight[0] + self.position.weight[:length]
+        return self.norm(x)
+
+
+class _Layer(nn.Module):
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        d = config.hidden_size
+        self.heads = config.num_attention_heads
+        self.act = config.hidden_act
+        self.query = nn.Linear(d, d)
+        self.key = nn.Linear(d, d)
+        self.value = nn.Linear(d, d)
+        self.attn_out = nn.Linear(d, d)
+        self.attn_norm = nn.LayerNorm(d, eps=config.layer_norm_eps)
+        self.intermediate = nn.Linear(d, config.intermediate_size)
+        self.output = nn.Linear(config.intermediate_size, d)
+        self.out_norm = nn.LayerNorm(d, eps=config.layer_norm_eps)
+
+    def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None) -> torch.Tensor:
+        b, n, d = x.shape
+
+        def split(t: torch.Tensor) -> torch.Tensor:
+            return t.view(b, n, self.heads, d // self.heads).transpose(1, 2)
+
+        ctx = F.scaled_dot_product_attention(
+            split(self.query(x)), split(self.key(x)), split(self.value(x)), attn_mask=key_mask
+        )
+        x = self.attn_norm(x + self.attn_out(ctx.transpose(1, 2).reshape(b, n, d)))
+        return self.out_norm(x + self.output(_activation(self.act, self.intermediate(x))))
+
+
+class _Head(nn.Module):
+    """The MLM head: transform (dense, activation, LayerNorm), then the vocabulary decoder."""
+
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.act = config.hidden_act
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.decoder_weight = nn.Parameter(torch.empty(config.vocab_size, config.hidden_size))
+        self.bias = nn.Parameter(torch.empty(config.vocab_size))
+
+
+class BertMaskedLM(nn.Module):
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.embeddings = _Embeddings(config)
+        self.layers = nn.ModuleList(_Layer(config) for _ in range(config.num_hidden_layers))
+        self.head = _Head(config)
+
+    def encode(self, input_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Last hidden states `(batch, length, hidden)` of right-padded `input_ids`; a row's
+        tokens past its length are padding (their states are meaningless)."""
+        n = input_ids.shape[1]
+        key_mask = None
+        if bool((lengths < n).any()):
+            # (batch, 1, 1, length): padding keys take no part in any query's attention.
+            key_mask = (torch.arange(n) < lengths[:, None])[:, None, None, :]
+        x = self.embeddings(input_ids)
+        for layer in self.layers:
+            x = layer(x, key_mask)
+        return x
+
+    def transform(self, hidden: torch.Tensor) -> torch.Tensor:
+        """The MLM head's transform of hidden states `(..., hidden)`; the decoder comes after."""
+        head = self.head
+        return head.norm(_activation(head.act, head.dense(hidden)))
+
+    @property
+    def decoder_weight(self) -> torch.Tensor:
+        """`(vocab, hidden)`: tied to the word embeddings unless the checkpoint has its own."""
+        return self.head.decoder_weight
+
+    @property
+    def decoder_bias(self) -> torch.Tensor:
+        return self.head.bias
+
+
+# Checkpoint names (after `bert.` is dropped and gamma/beta become weight/bias) -> ours.
+_RENAMES = [
+    (re.compile(r"^embeddings\.word_embeddings\."), "embeddings.word."),
+    (re.compile(r"^embeddings\.position_embeddings\."), "embeddings.position."),
+    (re.compile(r"^embeddings\.token_type_embeddings\."), "embeddings.token_type."),
+    (re.compile(r"^embeddings\.LayerNorm\."), "embeddings.norm."),
+    (re.compile(r"^encoder\.layer\.(\d+)\.attention\.self\.(query|key|value)\."), r"layers.\1.\2."),
+    (re.compile(r"^encoder\.layer\.(\d+)\.attention\.output\.dense\."), r"layers.\1.attn_out."),
+    (re.compile(r"^encoder\.layer\.(\d+)\.attention\.output\.LayerNorm\."), r"layers.\1.attn_norm."),
+    (re.compile(r"^encoder\.layer\.(\d+)\.intermediate\.dense\."), r"layers.\1.intermediate."),
+    (re.compile(r"^encoder\.layer\.(\d+)\.output\.dense\."), r"layers.\1.output."),
+    (re.compile(r"^encoder\.layer\.(\d+)\.output\.LayerNorm\."), r"layers.\1.out_norm."),
+    (re.compile(r"^cls\.predictions\.transform\.dense\."), "head.dense."),
+    (re.compile(r"^cls\.predictions\.transform\.LayerNorm\."), "head.norm."),
+    (re.compile(r"^cls\.predictions\.decoder\.weight$"), "head.decoder_weight"),
+    (re.compile(r"^cls\.predictions\.bias$"), "head.bias"),
+]
+# Weights a masked-LM forward does not use: the pooler, the next-sentence head, and a buffer
+# old checkpoints saved.
+_UNUSED = re.compile(r"^(pooler\.|cls\.seq_relationship\.|embeddings\.position_ids$)")
+_LEGACY_NORM = re.compile(r"(LayerNorm)\.(gamma|beta)$")
+
+
+def _rename(key: str) -> str | None:
+    """Our parameter name for a checkpoint key, None for weights the forward does not use."""
+    key = key.removeprefix("bert.")
+    key = _LEGACY_NORM.sub(lambda m: f"{m[1]}.{'weight' if m[2] == 'gamma' else 'bias'}", key)
+    if _UNUSED.match(key) or key == "cls.predictions.decoder.bias":
+        # The decoder bias is the same tensor as `cls.predictions.bias` in checkpoints that save both.
+        return None
+    for pattern, replacement in _RENAMES:
+        if pattern.match(key):
+            return pattern.sub(replacement, key)
+    raise ModelFormatError(f"unexpected weight [{key}] in [{WEIGHTS_FILE}]")
+
+
+def load_bert(model_dir: Path) -> BertMaskedLM:
+    """The model of `model_dir` (config.json and model.safetensors), in fp32, for inference."""
+    config = read_config(model_dir)
+    path = model_dir / WEIGHTS_FILE
+    if not path.exists():
+        raise ModelFormatError(f"no [{WEIGHTS_FILE}] in [{model_dir}]")
+    try:
+        raw = load_file(str(path))
+    except SafetensorError as e:
+        raise ModelFormatError(f"cannot read [{path}]: {e}") from e
+    state: dict[str, torch.Tensor] = {}
+    for key, tensor in raw.items():
+        name = _rename(key)
+        if name is not None:
+            state[name] = tensor.float()
+    if "head.bias" not in state and "cls.predictions.decoder.bias" in raw:
+        state["head.bias"] = raw["cls.predictions.decoder.bias"].float()
+    if "head.decoder_weight" not in state and "embeddings.word.weight" in state:
+        # Tied decoder: the very same tensor as the word embeddings, not a copy.
+        state["head.decoder_weight"] = state["embeddings.word.weight"]
+    # Built without memory, then given the loaded tensors themselves (assign=True).
+    with torch.device("meta"):
+        model = BertMaskedLM(config)
+    try:
+        model.load_state_dict(state, strict=True, assign=True)
+    except RuntimeError as e:
+        raise ModelFormatError(f"weights in [{path}] do not match config.json: {e}") from e
+    return model.eval().requires_grad_(False)

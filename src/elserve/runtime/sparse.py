@@ -1,0 +1,54 @@
+"""Sparse vectors, and how Elasticsearch renders them as `{token: weight}`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class SparseVector:
+    """Vocabulary ids and their weights: only weights > 0, highest first, ties by id ascending."""
+
+    indices: np.ndarray  # int32
+    weights: np.ndarray  # float32
+
+    def __len__(self) -> int:
+        return int(self.indices.shape[0])
+
+
+def sparsify(dense: np.ndarray) -> SparseVector:
+    """The positive entries of one dense float32 vector, in Elasticsearch's order."""
+    indices = np.flatnonzero(dense > 0)
+    weights = dense[indices]
+    # A stable sort of ascending ids by descending weight leaves equal weights in id order,
+    # which is the order Elasticsearch's stable List.sort gives them.
+    order = np.argsort(-weights, kind="stable")
+    return SparseVector(indices[order].astype(np.int32), weights[order].astype(np.float32))
+
+
+def token_name(token: str) -> str:
+    """A vocabulary entry as Elasticsearch names it in results: every `.` becomes `__`, so that
+    the name can be a `sparse_vector` / `rank_features` field key (`##` pieces stay as they are).
+
+    Source: `TextExpansionProcessor.buildSanitizedVocabMap` in
+    x-pack/plugin/ml/src/main/java/org/elasticsearch/xpack/ml/inference/nlp/TextExpansionProcessor.java
+    (`token.replace(".", "__")`; its tests map ".d." to "__d__" and "##." to "##__").
+    """
+    return token.replace(".", "__")
+
+
+def to_token_weights(vector: SparseVector, vocab: list[str]) -> dict[str, float]:
+    """`{token: weight}` in the vector's order, tokens named as Elasticsearch names them.
+
+    Each weight is the float64 nearest the float32 weight's shortest decimal form, so JSON shows
+    `0.53` as Elasticsearch does (it writes Java floats), not `0.5299999713897705`; it still
+    converts back to the very same float32. Two ids can share a name after the rename (`a.b` and
+    `a__b`); the first, heavier one is kept, since a JSON object holds a key once.
+    """
+    rendered: dict[str, float] = {}
+    for token_id, weight in zip(vector.indices.tolist(), vector.weights, strict=True):
+        # str() of a numpy float32 is its shortest round-tripping decimal.
+        rendered.setdefault(token_name(vocab[token_id]), float(str(weight)))
+    return rendered

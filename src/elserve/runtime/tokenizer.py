@@ -1,0 +1,67 @@
+"""The model's WordPiece tokenizer: text to token ids, truncated at the model's window."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import tokenizers
+
+from elserve.runtime.config import read_config
+
+
+@dataclass(frozen=True, slots=True)
+class Encoded:
+    """One text's token ids ([CLS] ... [SEP] included) and whether tokens were cut off."""
+
+    ids: np.ndarray  # int32, shape (length,)
+    is_truncated: bool
+
+
+class Tokenizer:
+    """A `tokenizers` tokenizer set up for inference: no padding, truncation at `max_length`."""
+
+    def __init__(self, inner: tokenizers.Tokenizer, max_length: int) -> None:
+        if max_length < 2:
+            raise ValueError(f"max_length must leave room for [CLS] and [SEP], got [{max_length}]")
+        self._inner = inner
+        self.max_length = max_length
+        # Padding is the encoder's job (to the longest of each batch); tokenizer.json files often
+        # carry a padding setting from training that would pad every text of a batch.
+        inner.no_padding()
+        # Cut at the end, as Elasticsearch does; stride 0 so overflow pieces exist only when
+        # tokens were actually dropped, which makes `is_truncated` a length check.
+        inner.enable_truncation(max_length, stride=0, strategy="longest_first", direction="right")
+        vocab = inner.get_vocab(with_added_tokens=True)
+        size = max(vocab.values(), default=-1) + 1
+        table = [""] * size
+        for token, token_id in vocab.items():
+            table[token_id] = token
+        self.vocab: list[str] = table
+
+    @classmethod
+    def from_dir(cls, model_dir: Path) -> Tokenizer:
+        """Load `tokenizer.json`; the window is the smallest of the model's positions and the
+        tokenizer's `model_max_length` (when `tokenizer_config.json` states a real one)."""
+        inner = tokenizers.Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+        return cls(inner, max_length=read_max_length(model_dir))
+
+    def encode_batch(self, texts: list[str]) -> list[Encoded]:
+        """Token ids of each text, in order, unpadded."""
+        # The fast batch API skips offsets, which inference never needs.
+        encodings = self._inner.encode_batch_fast(texts, add_special_tokens=True)
+        return [Encoded(np.asarray(e.ids, dtype=np.int32), len(e.overflowing) > 0) for e in encodings]
+
+
+def read_max_length(model_dir: Path) -> int:
+    """The model's window in word-pieces, specials included."""
+    limit = read_config(model_dir).max_position_embeddings
+    tokenizer_config = model_dir / "tokenizer_config.json"
+    if tokenizer_config.exists():
+        declared = json.loads(tokenizer_config.read_text(encoding="utf-8")).get("model_max_length")
+        # transformers writes a huge sentinel (int(1e30)) when the tokenizer sets no limit.
+        if isinstance(declared, int) and 0 < declared < limit:
+            limit = declared
+    return limit

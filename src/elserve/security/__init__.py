@@ -1,0 +1,1 @@
+"""Users, password hashing, authentication and privilege checks (no HTTP here)."""

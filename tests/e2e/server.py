@@ -1,0 +1,80 @@
+"""A real `elserve serve` process on a free loopback port, for end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+PASSWORD = "test-password-123"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, data_dir: Path, port: int | None = None, password: str | None = PASSWORD) -> None:
+        self.data_dir = data_dir
+        self.port = port or free_port()
+        self.password = password
+        self.process: subprocess.Popen | None = None
+        self.log_path = data_dir.parent / f"{data_dir.name}-server-{self.port}.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 60.0) -> Server:
+        env = {k: v for k, v in os.environ.items() if k != "ELASTIC_PASSWORD"}
+        if self.password is not None:
+            env["ELASTIC_PASSWORD"] = self.password
+        elserve = Path(sys.executable).with_name("elserve")
+        self._log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(
+            [str(elserve), "serve", "--host", "127.0.0.1", "--port", str(self.port), "--data-dir", str(self.data_dir)],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"elserve exited with {self.process.returncode}:\n{self.log()}")
+            try:
+                httpx.head(self.url, timeout=1.0)
+                return self
+            except httpx.TransportError:
+                time.sleep(0.1)
+        raise RuntimeError(f"elserve did not answer within {timeout}s:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60.0) -> int:
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self._log.close()
+        return self.process.returncode
+
+    def kill9(self) -> None:
+        """kill -9 of the server alone (its workers die with it: PR_SET_PDEATHSIG)."""
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait()
+        self._log.close()
