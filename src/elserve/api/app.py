@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from elserve.api.errors import install_error_handlers
 from elserve.api.node import NodeInfo
 from elserve.api.routes import inference, root, trained_models
+from elserve.deployments.autoscaler import ScalerTimings
 from elserve.deployments.manager import DeploymentManager
 from elserve.models.cache import ModelCache
 from elserve.models.downloads import ModelDownloads
@@ -77,7 +78,12 @@ def build_services(settings: ServerSettings) -> Services:
         _print_generated_password(generated)
     node = NodeInfo.load(repo, settings.host, settings.port)
     downloads = ModelDownloads(ModelCache(settings.model_cache_dir))
-    deployments = DeploymentManager(downloads, max_batch_tokens=settings.max_batch_tokens)
+    timings = ScalerTimings(
+        interval_s=settings.scaler_interval_s,
+        scale_to_zero_after_s=settings.scale_to_zero_time_s,
+        scale_up_cooldown_s=settings.scale_up_cooldown_s,
+    )
+    deployments = DeploymentManager(downloads, max_batch_tokens=settings.max_batch_tokens, timings=timings)
     return Services(
         settings=settings,
         repo=repo,

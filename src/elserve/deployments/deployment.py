@@ -16,11 +16,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from elserve.deployments.allocation import Allocation, WorkerDied, WorkerStartError
+from elserve.deployments.autoscaler import Autoscaler, ScalerTimings
 from elserve.deployments.config import DeploymentConfig
 from elserve.deployments.queue import Admission, Entry, RequestQueue
 from elserve.deployments.states import DeploymentState, RoutingState
 from elserve.deployments.stats import DeploymentCounters, now_ms
-from elserve.errors import ElasticsearchError, RejectedExecutionException, StatusException
+from elserve.errors import RejectedExecutionException, StatusException
 from elserve.runtime import SparseVector, Tokenizer
 
 log = logging.getLogger("elserve.deployments")
@@ -44,6 +45,7 @@ class Deployment:
         *,
         max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS,
         max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
+        timings: ScalerTimings = ScalerTimings(),
     ) -> None:
         self.config = config
         self.state = DeploymentState.STARTING
@@ -62,6 +64,8 @@ class Deployment:
         self._started = asyncio.Event()
         self._tasks: set[asyncio.Task] = set()
         self._dispatcher: asyncio.Task | None = None
+        self._scaling = asyncio.Lock()  # one change of allocations at a time
+        self.autoscaler = Autoscaler(self, timings)
 
     @property
     def deployment_id(self) -> str:
@@ -88,12 +92,13 @@ class Deployment:
             self.tokenizer = await asyncio.to_thread(Tokenizer.from_dir, self._model_dir)
             self._dispatcher = asyncio.create_task(self._dispatch(), name=f"dispatch-{self.deployment_id}")
             await self.scale(self.config.number_of_allocations)
-        except (WorkerStartError, ElasticsearchError, OSError) as exc:
-            self._fail(getattr(exc, "reason", None) or str(exc))
+        except Exception as exc:  # whatever stops the start (download, files, workers) fails the deployment
+            self._fail(getattr(exc, "reason", None) or f"{type(exc).__name__}: {exc}")
             return
         if self.state is DeploymentState.STARTING:
             self.state = DeploymentState.STARTED
             self._started.set()
+            self._spawn(self.autoscaler.run())
 
     async def wait_started(self, timeout: float | None) -> bool:
         """True once started (or failed); False when `timeout` runs out first."""
@@ -115,6 +120,8 @@ class Deployment:
         self.state = DeploymentState.STOPPING  # new requests get 409 from here on
         if self.started_allocations:
             await self._admission.idle.wait()
+        for task in self._tasks:
+            task.cancel()
         await asyncio.gather(*(a.stop() for a in self.allocations), return_exceptions=True)
         self.allocations.clear()
         if self._dispatcher is not None:
@@ -127,6 +134,10 @@ class Deployment:
 
     async def scale(self, n: int) -> None:
         """Start or drain-and-stop allocations until `n` are live."""
+        async with self._scaling:
+            await self._scale(n)
+
+    async def _scale(self, n: int) -> None:
         assert self._model_dir is not None
         self.config = self.config.with_allocations(n)
         live = [a for a in self.allocations if a.accepting and a.state is not RoutingState.FAILED]
@@ -189,6 +200,8 @@ class Deployment:
             self.counters.rejected_execution_count += 1
             raise RejectedExecutionException("inference process queue is full. Unable to execute command")
         try:
+            if self.config.number_of_allocations == 0:
+                self.autoscaler.wake()  # the request waits in the queue for that allocation
             assert self.tokenizer is not None
             deadline = None if timeout is None else time.monotonic() + timeout
             encoded = await asyncio.to_thread(self.tokenizer.encode_batch, texts)

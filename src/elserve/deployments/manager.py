@@ -7,18 +7,26 @@ import logging
 from pathlib import Path
 
 from elserve.deployments.config import DeploymentConfig
-from elserve.deployments.deployment import Deployment
+from elserve.deployments.autoscaler import ScalerTimings
+from elserve.deployments.deployment import DEFAULT_MAX_BATCH_TOKENS, Deployment
 from elserve.models.downloads import ModelDownloads
 
 log = logging.getLogger("elserve.deployments")
 
 
 class DeploymentManager:
-    def __init__(self, downloads: ModelDownloads, *, max_batch_tokens: int | None = None) -> None:
+    def __init__(
+        self,
+        downloads: ModelDownloads,
+        *,
+        max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS,
+        timings: ScalerTimings = ScalerTimings(),
+    ) -> None:
         self.downloads = downloads
         self._deployments: dict[str, Deployment] = {}
         self._starting: dict[str, asyncio.Task] = {}
-        self._batch_options = {} if max_batch_tokens is None else {"max_batch_tokens": max_batch_tokens}
+        self._max_batch_tokens = max_batch_tokens
+        self._timings = timings
 
     def get(self, deployment_id: str) -> Deployment | None:
         return self._deployments.get(deployment_id)
@@ -36,7 +44,7 @@ class DeploymentManager:
         async def model_dir() -> Path:
             return await self.downloads.ensure(config.model_id)
 
-        deployment = Deployment(config, model_dir, **self._batch_options)
+        deployment = Deployment(config, model_dir, max_batch_tokens=self._max_batch_tokens, timings=self._timings)
         self._deployments[config.deployment_id] = deployment
         task = asyncio.create_task(deployment.start(), name=f"start-{config.deployment_id}")
         self._starting[config.deployment_id] = task

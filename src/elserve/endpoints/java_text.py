@@ -82,6 +82,16 @@ def parsed_map_order(keys: Sequence[str], puts: int | None = None) -> list[str]:
     return hash_map_order(keys, parsed_capacity(len(keys) if puts is None else puts))
 
 
+def java_trim(text: str) -> str:
+    """`String.trim()`: strips every char up to U+0020, not Unicode whitespace."""
+    start, end = 0, len(text)
+    while start < end and text[start] <= " ":
+        start += 1
+    while end > start and text[end - 1] <= " ":
+        end -= 1
+    return text[start:end]
+
+
 def java_double(value: float) -> str:
     """`Double.toString`: plain between 1e-3 and 1e7, otherwise `d.dddE±n`; shortest digits."""
     if math.isnan(value):

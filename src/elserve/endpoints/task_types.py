@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from enum import Enum
 
+from elserve.endpoints.java_text import java_trim
 from elserve.errors import StatusException
 
 
@@ -32,23 +33,13 @@ class TaskType(str, Enum):
 SERVED_TASK_TYPES = frozenset({TaskType.SPARSE_EMBEDDING})
 
 
-def _java_trim(text: str) -> str:
-    # String.trim() strips every char <= U+0020, not Unicode whitespace.
-    start, end = 0, len(text)
-    while start < end and text[start] <= " ":
-        start += 1
-    while end > start and text[end - 1] <= " ":
-        end -= 1
-    return text[start:end]
-
-
 def parse_task_type(name: str | None) -> TaskType:
     """`TaskType.fromStringOrStatusException`: trimmed, case-insensitive; 400 if unknown."""
     if name is None:
         raise StatusException("Task type must not be null", 400)
     try:
         # valueOf(name.trim().toUpperCase(Locale.ROOT)): the enum constant's name.
-        return TaskType[_java_trim(name).upper()]
+        return TaskType[java_trim(name).upper()]
     except KeyError:
         raise StatusException(f"Unknown task_type [{name}]", 400) from None
 

@@ -64,7 +64,9 @@ class Encoder:
         lengths = np.fromiter((len(ids) for ids in batch), dtype=np.int64, count=len(batch))
         limit = self.model.config.max_position_embeddings
         if lengths.min() < 1 or lengths.max() > limit:
-            raise ValueError(f"every id sequence needs 1 to {limit} tokens, got lengths {lengths.min()}..{lengths.max()}")
+            raise ValueError(
+                f"every id sequence needs 1 to {limit} tokens, got lengths {lengths.min()}..{lengths.max()}"
+            )
         longest = int(lengths.max())
         padded = np.full((len(batch), longest), self.model.config.pad_token_id, dtype=np.int64)
         for row, ids in zip(padded, batch, strict=True):

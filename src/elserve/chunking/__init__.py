@@ -1,0 +1,4 @@
+"""Chunking: the strategies' settings (`settings.py`) and, beside them, the chunkers.
+
+Offsets and rules follow Elasticsearch's `CORE/inference/chunking/` exactly.
+"""

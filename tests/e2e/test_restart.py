@@ -1,0 +1,67 @@
+"""Endpoints survive `kill -9`; deployments come back by themselves; the password is printed once."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import httpx
+from elasticsearch import Elasticsearch
+
+from tests.e2e.conftest import make_client
+from tests.e2e.server import Server
+
+
+def _wait_fully_allocated(es: Elasticsearch, deployment_id: str, timeout: float = 120) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        stats = es.ml.get_trained_models_stats(model_id=deployment_id)["trained_model_stats"][0]
+        status = stats.get("deployment_stats", {}).get("allocation_status", {})
+        if status.get("state") == "fully_allocated" or time.monotonic() > deadline:
+            return stats
+        time.sleep(0.2)
+
+
+def test_endpoints_survive_kill_9(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    server = Server(data).start()
+    try:
+        es = make_client(server)
+        es.inference.put(
+            task_type="sparse_embedding",
+            inference_id="survivor",
+            inference_config={"service": "elser", "service_settings": {"num_allocations": 1, "num_threads": 1}},
+        )
+        before = es.inference.sparse_embedding(inference_id="survivor", input=["persist me"])
+    finally:
+        server.kill9()
+
+    restarted = Server(data, port=server.port).start()
+    try:
+        es = make_client(restarted)
+        assert [e["inference_id"] for e in es.inference.get(inference_id="survivor")["endpoints"]] == ["survivor"]
+        stats = _wait_fully_allocated(es, "survivor")
+        assert stats["deployment_stats"]["allocation_status"]["state"] == "fully_allocated"
+        after = es.inference.sparse_embedding(inference_id="survivor", input=["persist me"])
+        assert after["sparse_embedding"] == before["sparse_embedding"]
+        # The model was not downloaded again.
+        assert "starting model import" not in restarted.log().split("listening")[-1]
+    finally:
+        assert restarted.stop() == 0
+
+
+def test_generated_password_is_printed_once(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    first = Server(data, password=None).start()
+    first.stop()
+    match = re.search(r"generated: (\S+)", first.log())
+    assert match, first.log()
+    password = match.group(1)
+    second = Server(data, port=first.port, password=None).start()
+    try:
+        assert httpx.get(second.url, auth=("elastic", password)).status_code == 200
+        assert httpx.get(second.url, auth=("elastic", "wrong-password")).status_code == 401
+        assert second.log().count("generated: ") == 1  # the same log file: printed once in all
+    finally:
+        second.stop()

@@ -1,0 +1,15 @@
+"""Fixtures of the runtime tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from elserve.runtime import Encoder
+
+
+@pytest.fixture(scope="session")
+def splade_encoder(splade_model_dir: Path) -> Encoder:
+    """The real SPLADE-tiny encoder."""
+    return Encoder.load(splade_model_dir)

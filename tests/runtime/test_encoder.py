@@ -1,0 +1,117 @@
+"""The encoder against the reference SPLADE computation (transformers + torch), on the real model."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from elserve.runtime import Encoder, SparseVector
+from tests.runtime.reference import assert_matches_reference, reference_model, reference_weights
+from tests.runtime.texts import VARIED_TEXTS
+
+
+@pytest.fixture(scope="module")
+def reference(splade_model_dir: Path) -> torch.nn.Module:
+    return reference_model(splade_model_dir)
+
+
+@pytest.fixture(scope="module")
+def expected(splade_encoder: Encoder, splade_model_dir: Path, reference: torch.nn.Module) -> np.ndarray:
+    """The reference weights of every text, each run alone (no padding at all)."""
+    ids = [e.ids for e in splade_encoder.tokenize(VARIED_TEXTS)]
+    return np.stack([reference_weights(reference, [one])[0] for one in ids])
+
+
+def test_reference_holds_the_checkpoint_weights(reference: torch.nn.Module, splade_model_dir: Path) -> None:
+    # The checkpoint names LayerNorm gamma/beta; transformers must map them, not initialise
+    # fresh ones (which would make a reference of ones and zeros).
+    raw = load_file(str(splade_model_dir / "model.safetensors"))
+    state = reference.state_dict()
+    for name, tensor in raw.items():
+        key = name.replace("LayerNorm.gamma", "LayerNorm.weight").replace("LayerNorm.beta", "LayerNorm.bias")
+        assert torch.equal(state[key], tensor), name
+    assert torch.equal(state["cls.predictions.decoder.weight"], raw["bert.embeddings.word_embeddings.weight"])
+
+
+def test_tokenization_matches_transformers(splade_encoder: Encoder, splade_model_dir: Path) -> None:
+    from transformers import AutoTokenizer
+
+    reference = AutoTokenizer.from_pretrained(splade_model_dir)
+    ours = splade_encoder.tokenize(VARIED_TEXTS)
+    for text, encoded in zip(VARIED_TEXTS, ours, strict=True):
+        assert encoded.ids.tolist() == reference(text, truncation=True, max_length=512)["input_ids"], repr(text)
+        assert encoded.is_truncated == (len(reference(text)["input_ids"]) > 512), repr(text)
+
+
+def test_single_text_batches_match_reference(splade_encoder: Encoder, expected: np.ndarray) -> None:
+    for text, encoded, want in zip(VARIED_TEXTS, splade_encoder.tokenize(VARIED_TEXTS), expected, strict=True):
+        (vector,) = splade_encoder.encode_ids([encoded.ids])
+        try:
+            assert_matches_reference(vector, want)
+        except AssertionError as e:
+            raise AssertionError(f"text {text[:60]!r}: {e}") from e
+
+
+def test_mixed_length_batches_match_reference(splade_encoder: Encoder, expected: np.ndarray) -> None:
+    # Unsorted batches, so short texts sit beside long ones and carry lots of padding.
+    ids = [e.ids for e in splade_encoder.tokenize(VARIED_TEXTS)]
+    order = list(range(len(ids)))
+    random.Random(7).shuffle(order)
+    for start in range(0, len(order), 9):
+        chunk = order[start : start + 9]
+        for i, vector in zip(chunk, splade_encoder.encode_ids([ids[i] for i in chunk]), strict=True):
+            assert_matches_reference(vector, expected[i])
+
+
+def test_padded_reference_batch_agrees(splade_encoder: Encoder, reference: torch.nn.Module) -> None:
+    # The reference itself with an attention mask over a padded batch (as the brief states it).
+    texts = ["short", "a much longer text with many more word pieces in it than the first", "", "中文 😀"]
+    ids = [e.ids for e in splade_encoder.tokenize(texts)]
+    for vector, want in zip(splade_encoder.encode_ids(ids), reference_weights(reference, ids), strict=True):
+        assert_matches_reference(vector, want)
+
+
+def test_encode_returns_truncation_flags_in_order(splade_encoder: Encoder, expected: np.ndarray) -> None:
+    # A small token budget forces many length-sorted batches; results come back in input order.
+    results = splade_encoder.encode(VARIED_TEXTS, max_batch_tokens=600)
+    assert len(results) == len(VARIED_TEXTS)
+    for (vector, truncated), encoded, want in zip(
+        results, splade_encoder.tokenize(VARIED_TEXTS), expected, strict=True
+    ):
+        assert truncated == encoded.is_truncated
+        assert_matches_reference(vector, want)
+    assert sum(truncated for _, truncated in results) == 8
+
+
+def test_vectors_are_sorted_positive_float32(splade_encoder: Encoder) -> None:
+    for vector, _ in splade_encoder.encode(["Elasticsearch learned sparse encoder", ""]):
+        assert isinstance(vector, SparseVector)
+        assert vector.indices.dtype == np.int32 and vector.weights.dtype == np.float32
+        assert len(vector) > 0 and np.all(vector.weights > 0)
+        assert np.all(np.diff(vector.weights) <= 0)
+        assert len(set(vector.indices.tolist())) == len(vector)
+
+
+def test_encode_ids_rejects_bad_sequences(splade_encoder: Encoder) -> None:
+    with pytest.raises(ValueError, match="1 to 512 tokens"):
+        splade_encoder.encode_ids([np.array([101, 102], np.int32), np.array([], np.int32)])
+    with pytest.raises(ValueError, match="1 to 512 tokens"):
+        splade_encoder.encode_ids([np.full(513, 1000, np.int32)])
+    with pytest.raises(ValueError, match=r"token ids must be in \[0, 30522\)"):
+        splade_encoder.encode_ids([np.array([101, 30522, 102], np.int32)])
+    assert splade_encoder.encode_ids([]) == []
+
+
+def test_load_sets_threads(splade_model_dir: Path) -> None:
+    before = torch.get_num_threads()
+    try:
+        encoder = Encoder.load(splade_model_dir, num_threads=1)
+        assert torch.get_num_threads() == 1
+        assert encoder.max_length == 512 and len(encoder.vocab) == 30522
+    finally:
+        torch.set_num_threads(before)
