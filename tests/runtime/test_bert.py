@@ -141,3 +141,11 @@ def test_missing_files_are_refused(tmp_path: Path) -> None:
     (model_dir / "config.json").unlink()
     with pytest.raises(ModelFormatError, match="no config.json"):
         load_bert(model_dir)
+
+
+@pytest.mark.slow
+def test_bert_base_shape_matches_transformers(tmp_path: Path) -> None:
+    # 12 layers x 768 hidden, 12 heads, 512 positions: the shape of ELSER v2's BERT-base.
+    _check_against_transformers(
+        build_bert_dir(tmp_path, layers=12, hidden=768, heads=12, intermediate=3072, max_positions=512)
+    )

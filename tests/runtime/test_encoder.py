@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 
-from elserve.runtime import Encoder, SparseVector
+from elserve.runtime import Encoder, ModelFormatError, SparseVector, Tokenizer
+from elserve.runtime.bert import load_bert
+from tests.model_factory import build_bert_dir, default_vocab
 from tests.runtime.reference import assert_matches_reference, reference_model, reference_weights
 from tests.runtime.texts import VARIED_TEXTS
 
@@ -115,3 +118,29 @@ def test_load_sets_threads(splade_model_dir: Path) -> None:
         assert encoder.max_length == 512 and len(encoder.vocab) == 30522
     finally:
         torch.set_num_threads(before)
+
+
+def test_embedding_rows_past_the_tokenizer_get_no_weight(tmp_path: Path) -> None:
+    # Some checkpoints pad the embedding matrix past the tokenizer's vocabulary: those rows
+    # cannot be named, so they are not scored.
+    plain = build_bert_dir(tmp_path / "plain")
+    padded = build_bert_dir(tmp_path / "padded")
+    weights = load_file(str(padded / "model.safetensors"))
+    weights["bert.embeddings.word_embeddings.weight"] = torch.cat(
+        [weights["bert.embeddings.word_embeddings.weight"], torch.full((3, 32), 5.0)]
+    )
+    weights["cls.predictions.bias"] = torch.cat([weights["cls.predictions.bias"], torch.full((3,), 9.0)])
+    save_file(weights, str(padded / "model.safetensors"))
+    config = json.loads((padded / "config.json").read_text())
+    config["vocab_size"] += 3
+    (padded / "config.json").write_text(json.dumps(config))
+    texts = ["hello w1", "", "a b c"]
+    for (v1, _), (v2, _) in zip(Encoder.load(plain).encode(texts), Encoder.load(padded).encode(texts), strict=True):
+        assert np.array_equal(v1.indices, v2.indices) and np.array_equal(v1.weights, v2.weights)
+
+
+def test_tokenizer_larger_than_the_model_is_refused(tmp_path: Path) -> None:
+    model = load_bert(build_bert_dir(tmp_path / "model", vocab=default_vocab(words=10)))
+    tokenizer = Tokenizer.from_dir(build_bert_dir(tmp_path / "tokenizer", vocab=default_vocab(words=11)))
+    with pytest.raises(ModelFormatError, match=r"the tokenizer has \[155\] tokens but the model only \[154\]"):
+        Encoder(model, tokenizer)

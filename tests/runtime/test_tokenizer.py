@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tokenizers
 
-from elserve.runtime import Tokenizer
+from elserve.runtime import ModelFormatError, Tokenizer
 from tests.model_factory import build_bert_dir
 
 
@@ -58,6 +58,13 @@ def test_window_is_max_positions_without_tokenizer_config_limit(tmp_path: Path) 
     assert Tokenizer.from_dir(model_dir).max_length == 24
     config_path.unlink()
     assert Tokenizer.from_dir(model_dir).max_length == 24
+
+
+def test_missing_tokenizer_is_refused(tmp_path: Path) -> None:
+    model_dir = build_bert_dir(tmp_path)
+    (model_dir / "tokenizer.json").unlink()
+    with pytest.raises(ModelFormatError, match=r"no \[tokenizer.json\]"):
+        Tokenizer.from_dir(model_dir)
 
 
 def test_batch_is_not_padded(splade_tokenizer: Tokenizer) -> None:

@@ -12,8 +12,9 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from elserve.api.errors import install_error_handlers
+from elserve.api.metrics import Metrics, RequestMetrics
 from elserve.api.node import NodeInfo
-from elserve.api.routes import inference, root, trained_models
+from elserve.api.routes import inference, metrics, root, trained_models
 from elserve.deployments.autoscaler import ScalerTimings
 from elserve.deployments.manager import DeploymentManager
 from elserve.models.cache import ModelCache
@@ -35,6 +36,7 @@ class Services:
     node: NodeInfo
     downloads: ModelDownloads
     deployments: DeploymentManager
+    metrics: Metrics
     inference: InferenceOperations
     trained_models: TrainedModelOperations
 
@@ -83,7 +85,12 @@ def build_services(settings: ServerSettings) -> Services:
         scale_to_zero_after_s=settings.scale_to_zero_time_s,
         scale_up_cooldown_s=settings.scale_up_cooldown_s,
     )
-    deployments = DeploymentManager(downloads, max_batch_tokens=settings.max_batch_tokens, timings=timings)
+    metrics = Metrics()
+    deployments = DeploymentManager(
+        downloads, max_batch_tokens=settings.max_batch_tokens, timings=timings, observer=metrics
+    )
+    metrics.watch(deployments)
+    inference = InferenceOperations(repo, deployments, downloads)
     return Services(
         settings=settings,
         repo=repo,
@@ -91,8 +98,9 @@ def build_services(settings: ServerSettings) -> Services:
         node=node,
         downloads=downloads,
         deployments=deployments,
-        inference=InferenceOperations(repo, deployments, downloads),
-        trained_models=TrainedModelOperations(repo, deployments, downloads),
+        metrics=metrics,
+        inference=inference,
+        trained_models=TrainedModelOperations(repo, deployments, downloads, inference.endpoints_using),
     )
 
 
@@ -121,5 +129,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app.include_router(root.router)
     app.include_router(inference.router)
     app.include_router(trained_models.router)
+    app.include_router(metrics.router)
+    app.add_middleware(RequestMetrics)
     app.add_middleware(ElasticProductHeader)
     return app

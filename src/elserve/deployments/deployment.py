@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
+from typing import Protocol
 from pathlib import Path
 
 from elserve.deployments.allocation import Allocation, WorkerDied, WorkerStartError
@@ -31,6 +32,22 @@ DEFAULT_MAX_BATCH_TOKENS = 8192
 DEFAULT_MAX_BATCH_SIZE = 256
 
 
+class Observer(Protocol):
+    """Who wants to know about batches and restarts (the metrics); deployments know no metrics library."""
+
+    def batch(self, deployment_id: str, size: int, tokens: int) -> None: ...
+
+    def worker_restart(self, deployment_id: str) -> None: ...
+
+
+class _NoObserver:
+    def batch(self, deployment_id: str, size: int, tokens: int) -> None:
+        pass
+
+    def worker_restart(self, deployment_id: str) -> None:
+        pass
+
+
 @dataclass(frozen=True)
 class InferenceResult:
     vector: SparseVector
@@ -46,6 +63,7 @@ class Deployment:
         max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS,
         max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
         timings: ScalerTimings = ScalerTimings(),
+        observer: Observer | None = None,
     ) -> None:
         self.config = config
         self.state = DeploymentState.STARTING
@@ -62,10 +80,12 @@ class Deployment:
         self._max_batch_size = max_batch_size
         self._free = asyncio.Event()
         self._started = asyncio.Event()
+        self._allocations_changed = asyncio.Event()
         self._tasks: set[asyncio.Task] = set()
         self._dispatcher: asyncio.Task | None = None
         self._scaling = asyncio.Lock()  # one change of allocations at a time
         self.autoscaler = Autoscaler(self, timings)
+        self._observer = observer or _NoObserver()
 
     @property
     def deployment_id(self) -> str:
@@ -78,6 +98,10 @@ class Deployment:
     @property
     def started_allocations(self) -> int:
         return sum(1 for a in self.allocations if a.state is RoutingState.STARTED and a.accepting)
+
+    @property
+    def queued_texts(self) -> int:
+        return len(self._queue)
 
     @property
     def pending_requests(self) -> int:
@@ -102,8 +126,23 @@ class Deployment:
 
     async def wait_started(self, timeout: float | None) -> bool:
         """True once started (or failed); False when `timeout` runs out first."""
+        return await self.wait_until("started", timeout)
+
+    async def wait_until(self, condition: str, timeout: float | None) -> bool:
+        """Wait for `started` or `fully_allocated` (or failure); False when `timeout` runs out first."""
+
+        async def reached() -> None:
+            await self._started.wait()
+            while (
+                condition == "fully_allocated"
+                and self.state is DeploymentState.STARTED
+                and self.started_allocations < self.config.number_of_allocations
+            ):
+                self._allocations_changed.clear()
+                await self._allocations_changed.wait()
+
         try:
-            await asyncio.wait_for(self._started.wait(), timeout)
+            await asyncio.wait_for(reached(), timeout)
         except TimeoutError:
             return False
         return True
@@ -147,6 +186,7 @@ class Deployment:
             results = await asyncio.gather(*(a.start() for a in new), return_exceptions=True)
             failures = [r for r in results if isinstance(r, BaseException)]
             self._free.set()
+            self._allocations_changed.set()
             if failures:
                 raise failures[0]
         for allocation in live[n:]:
@@ -175,6 +215,7 @@ class Deployment:
         if allocation.state is not RoutingState.FAILED or self.state is DeploymentState.STOPPING:
             return
         log.warning("deployment [%s]: %s; restarting it", self.deployment_id, allocation.reason)
+        self._observer.worker_restart(self.deployment_id)
         self.allocations.remove(allocation)
         replacement = self._new_allocation()
         self.allocations.append(replacement)
@@ -186,6 +227,7 @@ class Deployment:
         except WorkerStartError as exc:
             self._fail(str(exc))
         self._free.set()
+        self._allocations_changed.set()
 
     def _spawn(self, coro: Awaitable) -> None:
         task = asyncio.ensure_future(coro)
@@ -237,6 +279,7 @@ class Deployment:
                 self._queue.push_front(entries)
                 continue
             future = allocation.submit([e.ids for e in entries])
+            self._observer.batch(self.deployment_id, len(entries), sum(e.size for e in entries))
             future.add_done_callback(lambda f, entries=entries: self._batch_done(entries, f))
 
     async def _free_allocation(self) -> Allocation:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from elserve.deployments.config import DeploymentConfig
 from elserve.deployments.autoscaler import ScalerTimings
-from elserve.deployments.deployment import DEFAULT_MAX_BATCH_TOKENS, Deployment
+from elserve.deployments.deployment import DEFAULT_MAX_BATCH_TOKENS, Deployment, Observer
 from elserve.models.downloads import ModelDownloads
 
 log = logging.getLogger("elserve.deployments")
@@ -21,12 +21,14 @@ class DeploymentManager:
         *,
         max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS,
         timings: ScalerTimings = ScalerTimings(),
+        observer: Observer | None = None,
     ) -> None:
         self.downloads = downloads
         self._deployments: dict[str, Deployment] = {}
         self._starting: dict[str, asyncio.Task] = {}
         self._max_batch_tokens = max_batch_tokens
         self._timings = timings
+        self._observer = observer
 
     def get(self, deployment_id: str) -> Deployment | None:
         return self._deployments.get(deployment_id)
@@ -44,7 +46,9 @@ class DeploymentManager:
         async def model_dir() -> Path:
             return await self.downloads.ensure(config.model_id)
 
-        deployment = Deployment(config, model_dir, max_batch_tokens=self._max_batch_tokens, timings=self._timings)
+        deployment = Deployment(
+            config, model_dir, max_batch_tokens=self._max_batch_tokens, timings=self._timings, observer=self._observer
+        )
         self._deployments[config.deployment_id] = deployment
         task = asyncio.create_task(deployment.start(), name=f"start-{config.deployment_id}")
         self._starting[config.deployment_id] = task

@@ -101,6 +101,8 @@ def java_double(value: float) -> str:
     if value == 0.0:
         return "-0.0" if math.copysign(1.0, value) < 0 else "0.0"
     sign = "-" if value < 0 else ""
+    if abs(value) == 5e-324:
+        return f"{sign}4.9E-324"  # Double.MIN_VALUE keeps its historical two digits
     digits, exponent = _shortest_digits(abs(value))  # value = 0.digits x 10^exponent
     magnitude = abs(value)
     if 1e-3 <= magnitude < 1e7:

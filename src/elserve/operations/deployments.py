@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 
-from elserve.deployments.config import DeploymentConfig
+from elserve.deployments.config import AdaptiveConfig, DeploymentConfig
 from elserve.deployments.deployment import Deployment
 from elserve.deployments.manager import DeploymentManager
+from elserve.endpoints.adaptive import AdaptiveAllocations
 from elserve.store import Repository
 
 log = logging.getLogger("elserve.deployments")
@@ -39,3 +40,23 @@ class DeploymentRecords:
             if self._manager.get(deployment_id) is None:
                 log.info("restoring deployment [%s]", deployment_id)
                 self._manager.start(DeploymentConfig.from_persisted(doc))
+
+
+def adaptive_config(adaptive: AdaptiveAllocations | None) -> AdaptiveConfig | None:
+    """An endpoint's or a request's `adaptive_allocations` as the deployment holds them."""
+    if adaptive is None:
+        return None
+    return AdaptiveConfig(
+        enabled=adaptive.is_enabled,
+        min_number_of_allocations=adaptive.min_number_of_allocations,
+        max_number_of_allocations=adaptive.max_number_of_allocations,
+    )
+
+
+def initial_allocations(number_of_allocations: int | None, adaptive: AdaptiveAllocations | None) -> int:
+    """Elasticsearch's start: the explicit number, else the adaptive minimum when above 0, else 1."""
+    if number_of_allocations is not None:
+        return number_of_allocations
+    if adaptive is not None and adaptive.is_enabled and (adaptive.min_number_of_allocations or 0) > 0:
+        return adaptive.min_number_of_allocations
+    return 1

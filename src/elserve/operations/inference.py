@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from elserve.deployments.config import AdaptiveConfig, DeploymentConfig
+from elserve.deployments.config import DeploymentConfig
 from elserve.deployments.deployment import Deployment
 from elserve.deployments.manager import DeploymentManager
 from elserve.deployments.states import DeploymentState
@@ -36,7 +36,7 @@ from elserve.errors import (
 )
 from elserve.models.catalogue import resolve
 from elserve.models.downloads import ModelDownloads
-from elserve.operations.deployments import DeploymentRecords
+from elserve.operations.deployments import DeploymentRecords, adaptive_config, initial_allocations
 from elserve.runtime import to_token_weights
 from elserve.store import Repository
 
@@ -51,27 +51,12 @@ def deployment_config(endpoint: Endpoint) -> DeploymentConfig:
     """The deployment an endpoint starts: id = inference id, its allocations, threads and adaptive settings."""
     settings = endpoint.service_settings
     adaptive = settings.adaptive_allocations
-    adaptive_config = (
-        None
-        if adaptive is None
-        else AdaptiveConfig(
-            enabled=bool(adaptive.enabled),
-            min_number_of_allocations=adaptive.min_number_of_allocations,
-            max_number_of_allocations=adaptive.max_number_of_allocations,
-        )
-    )
-    if settings.num_allocations is not None:
-        allocations = settings.num_allocations
-    elif adaptive is not None and adaptive.enabled and (adaptive.min_number_of_allocations or 0) > 0:
-        allocations = adaptive.min_number_of_allocations
-    else:
-        allocations = 1
     return DeploymentConfig(
         deployment_id=endpoint.deployment_id,
         model_id=settings.model_id,
-        number_of_allocations=allocations,
+        number_of_allocations=initial_allocations(settings.num_allocations, adaptive),
         threads_per_allocation=settings.num_threads,
-        adaptive_allocations=adaptive_config,
+        adaptive_allocations=adaptive_config(adaptive),
         owner_endpoint=endpoint.inference_id,
     )
 
@@ -101,6 +86,10 @@ class InferenceOperations:
         for endpoint in preconfigured_endpoints():
             stored.setdefault(endpoint.inference_id, endpoint)
         return [stored[key] for key in sorted(stored)]
+
+    def endpoints_using(self, deployment_id: str) -> list[str]:
+        """Ids of the stored endpoints that infer through this deployment."""
+        return [e.inference_id for e in self._all() if e.deployment_id == deployment_id and self._stored(e.inference_id)]
 
     def _render(self, endpoint: Endpoint) -> dict[str, Any]:
         deployment = self._manager.get(endpoint.deployment_id)

@@ -3,15 +3,26 @@
 from __future__ import annotations
 
 import fnmatch
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from elserve.deployments.config import DEFAULT_PRIORITY, DEFAULT_QUEUE_CAPACITY, DeploymentConfig
 from elserve.deployments.deployment import Deployment
 from elserve.deployments.manager import DeploymentManager
-from elserve.errors import ResourceNotFoundException
-from elserve.models.catalogue import BUILTIN_MODELS
+from elserve.deployments.states import DeploymentState
+from elserve.deployments.validation import start_errors, update_errors
+from elserve.endpoints.adaptive import AdaptiveAllocations
+from elserve.errors import (
+    ActionRequestValidationException,
+    ResourceNotFoundException,
+    StatusException,
+)
+from elserve.models.catalogue import BUILTIN_MODELS, resolve
 from elserve.models.downloads import DownloadStatus, ModelDownloads
+from elserve.operations.deployments import DeploymentRecords, adaptive_config, initial_allocations
 from elserve.store import Repository
+from elserve.timevalue import TimeValue
 
 
 @dataclass(frozen=True)
@@ -35,10 +46,21 @@ def _matches(expression: str, *names: str) -> bool:
 
 
 class TrainedModelOperations:
-    def __init__(self, repo: Repository, manager: DeploymentManager, downloads: ModelDownloads) -> None:
+    def __init__(
+        self,
+        repo: Repository,
+        manager: DeploymentManager,
+        downloads: ModelDownloads,
+        endpoints_using: Callable[[str], list[str]],
+    ) -> None:
         self._repo = repo
         self._manager = manager
         self._downloads = downloads
+        self._records = DeploymentRecords(repo, manager)
+        self._endpoints_using = endpoints_using  # inference endpoints that use a deployment id
+
+    def model_bytes(self, model_id: str) -> int:
+        return _model_bytes(self._downloads.state(model_id).path)
 
     def known_models(self) -> list[str]:
         """Models that exist here: downloaded, downloading, failed to download, or deployed."""
@@ -64,7 +86,7 @@ class TrainedModelOperations:
         models = models[from_ : from_ + size]
         entries: list[ModelEntry] = []
         for model_id in models:
-            size_bytes = _model_bytes(self._downloads.state(model_id).path)
+            size_bytes = self.model_bytes(model_id)
             own = [d for d in deployments if d.model_id == model_id]
             by_deployment = [d for d in own if _matches(expression, d.deployment_id)]
             chosen = by_deployment if by_deployment and not _matches(expression, model_id) else own
@@ -74,5 +96,119 @@ class TrainedModelOperations:
         return len(models), entries
 
 
+    # -- deployments -------------------------------------------------------------------------
+
+    async def start(self, request: StartRequest, timeout: TimeValue) -> Deployment:
+        deployment_id = request.deployment_id or request.model_id
+        adaptive = request.adaptive_allocations
+        errors = start_errors(
+            request.number_of_allocations,
+            request.threads_per_allocation,
+            adaptive,
+            request.queue_capacity,
+            request.priority,
+        )
+        if errors:
+            raise ActionRequestValidationException(errors)
+        if self._manager.get(deployment_id) is not None:
+            raise StatusException(
+                "Could not start model deployment because an existing deployment with the same id "
+                f"[{deployment_id}] exist",
+                400,
+            )
+        if resolve(request.model_id) is None:
+            raise ResourceNotFoundException(f"Could not find trained model [{request.model_id}]")
+        if deployment_id != request.model_id and resolve(deployment_id) is not None:
+            raise StatusException(
+                f"Deployment id [{deployment_id}] is the same as an another model which is not the model being "
+                "deployed. Deployment id can be the same as the model being deployed but cannot match a different "
+                "model",
+                400,
+            )
+        deployment = self._records.start(
+            DeploymentConfig(
+                deployment_id=deployment_id,
+                model_id=request.model_id,
+                number_of_allocations=initial_allocations(request.number_of_allocations, adaptive),
+                threads_per_allocation=request.threads_per_allocation,
+                queue_capacity=request.queue_capacity,
+                priority=request.priority,
+                adaptive_allocations=adaptive_config(adaptive),
+            )
+        )
+        if request.wait_for != "starting" and not await deployment.wait_until(request.wait_for, timeout.seconds):
+            raise StatusException(
+                f"Timed out after [{timeout.text}] waiting for trained model deployment [{deployment_id}] to "
+                "start. Use the trained model stats API to track the state of the deployment and try again once "
+                "it has started.",
+                408,
+            )
+        if deployment.state is DeploymentState.FAILED:
+            raise StatusException(
+                f"Could not start model deployment [{deployment_id}]: {deployment.reason}", 500
+            )
+        return deployment
+
+    def _deployment(self, deployment_id: str) -> Deployment:
+        deployment = self._manager.get(deployment_id)
+        if deployment is None:
+            raise ResourceNotFoundException(f"No known model deployment with id [{deployment_id}]")
+        return deployment
+
+    async def update(
+        self, deployment_id: str, number_of_allocations: int | None, adaptive: AdaptiveAllocations | None
+    ) -> Deployment:
+        deployment = self._deployment(deployment_id)
+        errors = update_errors(number_of_allocations, adaptive)
+        if errors:
+            raise ActionRequestValidationException(errors)
+        owner = deployment.config.owner_endpoint
+        if owner is not None and owner in self._endpoints_using(deployment_id):
+            raise StatusException(
+                f"Cannot update deployment [{deployment_id}] as it was created by inference endpoint [{owner}]. "
+                "This model deployment must be updated through the inference API.",
+                409,
+            )
+        if number_of_allocations is None and adaptive is None:
+            return deployment
+        if deployment.state is not DeploymentState.STARTED:
+            raise StatusException("cannot update deployment that is not in [started] state", 409)
+        config = deployment.config
+        if adaptive is not None:
+            config = replace(config, adaptive_allocations=adaptive_config(adaptive))
+        if number_of_allocations is not None:
+            config = config.with_allocations(number_of_allocations)
+        await deployment.reconfigure(config)
+        self._records.save(deployment.config)
+        return deployment
+
+    async def stop(self, deployment_id: str, force: bool, allow_no_match: bool) -> None:
+        if self._manager.get(deployment_id) is None:
+            if allow_no_match:
+                return
+            raise ResourceNotFoundException(f"No known model deployment with id [{deployment_id}]")
+        users = self._endpoints_using(deployment_id)
+        if users and not force:
+            raise StatusException(
+                f"Cannot stop deployment [{deployment_id}] as it is used by inference endpoint [{users[0]}]", 409
+            )
+        await self._records.stop(deployment_id)
+
+
 def _has_wildcard(expression: str) -> bool:
     return expression in ("_all", "*") or "*" in expression
+
+
+@dataclass(frozen=True)
+class StartRequest:
+    """`POST /_ml/trained_models/{model_id}/deployment/_start`, its options read from query and body."""
+
+    model_id: str
+    deployment_id: str | None = None
+    number_of_allocations: int | None = None
+    threads_per_allocation: int = 1
+    queue_capacity: int = DEFAULT_QUEUE_CAPACITY
+    priority: str = DEFAULT_PRIORITY
+    adaptive_allocations: AdaptiveAllocations | None = None
+    wait_for: str = "started"
+

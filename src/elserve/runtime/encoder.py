@@ -57,7 +57,8 @@ class Encoder:
     def encode_ids(self, batch: list[np.ndarray]) -> list[SparseVector]:
         """The SPLADE vector of each token id sequence ([CLS]/[SEP] included), in order.
 
-        The batch is padded to its longest sequence, so similar lengths waste least.
+        The batch is padded to its longest sequence for the encoder layers, so batches of
+        similar lengths waste least; the vocabulary head sees real tokens only.
         """
         if not batch:
             return []

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import tokenizers
 
-from elserve.runtime.config import read_config
+from elserve.runtime.config import ModelFormatError, read_config
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Encoded:
     """One text's token ids ([CLS] ... [SEP] included) and whether tokens were cut off."""
 
@@ -45,7 +45,10 @@ class Tokenizer:
     def from_dir(cls, model_dir: Path) -> Tokenizer:
         """Load `tokenizer.json`; the window is the smallest of the model's positions and the
         tokenizer's `model_max_length` (when `tokenizer_config.json` states a real one)."""
-        inner = tokenizers.Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+        path = model_dir / "tokenizer.json"
+        if not path.exists():
+            raise ModelFormatError(f"no [tokenizer.json] in [{model_dir}]")
+        inner = tokenizers.Tokenizer.from_file(str(path))
         return cls(inner, max_length=read_max_length(model_dir))
 
     def encode_batch(self, texts: list[str]) -> list[Encoded]:

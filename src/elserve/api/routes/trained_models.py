@@ -2,17 +2,45 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Depends, Request, Response
 
+from elserve.api.deps import json_body, require
 from elserve.api.params import parse_bool, parse_int
 from elserve.api.rendering import render
-from elserve.api.views.trained_models import stats_entry
-from elserve.api.deps import require
-from elserve.security.privileges import ML_STATS
+from elserve.api.views.trained_models import assignment, stats_entry
+from elserve.deployments.deployment import Deployment
+from elserve.endpoints.adaptive import remove_adaptive_allocations
+from elserve.errors import ActionRequestValidationException, ValidationErrors
+from elserve.operations.trained_models import StartRequest
+from elserve.security.privileges import ML_START, ML_STATS, ML_STOP, ML_UPDATE
+from elserve.timevalue import parse_time
 
 router = APIRouter(prefix="/_ml/trained_models")
 
 _stats = [Depends(require(ML_STATS, frozenset({"allow_no_match", "from", "size"})))]
+_START_PARAMS = frozenset(
+    {
+        "deployment_id",
+        "number_of_allocations",
+        "threads_per_allocation",
+        "priority",
+        "queue_capacity",
+        "cache_size",
+        "wait_for",
+        "timeout",
+    }
+)
+_start = [Depends(require(ML_START, _START_PARAMS))]
+_update = [Depends(require(ML_UPDATE, frozenset({"timeout", "master_timeout", "number_of_allocations"})))]
+_stop = [Depends(require(ML_STOP, frozenset({"allow_no_match", "force", "finish_pending_work"})))]
+
+
+def _render_assignment(request: Request, deployment: Deployment) -> Response:
+    services = request.app.state.services
+    model_bytes = services.trained_models.model_bytes(deployment.model_id)
+    return render(request, {"assignment": assignment(deployment, services.node, model_bytes)})
 
 
 @router.get("/_stats", dependencies=_stats)
@@ -33,3 +61,68 @@ def stats(request: Request, model_id: str | None = None) -> Response:
         ],
     }
     return render(request, body)
+
+
+def _option(body: dict[str, Any], request: Request, name: str) -> Any:
+    """A start option: the query parameter wins over the body, as in Elasticsearch's REST action."""
+    if name in request.query_params:
+        return request.query_params[name]
+    return body.get(name)
+
+
+def _int_option(body: dict[str, Any], request: Request, name: str, default: int | None) -> int | None:
+    value = _option(body, request, name)
+    if value is None:
+        return default
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    return parse_int(str(value), name, 0)
+
+
+@router.post("/{model_id}/deployment/_start", dependencies=_start)
+async def start(request: Request, model_id: str) -> Response:
+    body = await json_body(request, required=False) or {}
+    errors = ValidationErrors(ActionRequestValidationException)
+    adaptive = remove_adaptive_allocations(body, errors)
+    errors.raise_if_any()
+    start_request = StartRequest(
+        model_id=model_id,
+        deployment_id=_option(body, request, "deployment_id"),
+        number_of_allocations=_int_option(body, request, "number_of_allocations", None),
+        threads_per_allocation=_int_option(body, request, "threads_per_allocation", 1),
+        queue_capacity=_int_option(body, request, "queue_capacity", StartRequest.queue_capacity),
+        priority=_option(body, request, "priority") or StartRequest.priority,
+        adaptive_allocations=adaptive,
+        wait_for=_option(body, request, "wait_for") or "started",
+    )
+    timeout = parse_time(_option(body, request, "timeout"), "timeout", "30s")
+    deployment = await request.app.state.services.trained_models.start(start_request, timeout)
+    return _render_assignment(request, deployment)
+
+
+@router.post("/{deployment_id}/deployment/_update", dependencies=_update)
+async def update(request: Request, deployment_id: str) -> Response:
+    body = await json_body(request, required=False) or {}
+    errors = ValidationErrors(ActionRequestValidationException)
+    adaptive = remove_adaptive_allocations(body, errors)
+    errors.raise_if_any()
+    allocations = _int_option(body, request, "number_of_allocations", None)
+    deployment = await request.app.state.services.trained_models.update(deployment_id, allocations, adaptive)
+    return _render_assignment(request, deployment)
+
+
+@router.post("/{deployment_id}/deployment/_stop", dependencies=_stop)
+async def stop(request: Request, deployment_id: str) -> Response:
+    # Clients send the options in the query (older) or in a body (newer); with a body, only the body counts.
+    body = await json_body(request, required=False)
+    options = body if body is not None else dict(request.query_params)
+    force = parse_bool(_text(options.get("force")), False)
+    allow_no_match = parse_bool(_text(options.get("allow_no_match")), True)
+    await request.app.state.services.trained_models.stop(deployment_id, force, allow_no_match)
+    return render(request, {"stopped": True})
+
+
+def _text(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return "true" if value is True else "false" if value is False else str(value)

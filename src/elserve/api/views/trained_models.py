@@ -6,6 +6,7 @@ Sources: `AssignmentStats.java`, `TrainedModelAssignment.java`, `InferenceStats.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from elserve.api.node import NodeInfo
@@ -143,3 +144,39 @@ def stats_entry(
     if deployment is not None:
         entry["deployment_stats"] = deployment_stats(deployment, node, model_bytes)
     return entry
+
+
+def assignment(deployment: Deployment, node: NodeInfo, model_bytes: int) -> dict[str, Any]:
+    """`TrainedModelAssignment` as `_start` and `_update` answer it."""
+    config = deployment.config
+    per_allocation = model_bytes  # one model copy per worker process
+    routing: dict[str, Any] = {
+        "current_allocations": deployment.started_allocations,
+        "target_allocations": config.number_of_allocations,
+        "routing_state": str(_routing_state(deployment)),
+        "reason": deployment.reason or "",
+    }
+    state = deployment.state if deployment.state is not DeploymentState.FAILED else DeploymentState.STARTING
+    return {
+        "task_parameters": {
+            "model_id": config.model_id,
+            "deployment_id": config.deployment_id,
+            "model_bytes": model_bytes,
+            "threads_per_allocation": config.threads_per_allocation,
+            "number_of_allocations": config.number_of_allocations,
+            "queue_capacity": config.queue_capacity,
+            "cache_size": byte_size(model_bytes),
+            "priority": config.priority,
+            "per_deployment_memory_bytes": required_memory(model_bytes),
+            "per_allocation_memory_bytes": per_allocation,
+        },
+        "routing_table": {node.node_id: routing},
+        "assignment_state": str(state),
+        "start_time": _iso(deployment.start_time_ms),
+        "max_assigned_allocations": max(config.number_of_allocations, deployment.started_allocations),
+        "adaptive_allocations": adaptive_dict(deployment),
+    }
+
+
+def _iso(epoch_ms: int) -> str:
+    return datetime.fromtimestamp(epoch_ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
