@@ -101,6 +101,36 @@ class SecurityException(ElasticsearchError):
     status = 403
 
 
+class ClassCastException(ElasticsearchError):
+    """A value of the wrong JSON type where Elasticsearch casts blindly.
+
+    Elasticsearch answers these with a 500; elserve keeps its type and text but
+    answers 400, since the fault is the request's.
+    """
+
+    type = "class_cast_exception"
+    status = 400
+
+
+class NullPointerException(ElasticsearchError):
+    """A null where Elasticsearch expects a value (a 500 there, a 400 here: the request is at fault)."""
+
+    type = "null_pointer_exception"
+    status = 400
+
+
+class IllegalStateException(ElasticsearchError):
+    """Java's `IllegalStateException`, seen as the cause of a parse error (its root answer is 400)."""
+
+    type = "illegal_state_exception"
+    status = 400
+
+
+class NumberFormatException(ElasticsearchError):
+    type = "number_format_exception"
+    status = 400
+
+
 class ValidationException(ElasticsearchError):
     """`ValidationException`: several messages, numbered into one reason."""
 

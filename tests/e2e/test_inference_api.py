@@ -137,7 +137,8 @@ def test_duplicate_id(http: httpx.Client, elser_endpoint: str) -> None:
     assert r.status_code == 400
     # Elasticsearch checks the id against running deployments before the stored endpoints.
     assert r.json()["error"]["reason"] == (
-        f"Model IDs must be unique. Requested model ID [{elser_endpoint}] matches existing model IDs but must not."
+        f"Inference endpoint IDs must be unique. Requested inference endpoint ID [{elser_endpoint}] matches "
+        "existing trained model ID(s) but must not."
     )
 
 

@@ -70,7 +70,9 @@ def test_id_taken_by_a_trained_model() -> None:
     )
 
 
-@pytest.mark.parametrize(("inference_id", "listed"), [("_all", True), ("*", True), ("", True), ("x*", False), ("x", False)])
+@pytest.mark.parametrize(
+    ("inference_id", "listed"), [("_all", True), ("*", True), ("", True), ("x*", False), ("x", False)]
+)
 def test_get_wildcards(inference_id: str, listed: bool) -> None:
     assert is_all_or_wildcard(inference_id) is listed
 

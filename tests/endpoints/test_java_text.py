@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from elserve.endpoints.java_text import (
+from elserve.java_text import (
     copy_capacity,
     hash_map_order,
     java_double,

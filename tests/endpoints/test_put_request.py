@@ -78,10 +78,12 @@ def test_reserved_ids_fail_the_id_rule_first() -> None:
             "Cannot resolve conflicting task_type parameter in the request URL [text_embedding] "
             "and the request body [ Sparse_Embedding]",
         ),
-        ("sparse_embedding", {"service_settings": {}}, "Inference endpoint configuration is missing the [service] setting"),
+        ("sparse_embedding", {"service_settings": {}}, "Inference endpoint configuration is missing the [service] "
+            "setting"),
         ("sparse_embedding", {"service": "openai", "service_settings": {}}, "Unknown service [openai]"),
         ("sparse_embedding", {"service": "elser"}, "Missing required field [service_settings]"),
-        ("sparse_embedding", {"service": "elser", "service_settings": None}, "Missing required field [service_settings]"),
+        ("sparse_embedding", {"service": "elser", "service_settings": None}, "Missing required field "
+            "[service_settings]"),
         (
             "text_embedding",
             {"service": "elser", "service_settings": {}},
@@ -109,12 +111,14 @@ def test_unknown_top_level_keys_in_java_map_order() -> None:
         lambda: put(body),
         STATUS,
         400,
-        "Model configuration contains settings [{foo=bar, extra={a=null}, zzz=[1, 2.0]}] unknown to the [elasticsearch] service",
+        "Model configuration contains settings [{foo=bar, extra={a=null}, zzz=[1, 2.0]}] unknown to the "
+        "[elasticsearch] service",
     )
 
 
 def test_id_taken_by_a_trained_model_comes_after_the_service() -> None:
-    expect_error(lambda: put({"service": "openai"}, trained_model_ids={"my-elser"}), STATUS, 400, "Unknown service [openai]")
+    expect_error(lambda: put({"service": "openai"}, trained_model_ids={"my-elser"}), STATUS, 400, "Unknown service "
+        "[openai]")
     expect_error(
         lambda: put(elser(num_threads=1, num_allocations=1), trained_model_ids={"my-elser"}),
         STATUS,
@@ -133,11 +137,11 @@ def test_id_taken_by_a_trained_model_comes_after_the_service() -> None:
         ({"service": "elser", "service_settings": {"model_id": 2}}, "java.lang.Integer", "java.lang.String"),
     ],
 )
-def test_blind_java_casts_answer_500(body: dict[str, Any], java_class: str, target: str) -> None:
+def test_blind_java_casts_answer_400(body: dict[str, Any], java_class: str, target: str) -> None:
     expect_error(
         lambda: put(body),
         "class_cast_exception",
-        500,
+        400,
         f"class {java_class} cannot be cast to class {target} "
         f"({java_class} and {target} are in module java.base of loader 'bootstrap')",
     )
@@ -154,13 +158,16 @@ def test_blind_java_casts_answer_500(body: dict[str, Any], java_class: str, targ
             {"num_threads": 1, "num_allocations": 0},
             [
                 "[service_settings] Invalid value [0]. [num_allocations] must be a positive integer",
-                "[service_settings] does not contain one of the required settings [num_allocations, adaptive_allocations]",
+                "[service_settings] does not contain one of the required settings [num_allocations, "
+                "adaptive_allocations]",
             ],
         ),
-        ({"num_threads": -2, "num_allocations": 1}, ["[service_settings] Invalid value [-2]. [num_threads] must be a positive integer"]),
+        ({"num_threads": -2, "num_allocations": 1}, ["[service_settings] Invalid value [-2]. [num_threads] must be "
+            "a positive integer"]),
         (
             {"num_threads": 1},
-            ["[service_settings] does not contain one of the required settings [num_allocations, adaptive_allocations]"],
+            ["[service_settings] does not contain one of the required settings [num_allocations, "
+                "adaptive_allocations]"],
         ),
         (
             {"num_threads": "abc", "num_allocations": 1},
@@ -169,9 +176,11 @@ def test_blind_java_casts_answer_500(body: dict[str, Any], java_class: str, targ
         (
             {"num_threads": 1.0, "num_allocations": True},
             [
-                "field [num_allocations] is not of the expected type. The value [true] cannot be converted to a [Integer]",
+                "field [num_allocations] is not of the expected type. The value [true] cannot be converted to a "
+                "[Integer]",
                 "field [num_threads] is not of the expected type. The value [1.0] cannot be converted to a [Integer]",
-                "[service_settings] does not contain one of the required settings [num_allocations, adaptive_allocations]",
+                "[service_settings] does not contain one of the required settings [num_allocations, "
+                "adaptive_allocations]",
             ],
         ),
         (
@@ -197,7 +206,8 @@ def test_unknown_service_settings_come_after_validation() -> None:
         lambda: put(elser(num_threads=1, foo="bar")),
         VALIDATION,
         400,
-        failed("[service_settings] does not contain one of the required settings [num_allocations, adaptive_allocations]"),
+        failed("[service_settings] does not contain one of the required settings [num_allocations, "
+            "adaptive_allocations]"),
     )
 
 
@@ -207,10 +217,13 @@ def test_unknown_service_settings_come_after_validation() -> None:
 @pytest.mark.parametrize(
     ("adaptive", "messages"),
     [
-        ({"enabled": True, "foo": 1, "bar": 2}, ["[adaptive_allocations] does not allow the setting [bar]", "[adaptive_allocations] does not allow the setting [foo]"]),
+        ({"enabled": True, "foo": 1, "bar": 2}, ["[adaptive_allocations] does not allow the setting "
+            "[bar]", "[adaptive_allocations] does not allow the setting [foo]"]),
         ({"enabled": True, "min_number_of_allocations": -1}, []),  # -1 is Elasticsearch's "reset" placeholder
-        ({"enabled": True, "min_number_of_allocations": -2}, ["[min_number_of_allocations] must be a non-negative integer or null"]),
-        ({"enabled": True, "max_number_of_allocations": 0}, ["[max_number_of_allocations] must be a positive integer or null"]),
+        ({"enabled": True, "min_number_of_allocations": -2}, ["[min_number_of_allocations] must be a non-negative "
+            "integer or null"]),
+        ({"enabled": True, "max_number_of_allocations": 0}, ["[max_number_of_allocations] must be a positive "
+            "integer or null"]),
         (
             {"enabled": True, "min_number_of_allocations": 4, "max_number_of_allocations": 2},
             ["[min_number_of_allocations] must not be larger than [max_number_of_allocations]"],
@@ -219,7 +232,8 @@ def test_unknown_service_settings_come_after_validation() -> None:
             {"enabled": "yes", "min_number_of_allocations": 1.5},
             [
                 "field [enabled] is not of the expected type. The value [yes] cannot be converted to a [Boolean]",
-                "field [min_number_of_allocations] is not of the expected type. The value [1.5] cannot be converted to a [Integer]",
+                "field [min_number_of_allocations] is not of the expected type. The value [1.5] cannot be "
+                "converted to a [Integer]",
             ],
         ),
     ],
@@ -258,8 +272,10 @@ def test_adaptive_echo_prints_enabled_false_when_unset() -> None:
 @pytest.mark.parametrize(
     ("settings", "messages"),
     [
-        ({"num_threads": 3, "num_allocations": 1}, ["[threads_per_allocation] must be a power of 2 less than or equal to 32"]),
-        ({"num_threads": 64, "num_allocations": 1}, ["[threads_per_allocation] must be a power of 2 less than or equal to 32"]),
+        ({"num_threads": 3, "num_allocations": 1}, ["[threads_per_allocation] must be a power of 2 less than or "
+            "equal to 32"]),
+        ({"num_threads": 64, "num_allocations": 1}, ["[threads_per_allocation] must be a power of 2 less than or "
+            "equal to 32"]),
         (
             {"num_threads": 1, "num_allocations": 2, "adaptive_allocations": {"enabled": True}},
             ["[number_of_allocations] cannot be set if adaptive allocations is enabled"],
@@ -303,12 +319,14 @@ def test_elser_refuses_chunks_above_300(chunking: dict[str, Any]) -> None:
         lambda: put(body),
         ILLEGAL,
         400,
-        f"ELSER based models do not support chunk sizes larger than 300. Requested chunk size: {chunking['max_chunk_size']}",
+        "ELSER based models do not support chunk sizes larger than 300. Requested chunk size: "
+        f"{chunking['max_chunk_size']}",
     )
 
 
 def test_chunk_size_300_and_none_pass() -> None:
-    put({**elser(num_threads=1, num_allocations=1), "chunking_settings": {"strategy": "sentence", "max_chunk_size": 300}})
+    sentence = {"strategy": "sentence", "max_chunk_size": 300}
+    put({**elser(num_threads=1, num_allocations=1), "chunking_settings": sentence})
     put({**elser(num_threads=1, num_allocations=1), "chunking_settings": {"strategy": "none"}})
 
 
@@ -320,7 +338,11 @@ def test_chunking_errors_come_before_unknown_keys_and_settings() -> None:
 def test_chunking_defaults() -> None:
     request = put({**elser(num_threads=1, num_allocations=1), "chunking_settings": {}})
     assert request.endpoint is not None
-    assert request.endpoint.to_dict()["chunking_settings"] == {"strategy": "sentence", "max_chunk_size": 250, "sentence_overlap": 1}
+    assert request.endpoint.to_dict()["chunking_settings"] == {
+        "strategy": "sentence",
+        "max_chunk_size": 250,
+        "sentence_overlap": 1,
+    }
 
 
 # --- model selection and warnings -----------------------------------------------------------------
@@ -440,7 +462,12 @@ def test_deployment_id_defers_to_the_deployment() -> None:
         "inference_id": "my-elser",
         "task_type": "sparse_embedding",
         "service": "elasticsearch",
-        "service_settings": {"num_allocations": 3, "num_threads": 2, "model_id": ".elser_model_2", "deployment_id": "shared"},
+        "service_settings": {
+            "num_allocations": 3,
+            "num_threads": 2,
+            "model_id": ".elser_model_2",
+            "deployment_id": "shared",
+        },
         "chunking_settings": {"strategy": "sentence", "max_chunk_size": 250, "sentence_overlap": 1},
     }
     assert endpoint.deployment_id == "shared" and not endpoint.owns_deployment
@@ -497,3 +524,9 @@ def test_put_echo_is_elasticsearchs() -> None:
     assert list(body) == ["inference_id", "task_type", "service", "service_settings", "chunking_settings"]
     assert list(body["service_settings"]) == ["num_allocations", "num_threads", "model_id"]
     assert request.endpoint.deployment_id == "my-elser" and request.endpoint.owns_deployment
+
+
+def test_a_body_that_is_not_an_object_is_empty() -> None:
+    not_an_object: Any = ["x"]
+    reason = "Inference endpoint configuration is missing the [service] setting"
+    expect_error(lambda: put(not_an_object), STATUS, 400, reason)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, ClassVar
 
-from elserve.endpoints.java_text import (
+from elserve.java_text import (
     copy_capacity,
     hash_map_order,
     java_list_text,
@@ -25,15 +25,14 @@ from elserve.endpoints.java_text import (
     java_trim,
     parsed_capacity,
 )
-from elserve.endpoints.settings_map import (
-    NullPointerException,
+from elserve.settings_map import (
     extract_optional_string,
     extract_required_positive_integer_at_least,
     extract_required_positive_integer_at_most,
     invalid_type_message,
     remove_as_type,
 )
-from elserve.errors import IllegalArgumentException, ValidationErrors
+from elserve.errors import IllegalArgumentException, NullPointerException, ValidationErrors
 
 SCOPE = "chunking_settings"
 # RecursiveChunkingSettings.MAX_SEPARATOR_COUNT, enforced on user requests (PUT, _update).
@@ -88,7 +87,11 @@ class SentenceChunkingSettings:
     MAX_CHUNK_SIZE_LOWER_LIMIT: ClassVar[int] = 20
 
     def to_dict(self) -> dict[str, Any]:
-        return {"strategy": "sentence", "max_chunk_size": self.max_chunk_size, "sentence_overlap": self.sentence_overlap}
+        return {
+            "strategy": "sentence",
+            "max_chunk_size": self.max_chunk_size,
+            "sentence_overlap": self.sentence_overlap,
+        }
 
 
 @dataclass(frozen=True)
@@ -124,7 +127,9 @@ DEFAULT_CHUNKING_SETTINGS = SentenceChunkingSettings(max_chunk_size=250, sentenc
 OLD_DEFAULT_CHUNKING_SETTINGS = WordChunkingSettings(max_chunk_size=250, overlap=100)
 
 
-def parse_chunking_settings(value: Mapping[str, Any] | None, *, enforce_request_limits: bool = True) -> ChunkingSettings:
+def parse_chunking_settings(
+    value: Mapping[str, Any] | None, *, enforce_request_limits: bool = True
+) -> ChunkingSettings:
     """A request's `chunking_settings` (absent or `{}`: sentence/250/1).
 
     Raises `illegal_argument_exception` for a missing or unknown strategy and one

@@ -21,7 +21,7 @@ from typing import Any
 from elserve.chunking.settings import ChunkingSettings, parse_chunking_settings
 from elserve.endpoints.endpoint import CHUNKED_TASK_TYPES, SERVICE_NAME, Endpoint
 from elserve.endpoints.service_settings import RequestedServiceSettings, parse_service_settings
-from elserve.endpoints.settings_map import (
+from elserve.settings_map import (
     cast_string,
     remove_map_or_default_empty,
     remove_map_or_throw_if_null,
@@ -46,7 +46,8 @@ def elser_service_warning(platform_default: str) -> str:
     """The deprecation warning of every `elser` PUT (names the platform default, whatever was sent)."""
     return (
         f"The [{ELSER_ALIAS}] service is deprecated and will be removed in a future release. "
-        f"Use the [{SERVICE_NAME}] service instead, with [model_id] set to [{platform_default}] in the [service_settings]"
+        f"Use the [{SERVICE_NAME}] service instead, with [model_id] set to [{platform_default}] "
+        "in the [service_settings]"
     )
 
 
@@ -164,5 +165,6 @@ def check_elser_chunk_size(chunking: ChunkingSettings | None) -> None:
     size = None if chunking is None else chunking.max_chunk_size
     if size is not None and size > ELSER_MAX_CHUNK_SIZE:
         raise IllegalArgumentException(
-            f"ELSER based models do not support chunk sizes larger than {ELSER_MAX_CHUNK_SIZE}. Requested chunk size: {size}"
+            f"ELSER based models do not support chunk sizes larger than {ELSER_MAX_CHUNK_SIZE}. "
+            f"Requested chunk size: {size}"
         )

@@ -26,10 +26,12 @@ import numpy as np
 
 from elserve.endpoints.endpoint import Endpoint
 from elserve.endpoints.json_location import FieldLocation, Location, Span, compact_source, top_level_fields
-from elserve.endpoints.java_text import java_trim
+from elserve.java_text import java_trim
 from elserve.endpoints.lookup import check_infer_task_type_matches
 from elserve.endpoints.task_types import TaskType, parse_path_task_type
 from elserve.errors import (
+    IllegalStateException,
+    NumberFormatException,
     ActionRequestValidationException,
     ElasticsearchError,
     IllegalArgumentException,
@@ -38,18 +40,6 @@ from elserve.errors import (
 )
 
 PARSER_NAME = "cluster:internal/xpack/inference"  # InferenceAction.NAME
-
-
-class IllegalStateException(ElasticsearchError):
-    """Java's `IllegalStateException` (only seen here as the cause of a parse error)."""
-
-    type = "illegal_state_exception"
-    status = 500
-
-
-class NumberFormatException(ElasticsearchError):
-    type = "number_format_exception"
-    status = 400
 
 
 # ObjectParser.ValueType of each declared field: the JSON tokens it accepts.
@@ -92,6 +82,8 @@ def parse_infer_body(
 ) -> InferRequest:
     """The body's parse errors (x_content_parse_exception) then `validate()` (action_request_validation)."""
     task_type = parse_path_task_type(path_task_type)
+    if not isinstance(body, Mapping):
+        raise XContentParseException(f"[1:1] [{PARSER_NAME}] Expected START_OBJECT but was: {_token(body)}")
     locations = top_level_fields(compact_source(body) if source is None else source)
     values: dict[str, Any] = {}
     for name, value in body.items():
@@ -145,13 +137,16 @@ def _validate(task: TaskType, values: Mapping[str, Any]) -> None:
             raise ActionRequestValidationException([f"Field [query] cannot be empty for task type [{task}]"])
     elif task is not TaskType.ANY:
         if values.get("return_documents") is not None:
-            raise ActionRequestValidationException([f"Field [return_documents] cannot be specified for task type [{task}]"])
+            raise ActionRequestValidationException(
+                [f"Field [return_documents] cannot be specified for task type [{task}]"]
+            )
         if values.get("top_n") is not None:
             raise ActionRequestValidationException([f"Field [top_n] cannot be specified for task type [{task}]"])
     if task in (TaskType.TEXT_EMBEDDING, TaskType.SPARSE_EMBEDDING) and query is not None:
         raise ActionRequestValidationException([f"Field [query] cannot be specified for task type [{task}]"])
     input_type = values.get("input_type", "unspecified")
-    if task not in (TaskType.TEXT_EMBEDDING, TaskType.ANY) and input_type not in ("unspecified", *_INTERNAL_INPUT_TYPES):
+    unspecified = input_type in ("unspecified", *_INTERNAL_INPUT_TYPES)
+    if task not in (TaskType.TEXT_EMBEDDING, TaskType.ANY) and not unspecified:
         raise ActionRequestValidationException([f"Field [input_type] cannot be specified for task type [{task}]"])
 
 
@@ -271,7 +266,8 @@ def _read_timeout(value: str, where: FieldLocation) -> str:
         raise _FieldFailure(
             where.value.location,
             ParseException(
-                f"failed to parse setting [timeout] with value [{value}] as a time value: unit is missing or unrecognized"
+                f"failed to parse setting [timeout] with value [{value}] as a time value: "
+                "unit is missing or unrecognized"
             ),
         )
     return value

@@ -16,6 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
+_DELIMITERS = (b",", b"}", b"]", b" ", b"\t", b"\n", b"\r")
+
+
 @dataclass(frozen=True)
 class Location:
     line: int
@@ -158,7 +161,8 @@ class _Scanner:
         elif c == b"[":
             self.skip_container(b"]")
         else:
-            while self.pos < len(self.data) and self.data[self.pos : self.pos + 1] not in (b",", b"}", b"]", b" ", b"\t", b"\n", b"\r"):
+            # A number, true, false or null: up to the next delimiter.
+            while self.pos < len(self.data) and self.data[self.pos : self.pos + 1] not in _DELIMITERS:
                 self.pos += 1
 
     def skip_container(self, closing: bytes) -> None:

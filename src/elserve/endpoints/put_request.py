@@ -24,7 +24,7 @@ from elserve.endpoints.elasticsearch_service import SERVICE_NAMES, PendingDeploy
 from elserve.endpoints.endpoint import Endpoint
 from elserve.endpoints.ids import check_not_reserved, check_not_taken_by_model, validate_inference_id
 from elserve.endpoints.service_settings import ServiceSettings, check_deployment_start
-from elserve.endpoints.settings_map import cast_string
+from elserve.settings_map import cast_string
 from elserve.endpoints.task_types import TaskType, parse_path_task_type, parse_task_type
 from elserve.errors import ElasticsearchError, StatusException
 from elserve.models.catalogue import platform_default_elser_model
@@ -112,7 +112,8 @@ def parse_put_request(
     url_task_type = parse_path_task_type(path_task_type)
     validate_inference_id(inference_id)
     check_not_reserved(inference_id)
-    config = dict(body)
+    # A body that is not an object reads as an empty map (XContentParser.map()).
+    config = dict(body) if isinstance(body, Mapping) else {}
     parsed_keys = len(config)
     task_type = resolve_task_type(url_task_type, config.pop("task_type", None))
     service = cast_string(config.get("service"))

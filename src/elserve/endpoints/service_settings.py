@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from elserve.endpoints.adaptive import AdaptiveAllocations, remove_adaptive_allocations
-from elserve.endpoints.settings_map import (
+from elserve.settings_map import (
     extract_optional_positive_integer,
     extract_optional_string,
     extract_required_positive_integer,
@@ -128,7 +128,9 @@ def deployment_start_errors(settings: ServiceSettings) -> list[str]:
     if adaptive is not None:
         errors.extend(adaptive.validation_errors())
     if settings.num_threads > MAX_THREADS_PER_ALLOCATION or not _is_power_of_two(settings.num_threads):
-        errors.append(f"[threads_per_allocation] must be a power of 2 less than or equal to {MAX_THREADS_PER_ALLOCATION}")
+        errors.append(
+            f"[threads_per_allocation] must be a power of 2 less than or equal to {MAX_THREADS_PER_ALLOCATION}"
+        )
     return errors
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from enum import Enum
 
-from elserve.endpoints.java_text import java_trim
+from elserve.java_text import java_trim
 from elserve.errors import StatusException
 
 

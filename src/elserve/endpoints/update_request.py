@@ -27,11 +27,11 @@ from elserve.endpoints.adaptive import AdaptiveAllocations, remove_adaptive_allo
 from elserve.endpoints.elasticsearch_service import check_elser_chunk_size
 from elserve.endpoints.endpoint import SERVICE_NAME, Endpoint
 from elserve.endpoints.ids import validate_inference_id
-from elserve.endpoints.java_text import java_map_text, parsed_capacity
+from elserve.java_text import java_map_text, parsed_capacity
 from elserve.endpoints.preconfigured import check_updatable
 from elserve.endpoints.put_request import resolve_task_type
 from elserve.endpoints.service_settings import SCOPE, check_deployment_update
-from elserve.endpoints.settings_map import (
+from elserve.settings_map import (
     extract_optional_positive_integer,
     missing_one_of_message,
     unknown_settings_error,
@@ -58,7 +58,8 @@ def parse_update_body(inference_id: str, path_task_type: str | None, body: Mappi
     validate_inference_id(inference_id)
     if body is None:
         raise ParseException("request body is required")
-    if not body:
+    if not isinstance(body, Mapping) or not body:
+        # A body that is not an object also reads as an empty map.
         raise StatusException("Request body is empty", 400)
     unvalidated = dict(body)
     capacity = parsed_capacity(len(unvalidated))
@@ -116,7 +117,8 @@ def apply_update(existing: Endpoint, update: UpdateRequest, *, deployment_owner:
     if leftovers:
         assert update.service_settings is not None
         raise unknown_settings_error(leftovers, SERVICE_NAME, len(update.service_settings))
-    if update.service_settings is not None and settings.num_allocations is None and settings.adaptive_allocations is None:
+    no_allocations = settings.num_allocations is None and settings.adaptive_allocations is None
+    if update.service_settings is not None and no_allocations:
         raise ValidationException([missing_one_of_message(["num_allocations", "adaptive_allocations"], SCOPE)])
     if update.task_settings:
         # ELSER's task settings are empty and take no update: every key is unknown.

@@ -16,35 +16,29 @@ from elserve.deployments.config import DeploymentConfig
 from elserve.deployments.deployment import Deployment
 from elserve.deployments.manager import DeploymentManager
 from elserve.deployments.states import DeploymentState
-from elserve.endpoints import (
-    Endpoint,
-    check_deletable,
-    parse_infer_request,
-    parse_put_request,
-    parse_task_type,
-    parse_update_request,
-    preconfigured_endpoint,
-    preconfigured_endpoints,
-    task_type_mismatch,
+from elserve.endpoints.adaptive import AdaptiveAllocations
+from elserve.endpoints.endpoint import Endpoint
+from elserve.endpoints.infer_request import body_parsed_before_lookup, parse_infer_body, parse_infer_request
+from elserve.endpoints.lookup import (
+    check_infer_task_type_matches,
+    check_task_type_matches,
+    endpoint_already_exists,
+    endpoint_not_found,
+    is_all_or_wildcard,
 )
-from elserve.timevalue import TimeValue
-from elserve.errors import (
-    IllegalArgumentException,
-    ResourceAlreadyExistsException,
-    ResourceNotFoundException,
-    StatusException,
-)
+from elserve.endpoints.preconfigured import check_deletable, preconfigured_endpoints
+from elserve.endpoints.put_request import parse_put_request
+from elserve.endpoints.task_types import parse_path_task_type
+from elserve.endpoints.update_request import apply_update, parse_update_body
+from elserve.errors import ResourceNotFoundException, StatusException
 from elserve.models.catalogue import resolve
 from elserve.models.downloads import ModelDownloads
 from elserve.operations.deployments import DeploymentRecords, adaptive_config, initial_allocations
 from elserve.runtime import to_token_weights
 from elserve.store import Repository
+from elserve.timevalue import TimeValue
 
 _KIND = "endpoint"
-
-
-def _not_found(inference_id: str) -> ResourceNotFoundException:
-    return ResourceNotFoundException(f"Inference endpoint not found [{inference_id}]")
 
 
 def deployment_config(endpoint: Endpoint) -> DeploymentConfig:
@@ -59,6 +53,10 @@ def deployment_config(endpoint: Endpoint) -> DeploymentConfig:
         adaptive_allocations=adaptive_config(adaptive),
         owner_endpoint=endpoint.inference_id,
     )
+
+
+def _preconfigured(inference_id: str) -> Endpoint | None:
+    return next((e for e in preconfigured_endpoints() if e.inference_id == inference_id), None)
 
 
 class InferenceOperations:
@@ -76,9 +74,9 @@ class InferenceOperations:
         return None if doc is None else Endpoint.from_persisted(doc)
 
     def find(self, inference_id: str) -> Endpoint:
-        endpoint = self._stored(inference_id) or preconfigured_endpoint(inference_id)
+        endpoint = self._stored(inference_id) or _preconfigured(inference_id)
         if endpoint is None:
-            raise _not_found(inference_id)
+            raise endpoint_not_found(inference_id)
         return endpoint
 
     def _all(self) -> list[Endpoint]:
@@ -89,7 +87,8 @@ class InferenceOperations:
 
     def endpoints_using(self, deployment_id: str) -> list[str]:
         """Ids of the stored endpoints that infer through this deployment."""
-        return [e.inference_id for e in self._all() if e.deployment_id == deployment_id and self._stored(e.inference_id)]
+        stored = (Endpoint.from_persisted(doc) for _, doc in self._repo.list(_KIND))
+        return [e.inference_id for e in stored if e.deployment_id == deployment_id]
 
     def _render(self, endpoint: Endpoint) -> dict[str, Any]:
         deployment = self._manager.get(endpoint.deployment_id)
@@ -98,62 +97,51 @@ class InferenceOperations:
 
     def get(self, inference_id: str | None, task_type: str | None) -> dict[str, Any]:
         """`GET /_inference[/{task_type}][/{id}]` (`_all` and `*` list)."""
-        wanted = None if task_type is None else parse_task_type(task_type)
-        if inference_id in (None, "_all", "*"):
-            endpoints = [e for e in self._all() if wanted is None or e.task_type == wanted]
+        wanted = parse_path_task_type(task_type)
+        if is_all_or_wildcard(inference_id):
+            endpoints = [e for e in self._all() if wanted.is_any_or_same(e.task_type)]
             return {"endpoints": [self._render(e) for e in endpoints]}
         endpoint = self.find(inference_id)
-        if wanted is not None and wanted != endpoint.task_type:
-            raise task_type_mismatch(wanted, endpoint.task_type)
+        check_task_type_matches(wanted, endpoint.task_type)
         return {"endpoints": [self._render(endpoint)]}
 
     # -- creating ----------------------------------------------------------------------------
 
+    def _live_deployment_ids(self) -> list[str]:
+        # A failed deployment does not hold its id: the next PUT replaces it.
+        return [d.deployment_id for d in self._manager.all() if d.state is not DeploymentState.FAILED]
+
     async def put(
         self, inference_id: str, task_type: str | None, body: dict[str, Any], timeout: TimeValue
     ) -> tuple[dict[str, Any], list[str]]:
-        request = parse_put_request(inference_id, task_type, body)
-        endpoint = request.endpoint
         async with self._lock:
-            existing = self._manager.get(inference_id)
-            if existing is not None and existing.state is not DeploymentState.FAILED:
-                raise IllegalArgumentException(
-                    f"Model IDs must be unique. Requested model ID [{inference_id}] matches existing model IDs "
-                    "but must not."
-                )
-            endpoint = self._bind_deployment(endpoint)
-            if resolve(endpoint.service_settings.model_id) is None:
+            request = parse_put_request(
+                inference_id, task_type, body, trained_model_ids=self._live_deployment_ids()
+            )
+            endpoint = request.endpoint if request.pending is None else self._attach(request)
+            if resolve(endpoint.model_id) is None:
                 raise ResourceNotFoundException(
-                    f"Could not deploy model [{endpoint.service_settings.model_id}] as the model cannot be found."
+                    f"Could not deploy model [{endpoint.model_id}] as the model cannot be found."
                 )
             if not self._repo.create(_KIND, inference_id, endpoint.to_persisted()):
-                raise ResourceAlreadyExistsException(f"Inference endpoint [{inference_id}] already exists")
-            if endpoint.service_settings.deployment_id is not None:
-                return endpoint.to_dict(), request.warnings
+                raise endpoint_already_exists(inference_id)
+            if not endpoint.owns_deployment:
+                return endpoint.to_dict(), list(request.warnings)
             deployment = self._records.start(deployment_config(endpoint))
         await self._wait_started(deployment, endpoint, timeout)
-        return endpoint.to_dict(), request.warnings
+        return endpoint.to_dict(), list(request.warnings)
 
-    def _bind_deployment(self, endpoint: Endpoint) -> Endpoint:
+    def _attach(self, request: Any) -> Endpoint:
         """With `deployment_id`: use that existing deployment and copy its settings, as Elasticsearch does."""
-        deployment_id = endpoint.service_settings.deployment_id
-        if deployment_id is None:
-            return endpoint
-        deployment = self._manager.get(deployment_id)
+        deployment = self._manager.get(request.deployment_id)
         if deployment is None:
-            raise ResourceNotFoundException(f"Cannot find deployment [{deployment_id}]")
-        requested = endpoint.service_settings.model_id
-        if requested and requested != deployment.model_id:
-            raise IllegalArgumentException(
-                f"Deployment [{deployment_id}] uses model [{deployment.model_id}] which does not match the model "
-                f"[{requested}] in the request."
-            )
+            raise request.deployment_not_found()
         config = deployment.config
-        return endpoint.with_deployment(
-            num_allocations=config.number_of_allocations,
-            num_threads=config.threads_per_allocation,
-            adaptive_allocations=config.adaptive_allocations,
-            model_id=deployment.model_id,
+        return request.with_deployment(
+            config.number_of_allocations,
+            config.threads_per_allocation,
+            _adaptive_settings(config),
+            config.model_id,
         )
 
     async def _wait_started(self, deployment: Deployment, endpoint: Endpoint, timeout: TimeValue) -> None:
@@ -166,7 +154,7 @@ class InferenceOperations:
         if deployment.state is DeploymentState.FAILED:
             # The endpoint goes; the failed deployment stays visible in stats until replaced.
             self._repo.delete(_KIND, endpoint.inference_id)
-            self._repo.delete("deployment", deployment.deployment_id)
+            self._records.forget(deployment.deployment_id)
             raise StatusException(
                 f"Could not start deployment [{deployment.deployment_id}] of model "
                 f"[{deployment.model_id}]: {deployment.reason}",
@@ -176,40 +164,35 @@ class InferenceOperations:
     # -- deleting and updating ---------------------------------------------------------------
 
     async def delete(self, inference_id: str, task_type: str | None, dry_run: bool, force: bool) -> dict[str, Any]:
+        wanted = parse_path_task_type(task_type)
         check_deletable(inference_id)
         endpoint = self._stored(inference_id)
         if endpoint is None:
-            raise _not_found(inference_id)
-        if task_type is not None and parse_task_type(task_type) != endpoint.task_type:
-            raise task_type_mismatch(parse_task_type(task_type), endpoint.task_type)
-        # A standalone service has no pipelines or mappings that could reference the endpoint.
+            raise endpoint_not_found(inference_id)
+        check_task_type_matches(wanted, endpoint.task_type)
+        # A standalone service has no pipelines or mappings that could reference the endpoint,
+        # so `force` has nothing to override.
         if dry_run:
             return {"acknowledged": False, "pipelines": [], "indexes": [], "error_message": ""}
         async with self._lock:
-            if endpoint.service_settings.deployment_id is None:
+            if endpoint.owns_deployment:
                 await self._records.stop(endpoint.deployment_id)
             self._repo.delete(_KIND, inference_id)
         return {"acknowledged": True, "pipelines": [], "indexes": []}
 
     async def update(self, inference_id: str, task_type: str | None, body: dict[str, Any] | None) -> dict[str, Any]:
+        update = parse_update_body(inference_id, task_type, body)  # Elasticsearch reads the body first
         async with self._lock:
-            current = self._stored(inference_id)
+            current = self._stored(inference_id) or _preconfigured(inference_id)
             if current is None:
-                if preconfigured_endpoint(inference_id) is not None:
-                    current = preconfigured_endpoint(inference_id)
-                else:
-                    raise _not_found(inference_id)
-            updated = parse_update_request(current, task_type, body)
-            deployment = self._manager.get(updated.deployment_id)
-            if updated.service_settings.deployment_id is not None:
-                raise StatusException(
-                    f"Cannot update inference endpoint [{inference_id}]: its deployment "
-                    f"[{updated.deployment_id}] is not owned by the endpoint",
-                    409,
-                )
-            config = deployment_config(updated)
+                raise endpoint_not_found(inference_id)
+            deployment = self._manager.get(current.deployment_id)
+            owner = None if deployment is None else deployment.config.owner_endpoint
+            updated = apply_update(current, update, deployment_owner=owner)
+            if updated == current:
+                return self._render(current)
             if deployment is not None:
-                await deployment.reconfigure(config)
+                await deployment.reconfigure(deployment_config(updated))
                 self._records.save(deployment.config)
             self._repo.put(_KIND, inference_id, updated.to_persisted())
         return self._render(updated)
@@ -217,12 +200,31 @@ class InferenceOperations:
     # -- inference ---------------------------------------------------------------------------
 
     async def infer(
-        self, inference_id: str, task_type: str | None, body: dict[str, Any], timeout: TimeValue
+        self, inference_id: str, task_type: str | None, body: dict[str, Any], timeout: TimeValue, source: bytes
     ) -> dict[str, Any]:
-        endpoint = self.find(inference_id)
-        request = parse_infer_request(task_type, endpoint, body)
+        if body_parsed_before_lookup(task_type):
+            request = parse_infer_body(task_type, body, source=source)
+            endpoint = self.find(inference_id)
+            check_infer_task_type_matches(request.task_type, endpoint.task_type)
+        else:
+            endpoint = self.find(inference_id)
+            request = parse_infer_request(task_type, endpoint, body, source=source)
+        deployment = await self._deployment_for(endpoint, timeout)
+        try:
+            results = await deployment.infer(list(request.input), timeout.seconds)
+        except TimeoutError:
+            raise StatusException(f"timeout [{timeout.text}] waiting for inference result", 408) from None
+        assert deployment.tokenizer is not None
+        vocab = deployment.tokenizer.vocab
+        return {
+            str(endpoint.task_type): [
+                {"is_truncated": r.is_truncated, "embedding": to_token_weights(r.vector, vocab)} for r in results
+            ]
+        }
+
+    async def _deployment_for(self, endpoint: Endpoint, timeout: TimeValue) -> Deployment:
         deployment = self._manager.get(endpoint.deployment_id)
-        if deployment is None and preconfigured_endpoint(inference_id) is not None:
+        if deployment is None and _preconfigured(endpoint.inference_id) is not None:
             # Elasticsearch deploys a preconfigured endpoint on its first use (`maybeStartDeployment`).
             async with self._lock:
                 deployment = self._manager.get(endpoint.deployment_id) or self._records.start(
@@ -233,17 +235,16 @@ class InferenceOperations:
             raise StatusException(
                 f"Trained model deployment [{endpoint.deployment_id}] is not allocated to any nodes", 409
             )
-        try:
-            results = await deployment.infer(request.input, timeout.seconds)
-        except TimeoutError:
-            raise StatusException(f"timeout [{timeout.text}] waiting for inference result", 408) from None
-        assert deployment.tokenizer is not None
-        vocab = deployment.tokenizer.vocab
-        return {
-            endpoint.task_type: [
-                {"is_truncated": r.is_truncated, "embedding": to_token_weights(r.vector, vocab)} for r in results
-            ]
-        }
+        return deployment
 
     def restore(self) -> None:
         self._records.restore()
+
+
+def _adaptive_settings(config: DeploymentConfig) -> AdaptiveAllocations | None:
+    adaptive = config.adaptive_allocations
+    if adaptive is None:
+        return None
+    return AdaptiveAllocations(
+        adaptive.enabled, adaptive.min_number_of_allocations, adaptive.max_number_of_allocations
+    )

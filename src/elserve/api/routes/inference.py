@@ -88,4 +88,5 @@ async def delete(request: Request, inference_id: str, task_type: str | None = No
 async def infer(request: Request, inference_id: str, task_type: str | None = None) -> Response:
     timeout = parse_time(request.query_params.get("timeout"), "timeout", "30s")
     body = await json_body(request)
-    return render(request, await _ops(request).infer(inference_id, task_type, body, timeout))
+    source = await request.body()  # for Elasticsearch's [line:column] in parse errors
+    return render(request, await _ops(request).infer(inference_id, task_type, body, timeout, source))

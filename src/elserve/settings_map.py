@@ -7,7 +7,7 @@ a settings object at once. JSON `null` counts as absent. Types follow Jackson:
 a JSON integer beyond 32 bits is a `Long`, not an `Integer`; `true` is not a number.
 
 Where Elasticsearch casts blindly (`(String) map.get(..)`, `(Map) map.remove(..)`)
-a wrong type is a Java `ClassCastException`, answered with a 500; `class_cast`
+a wrong type is a Java `ClassCastException` (a 500 in Elasticsearch, a 400 here: the request is at fault); `class_cast`
 reproduces that answer.
 """
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping, MutableMapping
 from typing import Any
 
-from elserve.endpoints.java_text import (
+from elserve.java_text import (
     is_java_int,
     java_class_name,
     java_double,
@@ -24,19 +24,7 @@ from elserve.endpoints.java_text import (
     java_text,
     parsed_capacity,
 )
-from elserve.errors import ElasticsearchError, StatusException, ValidationErrors
-
-
-class ClassCastException(ElasticsearchError):
-    """Java's `ClassCastException`, which Elasticsearch answers with a 500."""
-
-    type = "class_cast_exception"
-    status = 500
-
-
-class NullPointerException(ElasticsearchError):
-    type = "null_pointer_exception"
-    status = 500
+from elserve.errors import ClassCastException, ElasticsearchError, NullPointerException, StatusException, ValidationErrors
 
 
 _JAVA_CLASSES = {
@@ -93,7 +81,10 @@ def remove_map_or_default_empty(source: MutableMapping[str, Any], key: str) -> d
 
 
 def invalid_type_message(key: str, value: Any, expected: str) -> str:
-    return f"field [{key}] is not of the expected type. The value [{java_text(value)}] cannot be converted to a [{expected}]"
+    return (
+        f"field [{key}] is not of the expected type. "
+        f"The value [{java_text(value)}] cannot be converted to a [{expected}]"
+    )
 
 
 def missing_setting_message(key: str, scope: str) -> str:
@@ -150,7 +141,9 @@ def remove_as_type(source: MutableMapping[str, Any], key: str, expected: str, er
     return None
 
 
-def extract_optional_string(source: MutableMapping[str, Any], key: str, scope: str, errors: ValidationErrors) -> str | None:
+def extract_optional_string(
+    source: MutableMapping[str, Any], key: str, scope: str, errors: ValidationErrors
+) -> str | None:
     before = len(errors.messages)
     value = remove_as_type(source, key, "String", errors)
     if len(errors.messages) > before:
