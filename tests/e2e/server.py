@@ -60,7 +60,17 @@ class Server:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
+    def worker_pids(self) -> list[int]:
+        """The server's child processes (its allocation workers)."""
+        assert self.process is not None
+        pids: list[int] = []
+        for task in Path(f"/proc/{self.process.pid}/task").iterdir():
+            children = (task / "children").read_text().split()
+            pids.extend(int(p) for p in children)
+        return pids
+
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 60.0) -> int:
+        """Stop the server; its exit status (uvicorn re-raises SIGTERM after a graceful shutdown: -15)."""
         assert self.process is not None
         if self.process.poll() is None:
             self.process.send_signal(sig)

@@ -135,7 +135,10 @@ def test_error_trace(http: httpx.Client) -> None:
 def test_wrong_type_is_400_not_500(http: httpx.Client) -> None:
     r = http.put(
         "/_inference/sparse_embedding/typed",
-        json={"service": "elasticsearch", "service_settings": {"num_threads": "abc", "num_allocations": 1}},
+        json={
+            "service": "elasticsearch",
+            "service_settings": {"model_id": ".elser_model_2", "num_threads": "abc", "num_allocations": 1},
+        },
     )
     assert r.status_code == 400
     assert r.json()["error"]["type"] == "validation_exception"

@@ -99,9 +99,12 @@ def test_inference_errors(es: Elasticsearch, http: httpx.Client, elser_endpoint:
     r = http.post(f"/_inference/sparse_embedding/{elser_endpoint}", json={"input": []})
     assert r.status_code == 400
     assert r.json()["error"]["reason"] == "Validation Failed: 1: Field [input] cannot be an empty array;"
-    for bad in ([1], [None], None, {"a": 1}):
+    for bad in ([None], None, {"a": 1}, [["nested"]]):
         r = http.post(f"/_inference/sparse_embedding/{elser_endpoint}", json={"input": bad})
         assert r.status_code == 400, (bad, r.text)
+        assert r.json()["error"]["type"] == "x_content_parse_exception"
+    # Elasticsearch's parser reads a number in the list as its text.
+    assert http.post(f"/_inference/sparse_embedding/{elser_endpoint}", json={"input": [1]}).status_code == 200
     r = http.post(f"/_inference/text_embedding/{elser_endpoint}", json={"input": ["x"]})
     assert r.status_code == 400
     assert r.json()["error"]["reason"] == (
@@ -152,7 +155,9 @@ def test_update_allocations(es: Elasticsearch) -> None:
         },
     )
     updated = es.inference.update(
-        inference_id="e2e-update", inference_config={"service_settings": {"num_allocations": 2}}
+        task_type="sparse_embedding",
+        inference_id="e2e-update",
+        inference_config={"service_settings": {"num_allocations": 2}},
     )
     assert updated["service_settings"]["num_allocations"] == 2
     stats = es.ml.get_trained_models_stats(model_id="e2e-update")["trained_model_stats"][0]["deployment_stats"]
@@ -216,3 +221,20 @@ def test_trained_model_stats(es: Elasticsearch, elser_endpoint: str) -> None:
     assert len(node["node"]) == 1
     with pytest.raises(NotFoundError):
         es.ml.get_trained_models_stats(model_id="no-such-model")
+
+
+def test_http_vectors_equal_the_encoder(es: Elasticsearch, elser_endpoint: str, server) -> None:
+    """What travels over HTTP is the encoder's exact vector, token names mapped as Elasticsearch maps them."""
+    from elserve.runtime import Encoder, to_token_weights
+    from tests.runtime.texts import VARIED_TEXTS
+
+    model_dir = next(p for p in (server.data_dir / "models").iterdir() if (p / "model.safetensors").exists())
+    encoder = Encoder.load(model_dir, num_threads=1)
+    texts = VARIED_TEXTS[:40]
+    served = es.inference.sparse_embedding(inference_id=elser_endpoint, input=texts)["sparse_embedding"]
+    for text, item, (vector, truncated) in zip(texts, served, encoder.encode(texts), strict=True):
+        expected = to_token_weights(vector, encoder.vocab)
+        assert item["is_truncated"] is truncated, text
+        assert list(item["embedding"]) == list(expected), text
+        for token, weight in expected.items():
+            assert abs(item["embedding"][token] - weight) <= 1e-4

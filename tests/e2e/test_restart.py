@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import signal
 import time
 from pathlib import Path
 
@@ -46,9 +47,14 @@ def test_endpoints_survive_kill_9(tmp_path: Path) -> None:
         after = es.inference.sparse_embedding(inference_id="survivor", input=["persist me"])
         assert after["sparse_embedding"] == before["sparse_embedding"]
         # The model was not downloaded again.
-        assert "starting model import" not in restarted.log().split("listening")[-1]
+        assert "starting model download" not in restarted.log().split("listening")[-1]
+        workers = restarted.worker_pids()
+        assert workers
     finally:
-        assert restarted.stop() == 0
+        assert restarted.stop() in (0, -signal.SIGTERM)
+    assert "Application shutdown complete" in restarted.log()
+    for pid in workers:  # no orphan worker processes
+        assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
 
 
 def test_generated_password_is_printed_once(tmp_path: Path) -> None:

@@ -1,0 +1,78 @@
+"""What one benchmark run measures: timed passes, latencies, memory, agreement; all plain data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# One text's vector as a runner gives it, keyed by vocabulary id (in-process) or token (HTTP).
+SparseRow = dict[int, float] | dict[str, float]
+
+
+@dataclass(frozen=True)
+class Timing:
+    """One timed pass over some texts at one setting (a batch size, a token budget, clients)."""
+
+    setting: int
+    seconds: float
+    docs: int
+    tokens: int
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.tokens / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def docs_per_s(self) -> float:
+        return self.docs / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class Latency:
+    """Milliseconds of one short text's request, over `count` sequential requests."""
+
+    p50_ms: float
+    p99_ms: float
+    count: int
+
+    @classmethod
+    def of(cls, seconds: list[float]) -> Latency | None:
+        if not seconds:
+            return None
+        ordered = sorted(seconds)
+
+        def quantile(q: float) -> float:
+            # Nearest rank, ceil(q * n) in integers (0.99 * 200 is 198.00000000000003 in floats).
+            rank = max(1, -(-round(q * 1000) * len(ordered) // 1000))
+            return ordered[min(rank, len(ordered)) - 1] * 1000.0
+
+        return cls(quantile(0.50), quantile(0.99), len(ordered))
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """How close a runner's vectors are to elserve's exact ones on the same texts."""
+
+    texts: int
+    max_abs_diff: float
+    top_k: int
+    overlap_mean: float  # share of the reference's top-k tokens the runner also has in its top-k
+    overlap_min: float
+
+
+@dataclass
+class RunnerResult:
+    """One row of the report."""
+
+    name: str
+    group: str  # "peer", "elserve" or "http"
+    shape: str  # "tiny" or "base"
+    setting_name: str  # what `Timing.setting` counts: "batch size", "token budget", "clients"
+    best: Timing
+    tuning: list[Timing] = field(default_factory=list)
+    latency: Latency | None = None
+    latency_under_load: Latency | None = None
+    peak_rss_bytes: int | None = None
+    agreement: Agreement | None = None
+    notes: list[str] = field(default_factory=list)
+    # Vectors of the agreement sample (not written out; compared against elserve exact).
+    sample: list[SparseRow] = field(default_factory=list, repr=False)
