@@ -39,7 +39,7 @@ BERT_BASE = BertShape(layers=12, hidden=768, heads=12, intermediate=3072)
 _INIT_STD = 0.02  # BERT's initializer_range
 # MLM bias ~ N(mean, std): with tied decoder rows of std 0.02 a token's logit spread is about
 # 0.02 * sqrt(hidden), so this mean leaves a few hundred positive entries per passage.
-_BIAS_MEAN, _BIAS_STD = -2.5, 0.5
+_BIAS_MEAN, _BIAS_STD = -2.6, 0.5
 
 
 def build_random_bert(target: Path, tokenizer_dir: Path, shape: BertShape = BERT_BASE, seed: int = 0) -> Path:

@@ -15,11 +15,12 @@ from elserve.deployments.validation import start_errors, update_errors
 from elserve.endpoints.adaptive import AdaptiveAllocations
 from elserve.errors import (
     ActionRequestValidationException,
+    ResourceAlreadyExistsException,
     ResourceNotFoundException,
     StatusException,
 )
-from elserve.models.catalogue import BUILTIN_MODELS, resolve
-from elserve.models.downloads import DownloadStatus, ModelDownloads
+from elserve.models.catalogue import BUILTIN_MODELS, ModelSpec, resolve
+from elserve.models.downloads import DownloadState, DownloadStatus, ModelDownloads
 from elserve.operations.deployments import DeploymentRecords, adaptive_config, initial_allocations
 from elserve.store import Repository
 from elserve.timevalue import TimeValue
@@ -69,6 +70,31 @@ class TrainedModelOperations:
             if self._downloads.state(spec.model_id).status is not DownloadStatus.ABSENT:
                 ids.add(spec.model_id)
         return sorted(ids)
+
+    def configs(
+        self, expression: str | None, allow_no_match: bool, from_: int, size: int
+    ) -> list[tuple[ModelSpec, DownloadState, int]]:
+        """`GET /_ml/trained_models[/{id}]`: the matching models that exist here."""
+        expression = expression or "_all"
+        models = [m for m in self.known_models() if _matches(expression, m)]
+        if not models and not (allow_no_match and _has_wildcard(expression)):
+            raise ResourceNotFoundException(f"No known trained model with model_id [{expression}]")
+        return [
+            (self._catalogue_spec(m), self._downloads.state(m), self.model_bytes(m)) for m in models[from_ : from_ + size]
+        ]
+
+    def put_model(self, model_id: str) -> tuple[ModelSpec, DownloadState, int]:
+        """`PUT /_ml/trained_models/{id}` for a catalogue model: start its download (the ELSER idiom)."""
+        spec = self._catalogue_spec(model_id)
+        if self._downloads.state(model_id).status is not DownloadStatus.ABSENT:
+            raise ResourceAlreadyExistsException(f"Trained machine learning model [{model_id}] already exists")
+        return spec, self._downloads.start(model_id), 0
+
+    def _catalogue_spec(self, model_id: str) -> ModelSpec:
+        spec = resolve(model_id)
+        if spec is None:
+            raise ResourceNotFoundException(f"Could not find trained model [{model_id}]")
+        return spec
 
     def stats(
         self, expression: str | None, allow_no_match: bool, from_: int, size: int

@@ -9,12 +9,12 @@ from fastapi import APIRouter, Depends, Request, Response
 from elserve.api.deps import json_body, require
 from elserve.api.params import parse_bool, parse_int
 from elserve.api.rendering import render
-from elserve.api.views.trained_models import assignment, stats_entry
+from elserve.api.views.trained_models import assignment, model_config, stats_entry
 from elserve.deployments.deployment import Deployment
 from elserve.endpoints.adaptive import remove_adaptive_allocations
 from elserve.errors import ActionRequestValidationException, ValidationErrors
 from elserve.operations.trained_models import StartRequest
-from elserve.security.privileges import ML_START, ML_STATS, ML_STOP, ML_UPDATE
+from elserve.security.privileges import ML_GET, ML_PUT_MODEL, ML_START, ML_STATS, ML_STOP, ML_UPDATE
 from elserve.timevalue import parse_time
 
 router = APIRouter(prefix="/_ml/trained_models")
@@ -43,6 +43,17 @@ def _render_assignment(request: Request, deployment: Deployment) -> Response:
     return render(request, {"assignment": assignment(deployment, services.node, model_bytes)})
 
 
+_get = [
+    Depends(
+        require(
+            ML_GET,
+            frozenset({"allow_no_match", "from", "size", "tags", "exclude_generated", "decompress_definition", "include"}),
+        )
+    )
+]
+_put_model = [Depends(require(ML_PUT_MODEL, frozenset({"defer_definition_decompression", "wait_for_completion"})))]
+
+
 @router.get("/_stats", dependencies=_stats)
 @router.get("/{model_id}/_stats", dependencies=_stats)
 def stats(request: Request, model_id: str | None = None) -> Response:
@@ -61,6 +72,29 @@ def stats(request: Request, model_id: str | None = None) -> Response:
         ],
     }
     return render(request, body)
+
+
+@router.get("", dependencies=_get)
+@router.get("/{model_id}", dependencies=_get)
+def get(request: Request, model_id: str | None = None) -> Response:
+    services = request.app.state.services
+    q = request.query_params
+    definition_status = "definition_status" in (q.get("include") or "").split(",")
+    found = services.trained_models.configs(
+        model_id,
+        allow_no_match=parse_bool(q.get("allow_no_match"), True),
+        from_=parse_int(q.get("from"), "from", 0),
+        size=parse_int(q.get("size"), "size", 100),
+    )
+    configs = [model_config(spec, state, size, definition_status) for spec, state, size in found]
+    return render(request, {"count": len(configs), "trained_model_configs": configs})
+
+
+@router.put("/{model_id}", dependencies=_put_model)
+async def put_model(request: Request, model_id: str) -> Response:
+    await json_body(request)
+    spec, state, size = request.app.state.services.trained_models.put_model(model_id)
+    return render(request, model_config(spec, state, size, definition_status=False))
 
 
 def _option(body: dict[str, Any], request: Request, name: str) -> Any:

@@ -13,6 +13,8 @@ from elserve.api.node import NodeInfo
 from elserve.deployments.deployment import Deployment
 from elserve.deployments.states import AllocationState, DeploymentState, RoutingState
 from elserve.deployments.stats import now_ms
+from elserve.models.catalogue import ModelSpec
+from elserve.models.downloads import DownloadState, DownloadStatus
 
 # Elasticsearch's estimate of a PyTorch deployment's native memory: 240 MB + 2 x model bytes.
 _NATIVE_OVERHEAD = 240 * 1024 * 1024
@@ -180,3 +182,45 @@ def assignment(deployment: Deployment, node: NodeInfo, model_bytes: int) -> dict
 
 def _iso(epoch_ms: int) -> str:
     return datetime.fromtimestamp(epoch_ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+# Where Elasticsearch keeps native model definitions; clients read these fields, nothing here depends on them.
+_NATIVE_INDEX = ".ml-inference-native-000002"
+
+
+def model_config(
+    spec: ModelSpec, download: DownloadState, model_bytes: int, definition_status: bool
+) -> dict[str, Any]:
+    """One `trained_model_configs` entry (`TrainedModelConfig.toXContent`) for a catalogue model."""
+    config: dict[str, Any] = {
+        "model_id": spec.model_id,
+        "model_type": "pytorch",
+        "created_by": "_xpack",
+        "version": "12.0.0",
+        "create_time": download.started_at or 0,
+        "model_size_bytes": model_bytes,
+        "estimated_operations": 0,
+        "license_level": "platinum",
+        "description": spec.description,
+        "tags": ["elastic"],
+        "metadata": dict(spec.metadata),
+        "input": {"field_names": ["text_field"]},
+        "inference_config": {
+            "text_expansion": {
+                "vocabulary": {"index": _NATIVE_INDEX},
+                "tokenization": {
+                    "bert": {
+                        "do_lower_case": True,
+                        "with_special_tokens": True,
+                        "max_sequence_length": 512,
+                        "truncate": "first",
+                        "span": -1,
+                    }
+                },
+            }
+        },
+        "location": {"index": {"name": _NATIVE_INDEX}},
+    }
+    if definition_status:
+        config["fully_defined"] = download.status is DownloadStatus.DOWNLOADED
+    return config
