@@ -238,3 +238,30 @@ def test_http_vectors_equal_the_encoder(es: Elasticsearch, elser_endpoint: str, 
         assert list(item["embedding"]) == list(expected), text
         for token, weight in expected.items():
             assert abs(item["embedding"][token] - weight) <= 1e-4
+
+
+def test_put_timeout_answers_408_and_keeps_deploying(es: Elasticsearch, http: httpx.Client) -> None:
+    import time
+
+    r = http.put(
+        "/_inference/sparse_embedding/e2e-timeout",
+        params={"timeout": "1ms"},
+        json={
+            "service": "elasticsearch",
+            "service_settings": {"model_id": ".elser_model_2", "num_allocations": 1, "num_threads": 1},
+        },
+    )
+    assert r.status_code == 408
+    assert r.json()["error"]["reason"] == (
+        "Timed out after [1ms] waiting for model deployment to start. "
+        "Use the trained model stats API to track the state of the deployment."
+    )
+    assert es.inference.get(inference_id="e2e-timeout")["endpoints"]  # stored
+    for _ in range(300):
+        stats = es.ml.get_trained_models_stats(model_id="e2e-timeout")["trained_model_stats"][0]
+        if stats["deployment_stats"]["allocation_status"]["state"] == "fully_allocated":
+            break
+        time.sleep(0.1)
+    assert stats["deployment_stats"]["allocation_status"]["state"] == "fully_allocated"
+    assert es.inference.sparse_embedding(inference_id="e2e-timeout", input=["ready now"])
+    es.inference.delete(inference_id="e2e-timeout")

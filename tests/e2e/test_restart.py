@@ -71,3 +71,40 @@ def test_generated_password_is_printed_once(tmp_path: Path) -> None:
         assert second.log().count("generated: ") == 1  # the same log file: printed once in all
     finally:
         second.stop()
+
+
+def test_sigterm_drains_in_flight_requests(tmp_path: Path) -> None:
+    import threading
+
+    server = Server(tmp_path / "data").start()
+    es = make_client(server)
+    es.inference.put(
+        task_type="sparse_embedding",
+        inference_id="drain",
+        inference_config={
+            "service": "elasticsearch",
+            "service_settings": {"model_id": ".elser_model_2", "num_allocations": 1, "num_threads": 1},
+        },
+    )
+    workers = server.worker_pids()
+    answers: list[httpx.Response] = []
+
+    def bulk() -> None:
+        answers.append(
+            httpx.post(
+                f"{server.url}/_inference/sparse_embedding/drain",
+                json={"input": ["a long passage of many words " * 60] * 120},
+                auth=("elastic", server.password),
+                timeout=120,
+            )
+        )
+
+    thread = threading.Thread(target=bulk)
+    thread.start()
+    time.sleep(0.5)  # the request is in flight
+    assert server.stop() in (0, -signal.SIGTERM)
+    thread.join()
+    assert answers[0].status_code == 200
+    assert len(answers[0].json()["sparse_embedding"]) == 120
+    for pid in workers:
+        assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()

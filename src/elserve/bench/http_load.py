@@ -1,0 +1,191 @@
+"""End to end over HTTP: an endpoint on a running server, concurrent clients posting batches of
+the corpus, and one short text's latency with the server idle and under that load."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+import orjson
+
+from elserve.bench.corpus import Workload
+from elserve.bench.isolated import ProgressCallback
+from elserve.bench.measure import SHORT_TEXT
+from elserve.bench.results import Latency, SparseRow, Timing
+
+USER = "elastic"
+TASK_TYPE = "sparse_embedding"
+
+
+@dataclass(frozen=True)
+class Allocation:
+    """`num_allocations` x `num_threads` of one endpoint, written `1x2`."""
+
+    allocations: int
+    threads: int
+
+    @classmethod
+    def parse(cls, text: str) -> Allocation:
+        try:
+            allocations, threads = (int(part) for part in text.lower().split("x"))
+        except ValueError:
+            raise ValueError(f"an allocation is ALLOCATIONSxTHREADS, such as 1x2; got [{text}]") from None
+        if allocations < 1 or threads < 1:
+            raise ValueError(f"allocations and threads must be at least 1; got [{text}]")
+        return cls(allocations, threads)
+
+    def __str__(self) -> str:
+        return f"{self.allocations}x{self.threads}"
+
+
+@dataclass(frozen=True)
+class HttpMeasured:
+    best: Timing
+    latency: Latency | None
+    latency_under_load: Latency | None
+    sample: list[SparseRow]
+
+
+class InferenceClient:
+    """The few inference API calls the benchmark makes, as the `elastic` user."""
+
+    def __init__(self, url: str, password: str, timeout: float = 600.0) -> None:
+        self.url = url
+        self.password = password
+        self.timeout = timeout
+
+    def session(self) -> httpx.Client:
+        # One connection pool per thread: httpx clients are not shared across threads here.
+        return httpx.Client(base_url=self.url, auth=(USER, self.password), timeout=self.timeout)
+
+    def create_endpoint(self, http: httpx.Client, inference_id: str, allocation: Allocation) -> None:
+        body = {
+            "service": "elasticsearch",
+            "service_settings": {
+                "model_id": ".elser_model_2",
+                "num_allocations": allocation.allocations,
+                "num_threads": allocation.threads,
+            },
+        }
+        self.delete_endpoint(http, inference_id)
+        _check(http.put(f"/_inference/{TASK_TYPE}/{inference_id}", json=body, params={"timeout": "600s"}))
+
+    def delete_endpoint(self, http: httpx.Client, inference_id: str) -> None:
+        response = http.delete(f"/_inference/{TASK_TYPE}/{inference_id}", params={"force": "true"})
+        if response.status_code != 404:
+            _check(response)
+
+    def infer(self, http: httpx.Client, inference_id: str, texts: list[str]) -> list[dict[str, float]]:
+        response = _check(http.post(f"/_inference/{TASK_TYPE}/{inference_id}", json={"input": texts}))
+        results = orjson.loads(response.content)[TASK_TYPE]
+        if len(results) != len(texts):
+            raise RuntimeError(f"{len(texts)} texts sent, {len(results)} vectors back")
+        return [r["embedding"] for r in results]
+
+
+def measure_http(
+    client: InferenceClient,
+    inference_id: str,
+    workload: Workload,
+    *,
+    clients: int,
+    docs_per_request: int,
+    latency_requests: int,
+    sample_texts: list[str],
+    progress: ProgressCallback,
+) -> HttpMeasured:
+    """Idle latency, then the bulk load with a latency probe beside it, then the sample vectors.
+
+    The corpus goes in its own order (a client's order), `docs_per_request` texts a request;
+    the probe sends one short text at a time for as long as the load runs.
+    """
+    with client.session() as http:
+        client.infer(http, inference_id, workload.texts[:docs_per_request])  # warm the workers
+        idle = []
+        for i in range(latency_requests):
+            began = time.perf_counter()
+            client.infer(http, inference_id, [SHORT_TEXT])
+            idle.append(time.perf_counter() - began)
+            if i % 20 == 0:
+                progress("idle short-text latency", i, latency_requests)
+        bulk, under_load = _bulk(client, inference_id, workload, clients, docs_per_request, latency_requests, progress)
+        sample = client.infer(http, inference_id, sample_texts) if sample_texts else []
+    return HttpMeasured(bulk, Latency.of(idle), Latency.of(under_load), sample)
+
+
+def _bulk(
+    client: InferenceClient,
+    inference_id: str,
+    workload: Workload,
+    clients: int,
+    docs_per_request: int,
+    probe_requests: int,
+    progress: ProgressCallback,
+) -> tuple[Timing, list[float]]:
+    batches = _batches(workload.docs, docs_per_request)
+    lock = threading.Lock()
+    done = threading.Event()
+    errors: list[BaseException] = []
+    completed = 0
+    probe: list[float] = []
+
+    def next_batch() -> range | None:
+        with lock:
+            return next(batches, None)
+
+    def load() -> None:
+        nonlocal completed
+        try:
+            with client.session() as http:
+                while not done.is_set() and (batch := next_batch()) is not None:
+                    client.infer(http, inference_id, workload.texts[batch.start : batch.stop])
+                    with lock:
+                        completed += len(batch)
+                        count = completed
+                    progress(f"{clients} clients x {docs_per_request} texts", count, workload.docs)
+        except BaseException as e:
+            errors.append(e)
+            done.set()
+
+    def probe_latency() -> None:
+        try:
+            with client.session() as http:
+                while not done.is_set() and len(probe) < probe_requests:
+                    began = time.perf_counter()
+                    client.infer(http, inference_id, [SHORT_TEXT])
+                    if not done.is_set():  # a request that outlived the load saw no load at its end
+                        probe.append(time.perf_counter() - began)
+        except BaseException as e:
+            errors.append(e)
+
+    workers = [threading.Thread(target=load, name=f"bench client {i}", daemon=True) for i in range(clients)]
+    prober = threading.Thread(target=probe_latency, name="bench latency probe", daemon=True)
+    began = time.perf_counter()
+    for worker in workers:
+        worker.start()
+    prober.start()
+    for worker in workers:
+        worker.join()
+    seconds = time.perf_counter() - began
+    done.set()
+    prober.join()
+    if errors:
+        raise errors[0]
+    return Timing(clients, seconds, workload.docs, workload.tokens), probe
+
+
+def _batches(docs: int, size: int) -> Iterator[range]:
+    for start in range(0, docs, size):
+        yield range(start, min(start + size, docs))
+
+
+def _check(response: httpx.Response) -> httpx.Response:
+    if response.status_code >= 400:
+        raise RuntimeError(
+            f"{response.request.method} {response.request.url.path} answered {response.status_code}: "
+            f"{response.text[:1000]}"
+        )
+    return response
