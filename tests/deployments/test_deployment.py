@@ -150,7 +150,8 @@ def test_bad_model_files_fail_the_deployment(tmp_path: Path) -> None:
 
 
 def test_adaptive_scales_to_zero_and_wakes(splade_model_dir: Path) -> None:
-    timings = ScalerTimings(interval_s=0.2, scale_to_zero_after_s=0.5, scale_up_cooldown_s=0.0)
+    # The cooldown keeps the woken allocation up while the assertions run, as it does in Elasticsearch.
+    timings = ScalerTimings(interval_s=0.2, scale_to_zero_after_s=0.5, scale_up_cooldown_s=30.0)
 
     async def main() -> None:
         d = _deployment(

@@ -6,8 +6,6 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from elserve.runtime import Tokenizer
-
 # The corpus shipped beside the checkout (shared/bench/corpus.jsonl), as `make bench` finds it.
 _SHARED_CORPUS = Path("shared") / "bench" / "corpus.jsonl"
 
@@ -56,6 +54,10 @@ class Workload:
 
     @classmethod
     def count(cls, texts: list[str], model_dir: Path) -> Workload:
+        # Imported here: a runner process that unpickles a Workload (ONNX Runtime's) must not
+        # pay for torch, which elserve.runtime loads.
+        from elserve.runtime import Tokenizer
+
         tokenizer = Tokenizer.from_dir(model_dir)
         return cls(texts, [len(e.ids) for e in tokenizer.encode_batch(texts)])
 

@@ -7,6 +7,7 @@ import resource
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 from elserve.bench.corpus import Workload
@@ -64,6 +65,8 @@ def measure(runner: Runner, job: MeasureJob, progress: ProgressCallback) -> Meas
         best_setting = max(tuning, key=lambda t: t.tokens_per_s).setting
     else:
         best_setting = settings[0]
+    # From here on the peak memory is the best setting's alone, not the largest batch tried.
+    reset_peak_rss()
     best = _timed_pass(runner, ordered, best_setting, progress, f"full pass, {best_setting}")
     latencies = []
     for i in range(job.latency_requests):
@@ -72,10 +75,30 @@ def measure(runner: Runner, job: MeasureJob, progress: ProgressCallback) -> Meas
         latencies.append(time.perf_counter() - start)
         if i % 20 == 0:
             progress("short-text latency", i, job.latency_requests)
+    rss = peak_rss_bytes()
     sample = runner.vectors(job.sample_texts, best_setting) if job.sample_texts else []
-    # ru_maxrss is in KiB on Linux: the peak of this process, which ran this runner alone.
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     return Measured(best, tuning, Latency.of(latencies), rss, sample)
+
+
+def reset_peak_rss() -> bool:
+    """Restart this process's peak resident size (VmHWM) from its current size (Linux >= 4.0)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+def peak_rss_bytes() -> int:
+    """This process's peak resident size since the last reset (VmHWM), else since it started."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    # ru_maxrss is in KiB on Linux and never resets.
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def _length_sorted(workload: Workload) -> Workload:

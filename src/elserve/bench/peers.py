@@ -11,7 +11,6 @@ import numpy as np
 from elserve.bench.isolated import ProgressCallback
 from elserve.bench.measure import Measured, MeasureJob, measure
 from elserve.bench.results import SparseRow
-from elserve.runtime import Tokenizer
 
 # Nothing may reach a model hub: the peers load the local directory only.
 OFFLINE_ENV = {
@@ -28,6 +27,7 @@ OFFLINE_ENV = {
 class PeerJob:
     model_dir: Path
     threads: int
+    window: int  # the model's window in tokens, specials included (elserve's `Tokenizer.max_length`)
     measure: MeasureJob
     onnx_path: Path | None = None
 
@@ -36,13 +36,12 @@ class SentenceTransformersRunner:
     """`SparseEncoder(Transformer(dir, fill-mask), SpladePooling(max))`: MLM logits, then
     max over tokens of log(1 + relu)."""
 
-    def __init__(self, model_dir: Path, threads: int) -> None:
+    def __init__(self, model_dir: Path, threads: int, window: int) -> None:
         import torch
         from sentence_transformers import SparseEncoder
         from sentence_transformers.sparse_encoder.modules import SpladePooling, Transformer
 
         torch.set_num_threads(threads)
-        window = Tokenizer.from_dir(model_dir).max_length
         transformer = Transformer(str(model_dir), transformer_task="fill-mask", max_seq_length=window)
         self.model = SparseEncoder(
             modules=[transformer, SpladePooling(pooling_strategy="max")], device="cpu"
@@ -62,7 +61,7 @@ class SentenceTransformersRunner:
 class OnnxRuntimeRunner:
     """The exported SPLADE graph in ONNX Runtime: texts length-sorted, padded per batch."""
 
-    def __init__(self, model_dir: Path, onnx_path: Path, threads: int) -> None:
+    def __init__(self, model_dir: Path, onnx_path: Path, threads: int, window: int) -> None:
         import onnxruntime as ort
         import tokenizers
 
@@ -73,7 +72,7 @@ class OnnxRuntimeRunner:
         self.session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
         self.tokenizer = tokenizers.Tokenizer.from_file(str(model_dir / "tokenizer.json"))
         self.tokenizer.no_padding()
-        self.tokenizer.enable_truncation(Tokenizer.from_dir(model_dir).max_length)
+        self.tokenizer.enable_truncation(window)
         self.pad_id = self.tokenizer.token_to_id("[PAD]") or 0
 
     def encode(self, texts: list[str], setting: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -106,14 +105,15 @@ def _row(dense: np.ndarray) -> SparseRow:
 
 def run_sentence_transformers(job: PeerJob, progress: ProgressCallback) -> Measured:
     """Child entry (see `isolated.run_isolated`)."""
-    return measure(SentenceTransformersRunner(job.model_dir, job.threads), job.measure, progress)
+    return measure(SentenceTransformersRunner(job.model_dir, job.threads, job.window), job.measure, progress)
 
 
 def run_onnxruntime(job: PeerJob, progress: ProgressCallback) -> Measured:
     """Child entry (see `isolated.run_isolated`)."""
     if job.onnx_path is None:
         raise ValueError("the ONNX Runtime peer needs the exported model")
-    return measure(OnnxRuntimeRunner(job.model_dir, job.onnx_path, job.threads), job.measure, progress)
+    runner = OnnxRuntimeRunner(job.model_dir, job.onnx_path, job.threads, job.window)
+    return measure(runner, job.measure, progress)
 
 
 def missing_peer_libraries() -> list[str]:
