@@ -25,5 +25,15 @@ test: $(STAMP)
 test-all: $(STAMP)
 	$(BIN)/pytest -m ''
 
+# `make bench`: the peers (the `bench` extra) into .venv, then `elserve bench` (BENCH_ARGS passes
+# options, e.g. BENCH_ARGS="--limit 500" or "--model-shape both").
+BENCH_STAMP := $(VENV)/.bench-installed
+$(BENCH_STAMP): pyproject.toml $(STAMP)
+	$(BIN)/pip install -e '.[test,bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	$(BIN)/elserve bench $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) build src/*.egg-info

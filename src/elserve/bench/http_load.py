@@ -14,31 +14,11 @@ import orjson
 from elserve.bench.corpus import Workload
 from elserve.bench.isolated import ProgressCallback
 from elserve.bench.measure import SHORT_TEXT
+from elserve.bench.options import Allocation
 from elserve.bench.results import Latency, SparseRow, Timing
 
 USER = "elastic"
 TASK_TYPE = "sparse_embedding"
-
-
-@dataclass(frozen=True)
-class Allocation:
-    """`num_allocations` x `num_threads` of one endpoint, written `1x2`."""
-
-    allocations: int
-    threads: int
-
-    @classmethod
-    def parse(cls, text: str) -> Allocation:
-        try:
-            allocations, threads = (int(part) for part in text.lower().split("x"))
-        except ValueError:
-            raise ValueError(f"an allocation is ALLOCATIONSxTHREADS, such as 1x2; got [{text}]") from None
-        if allocations < 1 or threads < 1:
-            raise ValueError(f"allocations and threads must be at least 1; got [{text}]")
-        return cls(allocations, threads)
-
-    def __str__(self) -> str:
-        return f"{self.allocations}x{self.threads}"
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 from pathlib import Path
 
 OPSET = 17
@@ -53,7 +54,10 @@ def export_splade_onnx(model_dir: Path, target: Path) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     scratch = target.with_name(f".{target.name}.{os.getpid()}.partial")
     try:
-        with torch.inference_mode(False), torch.no_grad():
+        # Tracing warns of the Python branches in transformers' mask code: they hold for every
+        # shape here (the mask is as long as the input), which the agreement check confirms.
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             torch.onnx.export(
                 SpladeGraph(mlm),
                 (ids, mask),

@@ -12,6 +12,7 @@ from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from elserve.deployments.validation import start_errors, update_errors
 from elserve.endpoints.adaptive import AdaptiveAllocations, remove_adaptive_allocations
 from elserve.settings_map import (
     extract_optional_positive_integer,
@@ -22,7 +23,6 @@ from elserve.settings_map import (
 from elserve.errors import ActionRequestValidationException, ValidationErrors
 
 SCOPE = "service_settings"
-MAX_THREADS_PER_ALLOCATION = 32
 
 
 @dataclass(frozen=True)
@@ -110,46 +110,15 @@ def parse_service_settings(settings: MutableMapping[str, Any]) -> RequestedServi
     )
 
 
-def _is_power_of_two(value: int) -> bool:
-    return value > 0 and value & (value - 1) == 0
-
-
-def deployment_start_errors(settings: ServiceSettings) -> list[str]:
-    """What `_start` would refuse for these settings (T5), in `Request.validate` order."""
-    errors = []
-    adaptive = settings.adaptive_allocations
-    if settings.num_allocations is not None:
-        if settings.num_allocations < 1:
-            errors.append("[number_of_allocations] must be a positive integer")
-        if adaptive is not None and adaptive.is_enabled:
-            errors.append("[number_of_allocations] cannot be set if adaptive allocations is enabled")
-    if settings.num_threads < 1:
-        errors.append("[threads_per_allocation] must be a positive integer")
-    if adaptive is not None:
-        errors.extend(adaptive.validation_errors())
-    if settings.num_threads > MAX_THREADS_PER_ALLOCATION or not _is_power_of_two(settings.num_threads):
-        errors.append(
-            f"[threads_per_allocation] must be a power of 2 less than or equal to {MAX_THREADS_PER_ALLOCATION}"
-        )
-    return errors
-
-
 def check_deployment_start(settings: ServiceSettings) -> None:
     """T5 before anything is stored (elserve's decision 2): 400 `action_request_validation_exception`."""
-    errors = deployment_start_errors(settings)
+    errors = start_errors(settings.num_allocations, settings.num_threads, settings.adaptive_allocations)
     if errors:
         raise ActionRequestValidationException(errors)
 
 
 def check_deployment_update(num_allocations: int | None, adaptive: AdaptiveAllocations | None) -> None:
     """What the deployment `_update` an endpoint update sends would refuse."""
-    errors = []
-    if num_allocations is not None:
-        if num_allocations < 1:
-            errors.append("[number_of_allocations] must be a positive integer")
-        if adaptive is not None and adaptive.is_enabled:
-            errors.append("[number_of_allocations] cannot be set if adaptive allocations is enabled")
-    if adaptive is not None:
-        errors.extend(adaptive.validation_errors())
+    errors = update_errors(num_allocations, adaptive)
     if errors:
         raise ActionRequestValidationException(errors)

@@ -1,0 +1,72 @@
+"""What `elserve bench` was asked to do, as one frozen value."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+SHAPES = ("tiny", "base", "both")
+
+
+@dataclass(frozen=True)
+class Allocation:
+    """`num_allocations` x `num_threads` of one endpoint, written `1x2`."""
+
+    allocations: int
+    threads: int
+
+    @classmethod
+    def parse(cls, text: str) -> Allocation:
+        try:
+            allocations, threads = (int(part) for part in text.lower().split("x"))
+        except ValueError:
+            raise ValueError(f"an allocation is ALLOCATIONSxTHREADS, such as 1x2; got [{text}]") from None
+        if allocations < 1 or threads < 1:
+            raise ValueError(f"allocations and threads must be at least 1; got [{text}]")
+        return cls(allocations, threads)
+
+    def __str__(self) -> str:
+        return f"{self.allocations}x{self.threads}"
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    corpus: Path | None = None  # None: ../shared/bench/corpus.jsonl beside the checkout
+    limit: int | None = None
+    model_dir: Path | None = None  # None: `.elser_model_2` from the data directory's cache
+    data_dir: Path = Path("data")
+    model_shape: str = "tiny"  # tiny, base (a random BERT-base, ELSER v2's size) or both
+    base_limit: int = 100  # texts for the BERT-base shape, which costs ~100x per token
+    threads: int = 2
+    peers: bool = True
+    inprocess: bool = True
+    http: bool = True
+    url: str | None = None  # an already running server instead of one started for the run
+    password: str | None = None
+    allocations: tuple[str, ...] = ("1x2", "2x1")
+    clients: int = 8
+    docs_per_request: int = 16
+    latency_requests: int = 200
+    tune_docs: int = 256
+    sample_docs: int = 32
+    st_batch_sizes: tuple[int, ...] = (1, 8, 32)
+    ort_batch_sizes: tuple[int, ...] = (1, 4, 16)
+    token_budgets: tuple[int, ...] = (2048, 4096, 8192)
+    output: Path | None = None  # None: bench-results/<timestamp>.json
+
+    def __post_init__(self) -> None:
+        if self.model_shape not in SHAPES:
+            raise ValueError(f"--model-shape must be one of {', '.join(SHAPES)}; got [{self.model_shape}]")
+        for name in ("threads", "clients", "docs_per_request", "base_limit", "tune_docs"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
+        if self.limit is not None and self.limit < 1:
+            raise ValueError("--limit must be at least 1")
+        for allocation in self.allocations:
+            Allocation.parse(allocation)
+        if self.url is not None and self.password is None:
+            raise ValueError("--url needs --password (of the elastic user)")
+
+    @property
+    def shapes(self) -> list[str]:
+        return ["tiny", "base"] if self.model_shape == "both" else [self.model_shape]

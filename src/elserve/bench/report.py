@@ -1,0 +1,99 @@
+"""The results as a rich table on the terminal and as a JSON file."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+from rich.table import Table
+
+from elserve.bench.results import Latency, RunnerResult
+
+_MIB = 1024 * 1024
+
+
+def best_peer(results: list[RunnerResult], shape: str) -> RunnerResult | None:
+    peers = [r for r in results if r.shape == shape and r.group == "peer"]
+    return max(peers, key=lambda r: r.best.tokens_per_s, default=None)
+
+
+def ratio_to_best_peer(result: RunnerResult, results: list[RunnerResult]) -> float | None:
+    peer = best_peer(results, result.shape)
+    if peer is None or peer.best.tokens_per_s == 0:
+        return None
+    return result.best.tokens_per_s / peer.best.tokens_per_s
+
+
+def results_table(results: list[RunnerResult], title: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    for header, justify in [
+        ("model", "left"),
+        ("runner", "left"),
+        ("best at", "left"),
+        ("tokens/s", "right"),
+        ("docs/s", "right"),
+        ("x best\npeer", "right"),
+        ("short text ms\np50 / p99", "right"),
+        ("under load ms\np50 / p99", "right"),
+        ("peak RSS\nMiB", "right"),
+        ("vs elserve exact\nmax|Δ| / top-20", "right"),
+    ]:
+        table.add_column(header, justify=justify)  # type: ignore[arg-type]
+    for r in results:
+        ratio = ratio_to_best_peer(r, results)
+        agreement = "reference" if r.name == "elserve exact" else "-"
+        if r.agreement is not None:
+            agreement = f"{r.agreement.max_abs_diff:.1e} / {r.agreement.overlap_mean:.0%}"
+        table.add_row(
+            r.shape,
+            r.name,
+            _setting(r.setting_name, r.best.setting),
+            f"{r.best.tokens_per_s:,.0f}",
+            f"{r.best.docs_per_s:,.1f}",
+            "-" if ratio is None else f"{ratio:.2f}",
+            _latency(r.latency),
+            _latency(r.latency_under_load),
+            "-" if r.peak_rss_bytes is None else f"{r.peak_rss_bytes / _MIB:,.0f}",
+            agreement,
+        )
+    return table
+
+
+def _setting(name: str, value: int) -> str:
+    return f"{value} {name}" if name == "clients" else f"{name} {value}"
+
+
+def _latency(latency: Latency | None) -> str:
+    if latency is None:
+        return "-"
+    return f"{latency.p50_ms:.1f} / {latency.p99_ms:.1f}"
+
+
+def tuning_table(results: list[RunnerResult]) -> Table:
+    """Every setting tried, tokens/s on the tuning sample (the best one then ran the corpus)."""
+    table = Table(title="settings tried (tokens/s on the tuning sample)", title_justify="left")
+    table.add_column("model")
+    table.add_column("runner")
+    table.add_column("tried")
+    for r in results:
+        if r.tuning:
+            tried = ", ".join(f"{_setting(r.setting_name, t.setting)}: {t.tokens_per_s:,.0f}" for t in r.tuning)
+            table.add_row(r.shape, r.name, tried)
+    return table
+
+
+def result_record(result: RunnerResult, results: list[RunnerResult]) -> dict[str, object]:
+    record = dataclasses.asdict(result)
+    record.pop("sample")
+    for timing in [record["best"], *record["tuning"]]:
+        timing["tokens_per_s"] = timing["tokens"] / timing["seconds"] if timing["seconds"] else None
+        timing["docs_per_s"] = timing["docs"] / timing["seconds"] if timing["seconds"] else None
+    record["ratio_to_best_peer"] = ratio_to_best_peer(result, results)
+    return record
+
+
+def write_json(path: Path, document: dict[str, object]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document, indent=2, default=str) + "\n", encoding="utf-8")
+    return path

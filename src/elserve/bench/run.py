@@ -1,0 +1,99 @@
+"""`elserve bench`: every runner over the same texts in one invocation, then the table and the
+JSON file. This module imports only typer at load (the CLI imports it); the rest comes when run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from elserve.bench.options import BenchOptions
+
+
+def _ints(text: str, name: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise typer.BadParameter(f"a comma-separated list of integers, got [{text}]", param_hint=name) from None
+    if not values or min(values) < 1:
+        raise typer.BadParameter(f"a non-empty list of integers >= 1, got [{text}]", param_hint=name)
+    return values
+
+
+def bench(
+    corpus: Annotated[
+        Path | None,
+        typer.Option(help="JSON lines with a `text` field, or plain text with one passage per line. "
+                     "Default: ../shared/bench/corpus.jsonl beside the checkout."),
+    ] = None,
+    limit: Annotated[int | None, typer.Option(help="Use only the first N passages.")] = None,
+    model_dir: Annotated[
+        Path | None, typer.Option(help="Model directory to measure. Default: .elser_model_2 from the data dir's cache.")
+    ] = None,
+    data_dir: Annotated[Path, typer.Option(help="Model cache, ONNX exports, generated models and logs.")] = Path(
+        "data"
+    ),
+    model_shape: Annotated[
+        str, typer.Option(help="tiny (the model), base (a random BERT-base, ELSER v2's size) or both.")
+    ] = "tiny",
+    base_limit: Annotated[int, typer.Option(help="Passages for the BERT-base shape.")] = 100,
+    threads: Annotated[int, typer.Option(help="Intra-op threads of every in-process runner.")] = 2,
+    peers: Annotated[bool, typer.Option("--peers/--no-peers", help="sentence-transformers and ONNX Runtime.")] = True,
+    in_process: Annotated[bool, typer.Option("--in-process/--no-in-process", help="elserve's encoder in-process.")] = True,
+    http: Annotated[bool, typer.Option("--http/--no-http", help="elserve end to end over HTTP.")] = True,
+    url: Annotated[str | None, typer.Option(help="Measure this running server instead of starting one.")] = None,
+    password: Annotated[
+        str | None, typer.Option(envvar="ELASTIC_PASSWORD", help="The elastic user's password, with --url.")
+    ] = None,
+    allocations: Annotated[str, typer.Option(help="Endpoints to measure, ALLOCATIONSxTHREADS, comma-separated.")] = (
+        "1x2,2x1"
+    ),
+    clients: Annotated[int, typer.Option(help="Concurrent HTTP clients.")] = 8,
+    docs_per_request: Annotated[int, typer.Option(help="Texts per HTTP request.")] = 16,
+    latency_requests: Annotated[int, typer.Option(help="Sequential requests of one short text.")] = 200,
+    tune_docs: Annotated[int, typer.Option(help="Passages each batch setting is tried on.")] = 256,
+    st_batch_sizes: Annotated[str, typer.Option(help="sentence-transformers batch sizes to try.")] = "1,8,32",
+    ort_batch_sizes: Annotated[str, typer.Option(help="ONNX Runtime batch sizes to try.")] = "1,4,16",
+    token_budgets: Annotated[str, typer.Option(help="elserve token budgets per batch to try.")] = "2048,4096,8192",
+    output: Annotated[Path | None, typer.Option(help="JSON result file. Default: bench-results/<time>.json.")] = None,
+) -> None:
+    """Measure elserve (in-process and over HTTP) against sentence-transformers and ONNX Runtime.
+
+    Every runner sees the same texts and is credited with the same tokens (the model's
+    tokenizer, specials included, cut at its window). The peers need the `bench` extra.
+    """
+    try:
+        options = BenchOptions(
+            corpus=corpus,
+            limit=limit,
+            model_dir=model_dir,
+            data_dir=data_dir,
+            model_shape=model_shape,
+            base_limit=base_limit,
+            threads=threads,
+            peers=peers,
+            inprocess=in_process,
+            http=http,
+            url=url,
+            password=password if url is not None else None,
+            allocations=tuple(a.strip() for a in allocations.split(",") if a.strip()),
+            clients=clients,
+            docs_per_request=docs_per_request,
+            latency_requests=latency_requests,
+            tune_docs=tune_docs,
+            st_batch_sizes=_ints(st_batch_sizes, "--st-batch-sizes"),
+            ort_batch_sizes=_ints(ort_batch_sizes, "--ort-batch-sizes"),
+            token_budgets=_ints(token_budgets, "--token-budgets"),
+            output=output,
+        )
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
+    raise typer.Exit(main(options))
+
+
+def main(options: BenchOptions) -> int:
+    """Run the benchmark; 0 when every runner finished, 1 when one failed (the rest still run)."""
+    from elserve.bench.session import BenchSession
+
+    return BenchSession(options).run()

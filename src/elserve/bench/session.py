@@ -1,0 +1,323 @@
+"""One `elserve bench` invocation: for each model shape, every runner over the same workload,
+then agreement against elserve's exact vectors, the tables, and the JSON file."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+
+from elserve.bench.agreement import compare
+from elserve.bench.base_model import BERT_BASE, build_random_bert
+from elserve.bench.corpus import Workload, default_corpus_path, read_corpus
+from elserve.bench.inprocess import EXACT, InProcessJob, precisions, run_elserve
+from elserve.bench.isolated import RunnerFailed, run_isolated
+from elserve.bench.machine import machine_info
+from elserve.bench.measure import Measured, MeasureJob
+from elserve.bench.onnx_export import onnx_path_for, run_export
+from elserve.bench.options import Allocation, BenchOptions
+from elserve.bench.peers import OFFLINE_ENV, PeerJob, missing_peer_libraries, run_onnxruntime, run_sentence_transformers
+from elserve.bench.report import best_peer, result_record, results_table, tuning_table, write_json
+from elserve.bench.results import RunnerResult, SparseRow
+from elserve.runtime import Encoder, SparseVector, Tokenizer, to_token_weights
+
+if TYPE_CHECKING:  # the HTTP rows need httpx (the `bench` extra); imported when they run
+    from elserve.bench.http_load import InferenceClient
+    from elserve.bench.server import BenchServer
+
+REFERENCE = f"elserve {EXACT}"
+
+
+class BenchSession:
+    def __init__(self, options: BenchOptions, console: Console | None = None) -> None:
+        self.options = options
+        # A result table is wide: give it room when the output is a file or a pipe.
+        self.console = console or Console(width=None if Console().is_terminal else 150)
+        self.started = datetime.now(UTC)
+        stamp = self.started.strftime("%Y%m%dT%H%M%SZ")
+        self.work_dir = options.data_dir / "bench"
+        self.log_dir = self.work_dir / "logs" / stamp
+        self.output = options.output or Path("bench-results") / f"{stamp}.json"
+        self.results: list[RunnerResult] = []
+        self.failures: list[dict[str, str]] = []
+        self.workloads: dict[str, dict[str, Any]] = {}
+
+    def run(self) -> int:
+        options = self.options
+        corpus = options.corpus or default_corpus_path()
+        if corpus is None:
+            self.console.print("[red]no corpus: pass --corpus (../shared/bench/corpus.jsonl is not there)")
+            return 2
+        machine = machine_info()
+        self.console.print(f"[bold]elserve bench[/] on {machine['cpu_model']} ({machine['usable_cpus']} CPUs usable)")
+        model_dir = options.model_dir or self._ensure_model()
+        for shape in options.shapes:
+            shape_dir = model_dir if shape == "tiny" else self._base_model(model_dir)
+            limit = options.limit if shape == "tiny" else min(options.limit or options.base_limit, options.base_limit)
+            workload = Workload.count(read_corpus(corpus, limit), shape_dir)
+            self.workloads[shape] = {"model_dir": str(shape_dir), "docs": workload.docs, "tokens": workload.tokens}
+            self.console.print(
+                f"[bold]{shape}[/]: {shape_dir}: {workload.docs:,} texts, {workload.tokens:,} tokens "
+                f"({workload.tokens / workload.docs:.0f} a text, specials included)"
+            )
+            self._run_shape(shape, shape_dir, workload)
+        self.console.print(results_table(self.results, f"elserve bench, {options.threads} threads"))
+        self.console.print(tuning_table(self.results))
+        for failure in self.failures:
+            self.console.print(f"[red]{failure['runner']} failed:[/] {failure['error'].splitlines()[-1]}")
+        document = {
+            "date": self.started.isoformat(),
+            "finished": datetime.now(UTC).isoformat(),
+            "corpus": str(corpus),
+            "options": {k: str(v) if isinstance(v, Path) else v for k, v in vars(options).items()},
+            "machine": machine,
+            "workloads": self.workloads,
+            "best_peer": {s: getattr(best_peer(self.results, s), "name", None) for s in options.shapes},
+            "results": [result_record(r, self.results) for r in self.results],
+            "failures": self.failures,
+            "logs": str(self.log_dir),
+        }
+        self.console.print(f"results: {write_json(self.output, document)}")
+        return 1 if self.failures else 0
+
+    # -- models ----------------------------------------------------------------------------
+
+    def _ensure_model(self) -> Path:
+        from elserve.models.cache import ModelCache
+        from elserve.models.downloads import ModelDownloads
+
+        cache = ModelCache(self.options.data_dir / "models")
+        return asyncio.run(ModelDownloads(cache).ensure(".elser_model_2"))
+
+    def _base_model(self, tokenizer_dir: Path) -> Path:
+        target = self.work_dir / "models" / f"{BERT_BASE.name}-random-seed0"
+        if not (target / "model.safetensors").is_file():
+            self.console.print(f"building a random {BERT_BASE.name} into {target}")
+        return build_random_bert(target, tokenizer_dir, BERT_BASE, seed=0)
+
+    # -- one shape -------------------------------------------------------------------------
+
+    def _run_shape(self, shape: str, model_dir: Path, workload: Workload) -> None:
+        options = self.options
+        sample_texts = workload.texts[: options.sample_docs]
+        # The BERT-base shape costs ~100x a token: try settings on fewer texts.
+        tune_docs = options.tune_docs if shape == "tiny" else min(options.tune_docs, max(8, workload.docs // 8))
+        env = {"OMP_NUM_THREADS": str(options.threads)}
+
+        def job(settings: tuple[int, ...]) -> MeasureJob:
+            return MeasureJob(workload, settings, tune_docs, options.latency_requests, sample_texts)
+
+        rows: list[RunnerResult] = []
+        with self._progress() as bars:
+            if options.inprocess:
+                for precision in precisions():
+                    name = f"elserve {precision}"
+                    in_job = InProcessJob(model_dir, options.threads, precision, job(options.token_budgets))
+                    rows += self._isolated(bars, shape, name, "elserve", "budget", run_elserve, in_job, env)
+            if options.peers:
+                rows += self._peers(bars, shape, model_dir, job, env)
+            if options.http:
+                rows += self._http(bars, shape, model_dir, workload, sample_texts)
+        self._agreements(rows, model_dir, sample_texts)
+        self.results += rows
+
+    def _progress(self) -> Progress:
+        return Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=self.console,
+        )
+
+    def _isolated(
+        self,
+        bars: Progress,
+        shape: str,
+        name: str,
+        group: str,
+        setting_name: str,
+        target: Callable[[Any, Any], Measured],
+        job: Any,
+        env: dict[str, str],
+    ) -> list[RunnerResult]:
+        task = bars.add_task(f"{shape} {name}: starting", total=None)
+        log = self.log_dir / f"{shape}-{name.replace(' ', '-')}.log"
+        try:
+            measured = run_isolated(target, job, log, self._on_progress(bars, task, f"{shape} {name}"), env)
+        except RunnerFailed as e:
+            return self._failed(bars, task, shape, name, e)
+        bars.update(task, description=f"{shape} {name}: {measured.best.tokens_per_s:,.0f} tokens/s")
+        return [
+            RunnerResult(
+                name=name,
+                group=group,
+                shape=shape,
+                setting_name=setting_name,
+                best=measured.best,
+                tuning=measured.tuning,
+                latency=measured.latency,
+                peak_rss_bytes=measured.peak_rss_bytes,
+                sample=measured.sample,
+            )
+        ]
+
+    def _peers(
+        self, bars: Progress, shape: str, model_dir: Path, job: Callable[[tuple[int, ...]], MeasureJob], env: dict
+    ) -> list[RunnerResult]:
+        missing = missing_peer_libraries()
+        if missing:
+            self.console.print(f"[yellow]peers skipped: {', '.join(missing)} missing (the `bench` extra)")
+            return []
+        env = {**env, **OFFLINE_ENV}
+        opts = self.options
+        window = Tokenizer.from_dir(model_dir).max_length
+        st_job = PeerJob(model_dir, opts.threads, window, job(opts.st_batch_sizes))
+        rows = self._isolated(bars, shape, "sentence-transformers", "peer", "batch", run_sentence_transformers, st_job, env)
+        onnx_path = onnx_path_for(model_dir, self.work_dir / "onnx")
+        task = bars.add_task(f"{shape} onnx export: {onnx_path.name}", total=None)
+        try:
+            run_isolated(run_export, (model_dir, onnx_path), self.log_dir / f"{shape}-onnx-export.log", env=env)
+        except RunnerFailed as e:
+            return rows + self._failed(bars, task, shape, "onnxruntime", e)
+        bars.update(task, description=f"{shape} onnx export: {onnx_path}", total=1, completed=1)
+        ort_job = PeerJob(model_dir, opts.threads, window, job(opts.ort_batch_sizes), onnx_path)
+        return rows + self._isolated(bars, shape, "onnxruntime", "peer", "batch", run_onnxruntime, ort_job, env)
+
+    def _http(
+        self, bars: Progress, shape: str, model_dir: Path, workload: Workload, sample_texts: list[str]
+    ) -> list[RunnerResult]:
+        from elserve.bench.http_load import InferenceClient
+        from elserve.bench.server import BenchServer
+
+        opts = self.options
+        configs = [Allocation.parse(a) for a in opts.allocations]
+        if shape != "tiny":
+            if opts.url is not None:
+                return []  # a running server serves its own model, not the generated one
+            configs = configs[:1]
+        server: BenchServer | None = None
+        if opts.url is not None:
+            client = InferenceClient(opts.url, opts.password or "")
+            context: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
+        else:
+            server = BenchServer(model_dir, secrets.token_urlsafe(18), self.log_dir / f"{shape}-server.log")
+            context = server
+        rows: list[RunnerResult] = []
+        task = bars.add_task(f"{shape} elserve http: starting the server", total=None)
+        try:
+            with context:
+                if server is not None:
+                    client = InferenceClient(server.url, server.password)
+                for allocation in configs:
+                    rows.append(self._http_config(bars, task, shape, client, server, allocation, workload, sample_texts))
+        except Exception as e:  # the server or a request failed: report it, keep the other rows
+            tail = server.log_tail() if server is not None else ""
+            return rows + self._failed(bars, task, shape, "elserve http", RunnerFailed(f"{e}\n{tail}"))
+        return rows
+
+    def _http_config(
+        self,
+        bars: Progress,
+        task: TaskID,
+        shape: str,
+        client: InferenceClient,
+        server: BenchServer | None,
+        allocation: Allocation,
+        workload: Workload,
+        sample_texts: list[str],
+    ) -> RunnerResult:
+        from elserve.bench.http_load import measure_http
+
+        opts = self.options
+        name = f"elserve http {allocation}"
+        inference_id = f"elserve-bench-{allocation}"
+        bars.update(task, description=f"{shape} {name}: deploying", total=None, completed=0)
+        with client.session() as http:
+            began = time.perf_counter()
+            client.create_endpoint(http, inference_id, allocation)
+            deploy_seconds = time.perf_counter() - began
+            try:
+                measured = measure_http(
+                    client,
+                    inference_id,
+                    workload,
+                    clients=opts.clients,
+                    docs_per_request=opts.docs_per_request,
+                    latency_requests=opts.latency_requests,
+                    sample_texts=sample_texts,
+                    progress=self._on_progress(bars, task, f"{shape} {name}"),
+                )
+                rss = server.peak_rss_bytes() if server is not None else None
+            finally:
+                client.delete_endpoint(http, inference_id)
+        bars.update(task, description=f"{shape} {name}: {measured.best.tokens_per_s:,.0f} tokens/s")
+        return RunnerResult(
+            name=name,
+            group="http",
+            shape=shape,
+            setting_name="clients",
+            best=measured.best,
+            latency=measured.latency,
+            latency_under_load=measured.latency_under_load,
+            peak_rss_bytes=rss,
+            sample=measured.sample,
+            notes=[
+                f"{opts.docs_per_request} texts a request, corpus order; endpoint deployed in {deploy_seconds:.1f}s",
+                "peak RSS: server and its workers (sum of each one's VmHWM)" if server else "peak RSS: not local",
+            ],
+        )
+
+    def _on_progress(self, bars: Progress, task: TaskID, label: str) -> Callable[[str, int, int], None]:
+        def update(phase: str, done: int, total: int) -> None:
+            bars.update(task, description=f"{label}: {phase}", completed=done, total=total)
+
+        return update
+
+    def _failed(self, bars: Progress, task: TaskID, shape: str, name: str, error: Exception) -> list[RunnerResult]:
+        bars.update(task, description=f"[red]{shape} {name}: failed")
+        self.failures.append({"shape": shape, "runner": name, "error": str(error)})
+        return []
+
+    # -- agreement -------------------------------------------------------------------------
+
+    def _agreements(self, rows: list[RunnerResult], model_dir: Path, sample_texts: list[str]) -> None:
+        if not sample_texts or not rows:
+            return
+        reference = next((r.sample for r in rows if r.name == REFERENCE), None)
+        if reference is None:
+            encoder = Encoder.load(model_dir, num_threads=self.options.threads)
+            reference = [
+                dict(zip(v.indices.tolist(), v.weights.tolist(), strict=True)) for v, _ in encoder.encode(sample_texts)
+            ]
+        by_token: list[SparseRow] | None = None
+        for row in rows:
+            if row.name == REFERENCE or not row.sample:
+                continue
+            if row.group == "http":
+                if by_token is None:
+                    by_token = _as_tokens(reference, Tokenizer.from_dir(model_dir).vocab)
+                row.agreement = compare(by_token, row.sample)
+            else:
+                row.agreement = compare(reference, row.sample)
+
+
+def _as_tokens(rows: list[SparseRow], vocab: list[str]) -> list[SparseRow]:
+    """Id-keyed vectors as the server renders them: `{token: weight}`, weights as JSON shows them."""
+    rendered: list[SparseRow] = []
+    for row in rows:
+        ordered = sorted(row.items(), key=lambda kv: (-kv[1], kv[0]))
+        vector = SparseVector(
+            np.array([k for k, _ in ordered], dtype=np.int32), np.array([w for _, w in ordered], dtype=np.float32)
+        )
+        rendered.append(to_token_weights(vector, vocab))
+    return rendered
