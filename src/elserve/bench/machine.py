@@ -7,7 +7,16 @@ import os
 import platform
 from pathlib import Path
 
-_VERSIONS_OF = ("elserve", "torch", "numpy", "tokenizers", "transformers", "sentence-transformers", "onnxruntime", "onnx")
+_VERSIONS_OF = (
+    "elserve",
+    "torch",
+    "numpy",
+    "tokenizers",
+    "transformers",
+    "sentence-transformers",
+    "onnxruntime",
+    "onnx",
+)
 
 
 def machine_info() -> dict[str, object]:

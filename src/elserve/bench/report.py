@@ -38,6 +38,7 @@ def results_table(results: list[RunnerResult], title: str) -> Table:
         ("under load ms\np50 / p99", "right"),
         ("peak RSS\nMiB", "right"),
         ("vs elserve exact\nmax|Δ| / top-20", "right"),
+        ("load\nafter", "right"),
     ]:
         table.add_column(header, justify=justify)  # type: ignore[arg-type]
     for r in results:
@@ -56,6 +57,7 @@ def results_table(results: list[RunnerResult], title: str) -> Table:
             _latency(r.latency_under_load),
             "-" if r.peak_rss_bytes is None else f"{r.peak_rss_bytes / _MIB:,.0f}",
             agreement,
+            "-" if r.load_after is None else f"{r.load_after:.1f}",
         )
     return table
 

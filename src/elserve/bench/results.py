@@ -73,6 +73,8 @@ class RunnerResult:
     latency_under_load: Latency | None = None
     peak_rss_bytes: int | None = None
     agreement: Agreement | None = None
+    # The machine's 1-minute load average as the row finished: other work on the CPUs shows here.
+    load_after: float | None = None
     notes: list[str] = field(default_factory=list)
     # Vectors of the agreement sample (not written out; compared against elserve exact).
     sample: list[SparseRow] = field(default_factory=list, repr=False)

@@ -40,7 +40,9 @@ def bench(
     base_limit: Annotated[int, typer.Option(help="Passages for the BERT-base shape.")] = 100,
     threads: Annotated[int, typer.Option(help="Intra-op threads of every in-process runner.")] = 2,
     peers: Annotated[bool, typer.Option("--peers/--no-peers", help="sentence-transformers and ONNX Runtime.")] = True,
-    in_process: Annotated[bool, typer.Option("--in-process/--no-in-process", help="elserve's encoder in-process.")] = True,
+    in_process: Annotated[
+        bool, typer.Option("--in-process/--no-in-process", help="elserve's encoder in-process.")
+    ] = True,
     http: Annotated[bool, typer.Option("--http/--no-http", help="elserve end to end over HTTP.")] = True,
     url: Annotated[str | None, typer.Option(help="Measure this running server instead of starting one.")] = None,
     password: Annotated[

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import secrets
 import time
 from collections.abc import Callable
@@ -168,6 +169,7 @@ class BenchSession:
                 latency=measured.latency,
                 peak_rss_bytes=measured.peak_rss_bytes,
                 sample=measured.sample,
+                load_after=os.getloadavg()[0],
             )
         ]
 
@@ -182,7 +184,8 @@ class BenchSession:
         opts = self.options
         window = Tokenizer.from_dir(model_dir).max_length
         st_job = PeerJob(model_dir, opts.threads, window, job(opts.st_batch_sizes))
-        rows = self._isolated(bars, shape, "sentence-transformers", "peer", "batch", run_sentence_transformers, st_job, env)
+        st = run_sentence_transformers
+        rows = self._isolated(bars, shape, "sentence-transformers", "peer", "batch", st, st_job, env)
         onnx_path = onnx_path_for(model_dir, self.work_dir / "onnx")
         task = bars.add_task(f"{shape} onnx export: {onnx_path.name}", total=None)
         try:
@@ -219,7 +222,8 @@ class BenchSession:
                 if server is not None:
                     client = InferenceClient(server.url, server.password)
                 for allocation in configs:
-                    rows.append(self._http_config(bars, task, shape, client, server, allocation, workload, sample_texts))
+                    row = self._http_config(bars, task, shape, client, server, allocation, workload, sample_texts)
+                    rows.append(row)
         except Exception as e:  # the server or a request failed: report it, keep the other rows
             tail = server.log_tail() if server is not None else ""
             return rows + self._failed(bars, task, shape, "elserve http", RunnerFailed(f"{e}\n{tail}"))
@@ -271,6 +275,7 @@ class BenchSession:
             latency_under_load=measured.latency_under_load,
             peak_rss_bytes=rss,
             sample=measured.sample,
+            load_after=os.getloadavg()[0],
             notes=[
                 f"{opts.docs_per_request} texts a request, corpus order; endpoint deployed in {deploy_seconds:.1f}s",
                 "peak RSS: server and its workers (sum of each one's VmHWM)" if server else "peak RSS: not local",

@@ -1,14 +1,15 @@
 """The deployment's request queue: admission, and batches cut by a token budget.
 
-As text-embeddings-inference's `core/queue.rs`: entries wait in arrival order; a
-batch takes entries while their tokens fit the budget, pushes back the one that
-does not, and skips entries whose caller has gone (timed out).
+As text-embeddings-inference's `core/queue.rs`: a batch takes entries while
+their tokens fit the budget, leaves the one that does not, and skips entries
+whose caller has gone (timed out). Unlike a plain FIFO, requests take turns.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections import deque
+import itertools
+from collections import OrderedDict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -51,42 +52,74 @@ class Admission:
 
 
 class RequestQueue:
+    """Entries grouped by request; batches take from the requests in turn.
+
+    Within a request, order is kept. Across requests, each batch takes one entry
+    from each waiting request in turn (round robin) while the budget allows, so a
+    short request is not stuck behind a bulk one that arrived first.
+    """
+
     def __init__(self) -> None:
-        self._entries: deque[Entry] = deque()
+        self._groups: OrderedDict[int, deque[Entry]] = OrderedDict()
+        self._count = 0
         self._nonempty = asyncio.Event()
+        self._keys = itertools.count()
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return self._count
 
     def push(self, entries: Iterable[Entry]) -> None:
-        self._entries.extend(entries)
-        self._nonempty.set()
+        """One request's entries, answered in the order given."""
+        group = deque(entries)
+        if group:
+            self._groups[next(self._keys)] = group
+            self._count += len(group)
+            self._nonempty.set()
 
     def push_front(self, entries: list[Entry]) -> None:
-        """Put entries back at the head (a retried batch keeps its place in line)."""
-        self._entries.extendleft(reversed(entries))
-        self._nonempty.set()
+        """Put entries back first in line (a retried batch goes before everything else)."""
+        if entries:
+            key = next(self._keys)
+            self._groups[key] = deque(entries)
+            self._groups.move_to_end(key, last=False)
+            self._count += len(entries)
+            self._nonempty.set()
+
+    def _take(self, max_tokens: int, max_size: int) -> list[Entry]:
+        batch: list[Entry] = []
+        tokens = 0
+        progressed = True
+        while progressed and len(batch) < max_size:
+            progressed = False
+            for key in list(self._groups):
+                group = self._groups[key]
+                while group and group[0].future.done():  # its caller timed out or went away
+                    group.popleft()
+                    self._count -= 1
+                served = bool(group) and (not batch or tokens + group[0].size <= max_tokens)
+                if served:
+                    entry = group.popleft()
+                    self._count -= 1
+                    batch.append(entry)
+                    tokens += entry.size
+                    progressed = True
+                if not group:
+                    del self._groups[key]
+                elif served:
+                    self._groups.move_to_end(key)  # the next turn starts with the others
+                if len(batch) >= max_size:
+                    break
+        return batch
 
     async def next_batch(self, max_tokens: int, max_size: int) -> list[Entry]:
-        """Wait for work, then take entries in order while their tokens fit `max_tokens`.
+        """Wait for work, then take entries while their tokens fit `max_tokens`.
 
         The first live entry is always taken, so one text longer than the budget still runs.
         """
         while True:
             await self._nonempty.wait()
-            batch: list[Entry] = []
-            tokens = 0
-            while self._entries and len(batch) < max_size:
-                entry = self._entries[0]
-                if entry.future.done():  # its caller timed out or went away
-                    self._entries.popleft()
-                    continue
-                if batch and tokens + entry.size > max_tokens:
-                    break
-                self._entries.popleft()
-                batch.append(entry)
-                tokens += entry.size
-            if not self._entries:
+            batch = self._take(max_tokens, max_size)
+            if not self._groups:
                 self._nonempty.clear()
             if batch:
                 # Length-sorted batches pad least in the worker.
@@ -94,8 +127,10 @@ class RequestQueue:
                 return batch
 
     def fail_all(self, exc: BaseException) -> None:
-        while self._entries:
-            entry = self._entries.popleft()
-            if not entry.future.done():
-                entry.future.set_exception(exc)
+        for group in self._groups.values():
+            for entry in group:
+                if not entry.future.done():
+                    entry.future.set_exception(exc)
+        self._groups.clear()
+        self._count = 0
         self._nonempty.clear()
