@@ -22,8 +22,15 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, data_dir: Path, port: int | None = None, password: str | None = PASSWORD) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        port: int | None = None,
+        password: str | None = PASSWORD,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.data_dir = data_dir
+        self.extra_env = env or {}
         self.port = port or free_port()
         self.password = password
         self.process: subprocess.Popen | None = None
@@ -34,7 +41,7 @@ class Server:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 60.0) -> Server:
-        env = {k: v for k, v in os.environ.items() if k != "ELASTIC_PASSWORD"}
+        env = {k: v for k, v in os.environ.items() if k != "ELASTIC_PASSWORD"} | self.extra_env
         if self.password is not None:
             env["ELASTIC_PASSWORD"] = self.password
         elserve = Path(sys.executable).with_name("elserve")

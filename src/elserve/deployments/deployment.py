@@ -68,6 +68,7 @@ class Deployment:
         self.config = config
         self.state = DeploymentState.STARTING
         self.reason: str | None = None
+        self.failure_status = 500  # the status a failed start answers with (e.g. 503: download unreachable)
         self.start_time_ms = now_ms()
         self.counters = DeploymentCounters()
         self.allocations: list[Allocation] = []
@@ -117,7 +118,7 @@ class Deployment:
             self._dispatcher = asyncio.create_task(self._dispatch(), name=f"dispatch-{self.deployment_id}")
             await self.scale(self.config.number_of_allocations)
         except Exception as exc:  # whatever stops the start (download, files, workers) fails the deployment
-            self._fail(getattr(exc, "reason", None) or f"{type(exc).__name__}: {exc}")
+            self._fail(getattr(exc, "reason", None) or f"{type(exc).__name__}: {exc}", getattr(exc, "status", 500))
             return
         if self.state is DeploymentState.STARTING:
             self.state = DeploymentState.STARTED
@@ -147,10 +148,11 @@ class Deployment:
             return False
         return True
 
-    def _fail(self, reason: str) -> None:
+    def _fail(self, reason: str, status: int = 500) -> None:
         log.error("deployment [%s] failed: %s", self.deployment_id, reason)
         self.state = DeploymentState.FAILED
         self.reason = reason
+        self.failure_status = status
         self._started.set()
         self._queue.fail_all(StatusException(f"Trained model [{self.deployment_id}] is [failed]", 409))
 

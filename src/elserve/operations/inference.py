@@ -158,7 +158,7 @@ class InferenceOperations:
             raise StatusException(
                 f"Could not start deployment [{deployment.deployment_id}] of model "
                 f"[{deployment.model_id}]: {deployment.reason}",
-                500,
+                deployment.failure_status,
             )
 
     # -- deleting and updating ---------------------------------------------------------------

