@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from elserve.bench.run import bench as bench_command  # its options; importing loads only typer
 from elserve.settings import ServerSettings
 
 app = typer.Typer(
@@ -21,6 +22,7 @@ models_app = typer.Typer(help="Inspect and download the models of the catalogue.
 users_app = typer.Typer(help="Manage the built-in users.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 app.add_typer(users_app, name="users")
+app.command("bench")(bench_command)
 
 DataDir = Annotated[Path, typer.Option("--data-dir", help="Directory for state (SQLite) and the model cache.")]
 

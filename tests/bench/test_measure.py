@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import mmap
+
 from pathlib import Path
 
 import pytest
@@ -44,8 +46,11 @@ def test_the_peak_restarts_from_the_current_size() -> None:
     if not reset_peak_rss():
         pytest.skip("/proc/self/clear_refs is not writable here")
     before = peak_rss_bytes()
-    ballast = b"x" * (64 * 1024 * 1024)  # written, so every page is resident
-    assert peak_rss_bytes() >= before + 60 * 1024 * 1024
-    del ballast
+    size = 64 * 1024 * 1024
+    # Mapped afresh (malloc could hand back pages that are resident already), every page touched.
+    with mmap.mmap(-1, size) as ballast:
+        for offset in range(0, size, mmap.PAGESIZE):
+            ballast[offset] = 1
+        assert peak_rss_bytes() >= before + 60 * 1024 * 1024
     reset_peak_rss()
     assert peak_rss_bytes() < before + 32 * 1024 * 1024

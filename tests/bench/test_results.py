@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from elserve.bench.agreement import compare
+from elserve.bench.agreement import TOP_K, _compare, compare, rows_by_id
 from elserve.bench.options import Allocation
 from elserve.bench.results import Latency, Timing
 
@@ -34,22 +34,31 @@ def test_timing_rates() -> None:
     assert Timing(1, 0.0, 1, 1).tokens_per_s == 0.0
 
 
-def test_identical_vectors_agree_fully() -> None:
-    rows = [{1: 0.5, 2: 0.25}, {"a": 1.0}]
-    agreement = compare(rows, [dict(r) for r in rows])
+@pytest.fixture(params=["runtime", "local"])
+def agree(request: pytest.FixtureRequest):
+    """The runtime's agreement when this build has it, and the local one it falls back to."""
+    if request.param == "local":
+        return lambda reference, other: _compare(reference, other, TOP_K)
+    pytest.importorskip("elserve.runtime.agreement")
+    return compare
+
+
+def test_identical_vectors_agree_fully(agree) -> None:
+    rows = [{1: 0.5, 2: 0.25}, {7: 1.0}]
+    agreement = agree(rows, [dict(r) for r in rows])
     assert (agreement.texts, agreement.max_abs_diff, agreement.overlap_mean, agreement.overlap_min) == (2, 0, 1, 1)
 
 
-def test_a_missing_token_counts_its_whole_weight_and_leaves_the_top_k() -> None:
+def test_a_missing_token_counts_its_whole_weight_and_leaves_the_top_k(agree) -> None:
     reference = [{i: 1.0 - i / 100 for i in range(20)}]
     other = [{i: 1.0 - i / 100 for i in range(1, 21)}]  # token 0 missing, token 20 new
-    agreement = compare(reference, other)
+    agreement = agree(reference, other)
     assert agreement.max_abs_diff == pytest.approx(1.0)
     assert agreement.overlap_mean == pytest.approx(19 / 20)
 
 
-def test_vectors_shorter_than_k_compare_over_what_they_have() -> None:
-    agreement = compare([{1: 0.5, 2: 0.4}], [{1: 0.5, 3: 0.4}])
+def test_vectors_shorter_than_k_compare_over_what_they_have(agree) -> None:
+    agreement = agree([{1: 0.5, 2: 0.4}], [{1: 0.5, 3: 0.4}])
     assert agreement.overlap_min == 0.5
     assert agreement.max_abs_diff == pytest.approx(0.4)
 
@@ -57,6 +66,13 @@ def test_vectors_shorter_than_k_compare_over_what_they_have() -> None:
 def test_compare_needs_as_many_vectors() -> None:
     with pytest.raises(ValueError, match="2 reference vectors against 1"):
         compare([{}, {}], [{}])
+
+
+def test_rendered_tokens_map_back_to_their_ids() -> None:
+    vocab = ["[PAD]", "a.b", "a__b", "##.", "word"]
+    # The API renames `.` to `__`; a name two ids share stands for the first, as rendering keeps it.
+    rows = rows_by_id([{"a__b": 0.5, "##__": 0.25, "word": 0.125}], vocab)
+    assert rows == [{1: 0.5, 3: 0.25, 4: 0.125}]
 
 
 @pytest.mark.parametrize(("text", "expected"), [("1x2", (1, 2)), ("2X1", (2, 1)), ("4x4", (4, 4))])

@@ -4,4 +4,5 @@ import typer
 
 from elserve.bench.run import bench
 
-typer.run(bench)
+if __name__ == "__main__":  # runner processes are spawned: they import this module again
+    typer.run(bench)

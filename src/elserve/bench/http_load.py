@@ -91,6 +91,7 @@ def measure_http(
             idle.append(time.perf_counter() - began)
             if i % 20 == 0:
                 progress("idle short-text latency", i, latency_requests)
+        progress("idle short-text latency", latency_requests, latency_requests)
         bulk, under_load = _bulk(client, inference_id, workload, clients, docs_per_request, latency_requests, progress)
         sample = client.infer(http, inference_id, sample_texts) if sample_texts else []
     return HttpMeasured(bulk, Latency.of(idle), Latency.of(under_load), sample)

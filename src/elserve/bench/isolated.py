@@ -35,13 +35,14 @@ class Progress:
         self._conn.send(("progress", (phase, done, total)))
 
 
-def _child(target: Callable[[Any, ProgressCallback], Any], job: Any, conn: Connection, log_path: str) -> None:
+def _child(conn: Connection, log_path: str) -> None:
     # The runners' own chatter (weight loading bars, warnings) goes to a log, not over the
     # parent's live display.
     log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     os.dup2(log, 1)
     os.dup2(log, 2)
     try:
+        target, job = conn.recv()
         result = target(job, Progress(conn))
     except BaseException:
         traceback.print_exc()
@@ -66,11 +67,11 @@ def run_isolated(
     before it imports anything (libraries read some variables at import).
     """
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    parent, child = _spawn.Pipe(duplex=False)
+    parent, child = _spawn.Pipe()
     saved = {k: os.environ.get(k) for k in (env or {})}
     os.environ.update(env or {})  # a spawned child copies the parent's environment at start
     try:
-        process = _spawn.Process(target=_child, args=(target, job, child, str(log_path)), daemon=True)
+        process = _spawn.Process(target=_child, args=(child, str(log_path)), daemon=True)
         process.start()
     finally:
         for key, value in saved.items():
@@ -79,6 +80,14 @@ def run_isolated(
             else:
                 os.environ[key] = value
     child.close()
+    # The job (a corpus can be megabytes) goes over the pipe, not in the start-up payload: a
+    # child that dies while starting would leave the parent blocked writing that payload.
+    try:
+        parent.send((target, job))
+    except OSError:
+        process.join()
+        parent.close()
+        raise RunnerFailed(f"the runner process died at start (exit code {process.exitcode}):\n{_tail(log_path)}")
     try:
         while True:
             # Wake on a message or on the child's death, whichever comes first.

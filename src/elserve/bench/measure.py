@@ -75,6 +75,7 @@ def measure(runner: Runner, job: MeasureJob, progress: ProgressCallback) -> Meas
         latencies.append(time.perf_counter() - start)
         if i % 20 == 0:
             progress("short-text latency", i, job.latency_requests)
+    progress("short-text latency", job.latency_requests, job.latency_requests)
     rss = peak_rss_bytes()
     sample = runner.vectors(job.sample_texts, best_setting) if job.sample_texts else []
     return Measured(best, tuning, Latency.of(latencies), rss, sample)

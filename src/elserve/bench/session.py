@@ -13,11 +13,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from elserve.bench.agreement import compare
+from elserve.bench.agreement import compare, rows_by_id
 from elserve.bench.base_model import BERT_BASE, build_random_bert
 from elserve.bench.corpus import Workload, default_corpus_path, read_corpus
 from elserve.bench.inprocess import EXACT, InProcessJob, precisions, run_elserve
@@ -28,8 +27,8 @@ from elserve.bench.onnx_export import onnx_path_for, run_export
 from elserve.bench.options import Allocation, BenchOptions
 from elserve.bench.peers import OFFLINE_ENV, PeerJob, missing_peer_libraries, run_onnxruntime, run_sentence_transformers
 from elserve.bench.report import best_peer, result_record, results_table, tuning_table, write_json
-from elserve.bench.results import RunnerResult, SparseRow
-from elserve.runtime import Encoder, SparseVector, Tokenizer, to_token_weights
+from elserve.bench.results import RunnerResult
+from elserve.runtime import Encoder, Tokenizer
 
 if TYPE_CHECKING:  # the HTTP rows need httpx (the `bench` extra); imported when they run
     from elserve.bench.http_load import InferenceClient
@@ -72,7 +71,8 @@ class BenchSession:
             )
             self._run_shape(shape, shape_dir, workload)
         self.console.print(results_table(self.results, f"elserve bench, {options.threads} threads"))
-        self.console.print(tuning_table(self.results))
+        if any(r.tuning for r in self.results):
+            self.console.print(tuning_table(self.results))
         for failure in self.failures:
             self.console.print(f"[red]{failure['runner']} failed:[/] {failure['error'].splitlines()[-1]}")
         document = {
@@ -304,25 +304,12 @@ class BenchSession:
             reference = [
                 dict(zip(v.indices.tolist(), v.weights.tolist(), strict=True)) for v, _ in encoder.encode(sample_texts)
             ]
-        by_token: list[SparseRow] | None = None
+        vocab: list[str] | None = None
         for row in rows:
             if row.name == REFERENCE or not row.sample:
                 continue
-            if row.group == "http":
-                if by_token is None:
-                    by_token = _as_tokens(reference, Tokenizer.from_dir(model_dir).vocab)
-                row.agreement = compare(by_token, row.sample)
-            else:
-                row.agreement = compare(reference, row.sample)
-
-
-def _as_tokens(rows: list[SparseRow], vocab: list[str]) -> list[SparseRow]:
-    """Id-keyed vectors as the server renders them: `{token: weight}`, weights as JSON shows them."""
-    rendered: list[SparseRow] = []
-    for row in rows:
-        ordered = sorted(row.items(), key=lambda kv: (-kv[1], kv[0]))
-        vector = SparseVector(
-            np.array([k for k, _ in ordered], dtype=np.int32), np.array([w for _, w in ordered], dtype=np.float32)
-        )
-        rendered.append(to_token_weights(vector, vocab))
-    return rendered
+            sample = row.sample
+            if row.group == "http":  # {token: weight}, as the API renders vectors
+                vocab = vocab or Tokenizer.from_dir(model_dir).vocab
+                sample = rows_by_id(sample, vocab)
+            row.agreement = compare(reference, sample)
