@@ -14,7 +14,7 @@ class ServerSettings:
     # The `elastic` superuser's password (from ELASTIC_PASSWORD); None: generated on first start.
     elastic_password: str | None = None
     # Batches are cut by tokens; see deployments/deployment.py.
-    max_batch_tokens: int = 8192
+    max_batch_tokens: int = 4096
     # Adaptive allocations (Elasticsearch cluster settings of the same meaning).
     scale_to_zero_time_s: float = 24 * 3600.0
     scale_up_cooldown_s: float = 300.0

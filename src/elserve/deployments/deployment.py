@@ -28,7 +28,7 @@ from elserve.runtime import SparseVector, Tokenizer
 log = logging.getLogger("elserve.deployments")
 
 # Batches are cut by tokens, not texts: the cost of a batch is its tokens.
-DEFAULT_MAX_BATCH_TOKENS = 8192
+DEFAULT_MAX_BATCH_TOKENS = 4096
 DEFAULT_MAX_BATCH_SIZE = 256
 
 
