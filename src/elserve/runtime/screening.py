@@ -5,8 +5,10 @@ head computes all of them in fp32. Here an int8 product (exact integer arithmeti
 GEMM on AVX-512 VNNI) gives each entry an approximate maximum with a PROVEN error bound; only
 entries that could be positive under that bound (~1% on real text) are recomputed, in float64.
 
-The bound. Let `h_i` be a batch's token rows (fp32) and `m` any centre (their mean: it takes out
-the direction all rows share, which makes the residues small). For each text pick a scale
+The bound. Let `h_i` be a batch's token rows (fp32) and `m` any fixed centre (the encoder takes the
+shift of the MLM head's LayerNorm, which every row carries: the smaller the residues `h_i - m`,
+the tighter the bound; the batch mean would be tighter still, but `m . W` then costs a pass over
+the whole fp32 decoder per batch, which dominates short requests). For each text pick a scale
 `s > 0`, quantize `q_i = round((h_i - m) / s)` to int8 and let `e_i = (h_i - m) - s q_i`, computed
 in float64 from the fp32 operands, so that it is what rounding really left. At load each decoder
 row is split the same way, `w_j = t_j p_j + f_j` with `p_j` int8. Then, exactly in the reals,
@@ -19,11 +21,11 @@ largest `s |q_i|`, `|e_i|` of the text's tokens, and `s t_j >= 0`:
 
     max_i h_i . w_j  <=  m . w_j + s t_j max_i (q_i . p_j) + Q |f_j| + E |w_j|.
 
-An entry goes to the finish only if this plus `b_j` plus a slack is > 0. The slack,
-2^-16 (H |w_j| + Q t_j |p_j| + |b_j| + Q |f_j| + E |w_j|) with `H` the largest `|h_i| + |m|`,
-bounds every term of the sum in magnitude, so it covers each rounding of the screen (the fp32
-`m . w_j` is off by at most 2^-17 |m| |w_j|; an fp32 product, sum or norm by 2^-24 of its size)
-and of the finish (~2^-45) many times over.
+An entry goes to the finish only if this plus `b_j` plus a slack is > 0 (all of it divided by
+`t_j > 0`, which saves a pass). The slack, 2^-16 (H |w_j| + Q t_j |p_j| + |b_j| + Q |f_j| + E |w_j|)
+with `H` the largest `|h_i| + |m|`, bounds every term of the sum in magnitude, so it covers each
+rounding of the screen (an fp32 product, sum, quotient or norm is off by 2^-24 of its size; `m . w_j`
+is computed in float64 once) and of the finish (~2^-45) many times over.
 
 The finish computes `max_i h_i . w_j + b_j` in float64 from the fp32 operands (each product
 exact, the 128-term sum off by ~1e-14) and rounds once to fp32; `log1p(relu(.))` follows in fp32.
@@ -36,10 +38,12 @@ and so summation orders, by shape).
 
 from __future__ import annotations
 
+import threading
 import warnings
 from dataclasses import dataclass
 
 import torch
+
 
 # 127 levels each side, symmetric, so that a negated row quantizes to the negated integers.
 _LEVELS = 127
@@ -47,60 +51,85 @@ _LEVELS = 127
 _SLACK = 2.0**-16
 # An absolute floor for the slack: fp32 values below ~1e-38 lose their relative accuracy.
 _TINY = 2.0**-100
+# The smallest decoder-row scale t_j (see `QuantizedVocab.build`).
+_SMALLEST_SCALE = 2.0**-60
 
-# Screen blocks: an int8 (row block x hidden) slab times an int8 (hidden x vocab block) slab into
-# one reused int32 buffer; tuned on a 2-core AMD EPYC (Zen 4, 1 MiB L2 per core).
-ROW_BLOCK = 512
-VOCAB_BLOCK = 1024
+# Screen blocks: an int8 (rows x hidden) slab times an int8 (hidden x entries) slab into one
+# reused int32 buffer of BLOCK_ELEMENTS, at most ROW_BLOCK rows: 1024 x 1024 for big batches, all
+# the vocabulary at once for a short request (each block costs ~10 torch calls, whose overhead
+# would otherwise dominate). Tuned on a 2-core AMD EPYC (Zen 4, 1 MiB L2 per core).
+ROW_BLOCK = 1024
+BLOCK_ELEMENTS = 1024 * 1024
 
 
 @dataclass(frozen=True, eq=False)
 class QuantizedVocab:
-    """A decoder `(vocab, hidden)`, split once into int8 rows, their scales and what rounding left."""
+    """A decoder `(vocab, hidden)`, split once into int8 rows, their scales and what rounding left,
+    with everything of the bound that does not depend on the text."""
 
     weight: torch.Tensor  # (vocab, hidden) fp32, the decoder itself
     bias: torch.Tensor  # (vocab,) fp32
-    blocks: tuple[torch.Tensor, ...]  # int8 (hidden, <= vocab block) contiguous slabs of p^T
-    scale: torch.Tensor  # (vocab,) t_j
-    # Per entry, the factors of the bound and the slack, as a (5, vocab) fp32 matrix whose rows
-    # pair with the per-text factors in `screen`: |w_j|, t_j |p_j|, |b_j|, |f_j|, |w_j|.
+    centre: torch.Tensor  # (hidden,) fp32, the m of the module docstring
+    transposed: torch.Tensor  # (hidden, vocab) int8, p^T
+    # The bound divided by t_j > 0, which leaves the int8 part as s max_i (q_i . p_j):
+    # `base` is (m . w_j + b_j + tiny) / t_j, and `factors` (5, vocab) pairs with the per-text
+    # factors (H, Q, 1, Q, E) of `screen`: |w_j|, t_j |p_j|, |b_j|, |f_j|, |w_j|, each / t_j.
+    base: torch.Tensor
     factors: torch.Tensor
 
     @classmethod
-    def build(cls, weight: torch.Tensor, bias: torch.Tensor, vocab_block: int = VOCAB_BLOCK) -> QuantizedVocab:
+    def build(
+        cls,
+        weight: torch.Tensor,
+        bias: torch.Tensor,
+        centre: torch.Tensor | None = None,
+    ) -> QuantizedVocab:
+        """`centre` is any vector the hidden states cluster around (zeros by default); the
+        weights do not depend on it, only how many entries the screen lets through."""
         weight = weight.detach().float().contiguous()
         bias = bias.detach().float().contiguous()
         if weight.ndim != 2 or bias.shape != weight.shape[:1]:
             raise ValueError(f"decoder (vocab, hidden) and bias (vocab,) expected, got {weight.shape}, {bias.shape}")
+        centre = torch.zeros(weight.shape[1]) if centre is None else centre.detach().float().contiguous()
         exact = weight.double()
-        absmax = exact.abs().amax(dim=1)
-        scale = torch.where(absmax > 0, absmax / _LEVELS, 1.0).float()
-        quantized = torch.round(exact / scale.double()[:, None]).clamp_(-_LEVELS, _LEVELS)
-        scaled = scale.double()[:, None] * quantized
-        transposed = quantized.to(torch.int8).T
-        blocks = tuple(
-            transposed[:, v0 : v0 + vocab_block].contiguous() for v0 in range(0, weight.shape[0], vocab_block)
-        )
+        # Any t_j > 0 makes the identity hold; the floor keeps 1 / t_j finite for tiny rows.
+        scale = (exact.abs().amax(dim=1) / _LEVELS).clamp_(min=_SMALLEST_SCALE).float().double()
+        quantized = torch.round(exact / scale[:, None]).clamp_(-_LEVELS, _LEVELS)
+        scaled = scale[:, None] * quantized
         norm = exact.norm(dim=1)
-        factors = torch.stack(
-            [norm, scaled.norm(dim=1), bias.double().abs(), (exact - scaled).norm(dim=1), norm]
-        ).float()
-        return cls(weight=weight, bias=bias, blocks=blocks, scale=scale, factors=factors)
+        factors = torch.stack([norm, scaled.norm(dim=1), bias.double().abs(), (exact - scaled).norm(dim=1), norm])
+        base = exact @ centre.double() + bias.double() + _TINY
+        return cls(
+            weight=weight,
+            bias=bias,
+            centre=centre,
+            transposed=quantized.to(torch.int8).T.contiguous(),
+            base=(base / scale).float(),
+            factors=(factors / scale).float(),
+        )
 
     @property
     def size(self) -> int:
         return self.weight.shape[0]
 
 
-def screen(rows: torch.Tensor, lengths: torch.Tensor, vocab: QuantizedVocab, *, row_block: int = ROW_BLOCK) -> torch.Tensor:
-    """`(texts, vocab)` bool: the entries of each text whose SPLADE weight may be positive (a
-    superset of those that are). `rows` is `(sum(lengths), hidden)` fp32, text after text."""
+def screen(
+    rows: torch.Tensor,
+    lengths: torch.Tensor,
+    vocab: QuantizedVocab,
+    *,
+    row_block: int = ROW_BLOCK,
+    block_elements: int = BLOCK_ELEMENTS,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The `(text, entry)` pairs whose SPLADE weight may be positive (a superset of those that
+    are), as two int64 tensors sorted by text then entry. `rows` is `(sum(lengths), hidden)`
+    fp32, text after text."""
     texts = lengths.numel()
     text_of_row = torch.repeat_interleave(torch.arange(texts), lengths)
-    centre = rows.mean(dim=0)
+    centre = vocab.centre
     centred = rows - centre
     absmax = _text_max(centred.abs().amax(dim=1), text_of_row, texts)
-    # A text whose tokens all equal the centre (one token alone) has no residue: any scale does.
+    # A text whose tokens all equal the centre has no residue: any scale does.
     scale = torch.where(absmax > 0, absmax / _LEVELS, 1.0)
     row_scale = scale[text_of_row][:, None]
     quantized = torch.round(centred / row_scale).clamp_(-_LEVELS, _LEVELS)
@@ -115,13 +144,47 @@ def screen(rows: torch.Tensor, lengths: torch.Tensor, vocab: QuantizedVocab, *, 
     # the bound Q |f_j| + E |w_j| itself (rounded up by the slack's own |f_j|, |w_j| rows).
     per_text = torch.stack([big_h, big_q, torch.ones_like(big_h), big_q, big_e], dim=1) * _SLACK
     per_text[:, 3:] += torch.stack([big_q, big_e], dim=1)
-    # The upper bound of each (text, entry), less its int8 part.
-    base = (centre @ vocab.weight.T + vocab.bias + _TINY).expand(texts, -1)
-    upper = torch.addmm(base, per_text.float(), vocab.factors)
+    per_text = per_text.float()
+    quantized = quantized.to(torch.int8)
+    scale_col = scale[:, None]
 
-    best = _int8_max(quantized.to(torch.int8), text_of_row, texts, vocab, row_block)
-    approx = best.float().mul_(vocab.scale).mul_(scale[:, None])
-    return upper.add_(approx) > 0
+    row_block = min(row_block, rows.shape[0])
+    # The (texts x width) buffers are kept within block_elements too, for batches of many texts.
+    width = min(vocab.size, max(64, block_elements // max(row_block, texts)))
+
+    # Buffers reused block after block (results stay in cache) and call after call (fresh
+    # megabytes are page-faulted in, which costs a short request more than its products).
+    products = _scratch("products", row_block * width, torch.int32)
+    best_buffer = _scratch("best", texts * width, torch.int32)
+    upper_buffer = _scratch("upper", texts * width, torch.float32)
+    found = []
+    for v0 in range(0, vocab.size, width):
+        v1 = min(v0 + width, vocab.size)
+        best = best_buffer[: texts * (v1 - v0)].view(texts, v1 - v0)
+        _int8_max(quantized, text_of_row, vocab.transposed[:, v0:v1], best, products, row_block)
+        # The upper bound of each (text, entry) over t_j: the rest, then s max_i (q_i . p_j).
+        upper = upper_buffer[: texts * (v1 - v0)].view(texts, v1 - v0)
+        torch.addmm(vocab.base[v0:v1], per_text, vocab.factors[:, v0:v1], out=upper)
+        hits = upper.addcmul_(best, scale_col).gt_(0).nonzero()
+        hits[:, 1] += v0
+        found.append(hits)
+    pairs = torch.cat(found)
+    order = torch.argsort(pairs[:, 0] * vocab.size + pairs[:, 1])
+    return pairs[order, 0], pairs[order, 1]
+
+
+_SCRATCH = threading.local()
+
+
+def _scratch(name: str, size: int, dtype: torch.dtype) -> torch.Tensor:
+    """A flat buffer of `size` elements, kept per thread and name for the next call."""
+    buffer = getattr(_SCRATCH, name, None)
+    if buffer is None or buffer.numel() < size:
+        # A normal tensor even under inference mode, so that callers of either mode may write it.
+        with torch.inference_mode(False):
+            buffer = torch.empty(size, dtype=dtype)
+        setattr(_SCRATCH, name, buffer)
+    return buffer[:size]
 
 
 def _text_max(per_row: torch.Tensor, text_of_row: torch.Tensor, texts: int) -> torch.Tensor:
@@ -132,49 +195,51 @@ def _text_max(per_row: torch.Tensor, text_of_row: torch.Tensor, texts: int) -> t
 
 
 def _int8_max(
-    quantized: torch.Tensor, text_of_row: torch.Tensor, texts: int, vocab: QuantizedVocab, row_block: int
-) -> torch.Tensor:
-    """`max_i q_i . p_j` over each text's rows: `(texts, vocab)` int32, exact."""
-    rows = quantized.shape[0]
-    best = torch.full((texts, vocab.size), torch.iinfo(torch.int32).min, dtype=torch.int32)
-    widest = max(block.shape[1] for block in vocab.blocks)
-    buffer = torch.empty(min(row_block, rows) * widest, dtype=torch.int32)
-    v0 = 0
+    quantized: torch.Tensor,
+    text_of_row: torch.Tensor,
+    block: torch.Tensor,
+    best: torch.Tensor,
+    buffer: torch.Tensor,
+    row_block: int,
+) -> None:
+    """`best[t, j] = max_i q_i . p_j` over the rows of each text t, for the entries of `block`:
+    exact int32."""
+    best.fill_(torch.iinfo(torch.int32).min)
+    width = block.shape[1]
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="index_reduce", category=UserWarning)
-        for block in vocab.blocks:
-            width = block.shape[1]
-            best_block = best[:, v0 : v0 + width]
-            for r0 in range(0, rows, row_block):
-                chunk = quantized[r0 : r0 + row_block]
-                products = buffer[: chunk.shape[0] * width].view(chunk.shape[0], width)
-                torch._int_mm(chunk, block, out=products)
-                best_block.index_reduce_(0, text_of_row[r0 : r0 + row_block], products, "amax")
-            v0 += width
-    return best
+        for r0 in range(0, quantized.shape[0], row_block):
+            chunk = quantized[r0 : r0 + row_block]
+            products = buffer[: chunk.shape[0] * width].view(chunk.shape[0], width)
+            torch._int_mm(chunk, block, out=products)
+            best.index_reduce_(0, text_of_row[r0 : r0 + row_block], products, "amax")
 
 
 def finish(
-    rows: torch.Tensor, lengths: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, candidates: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The weights of the candidate `(text, entry)` pairs: `(text, entry, weight)`, by text then entry.
+    rows: torch.Tensor,
+    lengths: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor,
+    text: torch.Tensor,
+    entry: torch.Tensor,
+) -> torch.Tensor:
+    """The weight of each `(text, entry)` pair (sorted by text), fp32:
+    `log1p(relu(fp32(max_i h_i . w_j + b_j)))`, the max and the sums in float64."""
+    per_text = torch.bincount(text, minlength=lengths.numel())
+    logits = torch.empty(text.shape[0], dtype=torch.float64)
+    hidden = rows.double().split(lengths.tolist())
+    chosen = weight[entry].double()
+    pair_start = (torch.cumsum(per_text, 0) - per_text).tolist()
+    counts = per_text.tolist()
 
-    Each is `log1p(relu(fp32(max_i h_i . w_j + b_j)))`, the max and the sums in float64.
-    """
-    pairs = candidates.nonzero()
-    text, entry = pairs[:, 0], pairs[:, 1]
-    per_text = torch.bincount(text, minlength=lengths.numel()).tolist()
-    logits = torch.empty(pairs.shape[0], dtype=torch.float64)
-    # One small product per text: ~250 entries x its tokens. Padding texts into one batched
-    # product costs more than it saves (the widest text sets the width of all).
-    p0 = 0
-    for hidden, count in zip(rows.split(lengths.tolist()), per_text, strict=True):
+    # One small product per text (its tokens x its ~250 entries): padding texts into one
+    # batched product costs more than it saves, the widest text setting the width of all.
+    for t, count in enumerate(counts):
         if count:
-            cols = entry[p0 : p0 + count]
-            torch.amax(hidden.double() @ weight[cols].double().T, dim=0, out=logits[p0 : p0 + count])
-            p0 += count
+            p0, p1 = pair_start[t], pair_start[t] + count
+            torch.amax(hidden[t] @ chosen[p0:p1].T, dim=0, out=logits[p0:p1])
     logits += bias[entry]
-    return text, entry, torch.log1p(torch.relu_(logits.float()))
+    return torch.log1p(torch.relu_(logits.float()))
 
 
 def screened_pool(rows: torch.Tensor, lengths: torch.Tensor, vocab: QuantizedVocab) -> torch.Tensor:
@@ -185,6 +250,6 @@ def screened_pool(rows: torch.Tensor, lengths: torch.Tensor, vocab: QuantizedVoc
         return dense
     if bool((lengths < 1).any()) or int(lengths.sum()) != rows.shape[0]:
         raise ValueError("every text needs at least one token and rows must hold exactly sum(lengths) tokens")
-    text, entry, weights = finish(rows, lengths, vocab.weight, vocab.bias, screen(rows, lengths, vocab))
-    dense[text, entry] = weights
+    text, entry = screen(rows, lengths, vocab)
+    dense[text, entry] = finish(rows, lengths, vocab.weight, vocab.bias, text, entry)
     return dense

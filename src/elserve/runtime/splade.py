@@ -9,6 +9,10 @@ log1p run once per vocabulary entry instead of once per (token, entry).
 The products are computed block by block (a slab of token rows against a slab of vocabulary
 rows) into one reused buffer that stays in cache, and each block is folded into the running
 per-text maximum at once: the full `tokens x vocab` matrix is never written.
+
+This is the plain head, in the dtype of its inputs (fp32, or bf16 for an approximate head); the
+encoder runs the screened head of `screening.py`, whose weights are exact, and this one serves
+as its reference.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ def splade_pool(
     `lengths` holds each text's token count (each at least 1).
     """
     if lengths.numel() == 0:
-        return torch.empty(0, decoder_weight.shape[0], dtype=rows.dtype)
+        return torch.empty(0, decoder_weight.shape[0], dtype=torch.float32)
     if bool((lengths < 1).any()) or int(lengths.sum()) != rows.shape[0]:
         raise ValueError("every text needs at least one token and rows must hold exactly sum(lengths) tokens")
     texts, vocab = lengths.numel(), decoder_weight.shape[0]
@@ -57,5 +61,6 @@ def splade_pool(
                 products = buffer[: chunk.shape[0] * weight.shape[0]].view(chunk.shape[0], weight.shape[0])
                 torch.mm(chunk, weight.T, out=products)
                 best_block.index_reduce_(0, text_of_row[r0 : r0 + row_block], products, "amax")
-    best += decoder_bias
+    # The tail in fp32 whatever the products' dtype (a no-op for fp32 inputs).
+    best = best.float().add_(decoder_bias)
     return torch.log1p(torch.relu_(best))
