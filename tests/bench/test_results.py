@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from elserve.bench.agreement import TOP_K, _compare, compare, rows_by_id
+from elserve.bench.agreement import compare, rows_by_id
 from elserve.bench.options import Allocation
 from elserve.bench.results import Latency, Timing
 
@@ -34,12 +34,8 @@ def test_timing_rates() -> None:
     assert Timing(1, 0.0, 1, 1).tokens_per_s == 0.0
 
 
-@pytest.fixture(params=["runtime", "local"])
-def agree(request: pytest.FixtureRequest):
-    """The runtime's agreement when this build has it, and the local one it falls back to."""
-    if request.param == "local":
-        return lambda reference, other: _compare(reference, other, TOP_K)
-    pytest.importorskip("elserve.runtime.agreement")
+@pytest.fixture
+def agree():
     return compare
 
 

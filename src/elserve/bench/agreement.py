@@ -1,8 +1,7 @@
 """How close two runners' vectors are: the proof that the rows of a run compute the same thing.
 
 The measure is the runtime's own (`elserve.runtime.agreement`: top-k overlap and the largest
-weight difference), which the bf16 backend states too; where a build lacks that module the
-same computation is done here.
+weight difference), which the bf16 backend states too; this module only adapts the rows.
 """
 
 from __future__ import annotations
@@ -11,6 +10,7 @@ import numpy as np
 
 from elserve.bench.results import Agreement, SparseRow
 from elserve.runtime import SparseVector, token_name
+from elserve.runtime.agreement import agreement
 
 TOP_K = 20
 
@@ -21,10 +21,6 @@ def compare(reference: list[SparseRow], other: list[SparseRow], top_k: int = TOP
     by vocabulary id (see `rows_by_id` for `{token: weight}` rows)."""
     if len(reference) != len(other):
         raise ValueError(f"{len(reference)} reference vectors against {len(other)}")
-    try:
-        from elserve.runtime.agreement import agreement
-    except ImportError:
-        return _compare(reference, other, top_k)
     found = agreement([_vector(r) for r in reference], [_vector(r) for r in other], top_k)
     return Agreement(found.texts, found.max_abs_diff, found.top_k, found.overlap_mean, found.overlap_min)
 
@@ -46,23 +42,3 @@ def _vector(row: SparseRow) -> SparseVector:
         np.array([k for k, _ in ordered], dtype=np.int32), np.array([w for _, w in ordered], dtype=np.float32)
     )
 
-
-def _compare(reference: list[SparseRow], other: list[SparseRow], top_k: int) -> Agreement:
-    max_diff = 0.0
-    overlaps: list[float] = []
-    for ref, got in zip(reference, other, strict=True):
-        for key in ref.keys() | got.keys():
-            max_diff = max(max_diff, abs(ref.get(key, 0.0) - got.get(key, 0.0)))  # type: ignore[arg-type]
-        best_ref, best_got = _top(ref, top_k), _top(got, top_k)
-        overlaps.append(len(best_ref & best_got) / len(best_ref) if best_ref else 1.0)
-    return Agreement(
-        texts=len(reference),
-        max_abs_diff=max_diff,
-        top_k=top_k,
-        overlap_mean=sum(overlaps) / len(overlaps) if overlaps else 1.0,
-        overlap_min=min(overlaps, default=1.0),
-    )
-
-
-def _top(row: SparseRow, k: int) -> set:
-    return {key for key, _ in sorted(row.items(), key=lambda kv: (-kv[1], kv[0]))[:k]}
