@@ -33,6 +33,13 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 9200,
     data_dir: DataDir = Path("data"),
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    precision: Annotated[
+        str,
+        typer.Option(
+            help="exact: the reference SPLADE vectors (within 1e-4). bf16: faster, approximate "
+            "(encoder layers in bfloat16; top-20 token overlap about 0.99, see README)."
+        ),
+    ] = "exact",
 ) -> None:
     """Run the service: Elasticsearch's inference and trained-model APIs over HTTP.
 
@@ -42,10 +49,18 @@ def serve(
     import uvicorn
 
     from elserve.api.app import create_app
+    from elserve.runtime.encoder import PRECISIONS
+
+    if precision not in PRECISIONS:
+        raise typer.BadParameter(f"must be one of {', '.join(PRECISIONS)}", param_hint="--precision")
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = ServerSettings(
-        host=host, port=port, data_dir=data_dir, elastic_password=os.environ.get("ELASTIC_PASSWORD") or None
+        host=host,
+        port=port,
+        data_dir=data_dir,
+        elastic_password=os.environ.get("ELASTIC_PASSWORD") or None,
+        precision=precision,
     )
     uvicorn.run(
         create_app(settings),

@@ -13,6 +13,8 @@ class ServerSettings:
     data_dir: Path = Path("data")
     # The `elastic` superuser's password (from ELASTIC_PASSWORD); None: generated on first start.
     elastic_password: str | None = None
+    # `exact` (the reference vectors within 1e-4) or the opt-in approximate `bf16` (see README).
+    precision: str = "exact"
     # Batches are cut by tokens; see deployments/deployment.py.
     max_batch_tokens: int = 4096
     # Adaptive allocations (Elasticsearch cluster settings of the same meaning).

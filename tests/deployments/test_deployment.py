@@ -20,13 +20,15 @@ from elserve.runtime import Encoder
 TEXTS = [f"text number {i} about {'cats' if i % 2 else 'dogs'} and " + "more words " * (i % 40) for i in range(64)]
 
 
-def _deployment(model_dir: Path, **config) -> Deployment:
+def _deployment(model_dir: Path, precision: str = "exact", **config) -> Deployment:
     async def source() -> Path:
         return model_dir
 
     options = {"deployment_id": "d", "model_id": "m", "number_of_allocations": 1, **config}
     timings = options.pop("timings", ScalerTimings())
-    return Deployment(DeploymentConfig(**options), source, max_batch_tokens=2048, timings=timings)
+    return Deployment(
+        DeploymentConfig(**options), source, max_batch_tokens=2048, timings=timings, precision=precision
+    )
 
 
 @pytest.fixture(scope="module")
@@ -171,5 +173,20 @@ def test_adaptive_scales_to_zero_and_wakes(splade_model_dir: Path) -> None:
         assert len(woken) == 1
         assert d.config.number_of_allocations == 1
         await d.stop()
+
+    asyncio.run(main())
+
+
+def test_approximate_precision_is_served_and_agrees(splade_model_dir: Path, reference: dict) -> None:
+    from elserve.runtime import SparseVector
+    from elserve.runtime.agreement import agreement
+
+    async def main() -> None:
+        d = _deployment(splade_model_dir, precision="bf16")
+        await d.start()
+        results = await d.infer(TEXTS, timeout=60)
+        await d.stop()
+        found = agreement([SparseVector(*reference[t]) for t in TEXTS], [r.vector for r in results])
+        assert found.overlap_mean >= 0.95
 
     asyncio.run(main())

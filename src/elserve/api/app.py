@@ -87,7 +87,11 @@ def build_services(settings: ServerSettings) -> Services:
     )
     metrics = Metrics()
     deployments = DeploymentManager(
-        downloads, max_batch_tokens=settings.max_batch_tokens, timings=timings, observer=metrics
+        downloads,
+        max_batch_tokens=settings.max_batch_tokens,
+        timings=timings,
+        observer=metrics,
+        precision=settings.precision,
     )
     metrics.watch(deployments)
     inference = InferenceOperations(repo, deployments, downloads)

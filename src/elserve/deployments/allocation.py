@@ -49,11 +49,13 @@ class Allocation:
         self,
         model_dir: Path,
         num_threads: int,
+        precision: str,
         on_exit: Callable[[Allocation], None],
         on_free: Callable[[], None],
     ) -> None:
         self.model_dir = model_dir
         self.num_threads = num_threads
+        self.precision = precision  # `exact`, or the opt-in approximate `bf16`
         self.state = RoutingState.STARTING
         self.reason: str | None = None
         self.pid: int | None = None
@@ -80,7 +82,7 @@ class Allocation:
         parent, child = _spawn.Pipe()
         self._process = _spawn.Process(
             target=worker.main,
-            args=(child, str(self.model_dir), self.num_threads),
+            args=(child, str(self.model_dir), self.num_threads, self.precision),
             daemon=True,
             name="elserve-worker",
         )

@@ -64,6 +64,7 @@ class Deployment:
         max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
         timings: ScalerTimings = ScalerTimings(),
         observer: Observer | None = None,
+        precision: str = "exact",
     ) -> None:
         self.config = config
         self.state = DeploymentState.STARTING
@@ -87,6 +88,7 @@ class Deployment:
         self._scaling = asyncio.Lock()  # one change of allocations at a time
         self.autoscaler = Autoscaler(self, timings)
         self._observer = observer or _NoObserver()
+        self.precision = precision
 
     @property
     def deployment_id(self) -> str:
@@ -208,6 +210,7 @@ class Deployment:
         return Allocation(
             self._model_dir,
             self.config.threads_per_allocation,
+            self.precision,
             on_exit=self._allocation_exited,
             on_free=self._free.set,
         )

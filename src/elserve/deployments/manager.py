@@ -22,6 +22,7 @@ class DeploymentManager:
         max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS,
         timings: ScalerTimings = ScalerTimings(),
         observer: Observer | None = None,
+        precision: str = "exact",
     ) -> None:
         self.downloads = downloads
         self._deployments: dict[str, Deployment] = {}
@@ -29,6 +30,7 @@ class DeploymentManager:
         self._max_batch_tokens = max_batch_tokens
         self._timings = timings
         self._observer = observer
+        self._precision = precision
 
     def get(self, deployment_id: str) -> Deployment | None:
         return self._deployments.get(deployment_id)
@@ -47,7 +49,12 @@ class DeploymentManager:
             return await self.downloads.ensure(config.model_id)
 
         deployment = Deployment(
-            config, model_dir, max_batch_tokens=self._max_batch_tokens, timings=self._timings, observer=self._observer
+            config,
+            model_dir,
+            max_batch_tokens=self._max_batch_tokens,
+            timings=self._timings,
+            observer=self._observer,
+            precision=self._precision,
         )
         self._deployments[config.deployment_id] = deployment
         task = asyncio.create_task(deployment.start(), name=f"start-{config.deployment_id}")

@@ -25,7 +25,7 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
-def main(conn: Connection, model_dir: str, num_threads: int) -> None:
+def main(conn: Connection, model_dir: str, num_threads: int, precision: str) -> None:
     _die_with_parent()
     # The server handles SIGINT/SIGTERM and stops workers itself, after draining.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -33,7 +33,7 @@ def main(conn: Connection, model_dir: str, num_threads: int) -> None:
     try:
         from elserve.runtime.encoder import Encoder
 
-        encoder = Encoder.load(Path(model_dir), num_threads=num_threads)
+        encoder = Encoder.load(Path(model_dir), num_threads=num_threads, precision=precision)
     except Exception as exc:  # any load failure is reported, never raised into the void
         conn.send(("start_failed", f"{type(exc).__name__}: {exc}"))
         return
