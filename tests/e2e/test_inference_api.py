@@ -265,3 +265,24 @@ def test_put_timeout_answers_408_and_keeps_deploying(es: Elasticsearch, http: ht
     assert stats["deployment_stats"]["allocation_status"]["state"] == "fully_allocated"
     assert es.inference.sparse_embedding(inference_id="e2e-timeout", input=["ready now"])
     es.inference.delete(inference_id="e2e-timeout")
+
+
+def test_sixteen_concurrent_clients_get_the_single_request_vectors(es: Elasticsearch, elser_endpoint: str) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.runtime.texts import VARIED_TEXTS
+
+    groups = [VARIED_TEXTS[i::16][:6] for i in range(16)]
+    alone = [es.inference.sparse_embedding(inference_id=elser_endpoint, input=g)["sparse_embedding"] for g in groups]
+    with ThreadPoolExecutor(16) as pool:
+        together = list(
+            pool.map(
+                lambda g: es.inference.sparse_embedding(inference_id=elser_endpoint, input=g)["sparse_embedding"],
+                groups,
+            )
+        )
+    for single, concurrent in zip(alone, together, strict=True):
+        for a, b in zip(single, concurrent, strict=True):
+            assert a["is_truncated"] == b["is_truncated"]
+            assert a["embedding"].keys() == b["embedding"].keys()
+            assert all(abs(a["embedding"][t] - b["embedding"][t]) <= 1e-4 for t in a["embedding"])
