@@ -11,5 +11,5 @@ from elserve.runtime import Encoder
 
 @pytest.fixture(scope="session")
 def splade_encoder(splade_model_dir: Path) -> Encoder:
-    """The real SPLADE-tiny encoder."""
-    return Encoder.load(splade_model_dir)
+    """The real SPLADE-tiny encoder, with two threads whatever earlier tests set torch to."""
+    return Encoder.load(splade_model_dir, num_threads=2)
