@@ -13,7 +13,6 @@ import itertools
 import multiprocessing
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -65,7 +64,6 @@ class Allocation:
         self._pending: dict[int, asyncio.Future] = {}
         self._conn = None
         self._process = None
-        self._sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="elserve-send")
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
 
@@ -90,7 +88,7 @@ class Allocation:
         child.close()
         self._conn = parent
         try:
-            message = await self._loop.run_in_executor(self._sender, parent.recv)
+            message = await self._loop.run_in_executor(None, parent.recv)
         except (EOFError, OSError):
             message = ("start_failed", f"worker process exited with code {self._process.exitcode}")
         if message[0] != "ready":
@@ -108,7 +106,9 @@ class Allocation:
         batch_id = next(_batch_ids)
         future = self._loop.create_future()
         self._pending[batch_id] = future
-        self._sender.submit(self._send, ("encode", batch_id, batch))
+        # Sent from the event loop: the worker holds at most this one batch, so it is waiting on
+        # the pipe and the write (a batch's ids, well under the pipe's buffer) does not block.
+        self._send(("encode", batch_id, batch))
         return future
 
     def _send(self, message: tuple) -> None:
@@ -169,7 +169,6 @@ class Allocation:
         if self._process.is_alive():
             self._process.kill()
             await loop.run_in_executor(None, self._process.join, STOP_GRACE_S)
-        self._sender.shutdown(wait=False)
         self.state = RoutingState.STOPPED
 
     def kill(self) -> None:

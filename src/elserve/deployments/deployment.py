@@ -30,6 +30,8 @@ log = logging.getLogger("elserve.deployments")
 # Batches are cut by tokens, not texts: the cost of a batch is its tokens.
 DEFAULT_MAX_BATCH_TOKENS = 4096
 DEFAULT_MAX_BATCH_SIZE = 256
+# Requests up to this many characters are tokenized on the event loop; longer ones in a thread.
+_INLINE_TOKENIZE_CHARS = 2048
 
 
 class Observer(Protocol):
@@ -251,7 +253,10 @@ class Deployment:
                 self.autoscaler.wake()  # the request waits in the queue for that allocation
             assert self.tokenizer is not None
             deadline = None if timeout is None else time.monotonic() + timeout
-            encoded = await asyncio.to_thread(self.tokenizer.encode_batch, texts)
+            if sum(map(len, texts)) <= _INLINE_TOKENIZE_CHARS:
+                encoded = self.tokenizer.encode_batch(texts)  # microseconds: a thread hop costs more
+            else:
+                encoded = await asyncio.to_thread(self.tokenizer.encode_batch, texts)
             loop = asyncio.get_running_loop()
             entries = [Entry(e.ids, loop.create_future()) for e in encoded]
             self._queue.push(entries)
