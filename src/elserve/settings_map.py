@@ -24,7 +24,7 @@ from elserve.java_text import (
     java_text,
     parsed_capacity,
 )
-from elserve.errors import ClassCastException, ElasticsearchError, NullPointerException, StatusException, ValidationErrors
+from elserve.errors import ClassCastException, StatusException, ValidationErrors
 
 
 _JAVA_CLASSES = {

@@ -77,7 +77,6 @@ def test_entries_at_the_threshold_come_out_as_the_exact_value_says(seed: int) ->
     hidden, vocab = 32, 260
     rows = torch.randint(-64, 65, (sum(lengths), hidden), generator=g).float() / 128  # k / 2^7
     weight = torch.randint(-64, 65, (vocab, hidden), generator=g).float() / 4096  # k / 2^12
-    lengths_t = torch.tensor(lengths)
     maxima = torch.stack([(part.double() @ weight.double().T).amax(dim=0) for part in rows.split(lengths)])
     text = seed % len(lengths)  # the text whose maxima set the biases
     steps = torch.arange(vocab) % 5 - 2
@@ -103,7 +102,6 @@ def test_biases_inside_the_bound_on_every_side() -> None:
     lengths = [7, 1, 30, 2]
     rows, weight, _ = _random_case(9, lengths, vocab=900)
     g = torch.Generator().manual_seed(10)
-    lengths_t = torch.tensor(lengths)
     maxima = torch.stack([(part.double() @ weight.double().T).amax(dim=0) for part in rows.split(lengths)])
     for text in range(len(lengths)):
         bias = (-maxima[text] + (torch.rand(900, generator=g, dtype=torch.float64) - 0.5) * 0.2).float()

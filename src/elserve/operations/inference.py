@@ -27,7 +27,7 @@ from elserve.endpoints.lookup import (
     is_all_or_wildcard,
 )
 from elserve.endpoints.preconfigured import check_deletable, preconfigured_endpoints
-from elserve.endpoints.put_request import parse_put_request
+from elserve.endpoints.put_request import PutRequest, parse_put_request
 from elserve.endpoints.task_types import parse_path_task_type
 from elserve.endpoints.update_request import apply_update, parse_update_body
 from elserve.errors import ResourceNotFoundException, StatusException
@@ -131,7 +131,7 @@ class InferenceOperations:
         await self._wait_started(deployment, endpoint, timeout)
         return endpoint.to_dict(), list(request.warnings)
 
-    def _attach(self, request: Any) -> Endpoint:
+    def _attach(self, request: PutRequest) -> Endpoint:
         """With `deployment_id`: use that existing deployment and copy its settings, as Elasticsearch does."""
         deployment = self._manager.get(request.deployment_id)
         if deployment is None:
