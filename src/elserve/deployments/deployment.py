@@ -1,7 +1,7 @@
 """A deployment: one model, its allocations (worker processes), its queue and its dispatcher.
 
 Flow of one request: `infer(texts)` is admitted (or refused with 429), tokenized
-in a thread, queued as one entry per text; the dispatcher cuts batches by token
+(in a thread unless short), queued as one entry per text; the dispatcher cuts batches by token
 budget and sends each to the least busy allocation; answers come back per entry
 and the request gathers them in input order.
 """
@@ -13,8 +13,8 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from typing import Protocol
 from pathlib import Path
+from typing import Protocol
 
 from elserve.deployments.allocation import Allocation, WorkerDied, WorkerStartError
 from elserve.deployments.autoscaler import Autoscaler, ScalerTimings
@@ -306,23 +306,25 @@ class Deployment:
             retry = [e for e in entries if not e.future.done() and e.retries == 0]
             for entry in retry:
                 entry.retries += 1
-            for entry in entries:
-                if entry not in retry and not entry.future.done():
-                    self.counters.error_count += 1
-                    entry.future.set_exception(
-                        StatusException(f"inference process crashed due to reason [{exc}]", 500)
-                    )
             if retry:
                 self._queue.push_front(retry)
+            # Entries already retried once get the error; the retried ones are not done, so skipped.
+            self._fail_entries(
+                [e for e in entries if e not in retry],
+                StatusException(f"inference process crashed due to reason [{exc}]", 500),
+            )
             return
         if exc is not None:
-            for entry in entries:
-                if not entry.future.done():
-                    self.counters.error_count += 1
-                    entry.future.set_exception(StatusException(f"inference failed: {exc}", 500))
+            self._fail_entries(entries, StatusException(f"inference failed: {exc}", 500))
             return
         vectors, seconds = future.result()
         self.counters.record(len(entries), seconds / len(entries))
         for entry, (indices, weights) in zip(entries, vectors, strict=True):
             if not entry.future.done():
                 entry.future.set_result(SparseVector(indices, weights))
+
+    def _fail_entries(self, entries: list[Entry], error: StatusException) -> None:
+        for entry in entries:
+            if not entry.future.done():
+                self.counters.error_count += 1
+                entry.future.set_exception(error)

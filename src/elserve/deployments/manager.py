@@ -6,9 +6,13 @@ import asyncio
 import logging
 from pathlib import Path
 
-from elserve.deployments.config import DeploymentConfig
 from elserve.deployments.autoscaler import ScalerTimings
-from elserve.deployments.deployment import DEFAULT_MAX_BATCH_TOKENS, Deployment, Observer
+from elserve.deployments.config import DeploymentConfig
+from elserve.deployments.deployment import (
+    DEFAULT_MAX_BATCH_TOKENS,
+    Deployment,
+    Observer,
+)
 from elserve.models.downloads import ModelDownloads
 
 log = logging.getLogger("elserve.deployments")

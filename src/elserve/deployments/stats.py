@@ -20,22 +20,16 @@ class DeploymentCounters:
     total_inference_time_s: float = 0.0
     last_access_ms: int | None = None
     peak_throughput_per_minute: int = 0
-    # (minute, count) buckets of completed inferences, for the last-minute figures.
+    # (minute, inferences, their seconds) for this minute and the last, for the last-minute figures.
     _minutes: deque = field(default_factory=lambda: deque(maxlen=2))
-    _recent_time: deque = field(default_factory=lambda: deque(maxlen=2))
 
     def record(self, count: int, seconds_each: float) -> None:
         self.inference_count += count
         self.total_inference_time_s += seconds_each * count
         self.last_access_ms = now_ms()
         minute = int(time.time() // 60)
-        if self._minutes and self._minutes[-1][0] == minute:
-            _, n = self._minutes.pop()
-            _, t = self._recent_time.pop()
-        else:
-            n, t = 0, 0.0
-        self._minutes.append((minute, n + count))
-        self._recent_time.append((minute, t + seconds_each * count))
+        _, n, t = self._minutes.pop() if self._minutes and self._minutes[-1][0] == minute else (minute, 0, 0.0)
+        self._minutes.append((minute, n + count, t + seconds_each * count))
         self.peak_throughput_per_minute = max(self.peak_throughput_per_minute, n + count)
 
     @property
@@ -47,7 +41,7 @@ class DeploymentCounters:
     def last_minute(self) -> tuple[int, float]:
         """(throughput_last_minute, average_inference_time_ms_last_minute) over the previous full minute."""
         previous = int(time.time() // 60) - 1
-        for (minute, n), (_, t) in zip(self._minutes, self._recent_time, strict=True):
+        for minute, n, t in self._minutes:
             if minute == previous:
                 return n, (t * 1000 / n if n else 0.0)
         return 0, 0.0

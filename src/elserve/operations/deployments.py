@@ -57,6 +57,16 @@ def adaptive_config(adaptive: AdaptiveAllocations | None) -> AdaptiveConfig | No
     )
 
 
+def adaptive_allocations(config: DeploymentConfig) -> AdaptiveAllocations | None:
+    """A deployment's adaptive settings as endpoints and responses hold them (the other direction)."""
+    adaptive = config.adaptive_allocations
+    if adaptive is None:
+        return None
+    return AdaptiveAllocations(
+        adaptive.enabled, adaptive.min_number_of_allocations, adaptive.max_number_of_allocations
+    )
+
+
 def initial_allocations(number_of_allocations: int | None, adaptive: AdaptiveAllocations | None) -> int:
     """Elasticsearch's start: the explicit number, else the adaptive minimum when above 0, else 1."""
     if number_of_allocations is not None:

@@ -16,7 +16,6 @@ from elserve.deployments.config import DeploymentConfig
 from elserve.deployments.deployment import Deployment
 from elserve.deployments.manager import DeploymentManager
 from elserve.deployments.states import DeploymentState
-from elserve.endpoints.adaptive import AdaptiveAllocations
 from elserve.endpoints.endpoint import Endpoint
 from elserve.endpoints.infer_request import body_parsed_before_lookup, parse_infer_body, parse_infer_request
 from elserve.endpoints.lookup import (
@@ -33,7 +32,12 @@ from elserve.endpoints.update_request import apply_update, parse_update_body
 from elserve.errors import ResourceNotFoundException, StatusException
 from elserve.models.catalogue import resolve
 from elserve.models.downloads import ModelDownloads
-from elserve.operations.deployments import DeploymentRecords, adaptive_config, initial_allocations
+from elserve.operations.deployments import (
+    DeploymentRecords,
+    adaptive_allocations,
+    adaptive_config,
+    initial_allocations,
+)
 from elserve.runtime import to_token_weights
 from elserve.store import Repository
 from elserve.timevalue import TimeValue
@@ -140,7 +144,7 @@ class InferenceOperations:
         return request.with_deployment(
             config.number_of_allocations,
             config.threads_per_allocation,
-            _adaptive_settings(config),
+            adaptive_allocations(config),
             config.model_id,
         )
 
@@ -240,11 +244,3 @@ class InferenceOperations:
     def restore(self) -> None:
         self._records.restore()
 
-
-def _adaptive_settings(config: DeploymentConfig) -> AdaptiveAllocations | None:
-    adaptive = config.adaptive_allocations
-    if adaptive is None:
-        return None
-    return AdaptiveAllocations(
-        adaptive.enabled, adaptive.min_number_of_allocations, adaptive.max_number_of_allocations
-    )

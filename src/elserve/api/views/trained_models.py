@@ -15,6 +15,7 @@ from elserve.deployments.states import AllocationState, DeploymentState, Routing
 from elserve.deployments.stats import now_ms
 from elserve.models.catalogue import ModelSpec
 from elserve.models.downloads import DownloadState, DownloadStatus
+from elserve.operations.deployments import adaptive_allocations
 
 # Elasticsearch's estimate of a PyTorch deployment's native memory: 240 MB + 2 x model bytes.
 _NATIVE_OVERHEAD = 240 * 1024 * 1024
@@ -78,15 +79,9 @@ def _node_stats(deployment: Deployment, node: NodeInfo) -> dict[str, Any]:
 
 
 def adaptive_dict(deployment: Deployment) -> dict[str, Any] | None:
-    adaptive = deployment.config.adaptive_allocations
-    if adaptive is None:
-        return None
-    out: dict[str, Any] = {"enabled": adaptive.enabled}
-    if adaptive.min_number_of_allocations is not None:
-        out["min_number_of_allocations"] = adaptive.min_number_of_allocations
-    if adaptive.max_number_of_allocations is not None:
-        out["max_number_of_allocations"] = adaptive.max_number_of_allocations
-    return out
+    """`adaptive_allocations` as Elasticsearch echoes it everywhere (one rule: `AdaptiveAllocations.to_dict`)."""
+    adaptive = adaptive_allocations(deployment.config)
+    return None if adaptive is None else adaptive.to_dict()
 
 
 def deployment_stats(deployment: Deployment, node: NodeInfo, model_bytes: int) -> dict[str, Any]:
