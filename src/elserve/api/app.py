@@ -94,7 +94,7 @@ def build_services(settings: ServerSettings) -> Services:
         precision=settings.precision,
     )
     metrics.watch(deployments)
-    inference = InferenceOperations(repo, deployments, downloads)
+    inference = InferenceOperations(repo, deployments)
     return Services(
         settings=settings,
         repo=repo,

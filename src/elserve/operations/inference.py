@@ -31,7 +31,6 @@ from elserve.endpoints.task_types import parse_path_task_type
 from elserve.endpoints.update_request import apply_update, parse_update_body
 from elserve.errors import ResourceNotFoundException, StatusException
 from elserve.models.catalogue import resolve
-from elserve.models.downloads import ModelDownloads
 from elserve.operations.deployments import (
     DeploymentRecords,
     adaptive_allocations,
@@ -64,10 +63,9 @@ def _preconfigured(inference_id: str) -> Endpoint | None:
 
 
 class InferenceOperations:
-    def __init__(self, repo: Repository, manager: DeploymentManager, downloads: ModelDownloads) -> None:
+    def __init__(self, repo: Repository, manager: DeploymentManager) -> None:
         self._repo = repo
         self._manager = manager
-        self._downloads = downloads
         self._records = DeploymentRecords(repo, manager)
         self._lock = asyncio.Lock()  # create/delete/update of endpoints are serialised
 

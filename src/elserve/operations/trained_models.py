@@ -5,7 +5,6 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 from elserve.deployments.config import DEFAULT_PRIORITY, DEFAULT_QUEUE_CAPACITY, DeploymentConfig
 from elserve.deployments.deployment import Deployment
@@ -19,6 +18,7 @@ from elserve.errors import (
     ResourceNotFoundException,
     StatusException,
 )
+from elserve.models.cache import model_size_bytes
 from elserve.models.catalogue import BUILTIN_MODELS, ModelSpec, resolve
 from elserve.models.downloads import DownloadState, DownloadStatus, ModelDownloads
 from elserve.operations.deployments import DeploymentRecords, adaptive_config, initial_allocations
@@ -35,12 +35,6 @@ class ModelEntry:
     deployment: Deployment | None
 
 
-def _model_bytes(path: Path | None) -> int:
-    if path is None:
-        return 0
-    return sum(f.stat().st_size for f in path.iterdir() if f.is_file())
-
-
 def _matches(expression: str, *names: str) -> bool:
     patterns = [p.strip() for p in expression.split(",") if p.strip()]
     return any(p in ("_all", "*") or fnmatch.fnmatchcase(n, p) for p in patterns for n in names)
@@ -54,14 +48,14 @@ class TrainedModelOperations:
         downloads: ModelDownloads,
         endpoints_using: Callable[[str], list[str]],
     ) -> None:
-        self._repo = repo
         self._manager = manager
         self._downloads = downloads
         self._records = DeploymentRecords(repo, manager)
         self._endpoints_using = endpoints_using  # inference endpoints that use a deployment id
 
     def model_bytes(self, model_id: str) -> int:
-        return _model_bytes(self._downloads.state(model_id).path)
+        path = self._downloads.state(model_id).path
+        return 0 if path is None else model_size_bytes(path)
 
     def known_models(self) -> list[str]:
         """Models that exist here: downloaded, downloading, failed to download, or deployed."""
