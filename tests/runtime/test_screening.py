@@ -11,7 +11,7 @@ import torch
 
 from elserve.runtime import Encoder, Tokenizer
 from elserve.runtime.bert import load_bert
-from elserve.runtime.screening import QuantizedVocab, finish, screen, screened_pool
+from elserve.runtime.screening import PackedVocab, QuantizedVocab, finish, screen, screened_pool
 from elserve.runtime.splade import splade_pool
 from tests.model_factory import build_bert_dir
 from tests.runtime.reference import dense
@@ -25,18 +25,34 @@ def float64_head(rows: torch.Tensor, lengths: list[int], weight: torch.Tensor, b
     return torch.log1p(torch.relu((maxima + bias.double()).float()))
 
 
-def pool(rows: torch.Tensor, lengths: list[int], vocab: QuantizedVocab, block_elements: int = 4096) -> torch.Tensor:
-    """`screened_pool` with small screen blocks (every text straddles several), dense."""
+# The screen's two kernels: `_int_mm` over blocks, and the packed product of short requests.
+KERNELS = {"blocks": 0, "packed": 10**9}
+# Tests that run the packed kernel need a CPU that has it (see `PackedVocab`).
+HAS_PACKED = PackedVocab.build(torch.ones(3, 4, dtype=torch.int8)) is not None
+
+
+@pytest.fixture(params=list(KERNELS))
+def small_rows(request: pytest.FixtureRequest) -> int:
+    """`screen`'s `small_rows` that picks each kernel for any batch."""
+    if request.param == "packed" and not HAS_PACKED:
+        pytest.skip("this CPU has no exact packed int8 kernel (no VNNI)")
+    return KERNELS[request.param]
+
+
+def pool(
+    rows: torch.Tensor, lengths: list[int], vocab: QuantizedVocab, block_elements: int = 4096, small_rows: int = 0
+) -> torch.Tensor:
+    """The screened head, dense; by default with small screen blocks (every text straddles several)."""
     lengths_t = torch.tensor(lengths)
-    text, entry = screen(rows, lengths_t, vocab, row_block=16, block_elements=block_elements)
+    text, entry = screen(rows, lengths_t, vocab, row_block=16, block_elements=block_elements, small_rows=small_rows)
     out = torch.zeros(len(lengths), vocab.size)
     out[text, entry] = finish(rows, lengths_t, vocab.weight, vocab.bias, text, entry)
     return out
 
 
-def candidates(rows: torch.Tensor, lengths: list[int], vocab: QuantizedVocab) -> torch.Tensor:
+def candidates(rows: torch.Tensor, lengths: list[int], vocab: QuantizedVocab, small_rows: int = 0) -> torch.Tensor:
     """The screen's verdict as a dense `(texts, vocab)` bool matrix."""
-    text, entry = screen(rows, torch.tensor(lengths), vocab)
+    text, entry = screen(rows, torch.tensor(lengths), vocab, small_rows=small_rows)
     out = torch.zeros(len(lengths), vocab.size, dtype=torch.bool)
     out[text, entry] = True
     return out
@@ -54,21 +70,21 @@ def _random_case(seed: int, lengths: list[int], vocab: int = 700, hidden: int = 
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_screened_head_equals_the_float64_head(seed: int) -> None:
+def test_screened_head_equals_the_float64_head(seed: int, small_rows: int) -> None:
     lengths = [1, 5, 2, 40, 9, 1, 17]
     rows, weight, bias = _random_case(seed, lengths)
     want = float64_head(rows, lengths, weight, bias)
     qv = QuantizedVocab.build(weight, bias, centre=rows.mean(dim=0) if seed % 2 else None)
     got = screened_pool(rows, torch.tensor(lengths), qv)
     assert torch.equal(got, want)
-    assert torch.equal(pool(rows, lengths, qv), want)
+    assert torch.equal(pool(rows, lengths, qv, small_rows=small_rows), want)
     # The plain fp32 head agrees to its own rounding.
     torch.testing.assert_close(got, splade_pool(rows, torch.tensor(lengths), weight, bias), atol=1e-5, rtol=0)
     assert 0 < int((got > 0).sum()) < got.numel()
 
 
 @pytest.mark.parametrize("seed", range(4))
-def test_entries_at_the_threshold_come_out_as_the_exact_value_says(seed: int) -> None:
+def test_entries_at_the_threshold_come_out_as_the_exact_value_says(seed: int, small_rows: int) -> None:
     # Every bias is set so that max_i h_i . w_j + b_j is -2, -1, 0, +1 or +2 units of 2^-24
     # (~6e-8), far inside the screen's error bound. The values are dyadic with few bits, so every
     # product and sum is exact in fp32 and float64 alike: the true sign is known.
@@ -83,8 +99,8 @@ def test_entries_at_the_threshold_come_out_as_the_exact_value_says(seed: int) ->
     bias = (-maxima[text] + steps.double() * 2.0**-24).float()
     assert torch.equal(bias.double(), -maxima[text] + steps.double() * 2.0**-24)  # exactly representable
     qv = QuantizedVocab.build(weight, bias)
-    passed = candidates(rows, lengths, qv)
-    got = pool(rows, lengths, qv)
+    passed = candidates(rows, lengths, qv, small_rows)
+    got = pool(rows, lengths, qv, small_rows=small_rows)
     exact = maxima + bias.double()
     assert torch.equal(exact[text], steps.double() * 2.0**-24)
     # +1 and +2 units are present (log1p keeps them positive in fp32), 0 and below are absent.
@@ -96,7 +112,7 @@ def test_entries_at_the_threshold_come_out_as_the_exact_value_says(seed: int) ->
     assert not bool(passed.all())
 
 
-def test_biases_inside_the_bound_on_every_side() -> None:
+def test_biases_inside_the_bound_on_every_side(small_rows: int) -> None:
     # Biases spread uniformly over [-bound, +bound] around each text's exact maximum: the region
     # where only the finish can tell. Any entry the screen wrongly dropped would show up here.
     lengths = [7, 1, 30, 2]
@@ -105,7 +121,7 @@ def test_biases_inside_the_bound_on_every_side() -> None:
     maxima = torch.stack([(part.double() @ weight.double().T).amax(dim=0) for part in rows.split(lengths)])
     for text in range(len(lengths)):
         bias = (-maxima[text] + (torch.rand(900, generator=g, dtype=torch.float64) - 0.5) * 0.2).float()
-        got = pool(rows, lengths, QuantizedVocab.build(weight, bias))
+        got = pool(rows, lengths, QuantizedVocab.build(weight, bias), small_rows=small_rows)
         want = float64_head(rows, lengths, weight, bias)
         assert torch.equal(got, want)
         assert 200 < int((got[text] > 0).sum()) < 700
@@ -121,7 +137,7 @@ def test_many_short_texts() -> None:
     assert torch.equal(screened_pool(rows, torch.tensor(lengths), qv), want)
 
 
-def test_degenerate_rows() -> None:
+def test_degenerate_rows(small_rows: int) -> None:
     # Identical tokens, a zero row, a lone token, huge and tiny norms, an all-zero text.
     hidden, vocab = 16, 300
     g = torch.Generator().manual_seed(3)
@@ -142,7 +158,7 @@ def test_degenerate_rows() -> None:
     qv = QuantizedVocab.build(weight, bias)
     want = float64_head(rows, lengths, weight, bias)
     assert torch.equal(screened_pool(rows, torch.tensor(lengths), qv), want)
-    assert torch.equal(pool(rows, lengths, qv, block_elements=1), want)
+    assert torch.equal(pool(rows, lengths, qv, block_elements=1, small_rows=small_rows), want)
 
 
 def test_a_text_gets_the_same_weights_in_any_batch() -> None:
@@ -153,6 +169,28 @@ def test_a_text_gets_the_same_weights_in_any_batch() -> None:
     together = screened_pool(rows, torch.tensor(lengths), qv)
     for t, part in enumerate(rows.split(lengths)):
         assert torch.equal(screened_pool(part, torch.tensor([lengths[t]]), qv)[0], together[t])
+
+
+@pytest.mark.skipif(not HAS_PACKED, reason="this CPU has no exact packed int8 kernel (no VNNI)")
+def test_packed_products_are_exact_at_the_extremes() -> None:
+    # Rows and decoder rows at +-127, in sign patterns that overflow int16 pair sums: the
+    # products must be the exact integers (2,064,512 at most: below 2^24, so fp32 holds them).
+    g = torch.Generator().manual_seed(5)
+    hidden = 128
+    decoder = torch.randint(-127, 128, (500, hidden), generator=g, dtype=torch.int8)
+    decoder[:4] = torch.tensor([[127], [-127], [127], [-127]], dtype=torch.int8)
+    decoder[2, 1::2] = -127
+    packed = PackedVocab.build(decoder)
+    assert packed is not None
+    rows = torch.cat([decoder[:4], -decoder[:4], torch.randint(-127, 128, (9, hidden), generator=g, dtype=torch.int8)])
+    got = packed.products(rows)
+    assert got.dtype == torch.float32
+    assert torch.equal(got.double(), rows.double() @ decoder.double().T)
+    assert float(got.abs().max()) == 128 * 127 * 127
+
+
+def test_short_requests_take_the_packed_kernel(splade_encoder: Encoder) -> None:
+    assert (splade_encoder._head.packed is not None) == HAS_PACKED
 
 
 def test_finish_of_no_candidates() -> None:
