@@ -40,6 +40,19 @@ def test_cached_password_is_invalidated_by_a_change_elsewhere(tmp_path: Path) ->
     assert caught.value.status == 401
 
 
+def test_remembered_answers_only_for_a_password_verified_before(tmp_path: Path) -> None:
+    # The event loop's fast path: never bcrypt; None sends the caller to `authenticate`.
+    users = UserStore(SqliteRepository(tmp_path / "s.db"))
+    users.bootstrap_elastic("first-pass")
+    assert users.remembered("elastic", "first-pass") is None
+    users.authenticate("elastic", "first-pass")
+    assert users.remembered("elastic", "first-pass").username == "elastic"
+    assert users.remembered("elastic", "wrong-pass") is None
+    with pytest.raises(SecurityException) as caught:
+        users.remembered("nobody", "first-pass")
+    assert caught.value.status == 401
+
+
 def test_denial_message() -> None:
     bob = Principal.for_user("bob", ("inference_user",))
     with pytest.raises(SecurityException) as caught:

@@ -6,9 +6,10 @@ authorization live only here, so roles, users and API keys extend this one place
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -26,7 +27,7 @@ def request_uri(request: Request) -> str:
     return request.url.path + (f"?{query}" if query else "")
 
 
-def authenticate(request: Request) -> Principal:
+async def authenticate(request: Request) -> Principal:
     header = request.headers.get("authorization")
     if not header:
         raise missing_credentials(request_uri(request))
@@ -39,17 +40,19 @@ def authenticate(request: Request) -> Principal:
         raise missing_credentials(request_uri(request)) from None
     if not sep:
         raise missing_credentials(request_uri(request))
+    users = request.app.state.services.users
     try:
-        return request.app.state.services.users.authenticate(username, password)
+        # A password seen before is checked on the event loop; bcrypt (~50 ms) runs on a thread.
+        return users.remembered(username, password) or await asyncio.to_thread(users.authenticate, username, password)
     except ElasticsearchError:
         raise authentication_failed(username, request_uri(request)) from None
 
 
-def require(action: str, params: frozenset[str] = frozenset()) -> Callable[[Request], Principal]:
+def require(action: str, params: frozenset[str] = frozenset()) -> Callable[[Request], Awaitable[Principal]]:
     """A dependency: authenticate, check media types and query parameters, then authorize `action`."""
 
-    def dependency(request: Request) -> Principal:
-        principal = authenticate(request)
+    async def dependency(request: Request) -> Principal:
+        principal = await authenticate(request)
         check_media_types(request, has_body=int(request.headers.get("content-length") or 0) > 0)
         check_params(request, params)
         authorize(principal, action)

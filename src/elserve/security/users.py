@@ -66,19 +66,35 @@ class UserStore:
     def authenticate(self, username: str, password: str) -> Principal:
         """The user's principal, or 401. A verified password is remembered against the stored hash,
         so bcrypt runs once per password, and a password changed elsewhere invalidates it."""
-        user = self.get(username)
-        if user is None or not user.enabled:
-            raise authentication_failed(username)
-        digest = hashlib.sha256(password.encode()).digest()
-        with self._lock:
-            cached = self._cache.get(username)
-        if cached is not None and cached[0] == user.password_hash and hmac.compare_digest(cached[1], digest):
-            return Principal.for_user(username, user.roles)
+        principal = self.remembered(username, password)
+        if principal is not None:
+            return principal
+        user = self._active(username)
         if not verify_password(password, user.password_hash):
             raise authentication_failed(username)
         with self._lock:
-            self._cache[username] = (user.password_hash, digest)
+            self._cache[username] = (user.password_hash, _digest(password))
         return Principal.for_user(username, user.roles)
+
+    def remembered(self, username: str, password: str) -> Principal | None:
+        """The user's principal if this password was verified before (microseconds: no bcrypt),
+        None if `authenticate` must verify it, or 401 for an unknown or disabled user."""
+        user = self._active(username)
+        with self._lock:
+            cached = self._cache.get(username)
+        if cached is not None and cached[0] == user.password_hash and hmac.compare_digest(cached[1], _digest(password)):
+            return Principal.for_user(username, user.roles)
+        return None
+
+    def _active(self, username: str) -> User:
+        user = self.get(username)
+        if user is None or not user.enabled:
+            raise authentication_failed(username)
+        return user
+
+
+def _digest(password: str) -> bytes:
+    return hashlib.sha256(password.encode()).digest()
 
 
 def missing_credentials(request_uri: str) -> SecurityException:

@@ -12,5 +12,5 @@ router = APIRouter()
 
 
 @router.get("/_prometheus/metrics", dependencies=[Depends(require(PROMETHEUS_METRICS))])
-def metrics(request: Request) -> Response:
+async def metrics(request: Request) -> Response:
     return Response(request.app.state.services.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)

@@ -21,7 +21,7 @@ router = APIRouter()
 
 
 @router.get("/", dependencies=[Depends(require(CLUSTER_MONITOR))])
-def info(request: Request) -> Response:
+async def info(request: Request) -> Response:
     node = request.app.state.services.node
     return render(
         request,
@@ -46,5 +46,5 @@ def info(request: Request) -> Response:
 
 
 @router.head("/", dependencies=[Depends(require(CLUSTER_MONITOR))])
-def ping() -> Response:
+async def ping() -> Response:
     return Response(status_code=200, media_type="application/json")

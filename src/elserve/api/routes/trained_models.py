@@ -56,7 +56,7 @@ _put_model = [Depends(require(ML_PUT_MODEL, frozenset({"defer_definition_decompr
 
 @router.get("/_stats", dependencies=_stats)
 @router.get("/{model_id}/_stats", dependencies=_stats)
-def stats(request: Request, model_id: str | None = None) -> Response:
+async def stats(request: Request, model_id: str | None = None) -> Response:
     services = request.app.state.services
     q = request.query_params
     count, entries = services.trained_models.stats(
@@ -76,7 +76,7 @@ def stats(request: Request, model_id: str | None = None) -> Response:
 
 @router.get("", dependencies=_get)
 @router.get("/{model_id}", dependencies=_get)
-def get(request: Request, model_id: str | None = None) -> Response:
+async def get(request: Request, model_id: str | None = None) -> Response:
     services = request.app.state.services
     q = request.query_params
     definition_status = "definition_status" in (q.get("include") or "").split(",")
