@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import multiprocessing
+import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -80,7 +81,7 @@ class Allocation:
         parent, child = _spawn.Pipe()
         self._process = _spawn.Process(
             target=worker.main,
-            args=(child, str(self.model_dir), self.num_threads, self.precision),
+            args=(child, str(self.model_dir), self.num_threads, self.precision, os.getpid()),
             daemon=True,
             name="elserve-worker",
         )

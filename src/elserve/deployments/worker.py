@@ -19,14 +19,16 @@ from pathlib import Path
 _PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:
+def _die_with_parent(parent: int) -> None:
     """Ask Linux to kill this worker when the server dies, even by kill -9: no orphans."""
     if sys.platform.startswith("linux"):
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the server died before the request took effect
+        os._exit(1)
 
 
-def main(conn: Connection, model_dir: str, num_threads: int, precision: str) -> None:
-    _die_with_parent()
+def main(conn: Connection, model_dir: str, num_threads: int, precision: str, parent: int) -> None:
+    _die_with_parent(parent)
     # The server handles SIGINT/SIGTERM and stops workers itself, after draining.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
