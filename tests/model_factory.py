@@ -10,11 +10,23 @@ import json
 import string
 from pathlib import Path
 
-import torch
 from safetensors.torch import save_file
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 
+from elserve.bench.base_model import Init, random_weights
+
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+# Wide weights for a small model, the MLM bias scaled so that some logits come out positive and
+# most negative, as in a trained SPLADE.
+SMALL_INIT = Init(
+    linear_std=0.1,
+    linear_bias_std=0.02,
+    norm_std=0.1,
+    embedding_std=0.5,
+    mlm_bias_mean=-2.0,
+    mlm_bias_std=0.5,
+    decoder_std=0.3,
+)
 
 
 def default_vocab(words: int = 200) -> list[str]:
@@ -74,7 +86,14 @@ def build_bert_dir(
         "dtype": "float32",
     }
     (path / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
-    weights = _random_weights(config, seed, legacy_norm_names, bert_prefix, tied_decoder)
+    weights = random_weights(
+        config,
+        seed,
+        SMALL_INIT,
+        bert_prefix=bert_prefix,
+        legacy_norm_names=legacy_norm_names,
+        tied_decoder=tied_decoder,
+    )
     save_file(weights, str(path / "model.safetensors"))
     max_length = min(max_positions, model_max_length or max_positions)
     _wordpiece(vocab, max_length).save(str(path / "tokenizer.json"))
@@ -86,50 +105,6 @@ def build_bert_dir(
     }
     (path / "tokenizer_config.json").write_text(json.dumps(tokenizer_config, indent=2), encoding="utf-8")
     return path
-
-
-def _random_weights(
-    config: dict, seed: int, legacy_norm_names: bool, bert_prefix: bool, tied_decoder: bool
-) -> dict[str, torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    d, inner, vocab = config["hidden_size"], config["intermediate_size"], config["vocab_size"]
-
-    def normal(*shape: int, std: float = 0.1, mean: float = 0.0) -> torch.Tensor:
-        return torch.randn(*shape, generator=g) * std + mean
-
-    weights: dict[str, torch.Tensor] = {}
-    encoder = "bert." if bert_prefix else ""
-    norm_names = ("gamma", "beta") if legacy_norm_names else ("weight", "bias")
-
-    def linear(name: str, n_out: int, n_in: int) -> None:
-        weights[f"{name}.weight"] = normal(n_out, n_in)
-        weights[f"{name}.bias"] = normal(n_out, std=0.02)
-
-    def layer_norm(name: str, size: int) -> None:
-        weights[f"{name}.{norm_names[0]}"] = normal(size, mean=1.0)
-        weights[f"{name}.{norm_names[1]}"] = normal(size)
-
-    weights[f"{encoder}embeddings.word_embeddings.weight"] = normal(vocab, d, std=0.5)
-    weights[f"{encoder}embeddings.position_embeddings.weight"] = normal(config["max_position_embeddings"], d, std=0.5)
-    weights[f"{encoder}embeddings.token_type_embeddings.weight"] = normal(config["type_vocab_size"], d, std=0.5)
-    layer_norm(f"{encoder}embeddings.LayerNorm", d)
-    for i in range(config["num_hidden_layers"]):
-        prefix = f"{encoder}encoder.layer.{i}"
-        for part in ("query", "key", "value"):
-            linear(f"{prefix}.attention.self.{part}", d, d)
-        linear(f"{prefix}.attention.output.dense", d, d)
-        layer_norm(f"{prefix}.attention.output.LayerNorm", d)
-        linear(f"{prefix}.intermediate.dense", inner, d)
-        linear(f"{prefix}.output.dense", d, inner)
-        layer_norm(f"{prefix}.output.LayerNorm", d)
-    linear("cls.predictions.transform.dense", d, d)
-    layer_norm("cls.predictions.transform.LayerNorm", d)
-    # Scaled so that some logits come out positive and most negative, as in a trained SPLADE.
-    weights["cls.predictions.bias"] = normal(vocab, std=0.5, mean=-2.0)
-    if not tied_decoder:
-        weights["cls.predictions.decoder.weight"] = normal(vocab, d, std=0.3)
-        weights["cls.predictions.decoder.bias"] = weights["cls.predictions.bias"].clone()
-    return weights
 
 
 def _wordpiece(vocab: list[str], max_length: int) -> Tokenizer:

@@ -87,29 +87,68 @@ def build_random_bert(target: Path, tokenizer_dir: Path, shape: BertShape = BERT
     return target
 
 
-def random_weights(config: dict, seed: int) -> dict[str, torch.Tensor]:
-    """A BertForMaskedLM state dict (decoder tied to the word embeddings) with seeded weights."""
+@dataclass(frozen=True)
+class Init:
+    """How `random_weights` draws a checkpoint: a normal(mean, std) per kind of tensor, where a
+    std of 0 gives the constant without drawing (so the other draws stay where they were)."""
+
+    linear_std: float = _INIT_STD
+    linear_bias_std: float = 0.0  # mean 0
+    norm_std: float = 0.0  # LayerNorm weight around 1, bias around 0
+    embedding_std: float = _INIT_STD
+    mlm_bias_mean: float = 0.0
+    mlm_bias_std: float = 0.0
+    decoder_std: float = 0.0  # an untied decoder's own rows
+
+
+def bert_init(hidden: int) -> Init:
+    """BERT's own initialisation, with the MLM bias that makes vectors about as sparse as a trained
+    SPLADE's."""
+    spread = _INIT_STD * hidden**0.5
+    return Init(mlm_bias_mean=_BIAS_MEAN * spread, mlm_bias_std=_BIAS_STD * spread)
+
+
+def random_weights(
+    config: dict,
+    seed: int,
+    init: Init | None = None,
+    *,
+    bert_prefix: bool = True,
+    legacy_norm_names: bool = False,
+    tied_decoder: bool = True,
+) -> dict[str, torch.Tensor]:
+    """A BertForMaskedLM state dict, seeded, in the checkpoint's own names: under `bert.` or not,
+    LayerNorm as weight/bias or the legacy gamma/beta, the decoder tied to the word embeddings or
+    saved with its own rows. `init` defaults to `bert_init`."""
+    init = bert_init(config["hidden_size"]) if init is None else init
     g = torch.Generator().manual_seed(seed)
     d, inner, vocab = config["hidden_size"], config["intermediate_size"], config["vocab_size"]
+    encoder = "bert." if bert_prefix else ""
+    norm_names = ("gamma", "beta") if legacy_norm_names else ("weight", "bias")
     weights: dict[str, torch.Tensor] = {}
 
-    def normal(*size: int, std: float = _INIT_STD, mean: float = 0.0) -> torch.Tensor:
+    def normal(*size: int, std: float, mean: float = 0.0) -> torch.Tensor:
+        if std == 0:
+            return torch.full(size, mean)
         return torch.randn(*size, generator=g) * std + mean
 
     def linear(name: str, n_out: int, n_in: int) -> None:
-        weights[f"{name}.weight"] = normal(n_out, n_in)
-        weights[f"{name}.bias"] = torch.zeros(n_out)
+        weights[f"{name}.weight"] = normal(n_out, n_in, std=init.linear_std)
+        weights[f"{name}.bias"] = normal(n_out, std=init.linear_bias_std)
 
     def layer_norm(name: str, size: int) -> None:
-        weights[f"{name}.weight"] = torch.ones(size)
-        weights[f"{name}.bias"] = torch.zeros(size)
+        weights[f"{name}.{norm_names[0]}"] = normal(size, std=init.norm_std, mean=1.0)
+        weights[f"{name}.{norm_names[1]}"] = normal(size, std=init.norm_std)
 
-    weights["bert.embeddings.word_embeddings.weight"] = normal(vocab, d)
-    weights["bert.embeddings.position_embeddings.weight"] = normal(config["max_position_embeddings"], d)
-    weights["bert.embeddings.token_type_embeddings.weight"] = normal(config["type_vocab_size"], d)
-    layer_norm("bert.embeddings.LayerNorm", d)
+    for name, rows in (
+        ("word", vocab),
+        ("position", config["max_position_embeddings"]),
+        ("token_type", config["type_vocab_size"]),
+    ):
+        weights[f"{encoder}embeddings.{name}_embeddings.weight"] = normal(rows, d, std=init.embedding_std)
+    layer_norm(f"{encoder}embeddings.LayerNorm", d)
     for i in range(config["num_hidden_layers"]):
-        prefix = f"bert.encoder.layer.{i}"
+        prefix = f"{encoder}encoder.layer.{i}"
         for part in ("query", "key", "value"):
             linear(f"{prefix}.attention.self.{part}", d, d)
         linear(f"{prefix}.attention.output.dense", d, d)
@@ -119,6 +158,8 @@ def random_weights(config: dict, seed: int) -> dict[str, torch.Tensor]:
         layer_norm(f"{prefix}.output.LayerNorm", d)
     linear("cls.predictions.transform.dense", d, d)
     layer_norm("cls.predictions.transform.LayerNorm", d)
-    spread = _INIT_STD * d**0.5
-    weights["cls.predictions.bias"] = normal(vocab, std=_BIAS_STD * spread, mean=_BIAS_MEAN * spread)
+    weights["cls.predictions.bias"] = normal(vocab, std=init.mlm_bias_std, mean=init.mlm_bias_mean)
+    if not tied_decoder:
+        weights["cls.predictions.decoder.weight"] = normal(vocab, d, std=init.decoder_std)
+        weights["cls.predictions.decoder.bias"] = weights["cls.predictions.bias"].clone()
     return weights
