@@ -131,7 +131,8 @@ _CHECKS = {
 
 
 def remove_as_type(source: MutableMapping[str, Any], key: str, expected: str, errors: ValidationErrors) -> Any:
-    """`removeAsType(map, key, type, validationException)`."""
+    """`removeAsType(map, key, type, validationException)`: None when absent or mistyped (then
+    with the error added)."""
     value = source.pop(key, None)
     if value is None:
         return None
@@ -144,11 +145,8 @@ def remove_as_type(source: MutableMapping[str, Any], key: str, expected: str, er
 def extract_optional_string(
     source: MutableMapping[str, Any], key: str, scope: str, errors: ValidationErrors
 ) -> str | None:
-    before = len(errors.messages)
     value = remove_as_type(source, key, "String", errors)
-    if len(errors.messages) > before:
-        return None
-    if value is not None and value == "":
+    if value == "":
         errors.add(must_be_non_empty_message(key, scope))
         return None
     return value
@@ -157,10 +155,7 @@ def extract_optional_string(
 def extract_optional_positive_integer(
     source: MutableMapping[str, Any], key: str, scope: str, errors: ValidationErrors
 ) -> int | None:
-    before = len(errors.messages)
     value = remove_as_type(source, key, "Integer", errors)
-    if len(errors.messages) > before:
-        return None
     if value is not None and value <= 0:
         errors.add(must_be_positive_message(key, scope, value))
         return None
@@ -172,10 +167,9 @@ def extract_required_positive_integer(
 ) -> int | None:
     before = len(errors.messages)
     value = remove_as_type(source, key, "Integer", errors)
-    if len(errors.messages) > before:
-        return None
     if value is None:
-        errors.add(missing_setting_message(key, scope))
+        if len(errors.messages) == before:  # absent, not mistyped (that error is already there)
+            errors.add(missing_setting_message(key, scope))
         return None
     if value <= 0:
         errors.add(must_be_positive_message(key, scope, value))
