@@ -38,7 +38,7 @@ class MeasureJob:
     workload: Workload
     settings: Sequence[int]
     tune_docs: int = 256
-    latency_requests: int = 200
+    latency_requests: int = 1000
     sample_texts: list[str] = field(default_factory=list)
 
 

@@ -46,7 +46,7 @@ class BenchOptions:
     allocations: tuple[str, ...] = ("1x2", "2x1")
     clients: int = 8
     docs_per_request: int = 16
-    latency_requests: int = 200
+    latency_requests: int = 1000
     tune_docs: int = 256
     sample_docs: int = 32
     st_batch_sizes: tuple[int, ...] = (1, 8, 32)

@@ -24,8 +24,10 @@ def _ints(text: str, name: str) -> tuple[int, ...]:
 def bench(
     corpus: Annotated[
         Path | None,
-        typer.Option(help="JSON lines with a `text` field, or plain text with one passage per line. "
-                     "Default: ../shared/bench/corpus.jsonl beside the checkout."),
+        typer.Option(
+            help="JSON lines with a `text` field, or plain text with one passage per line. "
+            "Default: ../shared/bench/corpus.jsonl beside the checkout."
+        ),
     ] = None,
     limit: Annotated[int | None, typer.Option(help="Use only the first N passages.")] = None,
     model_dir: Annotated[
@@ -53,7 +55,10 @@ def bench(
     ),
     clients: Annotated[int, typer.Option(help="Concurrent HTTP clients.")] = 8,
     docs_per_request: Annotated[int, typer.Option(help="Texts per HTTP request.")] = 16,
-    latency_requests: Annotated[int, typer.Option(help="Sequential requests of one short text.")] = 200,
+    latency_requests: Annotated[
+        int,
+        typer.Option(help="Sequential requests of one short text (the median of many: a shared machine has bursts)."),
+    ] = 1000,
     tune_docs: Annotated[int, typer.Option(help="Passages each batch setting is tried on.")] = 256,
     st_batch_sizes: Annotated[str, typer.Option(help="sentence-transformers batch sizes to try.")] = "1,8,32",
     ort_batch_sizes: Annotated[str, typer.Option(help="ONNX Runtime batch sizes to try.")] = "1,4,16",

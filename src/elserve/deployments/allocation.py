@@ -13,6 +13,7 @@ import itertools
 import multiprocessing
 import os
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -60,6 +61,7 @@ class Allocation:
         self.reason: str | None = None
         self.pid: int | None = None
         self.accepting = True  # False while draining before a scale-down or stop
+        self.freed_at = 0.0  # time.monotonic() of the last batch answered
         self._on_exit = on_exit
         self._on_free = on_free  # a batch finished: the dispatcher may send another
         self._pending: dict[int, asyncio.Future] = {}
@@ -137,6 +139,7 @@ class Allocation:
             future.set_result((message[2], message[3]))
         else:
             future.set_exception(RuntimeError(message[2]))
+        self.freed_at = time.monotonic()
         self._on_free()
 
     def _exited(self) -> None:

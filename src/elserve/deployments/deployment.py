@@ -281,12 +281,18 @@ class Deployment:
             raise StatusException(f"Trained model deployment [{self.deployment_id}] is not allocated to any nodes", 409)
 
     async def _dispatch(self) -> None:
-        """Forever: wait for a free allocation, cut the next batch, send it."""
+        """Forever: wait for work, then for a free allocation, then cut the next batch and send it.
+
+        The batch is cut when a worker is free, so it holds what arrived in the meantime; the
+        allocation is picked when there is work, so that of several idle ones the last to finish
+        gets it: its caches are warm. (Picked ahead, the idle one got every other request of a
+        sequential client; one short text, 2 allocations: p50 6.1-7.0 ms against 4.0-4.9 ms for 1.)
+        """
         while True:
+            await self._queue.wait()
             allocation = await self._free_allocation()
-            entries = await self._queue.next_batch(self._max_batch_tokens, self._max_batch_size)
-            if not allocation.can_take:  # it died or started draining while we waited
-                self._queue.push_front(entries)
+            entries = self._queue.take(self._max_batch_tokens, self._max_batch_size)
+            if not entries:  # their callers had gone
                 continue
             future = allocation.submit([e.ids for e in entries])
             self._observer.batch(self.deployment_id, len(entries), sum(e.size for e in entries))
@@ -297,7 +303,7 @@ class Deployment:
             self._free.clear()
             ready = [a for a in self.allocations if a.can_take]
             if ready:
-                return min(ready, key=lambda a: a.in_flight)
+                return min(ready, key=lambda a: (a.in_flight, -a.freed_at))
             await self._free.wait()
 
     def _batch_done(self, entries: list[Entry], future: asyncio.Future) -> None:

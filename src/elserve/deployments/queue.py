@@ -111,19 +111,27 @@ class RequestQueue:
                     break
         return batch
 
-    async def next_batch(self, max_tokens: int, max_size: int) -> list[Entry]:
-        """Wait for work, then take entries while their tokens fit `max_tokens`.
+    async def wait(self) -> None:
+        """Until an entry waits (maybe one whose caller has gone, which `take` skips)."""
+        await self._nonempty.wait()
+
+    def take(self, max_tokens: int, max_size: int) -> list[Entry]:
+        """Entries while their tokens fit `max_tokens`, sorted by length (they pad least so);
+        empty if no caller is waiting any more.
 
         The first live entry is always taken, so one text longer than the budget still runs.
         """
+        batch = self._take(max_tokens, max_size)
+        if not self._groups:
+            self._nonempty.clear()
+        batch.sort(key=lambda e: e.size)
+        return batch
+
+    async def next_batch(self, max_tokens: int, max_size: int) -> list[Entry]:
+        """Wait for work, then `take` it."""
         while True:
-            await self._nonempty.wait()
-            batch = self._take(max_tokens, max_size)
-            if not self._groups:
-                self._nonempty.clear()
-            if batch:
-                # Length-sorted batches pad least in the worker.
-                batch.sort(key=lambda e: e.size)
+            await self.wait()
+            if batch := self.take(max_tokens, max_size):
                 return batch
 
     def fail_all(self, exc: BaseException) -> None:
