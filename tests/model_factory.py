@@ -52,6 +52,7 @@ def build_bert_dir(
     legacy_norm_names: bool = True,
     bert_prefix: bool = True,
     tied_decoder: bool = True,
+    init: Init = SMALL_INIT,
 ) -> Path:
     """Write a random BERT masked-LM into `path` (created) and return `path`.
 
@@ -89,7 +90,7 @@ def build_bert_dir(
     weights = random_weights(
         config,
         seed,
-        SMALL_INIT,
+        init,
         bert_prefix=bert_prefix,
         legacy_norm_names=legacy_norm_names,
         tied_decoder=tied_decoder,

@@ -11,6 +11,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from elserve.bench.base_model import bert_init
 from elserve.runtime import Encoder, ModelFormatError
 from elserve.runtime.bert import load_bert
 from tests.model_factory import build_bert_dir
@@ -40,8 +41,9 @@ def _check_against_transformers(model_dir: Path) -> None:
         {"hidden_act": "relu"},
         {"hidden_act": "gelu_pytorch_tanh"},
         {"layers": 3, "hidden": 48, "heads": 4, "intermediate": 100},
+        {"layers": 1, "hidden": 512, "heads": 8, "intermediate": 1024},
     ],
-    ids=["tied", "untied", "relu", "gelu-tanh", "odd-shape"],
+    ids=["tied", "untied", "relu", "gelu-tanh", "odd-shape", "packed-linears"],
 )
 def test_forward_matches_transformers(tmp_path: Path, options: dict) -> None:
     _check_against_transformers(build_bert_dir(tmp_path, **options))
@@ -143,9 +145,30 @@ def test_missing_files_are_refused(tmp_path: Path) -> None:
         load_bert(model_dir)
 
 
+def test_packed_linears_are_a_copy_with_the_same_outputs(tmp_path: Path) -> None:
+    # hidden 512: the 512 x 512 and 512 x 1024 weights are packed, the small ones stay plain.
+    model = load_bert(build_bert_dir(tmp_path, layers=1, hidden=512, heads=8, intermediate=1024))
+    packed = model.with_packed_linears()
+    layer, plain = packed.layers[0], model.layers[0]
+    assert type(layer.query).__name__ == "_PackedLinear" and type(layer.output).__name__ == "_PackedLinear"
+    assert isinstance(plain.query, torch.nn.Linear)  # the model itself is left as it was
+    assert packed.embeddings.word.weight is model.embeddings.word.weight  # shared, not copied
+    assert packed.decoder_weight is model.decoder_weight
+    ids = torch.randint(5, 200, (3, 9), generator=torch.Generator().manual_seed(1))
+    lengths = torch.tensor([9, 4, 1])
+    with torch.inference_mode():
+        want = model.transform(model.encode(ids, lengths))
+        got = packed.transform(packed.encode(ids, lengths))
+    real = torch.arange(9) < lengths[:, None]
+    torch.testing.assert_close(got[real], want[real], atol=1e-5, rtol=0)
+    small = load_bert(build_bert_dir(tmp_path / "small"))
+    assert isinstance(small.with_packed_linears().layers[0].query, torch.nn.Linear)
+
+
 @pytest.mark.slow
 def test_bert_base_shape_matches_transformers(tmp_path: Path) -> None:
-    # 12 layers x 768 hidden, 12 heads, 512 positions: the shape of ELSER v2's BERT-base.
-    _check_against_transformers(
-        build_bert_dir(tmp_path, layers=12, hidden=768, heads=12, intermediate=3072, max_positions=512)
-    )
+    # 12 layers x 768 hidden, 12 heads, 512 positions: the shape of ELSER v2's BERT-base, with
+    # BERT's initialisation (the small models' wide one blows activations up through 12 layers,
+    # until fp32 rounding in another summation order -- the packed linears' -- reaches 1e-4).
+    shape = {"layers": 12, "hidden": 768, "heads": 12, "intermediate": 3072, "max_positions": 512}
+    _check_against_transformers(build_bert_dir(tmp_path, **shape, init=bert_init(768)))

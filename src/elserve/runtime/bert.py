@@ -8,6 +8,7 @@ the full logits matrix (see `splade.py`).
 
 from __future__ import annotations
 
+import copy
 import re
 from pathlib import Path
 
@@ -82,6 +83,32 @@ class _Head(nn.Module):
         self.bias = nn.Parameter(torch.empty(config.vocab_size))
 
 
+class _PackedLinear(nn.Module):
+    """A `Linear` whose weight oneDNN has reordered once into its own blocked layout.
+
+    The layout streams the weights better than the plain one for every batch shape: on the
+    BERT-base shape, 1.12x the throughput and one short text in 20 ms instead of 46 (2 threads),
+    where ONNX Runtime, which packs its weights too, takes 21. Same sums in another order: the
+    outputs differ from `F.linear` by fp32 rounding (~1e-6). The packed copy is private to the
+    process (a BERT-base's linears: ~340 MB), where the loaded weights are shared page cache.
+    """
+
+    def __init__(self, linear: nn.Linear) -> None:
+        super().__init__()
+        self.weight = torch.ops.mkldnn._reorder_linear_weight(linear.weight.detach(), None)
+        self.bias = linear.bias.detach()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, "none", [], "")
+
+
+_LAYER_LINEARS = ("query", "key", "value", "attn_out", "intermediate", "output")
+# Smaller weights stay plain: they sit in the caches anyway, and for a short request the packed
+# kernel's overhead costs more than it saves (128 x 128: 86 us against 55 with cold caches;
+# 768 x 768: 273 against 309 us).
+_PACK_MIN_ELEMENTS = 1 << 18
+
+
 class BertMaskedLM(nn.Module):
     def __init__(self, config: BertConfig) -> None:
         super().__init__()
@@ -116,6 +143,20 @@ class BertMaskedLM(nn.Module):
     @property
     def decoder_bias(self) -> torch.Tensor:
         return self.head.bias
+
+    def with_packed_linears(self) -> BertMaskedLM:
+        """A copy whose big fp32 linears are packed for oneDNN (`_PackedLinear`), the rest of its
+        tensors shared with this model; this model itself where oneDNN is missing."""
+        if not torch.backends.mkldnn.is_available():
+            return self
+        shared = {id(t): t for t in (*self.parameters(), *self.buffers())}
+        packed = copy.deepcopy(self, memo=shared)
+        linears = [(layer, name) for layer in packed.layers for name in _LAYER_LINEARS]
+        for owner, name in [*linears, (packed.head, "dense")]:
+            linear = getattr(owner, name)
+            if linear.weight.numel() >= _PACK_MIN_ELEMENTS:
+                setattr(owner, name, _PackedLinear(linear))
+        return packed
 
 
 # Checkpoint names (after `bert.` is dropped and gamma/beta become weight/bias) -> ours.

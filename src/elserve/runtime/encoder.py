@@ -28,7 +28,7 @@ BF16 = "bf16"
 # 0.95), largest weight difference 0.083.
 PRECISIONS = (EXACT, BF16)
 # Batches of at least this many tokens are split between the workers (see workers.py); a
-# smaller one runs whole on one of them.
+# smaller one runs whole, with torch's intra-op threads.
 PARALLEL_TOKENS = 64
 
 
@@ -56,9 +56,9 @@ class Encoder:
         # The head LayerNorm's shift is in every row the head sees: the screen's centre.
         centre = model.head.norm.bias
         self._head = QuantizedVocab.build(model.decoder_weight[:scored], model.decoder_bias[:scored], centre)
-        # The layers that run: the model itself, or a bfloat16 copy of it (the head above keeps
-        # the fp32 decoder).
-        self._layers = model if precision == EXACT else copy.deepcopy(model).to(torch.bfloat16)
+        # The layers that run: the model with its linears packed for oneDNN, or a bfloat16 copy
+        # of it (the head above keeps the fp32 decoder).
+        self._layers = model.with_packed_linears() if precision == EXACT else copy.deepcopy(model).to(torch.bfloat16)
         # Big batches are split between single-threaded workers, one per intra-op thread torch
         # has now (`load` sets it first); see workers.py for why not intra-op threads.
         self._workers = Workers(torch.get_num_threads())
@@ -141,9 +141,7 @@ class Encoder:
         real = torch.arange(longest) < lengths_t[:, None]
         return self._layers.transform(hidden[real]).float()
 
-    def encode(
-        self, texts: list[str], max_batch_tokens: int = DEFAULT_BATCH_TOKENS
-    ) -> list[tuple[SparseVector, bool]]:
+    def encode(self, texts: list[str], max_batch_tokens: int = DEFAULT_BATCH_TOKENS) -> list[tuple[SparseVector, bool]]:
         """Tokenize and encode `texts`: `(vector, is_truncated)` for each, in order.
 
         Texts are run in length-sorted batches of at most `max_batch_tokens` padded tokens.

@@ -45,7 +45,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-
 # 127 levels each side, symmetric, so that a negated row quantizes to the negated integers.
 _LEVELS = 127
 # Relative slack for float rounding in the screen and the finish (see the module docstring).
