@@ -87,10 +87,10 @@ class _PackedLinear(nn.Module):
     """A `Linear` whose weight oneDNN has reordered once into its own blocked layout.
 
     The layout streams the weights better than the plain one for every batch shape: on the
-    BERT-base shape, 1.12x the throughput and one short text in 20 ms instead of 46 (2 threads),
-    where ONNX Runtime, which packs its weights too, takes 21. Same sums in another order: the
-    outputs differ from `F.linear` by fp32 rounding (~1e-6). The packed copy is private to the
-    process (a BERT-base's linears: ~340 MB), where the loaded weights are shared page cache.
+    BERT-base shape, 1.12x the throughput, and one short text in 31-38 ms instead of 58-62 on one
+    thread (20 against 46 ms on two). Same sums in another order: the outputs differ from
+    `F.linear` by fp32 rounding (~1e-6 with BERT's initialisation). The packed copy is private to
+    the process (a BERT-base's linears: ~340 MB), where the loaded weights are shared page cache.
     """
 
     def __init__(self, linear: nn.Linear) -> None:

@@ -28,7 +28,7 @@ BF16 = "bf16"
 # 0.95), largest weight difference 0.083.
 PRECISIONS = (EXACT, BF16)
 # Batches of at least this many tokens are split between the workers (see workers.py); a
-# smaller one runs whole, with torch's intra-op threads.
+# smaller one runs whole on one of them.
 PARALLEL_TOKENS = 64
 
 

@@ -5,11 +5,11 @@ shared machine one descheduled thread stalls every barrier: measured on 2 busy c
 threads ran the int8 screen ~20x slower than 2 Python threads each running torch single-threaded
 on half the work. Workers meet once per call instead (torch releases the GIL inside its kernels,
 so they run in parallel). On an idle machine they also win on big batches (the screen of a
-4,096-token batch: ~15%). A tiny batch is not split: the GIL hand-offs between short operations
-would cost more than they save (see `encoder.PARALLEL_TOKENS`). It runs whole in the caller's
-thread, with torch's intra-op threads: a short request comes when the deployment is idle, and
-then two threads fetch the weights faster than one, and no hop to a worker thread is paid
-(measured, one short text: SPLADE-tiny 1.7 against 2.0 ms, a BERT-base 27 against 38 ms).
+4,096-token batch: ~15%). A tiny batch goes to one worker whole: splitting it, the GIL hand-offs
+between short operations would cost more than they save (see `encoder.PARALLEL_TOKENS`). Run
+instead in the caller's thread with torch's two threads, one short text over HTTP (1 x 2) measured
+a better median (3.6-4.2 ms against 4.4-5.0) but a far worse p99 (15-22 ms against 7-10): the
+barriers again, as the server's own process shares the cores.
 """
 
 from __future__ import annotations
@@ -26,8 +26,9 @@ R = TypeVar("R")
 
 
 class Workers:
-    """`size` workers; `map` runs a function on each item, on the workers when there are several
-    items and workers, else in the caller's thread (with the caller's torch threads)."""
+    """`size` workers; `map` runs a function on each item, on the workers when `size > 1` (even
+    a single item: it then runs single-threaded, as fast for a short request and not exposed to
+    the barriers), in the caller's thread when `size == 1`."""
 
     def __init__(self, size: int) -> None:
         if size < 1:
@@ -48,7 +49,7 @@ class Workers:
             torch.set_num_threads(threads)
 
     def map(self, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
-        if self._pool is None or len(items) == 1:
+        if self._pool is None:
             return [fn(item) for item in items]
         # Inference mode is per thread: each worker takes the caller's, so that the tensors it
         # writes in place are of the caller's kind.
