@@ -56,7 +56,7 @@ class Encoder:
         # The head LayerNorm's shift is in every row the head sees: the screen's centre.
         centre = model.head.norm.bias
         self._head = QuantizedVocab.build(model.decoder_weight[:scored], model.decoder_bias[:scored], centre)
-        # The layers that run: the model with its linears packed for oneDNN, or a bfloat16 copy
+        # The layers that run: the model with its big linears packed for oneDNN, or a bfloat16 copy
         # of it (the head above keeps the fp32 decoder).
         self._layers = model.with_packed_linears() if precision == EXACT else copy.deepcopy(model).to(torch.bfloat16)
         # Big batches are split between single-threaded workers, one per intra-op thread torch
