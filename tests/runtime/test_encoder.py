@@ -12,7 +12,9 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from elserve.runtime import Encoder, ModelFormatError, SparseVector, Tokenizer
-from elserve.runtime.bert import load_bert
+from elserve.runtime.bert import BertMaskedLM, load_bert
+from elserve.runtime.config import BertConfig
+from elserve.runtime.encoder import streams_weights
 from tests.model_factory import build_bert_dir, default_vocab
 from tests.runtime.reference import assert_matches_reference, reference_model, reference_weights
 from tests.runtime.texts import VARIED_TEXTS
@@ -144,3 +146,19 @@ def test_tokenizer_larger_than_the_model_is_refused(tmp_path: Path) -> None:
     tokenizer = Tokenizer.from_dir(build_bert_dir(tmp_path / "tokenizer", vocab=default_vocab(words=11)))
     with pytest.raises(ModelFormatError, match=r"the tokenizer has \[155\] tokens but the model only \[154\]"):
         Encoder(model, tokenizer)
+
+
+def test_only_models_whose_layers_outgrow_the_caches_stream_their_weights(splade_encoder: Encoder) -> None:
+    # SPLADE-tiny's layers (1.6 MB) stay on one worker thread; a BERT-base's (340 MB) run an
+    # unsplit batch on torch's intra-op threads. Built on the meta device: shapes, no memory.
+    assert not streams_weights(splade_encoder.model)
+    base = BertConfig(
+        vocab_size=30522,
+        hidden_size=768,
+        num_hidden_layers=12,
+        num_attention_heads=12,
+        intermediate_size=3072,
+        max_position_embeddings=512,
+    )
+    with torch.device("meta"):
+        assert streams_weights(BertMaskedLM(base))

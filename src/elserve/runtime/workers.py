@@ -9,7 +9,8 @@ so they run in parallel). On an idle machine they also win on big batches (the s
 between short operations would cost more than they save (see `encoder.PARALLEL_TOKENS`). Run
 instead in the caller's thread with torch's two threads, one short text over HTTP (1 x 2) measured
 a better median (3.6-4.2 ms against 4.4-5.0) but a far worse p99 (15-22 ms against 7-10): the
-barriers again, as the server's own process shares the cores.
+barriers again, as the server's own process shares the cores. (A model whose layers outgrow the
+caches does run such a batch on torch's threads: `encoder.STREAMED_LAYER_BYTES`.)
 """
 
 from __future__ import annotations
