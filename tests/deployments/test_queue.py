@@ -21,7 +21,7 @@ def test_budget_turns_and_skips() -> None:
         short = _entries(loop, 5)
         queue.push(bulk)
         queue.push(short)
-        first = await queue.next_batch(max_tokens=300, max_size=64)
+        first = queue.take(max_tokens=300, max_size=64)
         # The short request rides in the first batch although the bulk one came first.
         assert short[0] in first
         assert sum(e.size for e in first) <= 300
@@ -29,7 +29,7 @@ def test_budget_turns_and_skips() -> None:
         bulk[3].future.cancel()  # its caller went away
         taken = list(first)
         while len(queue):
-            taken += await queue.next_batch(max_tokens=300, max_size=64)
+            taken += queue.take(max_tokens=300, max_size=64)
         assert bulk[3] not in taken
         assert [e for e in taken if e in bulk] == [e for e in bulk if e is not bulk[3]]  # order kept
 
@@ -41,9 +41,9 @@ def test_an_oversized_entry_still_runs_and_max_size_holds() -> None:
         loop = asyncio.get_running_loop()
         queue = RequestQueue()
         queue.push(_entries(loop, 5000))
-        assert [e.size for e in await queue.next_batch(max_tokens=100, max_size=8)] == [5000]
+        assert [e.size for e in queue.take(max_tokens=100, max_size=8)] == [5000]
         queue.push(_entries(loop, *([1] * 20)))
-        assert len(await queue.next_batch(max_tokens=1000, max_size=8)) == 8
+        assert len(queue.take(max_tokens=1000, max_size=8)) == 8
 
     asyncio.run(main())
 
@@ -56,7 +56,7 @@ def test_retries_go_first() -> None:
         retried = _entries(loop, 10)
         queue.push(waiting)
         queue.push_front(retried)
-        batch = await queue.next_batch(max_tokens=10, max_size=8)
+        batch = queue.take(max_tokens=10, max_size=8)
         assert batch == retried
 
     asyncio.run(main())

@@ -127,13 +127,6 @@ class RequestQueue:
         batch.sort(key=lambda e: e.size)
         return batch
 
-    async def next_batch(self, max_tokens: int, max_size: int) -> list[Entry]:
-        """Wait for work, then `take` it."""
-        while True:
-            await self.wait()
-            if batch := self.take(max_tokens, max_size):
-                return batch
-
     def fail_all(self, exc: BaseException) -> None:
         for group in self._groups.values():
             for entry in group:
