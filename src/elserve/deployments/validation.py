@@ -32,12 +32,7 @@ def start_errors(
     priority: str | None = None,
 ) -> list[str]:
     """Messages `_start` would refuse with, in Elasticsearch's order."""
-    errors = []
-    if number_of_allocations is not None:
-        if number_of_allocations < 1:
-            errors.append("[number_of_allocations] must be a positive integer")
-        if adaptive is not None and adaptive.is_enabled:
-            errors.append("[number_of_allocations] cannot be set if adaptive allocations is enabled")
+    errors = _allocations_errors(number_of_allocations, adaptive)
     if threads_per_allocation < 1:
         errors.append("[threads_per_allocation] must be a positive integer")
     if adaptive is not None:
@@ -59,14 +54,20 @@ def start_errors(
     return errors
 
 
-def update_errors(number_of_allocations: int | None, adaptive: AdaptiveLike | None) -> list[str]:
-    """Messages `_update` would refuse with."""
+def _allocations_errors(number_of_allocations: int | None, adaptive: AdaptiveLike | None) -> list[str]:
+    """The rule `_start` and `_update` share on `number_of_allocations`."""
     errors = []
     if number_of_allocations is not None:
         if number_of_allocations < 1:
             errors.append("[number_of_allocations] must be a positive integer")
         if adaptive is not None and adaptive.is_enabled:
             errors.append("[number_of_allocations] cannot be set if adaptive allocations is enabled")
+    return errors
+
+
+def update_errors(number_of_allocations: int | None, adaptive: AdaptiveLike | None) -> list[str]:
+    """Messages `_update` would refuse with."""
+    errors = _allocations_errors(number_of_allocations, adaptive)
     if adaptive is not None:
         errors.extend(adaptive.validation_errors())
     return errors
