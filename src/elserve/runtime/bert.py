@@ -146,16 +146,18 @@ class BertMaskedLM(nn.Module):
 
     def with_packed_linears(self) -> BertMaskedLM:
         """A copy whose big fp32 linears are packed for oneDNN (`_PackedLinear`), the rest of its
-        tensors shared with this model; this model itself where oneDNN is missing."""
-        if not torch.backends.mkldnn.is_available():
+        tensors shared with this model; this model itself where oneDNN is missing or no linear is
+        big enough."""
+        def big(model: BertMaskedLM) -> list[tuple[nn.Module, str]]:
+            linears = [(layer, name) for layer in model.layers for name in _LAYER_LINEARS]
+            return [(o, n) for o, n in [*linears, (model.head, "dense")] if getattr(o, n).weight.numel() >= _PACK_MIN_ELEMENTS]
+
+        if not torch.backends.mkldnn.is_available() or not big(self):
             return self
         shared = {id(t): t for t in (*self.parameters(), *self.buffers())}
         packed = copy.deepcopy(self, memo=shared)
-        linears = [(layer, name) for layer in packed.layers for name in _LAYER_LINEARS]
-        for owner, name in [*linears, (packed.head, "dense")]:
-            linear = getattr(owner, name)
-            if linear.weight.numel() >= _PACK_MIN_ELEMENTS:
-                setattr(owner, name, _PackedLinear(linear))
+        for owner, name in big(packed):
+            setattr(owner, name, _PackedLinear(getattr(owner, name)))
         return packed
 
 

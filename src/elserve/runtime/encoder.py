@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import time
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,8 @@ import torch
 
 from elserve.runtime.bert import BertMaskedLM, load_bert
 from elserve.runtime.config import ModelFormatError
-from elserve.runtime.screening import QuantizedVocab, finish, screen
+from elserve.runtime.cpu import bf16_refusal
+from elserve.runtime.head import MARGIN, ExactHead
 from elserve.runtime.sparse import SparseVector
 from elserve.runtime.tokenizer import Encoded, Tokenizer
 from elserve.runtime.workers import Workers
@@ -25,7 +27,8 @@ BF16 = "bf16"
 # `bf16`: opt-in, the encoder layers in bfloat16 (~1.5x as fast on CPUs with AVX-512 BF16), then
 # the same exact head on their output (a bf16 head is slower than the int8-screened one). Measured
 # with `agreement.py` on the first 500 texts of the benchmark corpus: top-20 overlap 0.995 (lowest
-# 0.95), largest weight difference 0.083.
+# 0.95), largest weight difference 0.083. Refused on a CPU without native bf16 (`cpu.bf16_refusal`),
+# where it would be ~15x slower than exact.
 PRECISIONS = (EXACT, BF16)
 # Batches of at least this many tokens are split between the workers (see workers.py); a
 # smaller one runs whole on one of them, single-threaded ...
@@ -45,9 +48,15 @@ class Encoder:
     # longest x texts; the vocabulary head itself runs on real tokens only.
     is_padded = True
 
-    def __init__(self, model: BertMaskedLM, tokenizer: Tokenizer, precision: str = EXACT) -> None:
+    def __init__(
+        self, model: BertMaskedLM, tokenizer: Tokenizer, precision: str = EXACT, head: str | None = None
+    ) -> None:
+        """`head`: one option of `head.ExactHead` for every batch (tests, benchmarks); by default
+        the fastest exact one of this machine, measured now."""
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {list(PRECISIONS)}, got [{precision}]")
+        if precision == BF16 and (refusal := bf16_refusal()):
+            raise ValueError(refusal)
         vocab_size = model.config.vocab_size
         if len(tokenizer.vocab) > vocab_size:
             raise ModelFormatError(
@@ -55,31 +64,40 @@ class Encoder:
             )
         self.model = model
         self.tokenizer = tokenizer
-        # Models whose embedding matrix is padded past the tokenizer's vocabulary get no weight
-        # for those rows: no text maps to them and they have no token to be rendered as.
-        scored = len(tokenizer.vocab)
         self.precision = precision
-        # The head LayerNorm's shift is in every row the head sees: the screen's centre.
-        centre = model.head.norm.bias
-        self._head = QuantizedVocab.build(model.decoder_weight[:scored], model.decoder_bias[:scored], centre)
-        # The layers that run: the model with its big linears packed for oneDNN, or a bfloat16 copy
-        # of it (the head above keeps the fp32 decoder).
-        self._layers = model.with_packed_linears() if precision == EXACT else copy.deepcopy(model).to(torch.bfloat16)
         # Big batches are split between single-threaded workers, one per intra-op thread torch
         # has now (`load` sets it first); see workers.py for why not intra-op threads.
         self._workers = Workers(torch.get_num_threads())
         self._streams_weights = streams_weights(model)
+        # Models whose embedding matrix is padded past the tokenizer's vocabulary get no weight
+        # for those rows: no text maps to them and they have no token to be rendered as.
+        scored = len(tokenizer.vocab)
+        # A text of this model's own tokens, to time the kernels on.
+        sample = torch.randint(min(1000, scored // 2), scored, (1, 32), generator=torch.Generator().manual_seed(0))
+        # The layers that run: the model with its big linears packed for oneDNN where that is
+        # faster here, or a bfloat16 copy of it (the head keeps the fp32 decoder).
+        self._layers, layers = _choose_layers(model, precision, sample)
+        with torch.inference_mode():
+            rows = self._rows([sample[0].numpy()], np.array([sample.shape[1]]))
+        # The head LayerNorm's shift is in every row the head sees: the screen's centre.
+        self._head = ExactHead(
+            model.decoder_weight[:scored], model.decoder_bias[:scored], model.head.norm.bias, rows, only=head
+        )
+        # What this machine runs, for the log and the benchmark.
+        self.kernels = {"layers": layers, "head_short": self._head.choice.short, "head_bulk": self._head.choice.bulk}
 
     @classmethod
-    def load(cls, model_dir: Path, num_threads: int | None = None, precision: str = EXACT) -> Encoder:
+    def load(
+        cls, model_dir: Path, num_threads: int | None = None, precision: str = EXACT, head: str | None = None
+    ) -> Encoder:
         """Load `model_dir`; `num_threads` sets torch's intra-op threads (process-wide) and how
         many workers split a batch; `precision` is `exact` (the default) or the opt-in `bf16`
-        (see `PRECISIONS`)."""
+        (see `PRECISIONS`); `head` as for the constructor."""
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {list(PRECISIONS)}, got [{precision}]")
         if num_threads is not None:
             torch.set_num_threads(num_threads)
-        return cls(load_bert(model_dir), Tokenizer.from_dir(model_dir), precision)
+        return cls(load_bert(model_dir), Tokenizer.from_dir(model_dir), precision, head)
 
     @property
     def vocab(self) -> list[str]:
@@ -133,9 +151,7 @@ class Encoder:
 
     def _encode(self, batch: list[np.ndarray], lengths: np.ndarray) -> list[SparseVector]:
         rows = self._rows(batch, lengths)
-        lengths_t = torch.from_numpy(lengths)
-        text, entry = screen(rows, lengths_t, self._head)
-        weights = finish(rows, lengths_t, self._head.weight, self._head.bias, text, entry)
+        text, entry, weights = self._head.pool(rows, torch.from_numpy(lengths))
         return _vectors(len(batch), text.numpy(), entry.numpy(), weights.numpy())
 
     def _rows(self, batch: list[np.ndarray], lengths: np.ndarray) -> torch.Tensor:
@@ -169,6 +185,31 @@ class Encoder:
                 vectors[i] = vector
             start = end
         return [(vectors[i], e.is_truncated) for i, e in enumerate(encoded)]
+
+
+def _choose_layers(model: BertMaskedLM, precision: str, sample: torch.Tensor) -> tuple[BertMaskedLM, str]:
+    """The layers to run and their name: a bf16 copy, or for `exact` the model with its big
+    linears packed for oneDNN unless the plain ones are faster on `sample` here (packed: 1.12x
+    the throughput of plain on an AVX-512 EPYC for BERT-base; other CPUs, other oneDNN kernels)."""
+    if precision == BF16:
+        return copy.deepcopy(model).to(torch.bfloat16), "bf16"
+    try:
+        packed = model.with_packed_linears()
+    except (RuntimeError, NotImplementedError, AttributeError):  # no oneDNN linear on this build
+        return model, "plain"
+    if packed is model:
+        return model, "plain"
+    lengths = torch.tensor([sample.shape[1]])
+    seconds = {}
+    with torch.inference_mode():
+        for name, layers in (("packed", packed), ("plain", model)):
+            layers.encode(sample, lengths)  # warm
+            started = time.perf_counter()
+            layers.encode(sample, lengths)
+            seconds[name] = time.perf_counter() - started
+    if seconds["packed"] <= seconds["plain"] * MARGIN:
+        return packed, "packed"
+    return model, "plain"
 
 
 def streams_weights(model: BertMaskedLM) -> bool:

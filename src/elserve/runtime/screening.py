@@ -1,9 +1,11 @@
 """The exact SPLADE head, fast: screen every vocabulary entry in int8, finish the few survivors exactly.
 
 Most of a text's 30,522 entries end at weight 0 (`max_i logit_ij + b_j <= 0`), yet the plain
-head computes all of them in fp32. Here an int8 product (exact integer arithmetic, ~4x the fp32
-GEMM on AVX-512 VNNI) gives each entry an approximate maximum with a PROVEN error bound; only
-entries that could be positive under that bound (~1% on real text) are recomputed, in float64.
+head computes all of them in fp32. Here an int8 product (exact integer arithmetic: ~4x the fp32
+GEMM with AVX-512 VNNI, ~3x with AVX2) gives each entry an approximate maximum with a PROVEN error
+bound; only entries that could be positive under that bound (~1% on real text) are recomputed, in
+float64. Which instructions compute the integer sums is the machine's choice (`products.py`,
+`head.py`); the weights do not depend on it.
 
 The bound. Let `h_i` be a batch's token rows (fp32) and `m` any fixed centre (the encoder takes the
 shift of the MLM head's LayerNorm, which every row carries: the smaller the residues `h_i - m`,
@@ -15,7 +17,7 @@ row is split the same way, `w_j = t_j p_j + f_j` with `p_j` int8. Then, exactly 
 
     h_i . w_j = m . w_j + s t_j (q_i . p_j) + s q_i . f_j + e_i . w_j
 
-where `q_i . p_j` is an exact int32 product (|q|, |p| <= 127 over 128 dimensions: no overflow).
+where `q_i . p_j` is an exact integer product (|q| <= 127, |p| <= 127 or 63: see `products.py`).
 By Cauchy-Schwarz the last two terms are at most `s |q_i| |f_j| + |e_i| |w_j|`. With `Q`, `E` the
 largest `s |q_i|`, `|e_i|` of the text's tokens, and `s t_j >= 0`:
 
@@ -45,6 +47,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from elserve.runtime.products import ProductKernel
+
 # 127 levels each side, symmetric, so that a negated row quantizes to the negated integers.
 _LEVELS = 127
 # Relative slack for float rounding in the screen and the finish (see the module docstring).
@@ -54,60 +58,19 @@ _TINY = 2.0**-100
 # The smallest decoder-row scale t_j (see `QuantizedVocab.build`).
 _SMALLEST_SCALE = 2.0**-60
 
-# Screen blocks: an int8 (rows x hidden) slab times an int8 (hidden x entries) slab into one
-# reused int32 buffer of BLOCK_ELEMENTS, at most ROW_BLOCK rows: 1024 x 1024 for big batches, all
-# the vocabulary at once for a short request (each block costs ~10 torch calls, whose overhead
-# would otherwise dominate). Tuned on a 2-core AMD EPYC (Zen 4, 1 MiB L2 per core).
+# Big batches are screened in blocks: at most ROW_BLOCK token rows against VOCAB_BLOCK entries,
+# into one buffer that stays in cache (1024 x 1024 int32: 4 MiB; tuned on a 2-core AMD EPYC,
+# Zen 4, 1 MiB L2 per core). Each block costs ~10 torch calls, so a short request (up to
+# SMALL_ROWS rows) takes the whole vocabulary in one product instead, whose call overhead would
+# otherwise dominate.
 ROW_BLOCK = 1024
-BLOCK_ELEMENTS = 1024 * 1024
-# Up to this many token rows (a short request), the screen is one oneDNN u8 x s8 product over the
-# whole vocabulary, packed at load (`PackedVocab`). Such a product is bound by fetching the 3.9 MB
-# of int8 weights, which the packed layout streams far better than `_int_mm` does from the plain
-# one: with the caches cold, as between the requests of an idle server, 8 rows take 0.45 ms
-# against 1.6 ms (0.23 against 0.53 ms warm). From ~48 rows on, `_int_mm` in blocks is faster.
+VOCAB_BLOCK = 1024
 SMALL_ROWS = 32
 
 
-class PackedVocab:
-    """The int8 decoder `p` prepacked for oneDNN's u8 x s8 -> s32 product, the screen's kernel for
-    short requests.
-
-    The rows go in as `q + 128` (u8, zero point 128) and the int32 sums come out scaled by 1.0 into
-    fp32: exact, since |q . p| <= 128 x 127 x 127 < 2^24. The products are exact only where oneDNN
-    has VNNI instructions (they sum u8 x s8 pairs in int32; the AVX2/AVX-512 fallbacks go through
-    saturating int16), so `build` asks the CPU and then checks the kernel against float64 on rows
-    made to overflow int16; without either it returns None and `_int_mm` serves every batch.
-    """
-
-    def __init__(self, rows: torch.Tensor) -> None:
-        """`rows`: `(vocab, hidden)` int8, the decoder's quantized rows."""
-        self._packed = torch.ops.onednn.qlinear_prepack(rows, None)
-        self._scales = torch.ones(rows.shape[0], dtype=torch.float32)
-        self._zero_points = torch.zeros(rows.shape[0], dtype=torch.int64)
-
-    @classmethod
-    def build(cls, rows: torch.Tensor) -> PackedVocab | None:
-        has_vnni = getattr(torch.cpu, "_is_vnni_supported", lambda: False)()
-        if not (torch.backends.mkldnn.is_available() and has_vnni):
-            return None
-        packed = cls(rows)
-        # +-127 everywhere and alternating signs: the pairs of products that would saturate int16.
-        probe = torch.tensor([1, -1], dtype=torch.int8).repeat(rows.shape[1] // 2 + 1)[: rows.shape[1]]
-        extremes = torch.stack([probe, -probe, torch.ones_like(probe), -torch.ones_like(probe)]) * _LEVELS
-        g = torch.Generator().manual_seed(0)
-        spread = torch.randint(-_LEVELS, _LEVELS + 1, (4, rows.shape[1]), generator=g, dtype=torch.int8)
-        sample = torch.cat([extremes, spread])
-        if not torch.equal(packed.products(sample).double(), sample.double() @ rows.double().T):
-            return None
-        return packed
-
-    def products(self, quantized: torch.Tensor) -> torch.Tensor:
-        """`q_i . p_j` for int8 rows `q` `(rows, hidden)`: `(rows, vocab)` fp32, exact integers."""
-        shifted = (quantized.to(torch.int16) + 128).to(torch.uint8)
-        return torch.ops.onednn.qlinear_pointwise(
-            shifted, 1.0, 128, self._packed, self._scales, self._zero_points,
-            None, 1.0, 0, torch.float32, "none", [], "",
-        )  # fmt: skip
+def vocab_ranges(size: int, block: int = VOCAB_BLOCK) -> list[tuple[int, int]]:
+    """The vocabulary ranges a kernel is asked for: the whole of it (short requests), then blocks."""
+    return [(0, size), *((v0, min(v0 + block, size)) for v0 in range(0, size, block))]
 
 
 @dataclass(frozen=True, eq=False)
@@ -118,13 +81,12 @@ class QuantizedVocab:
     weight: torch.Tensor  # (vocab, hidden) fp32, the decoder itself
     bias: torch.Tensor  # (vocab,) fp32
     centre: torch.Tensor  # (hidden,) fp32, the m of the module docstring
-    transposed: torch.Tensor  # (hidden, vocab) int8, p^T
+    rows: torch.Tensor  # (vocab, hidden) int8, p, within [-levels, levels]
     # The bound divided by t_j > 0, which leaves the int8 part as s max_i (q_i . p_j):
     # `base` is (m . w_j + b_j + tiny) / t_j, and `factors` (5, vocab) pairs with the per-text
     # factors (H, Q, 1, Q, E) of `screen`: |w_j|, t_j |p_j|, |b_j|, |f_j|, |w_j|, each / t_j.
     base: torch.Tensor
     factors: torch.Tensor
-    packed: PackedVocab | None  # the short requests' kernel, where the CPU has one
 
     @classmethod
     def build(
@@ -132,9 +94,11 @@ class QuantizedVocab:
         weight: torch.Tensor,
         bias: torch.Tensor,
         centre: torch.Tensor | None = None,
+        levels: int = _LEVELS,
     ) -> QuantizedVocab:
         """`centre` is any vector the hidden states cluster around (zeros by default); the
-        weights do not depend on it, only how many entries the screen lets through."""
+        weights do not depend on it, only how many entries the screen lets through. `levels`
+        (127 or fewer) is what the product kernel needs (see `products.py`)."""
         weight = weight.detach().float().contiguous()
         bias = bias.detach().float().contiguous()
         if weight.ndim != 2 or bias.shape != weight.shape[:1]:
@@ -142,21 +106,19 @@ class QuantizedVocab:
         centre = torch.zeros(weight.shape[1]) if centre is None else centre.detach().float().contiguous()
         exact = weight.double()
         # Any t_j > 0 makes the identity hold; the floor keeps 1 / t_j finite for tiny rows.
-        scale = (exact.abs().amax(dim=1) / _LEVELS).clamp_(min=_SMALLEST_SCALE).float().double()
-        quantized = torch.round(exact / scale[:, None]).clamp_(-_LEVELS, _LEVELS)
+        scale = (exact.abs().amax(dim=1) / levels).clamp_(min=_SMALLEST_SCALE).float().double()
+        quantized = torch.round(exact / scale[:, None]).clamp_(-levels, levels)
         scaled = scale[:, None] * quantized
         norm = exact.norm(dim=1)
         factors = torch.stack([norm, scaled.norm(dim=1), bias.double().abs(), (exact - scaled).norm(dim=1), norm])
         base = exact @ centre.double() + bias.double() + _TINY
-        rows = quantized.to(torch.int8)
         return cls(
             weight=weight,
             bias=bias,
             centre=centre,
-            transposed=rows.T.contiguous(),
+            rows=quantized.to(torch.int8).contiguous(),
             base=(base / scale).float(),
             factors=(factors / scale).float(),
-            packed=PackedVocab.build(rows.contiguous()),
         )
 
     @property
@@ -168,14 +130,16 @@ def screen(
     rows: torch.Tensor,
     lengths: torch.Tensor,
     vocab: QuantizedVocab,
+    kernel: ProductKernel,
     *,
+    whole: bool | None = None,
     row_block: int = ROW_BLOCK,
-    block_elements: int = BLOCK_ELEMENTS,
-    small_rows: int = SMALL_ROWS,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The `(text, entry)` pairs whose SPLADE weight may be positive (a superset of those that
     are), as two int64 tensors sorted by text then entry. `rows` is `(sum(lengths), hidden)`
-    fp32, text after text. Up to `small_rows` rows go through `vocab.packed` when it exists."""
+    fp32, text after text. `kernel` computes the integer sums, built on `vocab.rows` for
+    `vocab_ranges`; `whole` asks for one product over the whole vocabulary (by default: for up
+    to `SMALL_ROWS` rows) rather than blocks."""
     texts = lengths.numel()
     # (numpy's repeat: torch's costs a short request ~40 us more)
     text_of_row = torch.from_numpy(np.repeat(np.arange(texts), lengths.numpy()))
@@ -201,27 +165,23 @@ def screen(
     quantized = quantized.to(torch.int8)
     scale_col = scale[:, None]
 
-    if vocab.packed is not None and rows.shape[0] <= small_rows:
+    if whole if whole is not None else rows.shape[0] <= SMALL_ROWS:
         # Each text's best row per entry, over the whole vocabulary at once.
-        best = _text_max(vocab.packed.products(quantized), text_of_row, texts)
+        best = _text_max(kernel.products(quantized, 0, vocab.size), text_of_row, texts)
         upper = torch.addmm(vocab.base, per_text, vocab.factors)
         text, entry = upper.addcmul_(best, scale_col).gt_(0).nonzero().unbind(1)
         return text, entry  # nonzero's order: by text, then entry
 
     row_block = min(row_block, rows.shape[0])
-    # The (texts x width) buffers are kept within block_elements too, for batches of many texts.
-    width = min(vocab.size, max(64, block_elements // max(row_block, texts)))
-
     # Buffers reused block after block (results stay in cache) and call after call (fresh
     # megabytes are page-faulted in, which costs a short request more than its products).
-    products = _scratch("products", row_block * width, torch.int32)
-    best_buffer = _scratch("best", texts * width, torch.int32)
-    upper_buffer = _scratch("upper", texts * width, torch.float32)
+    widest = max(v1 - v0 for v0, v1 in kernel.ranges[1:])
+    best_buffer = _scratch(f"best-{kernel.dtype}", texts * widest, kernel.dtype)
+    upper_buffer = _scratch("upper", texts * widest, torch.float32)
     found = []
-    for v0 in range(0, vocab.size, width):
-        v1 = min(v0 + width, vocab.size)
+    for v0, v1 in kernel.ranges[1:]:
         best = best_buffer[: texts * (v1 - v0)].view(texts, v1 - v0)
-        _int8_max(quantized, text_of_row, vocab.transposed[:, v0:v1], best, products, row_block)
+        _block_max(quantized, text_of_row, kernel, v0, v1, best, row_block)
         # The upper bound of each (text, entry) over t_j: the rest, then s max_i (q_i . p_j).
         upper = upper_buffer[: texts * (v1 - v0)].view(texts, v1 - v0)
         torch.addmm(vocab.base[v0:v1], per_text, vocab.factors[:, v0:v1], out=upper)
@@ -248,36 +208,39 @@ def _scratch(name: str, size: int, dtype: torch.dtype) -> torch.Tensor:
 
 
 def _text_max(per_row: torch.Tensor, text_of_row: torch.Tensor, texts: int) -> torch.Tensor:
-    """The largest of each text's rows of `per_row` (`(rows, ...)` float), in fp32."""
+    """The largest of each text's rows of `per_row` (`(rows, ...)`), in fp32."""
     if texts == 1:  # a short request's usual case, in one op instead of three
         return per_row.amax(dim=0, keepdim=True).float()
     # Every text has a row, so the -inf start never shows. (`include_self=False` does without
     # it, but fills much slower.)
-    start = torch.full((texts, *per_row.shape[1:]), float("-inf"), dtype=per_row.dtype)
+    start = torch.full((texts, *per_row.shape[1:]), _lowest(per_row.dtype), dtype=per_row.dtype)
     with warnings.catch_warnings():
         # index_reduce_ is flagged "beta" but has been stable since torch 2.0.
         warnings.filterwarnings("ignore", message="index_reduce", category=UserWarning)
         return start.index_reduce_(0, text_of_row, per_row, "amax").float()
 
 
-def _int8_max(
+def _lowest(dtype: torch.dtype) -> float:
+    """Where a running maximum of `dtype` starts."""
+    return float("-inf") if dtype.is_floating_point else torch.iinfo(dtype).min
+
+
+def _block_max(
     quantized: torch.Tensor,
     text_of_row: torch.Tensor,
-    block: torch.Tensor,
+    kernel: ProductKernel,
+    v0: int,
+    v1: int,
     best: torch.Tensor,
-    buffer: torch.Tensor,
     row_block: int,
 ) -> None:
-    """`best[t, j] = max_i q_i . p_j` over the rows of each text t, for the entries of `block`:
-    exact int32."""
-    best.fill_(torch.iinfo(torch.int32).min)
-    width = block.shape[1]
+    """`best[t, j] = max_i q_i . p_j` over the rows of each text t, for the entries `[v0, v1)`:
+    exact integers, in the kernel's dtype."""
+    best.fill_(_lowest(best.dtype))
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="index_reduce", category=UserWarning)
         for r0 in range(0, quantized.shape[0], row_block):
-            chunk = quantized[r0 : r0 + row_block]
-            products = buffer[: chunk.shape[0] * width].view(chunk.shape[0], width)
-            torch._int_mm(chunk, block, out=products)
+            products = kernel.products(quantized[r0 : r0 + row_block], v0, v1)
             best.index_reduce_(0, text_of_row[r0 : r0 + row_block], products, "amax")
 
 
@@ -308,7 +271,9 @@ def finish(
     return torch.log1p(torch.relu_(logits.float()))
 
 
-def screened_pool(rows: torch.Tensor, lengths: torch.Tensor, vocab: QuantizedVocab) -> torch.Tensor:
+def screened_pool(
+    rows: torch.Tensor, lengths: torch.Tensor, vocab: QuantizedVocab, kernel: ProductKernel
+) -> torch.Tensor:
     """SPLADE weights `(texts, vocab)` fp32, as `splade.splade_pool` computes them but screened."""
     texts = lengths.numel()
     dense = torch.zeros(texts, vocab.size, dtype=torch.float32)
@@ -316,6 +281,6 @@ def screened_pool(rows: torch.Tensor, lengths: torch.Tensor, vocab: QuantizedVoc
         return dense
     if bool((lengths < 1).any()) or int(lengths.sum()) != rows.shape[0]:
         raise ValueError("every text needs at least one token and rows must hold exactly sum(lengths) tokens")
-    text, entry = screen(rows, lengths, vocab)
+    text, entry = screen(rows, lengths, vocab, kernel)
     dense[text, entry] = finish(rows, lengths, vocab.weight, vocab.bias, text, entry)
     return dense
