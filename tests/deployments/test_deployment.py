@@ -16,6 +16,7 @@ from elserve.deployments.deployment import Deployment
 from elserve.deployments.states import AllocationState, DeploymentState
 from elserve.errors import RejectedExecutionException, StatusException
 from elserve.runtime import Encoder
+from tests.hold import HOLD_FILE_ENV, held, wait_until_held
 
 TEXTS = [f"text number {i} about {'cats' if i % 2 else 'dogs'} and " + "more words " * (i % 40) for i in range(64)]
 
@@ -29,6 +30,14 @@ def _deployment(model_dir: Path, precision: str = "exact", **config) -> Deployme
     return Deployment(
         DeploymentConfig(**options), source, max_batch_tokens=2048, timings=timings, precision=precision
     )
+
+
+@pytest.fixture
+def hold_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The file that holds the workers this test starts (see tests/hold.py)."""
+    path = tmp_path / "hold"
+    monkeypatch.setenv(HOLD_FILE_ENV, str(path))
+    return path
 
 
 @pytest.fixture(scope="module")
@@ -63,15 +72,15 @@ def test_concurrent_requests_match_single_requests(splade_model_dir: Path, refer
     asyncio.run(main())
 
 
-def test_full_queue_is_refused_at_once(splade_model_dir: Path) -> None:
+def test_full_queue_is_refused_at_once(splade_model_dir: Path, hold_file: Path) -> None:
     async def main() -> None:
         d = _deployment(splade_model_dir, queue_capacity=2)
         await d.start()
-        long_texts = ["many words here " * 120] * 40
-        first = [asyncio.ensure_future(d.infer(long_texts, timeout=120)) for _ in range(2)]
-        await asyncio.sleep(0)  # let both be admitted
-        with pytest.raises(RejectedExecutionException) as refused:
-            await d.infer(["one more"], timeout=120)
+        with held(hold_file):  # nothing finishes until the refusal is seen
+            first = [asyncio.ensure_future(d.infer(["many words here " * 120] * 40, timeout=120)) for _ in range(2)]
+            await asyncio.sleep(0)  # let both be admitted
+            with pytest.raises(RejectedExecutionException) as refused:
+                await d.infer(["one more"], timeout=120)
         assert refused.value.status == 429
         assert refused.value.reason == "inference process queue is full. Unable to execute command"
         assert d.counters.rejected_execution_count == 1
@@ -82,11 +91,11 @@ def test_full_queue_is_refused_at_once(splade_model_dir: Path) -> None:
     asyncio.run(main())
 
 
-def test_timeout_answers_and_frees_the_slot(splade_model_dir: Path) -> None:
+def test_timeout_answers_and_frees_the_slot(splade_model_dir: Path, hold_file: Path) -> None:
     async def main() -> None:
         d = _deployment(splade_model_dir)
         await d.start()
-        with pytest.raises(TimeoutError):
+        with held(hold_file), pytest.raises(TimeoutError):
             await d.infer(["many words here " * 120] * 200, timeout=0.05)
         assert d.counters.timeout_count == 1
         assert d.pending_requests == 0
@@ -96,19 +105,22 @@ def test_timeout_answers_and_frees_the_slot(splade_model_dir: Path) -> None:
     asyncio.run(main())
 
 
-def test_killed_worker_loses_no_request(splade_model_dir: Path, reference: dict) -> None:
+def test_killed_worker_loses_no_request(splade_model_dir: Path, reference: dict, hold_file: Path) -> None:
     async def main() -> None:
         d = _deployment(splade_model_dir, number_of_allocations=2)
         await d.start()
-        requests = [asyncio.ensure_future(d.infer(TEXTS, timeout=120)) for _ in range(6)]
-        await asyncio.sleep(0.3)
-        os.kill(d.allocations[0].pid, signal.SIGKILL)
+        with held(hold_file):  # both workers hold a batch when one is killed
+            requests = [asyncio.ensure_future(d.infer(TEXTS, timeout=120)) for _ in range(6)]
+            await asyncio.get_running_loop().run_in_executor(None, wait_until_held, hold_file)
+            while d.allocations[0].in_flight == 0:
+                await asyncio.sleep(0.01)
+            os.kill(d.allocations[0].pid, signal.SIGKILL)
         answers = await asyncio.gather(*requests, return_exceptions=True)
         for answer in answers:
             assert not isinstance(answer, BaseException), answer
             for text, result in zip(TEXTS, answer, strict=True):
                 _same(result, reference[text])
-        for _ in range(100):  # back to fully allocated within 5 s
+        for _ in range(6000):  # back to fully allocated (the bound only guards against a hang)
             if d.started_allocations == 2:
                 break
             await asyncio.sleep(0.05)

@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from elasticsearch import Elasticsearch
 
 from tests.e2e.server import PASSWORD, Server
+from tests.hold import HOLD_FILE_ENV
 
 
 @pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    srv = Server(tmp_path_factory.mktemp("elserve") / "data").start()
+def server_hold_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """While this file exists, the session server's workers hold their batches (tests/hold.py)."""
+    return tmp_path_factory.mktemp("hold") / "hold"
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory, server_hold_file: Path) -> Iterator[Server]:
+    srv = Server(tmp_path_factory.mktemp("elserve") / "data", env={HOLD_FILE_ENV: str(server_hold_file)}).start()
     yield srv
     srv.stop()
 

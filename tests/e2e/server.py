@@ -89,6 +89,13 @@ class Server:
         self._log.close()
         return self.process.returncode
 
+    def wait_exit(self, timeout: float = 300.0) -> int:
+        """Wait for a server already signalled to exit (a second SIGTERM would force it out)."""
+        assert self.process is not None
+        self.process.wait(timeout)
+        self._log.close()
+        return self.process.returncode
+
     def kill9(self) -> None:
         """kill -9 of the server alone (its workers die with it: PR_SET_PDEATHSIG)."""
         assert self.process is not None

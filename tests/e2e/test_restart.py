@@ -12,6 +12,7 @@ from elasticsearch import Elasticsearch
 
 from tests.e2e.conftest import make_client
 from tests.e2e.server import Server
+from tests.hold import HOLD_FILE_ENV, held, wait_until_held
 
 
 def assert_gone(pid: int, log: str, grace: float = 5.0) -> None:
@@ -92,7 +93,8 @@ def test_generated_password_is_printed_once(tmp_path: Path) -> None:
 def test_sigterm_drains_in_flight_requests(tmp_path: Path) -> None:
     import threading
 
-    server = Server(tmp_path / "data").start()
+    hold = tmp_path / "hold"  # the worker holds the bulk request until SIGTERM has been seen
+    server = Server(tmp_path / "data", env={HOLD_FILE_ENV: str(hold)}).start()
     es = make_client(server)
     es.inference.put(
         task_type="sparse_embedding",
@@ -111,14 +113,22 @@ def test_sigterm_drains_in_flight_requests(tmp_path: Path) -> None:
                 f"{server.url}/_inference/sparse_embedding/drain",
                 json={"input": ["a long passage of many words " * 60] * 120},
                 auth=("elastic", server.password),
-                timeout=120,
+                timeout=600,
             )
         )
 
     thread = threading.Thread(target=bulk)
-    thread.start()
-    time.sleep(0.5)  # the request is in flight
-    assert server.stop() in (0, -signal.SIGTERM)
+    with held(hold):
+        thread.start()
+        wait_until_held(hold)  # the request is in flight
+        server.process.send_signal(signal.SIGTERM)
+        while True:  # the server has begun to shut down: it no longer accepts connections
+            try:
+                httpx.head(server.url, timeout=5)
+                time.sleep(0.05)
+            except httpx.TransportError:
+                break
+    assert server.wait_exit() in (0, -signal.SIGTERM)
     thread.join()
     assert answers[0].status_code == 200
     assert len(answers[0].json()["sparse_embedding"]) == 120

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import pytest
 from elasticsearch import BadRequestError, ConflictError, Elasticsearch
+
+from tests.hold import held, wait_until_held
 
 
 def test_model_config_and_definition_status(es: Elasticsearch, elser_endpoint: str) -> None:
@@ -87,7 +90,7 @@ def test_start_validation(http: httpx.Client) -> None:
     assert r.json()["error"]["reason"] == "Could not find trained model [no-such-model]"
 
 
-def test_full_queue_answers_429(es: Elasticsearch, http: httpx.Client) -> None:
+def test_full_queue_answers_429(es: Elasticsearch, http: httpx.Client, server_hold_file: Path) -> None:
     es.ml.start_trained_model_deployment(
         model_id=".elser_model_2", deployment_id="tiny-queue", queue_capacity=1, wait_for="started"
     )
@@ -101,10 +104,16 @@ def test_full_queue_answers_429(es: Elasticsearch, http: httpx.Client) -> None:
     def post(_: int) -> httpx.Response:
         return http.post("/_inference/sparse_embedding/tiny-queue-endpoint", json=body)
 
+    # The worker holds the first request until the others are answered: it fills the queue, and
+    # each of the others is refused at once.
     with ThreadPoolExecutor(8) as pool:
-        answers = list(pool.map(post, range(8)))
+        with held(server_hold_file):
+            first = pool.submit(post, 0)
+            wait_until_held(server_hold_file)
+            rest = list(pool.map(post, range(1, 8)))
+        answers = [first.result(), *rest]
     statuses = sorted(r.status_code for r in answers)
-    assert 200 in statuses and 429 in statuses, statuses
+    assert statuses == [200] + [429] * 7, statuses
     refused = next(r for r in answers if r.status_code == 429).json()
     assert refused["error"]["type"] == "es_rejected_execution_exception"
     assert refused["error"]["reason"] == "inference process queue is full. Unable to execute command"

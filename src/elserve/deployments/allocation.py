@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import multiprocessing
 import os
 import threading
@@ -30,6 +31,7 @@ from elserve.deployments.states import RoutingState
 MAX_IN_FLIGHT = 1
 STOP_GRACE_S = 5.0
 
+log = logging.getLogger("elserve.deployments")
 _spawn = multiprocessing.get_context("spawn")
 _batch_ids = itertools.count()
 
@@ -60,6 +62,7 @@ class Allocation:
         self.state = RoutingState.STARTING
         self.reason: str | None = None
         self.pid: int | None = None
+        self.kernels: dict[str, str] = {}
         self.accepting = True  # False while draining before a scale-down or stop
         self.freed_at = 0.0  # time.monotonic() of the last batch answered
         self._on_exit = on_exit
@@ -100,6 +103,8 @@ class Allocation:
             await self._loop.run_in_executor(None, self._process.join, STOP_GRACE_S)
             raise WorkerStartError(message[1])
         self.pid = message[1]
+        self.kernels = message[2]  # what the worker measured fastest on this machine
+        log.info("worker %s ready on %s: kernels %s", self.pid, self.model_dir.name, self.kernels)
         self.state = RoutingState.STARTED
         threading.Thread(target=self._read, name="elserve-recv", daemon=True).start()
 

@@ -2,7 +2,7 @@
 
 Protocol over one duplex pipe (pickled tuples):
   parent -> worker: ("encode", batch_id, [ids arrays])   |  ("stop",)
-  worker -> parent: ("ready", pid)  |  ("start_failed", reason)
+  worker -> parent: ("ready", pid, kernels)  |  ("start_failed", reason)
                     ("result", batch_id, [(indices, weights)], seconds)  |  ("error", batch_id, reason)
 """
 
@@ -17,6 +17,10 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 _PR_SET_PDEATHSIG = 1
+# A test hook: while the file this names exists, the worker holds each batch before encoding it
+# (and marks that it does with `<file>.held`), so that tests of a full queue, of draining and of
+# timeouts make their own slowness instead of relying on how fast a machine encodes.
+HOLD_FILE_ENV = "ELSERVE_TEST_HOLD_FILE"
 
 
 def _die_with_parent(parent: int) -> None:
@@ -39,7 +43,8 @@ def main(conn: Connection, model_dir: str, num_threads: int, precision: str, par
     except Exception as exc:  # any load failure is reported, never raised into the void
         conn.send(("start_failed", f"{type(exc).__name__}: {exc}"))
         return
-    conn.send(("ready", os.getpid()))
+    conn.send(("ready", os.getpid(), encoder.kernels))
+    hold = os.environ.get(HOLD_FILE_ENV)
     while True:
         try:
             message = conn.recv()
@@ -48,6 +53,8 @@ def main(conn: Connection, model_dir: str, num_threads: int, precision: str, par
         if message[0] == "stop":
             return
         _, batch_id, batch = message
+        if hold:
+            _wait_while(Path(hold))
         started = time.perf_counter()
         try:
             vectors = encoder.encode_ids(batch)
@@ -56,3 +63,10 @@ def main(conn: Connection, model_dir: str, num_threads: int, precision: str, par
             continue
         payload = [(v.indices, v.weights) for v in vectors]
         conn.send(("result", batch_id, payload, time.perf_counter() - started))
+
+
+def _wait_while(hold: Path) -> None:
+    if hold.exists():
+        hold.with_name(hold.name + ".held").touch()
+    while hold.exists():
+        time.sleep(0.005)
