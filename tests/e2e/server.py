@@ -40,7 +40,8 @@ class Server:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "https" if "--ssl-certfile" in self.extra_args else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 60.0) -> Server:
         env = {k: v for k, v in os.environ.items() if k != "ELASTIC_PASSWORD"} | self.extra_env
@@ -60,7 +61,7 @@ class Server:
             if self.process.poll() is not None:
                 raise RuntimeError(f"elserve exited with {self.process.returncode}:\n{self.log()}")
             try:
-                httpx.head(self.url, timeout=1.0)
+                httpx.head(self.url, timeout=1.0, verify=False)  # a TLS test server's certificate is self-signed
                 return self
             except httpx.TransportError:
                 time.sleep(0.1)
