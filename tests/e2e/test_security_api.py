@@ -249,6 +249,9 @@ def test_client_api_key_limited_by_role_descriptors(es: Elasticsearch, server: S
         f"action [cluster:admin/xpack/inference/delete] is unauthorized for API key id [{created['id']}] of user "
         "[elastic], this action is granted by the cluster privileges [manage_inference,manage,all]"
     )
+    with pytest.raises(ApiError) as unknown:
+        es.security.get_api_key(id="no-such-key-id")
+    assert unknown.value.meta.status == 404 and unknown.value.body == {"api_keys": []}
     listed = es.security.get_api_key(id=created["id"])["api_keys"]
     assert [k["name"] for k in listed] == ["cl-key"] and listed[0]["invalidated"] is False
     result = es.security.invalidate_api_key(ids=[created["id"]])

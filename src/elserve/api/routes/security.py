@@ -211,7 +211,8 @@ async def get_api_keys(request: Request, caller: Annotated[Principal, Depends(au
         active_only=parse_bool(q.get("active_only"), False),
     )
     with_limited_by = parse_bool(q.get("with_limited_by"), False)
-    return render(request, {"api_keys": [render_key(k, d, with_limited_by) for k, d in keys]})
+    body = {"api_keys": [render_key(k, d, with_limited_by) for k, d in keys]}
+    return render(request, body, 404 if key_id and not keys else 200)  # RestGetApiKeyAction: 404 for an unknown id
 
 
 @router.delete("/api_key")
