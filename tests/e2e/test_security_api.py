@@ -277,6 +277,19 @@ def test_validation_errors_are_elasticsearch_bodies(es: Elasticsearch) -> None:
     assert reserved.value.body["error"]["reason"] == (
         "Validation Failed: 1: user [elastic] is reserved and only the password can be changed;"
     )
+    with pytest.raises(ApiError) as nothing:
+        es.security.invalidate_api_key()
+    assert nothing.value.body["error"]["reason"] == (
+        "Validation Failed: 1: One of [api key id(s), api key name, username, realm name] must be specified if "
+        "[owner] flag is false;"
+    )
+    with pytest.raises(ApiError) as both:
+        es.security.invalidate_api_key(owner=True, username="someone", ids=["a"], name="b")
+    assert both.value.body["error"]["reason"] == (
+        "Validation Failed: 1: username or realm name must not be specified when the api key id(s) or api key name "
+        "are specified;2: neither username nor realm-name may be specified when invalidating owned API keys;"
+        "3: only one of [api key id(s), api key name] can be specified;"
+    )
     with pytest.raises(ApiError) as missing:
         es.security.get_user(username="cl_nobody")
     assert missing.value.meta.status == 404 and missing.value.body == {}

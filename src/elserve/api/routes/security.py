@@ -179,16 +179,24 @@ async def create_api_key(request: Request, caller: Writer) -> Response:
     return render(request, created.to_doc())
 
 
-def _owner_filter(caller: Principal, owner: bool, username: str | None, realm_name: str | None) -> tuple[bool, str | None, str | None]:
+def _owner_filter(
+    caller: Principal, owner: bool, username: str | None, realm_name: str | None
+) -> tuple[bool, str | None, str | None]:
     """(own keys only?, username, realm) of a get or invalidate request, as `manage_own_api_key` sees it."""
     if owner:
-        if username or realm_name:
-            raise ActionRequestValidationException(
-                ["username or realm name must not be specified when the current user owns the API key(s)"]
-            )
         realm = caller.owner_realm or caller.realm
         return True, caller.username, realm.name
     return username == caller.username, username, realm_name
+
+
+def _check_key_filters(errors: list[str], verb: str, ids: bool, name: bool, owner: bool, user_or_realm: bool) -> None:
+    """The cross-field rules of `GetApiKeyRequest` / `InvalidateApiKeyRequest.validate`."""
+    if (ids or name) and user_or_realm:
+        errors.append("username or realm name must not be specified when the api key id(s) or api key name are specified")
+    if owner and user_or_realm:
+        errors.append(f"neither username nor realm-name may be specified when {verb} owned API keys")
+    if ids and name:
+        errors.append("only one of [api key id(s), api key name] can be specified")
 
 
 _GET_PARAMS = frozenset({"id", "name", "username", "realm_name", "owner", "with_limited_by", "active_only", "with_profile_uid"})
@@ -198,9 +206,12 @@ _GET_PARAMS = frozenset({"id", "name", "username", "realm_name", "owner", "with_
 async def get_api_keys(request: Request, caller: Annotated[Principal, Depends(authenticated(_GET_PARAMS))]) -> Response:
     q = request.query_params
     key_id, name = q.get("id"), q.get("name")
-    if key_id and name:
-        raise ActionRequestValidationException(["only one of [api key id, api key name] can be specified"])
-    own, username, realm = _owner_filter(caller, parse_bool(q.get("owner"), False), q.get("username"), q.get("realm_name"))
+    owner = parse_bool(q.get("owner"), False)
+    errors: list[str] = []
+    _check_key_filters(errors, "retrieving", bool(key_id), bool(name), owner, bool(q.get("username") or q.get("realm_name")))
+    if errors:
+        raise ActionRequestValidationException(errors)
+    own, username, realm = _owner_filter(caller, owner, q.get("username"), q.get("realm_name"))
     own = own or (caller.api_key is not None and key_id == caller.api_key.id)
     check(request, caller, API_KEY_GET, own_api_key=own)
     keys = security(request).api_keys.find(
@@ -233,10 +244,10 @@ async def invalidate_api_keys(request: Request, caller: Caller) -> Response:
         errors.append("Field [ids] cannot be an empty array")
     if ids and not all(i.strip() for i in ids):
         errors.append("Field [ids] must not contain blank id")
-    if ids and name:
-        errors.append("only one of [api key id(s), api key name] can be specified")
-    if not (ids or name or owner or body.get("username") or body.get("realm_name")):
+    user_or_realm = bool(body.get("username") or body.get("realm_name"))
+    if not (ids or name or owner or user_or_realm):
         errors.append("One of [api key id(s), api key name, username, realm name] must be specified if [owner] flag is false")
+    _check_key_filters(errors, "invalidating", bool(ids), bool(name), owner, user_or_realm)
     if errors:
         raise ActionRequestValidationException(errors)
     own, username, realm = _owner_filter(caller, owner, body.get("username"), body.get("realm_name"))
