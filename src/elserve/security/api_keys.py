@@ -79,7 +79,7 @@ def _parse_create(body: dict[str, Any]) -> tuple[str, int | None, dict[str, Role
         errors.append("api key name is required")
     else:
         if len(name) > MAX_NAME_LENGTH:
-            errors.append(f"api key name may not be more than [{MAX_NAME_LENGTH}] characters long")
+            errors.append(f"api key name may not be more than {MAX_NAME_LENGTH} characters long")
         if name != name.strip():
             errors.append("api key name may not begin or end with whitespace")
         if name.startswith("_"):
