@@ -105,7 +105,7 @@ def test_a_new_user_needs_a_password(users: UserStore) -> None:
         ("bob", {"password": "123456", "roles": [], "age": 3}, ParseException,
          "failed to parse add user request. unexpected field [age]"),
         ("bob", {"password": "123456", "roles": [], "enabled": "yes"}, ParseException,
-         "expected field [enabled] to be of type boolean, but found [str] instead"),
+         "expected field [enabled] to be of type boolean, but found [VALUE_STRING] instead"),
         ("bob", {"password": "123456", "roles": [], "metadata": {"_x": 1}}, ActionRequestValidationException,
          "Validation Failed: 1: metadata keys may not start with [_];"),
         ("bob", {"password_hash": "$2b$12$" + "a" * 53, "roles": []}, IllegalArgumentException,

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from elserve.errors import ActionRequestValidationException, IllegalArgumentException, ParseException
+from elserve.security.body import expect
 from elserve.security.names import validate_name
 from elserve.security.privileges import is_valid_cluster_privilege, unknown_privilege_message
 from elserve.store import Repository
@@ -133,12 +134,8 @@ def parse_role(name: str, body: dict[str, Any], *, reserved_allowed: bool = Fals
     if not isinstance(applications, list) or not all(isinstance(a, dict) for a in applications):
         raise ParseException(f"failed to parse application privileges for role [{name}]. expected an array of objects")
     run_as = _string_list(name, "run_as", body.get("run_as", []))
-    metadata = body.get("metadata") or {}
-    if not isinstance(metadata, dict):
-        raise ParseException(f"expected field [metadata] to be of type object, but found [{type(metadata).__name__}] instead")
-    description = body.get("description")
-    if description is not None and not isinstance(description, str):
-        raise ParseException(f"failed to parse role [{name}]. expected field [description] value to be a string")
+    metadata = expect("metadata", body.get("metadata") or {}, dict, "object")
+    description = expect("description", body.get("description"), str, "string", nullable=True)
     errors += [unknown_privilege_message(p) for p in cluster if not is_valid_cluster_privilege(p)]
     if any(k.startswith("_") for k in metadata):
         errors.append("role descriptor metadata keys may not start with [_]")

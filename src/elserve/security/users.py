@@ -22,6 +22,7 @@ from elserve.errors import (
     SecurityException,
     ValidationException,
 )
+from elserve.security.body import expect
 from elserve.security.names import validate_name
 from elserve.security.passwords import (
     accept_password_hash,
@@ -82,13 +83,6 @@ class PutUser:
     enabled: bool
 
 
-def _expect(name: str, value: Any, kind: type, kind_name: str, nullable: bool = False) -> Any:
-    if (value is None and nullable) or (isinstance(value, kind) and not (kind is not bool and isinstance(value, bool))):
-        return value
-    found = "VALUE_NULL" if value is None else type(value).__name__
-    raise ParseException(f"expected field [{name}] to be of type {kind_name}, but found [{found}] instead")
-
-
 def parse_put_user(username: str, body: dict[str, Any]) -> PutUser:
     """Elasticsearch's `PutUserRequestBuilder.source` then `TransportPutUserAction`'s validation."""
     password_hash = None
@@ -98,14 +92,14 @@ def parse_put_user(username: str, body: dict[str, Any]) -> PutUser:
     enabled = True
     for key, value in body.items():
         if key == "password":
-            check_password_length(_expect(key, value, str, "string"))
+            check_password_length(expect(key, value, str, "string"))
             if password_hash is not None:
                 raise ValidationException(["password_hash has already been set"])
             password_hash = hash_password(value)
         elif key == "password_hash":
             if password_hash is not None:
                 raise ValidationException(["password_hash has already been set"])
-            password_hash = accept_password_hash(_expect(key, value, str, "string"))
+            password_hash = accept_password_hash(expect(key, value, str, "string"))
         elif key == "roles":
             if isinstance(value, str):
                 roles = tuple(r.strip() for r in value.split(",") if r.strip())
@@ -114,15 +108,15 @@ def parse_put_user(username: str, body: dict[str, Any]) -> PutUser:
             else:
                 raise ParseException(f"expected field [{key}] to be of type string array")
         elif key == "full_name":
-            full_name = _expect(key, value, str, "string", nullable=True)
+            full_name = expect(key, value, str, "string", nullable=True)
         elif key == "email":
-            email = _expect(key, value, str, "string", nullable=True)
+            email = expect(key, value, str, "string", nullable=True)
         elif key == "metadata":
-            metadata = _expect(key, value, dict, "object")
+            metadata = expect(key, value, dict, "object")
         elif key == "enabled":
-            enabled = _expect(key, value, bool, "boolean")
+            enabled = expect(key, value, bool, "boolean")
         elif key == "username":
-            if _expect(key, value, str, "string") != username:
+            if expect(key, value, str, "string") != username:
                 raise IllegalArgumentException(f"[username] in source does not match the username provided [{username}]")
         else:
             raise ParseException(f"failed to parse add user request. unexpected field [{key}]")
@@ -151,10 +145,10 @@ def parse_change_password(body: dict[str, Any]) -> str:
     password_hash = None
     for key, value in body.items():
         if key == "password":
-            check_password_length(_expect(key, value, str, "string"))
+            check_password_length(expect(key, value, str, "string"))
             password_hash = hash_password(value)
         elif key == "password_hash":
-            password_hash = accept_password_hash(_expect(key, value, str, "string"))
+            password_hash = accept_password_hash(expect(key, value, str, "string"))
         else:
             raise ParseException(f"failed to parse change password request. unexpected field [{key}]")
     if password_hash is None:
