@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from elasticsearch import AuthenticationException, Elasticsearch
+from elasticsearch import Elasticsearch
 
 from tests.e2e.server import PASSWORD, Server
 

@@ -1,7 +1,10 @@
 """Request dependencies: who is calling, may they, and which query parameters are allowed.
 
-Routes declare `dependencies=[Depends(require(ACTION))]`; authentication and
-authorization live only here, so roles, users and API keys extend this one place.
+Routes declare `dependencies=[Depends(require(ACTION))]`; a route whose check
+depends on the request (the caller's own account or API keys) takes
+`authenticated()` and calls `check`. Authentication (Basic, ApiKey),
+authorization and their audit lines live only here; the rules themselves are
+in `security/`.
 """
 
 from __future__ import annotations
