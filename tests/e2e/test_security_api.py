@@ -326,3 +326,10 @@ def test_unknown_users_take_as_long_as_known_ones(raw: httpx.Client) -> None:
         known.append(seconds("elastic"))
         unknown.append(seconds("no-such-user-anywhere"))
     assert sorted(unknown)[2] >= 0.3 * sorted(known)[2], (known, unknown)
+
+
+def test_undecodable_credentials_are_a_401_not_a_500(raw: httpx.Client) -> None:
+    for value in (b"Basic \xe9", b"Basic !!!", b"ApiKey \xe9", b"ApiKey Zm9v", b"Bearer x"):
+        r = raw.get("/", headers={"Authorization": value})
+        assert r.status_code == 401, (value, r.text)
+        assert r.json()["error"]["type"] == "security_exception"
