@@ -328,8 +328,33 @@ def test_unknown_users_take_as_long_as_known_ones(raw: httpx.Client) -> None:
     assert sorted(unknown)[2] >= 0.3 * sorted(known)[2], (known, unknown)
 
 
-def test_undecodable_credentials_are_a_401_not_a_500(raw: httpx.Client) -> None:
+def test_bad_input_is_a_4xx_not_a_500(raw: httpx.Client) -> None:
+    for body in ({"name": 3}, {"ids": "abc"}, {"owner": "yes"}, {"nonsense": 1}):
+        r = raw.request("DELETE", "/_security/api_key", json=body, auth=("elastic", PASSWORD))
+        assert r.status_code == 400 and r.json()["error"]["type"] == "parse_exception", (body, r.text)
     for value in (b"Basic \xe9", b"Basic !!!", b"ApiKey \xe9", b"ApiKey Zm9v", b"Bearer x"):
         r = raw.get("/", headers={"Authorization": value})
         assert r.status_code == 401, (value, r.text)
         assert r.json()["error"]["type"] == "security_exception"
+
+
+JUNK = [
+    [], "x", 1, None, {"password": 1}, {"password": "long-enough", "roles": [1]}, {"roles": {}}, {"cluster": [1]},
+    {"cluster": "all", "indices": [1]}, {"indices": [{"names": [1], "privileges": ["read"]}]},
+    {"name": "k", "role_descriptors": {"a": 1}}, {"name": "k", "role_descriptors": {"a": {"cluster": [2]}}},
+    {"name": "k", "expiration": []}, {"name": "k", "metadata": []}, {"name": ["k"]}, {"metadata": {"a": 1}, "roles": []},
+    {"ids": [1]}, {"password_hash": "nothing"}, {"enabled": None, "roles": []}, {"run_as": [{}]},
+]
+
+
+def test_junk_bodies_never_give_a_500(raw: httpx.Client) -> None:
+    routes = [
+        ("PUT", "/_security/user/junk"), ("POST", "/_security/user/junk/_password"), ("PUT", "/_security/role/junk"),
+        ("POST", "/_security/api_key"), ("DELETE", "/_security/api_key"), ("PUT", "/_security/user/_password"),
+    ]  # fmt: skip
+    for method, path in routes:
+        for body in JUNK:
+            r = raw.request(method, path, json=body, auth=("elastic", PASSWORD))
+            assert r.status_code < 500, (method, path, body, r.text)
+            if r.status_code >= 400:
+                assert r.json()["error"]["type"] and r.json()["status"] == r.status_code

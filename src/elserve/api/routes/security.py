@@ -237,6 +237,11 @@ async def invalidate_api_keys(request: Request, caller: Caller) -> Response:
         ids = [*(ids or []), body["id"]]
     if ids is not None and (not isinstance(ids, list) or not all(isinstance(i, str) for i in ids)):
         raise ParseException("[invalidate_api_key] failed to parse field [ids]")
+    for field in ("name", "username", "realm_name"):
+        if body.get(field) is not None and not isinstance(body[field], str):
+            raise ParseException(f"[invalidate_api_key] failed to parse field [{field}]")
+    if body.get("owner") is not None and not isinstance(body["owner"], bool):
+        raise ParseException("[invalidate_api_key] failed to parse field [owner]")
     name = body.get("name")
     owner = body.get("owner") is True
     errors = []
