@@ -40,6 +40,13 @@ def serve(
             "(encoder layers in bfloat16; top-20 token overlap about 0.99, see README)."
         ),
     ] = "exact",
+    ssl_certfile: Annotated[
+        Path | None, typer.Option(help="Serve HTTPS with this PEM certificate (chain); needs --ssl-keyfile.")
+    ] = None,
+    ssl_keyfile: Annotated[Path | None, typer.Option(help="The PEM private key of --ssl-certfile.")] = None,
+    login_free_failures: Annotated[
+        int, typer.Option(help="Failed logins per user and per address before further attempts are slowed.")
+    ] = 5,
 ) -> None:
     """Run the service: Elasticsearch's inference and trained-model APIs over HTTP.
 
@@ -54,6 +61,8 @@ def serve(
     if precision not in PRECISIONS:
         raise typer.BadParameter(f"must be one of {', '.join(PRECISIONS)}", param_hint="--precision")
 
+    if (ssl_certfile is None) != (ssl_keyfile is None):
+        raise typer.BadParameter("--ssl-certfile and --ssl-keyfile go together", param_hint="--ssl-certfile")
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = ServerSettings(
         host=host,
@@ -61,6 +70,7 @@ def serve(
         data_dir=data_dir,
         elastic_password=os.environ.get("ELASTIC_PASSWORD") or None,
         precision=precision,
+        login_free_failures=login_free_failures,
     )
     uvicorn.run(
         create_app(settings),
@@ -71,6 +81,8 @@ def serve(
         log_level=log_level,
         access_log=False,
         timeout_graceful_shutdown=30,
+        ssl_certfile=str(ssl_certfile) if ssl_certfile else None,
+        ssl_keyfile=str(ssl_keyfile) if ssl_keyfile else None,
     )
 
 
@@ -100,22 +112,33 @@ def models_download(
 
 @users_app.command("reset-password")
 def reset_password(
-    username: Annotated[str, typer.Option("--username", "-u", help="The user.")] = "elastic",
+    user: Annotated[str | None, typer.Argument(help="The user (default: elastic).", show_default=False)] = None,
+    username: Annotated[str | None, typer.Option("--username", "-u", help="The user, as elasticsearch-reset-password takes it.")] = None,
     data_dir: DataDir = Path("data"),
 ) -> None:
-    """Generate a new password for a user and print it (as elasticsearch-reset-password does)."""
+    """Generate a new password for a native user and print it (as elasticsearch-reset-password does).
+
+    Works on a stopped or a running server's data directory: the store is SQLite in WAL mode, and a
+    running server checks the stored hash on every request, so the old password stops working at once.
+    """
     from elserve.security.passwords import generate_password
     from elserve.security.users import UserStore
     from elserve.store import SqliteRepository
 
+    name = user or username or "elastic"
     settings = ServerSettings(data_dir=data_dir)
-    users = UserStore(SqliteRepository(settings.store_path))
-    user = users.get(username)
-    if user is None:
-        raise typer.BadParameter(f"user [{username}] does not exist")
-    password = generate_password()
-    users.set_password(username, password, user.roles)
-    typer.echo(f"New value: {password}")
+    if not settings.store_path.exists():
+        raise typer.BadParameter(f"no elserve data in [{data_dir}]", param_hint="--data-dir")
+    repo = SqliteRepository(settings.store_path)
+    try:
+        users = UserStore(repo)
+        if users.get(name) is None:
+            raise typer.BadParameter(f"user [{name}] does not exist")
+        password = generate_password()
+        users.set_password(name, password)
+    finally:
+        repo.close()
+    typer.echo(f"Password for the [{name}] user successfully reset.\nNew value: {password}")
 
 
 if __name__ == "__main__":

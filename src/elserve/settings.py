@@ -15,6 +15,8 @@ class ServerSettings:
     elastic_password: str | None = None
     # `exact` (the reference vectors within 1e-4) or the opt-in approximate `bf16` (see README).
     precision: str = "exact"
+    # Failed logins (per user, per address) answered at full speed before the login brake spaces attempts.
+    login_free_failures: int = 5
     # Batches are cut by tokens; see deployments/deployment.py.
     max_batch_tokens: int = 4096
     # Adaptive allocations (Elasticsearch cluster settings of the same meaning).

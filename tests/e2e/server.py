@@ -28,9 +28,11 @@ class Server:
         port: int | None = None,
         password: str | None = PASSWORD,
         env: dict[str, str] | None = None,
+        args: list[str] | None = None,
     ) -> None:
         self.data_dir = data_dir
         self.extra_env = env or {}
+        self.extra_args = args or []
         self.port = port or free_port()
         self.password = password
         self.process: subprocess.Popen | None = None
@@ -38,7 +40,8 @@ class Server:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "https" if "--ssl-certfile" in self.extra_args else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 60.0) -> Server:
         env = {k: v for k, v in os.environ.items() if k != "ELASTIC_PASSWORD"} | self.extra_env
@@ -47,7 +50,7 @@ class Server:
         elserve = Path(sys.executable).with_name("elserve")
         self._log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
-            [str(elserve), "serve", "--host", "127.0.0.1", "--port", str(self.port), "--data-dir", str(self.data_dir)],
+            [str(elserve), "serve", "--host", "127.0.0.1", "--port", str(self.port), "--data-dir", str(self.data_dir), *self.extra_args],
             stdout=self._log,
             stderr=subprocess.STDOUT,
             env=env,
@@ -58,7 +61,7 @@ class Server:
             if self.process.poll() is not None:
                 raise RuntimeError(f"elserve exited with {self.process.returncode}:\n{self.log()}")
             try:
-                httpx.head(self.url, timeout=1.0)
+                httpx.head(self.url, timeout=1.0, verify=False)  # a TLS test server's certificate is self-signed
                 return self
             except httpx.TransportError:
                 time.sleep(0.1)

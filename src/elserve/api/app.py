@@ -15,13 +15,15 @@ from elserve.api.errors import install_error_handlers
 from elserve.api.metrics import Metrics, RequestMetrics
 from elserve.api.node import NodeInfo
 from elserve.api.routes import inference, metrics, root, trained_models
+from elserve.api.routes import security as security_routes
 from elserve.deployments.autoscaler import ScalerTimings
 from elserve.deployments.manager import DeploymentManager
 from elserve.models.cache import ModelCache
 from elserve.models.downloads import ModelDownloads
 from elserve.operations.inference import InferenceOperations
 from elserve.operations.trained_models import TrainedModelOperations
-from elserve.security.users import UserStore
+from elserve.security.authc import Security
+from elserve.security.throttle import LoginThrottle
 from elserve.settings import ServerSettings
 from elserve.store import SqliteRepository
 
@@ -32,7 +34,7 @@ log = logging.getLogger("elserve")
 class Services:
     settings: ServerSettings
     repo: SqliteRepository
-    users: UserStore
+    security: Security
     node: NodeInfo
     downloads: ModelDownloads
     deployments: DeploymentManager
@@ -74,8 +76,8 @@ def _print_generated_password(password: str) -> None:
 def build_services(settings: ServerSettings) -> Services:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     repo = SqliteRepository(settings.store_path)
-    users = UserStore(repo)
-    generated = users.bootstrap_elastic(settings.elastic_password)
+    security = Security(repo, LoginThrottle(free_failures=settings.login_free_failures))
+    generated = security.users.bootstrap_elastic(settings.elastic_password)
     if generated is not None:
         _print_generated_password(generated)
     node = NodeInfo.load(repo, settings.host, settings.port)
@@ -98,7 +100,7 @@ def build_services(settings: ServerSettings) -> Services:
     return Services(
         settings=settings,
         repo=repo,
-        users=users,
+        security=security,
         node=node,
         downloads=downloads,
         deployments=deployments,
@@ -134,6 +136,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app.include_router(inference.router)
     app.include_router(trained_models.router)
     app.include_router(metrics.router)
+    app.include_router(security_routes.router)
     app.add_middleware(RequestMetrics)
     app.add_middleware(ElasticProductHeader)
     return app

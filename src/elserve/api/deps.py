@@ -1,12 +1,14 @@
 """Request dependencies: who is calling, may they, and which query parameters are allowed.
 
-Routes declare `dependencies=[Depends(require(ACTION))]`; authentication and
-authorization live only here, so roles, users and API keys extend this one place.
+Routes declare `dependencies=[Depends(require(ACTION))]`; a route whose check
+depends on the request (the caller's own account or API keys) takes
+`authenticated()` and calls `check`. Authentication (Basic, ApiKey),
+authorization and their audit lines live only here; the rules themselves are
+in `security/`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 from collections.abc import Awaitable, Callable
@@ -17,8 +19,10 @@ from fastapi import Request
 
 from elserve.api.params import check_params
 from elserve.api.rendering import check_media_types
-from elserve.errors import ElasticsearchError, JsonParseException, ParseException
-from elserve.security.privileges import Principal, authorize
+from elserve.errors import JsonParseException, ParseException, SecurityException
+from elserve.security import audit
+from elserve.security.authc import Security
+from elserve.security.authz import Principal, authorize
 from elserve.security.users import authentication_failed, missing_credentials
 
 
@@ -27,35 +31,78 @@ def request_uri(request: Request) -> str:
     return request.url.path + (f"?{query}" if query else "")
 
 
-async def authenticate(request: Request) -> Principal:
+def _address(request: Request) -> str:
+    return request.client.host if request.client else ""
+
+
+def security(request: Request) -> Security:
+    return request.app.state.services.security
+
+
+async def _authenticate(request: Request) -> Principal:
     header = request.headers.get("authorization")
     if not header:
         raise missing_credentials(request_uri(request))
     scheme, _, credentials = header.partition(" ")
+    if scheme.lower() == "apikey":
+        return security(request).api_key(credentials)
     if scheme.lower() != "basic":
         raise authentication_failed("", request_uri(request))
     try:
         username, sep, password = base64.b64decode(credentials.strip(), validate=True).decode().partition(":")
-    except (binascii.Error, UnicodeDecodeError):
+    except (binascii.Error, UnicodeDecodeError, ValueError):  # ValueError: non-ASCII base64 text
         raise missing_credentials(request_uri(request)) from None
     if not sep:
         raise missing_credentials(request_uri(request))
-    users = request.app.state.services.users
     try:
-        # A password seen before is checked on the event loop; bcrypt (~50 ms) runs on a thread.
-        return users.remembered(username, password) or await asyncio.to_thread(users.authenticate, username, password)
-    except ElasticsearchError:
-        raise authentication_failed(username, request_uri(request)) from None
+        return await security(request).basic(username, password, _address(request))
+    except SecurityException as exc:
+        request.state.claimed_user = username
+        if exc.status == 401:
+            raise authentication_failed(username, request_uri(request)) from None
+        raise
 
 
-def require(action: str, params: frozenset[str] = frozenset()) -> Callable[[Request], Awaitable[Principal]]:
-    """A dependency: authenticate, check media types and query parameters, then authorize `action`."""
+async def authenticate(request: Request) -> Principal:
+    """The caller, or 401 (with an audit line)."""
+    try:
+        return await _authenticate(request)
+    except SecurityException as exc:
+        user = getattr(request.state, "claimed_user", None)
+        audit.authentication_failed(user, _address(request), request.method, request.url.path, exc.status)
+        raise
+
+
+def check(
+    request: Request, principal: Principal, action: str, *, own_api_key: bool = False, same_user: bool = False
+) -> None:
+    """Authorize `action` for a request whose answer depends on its content (own keys, own account)."""
+    try:
+        authorize(principal, action, own_api_key=own_api_key, same_user=same_user)
+    except SecurityException:
+        audit.access_denied(principal, action, _address(request), request.method, request.url.path)
+        raise
+
+
+def authenticated(params: frozenset[str] = frozenset()) -> Callable[[Request], Awaitable[Principal]]:
+    """A dependency: authenticate, check media types and query parameters; the route authorizes."""
 
     async def dependency(request: Request) -> Principal:
         principal = await authenticate(request)
         check_media_types(request, has_body=int(request.headers.get("content-length") or 0) > 0)
         check_params(request, params)
-        authorize(principal, action)
+        return principal
+
+    return dependency
+
+
+def require(action: str, params: frozenset[str] = frozenset()) -> Callable[[Request], Awaitable[Principal]]:
+    """A dependency: authenticate, check media types and query parameters, then authorize `action`."""
+    inner = authenticated(params)
+
+    async def dependency(request: Request) -> Principal:
+        principal = await inner(request)
+        check(request, principal, action)
         return principal
 
     return dependency

@@ -9,7 +9,8 @@ class Repository(Protocol):
     """A durable map `(kind, id) -> JSON document`.
 
     Kinds used: `endpoint` (inference endpoint configurations), `deployment`
-    (deployments started through the ML API or by endpoints), `user`, `node`.
+    (deployments started through the ML API or by endpoints), `user`, `role`,
+    `api_key` (secrets and passwords only as hashes), `node`.
     Every write is committed before the call returns, so a `kill -9` loses nothing
     that was acknowledged.
     """

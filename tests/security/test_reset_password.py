@@ -1,0 +1,35 @@
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from elserve.cli import app
+from elserve.security.users import UserStore, parse_put_user
+from elserve.settings import ServerSettings
+from elserve.store import SqliteRepository
+
+
+def test_reset_password_of_any_native_user_in_a_stopped_servers_data_dir(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    repo = SqliteRepository(ServerSettings(data_dir=data).store_path)
+    users = UserStore(repo)
+    users.bootstrap_elastic("elastic-pass")
+    users.put(parse_put_user("bob", {"password": "bob-pass", "roles": []}))
+    repo.close()
+    runner = CliRunner()
+    for argv, name in ((["bob"], "bob"), (["-u", "elastic"], "elastic"), ([], "elastic")):
+        result = runner.invoke(app, ["users", "reset-password", *argv, "--data-dir", str(data)])
+        assert result.exit_code == 0, result.output
+        assert f"Password for the [{name}] user successfully reset." in result.output
+        new = result.output.rsplit("New value: ", 1)[1].strip()
+        repo = SqliteRepository(ServerSettings(data_dir=data).store_path)
+        assert UserStore(repo).authenticate(name, new).username == name
+        repo.close()
+    missing = runner.invoke(app, ["users", "reset-password", "nobody", "--data-dir", str(data)])
+    assert missing.exit_code != 0 and "user [nobody] does not exist" in " ".join(missing.output.replace("│", " ").split())
+
+
+def test_tls_flags_go_together(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["serve", "--ssl-certfile", str(tmp_path / "c.pem"), "--data-dir", str(tmp_path)])
+    assert result.exit_code != 0
+    words = " ".join(result.output.replace("│", " ").split())  # typer draws the error in a box
+    assert "--ssl-certfile and --ssl-keyfile go together" in words
