@@ -37,7 +37,8 @@ def serve(
         str,
         typer.Option(
             help="exact: the reference SPLADE vectors (within 1e-4). bf16: faster, approximate "
-            "(encoder layers in bfloat16; top-20 token overlap about 0.99, see README)."
+            "(encoder layers in bfloat16; top-20 token overlap about 0.99, see README); only on a CPU "
+            "with native bfloat16 (avx512_bf16, amx_bf16 or aarch64 bf16)."
         ),
     ] = "exact",
     ssl_certfile: Annotated[
@@ -56,10 +57,13 @@ def serve(
     import uvicorn
 
     from elserve.api.app import create_app
-    from elserve.runtime.encoder import PRECISIONS
+    from elserve.runtime.cpu import bf16_refusal
+    from elserve.runtime.encoder import BF16, PRECISIONS
 
     if precision not in PRECISIONS:
         raise typer.BadParameter(f"must be one of {', '.join(PRECISIONS)}", param_hint="--precision")
+    if precision == BF16 and (refusal := bf16_refusal()):
+        raise typer.BadParameter(refusal, param_hint="--precision")
 
     if (ssl_certfile is None) != (ssl_keyfile is None):
         raise typer.BadParameter("--ssl-certfile and --ssl-keyfile go together", param_hint="--ssl-certfile")
