@@ -10,13 +10,15 @@ from elserve.bench.isolated import ProgressCallback
 from elserve.bench.measure import Measured, MeasureJob, measure
 from elserve.bench.results import SparseRow
 from elserve.runtime import Encoder
+from elserve.runtime.cpu import bf16_refusal
 
 EXACT = "exact"
 
 
 def precisions() -> list[str]:
-    """The precisions this build's `Encoder.load` offers (only `exact` before it takes `precision`)."""
-    if "precision" not in inspect.signature(Encoder.load).parameters:
+    """The precisions this build's `Encoder.load` offers (only `exact` before it takes `precision`)
+    and this CPU runs (bf16 only with native bfloat16: `cpu.bf16_refusal`)."""
+    if "precision" not in inspect.signature(Encoder.load).parameters or bf16_refusal():
         return [EXACT]
     return [EXACT, "bf16"]
 
@@ -33,6 +35,7 @@ class ElserveRunner:
     def __init__(self, model_dir: Path, threads: int, precision: str = EXACT) -> None:
         options = {} if precision == EXACT and len(precisions()) == 1 else {"precision": precision}
         self.encoder = Encoder.load(model_dir, num_threads=threads, **options)
+        self.kernels = getattr(self.encoder, "kernels", None)
 
     def encode(self, texts: list[str], setting: int) -> object:
         return self.encoder.encode(texts, max_batch_tokens=setting)

@@ -7,6 +7,8 @@ import os
 import platform
 from pathlib import Path
 
+from elserve.runtime.cpu import machine_kernels
+
 _VERSIONS_OF = (
     "elserve",
     "torch",
@@ -26,6 +28,8 @@ def machine_info() -> dict[str, object]:
         "usable_cpus": len(os.sched_getaffinity(0)),
         "memory_bytes": _meminfo_bytes("MemTotal"),
         "load_average": list(os.getloadavg()),
+        # The CPU features that decide elserve's kernels, and torch's dispatch level.
+        "cpu": machine_kernels(),
         "platform": platform.platform(),
         "python": platform.python_version(),
         "versions": {name: _version(name) for name in _VERSIONS_OF},

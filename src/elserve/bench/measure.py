@@ -49,6 +49,7 @@ class Measured:
     latency: Latency | None
     peak_rss_bytes: int
     sample: list[SparseRow]
+    kernels: dict[str, str] | None = None  # what elserve's encoder chose on this machine
 
 
 def measure(runner: Runner, job: MeasureJob, progress: ProgressCallback) -> Measured:
@@ -78,7 +79,7 @@ def measure(runner: Runner, job: MeasureJob, progress: ProgressCallback) -> Meas
     progress("short-text latency", job.latency_requests, job.latency_requests)
     rss = peak_rss_bytes()
     sample = runner.vectors(job.sample_texts, best_setting) if job.sample_texts else []
-    return Measured(best, tuning, Latency.of(latencies), rss, sample)
+    return Measured(best, tuning, Latency.of(latencies), rss, sample, getattr(runner, "kernels", None))
 
 
 def reset_peak_rss() -> bool:

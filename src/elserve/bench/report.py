@@ -39,6 +39,7 @@ def results_table(results: list[RunnerResult], title: str) -> Table:
         ("peak RSS\nMiB", "right"),
         ("vs elserve exact\nmax|Δ| / top-20", "right"),
         ("load\nafter", "right"),
+        ("kernels\nlayers / head short, bulk", "left"),
     ]:
         table.add_column(header, justify=justify)  # type: ignore[arg-type]
     for r in results:
@@ -58,8 +59,15 @@ def results_table(results: list[RunnerResult], title: str) -> Table:
             "-" if r.peak_rss_bytes is None else f"{r.peak_rss_bytes / _MIB:,.0f}",
             agreement,
             "-" if r.load_after is None else f"{r.load_after:.1f}",
+            _kernels(r.kernels),
         )
     return table
+
+
+def _kernels(kernels: dict[str, str] | None) -> str:
+    if not kernels:
+        return "-"
+    return f"{kernels.get('layers', '?')} / {kernels.get('head_short', '?')}, {kernels.get('head_bulk', '?')}"
 
 
 def _setting(name: str, value: int) -> str:

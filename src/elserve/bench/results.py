@@ -76,5 +76,7 @@ class RunnerResult:
     # The machine's 1-minute load average as the row finished: other work on the CPUs shows here.
     load_after: float | None = None
     notes: list[str] = field(default_factory=list)
+    # elserve's kernels as its encoder chose them at load (`Encoder.kernels`); None for peers.
+    kernels: dict[str, str] | None = None
     # Vectors of the agreement sample (not written out; compared against elserve exact).
     sample: list[SparseRow] = field(default_factory=list, repr=False)

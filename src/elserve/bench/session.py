@@ -29,6 +29,7 @@ from elserve.bench.peers import OFFLINE_ENV, PeerJob, missing_peer_libraries, ru
 from elserve.bench.report import best_peer, result_record, results_table, tuning_table, write_json
 from elserve.bench.results import RunnerResult
 from elserve.runtime import Encoder, Tokenizer
+from elserve.runtime.cpu import bf16_refusal
 
 if TYPE_CHECKING:  # the HTTP rows need httpx (the `bench` extra); imported when they run
     from elserve.bench.http_load import InferenceClient
@@ -59,6 +60,14 @@ class BenchSession:
             return 2
         machine = machine_info()
         self.console.print(f"[bold]elserve bench[/] on {machine['cpu_model']} ({machine['usable_cpus']} CPUs usable)")
+        cpu = machine["cpu"]
+        forced = " ".join(f"{k}={v}" for k, v in cpu["forced"].items())
+        self.console.print(
+            f"{cpu['arch']}, torch dispatch {cpu['torch_capability']}, features: {' '.join(cpu['features']) or '-'}"
+            + (f" (forced: {forced})" if forced else "")
+        )
+        if bf16_refused := bf16_refusal():
+            self.console.print(f"[yellow]elserve bf16 skipped: {bf16_refused}")
         model_dir = options.model_dir or self._ensure_model()
         for shape in options.shapes:
             shape_dir = model_dir if shape == "tiny" else self._base_model(model_dir)
@@ -170,6 +179,7 @@ class BenchSession:
                 peak_rss_bytes=measured.peak_rss_bytes,
                 sample=measured.sample,
                 load_after=os.getloadavg()[0],
+                kernels=measured.kernels,
             )
         ]
 
