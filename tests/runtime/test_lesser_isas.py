@@ -1,7 +1,8 @@
 """The kernel tests again with the lesser instruction sets forced through the libraries' own
 switches, so that a machine with AVX-512 VNNI also runs the paths of an AVX2-only or older CPU:
-`ATEN_CPU_CAPABILITY` for ATen's vectorised kernels, `ONEDNN_MAX_CPU_ISA` for oneDNN's. Both are
-read once, when torch loads, hence a process of their own."""
+`ATEN_CPU_CAPABILITY` for ATen's vectorised kernels, `ONEDNN_MAX_CPU_ISA` for oneDNN's,
+`MKL_ENABLE_INSTRUCTIONS` for MKL's fp32 GEMM. They are read once, when torch loads, hence a
+process of their own."""
 
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 LESSER = {
-    "avx2": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"},
-    "default": {"ATEN_CPU_CAPABILITY": "default", "ONEDNN_MAX_CPU_ISA": "SSE41"},
+    "avx2": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"},
+    "default": {"ATEN_CPU_CAPABILITY": "default", "ONEDNN_MAX_CPU_ISA": "SSE41", "MKL_ENABLE_INSTRUCTIONS": "SSE4_2"},
 }
 pytestmark = pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="x86-64 instruction sets")
 

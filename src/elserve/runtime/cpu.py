@@ -28,6 +28,8 @@ FEATURES = (
     "bf16",
     "sve",
 )
+# The libraries' own switches that cap the instruction sets they use (set before torch loads).
+_SWITCHES = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")
 # oneDNN's `ONEDNN_MAX_CPU_ISA` caps below which it has no native bf16 arithmetic.
 _NO_BF16_ISAS = {"sse41", "avx", "avx2", "avx2_vnni", "avx512_core", "avx512_core_vnni"}
 
@@ -74,5 +76,5 @@ def machine_kernels() -> dict[str, object]:
         "arch": platform.machine(),
         "torch_capability": torch.backends.cpu.get_cpu_capability(),
         "features": sorted(name for name, present in cpu_features().items() if present),
-        "forced": {k: v for k in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA") if (v := os.environ.get(k))},
+        "forced": {k: v for k in _SWITCHES if (v := os.environ.get(k))},
     }

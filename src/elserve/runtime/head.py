@@ -151,19 +151,20 @@ def _choose(options: dict[str, _Option], sample: torch.Tensor) -> HeadChoice:
 
 
 def _seconds(run: Callable[[], object], so_far: dict[str, float | None]) -> float:
-    """The best of a few runs; a single one when it is already far behind the best so far (the
-    fp32 options on a machine with a fast int8 product: they cost most to time)."""
-    started = time.perf_counter()
+    """The best of a few runs, in this thread's CPU time (single-threaded: the time it was
+    descheduled on a busy machine does not count); a single run when it is already far behind
+    the best so far (the fp32 options on a machine with a fast int8 product cost most to time)."""
+    started = time.thread_time()
     run()
-    first = time.perf_counter() - started
+    first = time.thread_time() - started
     best_so_far = min((s for s in so_far.values() if s is not None), default=None)
     if best_so_far is not None and first > 2 * MARGIN * best_so_far:
         return first
     times = []
     for _ in range(3):
-        started = time.perf_counter()
+        started = time.thread_time()
         run()
-        times.append(time.perf_counter() - started)
+        times.append(time.thread_time() - started)
     return min(times)
 
 
