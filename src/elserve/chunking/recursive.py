@@ -30,7 +30,7 @@ from elserve.chunking.text import Utf16Text
 from elserve.errors import IllegalArgumentException
 
 # Time a separator may take on one range: a floor, plus a rate far below any linear regex's speed.
-REGEX_SECONDS_FLOOR = 2.0
+REGEX_SECONDS_FLOOR = 1.0
 REGEX_SECONDS_PER_MB = 4.0
 
 

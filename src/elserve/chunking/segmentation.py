@@ -17,6 +17,7 @@ segment is counted too.
 from __future__ import annotations
 
 from array import array
+from bisect import bisect_left, bisect_right
 
 import icu
 import numpy as np
@@ -44,47 +45,51 @@ class WordIndex:
         cumulative = array("q", [0])
         count = 0
         status = iterator.getRuleStatus
+        add_bound, add_count = bounds.append, cumulative.append
         for boundary in iterator:
             if status() != _WORD_NONE:
                 count += 1
-            bounds.append(boundary)
-            cumulative.append(count)
-        self.bounds = np.frombuffer(bounds, dtype=np.int64)
-        self.cumulative = np.frombuffer(cumulative, dtype=np.int64)
+            add_bound(boundary)
+            add_count(count)
+        # Plain arrays: `bisect` answers one question faster than a numpy call does.
+        self.bounds = bounds
+        self.cumulative = cumulative
         self.length = text.length
 
     @property
     def word_count(self) -> int:
-        return int(self.cumulative[-1])
+        return self.cumulative[-1]
 
     def word_ends(self) -> np.ndarray:
         """The boundary that ends each word, in order (what `WordBoundaryChunker` walks)."""
-        is_word = np.diff(self.cumulative) > 0
-        return self.bounds[1:][is_word]
+        bounds = np.frombuffer(self.bounds, dtype=np.int64)
+        is_word = np.diff(np.frombuffer(self.cumulative, dtype=np.int64)) > 0
+        return bounds[1:][is_word]
 
     def _preceding_index(self, start: int) -> int:
         # `preceding(start)`: the last boundary before `start`; at 0 ICU answers DONE and stays at 0.
-        return max(int(np.searchsorted(self.bounds, start, side="left")) - 1, 0)
+        index = bisect_left(self.bounds, start) - 1
+        return index if index > 0 else 0
 
     def _words_before(self, index: int) -> int:
-        return int(self.cumulative[index - 1]) if index > 0 else 0
+        return self.cumulative[index - 1] if index > 0 else 0
 
     def count_words(self, start: int, end: int) -> int:
         """`ChunkerUtils.countWords(start, end, iterator)`: from the boundary before `start` to the last at or before `end`."""
         first = self._preceding_index(start)
-        last = int(np.searchsorted(self.bounds, end, side="right")) - 1
-        return int(self.cumulative[last]) - self._words_before(first)
+        last = bisect_right(self.bounds, end) - 1
+        return self.cumulative[last] - self._words_before(first)
 
     def skip_words(self, start: int, words: int) -> int:
         """`SentenceBoundaryChunker.skipWords`: the boundary after `words` words, counted from the one before `start`."""
         first = self._preceding_index(start)
         if words <= 0:
-            return int(self.bounds[first])
+            return self.bounds[first]
         target = self._words_before(first) + words
-        index = int(np.searchsorted(self.cumulative, target, side="left"))
+        index = bisect_left(self.cumulative, target)
         if index + 1 >= len(self.bounds):
             return self.length  # the iterator ran out: `last()`
-        return int(self.bounds[index + 1])
+        return self.bounds[index + 1]
 
 
 def sentence_ends(text: Utf16Text) -> list[int]:

@@ -21,11 +21,12 @@ class Utf16Text:
     def __init__(self, text: str) -> None:
         self.text = text
         self._cp_to_u16: np.ndarray | None = None
-        if text and max(text) > "\uffff":
+        if not text.isascii() and len(text.encode("utf-16-le")) > 2 * len(text):
             astral = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32) > 0xFFFF
             # The UTF-16 offset of each code point position 0..len (one past the end included).
             shifts = np.concatenate(([0], np.cumsum(astral, dtype=np.int64)))
-            self._cp_to_u16 = np.arange(len(text) + 1, dtype=np.int64) + shifts
+            offsets = np.arange(len(text) + 1, dtype=np.int64) + shifts
+            self._cp_to_u16 = offsets.astype(np.int32) if offsets[-1] < 2**31 else offsets
         self.length = len(text) if self._cp_to_u16 is None else int(self._cp_to_u16[-1])
 
     def to_code_points(self, offset: int) -> int:
