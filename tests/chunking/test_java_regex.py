@@ -29,6 +29,12 @@ def starts(pattern: str, text: str) -> list[int]:
         (r"x*+y", "xxy", [0]),  # possessive quantifier
         (r"(?<=ab{1,2})c", "abbc", [3]),  # bounded variable-length look-behind
         (r"\p{Lu}", "aBc", [1]),
+        (r"(?s)a.b", "a\rb", [0]),  # inline DOTALL
+        (r"(?s:a.)b.", "a\rbc a\rb\r", [0]),  # scoped: the second `.` is plain again
+        (r"(?-m)^x", "x\nx", [0]),  # MULTILINE off: input start only
+        (r"(?d)a.b", "a\rb a\nb", [0]),  # UNIX_LINES: only `\n` ends a line
+        (r"(?U)\w+", "é", [0]),  # UNICODE_CHARACTER_CLASS
+        (r"x(?i)Y(z)", "xyZ xYz Xyz", [0, 4]),  # `(?i)` to the end of the group
     ],
 )
 def test_java_meaning(pattern: str, text: str, expected: list[int]) -> None:
