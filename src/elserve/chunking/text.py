@@ -33,7 +33,9 @@ class Utf16Text:
         """The Python index of a UTF-16 offset (an offset inside a surrogate pair goes to the pair's start)."""
         if self._cp_to_u16 is None:
             return offset
-        return int(np.searchsorted(self._cp_to_u16, offset, side="right")) - 1
+        # The key in the array's own dtype: a Python int would make numpy convert the whole array.
+        offsets = self._cp_to_u16
+        return int(offsets.searchsorted(offsets.dtype.type(offset), side="right")) - 1
 
     def to_utf16(self, index: int) -> int:
         """The UTF-16 offset of a Python index."""
