@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from elserve.chunking import MAX_CHUNKS, ChunkOffset, merged_offsets, result_slots
-from elserve.operations.chunked_inference import merge_vectors
-from elserve.runtime import SparseVector
 
 
 def test_up_to_512_chunks_keep_their_own_slot() -> None:
@@ -26,16 +22,3 @@ def test_more_chunks_share_slots_evenly_in_order() -> None:
 def test_a_slot_spans_its_chunks() -> None:
     chunks = [ChunkOffset(0, 5), ChunkOffset(3, 9), ChunkOffset(9, 12)]
     assert merged_offsets(chunks, [0, 0, 1]) == [ChunkOffset(0, 9), ChunkOffset(9, 12)]
-
-
-def vector(pairs: dict[int, float]) -> SparseVector:
-    order = sorted(pairs, key=lambda k: (-pairs[k], k))
-    return SparseVector(np.array(order, dtype=np.int32), np.array([pairs[k] for k in order], dtype=np.float32))
-
-
-def test_merge_keeps_every_token_at_its_highest_weight() -> None:
-    merged = merge_vectors([vector({1: 0.5, 2: 2.0, 7: 0.25}), vector({2: 1.0, 3: 0.5, 7: 3.0})])
-    assert merged.indices.tolist() == [7, 2, 1, 3]  # by weight, ids ascending among equals
-    assert merged.weights.tolist() == [3.0, 2.0, 0.5, 0.5]
-    single = vector({4: 1.0})
-    assert merge_vectors([single]) is single

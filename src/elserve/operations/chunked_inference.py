@@ -8,6 +8,8 @@ input order, each chunk `{"text", "text_offset": {"start", "end"}, "embedding",
 
 All chunks of a request go to the deployment as one request, so its batcher
 cuts them into batches by tokens, as it does for any request with many inputs.
+A chunk far longer than the model's window is sent as a prefix with the same
+tokens (`model_window.py`), so that no chunk costs more than the window.
 Past 512 chunks, neighbours share a result, merged as `EmbeddingRequestChunker` merges.
 """
 
@@ -23,6 +25,7 @@ import numpy as np
 from elserve.chunking import ChunkOffset, Utf16Text, chunk, merged_offsets, result_slots
 from elserve.chunking.settings import ChunkingSettings
 from elserve.deployments.deployment import Deployment, InferenceResult
+from elserve.operations.model_window import model_window_text
 from elserve.runtime import SparseVector, to_token_weights
 
 RESULT_FIELD = "chunked_inference_service_result"
@@ -67,13 +70,16 @@ async def infer_chunked(
     return_text: bool,
 ) -> list[list[dict[str, Any]]]:
     deadline = None if timeout is None else time.monotonic() + timeout
+    assert deployment.tokenizer is not None
+    tokenizer = deployment.tokenizer
     chunked = await asyncio.to_thread(chunk_inputs, inputs, settings)
-    texts = [item.text.slice(*offset) for item in chunked for offset in item.chunks]
+    texts = await asyncio.to_thread(
+        lambda: [model_window_text(item.text.slice(*offset), tokenizer) for item in chunked for offset in item.chunks]
+    )
     remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
     results = await deployment.infer(texts, remaining)
     del texts
-    assert deployment.tokenizer is not None
-    vocab = deployment.tokenizer.vocab
+    vocab = tokenizer.vocab
     rendered: list[list[dict[str, Any]]] = []
     position = 0
     for item in chunked:
