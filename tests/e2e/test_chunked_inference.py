@@ -239,3 +239,22 @@ def test_t6_messages_through_inference_put(
         put(es, chunking_settings)
     error = raised.value.body["error"]
     assert (error["type"], error["reason"]) == (error_type, reason)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("document", "strategy"),
+    [
+        (".,;:!?()" * 625_000, {"strategy": "sentence", "max_chunk_size": 250, "sentence_overlap": 1}),
+        ("😀🎉" * 1_250_000, {"strategy": "none"}),
+        ("abcdefghij" * 500_000, {"strategy": "recursive", "max_chunk_size": 100, "separator_group": "markdown"}),
+    ],
+    ids=["punctuation", "emoji", "no_whitespace"],
+)
+def test_five_megabyte_documents_without_words(
+    es: Elasticsearch, elser_endpoint: str, document: str, strategy: dict
+) -> None:
+    body = {"input": document, "chunk": True, "return_text": False, "chunking_settings": strategy}
+    (entries,) = chunked(es, elser_endpoint, body, timeout="120s")["chunked_inference_service_result"]
+    length = len(document.encode("utf-16-le")) // 2
+    assert [e["text_offset"] for e in entries] == [{"start": 0, "end": length}]
