@@ -26,7 +26,7 @@ from elserve.chunking import ChunkOffset, Utf16Text, chunk, merged_offsets, resu
 from elserve.chunking.settings import ChunkingSettings
 from elserve.deployments.deployment import Deployment, InferenceResult
 from elserve.operations.model_window import model_window_text
-from elserve.runtime import SparseVector, to_token_weights
+from elserve.runtime import SparseVector, Tokenizer, to_token_weights
 
 RESULT_FIELD = "chunked_inference_service_result"
 
@@ -45,6 +45,11 @@ def chunk_inputs(inputs: list[str], settings: ChunkingSettings) -> list[ChunkedI
         chunks = chunk(text, settings)
         chunked.append(ChunkedInput(text, chunks, result_slots(len(chunks))))
     return chunked
+
+
+def _model_texts(chunked: list[ChunkedInput], tokenizer: Tokenizer) -> list[str]:
+    """Every chunk's text, in order, as far as the model reads it."""
+    return [model_window_text(item.text.slice(*offset), tokenizer) for item in chunked for offset in item.chunks]
 
 
 def merge_vectors(vectors: list[SparseVector]) -> SparseVector:
@@ -73,9 +78,7 @@ async def infer_chunked(
     assert deployment.tokenizer is not None
     tokenizer = deployment.tokenizer
     chunked = await asyncio.to_thread(chunk_inputs, inputs, settings)
-    texts = await asyncio.to_thread(
-        lambda: [model_window_text(item.text.slice(*offset), tokenizer) for item in chunked for offset in item.chunks]
-    )
+    texts = await asyncio.to_thread(_model_texts, chunked, tokenizer)
     remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
     results = await deployment.infer(texts, remaining)
     del texts
