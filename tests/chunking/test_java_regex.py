@@ -35,6 +35,9 @@ def starts(pattern: str, text: str) -> list[int]:
         (r"(?d)a.b", "a\rb a\nb", [0]),  # UNIX_LINES: only `\n` ends a line
         (r"(?U)\w+", "é", [0]),  # UNICODE_CHARACTER_CLASS
         (r"x(?i)Y(z)", "xyZ xYz Xyz", [0, 4]),  # `(?i)` to the end of the group
+        (r"\b", "ab é_c", [0, 2, 4, 6]),  # ASCII word boundaries (JDK 19+)
+        (r"(?U)\b", "ab é_c", [0, 2, 3, 6]),
+        (r"\B", "ab", [1]),
     ],
 )
 def test_java_meaning(pattern: str, text: str, expected: list[int]) -> None:

@@ -5,7 +5,8 @@ a match falls is rewritten here, following the Java flags in force (`s`, `m`,
 `d`, `U`, set inline as `(?s)` or `(?s:...)`):
 - `.` stops at every Java line terminator (`\\n`, `\\r`, `\\u0085`, `\\u2028`, `\\u2029`), not only `\\n`;
 - `^` and `$` (multi-line) know the same terminators, treat `\\r\\n` as one, and `^` never matches at the very end;
-- `\\s`, `\\d`, `\\w` are ASCII classes, as in Java without `UNICODE_CHARACTER_CLASS`;
+- `\\s`, `\\d`, `\\w` are ASCII classes, as in Java without `UNICODE_CHARACTER_CLASS`, and so is
+  the word boundary `\\b` of the JDKs Elasticsearch 9 ships (JDK 19+);
 - `\\Q...\\E` quotes, `\\z` / `\\Z` / `\\h` / `\\R` keep Java's meaning.
 `regex` also brings what Java has and `re` lacks: possessive quantifiers,
 atomic groups, bounded variable-length look-behind, `\\p{...}` classes, and a
@@ -39,9 +40,12 @@ _OUTSIDE = {
     "R": "(?:\\r\\n|[\\n\\x0B\\f\\r\\x85\\u2028\\u2029])",
     "z": "\\Z",
     "Z": _END_OF_INPUT,
+    # Since JDK 19 (JDK-8264160) `\b` agrees with the ASCII `\w`; Elasticsearch 9 bundles a newer JDK.
+    "b": "(?:(?<=[a-zA-Z0-9_])(?![a-zA-Z0-9_])|(?<![a-zA-Z0-9_])(?=[a-zA-Z0-9_]))",
+    "B": "(?:(?<=[a-zA-Z0-9_])(?=[a-zA-Z0-9_])|(?<![a-zA-Z0-9_])(?![a-zA-Z0-9_]))",
 }
 _INSIDE = {"s": _SPACE, "d": "0-9", "w": "a-zA-Z_0-9", "h": _HSPACE}
-_UNICODE_CLASSES = frozenset("sSdDwW")
+_UNICODE_CLASSES = frozenset("sSdDwWbB")
 
 # `(?flags)` or `(?flags:` with Java's flag letters; the ones this module applies itself:
 _INLINE_FLAGS = regex.compile(r"\(\?([idmsuxU]*)(?:-([idmsuxU]*))?([:)])")

@@ -16,6 +16,8 @@ characters a regex may read.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -29,7 +31,7 @@ from elserve.chunking.settings import RecursiveChunkingSettings
 from elserve.chunking.text import Utf16Text
 from elserve.errors import IllegalArgumentException
 
-# Time a separator may take on one range: a floor, plus a rate far below any linear regex's speed.
+# Time a separator's matching may take on one range: a floor, plus a rate far below any linear regex's speed.
 REGEX_SECONDS_FLOOR = 1.0
 REGEX_SECONDS_PER_MB = 4.0
 
@@ -64,41 +66,53 @@ class _Run:
                 chunks.extend(self.chunk(merged.offset, level + 1))
         return chunks
 
-    def split(self, offset: ChunkOffset, separator: str) -> list[_Piece]:
+    def split(self, offset: ChunkOffset, separator: str) -> Iterator[_Piece]:
+        """The pieces between the starts of the separator's matches, as a Java `Matcher.find()` loop finds them."""
         region = self.text.sub(offset.start, offset.end)
-        pattern = compile_separator(separator)
-        seconds = REGEX_SECONDS_FLOOR + REGEX_SECONDS_PER_MB * len(region.text) / 1e6
-        pieces: list[_Piece] = []
+        text = region.text
+        budget = REGEX_SECONDS_FLOOR + REGEX_SECONDS_PER_MB * len(text) / 1e6
+        spent = 0.0  # time inside the regex engine only: the pieces are counted in between
         start = offset.start
+        position = 0
         try:
-            for match in pattern.finditer(region.text, timeout=seconds):
+            pattern = compile_separator(separator)
+            while position <= len(text):
+                began = time.perf_counter()
+                match = pattern.search(text, position, timeout=max(budget - spent, 1e-3))
+                spent += time.perf_counter() - began
+                if match is None:
+                    break
                 end = offset.start + region.to_utf16(match.start())
                 if start < end:
-                    pieces.append(self.piece(start, end))
+                    yield self.piece(start, end)
                 start = end
+                # After an empty match Java's next search starts one character on.
+                position = match.end() + 1 if match.end() == match.start() else match.end()
         except TimeoutError:
             raise IllegalArgumentException(
-                f"Chunk separator regex [{separator}] has exceeded the time limit of [{seconds:.1f}s]"
+                f"Chunk separator regex [{separator}] has exceeded the time limit of [{budget:.1f}s]"
             ) from None
         except regex.error as error:  # a stored separator that no longer compiles
             raise IllegalArgumentException(f"Invalid chunk separator regex [{separator}]: {error}") from None
         if start < offset.end:
-            pieces.append(self.piece(start, offset.end))
-        return pieces
+            yield self.piece(start, offset.end)
 
-    def merge(self, pieces: list[_Piece]) -> list[_Piece]:
-        if len(pieces) < 2:
-            return pieces
+    def merge(self, pieces: Iterable[_Piece]) -> list[_Piece]:
+        """Neighbours joined while their summed word counts stay within the maximum (one pass, as they come)."""
         merged: list[_Piece] = []
-        current = pieces[0]
-        for following in pieces[1:]:
+        current = None
+        for following in pieces:
+            if current is None:
+                current = following
+                continue
             joined = _Piece(ChunkOffset(current.offset.start, following.offset.end), current.words + following.words)
             if joined.words <= self.max_words:
                 current = joined
             else:
                 merged.append(current)
                 current = following
-        merged.append(current)
+        if current is not None:
+            merged.append(current)
         return merged
 
     def backup(self, offset: ChunkOffset) -> list[ChunkOffset]:
