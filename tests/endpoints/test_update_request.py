@@ -153,6 +153,17 @@ def test_chunking_settings_are_replaced_whole() -> None:
     assert updated.service_settings == FIXED.service_settings
 
 
+def test_an_update_without_chunking_settings_keeps_them() -> None:
+    # Unlike elastic/elasticsearch#139574, where such an update reset them to the default.
+    custom = update(FIXED, {"chunking_settings": {"strategy": "recursive", "max_chunk_size": 40, "separator_group": "markdown"}})
+    moved = update(custom, {"service_settings": {"num_allocations": 3}})
+    assert moved.chunking_settings == custom.chunking_settings
+    assert moved.to_dict()["chunking_settings"]["separators"][0] == "\n# "  # the group, expanded
+    assert update(custom, {"chunking_settings": {"strategy": "none"}}).to_dict()["chunking_settings"] == {
+        "strategy": "none"
+    }
+
+
 def test_no_change_returns_the_existing_endpoint() -> None:
     assert update(FIXED, {"service_settings": {"num_allocations": 1}}) == FIXED
     assert update(FIXED, {"service_settings": {}}) == FIXED

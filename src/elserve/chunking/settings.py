@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, ClassVar
 
+from elserve.chunking.java_regex import separator_error
 from elserve.java_text import (
     copy_capacity,
     hash_map_order,
@@ -229,6 +230,8 @@ def _parse_recursive(settings: dict[str, Any], enforce_request_limits: bool) -> 
         errors.add("Recursive chunking settings can not have an empty list of separators")
     if enforce_request_limits and separators is not None and len(separators) > MAX_SEPARATOR_COUNT:
         errors.add(f"separators list size [{len(separators)}] must not exceed [{MAX_SEPARATOR_COUNT}]")
+    if enforce_request_limits and separators is not None and group is None:
+        _check_separator_regexes(separators, errors)
     errors.raise_if_any()
     assert max_size is not None
     if separators is None:
@@ -264,6 +267,14 @@ def _extract_separators(settings: dict[str, Any], errors: ValidationErrors) -> l
     if len(errors.messages) > before:
         return None
     return list(separators)
+
+
+def _check_separator_regexes(separators: list[str], errors: ValidationErrors) -> None:
+    """elserve's own rule: Elasticsearch stores any string and fails only when it chunks; here the PUT is refused."""
+    for separator in separators:
+        reason = separator_error(separator)
+        if reason is not None:
+            errors.add(f"[{SCOPE}] Invalid value [{separator}]. [separators] must be valid regular expressions: {reason}")
 
 
 def chunking_settings_from_persisted(value: Mapping[str, Any] | None) -> ChunkingSettings:

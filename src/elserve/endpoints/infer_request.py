@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from elserve.endpoints.chunked_request import ChunkingRequest, chunking_request
 from elserve.endpoints.endpoint import Endpoint
 from elserve.endpoints.json_location import FieldLocation, Location, Span, compact_source, top_level_fields
 from elserve.java_text import java_trim
@@ -51,6 +52,10 @@ _FIELDS: dict[str, frozenset[str]] = {
     "return_documents": frozenset({"VALUE_BOOLEAN", "VALUE_STRING"}),
     "top_n": frozenset({"VALUE_NUMBER", "VALUE_STRING"}),
     "timeout": frozenset({"VALUE_STRING"}),
+    # elserve's chunked inference (elastic/elasticsearch#125160, #111856): see `chunked_request.py`.
+    "chunk": frozenset({"VALUE_BOOLEAN", "VALUE_STRING"}),
+    "chunking_settings": frozenset({"START_OBJECT"}),
+    "return_text": frozenset({"VALUE_BOOLEAN", "VALUE_STRING"}),
 }
 
 # InputType values accepted over REST (INTERNAL_* are refused by name).
@@ -70,6 +75,7 @@ class InferRequest:
     return_documents: bool | None = None
     top_n: int | None = None
     body_timeout: str | None = None  # checked, never used: the URL's timeout wins
+    chunking: ChunkingRequest | None = None  # `"chunk": true`: chunked inference
 
 
 def body_parsed_before_lookup(path_task_type: str | None) -> bool:
@@ -102,6 +108,7 @@ def parse_infer_body(
                 f"[{failure.location}] [{PARSER_NAME}] failed to parse field [{name}]", caused_by=failure.cause
             ) from None
     _validate(task_type, values)
+    chunking = chunking_request(values)
     return InferRequest(
         task_type=task_type,
         input=tuple(values["input"]),
@@ -111,6 +118,7 @@ def parse_infer_body(
         return_documents=values.get("return_documents"),
         top_n=values.get("top_n"),
         body_timeout=values.get("timeout"),
+        chunking=chunking,
     )
 
 
@@ -281,6 +289,9 @@ _READERS = {
     "return_documents": _read_return_documents,
     "top_n": _read_top_n,
     "timeout": _read_timeout,
+    "chunk": _read_return_documents,
+    "chunking_settings": lambda value, where: dict(value),
+    "return_text": _read_return_documents,
 }
 
 

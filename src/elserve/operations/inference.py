@@ -17,7 +17,9 @@ from elserve.deployments.deployment import Deployment
 from elserve.deployments.manager import DeploymentManager
 from elserve.deployments.states import DeploymentState
 from elserve.endpoints.endpoint import Endpoint
-from elserve.endpoints.infer_request import body_parsed_before_lookup, parse_infer_body, parse_infer_request
+from elserve.chunking.settings import DEFAULT_CHUNKING_SETTINGS
+from elserve.endpoints.elasticsearch_service import check_elser_chunk_size
+from elserve.endpoints.infer_request import InferRequest, body_parsed_before_lookup, parse_infer_body, parse_infer_request
 from elserve.endpoints.lookup import (
     check_infer_task_type_matches,
     check_task_type_matches,
@@ -30,7 +32,8 @@ from elserve.endpoints.put_request import PutRequest, parse_put_request
 from elserve.endpoints.task_types import parse_path_task_type
 from elserve.endpoints.update_request import apply_update, parse_update_body
 from elserve.errors import ResourceNotFoundException, StatusException
-from elserve.models.catalogue import resolve
+from elserve.models.catalogue import is_elser_model, resolve
+from elserve.operations.chunked_inference import RESULT_FIELD, infer_chunked
 from elserve.operations.deployments import (
     DeploymentRecords,
     adaptive_allocations,
@@ -212,6 +215,8 @@ class InferenceOperations:
             endpoint = self.find(inference_id)
             request = parse_infer_request(task_type, endpoint, body, source=source)
         deployment = await self._deployment_for(endpoint, timeout)
+        if request.chunking is not None:
+            return await self._infer_chunked(endpoint, deployment, request, timeout)
         try:
             results = await deployment.infer(list(request.input), timeout.seconds)
         except TimeoutError:
@@ -223,6 +228,23 @@ class InferenceOperations:
                 {"is_truncated": r.is_truncated, "embedding": to_token_weights(r.vector, vocab)} for r in results
             ]
         }
+
+    async def _infer_chunked(
+        self, endpoint: Endpoint, deployment: Deployment, request: InferRequest, timeout: TimeValue
+    ) -> dict[str, Any]:
+        assert request.chunking is not None
+        settings = request.chunking.settings
+        if settings is None:
+            settings = endpoint.chunking_settings or DEFAULT_CHUNKING_SETTINGS
+        elif endpoint.service_settings.deployment_id is None and is_elser_model(endpoint.model_id):
+            check_elser_chunk_size(settings)
+        try:
+            chunks = await infer_chunked(
+                deployment, list(request.input), settings, timeout.seconds, request.chunking.return_text
+            )
+        except TimeoutError:
+            raise StatusException(f"timeout [{timeout.text}] waiting for inference result", 408) from None
+        return {RESULT_FIELD: chunks}
 
     async def _deployment_for(self, endpoint: Endpoint, timeout: TimeValue) -> Deployment:
         deployment = self._manager.get(endpoint.deployment_id)
