@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from elserve.bench.run import bench as bench_command  # its options; importing loads only typer
-from elserve.settings import ServerSettings
+from elserve.settings import HttpLimits, ServerSettings
 
 app = typer.Typer(
     help="elserve: an Elasticsearch-compatible inference service for learned sparse embeddings (ELSER, SPLADE).",
@@ -40,6 +40,19 @@ def serve(
             "(encoder layers in bfloat16; top-20 token overlap about 0.99, see README)."
         ),
     ] = "exact",
+    http_max_content_length: Annotated[
+        str, typer.Option(help="Largest request body, after decompression (Elasticsearch's http.max_content_length).")
+    ] = "100mb",
+    http_max_header_size: Annotated[
+        str, typer.Option(help="Largest header block (Elasticsearch's http.max_header_size).")
+    ] = "16kb",
+    http_max_initial_line_length: Annotated[
+        str, typer.Option(help="Longest request line (Elasticsearch's http.max_initial_line_length).")
+    ] = "4kb",
+    http_read_timeout: Annotated[
+        str,
+        typer.Option(help="A request head must arrive within this from its first byte; a body may not stall longer."),
+    ] = "10s",
 ) -> None:
     """Run the service: Elasticsearch's inference and trained-model APIs over HTTP.
 
@@ -49,28 +62,60 @@ def serve(
     import uvicorn
 
     from elserve.api.app import create_app
+    from elserve.api.protocol import protocol_class
     from elserve.runtime.encoder import PRECISIONS
 
     if precision not in PRECISIONS:
         raise typer.BadParameter(f"must be one of {', '.join(PRECISIONS)}", param_hint="--precision")
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    limits = _http_limits(http_max_content_length, http_max_header_size, http_max_initial_line_length, http_read_timeout)
     settings = ServerSettings(
         host=host,
         port=port,
         data_dir=data_dir,
         elastic_password=os.environ.get("ELASTIC_PASSWORD") or None,
         precision=precision,
+        http=limits,
     )
     uvicorn.run(
         create_app(settings),
         host=host,
         port=port,
         loop="uvloop",
-        http="httptools",
+        http=protocol_class(limits),
         log_level=log_level,
         access_log=False,
         timeout_graceful_shutdown=30,
+    )
+
+
+def _http_limits(max_content_length: str, max_header_size: str, max_initial_line: str, read_timeout: str) -> HttpLimits:
+    from elserve.bytesize import parse_byte_size
+    from elserve.errors import ParseException
+    from elserve.timevalue import parse_time
+
+    values = {}
+    for flag, text in (
+        ("--http-max-content-length", max_content_length),
+        ("--http-max-header-size", max_header_size),
+        ("--http-max-initial-line-length", max_initial_line),
+    ):
+        try:
+            values[flag] = parse_byte_size(text, flag)
+        except ParseException as exc:
+            raise typer.BadParameter(exc.reason, param_hint=flag) from None
+    try:
+        timeout = parse_time(read_timeout, "--http-read-timeout", "10s").seconds
+    except ParseException as exc:
+        raise typer.BadParameter(exc.reason, param_hint="--http-read-timeout") from None
+    if not timeout:
+        raise typer.BadParameter("must be a positive time value", param_hint="--http-read-timeout")
+    return HttpLimits(
+        max_content_length=values["--http-max-content-length"],
+        max_header_size=values["--http-max-header-size"],
+        max_initial_line_length=values["--http-max-initial-line-length"],
+        read_timeout_s=timeout,
     )
 
 

@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from elserve.api.errors import install_error_handlers
 from elserve.api.metrics import Metrics, RequestMetrics
 from elserve.api.node import NodeInfo
+from elserve.api.request_body import RequestBodyLimits
 from elserve.api.routes import inference, metrics, root, trained_models
 from elserve.deployments.autoscaler import ScalerTimings
 from elserve.deployments.manager import DeploymentManager
@@ -134,6 +135,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app.include_router(inference.router)
     app.include_router(trained_models.router)
     app.include_router(metrics.router)
+    app.add_middleware(RequestBodyLimits, max_content_length=settings.http.max_content_length)
     app.add_middleware(RequestMetrics)
     app.add_middleware(ElasticProductHeader)
     return app

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
 from fastapi import Request
 
+from elserve.api.json_keys import check_duplicate_keys
 from elserve.api.params import check_params
 from elserve.api.rendering import check_media_types
 from elserve.errors import ElasticsearchError, JsonParseException, ParseException
@@ -36,7 +36,7 @@ async def authenticate(request: Request) -> Principal:
         raise authentication_failed("", request_uri(request))
     try:
         username, sep, password = base64.b64decode(credentials.strip(), validate=True).decode().partition(":")
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:  # bad base64, non-ASCII header text, or bytes that are not UTF-8
         raise missing_credentials(request_uri(request)) from None
     if not sep:
         raise missing_credentials(request_uri(request))
@@ -79,4 +79,5 @@ async def json_body(request: Request, required: bool = True) -> dict[str, Any] |
             "Failed to parse content to map",
             caused_by=JsonParseException(f"request body must be a JSON object, found {type(body).__name__}"),
         )
+    check_duplicate_keys(raw)
     return body
