@@ -19,11 +19,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 
 import httptools
 import orjson
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
+from elserve.api.arrival import ARRIVAL
 from elserve.settings import HttpLimits
 
 log = logging.getLogger("elserve.http")
@@ -175,6 +177,10 @@ class _LimitedProtocol(HttpToolsProtocol):
         self.transport.close()
 
     # -- parser callbacks ------------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self.scope[ARRIVAL] = time.monotonic()  # type: ignore[literal-required]
 
     def on_headers_complete(self) -> None:
         self._in_head = False
