@@ -59,6 +59,10 @@ def serve(
     The `elastic` superuser's password comes from ELASTIC_PASSWORD when it is set;
     otherwise one is generated on the first start and printed once.
     """
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    os.umask(0o077)  # the data directory holds password hashes: owner-only, whatever is created
+    read_only = _check_data_dir(data_dir)
+
     import uvicorn
 
     from elserve.api.app import create_app
@@ -68,7 +72,6 @@ def serve(
     if precision not in PRECISIONS:
         raise typer.BadParameter(f"must be one of {', '.join(PRECISIONS)}", param_hint="--precision")
 
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     limits = _http_limits(http_max_content_length, http_max_header_size, http_max_initial_line_length, http_read_timeout)
     settings = ServerSettings(
         host=host,
@@ -77,6 +80,7 @@ def serve(
         elastic_password=os.environ.get("ELASTIC_PASSWORD") or None,
         precision=precision,
         http=limits,
+        read_only=read_only,
     )
     uvicorn.run(
         create_app(settings),
@@ -88,6 +92,32 @@ def serve(
         access_log=False,
         timeout_graceful_shutdown=30,
     )
+
+
+def _check_data_dir(data_dir: Path) -> bool:
+    """True: serve read-only. A data directory that cannot be written is said in one log line; without
+    a store that can be read either there is nothing to serve (exit 78, EX_CONFIG)."""
+    from elserve.store import check_data_dir
+
+    check = check_data_dir(data_dir)
+    if check.problem is None:
+        return False
+    log = logging.getLogger("elserve")
+    if check.readable_store:
+        log.error(
+            "the data directory [%s] cannot be written (%s): serving its state read-only; creating, changing "
+            "or deleting endpoints, deployments and users answers 503 until it is writable and elserve restarts",
+            data_dir,
+            check.problem,
+        )
+        return True
+    log.error(
+        "the data directory [%s] cannot be written (%s) and holds no state to serve: make it writable "
+        "by this user, or choose another with --data-dir",
+        data_dir,
+        check.problem,
+    )
+    raise typer.Exit(78)
 
 
 def _http_limits(max_content_length: str, max_header_size: str, max_initial_line: str, read_timeout: str) -> HttpLimits:

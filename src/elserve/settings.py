@@ -34,6 +34,8 @@ class ServerSettings:
     scale_up_cooldown_s: float = 300.0
     scaler_interval_s: float = 10.0
     http: HttpLimits = HttpLimits()
+    # The data directory cannot be written: its store is served as it is, and writes fail (503).
+    read_only: bool = False
 
     @property
     def store_path(self) -> Path:

@@ -24,7 +24,7 @@ from elserve.operations.inference import InferenceOperations
 from elserve.operations.trained_models import TrainedModelOperations
 from elserve.security.users import UserStore
 from elserve.settings import ServerSettings
-from elserve.store import SqliteRepository
+from elserve.store import SqliteRepository, StoreWriteError
 
 log = logging.getLogger("elserve")
 
@@ -73,10 +73,14 @@ def _print_generated_password(password: str) -> None:
 
 
 def build_services(settings: ServerSettings) -> Services:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    repo = SqliteRepository(settings.store_path)
+    if not settings.read_only:
+        settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    repo = SqliteRepository(settings.store_path, read_only=settings.read_only)
     users = UserStore(repo)
-    generated = users.bootstrap_elastic(settings.elastic_password)
+    try:
+        generated = users.bootstrap_elastic(settings.elastic_password)
+    except StoreWriteError:
+        generated = None  # read-only: the stored `elastic` stays as it is (cli.py said why, once)
     if generated is not None:
         _print_generated_password(generated)
     node = NodeInfo.load(repo, settings.host, settings.port)

@@ -14,7 +14,8 @@ from starlette.routing import Match
 from elserve.api.rendering import render
 from elserve.api.request_body import ContentTooLarge
 from elserve.api.rest_error import RestError
-from elserve.errors import ElasticsearchError
+from elserve.errors import ElasticsearchError, StatusException
+from elserve.store import StoreWriteError
 
 log = logging.getLogger("elserve.api")
 
@@ -90,7 +91,14 @@ async def on_client_disconnect(request: Request, exc: ClientDisconnect) -> Respo
     return Response(b"", status_code=CLIENT_CLOSED, headers={"Connection": "close"})
 
 
+async def on_store_write_error(request: Request, exc: StoreWriteError) -> Response:
+    """State that cannot be saved: 503 (the request may succeed once the data directory is writable)."""
+    log.warning("%s %s: %s", request.method, request.url.path, exc)
+    return await on_elasticsearch_error(request, StatusException(str(exc), 503))
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(StoreWriteError, on_store_write_error)
     app.add_exception_handler(ContentTooLarge, on_content_too_large)
     app.add_exception_handler(ClientDisconnect, on_client_disconnect)
     app.add_exception_handler(ElasticsearchError, on_elasticsearch_error)
