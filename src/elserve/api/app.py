@@ -15,7 +15,7 @@ from elserve.api.errors import install_error_handlers
 from elserve.api.metrics import Metrics, RequestMetrics
 from elserve.api.node import NodeInfo
 from elserve.api.request_body import RequestBodyLimits
-from elserve.api.routes import inference, metrics, root, trained_models
+from elserve.api.routes import inference, metrics, openapi, root, trained_models
 from elserve.deployments.autoscaler import ScalerTimings
 from elserve.deployments.manager import DeploymentManager
 from elserve.models.cache import ModelCache
@@ -139,6 +139,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app.include_router(inference.router)
     app.include_router(trained_models.router)
     app.include_router(metrics.router)
+    app.include_router(openapi.router)
     app.add_middleware(RequestBodyLimits, max_content_length=settings.http.max_content_length)
     app.add_middleware(RequestMetrics)
     app.add_middleware(ElasticProductHeader)
