@@ -28,7 +28,8 @@ test-all: $(STAMP)
 # The long hardening runs: 60 s at twice the measured capacity, repeated kill -9 under load, and a
 # long schemathesis run (every phase); they print their figures (see README, "Hardening").
 soak: $(STAMP)
-	ELSERVE_FUZZ_EXAMPLES=50 $(BIN)/pytest -s -m 'soak or fuzz' tests/e2e/test_overload.py tests/e2e/test_fuzz.py
+	$(BIN)/pytest -s -m soak tests/e2e/test_overload.py
+	ELSERVE_FUZZ_EXAMPLES=50 $(BIN)/pytest -s tests/e2e/test_fuzz.py
 
 # `make bench`: the peers (the `bench` extra) into .venv, then `elserve bench` (BENCH_ARGS passes
 # options, e.g. BENCH_ARGS="--limit 500" or "--model-shape both").

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import statistics
 import time
 from collections.abc import Iterator
 
@@ -115,6 +114,11 @@ def test_kill9_of_a_worker_under_load_answers_everything(server: Server, http: h
 # -- the soak: 60 s at twice the measured capacity; kill -9 under load ---------------------------------
 
 
+# A text of some 400 word-pieces: the server's capacity stays well below what one Python client
+# process can offer, so "twice the capacity" is what the server really gets.
+SOAK_TEXT = "the quick brown fox jumps over the lazy dog " * 45
+
+
 async def _closed_loop(url: str, endpoint: str, clients: int, seconds: float) -> float:
     """Requests per second that `clients` back-to-back clients get: the capacity."""
     done = 0
@@ -123,7 +127,7 @@ async def _closed_loop(url: str, endpoint: str, clients: int, seconds: float) ->
     async def client(http: httpx.AsyncClient) -> None:
         nonlocal done
         while time.monotonic() < stop:
-            r = await http.post(f"/_inference/sparse_embedding/{endpoint}", json={"input": ["hello world"]})
+            r = await http.post(f"/_inference/sparse_embedding/{endpoint}", json={"input": [SOAK_TEXT]})
             if r.status_code == 200:
                 done += 1
 
@@ -133,14 +137,16 @@ async def _closed_loop(url: str, endpoint: str, clients: int, seconds: float) ->
     return done / seconds
 
 
-async def _open_loop(url: str, endpoint: str, rate: float, seconds: float) -> list[tuple[int, float]]:
+async def _open_loop(
+    url: str, endpoint: str, rate: float, seconds: float, text: str = SOAK_TEXT
+) -> list[tuple[int, float]]:
     """Requests arriving at `rate` per second for `seconds`, whatever the answers: (status, latency)."""
     results: list[tuple[int, float]] = []
 
     async def one(http: httpx.AsyncClient) -> None:
         started = time.monotonic()
         try:
-            r = await http.post(f"/_inference/sparse_embedding/{endpoint}", json={"input": ["hello world"]})
+            r = await http.post(f"/_inference/sparse_embedding/{endpoint}", json={"input": [text]})
             results.append((r.status_code, time.monotonic() - started))
         except httpx.HTTPError:
             results.append((0, time.monotonic() - started))
@@ -171,13 +177,16 @@ def test_soak_60s_at_twice_capacity(soak_server: Server) -> None:
     with httpx.Client(base_url=soak_server.url, auth=AUTH, timeout=300) as http:
         _start_deployment(http, "soak-dep", "soak-ep", queue_capacity=16)
         capacity = asyncio.run(_closed_loop(soak_server.url, "soak-ep", clients=8, seconds=10))
+        started = time.monotonic()
         results = asyncio.run(_open_loop(soak_server.url, "soak-ep", rate=2 * capacity, seconds=60))
+        offered = len(results) / (time.monotonic() - started)
         accepted = sorted(latency for status, latency in results if status == 200)
         rejected = sorted(latency for status, latency in results if status == 429)
         others = [status for status, _ in results if status not in (200, 429)]
         p = lambda xs, q: xs[min(len(xs) - 1, int(q * len(xs)))] * 1000  # noqa: E731
         print(
-            f"\nsoak: capacity {capacity:.0f} req/s; offered {2 * capacity:.0f} req/s for 60 s = {len(results)} requests; "
+            f"\nsoak: capacity {capacity:.1f} req/s; offered {2 * capacity:.1f} req/s for 60 s = {len(results)} requests "
+            f"({offered:.1f} req/s over the run, answers included); "
             f"accepted {len(accepted)} (p50 {p(accepted, 0.5):.0f} ms, p99 {p(accepted, 0.99):.0f} ms); "
             f"429: {len(rejected)} = {100 * len(rejected) / len(results):.1f}% (p50 {p(rejected, 0.5):.1f} ms, "
             f"p99 {p(rejected, 0.99):.1f} ms); other: {len(others)}"
@@ -187,7 +196,9 @@ def test_soak_60s_at_twice_capacity(soak_server: Server) -> None:
         # Recovery: once the load stops, everything is served again, and nothing is left pending.
         _wait_for(lambda: _metric(http, "elserve_pending_requests", "soak-dep") == 0)
         assert [_infer(http, "soak-ep").status_code for _ in range(20)] == [200] * 20
-        assert statistics.median(accepted) < 60  # bounded by the queue, not by the length of the run
+        # Bounded by the queue (16 requests ahead at most), not by the length of the run: relative to the
+        # measured capacity, so it holds on any machine.
+        assert p(accepted, 0.99) / 1000 < 5 * (16 + 8) / capacity + 2.0
 
 
 @pytest.mark.slow
