@@ -94,6 +94,8 @@ def test_overload_excess_is_429_at_once_and_recovers(server: Server, http: httpx
     assert _metric(http, "elserve_pending_requests", "overload-dep") == 0
 
 
+@pytest.mark.slow  # ~20 s (a worker restart); the default run has tests/deployments' killed-worker test
+@pytest.mark.soak
 def test_kill9_of_a_worker_under_load_answers_everything(server: Server, http: httpx.Client, overload_endpoint: str) -> None:
     import concurrent.futures
 
