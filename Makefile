@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test test-all bench clean
+.PHONY: serve test test-all soak bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,12 @@ test: $(STAMP)
 
 test-all: $(STAMP)
 	$(BIN)/pytest -m ''
+
+# The long hardening runs: 60 s at twice the measured capacity, repeated kill -9 under load, and a
+# long schemathesis run (every phase); they print their figures (see README, "Hardening").
+soak: $(STAMP)
+	$(BIN)/pytest -s -m soak tests/e2e/test_overload.py
+	ELSERVE_FUZZ_EXAMPLES=50 $(BIN)/pytest -s tests/e2e/test_fuzz.py
 
 # `make bench`: the peers (the `bench` extra) into .venv, then `elserve bench` (BENCH_ARGS passes
 # options, e.g. BENCH_ARGS="--limit 500" or "--model-shape both").

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from elserve.bench.run import bench as bench_command  # its options; importing loads only typer
-from elserve.settings import ServerSettings
+from elserve.settings import HttpLimits, ServerSettings
 
 app = typer.Typer(
     help="elserve: an Elasticsearch-compatible inference service for learned sparse embeddings (ELSER, SPLADE).",
@@ -48,15 +48,33 @@ def serve(
     login_free_failures: Annotated[
         int, typer.Option(help="Failed logins per user and per address before further attempts are slowed.")
     ] = 5,
+    http_max_content_length: Annotated[
+        str, typer.Option(help="Largest request body, after decompression (Elasticsearch's http.max_content_length).")
+    ] = "100mb",
+    http_max_header_size: Annotated[
+        str, typer.Option(help="Largest header block (Elasticsearch's http.max_header_size).")
+    ] = "16kb",
+    http_max_initial_line_length: Annotated[
+        str, typer.Option(help="Longest request line (Elasticsearch's http.max_initial_line_length).")
+    ] = "4kb",
+    http_read_timeout: Annotated[
+        str,
+        typer.Option(help="A request head must arrive within this from its first byte; a body may not stall longer."),
+    ] = "10s",
 ) -> None:
     """Run the service: Elasticsearch's inference and trained-model APIs over HTTP.
 
     The `elastic` superuser's password comes from ELASTIC_PASSWORD when it is set;
     otherwise one is generated on the first start and printed once.
     """
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    os.umask(0o077)  # the data directory holds password hashes: owner-only, whatever is created
+    read_only = _check_data_dir(data_dir)
+
     import uvicorn
 
     from elserve.api.app import create_app
+    from elserve.api.protocol import protocol_class
     from elserve.runtime.cpu import bf16_refusal
     from elserve.runtime.encoder import BF16, PRECISIONS
 
@@ -67,7 +85,7 @@ def serve(
 
     if (ssl_certfile is None) != (ssl_keyfile is None):
         raise typer.BadParameter("--ssl-certfile and --ssl-keyfile go together", param_hint="--ssl-certfile")
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    limits = _http_limits(http_max_content_length, http_max_header_size, http_max_initial_line_length, http_read_timeout)
     settings = ServerSettings(
         host=host,
         port=port,
@@ -75,18 +93,75 @@ def serve(
         elastic_password=os.environ.get("ELASTIC_PASSWORD") or None,
         precision=precision,
         login_free_failures=login_free_failures,
+        http=limits,
+        read_only=read_only,
     )
     uvicorn.run(
         create_app(settings),
         host=host,
         port=port,
         loop="uvloop",
-        http="httptools",
+        http=protocol_class(limits),
         log_level=log_level,
         access_log=False,
         timeout_graceful_shutdown=30,
         ssl_certfile=str(ssl_certfile) if ssl_certfile else None,
         ssl_keyfile=str(ssl_keyfile) if ssl_keyfile else None,
+    )
+
+
+def _check_data_dir(data_dir: Path) -> bool:
+    """True: serve read-only. A data directory that cannot be written is said in one log line; without
+    a store that can be read either there is nothing to serve (exit 78, EX_CONFIG)."""
+    from elserve.store import check_data_dir
+
+    check = check_data_dir(data_dir)
+    if check.problem is None:
+        return False
+    log = logging.getLogger("elserve")
+    if check.readable_store:
+        log.error(
+            "the data directory [%s] cannot be written (%s): serving its state read-only; creating, changing "
+            "or deleting endpoints, deployments and users answers 503 until it is writable and elserve restarts",
+            data_dir,
+            check.problem,
+        )
+        return True
+    log.error(
+        "the data directory [%s] cannot be written (%s) and holds no state to serve: make it writable "
+        "by this user, or choose another with --data-dir",
+        data_dir,
+        check.problem,
+    )
+    raise typer.Exit(78)
+
+
+def _http_limits(max_content_length: str, max_header_size: str, max_initial_line: str, read_timeout: str) -> HttpLimits:
+    from elserve.bytesize import parse_byte_size
+    from elserve.errors import ParseException
+    from elserve.timevalue import parse_time
+
+    values = {}
+    for flag, text in (
+        ("--http-max-content-length", max_content_length),
+        ("--http-max-header-size", max_header_size),
+        ("--http-max-initial-line-length", max_initial_line),
+    ):
+        try:
+            values[flag] = parse_byte_size(text, flag)
+        except ParseException as exc:
+            raise typer.BadParameter(exc.reason, param_hint=flag) from None
+    try:
+        timeout = parse_time(read_timeout, "--http-read-timeout", "10s").seconds
+    except ParseException as exc:
+        raise typer.BadParameter(exc.reason, param_hint="--http-read-timeout") from None
+    if not timeout:
+        raise typer.BadParameter("must be a positive time value", param_hint="--http-read-timeout")
+    return HttpLimits(
+        max_content_length=values["--http-max-content-length"],
+        max_header_size=values["--http-max-header-size"],
+        max_initial_line_length=values["--http-max-initial-line-length"],
+        read_timeout_s=timeout,
     )
 
 

@@ -7,6 +7,18 @@ from pathlib import Path
 
 
 @dataclass(frozen=True)
+class HttpLimits:
+    """Elasticsearch's `http.max_content_length`, `http.max_header_size` and `http.max_initial_line_length`
+    (same defaults), and the read timeout: a request head must arrive within it from its first byte, and a
+    body may not stall for longer."""
+
+    max_content_length: int = 100 * 1024 * 1024
+    max_header_size: int = 16 * 1024
+    max_initial_line_length: int = 4 * 1024
+    read_timeout_s: float = 10.0
+
+
+@dataclass(frozen=True)
 class ServerSettings:
     host: str = "127.0.0.1"
     port: int = 9200
@@ -23,6 +35,9 @@ class ServerSettings:
     scale_to_zero_time_s: float = 24 * 3600.0
     scale_up_cooldown_s: float = 300.0
     scaler_interval_s: float = 10.0
+    http: HttpLimits = HttpLimits()
+    # The data directory cannot be written: its store is served as it is, and writes fail (503).
+    read_only: bool = False
 
     @property
     def store_path(self) -> Path:

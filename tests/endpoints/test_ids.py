@@ -22,9 +22,20 @@ from elserve.endpoints.task_types import TaskType
 from tests.errors import expect_error, raising
 
 
-@pytest.mark.parametrize("inference_id", ["a", "my-elser", "elser_1", "a.b", "0", "x" * 300])
+@pytest.mark.parametrize("inference_id", ["a", "my-elser", "elser_1", "a.b", "0", "x" * 64])
 def test_valid_ids(inference_id: str) -> None:
     validate_inference_id(inference_id)
+
+
+def test_ids_over_64_characters_are_refused() -> None:
+    """The endpoint's deployment takes its id, and ML ids are at most 64 characters (`MlStrings`)."""
+    long_id = "x" * 65
+    expect_error(
+        lambda: validate_inference_id(long_id),
+        "action_request_validation_exception",
+        400,
+        f"Validation Failed: 1: Invalid inference_id; '{long_id}' cannot contain more than 64 characters.;",
+    )
 
 
 @pytest.mark.parametrize(

@@ -84,3 +84,36 @@ def test_vocab_maps_ids_to_tokens(splade_tokenizer: Tokenizer) -> None:
     assert vocab[0] == "[PAD]" and vocab[100] == "[UNK]" and vocab[101] == "[CLS]" and vocab[102] == "[SEP]"
     assert vocab[1037] == "a" and "##s" in vocab and "." in vocab
     assert len(set(vocab)) == len(vocab)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # (the reference tokenizes all of it, so these stay far under issue 15's 5 MB)
+        "word " * 40_000,
+        "supercalifragilistic " * 5_000,
+        "a,b.c;" * 10_000,  # punctuation: one piece per character, no whitespace at all
+        "x" * 100_000,  # one giant word: a single [UNK]
+        ("hello" + " " * 5000) * 40,  # long whitespace runs: the first prefixes hold too few pieces
+        "Ünïcödé façade naïve " * 5_000,  # accents stripped by normalization
+        "短い日本語のテキスト" * 5_000,  # CJK: each character its own word
+    ],
+)
+def test_long_texts_are_cut_before_tokenizing_with_the_same_ids(
+    splade_tokenizer: Tokenizer, splade_model_dir: Path, text: str
+) -> None:
+    untruncated = tokenizers.Tokenizer.from_file(str(splade_model_dir / "tokenizer.json"))
+    untruncated.no_padding()
+    untruncated.enable_truncation(512, stride=0, strategy="longest_first", direction="right")
+    full = untruncated.encode(text)
+    (encoded,) = splade_tokenizer.encode_batch([text])
+    assert encoded.ids.tolist() == full.ids
+    assert encoded.is_truncated == (len(full.overflowing) > 0)
+
+
+def test_a_batch_mixing_long_and_short_texts_keeps_its_order(splade_tokenizer: Tokenizer) -> None:
+    texts = ["short one", "word " * 100_000, "another short", "x y " * 10]
+    encoded = splade_tokenizer.encode_batch(texts)
+    alone = [splade_tokenizer.encode_batch([t])[0] for t in texts]
+    assert [e.ids.tolist() for e in encoded] == [a.ids.tolist() for a in alone]
+    assert [e.is_truncated for e in encoded] == [False, True, False, False]

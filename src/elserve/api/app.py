@@ -14,7 +14,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from elserve.api.errors import install_error_handlers
 from elserve.api.metrics import Metrics, RequestMetrics
 from elserve.api.node import NodeInfo
-from elserve.api.routes import inference, metrics, root, trained_models
+from elserve.api.request_body import RequestBodyLimits
+from elserve.api.routes import inference, metrics, openapi, root, trained_models
 from elserve.api.routes import security as security_routes
 from elserve.deployments.autoscaler import ScalerTimings
 from elserve.deployments.manager import DeploymentManager
@@ -25,7 +26,7 @@ from elserve.operations.trained_models import TrainedModelOperations
 from elserve.security.authc import Security
 from elserve.security.throttle import LoginThrottle
 from elserve.settings import ServerSettings
-from elserve.store import SqliteRepository
+from elserve.store import SqliteRepository, StoreWriteError
 
 log = logging.getLogger("elserve")
 
@@ -74,10 +75,14 @@ def _print_generated_password(password: str) -> None:
 
 
 def build_services(settings: ServerSettings) -> Services:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    repo = SqliteRepository(settings.store_path)
+    if not settings.read_only:
+        settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    repo = SqliteRepository(settings.store_path, read_only=settings.read_only)
     security = Security(repo, LoginThrottle(free_failures=settings.login_free_failures))
-    generated = security.users.bootstrap_elastic(settings.elastic_password)
+    try:
+        generated = security.users.bootstrap_elastic(settings.elastic_password)
+    except StoreWriteError:
+        generated = None  # read-only: the stored `elastic` stays as it is (cli.py said why, once)
     if generated is not None:
         _print_generated_password(generated)
     node = NodeInfo.load(repo, settings.host, settings.port)
@@ -137,6 +142,8 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app.include_router(trained_models.router)
     app.include_router(metrics.router)
     app.include_router(security_routes.router)
+    app.include_router(openapi.router)
+    app.add_middleware(RequestBodyLimits, max_content_length=settings.http.max_content_length)
     app.add_middleware(RequestMetrics)
     app.add_middleware(ElasticProductHeader)
     return app

@@ -10,13 +10,13 @@ in `security/`.
 from __future__ import annotations
 
 import base64
-import binascii
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
 from fastapi import Request
 
+from elserve.api.json_keys import check_duplicate_keys
 from elserve.api.params import check_params
 from elserve.api.rendering import check_media_types
 from elserve.errors import JsonParseException, ParseException, SecurityException
@@ -126,4 +126,5 @@ async def json_body(request: Request, required: bool = True) -> dict[str, Any] |
             "Failed to parse content to map",
             caused_by=JsonParseException(f"request body must be a JSON object, found {type(body).__name__}"),
         )
+    check_duplicate_keys(raw)
     return body

@@ -7,23 +7,17 @@ import traceback
 
 from fastapi import FastAPI, Request
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.routing import Match
 
 from elserve.api.rendering import render
-from elserve.errors import ElasticsearchError
+from elserve.api.request_body import ContentTooLarge
+from elserve.api.rest_error import RestError
+from elserve.errors import ElasticsearchError, StatusException
+from elserve.store import StoreWriteError
 
 log = logging.getLogger("elserve.api")
-
-
-class RestError(Exception):
-    """An error Elasticsearch's REST layer answers with a plain-string `error` (unknown route, bad method)."""
-
-    def __init__(self, message: str, status: int, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status = status
-        self.headers = headers or {}
 
 
 def error_body(error: ElasticsearchError, trace: bool) -> dict:
@@ -83,7 +77,30 @@ async def on_unexpected(request: Request, exc: Exception) -> Response:
     return await on_elasticsearch_error(request, error)
 
 
+async def on_content_too_large(request: Request, exc: ContentTooLarge) -> Response:
+    # Elasticsearch's `Netty4HttpContentSizeHandler`: 413, no body, and the connection closed.
+    return Response(b"", status_code=413, headers={"Connection": "close"})
+
+
+# nginx's "client closed request": counted apart from the server's own errors in the metrics.
+CLIENT_CLOSED = 499
+
+
+async def on_client_disconnect(request: Request, exc: ClientDisconnect) -> Response:
+    """The client went away while sending its body: nothing to answer, nothing to log."""
+    return Response(b"", status_code=CLIENT_CLOSED, headers={"Connection": "close"})
+
+
+async def on_store_write_error(request: Request, exc: StoreWriteError) -> Response:
+    """State that cannot be saved: 503 (the request may succeed once the data directory is writable)."""
+    log.warning("%s %s: %s", request.method, request.url.path, exc)
+    return await on_elasticsearch_error(request, StatusException(str(exc), 503))
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(StoreWriteError, on_store_write_error)
+    app.add_exception_handler(ContentTooLarge, on_content_too_large)
+    app.add_exception_handler(ClientDisconnect, on_client_disconnect)
     app.add_exception_handler(ElasticsearchError, on_elasticsearch_error)
     app.add_exception_handler(RestError, on_rest_error)
     app.add_exception_handler(HTTPException, on_http_error)

@@ -8,7 +8,7 @@ import secrets
 import socket
 from dataclasses import dataclass
 
-from elserve.store import Repository
+from elserve.store import Repository, StoreWriteError
 from elserve.version import ES_VERSION
 
 _KIND = "node"
@@ -34,7 +34,10 @@ class NodeInfo:
         doc = repo.get(_KIND, "local")
         if doc is None:
             doc = {"node_id": _es_id(), "cluster_uuid": _es_id()}
-            repo.put(_KIND, "local", doc)
+            try:
+                repo.put(_KIND, "local", doc)
+            except StoreWriteError:
+                pass  # a read-only data directory: ids for this run only
         return cls(
             node_id=doc["node_id"],
             name=socket.gethostname(),

@@ -32,8 +32,6 @@ def parse_bool(value: str | None, default: bool) -> bool:
     raise IllegalArgumentException(f"Failed to parse value [{value}] as only [true] or [false] are allowed.")
 
 
-
-
 def parse_int(value: str | None, name: str, default: int) -> int:
     if value is None:
         return default
@@ -41,3 +39,11 @@ def parse_int(value: str | None, name: str, default: int) -> int:
         return int(value)
     except ValueError:
         raise IllegalArgumentException(f"Failed to parse int parameter [{name}] with value [{value}]") from None
+
+
+def parse_page_param(value: str | None, name: str, default: int) -> int:
+    """`from` / `size` of the ML list APIs (`PageParams`): integers, never negative."""
+    number = parse_int(value, name, default)
+    if number < 0:
+        raise IllegalArgumentException(f"Parameter [{name}] cannot be < 0")
+    return number

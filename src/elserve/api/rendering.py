@@ -11,6 +11,7 @@ from starlette.responses import Response
 
 from elserve.api.filter_path import apply_filter_path
 from elserve.api.pretty import pretty_json
+from elserve.api.rest_error import RestError
 from elserve.errors import StatusException
 from elserve.version import BUILD_HASH, ES_VERSION
 
@@ -18,6 +19,10 @@ _VENDOR = re.compile(r"application/vnd\.elasticsearch\+json\s*;\s*compatible-wit
 CURRENT_COMPAT = "9"
 SUPPORTED_COMPAT = ("8", "9")
 JSON = "application/json"
+
+
+# The body types elserve reads (Elasticsearch also reads smile, cbor and yaml; elserve answers those 406).
+_BODY_TYPES = re.compile(r"^\s*application/(json|x-ndjson|vnd\.elasticsearch\+(json|x-ndjson))\s*(;|$)", re.I)
 
 
 def compatible_version(header: str | None) -> str | None:
@@ -37,6 +42,7 @@ def check_media_types(request: Request, has_body: bool) -> None:
         )
     if not has_body:
         return
+    check_content_type(content_type)
     body_version = compatible_version(content_type) or CURRENT_COMPAT
     if body_version not in SUPPORTED_COMPAT:
         raise StatusException(
@@ -51,6 +57,14 @@ def check_media_types(request: Request, has_body: bool) -> None:
             f"Accept={accept}, Content-Type={content_type}",
             400,
         )
+
+
+def check_content_type(content_type: str | None) -> None:
+    """`RestController`: a body of a type no parser reads is 406, with a plain-string `error`."""
+    if content_type is None:
+        raise RestError("Content-Type header is missing", 406)
+    if not _BODY_TYPES.match(content_type):
+        raise RestError(f"Content-Type header [{content_type}] is not supported", 406)
 
 
 def media_type(request: Request) -> str:

@@ -152,6 +152,10 @@ class Deployment:
             return False
         return True
 
+    def fail(self, reason: str, status: int = 500) -> None:
+        """Mark the deployment failed from outside (it could not be restored): one log line, the reason kept."""
+        self._fail(reason, status)
+
     def _fail(self, reason: str, status: int = 500) -> None:
         log.error("deployment [%s] failed: %s", self.deployment_id, reason)
         self.state = DeploymentState.FAILED

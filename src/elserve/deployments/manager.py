@@ -18,6 +18,10 @@ from elserve.models.downloads import ModelDownloads
 log = logging.getLogger("elserve.deployments")
 
 
+async def _no_model_dir() -> Path:
+    raise RuntimeError("a failed deployment has no model")
+
+
 class DeploymentManager:
     def __init__(
         self,
@@ -64,6 +68,14 @@ class DeploymentManager:
         task = asyncio.create_task(deployment.start(), name=f"start-{config.deployment_id}")
         self._starting[config.deployment_id] = task
         task.add_done_callback(lambda _: self._starting.pop(config.deployment_id, None))
+        return deployment
+
+    def add_failed(self, config: DeploymentConfig, reason: str) -> Deployment:
+        """A deployment that could not even be created (e.g. its stored record is unreadable): present,
+        `failed` with its reason, so it shows in stats and can be stopped or deleted."""
+        deployment = Deployment(config, _no_model_dir, observer=self._observer, precision=self._precision)
+        deployment.fail(reason)
+        self._deployments[config.deployment_id] = deployment
         return deployment
 
     def forget(self, deployment_id: str) -> None:

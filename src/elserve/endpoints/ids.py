@@ -40,10 +40,32 @@ def invalid_id_message(inference_id: str) -> str:
     )
 
 
+# MlStrings.ID_LENGTH_LIMIT: ML ids (models, deployments) are at most 64 characters.
+ID_LENGTH_LIMIT = 64
+
+
+def id_too_long_message(kind: str, value: str) -> str:
+    """Messages.ID_TOO_LONG."""
+    return f"Invalid {kind}; '{value}' cannot contain more than {ID_LENGTH_LIMIT} characters."
+
+
 def validate_inference_id(inference_id: str) -> None:
-    """PUT and `_update`: 400 `action_request_validation_exception` for an invalid id."""
+    """PUT and `_update`: 400 `action_request_validation_exception` for an invalid id.
+
+    Elasticsearch puts no length limit on inference ids, but an endpoint's deployment takes
+    its id, and deployment ids are ML ids (at most 64 characters). Elasticsearch finds out
+    after storing the endpoint; elserve refuses it before (spec decision 2).
+    """
     if not is_valid_id(inference_id):
         raise ActionRequestValidationException([invalid_id_message(inference_id)])
+    if len(inference_id) > ID_LENGTH_LIMIT:
+        raise ActionRequestValidationException([id_too_long_message("inference_id", inference_id)])
+
+
+def validate_deployment_id_length(deployment_id: str) -> None:
+    """`_start?deployment_id=`: `MlStrings.hasValidLengthForId`."""
+    if len(deployment_id) > ID_LENGTH_LIMIT:
+        raise ActionRequestValidationException([id_too_long_message("deployment_id", deployment_id)])
 
 
 def check_not_reserved(inference_id: str) -> None:

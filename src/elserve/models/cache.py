@@ -79,9 +79,12 @@ class ModelCache:
     def __init__(self, root: Path, open_source: SourceOpener = open_source) -> None:
         self.root = Path(root)
         self._open_source = open_source
-        (self.root / _PARTIAL).mkdir(parents=True, exist_ok=True)
-        (self.root / _LOCKS).mkdir(parents=True, exist_ok=True)
-        self.clean_stale()
+        try:
+            (self.root / _PARTIAL).mkdir(parents=True, exist_ok=True)
+            (self.root / _LOCKS).mkdir(parents=True, exist_ok=True)
+            self.clean_stale()
+        except OSError:
+            pass  # a read-only data directory: installed models still load; an install fails and says why
 
     def path_for(self, spec: ModelSpec) -> Path | None:
         """The installed model directory, or None if it is not installed."""

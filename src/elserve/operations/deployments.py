@@ -40,10 +40,37 @@ class DeploymentRecords:
         await self._manager.stop(deployment_id)
 
     def restore(self) -> None:
+        """Start every recorded deployment. One that cannot even be created does not stop the server:
+        it is kept `failed`, with its reason in stats, for the user to stop or delete."""
         for deployment_id, doc in self._repo.list(_KIND):
-            if self._manager.get(deployment_id) is None:
-                log.info("restoring deployment [%s]", deployment_id)
-                self._manager.start(DeploymentConfig.from_persisted(doc))
+            if self._manager.get(deployment_id) is not None:
+                continue
+            try:
+                config = DeploymentConfig.from_persisted(doc)
+            except (TypeError, ValueError, KeyError) as exc:
+                self._manager.add_failed(
+                    _placeholder(deployment_id, doc),
+                    f"its stored record cannot be read ({type(exc).__name__}: {exc}); "
+                    "delete the deployment or its inference endpoint to remove it",
+                )
+                continue
+            log.info("restoring deployment [%s]", deployment_id)
+            try:
+                self._manager.start(config)
+            except Exception as exc:  # noqa: BLE001 - whatever it is, the other deployments and the server go on
+                self._manager.add_failed(config, f"it could not be restored ({type(exc).__name__}: {exc})")
+
+
+def _placeholder(deployment_id: str, doc: object) -> DeploymentConfig:
+    """What can be told of an unreadable record: its id, its model id if it has a readable one."""
+    model_id = doc.get("model_id") if isinstance(doc, dict) else None
+    owner = doc.get("owner_endpoint") if isinstance(doc, dict) else None
+    return DeploymentConfig(
+        deployment_id=deployment_id,
+        model_id=model_id if isinstance(model_id, str) else "unknown",
+        number_of_allocations=0,
+        owner_endpoint=owner if isinstance(owner, str) else None,
+    )
 
 
 def adaptive_config(adaptive: AdaptiveAllocations | None) -> AdaptiveConfig | None:

@@ -12,6 +12,7 @@ from elserve.deployments.manager import DeploymentManager
 from elserve.deployments.states import DeploymentState
 from elserve.deployments.validation import start_errors, update_errors
 from elserve.endpoints.adaptive import AdaptiveAllocations
+from elserve.endpoints.ids import validate_deployment_id_length
 from elserve.errors import (
     ActionRequestValidationException,
     ResourceAlreadyExistsException,
@@ -120,6 +121,7 @@ class TrainedModelOperations:
 
     async def start(self, request: StartRequest, timeout: TimeValue) -> Deployment:
         deployment_id = request.deployment_id or request.model_id
+        validate_deployment_id_length(deployment_id)
         adaptive = request.adaptive_allocations
         errors = start_errors(
             request.number_of_allocations,

@@ -12,6 +12,12 @@ import tokenizers
 from elserve.runtime.config import ModelFormatError, read_config
 
 
+# [CLS] and [SEP], repeated in each overflow piece.
+_SPECIALS = 2
+# The most word-pieces one cut word can change (BERT's `max_input_chars_per_word` is 100).
+_CUT_WORD_PIECES = 101
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class Encoded:
     """One text's token ids ([CLS] ... [SEP] included) and whether tokens were cut off."""
@@ -52,10 +58,42 @@ class Tokenizer:
         return cls(inner, max_length=read_max_length(model_dir))
 
     def encode_batch(self, texts: list[str]) -> list[Encoded]:
-        """Token ids of each text, in order, unpadded."""
+        """Token ids of each text, in order, unpadded.
+
+        A long text is tokenized only as far as its window needs (`_encode_long`): a 5 MB input
+        costs what a few kilobytes do, and its memory is not the overflow of a million tokens.
+        """
+        limit = self._prefix_chars
+        if all(len(t) <= limit for t in texts):
+            return self._encode(texts)
+        return [self._encode_long(t) if len(t) > limit else self._encode([t])[0] for t in texts]
+
+    def _encode(self, texts: list[str]) -> list[Encoded]:
         # The fast batch API skips offsets, which inference never needs.
         encodings = self._inner.encode_batch_fast(texts, add_special_tokens=True)
         return [Encoded(np.asarray(e.ids, dtype=np.int32), len(e.overflowing) > 0) for e in encodings]
+
+    @property
+    def _prefix_chars(self) -> int:
+        # Word-pieces are rarely under two characters; 16 per piece leaves room for whitespace.
+        return self.max_length * 16
+
+    def _encode_long(self, text: str) -> Encoded:
+        """Tokenize growing prefixes until one holds the window plus a safety margin.
+
+        Cutting a text changes at most the word-pieces of the word that was cut (BERT's
+        pre-tokenizer splits on whitespace and punctuation, normalization is per character,
+        and a word over 100 characters is one [UNK]), so once a prefix yields the window's
+        pieces plus `_CUT_WORD_PIECES` more, its first `max_length` ids are the full text's.
+        """
+        size = self._prefix_chars
+        while size < len(text):
+            encoding = self._inner.encode(text[:size], add_special_tokens=True)
+            pieces = len(encoding.ids) + sum(len(o.ids) - _SPECIALS for o in encoding.overflowing)
+            if pieces >= self.max_length + _CUT_WORD_PIECES:
+                return Encoded(np.asarray(encoding.ids, dtype=np.int32), True)
+            size *= 4
+        return self._encode([text])[0]
 
 
 def read_max_length(model_dir: Path) -> int:

@@ -1,6 +1,7 @@
 """Persistence behind a small repository interface (SQLite by default)."""
 
 from elserve.store.repository import Repository
-from elserve.store.sqlite import SqliteRepository
+from elserve.store.data_dir import DataDirCheck, check_data_dir
+from elserve.store.sqlite import SqliteRepository, StoreWriteError
 
-__all__ = ["Repository", "SqliteRepository"]
+__all__ = ["DataDirCheck", "Repository", "SqliteRepository", "StoreWriteError", "check_data_dir"]

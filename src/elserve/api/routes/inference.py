@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request, Response
 
+from elserve.api.arrival import time_left
 from elserve.api.deps import json_body, require
 from elserve.api.params import parse_bool
 from elserve.api.rendering import render, warning_header
@@ -88,5 +89,6 @@ async def delete(request: Request, inference_id: str, task_type: str | None = No
 async def infer(request: Request, inference_id: str, task_type: str | None = None) -> Response:
     timeout = parse_time(request.query_params.get("timeout"), "timeout", "30s")
     body = await json_body(request)
+    timeout = time_left(request, timeout)  # counted from the request's arrival
     source = await request.body()  # for Elasticsearch's [line:column] in parse errors
     return render(request, await _ops(request).infer(inference_id, task_type, body, timeout, source))

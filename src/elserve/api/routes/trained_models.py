@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request, Response
 
 from elserve.api.deps import json_body, require
-from elserve.api.params import parse_bool, parse_int
+from elserve.api.params import parse_bool, parse_int, parse_page_param
 from elserve.api.rendering import render
 from elserve.api.views.trained_models import assignment, model_config, stats_entry
 from elserve.deployments.deployment import Deployment
@@ -62,8 +62,8 @@ async def stats(request: Request, model_id: str | None = None) -> Response:
     count, entries = services.trained_models.stats(
         model_id,
         allow_no_match=parse_bool(q.get("allow_no_match"), True),
-        from_=parse_int(q.get("from"), "from", 0),
-        size=parse_int(q.get("size"), "size", 100),
+        from_=parse_page_param(q.get("from"), "from", 0),
+        size=parse_page_param(q.get("size"), "size", 100),
     )
     body = {
         "count": count,
@@ -83,8 +83,8 @@ async def get(request: Request, model_id: str | None = None) -> Response:
     found = services.trained_models.configs(
         model_id,
         allow_no_match=parse_bool(q.get("allow_no_match"), True),
-        from_=parse_int(q.get("from"), "from", 0),
-        size=parse_int(q.get("size"), "size", 100),
+        from_=parse_page_param(q.get("from"), "from", 0),
+        size=parse_page_param(q.get("size"), "size", 100),
     )
     configs = [model_config(spec, state, size, definition_status) for spec, state, size in found]
     return render(request, {"count": len(configs), "trained_model_configs": configs})

@@ -1,0 +1,197 @@
+"""The HTTP/1.1 connection: uvicorn's httptools protocol with Elasticsearch's limits on the request head.
+
+Elasticsearch's Netty decoder refuses a request line over `http.max_initial_line_length`
+(4kb) and a header block over `http.max_header_size` (16kb) with a 400 whose body is
+the decoder's exception (`too_long_http_line_exception`, `too_long_http_header_exception`);
+`RestController.dispatchBadRequest`. The bytes are counted here, as they arrive and
+before the parser sees them, so a 100 MB header costs 16 KB of work and no one else waits.
+
+Also here, because only the connection sees them:
+- a read timeout (`--http-read-timeout`): the request head must arrive within it from its
+  first byte, and a body may not stall for longer (a slow client is cut off, not waited for);
+- the parser's own errors answered with an Elasticsearch body, not uvicorn's plain text;
+- raw non-ASCII bytes in the request target percent-encoded before parsing (llhttp refuses
+  them; Elasticsearch routes them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+
+import httptools
+import orjson
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+from elserve.api.arrival import ARRIVAL
+from elserve.settings import HttpLimits
+
+log = logging.getLogger("elserve.http")
+
+_NON_ASCII = re.compile(rb"[\x80-\xff]")
+
+
+def bad_request_body(error_type: str, reason: str) -> bytes:
+    cause = {"type": error_type, "reason": reason}
+    return orjson.dumps({"error": {"root_cause": [cause], **cause}, "status": 400})
+
+
+def _percent_encode(match: re.Match[bytes]) -> bytes:
+    return b"%%%02X" % match.group()[0]
+
+
+class _HeadTooLong(Exception):
+    def __init__(self, error_type: str, reason: str) -> None:
+        super().__init__(reason)
+        self.error_type = error_type
+        self.reason = reason
+
+
+def protocol_class(limits: HttpLimits) -> type[HttpToolsProtocol]:
+    """The protocol uvicorn instantiates per connection, bound to these limits."""
+
+    class LimitedHttpToolsProtocol(_LimitedProtocol):
+        pass
+
+    LimitedHttpToolsProtocol.limits = limits
+    return LimitedHttpToolsProtocol
+
+
+class _LimitedProtocol(HttpToolsProtocol):
+    limits: HttpLimits = HttpLimits()
+
+    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kwargs)
+        self._in_head = True  # between requests, or inside a request line and headers
+        self._line_bytes = 0  # of the request line, while it is not complete
+        self._line_done = False
+        self._header_bytes = 0
+        self._tail = b""  # the last bytes of the head seen, to find CRLF CRLF across reads
+        self._read_timer: asyncio.TimerHandle | None = None
+
+    # -- the read timeout ------------------------------------------------------------------
+
+    def _arm_read_timer(self) -> None:
+        self._cancel_read_timer()
+        self._read_timer = self.loop.call_later(self.limits.read_timeout_s, self._read_timed_out)
+
+    def _cancel_read_timer(self) -> None:
+        if self._read_timer is not None:
+            self._read_timer.cancel()
+            self._read_timer = None
+
+    def _read_timed_out(self) -> None:
+        self._read_timer = None
+        if not self.transport.is_closing():
+            log.debug("closing a connection from %s: nothing read for %ss", self.client, self.limits.read_timeout_s)
+            self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_read_timer()
+        super().connection_lost(exc)
+
+    # -- the request head ------------------------------------------------------------------
+
+    def _count_head(self, data: bytes) -> bytes:
+        """Count the head's bytes in `data`; the data to parse (request target made ASCII)."""
+        if not self._line_done:
+            end = data.find(b"\n")
+            line = data if end < 0 else data[: end + 1]
+            self._line_bytes += len(line)
+            if self._line_bytes > self.limits.max_initial_line_length + 2:
+                raise _HeadTooLong(
+                    "too_long_http_line_exception",
+                    f"An HTTP line is larger than {self.limits.max_initial_line_length} bytes.",
+                )
+            if _NON_ASCII.search(line):
+                data = _NON_ASCII.sub(_percent_encode, line) + data[len(line) :]
+                end = data.find(b"\n")
+            if end < 0:
+                return data
+            self._line_done = True
+            self._tail = b"\n"
+            rest_start = end + 1
+        else:
+            rest_start = 0
+        rest = data[rest_start:]
+        window = self._tail + rest
+        head_end = window.find(b"\r\n\r\n") if b"\r\n\r\n" in window else window.find(b"\n\n")
+        counted = len(rest) if head_end < 0 else max(0, head_end - len(self._tail))
+        self._header_bytes += counted
+        if self._header_bytes > self.limits.max_header_size:
+            raise _HeadTooLong(
+                "too_long_http_header_exception",
+                f"HTTP header is larger than {self.limits.max_header_size} bytes.",
+            )
+        if head_end >= 0:
+            self._in_head = False
+        else:
+            self._tail = window[-3:]
+        return data
+
+    def _start_head(self) -> None:
+        self._in_head = True
+        self._line_done = False
+        self._line_bytes = 0
+        self._header_bytes = 0
+        self._tail = b""
+
+    def data_received(self, data: bytes) -> None:
+        if self._in_head:
+            if self._read_timer is None:
+                self._arm_read_timer()  # counted from the request's first byte
+            try:
+                data = self._count_head(data)
+            except _HeadTooLong as exc:
+                self._unset_keepalive_if_required()
+                self._cancel_read_timer()
+                self._send_bad_request(exc.error_type, exc.reason)
+                return
+        self._unset_keepalive_if_required()
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            if self._should_upgrade():
+                self.handle_websocket_upgrade()
+            else:
+                self._unsupported_upgrade_warning()
+        except httptools.HttpParserError as exc:
+            self._cancel_read_timer()
+            self._send_bad_request("illegal_argument_exception", f"invalid HTTP request: {exc}")
+
+    def _send_bad_request(self, error_type: str, reason: str) -> None:
+        if self.cycle is not None and self.cycle.response_started:
+            self.transport.close()
+            return
+        body = bad_request_body(error_type, reason)
+        head = [
+            STATUS_LINE[400],
+            b"content-type: application/json\r\n",
+            b"x-elastic-product: Elasticsearch\r\n",
+            b"content-length: " + str(len(body)).encode() + b"\r\n",
+            b"connection: close\r\n\r\n",
+        ]
+        self.transport.write(b"".join(head) + body)
+        self.transport.close()
+
+    # -- parser callbacks ------------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self.scope[ARRIVAL] = time.monotonic()  # type: ignore[literal-required]
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        self._arm_read_timer()  # from here on, a body may not stall for longer than the timeout
+        super().on_headers_complete()
+
+    def on_body(self, body: bytes) -> None:
+        self._arm_read_timer()
+        super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        self._cancel_read_timer()
+        self._start_head()
+        super().on_message_complete()

@@ -1,0 +1,23 @@
+"""Elasticsearch's `ByteSizeValue`: sizes written with a unit (`100mb`, `16kb`), as its settings take them."""
+
+from __future__ import annotations
+
+import re
+
+from elserve.errors import ParseException
+
+_SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*(b|kb|mb|gb|tb|pb)$")
+_UNIT_BYTES = {"b": 1, "kb": 1 << 10, "mb": 1 << 20, "gb": 1 << 30, "tb": 1 << 40, "pb": 1 << 50}
+
+
+def parse_byte_size(text: str, setting: str) -> int:
+    """`100mb` -> 104857600; a bare `0` is allowed, any other number needs its unit (as in Elasticsearch)."""
+    value = text.strip().lower()
+    if value == "0":
+        return 0
+    match = _SIZE.match(value)
+    if match is None:
+        raise ParseException(
+            f"failed to parse setting [{setting}] with value [{text}] as a size in bytes: unit is missing or unrecognized"
+        )
+    return int(float(match.group(1)) * _UNIT_BYTES[match.group(2)])

@@ -1,0 +1,21 @@
+"""Byte sizes as Elasticsearch's settings take them."""
+
+from __future__ import annotations
+
+import pytest
+
+from elserve.bytesize import parse_byte_size
+from elserve.errors import ParseException
+
+
+@pytest.mark.parametrize(
+    "text, size", [("100mb", 100 << 20), ("16kb", 16384), ("4KB", 4096), ("1gb", 1 << 30), ("512b", 512), ("0", 0)]
+)
+def test_sizes(text: str, size: int) -> None:
+    assert parse_byte_size(text, "x") == size
+
+
+@pytest.mark.parametrize("text", ["100", "mb", "-1mb", "1 parsec"])
+def test_refused(text: str) -> None:
+    with pytest.raises(ParseException, match="unit is missing or unrecognized"):
+        parse_byte_size(text, "x")
