@@ -50,7 +50,7 @@ async def _authenticate(request: Request) -> Principal:
         raise authentication_failed("", request_uri(request))
     try:
         username, sep, password = base64.b64decode(credentials.strip(), validate=True).decode().partition(":")
-    except (binascii.Error, UnicodeDecodeError, ValueError):  # ValueError: non-ASCII base64 text
+    except ValueError:  # bad base64, non-ASCII header text, or bytes that are not UTF-8
         raise missing_credentials(request_uri(request)) from None
     if not sep:
         raise missing_credentials(request_uri(request))
@@ -93,6 +93,7 @@ def authenticated(params: frozenset[str] = frozenset()) -> Callable[[Request], A
         check_params(request, params)
         return principal
 
+    dependency.query_params = params  # type: ignore[attr-defined]  # read by the OpenAPI description
     return dependency
 
 
@@ -105,6 +106,7 @@ def require(action: str, params: frozenset[str] = frozenset()) -> Callable[[Requ
         check(request, principal, action)
         return principal
 
+    dependency.query_params = params  # type: ignore[attr-defined]  # read by the OpenAPI description
     return dependency
 
 

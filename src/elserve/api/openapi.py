@@ -8,7 +8,6 @@ elserve's own extensions. Served at `GET /_elserve/openapi.json`.
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 from fastapi import FastAPI
@@ -87,15 +86,7 @@ def _query_params(route: Any) -> list[str]:
     """The names `require(action, params)` allows on this route, read from its dependency."""
     names: set[str] = set(COMMON)
     for dependant in route.dependant.dependencies:
-        call = dependant.call
-        if call is None:
-            continue
-        try:
-            params = inspect.getclosurevars(call).nonlocals.get("params")
-        except TypeError:
-            continue
-        if isinstance(params, frozenset):
-            names |= params
+        names |= getattr(dependant.call, "query_params", frozenset())
     return sorted(names)
 
 
