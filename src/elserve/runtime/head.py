@@ -19,6 +19,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 import torch
 
@@ -144,7 +145,7 @@ def _choose(options: dict[str, _Option], sample: torch.Tensor) -> HeadChoice:
         with torch.inference_mode():
             for case, (rows, lengths, whole) in cases.items():
                 for name, option in options.items():
-                    seconds[case][name] = _seconds(lambda o=option: o.pool(rows, lengths, whole), seconds[case])
+                    seconds[case][name] = _seconds(partial(option.pool, rows, lengths, whole), seconds[case])
     finally:
         torch.set_num_threads(threads)
     return HeadChoice(short=_pick(seconds[SHORT]), bulk=_pick(seconds[BULK]), seconds=seconds)
