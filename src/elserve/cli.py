@@ -40,6 +40,21 @@ def serve(
             "(encoder layers in bfloat16; top-20 token overlap about 0.99, see README)."
         ),
     ] = "exact",
+    processors: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Processors allocations may use (allocations x threads of normal-priority deployments); "
+            "default: the machine's. As Elasticsearch's node.processors.",
+        ),
+    ] = None,
+    ml_memory: Annotated[
+        str | None,
+        typer.Option(
+            help="Memory allocations may use: a size (4gb, 512mb) or a share of the machine (40%); default 30%, "
+            "as Elasticsearch's xpack.ml.max_machine_memory_percent.",
+        ),
+    ] = None,
 ) -> None:
     """Run the service: Elasticsearch's inference and trained-model APIs over HTTP.
 
@@ -51,8 +66,14 @@ def serve(
     from elserve.api.app import create_app
     from elserve.runtime.encoder import PRECISIONS
 
+    from elserve.deployments.capacity import parse_memory
+
     if precision not in PRECISIONS:
         raise typer.BadParameter(f"must be one of {', '.join(PRECISIONS)}", param_hint="--precision")
+    try:
+        ml_memory_bytes = None if ml_memory is None else parse_memory(ml_memory)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--ml-memory") from None
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = ServerSettings(
@@ -61,6 +82,8 @@ def serve(
         data_dir=data_dir,
         elastic_password=os.environ.get("ELASTIC_PASSWORD") or None,
         precision=precision,
+        processors=processors,
+        ml_memory_bytes=ml_memory_bytes,
     )
     uvicorn.run(
         create_app(settings),

@@ -21,6 +21,9 @@ class ServerSettings:
     scale_to_zero_time_s: float = 24 * 3600.0
     scale_up_cooldown_s: float = 300.0
     scaler_interval_s: float = 10.0
+    # The node's capacity for allocations (None: the machine's processors, 30% of its memory).
+    processors: int | None = None
+    ml_memory_bytes: int | None = None
 
     @property
     def store_path(self) -> Path:

@@ -9,10 +9,14 @@ from elasticsearch import Elasticsearch
 
 from tests.e2e.server import PASSWORD, Server
 
+SHARED_SERVER_ARGS = ["--processors", "64", "--ml-memory", "100%"]
+
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    srv = Server(tmp_path_factory.mktemp("elserve") / "data").start()
+    # The shared server holds many tests' deployments at once: room for them whatever the machine
+    # (the capacity tests start their own server with the machine's limits or smaller ones).
+    srv = Server(tmp_path_factory.mktemp("elserve") / "data", args=SHARED_SERVER_ARGS).start()
     yield srv
     srv.stop()
 

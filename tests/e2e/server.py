@@ -28,8 +28,10 @@ class Server:
         port: int | None = None,
         password: str | None = PASSWORD,
         env: dict[str, str] | None = None,
+        args: list[str] | None = None,
     ) -> None:
         self.data_dir = data_dir
+        self.extra_args = args or []
         self.extra_env = env or {}
         self.port = port or free_port()
         self.password = password
@@ -47,7 +49,8 @@ class Server:
         elserve = Path(sys.executable).with_name("elserve")
         self._log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
-            [str(elserve), "serve", "--host", "127.0.0.1", "--port", str(self.port), "--data-dir", str(self.data_dir)],
+            [str(elserve), "serve", "--host", "127.0.0.1", "--port", str(self.port), "--data-dir", str(self.data_dir)]
+            + self.extra_args,
             stdout=self._log,
             stderr=subprocess.STDOUT,
             env=env,

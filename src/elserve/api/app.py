@@ -16,6 +16,7 @@ from elserve.api.metrics import Metrics, RequestMetrics
 from elserve.api.node import NodeInfo
 from elserve.api.routes import inference, metrics, root, trained_models
 from elserve.deployments.autoscaler import ScalerTimings
+from elserve.deployments.capacity import NodeCapacity
 from elserve.deployments.manager import DeploymentManager
 from elserve.models.cache import ModelCache
 from elserve.models.downloads import ModelDownloads
@@ -78,7 +79,8 @@ def build_services(settings: ServerSettings) -> Services:
     generated = users.bootstrap_elastic(settings.elastic_password)
     if generated is not None:
         _print_generated_password(generated)
-    node = NodeInfo.load(repo, settings.host, settings.port)
+    capacity = NodeCapacity.of_machine(settings.processors, settings.ml_memory_bytes)
+    node = NodeInfo.load(repo, settings.host, settings.port, capacity)
     downloads = ModelDownloads(ModelCache(settings.model_cache_dir))
     timings = ScalerTimings(
         interval_s=settings.scaler_interval_s,
@@ -92,6 +94,7 @@ def build_services(settings: ServerSettings) -> Services:
         timings=timings,
         observer=metrics,
         precision=settings.precision,
+        capacity=capacity,
     )
     metrics.watch(deployments)
     inference = InferenceOperations(repo, deployments)

@@ -50,6 +50,14 @@ class _NoObserver:
         pass
 
 
+# Asked for `n` allocations, how many may run (the node's capacity decides; see capacity.py).
+Grant = Callable[["Deployment", int], int]
+
+
+def _unbounded(deployment: Deployment, n: int) -> int:
+    return n
+
+
 @dataclass(frozen=True)
 class InferenceResult:
     vector: SparseVector
@@ -67,6 +75,7 @@ class Deployment:
         timings: ScalerTimings = ScalerTimings(),
         observer: Observer | None = None,
         precision: str = "exact",
+        grant: Grant = _unbounded,
     ) -> None:
         self.config = config
         self.state = DeploymentState.STARTING
@@ -91,6 +100,9 @@ class Deployment:
         self.autoscaler = Autoscaler(self, timings)
         self._observer = observer or _NoObserver()
         self.precision = precision
+        self._grant = grant
+        # Why fewer allocations run than asked (Elasticsearch's assignment `reason`); None when all fit.
+        self.placement_reason: str | None = None
 
     @property
     def deployment_id(self) -> str:
@@ -124,6 +136,12 @@ class Deployment:
         except Exception as exc:  # whatever stops the start (download, files, workers) fails the deployment
             self._fail(getattr(exc, "reason", None) or f"{type(exc).__name__}: {exc}", getattr(exc, "status", 500))
             return
+        if self.config.number_of_allocations == 0:
+            self._mark_started()  # scaled to zero: started, with no allocation until a request comes
+
+    def _mark_started(self) -> None:
+        """Started once an allocation runs (or none is asked for); until then, `starting` as an unassigned
+        Elasticsearch deployment."""
         if self.state is DeploymentState.STARTING:
             self.state = DeploymentState.STARTED
             self._started.set()
@@ -177,17 +195,22 @@ class Deployment:
         for allocation in self.allocations:
             allocation.kill()
 
-    async def scale(self, n: int) -> None:
-        """Start or drain-and-stop allocations until `n` are live."""
-        async with self._scaling:
-            await self._scale(n)
+    async def scale(self, n: int, *, within_capacity: bool = False) -> None:
+        """Ask for `n` allocations; start or drain-and-stop workers until as many as the node grants are live.
 
-    async def _scale(self, n: int) -> None:
+        What is not granted stays unassigned (the target stays `n`), unless `within_capacity`
+        (the adaptive scaler), which sets the target to what fits.
+        """
+        async with self._scaling:
+            await self._scale(n, within_capacity)
+
+    async def _scale(self, n: int, within_capacity: bool = False) -> None:
         assert self._model_dir is not None
-        self.config = self.config.with_allocations(n)
+        granted = self._grant(self, n)
+        self.config = self.config.with_allocations(granted if within_capacity else n)
         live = [a for a in self.allocations if a.accepting and a.state is not RoutingState.FAILED]
-        if len(live) < n:
-            new = [self._new_allocation() for _ in range(n - len(live))]
+        if len(live) < granted:
+            new = [self._new_allocation() for _ in range(granted - len(live))]
             self.allocations.extend(new)
             results = await asyncio.gather(*(a.start() for a in new), return_exceptions=True)
             failures = [r for r in results if isinstance(r, BaseException)]
@@ -195,9 +218,21 @@ class Deployment:
             self._allocations_changed.set()
             if failures:
                 raise failures[0]
-        for allocation in live[n:]:
+            if self.state is DeploymentState.STARTING and self.started_allocations:
+                self._mark_started()
+        for allocation in live[granted:]:
             await allocation.stop()
             self.allocations.remove(allocation)
+
+    def retry_placement(self) -> None:
+        """Room was freed on the node: try again for the allocations not granted so far."""
+        self._spawn(self._retry_placement())
+
+    async def _retry_placement(self) -> None:
+        try:
+            await self.scale(self.config.number_of_allocations)
+        except Exception as exc:  # a worker that cannot start fails this try only; the next release retries
+            log.warning("deployment [%s]: could not add allocations: %s", self.deployment_id, exc)
 
     async def reconfigure(self, config: DeploymentConfig) -> None:
         """Apply new allocations or adaptive settings to the live deployment; requests keep flowing."""

@@ -7,12 +7,17 @@ import logging
 from pathlib import Path
 
 from elserve.deployments.autoscaler import ScalerTimings
+from elserve.deployments.capacity import Demand, Fit, NodeCapacity, fit
 from elserve.deployments.config import DeploymentConfig
+from elserve.deployments.states import DeploymentState
 from elserve.deployments.deployment import (
     DEFAULT_MAX_BATCH_TOKENS,
     Deployment,
     Observer,
 )
+from elserve.deployments.memory import estimate
+from elserve.errors import IllegalStateException, StatusException
+from elserve.models.cache import model_size_bytes
 from elserve.models.downloads import ModelDownloads
 
 log = logging.getLogger("elserve.deployments")
@@ -27,8 +32,12 @@ class DeploymentManager:
         timings: ScalerTimings = ScalerTimings(),
         observer: Observer | None = None,
         precision: str = "exact",
+        capacity: NodeCapacity | None = None,
     ) -> None:
         self.downloads = downloads
+        self.capacity = capacity or NodeCapacity.of_machine()
+        # Allocations each deployment may run: what the node granted it (Elasticsearch's route targets).
+        self._granted: dict[str, int] = {}
         self._deployments: dict[str, Deployment] = {}
         self._starting: dict[str, asyncio.Task] = {}
         self._max_batch_tokens = max_batch_tokens
@@ -59,6 +68,7 @@ class DeploymentManager:
             timings=self._timings,
             observer=self._observer,
             precision=self._precision,
+            grant=self._grant,
         )
         self._deployments[config.deployment_id] = deployment
         task = asyncio.create_task(deployment.start(), name=f"start-{config.deployment_id}")
@@ -66,11 +76,95 @@ class DeploymentManager:
         task.add_done_callback(lambda _: self._starting.pop(config.deployment_id, None))
         return deployment
 
+    # -- capacity ----------------------------------------------------------------------------------
+
+    def _model_bytes(self, model_id: str) -> int:
+        path = self.downloads.state(model_id).path
+        return 0 if path is None else model_size_bytes(path)
+
+    def _demand(self, config: DeploymentConfig, allocations: int) -> Demand:
+        deployment_memory, allocation_memory = estimate(self._model_bytes(config.model_id))
+        return Demand(
+            allocations=allocations,
+            threads_per_allocation=config.threads_per_allocation,
+            low_priority=config.priority == "low",
+            deployment_memory=deployment_memory,
+            allocation_memory=allocation_memory,
+        )
+
+    def fit(self, config: DeploymentConfig, allocations: int) -> Fit:
+        """How many of `allocations` fit for this deployment beside what the others hold."""
+        others = [
+            self._demand(d.config, self._granted.get(d.deployment_id, 0))
+            for d in self._deployments.values()
+            if d.deployment_id != config.deployment_id
+        ]
+        return fit(self.capacity, others, self._demand(config, allocations))
+
+    def used(self) -> tuple[int, int]:
+        """(processors, memory bytes) the granted allocations take."""
+        demands = [self._demand(d.config, self._granted.get(d.deployment_id, 0)) for d in self._deployments.values()]
+        return (
+            sum(x.processors(x.allocations) for x in demands),
+            sum(x.memory(x.allocations) for x in demands),
+        )
+
+    def check_start(self, config: DeploymentConfig) -> None:
+        """Refuse a start whose allocations do not all fit, as Elasticsearch does when it cannot scale (429)."""
+        placed = self.fit(config, config.number_of_allocations)
+        if placed.allocations >= config.number_of_allocations:
+            return
+        if placed.allocations == 0:
+            raise StatusException(
+                "Could not start deployment because no ML nodes with sufficient capacity were found",
+                429,
+                caused_by=IllegalStateException(
+                    "Could not start deployment because no suitable nodes were found, allocation explanation "
+                    f"[{placed.reason}]"
+                ),
+            )
+        raise StatusException(
+            "Could not start deployment because there are not enough resources to provide all requested allocations",
+            429,
+        )
+
+    def check_update(self, deployment: Deployment, allocations: int) -> None:
+        """Refuse more allocations than fit (`increaseNumberOfAllocations`, 429)."""
+        if allocations <= deployment.config.number_of_allocations:
+            return
+        if self.fit(deployment.config, allocations).allocations < allocations:
+            raise StatusException(
+                "Could not update deployment because there are not enough resources to provide all requested "
+                "allocations",
+                429,
+            )
+
+    def _grant(self, deployment: Deployment, wanted: int) -> int:
+        """Called before a deployment starts or stops workers: how many it may run."""
+        placed = self.fit(deployment.config, wanted)
+        before = self._granted.get(deployment.deployment_id, 0)
+        self._granted[deployment.deployment_id] = placed.allocations
+        deployment.placement_reason = placed.reason
+        if placed.allocations < before:
+            self._rebalance()
+        return placed.allocations
+
+    def _release(self, deployment_id: str) -> None:
+        if self._granted.pop(deployment_id, 0):
+            self._rebalance()
+
+    def _rebalance(self) -> None:
+        """Room was freed: deployments short of their target try again (Elasticsearch rebalances on stop)."""
+        for d in self._deployments.values():
+            if d.placement_reason is not None and d.tokenizer is not None and d.state is not DeploymentState.FAILED:
+                d.retry_placement()
+
     def forget(self, deployment_id: str) -> None:
         """Drop a deployment at once (a failed one, about to be replaced); its workers are killed."""
         deployment = self._deployments.pop(deployment_id, None)
         if deployment is not None:
             deployment.kill()
+            self._release(deployment_id)
 
     async def stop(self, deployment_id: str) -> None:
         deployment = self._deployments.pop(deployment_id, None)
@@ -80,6 +174,7 @@ class DeploymentManager:
         if task is not None and not task.done():
             task.cancel()
         await deployment.stop()
+        self._release(deployment_id)
 
     async def stop_all(self) -> None:
         await asyncio.gather(*(self.stop(d) for d in list(self._deployments)), return_exceptions=True)

@@ -194,6 +194,7 @@ class InferenceOperations:
             if updated == current:
                 return self._render(current)
             if deployment is not None:
+                self._manager.check_update(deployment, deployment_config(updated).number_of_allocations)
                 await deployment.reconfigure(deployment_config(updated))
                 self._records.save(deployment.config)
             self._repo.put(_KIND, inference_id, updated.to_persisted())

@@ -97,8 +97,9 @@ def deployment_stats(deployment: Deployment, node: NodeInfo, model_bytes: int) -
         out["adaptive_allocations"] = adaptive
     out["queue_capacity"] = config.queue_capacity
     out["state"] = str(deployment.state)
-    if deployment.reason:
-        out["reason"] = deployment.reason
+    reason = deployment.reason or deployment.placement_reason  # a failure, or why allocations are missing
+    if reason:
+        out["reason"] = reason
     if deployment.state is not DeploymentState.STOPPING:
         count = deployment.started_allocations
         target = config.number_of_allocations
@@ -153,6 +154,7 @@ def assignment(deployment: Deployment, node: NodeInfo, model_bytes: int) -> dict
         "routing_state": str(_routing_state(deployment)),
         "reason": deployment.reason or "",
     }
+    reason = deployment.reason or deployment.placement_reason
     state = deployment.state if deployment.state is not DeploymentState.FAILED else DeploymentState.STARTING
     return {
         "task_parameters": {
@@ -169,6 +171,7 @@ def assignment(deployment: Deployment, node: NodeInfo, model_bytes: int) -> dict
         },
         "routing_table": {node.node_id: routing},
         "assignment_state": str(state),
+        **({"reason": reason} if reason else {}),
         "start_time": _iso(deployment.start_time_ms),
         "max_assigned_allocations": max(config.number_of_allocations, deployment.started_allocations),
         "adaptive_allocations": adaptive_dict(deployment),
