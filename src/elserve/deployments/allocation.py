@@ -53,6 +53,7 @@ class Allocation:
         precision: str,
         on_exit: Callable[[Allocation], None],
         on_free: Callable[[], None],
+        nice: int = 0,
     ) -> None:
         self.model_dir = model_dir
         self.num_threads = num_threads
@@ -62,6 +63,7 @@ class Allocation:
         self.pid: int | None = None
         self.accepting = True  # False while draining before a scale-down or stop
         self.freed_at = 0.0  # time.monotonic() of the last batch answered
+        self.nice = nice  # the worker's OS priority: allocations run below the query lane
         self._on_exit = on_exit
         self._on_free = on_free  # a batch finished: the dispatcher may send another
         self._pending: dict[int, asyncio.Future] = {}
@@ -100,6 +102,8 @@ class Allocation:
             await self._loop.run_in_executor(None, self._process.join, STOP_GRACE_S)
             raise WorkerStartError(message[1])
         self.pid = message[1]
+        if self.nice:
+            _renice(self.pid, self.nice)
         self.state = RoutingState.STARTED
         threading.Thread(target=self._read, name="elserve-recv", daemon=True).start()
 
@@ -126,9 +130,9 @@ class Allocation:
             try:
                 message = conn.recv()
             except (EOFError, OSError):
-                loop.call_soon_threadsafe(self._exited)
+                _call_soon(loop, self._exited)
                 return
-            loop.call_soon_threadsafe(self._answer, message)
+            _call_soon(loop, self._answer, message)
 
     def _answer(self, message: tuple) -> None:
         kind, batch_id = message[0], message[1]
@@ -180,3 +184,23 @@ class Allocation:
         self._stopping = True
         if self._process is not None and self._process.is_alive():
             self._process.kill()
+
+
+def _renice(pid: int, nice: int) -> None:
+    """Lower every thread of the worker (Linux sets nice per thread; threads made later inherit it)."""
+    try:
+        tids = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+    except OSError:
+        tids = [pid]
+    for tid in tids:
+        try:
+            os.setpriority(os.PRIO_PROCESS, tid, nice)
+        except OSError:  # the thread ended meanwhile, or no /proc: best effort
+            pass
+
+
+def _call_soon(loop: asyncio.AbstractEventLoop, callback: Callable, *args: object) -> None:
+    try:
+        loop.call_soon_threadsafe(callback, *args)
+    except RuntimeError:  # the loop has closed (the server is gone): nobody waits for this any more
+        pass

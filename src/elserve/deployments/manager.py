@@ -83,7 +83,9 @@ class DeploymentManager:
         return 0 if path is None else model_size_bytes(path)
 
     def _demand(self, config: DeploymentConfig, allocations: int) -> Demand:
-        deployment_memory, allocation_memory = estimate(self._model_bytes(config.model_id))
+        deployment_memory, allocation_memory = estimate(
+            self._model_bytes(config.model_id), query_lane=config.priority != "low"
+        )
         return Demand(
             allocations=allocations,
             threads_per_allocation=config.threads_per_allocation,

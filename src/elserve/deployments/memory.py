@@ -12,9 +12,11 @@ from __future__ import annotations
 RUNTIME_BYTES = 350 * 1024 * 1024
 
 
-def estimate(model_bytes: int) -> tuple[int, int]:
+def estimate(model_bytes: int, query_lane: bool = True) -> tuple[int, int]:
     """(per-deployment bytes, per-allocation bytes) for a model of `model_bytes` on disk.
 
-    Per allocation: the runtime, the weights and one packed copy of them.
+    Per allocation: the runtime, the weights and one packed copy of them; per deployment,
+    one more worker of that size for its query lane (lanes.py).
     """
-    return 0, RUNTIME_BYTES + 2 * model_bytes
+    worker = RUNTIME_BYTES + 2 * model_bytes
+    return (worker if query_lane else 0), worker

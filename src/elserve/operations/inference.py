@@ -203,8 +203,15 @@ class InferenceOperations:
     # -- inference ---------------------------------------------------------------------------
 
     async def infer(
-        self, inference_id: str, task_type: str | None, body: dict[str, Any], timeout: TimeValue, source: bytes
+        self,
+        inference_id: str,
+        task_type: str | None,
+        body: dict[str, Any],
+        timeout: TimeValue,
+        source: bytes,
+        priority: str | None = None,
     ) -> dict[str, Any]:
+        """One inference request; `priority` (search | ingest) overrides the lane rule (deployments/lanes.py)."""
         if body_parsed_before_lookup(task_type):
             request = parse_infer_body(task_type, body, source=source)
             endpoint = self.find(inference_id)
@@ -214,7 +221,7 @@ class InferenceOperations:
             request = parse_infer_request(task_type, endpoint, body, source=source)
         deployment = await self._deployment_for(endpoint, timeout)
         try:
-            results = await deployment.infer(list(request.input), timeout.seconds)
+            results = await deployment.infer(list(request.input), timeout.seconds, priority)
         except TimeoutError:
             raise StatusException(f"timeout [{timeout.text}] waiting for inference result", 408) from None
         assert deployment.tokenizer is not None
