@@ -79,9 +79,13 @@ def test_allocations_stay_within_the_processors(tmp_path: Path) -> None:
         assert set(_allocations(server)) == before
 
         # Two allocations of one thread fill the two processors.
-        es.ml.start_trained_model_deployment(
+        started = es.ml.start_trained_model_deployment(
             model_id=".elser_model_2", deployment_id="fills", number_of_allocations=2, wait_for="fully_allocated"
-        )
+        )["assignment"]
+        # Memory as measured from the workers: each holds the runtime (well over the 17 MB of weights).
+        assert started["task_parameters"]["per_allocation_memory_bytes"] > 100 << 20
+        [entry] = es.ml.get_trained_models_stats(model_id="fills")["trained_model_stats"]
+        assert entry["model_size_stats"]["required_native_memory_bytes"] > 2 * (100 << 20)
         stats = _deployment_stats(es, "fills")
         assert stats["allocation_status"] == {"allocation_count": 2, "target_allocation_count": 2, "state": "fully_allocated"}
         [node] = stats["nodes"][0]["node"].values()

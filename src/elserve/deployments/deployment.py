@@ -20,6 +20,7 @@ from elserve.deployments.allocation import Allocation, WorkerDied, WorkerStartEr
 from elserve.deployments.autoscaler import Autoscaler, ScalerTimings
 from elserve.deployments.config import DeploymentConfig
 from elserve.deployments.lanes import is_search
+from elserve.deployments.memory import DeploymentMemory, estimate, measure
 from elserve.deployments.queue import Admission, Entry, LanedQueue
 from elserve.deployments.states import DeploymentState, RoutingState
 from elserve.deployments.stats import DeploymentCounters, now_ms
@@ -34,6 +35,8 @@ DEFAULT_MAX_BATCH_SIZE = 256
 # Allocations run at this OS priority (nice), below the query lane and the HTTP server, so that a
 # query preempts bulk work on a busy machine instead of waiting for its batch to end.
 ALLOCATION_NICE = 10
+# Memory is read from /proc at most this often (a read walks every mapping of every worker).
+_MEMORY_REFRESH_S = 5.0
 # Requests up to this many characters are tokenized on the event loop; longer ones in a thread.
 _INLINE_TOKENIZE_CHARS = 2048
 
@@ -112,6 +115,7 @@ class Deployment:
         self.lane: Allocation | None = None
         self.query_lane = query_lane and config.priority != "low"
         self._lane_settled = asyncio.Event()
+        self._memory: tuple[float, DeploymentMemory | None] | None = None  # (when, what) last measured
 
     @property
     def deployment_id(self) -> str:
@@ -234,6 +238,22 @@ class Deployment:
         for allocation in live[granted:]:
             await allocation.stop()
             self.allocations.remove(allocation)
+
+    def memory(self) -> DeploymentMemory | None:
+        """Its workers' memory as measured now (cached a few seconds); None before any allocation runs."""
+        now = time.monotonic()
+        if self._memory is None or now - self._memory[0] > _MEMORY_REFRESH_S:
+            pids = [a.pid for a in self.allocations if a.pid is not None and a.state is RoutingState.STARTED]
+            lane = self.lane.pid if self.lane is not None and self.lane.state is RoutingState.STARTED else None
+            self._memory = (now, measure(pids, lane))
+        return self._memory[1]
+
+    def memory_per(self, model_bytes: int) -> tuple[int, int]:
+        """(per-deployment, per-allocation) bytes: measured from its workers, else estimated."""
+        measured = self.memory()
+        if measured is not None:
+            return measured.per_deployment_bytes, measured.per_allocation_bytes
+        return estimate(model_bytes, query_lane=self.query_lane)
 
     def retry_placement(self) -> None:
         """Room was freed on the node: try again for the allocations not granted so far."""

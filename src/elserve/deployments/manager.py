@@ -82,10 +82,15 @@ class DeploymentManager:
         path = self.downloads.state(model_id).path
         return 0 if path is None else model_size_bytes(path)
 
-    def _demand(self, config: DeploymentConfig, allocations: int) -> Demand:
-        deployment_memory, allocation_memory = estimate(
-            self._model_bytes(config.model_id), query_lane=config.priority != "low"
-        )
+    def memory_per(self, config: DeploymentConfig, deployment: Deployment | None = None) -> tuple[int, int]:
+        """(per-deployment, per-allocation) bytes: measured from the running workers, else estimated."""
+        model_bytes = self._model_bytes(config.model_id)
+        if deployment is not None:
+            return deployment.memory_per(model_bytes)
+        return estimate(model_bytes, query_lane=config.priority != "low")
+
+    def _demand(self, config: DeploymentConfig, allocations: int, deployment: Deployment | None = None) -> Demand:
+        deployment_memory, allocation_memory = self.memory_per(config, deployment)
         return Demand(
             allocations=allocations,
             threads_per_allocation=config.threads_per_allocation,
@@ -97,15 +102,17 @@ class DeploymentManager:
     def fit(self, config: DeploymentConfig, allocations: int) -> Fit:
         """How many of `allocations` fit for this deployment beside what the others hold."""
         others = [
-            self._demand(d.config, self._granted.get(d.deployment_id, 0))
+            self._demand(d.config, self._granted.get(d.deployment_id, 0), d)
             for d in self._deployments.values()
             if d.deployment_id != config.deployment_id
         ]
-        return fit(self.capacity, others, self._demand(config, allocations))
+        return fit(self.capacity, others, self._demand(config, allocations, self.get(config.deployment_id)))
 
     def used(self) -> tuple[int, int]:
         """(processors, memory bytes) the granted allocations take."""
-        demands = [self._demand(d.config, self._granted.get(d.deployment_id, 0)) for d in self._deployments.values()]
+        demands = [
+            self._demand(d.config, self._granted.get(d.deployment_id, 0), d) for d in self._deployments.values()
+        ]
         return (
             sum(x.processors(x.allocations) for x in demands),
             sum(x.memory(x.allocations) for x in demands),
