@@ -25,8 +25,17 @@ def _deployment_stats(es: Elasticsearch, deployment_id: str) -> dict:
 
 
 def _allocations(server: Server) -> set[int]:
-    """The server's allocation workers (not multiprocessing's resource tracker)."""
-    return {p for p in server.worker_pids() if b"resource_tracker" not in Path(f"/proc/{p}/cmdline").read_bytes()}
+    """The server's allocation workers: the processes below its fork server (not the helpers themselves)."""
+    assert server.process is not None
+    return {p for p in server.worker_pids() if _parent(p) != server.process.pid}
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
 
 
 def _wait_for(predicate, timeout: float = 120.0) -> None:

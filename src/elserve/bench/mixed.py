@@ -14,29 +14,11 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
-
 from elserve.bench.corpus import Workload
 from elserve.bench.http_load import InferenceClient, _batches
 from elserve.bench.isolated import ProgressCallback
 from elserve.bench.measure import SHORT_TEXT
-from elserve.bench.results import Latency, Timing
-
-
-@dataclass(frozen=True)
-class MixedMeasured:
-    idle: Latency
-    under_load: Latency | None
-    bulk_alone: Timing
-    bulk_with_queries: Timing
-
-    @property
-    def p99_ratio(self) -> float | None:
-        return None if self.under_load is None else self.under_load.p99_ms / self.idle.p99_ms
-
-    @property
-    def throughput_ratio(self) -> float:
-        return self.bulk_with_queries.tokens_per_s / self.bulk_alone.tokens_per_s
+from elserve.bench.results import Latency, MixedLoad, Timing
 
 
 def measure_mixed(
@@ -49,7 +31,7 @@ def measure_mixed(
     latency_requests: int,
     progress: ProgressCallback,
     query_interval_s: float = 0.1,
-) -> MixedMeasured:
+) -> MixedLoad:
     with client.session() as http:
         client.infer(http, inference_id, workload.texts[:docs_per_request])  # warm the workers (and the lane)
         idle = []
@@ -65,7 +47,7 @@ def measure_mixed(
     )
     idle_latency = Latency.of(idle)
     assert idle_latency is not None
-    return MixedMeasured(idle_latency, Latency.of(probe), alone, with_queries)
+    return MixedLoad(idle_latency, Latency.of(probe), alone, with_queries, query_interval_s * 1000)
 
 
 def _bulk(

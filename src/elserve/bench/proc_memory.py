@@ -9,16 +9,29 @@ from elserve.deployments.memory import ProcessMemory, process_memory
 
 
 def workers_memory(server_pid: int) -> list[tuple[int, ProcessMemory]]:
-    """Each allocation worker (and query lane) below the server, not multiprocessing's helpers."""
+    """Each allocation worker (and query lane): the processes below the server's fork server."""
     found = []
     for pid in descendants(server_pid):
         try:
-            command = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:
+            ppid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
             continue
-        if b"resource_tracker" in command or b"forkserver" in command:
+        if ppid == server_pid:  # the fork server and multiprocessing's resource tracker
             continue
         memory = process_memory(pid)
         if memory is not None:
             found.append((pid, memory))
     return found
+
+
+def fork_server_memory(server_pid: int) -> ProcessMemory | None:
+    """The fork server the workers share their runtime with (a direct child with children)."""
+    for pid in descendants(server_pid):
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except (OSError, IndexError):
+            continue
+        if int(stat[1]) == server_pid and b"forkserver" in command:
+            return process_memory(pid)
+    return None

@@ -30,7 +30,18 @@ from elserve.deployments.states import RoutingState
 MAX_IN_FLIGHT = 1
 STOP_GRACE_S = 5.0
 
-_spawn = multiprocessing.get_context("spawn")
+_spawn = multiprocessing.get_context("forkserver")
+# The fork server imports the runtime once (no model, no thread started); each worker forked from it
+# shares those pages copy-on-write instead of importing PyTorch again.
+_spawn.set_forkserver_preload(["elserve.deployments.worker", "elserve.runtime.encoder"])
+
+
+def _fork_server_pid() -> int:
+    """The workers' parent: they die with it (PR_SET_PDEATHSIG), and it exits when the server does."""
+    from multiprocessing import forkserver
+
+    forkserver.ensure_running()
+    return forkserver._forkserver._forkserver_pid  # noqa: SLF001 (no public accessor)
 _batch_ids = itertools.count()
 
 
@@ -85,7 +96,7 @@ class Allocation:
         parent, child = _spawn.Pipe()
         self._process = _spawn.Process(
             target=worker.main,
-            args=(child, str(self.model_dir), self.num_threads, self.precision, os.getpid()),
+            args=(child, str(self.model_dir), self.num_threads, self.precision, _fork_server_pid()),
             daemon=True,
             name="elserve-worker",
         )
