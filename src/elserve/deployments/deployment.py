@@ -84,6 +84,7 @@ class Deployment:
         precision: str = "exact",
         grant: Grant = _unbounded,
         query_lane: bool = True,
+        on_released: Callable[[], None] | None = None,
     ) -> None:
         self.config = config
         self.state = DeploymentState.STARTING
@@ -109,6 +110,7 @@ class Deployment:
         self._observer = observer or _NoObserver()
         self.precision = precision
         self._grant = grant
+        self._on_released = on_released or (lambda: None)  # allocations stopped: room for others
         # Why fewer allocations run than asked (Elasticsearch's assignment `reason`); None when all fit.
         self.placement_reason: str | None = None
         # The query lane: one worker for search-like batches, started when ingest first comes (lanes.py).
@@ -238,6 +240,8 @@ class Deployment:
         for allocation in live[granted:]:
             await allocation.stop()
             self.allocations.remove(allocation)
+        if len(live) > granted:
+            self._on_released()  # only once they have exited: no moment with more workers than the node holds
 
     def memory(self) -> DeploymentMemory | None:
         """Its workers' memory as measured now (cached a few seconds); None before any allocation runs."""

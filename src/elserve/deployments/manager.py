@@ -38,6 +38,7 @@ class DeploymentManager:
         self.capacity = capacity or NodeCapacity.of_machine()
         # Allocations each deployment may run: what the node granted it (Elasticsearch's route targets).
         self._granted: dict[str, int] = {}
+        self._stopping: dict[str, Deployment] = {}
         self._deployments: dict[str, Deployment] = {}
         self._starting: dict[str, asyncio.Task] = {}
         self._max_batch_tokens = max_batch_tokens
@@ -69,6 +70,7 @@ class DeploymentManager:
             observer=self._observer,
             precision=self._precision,
             grant=self._grant,
+            on_released=self._rebalance,
         )
         self._deployments[config.deployment_id] = deployment
         task = asyncio.create_task(deployment.start(), name=f"start-{config.deployment_id}")
@@ -102,21 +104,24 @@ class DeploymentManager:
     def fit(self, config: DeploymentConfig, allocations: int) -> Fit:
         """How many of `allocations` fit for this deployment beside what the others hold."""
         others = [
-            self._demand(d.config, self._granted.get(d.deployment_id, 0), d)
-            for d in self._deployments.values()
-            if d.deployment_id != config.deployment_id
+            self._demand(d.config, self._held(d), d)
+            for d in [*self._deployments.values(), *self._stopping.values()]
+            if d is not self._deployments.get(config.deployment_id)
         ]
         return fit(self.capacity, others, self._demand(config, allocations, self.get(config.deployment_id)))
 
     def used(self) -> tuple[int, int]:
         """(processors, memory bytes) the granted allocations take."""
-        demands = [
-            self._demand(d.config, self._granted.get(d.deployment_id, 0), d) for d in self._deployments.values()
-        ]
+        held = [*self._deployments.values(), *self._stopping.values()]
+        demands = [self._demand(d.config, self._held(d), d) for d in held]
         return (
             sum(x.processors(x.allocations) for x in demands),
             sum(x.memory(x.allocations) for x in demands),
         )
+
+    def _held(self, deployment: Deployment) -> int:
+        """What a deployment takes: its grant, or the workers it still runs while they drain away."""
+        return max(self._granted.get(deployment.deployment_id, 0), len(deployment.allocations))
 
     def check_start(self, config: DeploymentConfig) -> None:
         """Refuse a start whose allocations do not all fit, as Elasticsearch does when it cannot scale (429)."""
@@ -151,11 +156,8 @@ class DeploymentManager:
     def _grant(self, deployment: Deployment, wanted: int) -> int:
         """Called before a deployment starts or stops workers: how many it may run."""
         placed = self.fit(deployment.config, wanted)
-        before = self._granted.get(deployment.deployment_id, 0)
         self._granted[deployment.deployment_id] = placed.allocations
         deployment.placement_reason = placed.reason
-        if placed.allocations < before:
-            self._rebalance()
         return placed.allocations
 
     def _release(self, deployment_id: str) -> None:
@@ -182,8 +184,12 @@ class DeploymentManager:
         task = self._starting.pop(deployment_id, None)
         if task is not None and not task.done():
             task.cancel()
-        await deployment.stop()
-        self._release(deployment_id)
+        self._stopping[deployment_id] = deployment  # its workers hold their room until they exit
+        try:
+            await deployment.stop()
+        finally:
+            del self._stopping[deployment_id]
+            self._release(deployment_id)
 
     async def stop_all(self) -> None:
         await asyncio.gather(*(self.stop(d) for d in list(self._deployments)), return_exceptions=True)
