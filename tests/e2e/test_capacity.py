@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -140,3 +142,28 @@ def test_allocations_stay_within_the_processors(tmp_path: Path) -> None:
         assert len(_allocations(smaller)) == 2
     finally:
         smaller.stop()
+
+
+def test_inference_priority_parameter(http: httpx.Client, elser_endpoint: str) -> None:
+    path = f"/_inference/sparse_embedding/{elser_endpoint}"
+    bad = http.post(path, params={"priority": "urgent"}, json={"input": ["a query"]})
+    assert bad.status_code == 400
+    assert bad.json()["error"]["type"] == "illegal_argument_exception"
+    assert bad.json()["error"]["reason"] == "[priority] must be one of [search, ingest], got [urgent]"
+    # Either lane gives the same vectors.
+    as_search = http.post(path, params={"priority": "search"}, json={"input": ["a query"]})
+    as_ingest = http.post(path, params={"priority": "ingest"}, json={"input": ["a query"]})
+    assert as_search.status_code == as_ingest.status_code == 200
+    assert as_search.json() == as_ingest.json()
+
+
+def test_serve_refuses_a_bad_memory_limit(tmp_path: Path) -> None:
+    elserve = Path(sys.executable).with_name("elserve")
+    result = subprocess.run(
+        [str(elserve), "serve", "--data-dir", str(tmp_path / "data"), "--ml-memory", "lots"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "--ml-memory" in result.stderr and "expected a size with a unit" in result.stderr
