@@ -104,6 +104,12 @@ def test_allocations_stay_within_the_processors(tmp_path: Path) -> None:
         assert node["attributes"]["elserve.ml_memory_limit"] == str(4 << 30)
         workers = set(_allocations(server))
         assert len(workers - before) == 2
+        [node_memory] = es.ml.get_memory_stats(human=True)["nodes"].values()
+        ml = node_memory["mem"]["ml"]
+        assert ml["max_in_bytes"] == 4 << 30 and ml["max"] == "4gb"
+        assert ml["native_inference_in_bytes"] > 2 * (100 << 20)  # two workers' PSS, measured
+        assert ml["native_code_overhead_in_bytes"] > 0  # the fork server they share
+        assert node_memory["attributes"]["ml.allocated_processors"] == "2"
 
         with pytest.raises(ApiError) as none_left:
             es.ml.start_trained_model_deployment(model_id=".elser_model_2", deployment_id="late")

@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from elserve.api.errors import install_error_handlers
 from elserve.api.metrics import Metrics, RequestMetrics
 from elserve.api.node import NodeInfo
-from elserve.api.routes import inference, metrics, root, trained_models
+from elserve.api.routes import inference, metrics, ml_memory, root, trained_models
 from elserve.deployments.autoscaler import ScalerTimings
 from elserve.deployments.capacity import NodeCapacity
 from elserve.deployments.manager import DeploymentManager
@@ -136,6 +136,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app.include_router(root.router)
     app.include_router(inference.router)
     app.include_router(trained_models.router)
+    app.include_router(ml_memory.router)
     app.include_router(metrics.router)
     app.add_middleware(RequestMetrics)
     app.add_middleware(ElasticProductHeader)

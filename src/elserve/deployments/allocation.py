@@ -36,6 +36,13 @@ _spawn = multiprocessing.get_context("forkserver")
 _spawn.set_forkserver_preload(["elserve.deployments.worker", "elserve.runtime.encoder"])
 
 
+def running_fork_server_pid() -> int | None:
+    """The fork server's pid if one runs (for its memory), without starting one."""
+    from multiprocessing import forkserver
+
+    return forkserver._forkserver._forkserver_pid  # noqa: SLF001
+
+
 def _fork_server_pid() -> int:
     """The workers' parent: they die with it (PR_SET_PDEATHSIG), and it exits when the server does."""
     from multiprocessing import forkserver

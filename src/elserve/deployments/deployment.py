@@ -117,7 +117,7 @@ class Deployment:
         self.lane: Allocation | None = None
         self.query_lane = query_lane and config.priority != "low"
         self._lane_settled = asyncio.Event()
-        self._memory: tuple[float, DeploymentMemory | None] | None = None  # (when, what) last measured
+        self._memory: tuple[float, DeploymentMemory] | None = None  # (when, what) last measured
 
     @property
     def deployment_id(self) -> str:
@@ -249,7 +249,10 @@ class Deployment:
         if self._memory is None or now - self._memory[0] > _MEMORY_REFRESH_S:
             pids = [a.pid for a in self.allocations if a.pid is not None and a.state is RoutingState.STARTED]
             lane = self.lane.pid if self.lane is not None and self.lane.state is RoutingState.STARTED else None
-            self._memory = (now, measure(pids, lane))
+            measured = measure(pids, lane)
+            if measured is None:
+                return None  # nothing runs yet: ask again next time, do not remember "nothing"
+            self._memory = (now, measured)
         return self._memory[1]
 
     def memory_per(self, model_bytes: int) -> tuple[int, int]:

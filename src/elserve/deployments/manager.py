@@ -15,7 +15,8 @@ from elserve.deployments.deployment import (
     Deployment,
     Observer,
 )
-from elserve.deployments.memory import estimate
+from elserve.deployments.allocation import running_fork_server_pid
+from elserve.deployments.memory import estimate, process_memory
 from elserve.errors import IllegalStateException, StatusException
 from elserve.models.cache import model_size_bytes
 from elserve.models.downloads import ModelDownloads
@@ -122,6 +123,13 @@ class DeploymentManager:
     def _held(self, deployment: Deployment) -> int:
         """What a deployment takes: its grant, or the workers it still runs while they drain away."""
         return max(self._granted.get(deployment.deployment_id, 0), len(deployment.allocations))
+
+    def native_memory(self) -> tuple[int, int]:
+        """(the fork server's PSS, the workers' PSS): what inference takes on this node, measured."""
+        fork_server = running_fork_server_pid()
+        shared = process_memory(fork_server) if fork_server is not None else None
+        workers = sum((m.total_bytes for d in self._deployments.values() if (m := d.memory()) is not None), 0)
+        return (shared.pss_bytes if shared else 0), workers
 
     def check_start(self, config: DeploymentConfig) -> None:
         """Refuse a start whose allocations do not all fit, as Elasticsearch does when it cannot scale (429)."""
