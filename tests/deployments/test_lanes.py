@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -78,6 +79,14 @@ def test_queries_are_answered_before_bulk(splade_model_dir: Path) -> None:
         assert not bulk.done()
         assert d.lane.freed_at > 0  # the lane answered the query
         await bulk
+
+        # kill -9 of the lane: the query it may have held is retried, none is lost; ingest starts another.
+        dead = d.lane.pid
+        os.kill(dead, signal.SIGKILL)
+        assert len(await d.infer(["cats"], 60)) == 1
+        await d.infer(BULK[:8], 60)
+        assert await d.wait_lane(60) and d.lane.pid != dead
+        assert len(await d.infer(["dogs"], 60)) == 1
         await d.stop()
 
     asyncio.run(main())
