@@ -135,6 +135,20 @@ def test_allocations_stay_within_the_processors(tmp_path: Path) -> None:
     finally:
         server.stop()
 
+
+@pytest.mark.slow
+def test_what_no_longer_fits_after_a_restart_stays_unassigned(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    server = Server(data, args=LIMITS).start()
+    try:
+        es = make_client(server)
+        es.ml.start_trained_model_deployment(
+            model_id=".elser_model_2", deployment_id="fills", number_of_allocations=2, wait_for="fully_allocated"
+        )
+        es.ml.start_trained_model_deployment(model_id=".elser_model_2", deployment_id="background", priority="low")
+    finally:
+        server.stop()
+
     # Restarted with one processor: what no longer fits stays unassigned (Elasticsearch: `started`, 1 of 2).
     smaller = Server(data, port=server.port, args=["--processors", "1", "--ml-memory", "4gb"]).start()
     try:
