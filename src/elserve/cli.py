@@ -61,6 +61,21 @@ def serve(
         str,
         typer.Option(help="A request head must arrive within this from its first byte; a body may not stall longer."),
     ] = "10s",
+    processors: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Processors allocations may use (allocations x threads of normal-priority deployments); "
+            "default: the machine's. As Elasticsearch's node.processors.",
+        ),
+    ] = None,
+    ml_memory: Annotated[
+        str | None,
+        typer.Option(
+            help="Memory allocations may use: a size (4gb, 512mb) or a share of the machine (40%); default 30%, "
+            "as Elasticsearch's xpack.ml.max_machine_memory_percent.",
+        ),
+    ] = None,
 ) -> None:
     """Run the service: Elasticsearch's inference and trained-model APIs over HTTP.
 
@@ -78,10 +93,16 @@ def serve(
     from elserve.runtime.cpu import bf16_refusal
     from elserve.runtime.encoder import BF16, PRECISIONS
 
+    from elserve.deployments.capacity import parse_memory
+
     if precision not in PRECISIONS:
         raise typer.BadParameter(f"must be one of {', '.join(PRECISIONS)}", param_hint="--precision")
     if precision == BF16 and (refusal := bf16_refusal()):
         raise typer.BadParameter(refusal, param_hint="--precision")
+    try:
+        ml_memory_bytes = None if ml_memory is None else parse_memory(ml_memory)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--ml-memory") from None
 
     if (ssl_certfile is None) != (ssl_keyfile is None):
         raise typer.BadParameter("--ssl-certfile and --ssl-keyfile go together", param_hint="--ssl-certfile")
@@ -95,6 +116,8 @@ def serve(
         login_free_failures=login_free_failures,
         http=limits,
         read_only=read_only,
+        processors=processors,
+        ml_memory_bytes=ml_memory_bytes,
     )
     uvicorn.run(
         create_app(settings),

@@ -38,6 +38,9 @@ class ServerSettings:
     http: HttpLimits = HttpLimits()
     # The data directory cannot be written: its store is served as it is, and writes fail (503).
     read_only: bool = False
+    # The node's capacity for allocations (None: the machine's processors, 30% of its memory).
+    processors: int | None = None
+    ml_memory_bytes: int | None = None
 
     @property
     def store_path(self) -> Path:

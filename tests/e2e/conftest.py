@@ -11,6 +11,8 @@ from elasticsearch import Elasticsearch
 from tests.e2e.server import PASSWORD, Server
 from tests.hold import HOLD_FILE_ENV
 
+SHARED_SERVER_ARGS = ["--processors", "64", "--ml-memory", "100%"]
+
 
 @pytest.fixture(scope="session")
 def server_hold_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -20,7 +22,13 @@ def server_hold_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory, server_hold_file: Path) -> Iterator[Server]:
-    srv = Server(tmp_path_factory.mktemp("elserve") / "data", env={HOLD_FILE_ENV: str(server_hold_file)}).start()
+    # The shared server holds many tests' deployments at once: room for them whatever the machine
+    # (the capacity tests start their own server with the machine's limits or smaller ones).
+    srv = Server(
+        tmp_path_factory.mktemp("elserve") / "data",
+        env={HOLD_FILE_ENV: str(server_hold_file)},
+        args=SHARED_SERVER_ARGS,
+    ).start()
     yield srv
     srv.stop()
 

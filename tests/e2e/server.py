@@ -31,6 +31,7 @@ class Server:
         args: list[str] | None = None,
     ) -> None:
         self.data_dir = data_dir
+        self.extra_args = args or []
         self.extra_env = env or {}
         self.extra_args = args or []
         self.port = port or free_port()
@@ -71,12 +72,22 @@ class Server:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def worker_pids(self) -> list[int]:
-        """The server's child processes (its allocation workers)."""
+        """The processes below the server: its allocation workers (children of its fork server) and helpers."""
         assert self.process is not None
         pids: list[int] = []
-        for task in Path(f"/proc/{self.process.pid}/task").iterdir():
-            children = (task / "children").read_text().split()
-            pids.extend(int(p) for p in children)
+        stack = [self.process.pid]
+        while stack:
+            try:
+                tasks = list(Path(f"/proc/{stack.pop()}/task").iterdir())
+            except OSError:  # exited meanwhile
+                continue
+            for task in tasks:
+                try:
+                    children = [int(p) for p in (task / "children").read_text().split()]
+                except OSError:
+                    continue
+                pids.extend(children)
+                stack.extend(children)
         return pids
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 60.0) -> int:

@@ -15,9 +15,10 @@ from elserve.api.errors import install_error_handlers
 from elserve.api.metrics import Metrics, RequestMetrics
 from elserve.api.node import NodeInfo
 from elserve.api.request_body import RequestBodyLimits
-from elserve.api.routes import inference, metrics, openapi, root, trained_models
+from elserve.api.routes import inference, metrics, ml_memory, openapi, root, trained_models
 from elserve.api.routes import security as security_routes
 from elserve.deployments.autoscaler import ScalerTimings
+from elserve.deployments.capacity import NodeCapacity
 from elserve.deployments.manager import DeploymentManager
 from elserve.models.cache import ModelCache
 from elserve.models.downloads import ModelDownloads
@@ -85,7 +86,8 @@ def build_services(settings: ServerSettings) -> Services:
         generated = None  # read-only: the stored `elastic` stays as it is (cli.py said why, once)
     if generated is not None:
         _print_generated_password(generated)
-    node = NodeInfo.load(repo, settings.host, settings.port)
+    capacity = NodeCapacity.of_machine(settings.processors, settings.ml_memory_bytes)
+    node = NodeInfo.load(repo, settings.host, settings.port, capacity)
     downloads = ModelDownloads(ModelCache(settings.model_cache_dir))
     timings = ScalerTimings(
         interval_s=settings.scaler_interval_s,
@@ -99,6 +101,7 @@ def build_services(settings: ServerSettings) -> Services:
         timings=timings,
         observer=metrics,
         precision=settings.precision,
+        capacity=capacity,
     )
     metrics.watch(deployments)
     inference = InferenceOperations(repo, deployments)
@@ -140,6 +143,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app.include_router(root.router)
     app.include_router(inference.router)
     app.include_router(trained_models.router)
+    app.include_router(ml_memory.router)
     app.include_router(metrics.router)
     app.include_router(security_routes.router)
     app.include_router(openapi.router)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import base64
-import os
 import secrets
 import socket
 from dataclasses import dataclass
 
+from elserve.deployments.capacity import NodeCapacity, machine_memory
 from elserve.store import Repository, StoreWriteError
 from elserve.version import ES_VERSION
 
@@ -27,9 +27,12 @@ class NodeInfo:
     cluster_uuid: str
     ephemeral_id: str
     transport_address: str
+    allocated_processors: int
+    machine_memory: int
+    ml_memory_limit: int  # the native memory allocations may use
 
     @classmethod
-    def load(cls, repo: Repository, host: str, port: int) -> NodeInfo:
+    def load(cls, repo: Repository, host: str, port: int, capacity: NodeCapacity) -> NodeInfo:
         """The node and cluster ids persist in the data directory; the ephemeral id is per start."""
         doc = repo.get(_KIND, "local")
         if doc is None:
@@ -45,6 +48,9 @@ class NodeInfo:
             cluster_uuid=doc["cluster_uuid"],
             ephemeral_id=_es_id(),
             transport_address=f"{host}:{port}",
+            allocated_processors=capacity.processors,
+            machine_memory=machine_memory(),
+            ml_memory_limit=capacity.memory_bytes,
         )
 
     def discovery_node(self) -> dict:
@@ -56,9 +62,12 @@ class NodeInfo:
                 "transport_address": self.transport_address,
                 "external_id": self.name,
                 "attributes": {
-                    "ml.machine_memory": str(_machine_memory()),
-                    "ml.allocated_processors": str(_processors()),
+                    "ml.machine_memory": str(self.machine_memory),
+                    "ml.allocated_processors": str(self.allocated_processors),
+                    "ml.allocated_processors_double": str(float(self.allocated_processors)),
                     "ml.config_version": "12.0.0",
+                    # elserve's own: the memory allocations may use (`elserve serve --ml-memory`).
+                    "elserve.ml_memory_limit": str(self.ml_memory_limit),
                 },
                 "roles": ["ml"],
                 "version": ES_VERSION,
@@ -67,13 +76,3 @@ class NodeInfo:
             }
         }
 
-
-def _processors() -> int:
-    return os.cpu_count() or 1
-
-
-def _machine_memory() -> int:
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError):
-        return 0

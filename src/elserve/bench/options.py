@@ -47,6 +47,9 @@ class BenchOptions:
     clients: int = 8
     docs_per_request: int = 16
     latency_requests: int = 1000
+    # The mixed-load passes (bulk alone, bulk with a query client sending one every query_interval_ms).
+    mixed: bool = True
+    query_interval_ms: float = 100.0
     tune_docs: int = 256
     sample_docs: int = 32
     st_batch_sizes: tuple[int, ...] = (1, 8, 32)

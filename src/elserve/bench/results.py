@@ -59,6 +59,34 @@ class Agreement:
     overlap_min: float
 
 
+@dataclass(frozen=True)
+class MixedLoad:
+    """The bulk load with and without one paced query client beside it (bench/mixed.py)."""
+
+    idle: Latency
+    under_load: Latency | None
+    bulk_alone: Timing
+    bulk_with_queries: Timing
+    query_interval_ms: float
+
+    @property
+    def p99_ratio(self) -> float | None:
+        return None if self.under_load is None else self.under_load.p99_ms / self.idle.p99_ms
+
+    @property
+    def throughput_ratio(self) -> float:
+        return self.bulk_with_queries.tokens_per_s / self.bulk_alone.tokens_per_s
+
+
+@dataclass(frozen=True)
+class WorkerMemory:
+    """One worker process (an allocation or the query lane) after the load, from /proc/<pid>/smaps_rollup."""
+
+    uss_bytes: int
+    pss_bytes: int
+    rss_bytes: int
+
+
 @dataclass
 class RunnerResult:
     """One row of the report."""
@@ -78,5 +106,8 @@ class RunnerResult:
     notes: list[str] = field(default_factory=list)
     # elserve's kernels as its encoder chose them at load (`Encoder.kernels`); None for peers.
     kernels: dict[str, str] | None = None
+    mixed: MixedLoad | None = None
+    workers_memory: list[WorkerMemory] = field(default_factory=list)
+    fork_server_uss_bytes: int | None = None  # the runtime the workers share
     # Vectors of the agreement sample (not written out; compared against elserve exact).
     sample: list[SparseRow] = field(default_factory=list, repr=False)

@@ -59,6 +59,16 @@ def bench(
         int,
         typer.Option(help="Sequential requests of one short text (the median of many: a shared machine has bursts)."),
     ] = 1000,
+    mixed: Annotated[
+        bool,
+        typer.Option(
+            "--mixed/--no-mixed",
+            help="Per endpoint, the bulk load again alone and with one query client (mixed-load row).",
+        ),
+    ] = True,
+    query_interval_ms: Annotated[
+        float, typer.Option(help="The mixed load's query client sends one short text this often.")
+    ] = 100.0,
     tune_docs: Annotated[int, typer.Option(help="Passages each batch setting is tried on.")] = 256,
     st_batch_sizes: Annotated[str, typer.Option(help="sentence-transformers batch sizes to try.")] = "1,8,32",
     ort_batch_sizes: Annotated[str, typer.Option(help="ONNX Runtime batch sizes to try.")] = "1,4,16",
@@ -88,6 +98,8 @@ def bench(
             clients=clients,
             docs_per_request=docs_per_request,
             latency_requests=latency_requests,
+            mixed=mixed,
+            query_interval_ms=query_interval_ms,
             tune_docs=tune_docs,
             st_batch_sizes=_ints(st_batch_sizes, "--st-batch-sizes"),
             ort_batch_sizes=_ints(ort_batch_sizes, "--ort-batch-sizes"),

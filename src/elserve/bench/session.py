@@ -27,7 +27,8 @@ from elserve.bench.onnx_export import onnx_path_for, run_export
 from elserve.bench.options import Allocation, BenchOptions
 from elserve.bench.peers import OFFLINE_ENV, PeerJob, missing_peer_libraries, run_onnxruntime, run_sentence_transformers
 from elserve.bench.report import best_peer, result_record, results_table, tuning_table, write_json
-from elserve.bench.results import RunnerResult
+from elserve.bench.mixed_report import mixed_table
+from elserve.bench.results import MixedLoad, RunnerResult, WorkerMemory
 from elserve.runtime import Encoder, Tokenizer
 from elserve.runtime.cpu import bf16_refusal
 
@@ -82,6 +83,8 @@ class BenchSession:
         self.console.print(results_table(self.results, f"elserve bench, {options.threads} threads"))
         if any(r.tuning for r in self.results):
             self.console.print(tuning_table(self.results))
+        if any(r.mixed or r.workers_memory for r in self.results):
+            self.console.print(mixed_table(self.results))
         for failure in self.failures:
             self.console.print(f"[red]{failure['runner']} failed:[/] {failure['error'].splitlines()[-1]}")
         document = {
@@ -272,6 +275,8 @@ class BenchSession:
                     progress=self._on_progress(bars, task, f"{shape} {name}"),
                 )
                 rss = server.peak_rss_bytes() if server is not None else None
+                mixed = self._mixed(client, inference_id, workload, self._on_progress(bars, task, f"{shape} {name}"))
+                memory, fork_server = _workers_memory(server)
             finally:
                 client.delete_endpoint(http, inference_id)
         bars.update(task, description=f"{shape} {name}: {measured.best.tokens_per_s:,.0f} tokens/s")
@@ -285,11 +290,33 @@ class BenchSession:
             latency_under_load=measured.latency_under_load,
             peak_rss_bytes=rss,
             sample=measured.sample,
+            mixed=mixed,
+            workers_memory=memory,
+            fork_server_uss_bytes=fork_server,
             load_after=os.getloadavg()[0],
             notes=[
                 f"{opts.docs_per_request} texts a request, corpus order; endpoint deployed in {deploy_seconds:.1f}s",
                 "peak RSS: server and its workers (sum of each one's VmHWM)" if server else "peak RSS: not local",
             ],
+        )
+
+    def _mixed(
+        self, client: InferenceClient, inference_id: str, workload: Workload, progress: Callable[[str, int, int], None]
+    ) -> MixedLoad | None:
+        from elserve.bench.mixed import measure_mixed
+
+        opts = self.options
+        if not opts.mixed:
+            return None
+        return measure_mixed(
+            client,
+            inference_id,
+            workload,
+            clients=opts.clients,
+            docs_per_request=opts.docs_per_request,
+            latency_requests=opts.latency_requests,
+            progress=progress,
+            query_interval_s=opts.query_interval_ms / 1000,
         )
 
     def _on_progress(self, bars: Progress, task: TaskID, label: str) -> Callable[[str, int, int], None]:
@@ -323,3 +350,15 @@ class BenchSession:
                 vocab = vocab or Tokenizer.from_dir(model_dir).vocab
                 sample = rows_by_id(sample, vocab)
             row.agreement = compare(reference, sample)
+
+
+def _workers_memory(server: BenchServer | None) -> tuple[list[WorkerMemory], int | None]:
+    """Each worker's memory after the load, and the fork server's (the runtime they share)."""
+    from elserve.bench.proc_memory import fork_server_memory, workers_memory
+
+    if server is None or server.process is None:
+        return [], None
+    workers = workers_memory(server.process.pid)
+    memory = [WorkerMemory(m.uss_bytes, m.pss_bytes, m.rss_bytes) for _, m in sorted(workers)]
+    fork_server = fork_server_memory(server.process.pid)
+    return memory, None if fork_server is None else fork_server.uss_bytes

@@ -32,7 +32,25 @@ MAX_IN_FLIGHT = 1
 STOP_GRACE_S = 5.0
 
 log = logging.getLogger("elserve.deployments")
-_spawn = multiprocessing.get_context("spawn")
+_spawn = multiprocessing.get_context("forkserver")
+# The fork server imports the runtime once (no model, no thread started); each worker forked from it
+# shares those pages copy-on-write instead of importing PyTorch again.
+_spawn.set_forkserver_preload(["elserve.deployments.worker", "elserve.runtime.encoder"])
+
+
+def running_fork_server_pid() -> int | None:
+    """The fork server's pid if one runs (for its memory), without starting one."""
+    from multiprocessing import forkserver
+
+    return forkserver._forkserver._forkserver_pid  # noqa: SLF001
+
+
+def _fork_server_pid() -> int:
+    """The workers' parent: they die with it (PR_SET_PDEATHSIG), and it exits when the server does."""
+    from multiprocessing import forkserver
+
+    forkserver.ensure_running()
+    return forkserver._forkserver._forkserver_pid  # noqa: SLF001 (no public accessor)
 _batch_ids = itertools.count()
 
 
@@ -55,6 +73,7 @@ class Allocation:
         precision: str,
         on_exit: Callable[[Allocation], None],
         on_free: Callable[[], None],
+        nice: int = 0,
     ) -> None:
         self.model_dir = model_dir
         self.num_threads = num_threads
@@ -65,6 +84,7 @@ class Allocation:
         self.kernels: dict[str, str] = {}
         self.accepting = True  # False while draining before a scale-down or stop
         self.freed_at = 0.0  # time.monotonic() of the last batch answered
+        self.nice = nice  # the worker's OS priority: allocations run below the query lane
         self._on_exit = on_exit
         self._on_free = on_free  # a batch finished: the dispatcher may send another
         self._pending: dict[int, asyncio.Future] = {}
@@ -86,7 +106,11 @@ class Allocation:
         parent, child = _spawn.Pipe()
         self._process = _spawn.Process(
             target=worker.main,
-            args=(child, str(self.model_dir), self.num_threads, self.precision, os.getpid()),
+            # (The test hook's file is read here: a forked worker has the fork server's environment.)
+            args=(
+                child, str(self.model_dir), self.num_threads, self.precision, _fork_server_pid(),
+                os.environ.get(worker.HOLD_FILE_ENV),
+            ),  # fmt: skip
             daemon=True,
             name="elserve-worker",
         )
@@ -105,6 +129,8 @@ class Allocation:
         self.pid = message[1]
         self.kernels = message[2]  # what the worker measured fastest on this machine
         log.info("worker %s ready on %s: kernels %s", self.pid, self.model_dir.name, self.kernels)
+        if self.nice:
+            _renice(self.pid, self.nice)
         self.state = RoutingState.STARTED
         threading.Thread(target=self._read, name="elserve-recv", daemon=True).start()
 
@@ -131,9 +157,9 @@ class Allocation:
             try:
                 message = conn.recv()
             except (EOFError, OSError):
-                loop.call_soon_threadsafe(self._exited)
+                _call_soon(loop, self._exited)
                 return
-            loop.call_soon_threadsafe(self._answer, message)
+            _call_soon(loop, self._answer, message)
 
     def _answer(self, message: tuple) -> None:
         kind, batch_id = message[0], message[1]
@@ -185,3 +211,23 @@ class Allocation:
         self._stopping = True
         if self._process is not None and self._process.is_alive():
             self._process.kill()
+
+
+def _renice(pid: int, nice: int) -> None:
+    """Lower every thread of the worker (Linux sets nice per thread; threads made later inherit it)."""
+    try:
+        tids = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+    except OSError:
+        tids = [pid]
+    for tid in tids:
+        try:
+            os.setpriority(os.PRIO_PROCESS, tid, nice)
+        except OSError:  # the thread ended meanwhile, or no /proc: best effort
+            pass
+
+
+def _call_soon(loop: asyncio.AbstractEventLoop, callback: Callable, *args: object) -> None:
+    try:
+        loop.call_soon_threadsafe(callback, *args)
+    except RuntimeError:  # the loop has closed (the server is gone): nobody waits for this any more
+        pass

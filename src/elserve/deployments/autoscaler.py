@@ -87,7 +87,7 @@ class Autoscaler:
                     self._deployment.deployment_id,
                     wanted,
                 )
-                await self._deployment.scale(wanted)
+                await self._deployment.scale(wanted, within_capacity=True)
 
     def wake(self) -> None:
         """A request found no allocation: ask for one (once), as Elasticsearch's `maybeStartAllocation`."""
@@ -97,4 +97,4 @@ class Autoscaler:
         )
         if wanted is not None:
             log.info("adaptive allocations scaler: waking [%s] with one allocation", self._deployment.deployment_id)
-            self._waking = asyncio.ensure_future(self._deployment.scale(wanted))
+            self._waking = asyncio.ensure_future(self._deployment.scale(wanted, within_capacity=True))

@@ -19,7 +19,9 @@ from typing import Protocol
 from elserve.deployments.allocation import Allocation, WorkerDied, WorkerStartError
 from elserve.deployments.autoscaler import Autoscaler, ScalerTimings
 from elserve.deployments.config import DeploymentConfig
-from elserve.deployments.queue import Admission, Entry, RequestQueue
+from elserve.deployments.lanes import is_search
+from elserve.deployments.memory import DeploymentMemory, estimate, measure
+from elserve.deployments.queue import Admission, Entry, LanedQueue
 from elserve.deployments.states import DeploymentState, RoutingState
 from elserve.deployments.stats import DeploymentCounters, now_ms
 from elserve.errors import RejectedExecutionException, StatusException
@@ -30,6 +32,11 @@ log = logging.getLogger("elserve.deployments")
 # Batches are cut by tokens, not texts: the cost of a batch is its tokens.
 DEFAULT_MAX_BATCH_TOKENS = 4096
 DEFAULT_MAX_BATCH_SIZE = 256
+# Allocations run at this OS priority (nice), below the query lane and the HTTP server, so that a
+# query preempts bulk work on a busy machine instead of waiting for its batch to end.
+ALLOCATION_NICE = 10
+# Memory is read from /proc at most this often (a read walks every mapping of every worker).
+_MEMORY_REFRESH_S = 5.0
 # Requests up to this many characters are tokenized on the event loop; longer ones in a thread.
 _INLINE_TOKENIZE_CHARS = 2048
 
@@ -50,6 +57,14 @@ class _NoObserver:
         pass
 
 
+# Asked for `n` allocations, how many may run (the node's capacity decides; see capacity.py).
+Grant = Callable[["Deployment", int], int]
+
+
+def _unbounded(deployment: Deployment, n: int) -> int:
+    return n
+
+
 @dataclass(frozen=True)
 class InferenceResult:
     vector: SparseVector
@@ -67,6 +82,9 @@ class Deployment:
         timings: ScalerTimings = ScalerTimings(),
         observer: Observer | None = None,
         precision: str = "exact",
+        grant: Grant = _unbounded,
+        query_lane: bool = True,
+        on_released: Callable[[], None] | None = None,
     ) -> None:
         self.config = config
         self.state = DeploymentState.STARTING
@@ -78,11 +96,11 @@ class Deployment:
         self.tokenizer: Tokenizer | None = None
         self._model_dir_source = model_dir
         self._model_dir: Path | None = None
-        self._queue = RequestQueue()
+        self._queue = LanedQueue()
         self._admission = Admission(config.queue_capacity)
         self._max_batch_tokens = max_batch_tokens
         self._max_batch_size = max_batch_size
-        self._free = asyncio.Event()
+        self._free = asyncio.Event()  # a worker is free or work arrived: the dispatcher looks again
         self._started = asyncio.Event()
         self._allocations_changed = asyncio.Event()
         self._tasks: set[asyncio.Task] = set()
@@ -91,6 +109,15 @@ class Deployment:
         self.autoscaler = Autoscaler(self, timings)
         self._observer = observer or _NoObserver()
         self.precision = precision
+        self._grant = grant
+        self._on_released = on_released or (lambda: None)  # allocations stopped: room for others
+        # Why fewer allocations run than asked (Elasticsearch's assignment `reason`); None when all fit.
+        self.placement_reason: str | None = None
+        # The query lane: one worker for search-like batches, started when ingest first comes (lanes.py).
+        self.lane: Allocation | None = None
+        self.query_lane = query_lane and config.priority != "low"
+        self._lane_settled = asyncio.Event()
+        self._memory: tuple[float, DeploymentMemory] | None = None  # (when, what) last measured
 
     @property
     def deployment_id(self) -> str:
@@ -124,6 +151,12 @@ class Deployment:
         except Exception as exc:  # whatever stops the start (download, files, workers) fails the deployment
             self._fail(getattr(exc, "reason", None) or f"{type(exc).__name__}: {exc}", getattr(exc, "status", 500))
             return
+        if self.config.number_of_allocations == 0:
+            self._mark_started()  # scaled to zero: started, with no allocation until a request comes
+
+    def _mark_started(self) -> None:
+        """Started once an allocation runs (or none is asked for); until then, `starting` as an unassigned
+        Elasticsearch deployment."""
         if self.state is DeploymentState.STARTING:
             self.state = DeploymentState.STARTED
             self._started.set()
@@ -171,27 +204,34 @@ class Deployment:
             await self._admission.idle.wait()
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*(a.stop() for a in self.allocations), return_exceptions=True)
+        workers = [*self.allocations, *([self.lane] if self.lane else [])]
+        await asyncio.gather(*(a.stop() for a in workers), return_exceptions=True)
         self.allocations.clear()
+        self.lane = None
         if self._dispatcher is not None:
             self._dispatcher.cancel()
         self._queue.fail_all(StatusException(f"Trained model [{self.deployment_id}] is [stopping]", 409))
 
     def kill(self) -> None:
-        for allocation in self.allocations:
+        for allocation in [*self.allocations, *([self.lane] if self.lane else [])]:
             allocation.kill()
 
-    async def scale(self, n: int) -> None:
-        """Start or drain-and-stop allocations until `n` are live."""
-        async with self._scaling:
-            await self._scale(n)
+    async def scale(self, n: int, *, within_capacity: bool = False) -> None:
+        """Ask for `n` allocations; start or drain-and-stop workers until as many as the node grants are live.
 
-    async def _scale(self, n: int) -> None:
+        What is not granted stays unassigned (the target stays `n`), unless `within_capacity`
+        (the adaptive scaler), which sets the target to what fits.
+        """
+        async with self._scaling:
+            await self._scale(n, within_capacity)
+
+    async def _scale(self, n: int, within_capacity: bool = False) -> None:
         assert self._model_dir is not None
-        self.config = self.config.with_allocations(n)
+        granted = self._grant(self, n)
+        self.config = self.config.with_allocations(granted if within_capacity else n)
         live = [a for a in self.allocations if a.accepting and a.state is not RoutingState.FAILED]
-        if len(live) < n:
-            new = [self._new_allocation() for _ in range(n - len(live))]
+        if len(live) < granted:
+            new = [self._new_allocation() for _ in range(granted - len(live))]
             self.allocations.extend(new)
             results = await asyncio.gather(*(a.start() for a in new), return_exceptions=True)
             failures = [r for r in results if isinstance(r, BaseException)]
@@ -199,9 +239,42 @@ class Deployment:
             self._allocations_changed.set()
             if failures:
                 raise failures[0]
-        for allocation in live[n:]:
+            if self.state is DeploymentState.STARTING and self.started_allocations:
+                self._mark_started()
+        for allocation in live[granted:]:
             await allocation.stop()
             self.allocations.remove(allocation)
+        if len(live) > granted:
+            self._on_released()  # only once they have exited: no moment with more workers than the node holds
+
+    def memory(self) -> DeploymentMemory | None:
+        """Its workers' memory as measured now (cached a few seconds); None before any allocation runs."""
+        now = time.monotonic()
+        if self._memory is None or now - self._memory[0] > _MEMORY_REFRESH_S:
+            pids = [a.pid for a in self.allocations if a.pid is not None and a.state is RoutingState.STARTED]
+            lane = self.lane.pid if self.lane is not None and self.lane.state is RoutingState.STARTED else None
+            measured = measure(pids, lane)
+            if measured is None:
+                return None  # nothing runs yet: ask again next time, do not remember "nothing"
+            self._memory = (now, measured)
+        return self._memory[1]
+
+    def memory_per(self, model_bytes: int) -> tuple[int, int]:
+        """(per-deployment, per-allocation) bytes: measured from its workers, else estimated."""
+        measured = self.memory()
+        if measured is not None:
+            return measured.per_deployment_bytes, measured.per_allocation_bytes
+        return estimate(model_bytes, query_lane=self.query_lane)
+
+    def retry_placement(self) -> None:
+        """Room was freed on the node: try again for the allocations not granted so far."""
+        self._spawn(self._retry_placement())
+
+    async def _retry_placement(self) -> None:
+        try:
+            await self.scale(self.config.number_of_allocations)
+        except Exception as exc:  # a worker that cannot start fails this try only; the next release retries
+            log.warning("deployment [%s]: could not add allocations: %s", self.deployment_id, exc)
 
     async def reconfigure(self, config: DeploymentConfig) -> None:
         """Apply new allocations or adaptive settings to the live deployment; requests keep flowing."""
@@ -219,7 +292,45 @@ class Deployment:
             self.precision,
             on_exit=self._allocation_exited,
             on_free=self._free.set,
+            nice=ALLOCATION_NICE,
         )
+
+    def _ensure_lane(self) -> None:
+        """Start the query lane (once): one thread at normal priority, for search-like batches only."""
+        if self.lane is not None or not self.query_lane or self.state is not DeploymentState.STARTED:
+            return
+        assert self._model_dir is not None
+        self._lane_settled.clear()
+        self.lane = Allocation(
+            self._model_dir, 1, self.precision, on_exit=self._lane_exited, on_free=self._free.set
+        )
+        self._spawn(self._start_lane(self.lane))
+
+    async def _start_lane(self, lane: Allocation) -> None:
+        try:
+            await lane.start()
+        except WorkerStartError as exc:  # queries keep going to the allocations
+            log.warning("deployment [%s]: query lane did not start: %s", self.deployment_id, exc)
+            self.query_lane = False
+            self.lane = None
+        self._free.set()
+        self._lane_settled.set()
+
+    async def wait_lane(self, timeout: float | None) -> bool:
+        """Until the query lane has started (or could not); False if none was asked for or `timeout` ran out."""
+        if self.lane is None:
+            return False
+        try:
+            await asyncio.wait_for(self._lane_settled.wait(), timeout)
+        except TimeoutError:
+            return False
+        return self.lane is not None and self.lane.state is RoutingState.STARTED
+
+    def _lane_exited(self, lane: Allocation) -> None:
+        """A dead lane is dropped; the next ingest request starts another. Its batches are retried."""
+        if self.lane is lane:
+            self.lane = None
+        self._free.set()
 
     def _allocation_exited(self, allocation: Allocation) -> None:
         self._free.set()
@@ -247,7 +358,10 @@ class Deployment:
 
     # -- inference ---------------------------------------------------------------------------
 
-    async def infer(self, texts: list[str], timeout: float | None) -> list[InferenceResult]:
+    async def infer(
+        self, texts: list[str], timeout: float | None, priority: str | None = None
+    ) -> list[InferenceResult]:
+        """Encode `texts`; `priority` (`search` or `ingest`) overrides the rule of lanes.py."""
         self._check_serving()
         if not self._admission.try_acquire():
             self.counters.rejected_execution_count += 1
@@ -262,8 +376,12 @@ class Deployment:
             else:
                 encoded = await asyncio.to_thread(self.tokenizer.encode_batch, texts)
             loop = asyncio.get_running_loop()
-            entries = [Entry(e.ids, loop.create_future()) for e in encoded]
+            search = is_search([len(e.ids) for e in encoded], priority)
+            if not search:
+                self._ensure_lane()
+            entries = [Entry(e.ids, loop.create_future(), search=search) for e in encoded]
             self._queue.push(entries)
+            self._free.set()
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
             try:
                 answers = await asyncio.wait_for(asyncio.gather(*(e.future for e in entries)), remaining)
@@ -293,22 +411,33 @@ class Deployment:
         sequential client; one short text on 2 allocations, p50: 6.1-7.0 ms then, 3.3-4.3 ms now.)
         """
         while True:
-            await self._queue.wait()
-            allocation = await self._free_allocation()
-            entries = self._queue.take(self._max_batch_tokens, self._max_batch_size)
+            self._free.clear()
+            picked = self._pick_worker()
+            if picked is None:
+                await self._free.wait()
+                continue
+            allocation, search_only = picked
+            entries = self._queue.take(self._max_batch_tokens, self._max_batch_size, search_only)
             if not entries:  # their callers had gone
                 continue
             future = allocation.submit([e.ids for e in entries])
             self._observer.batch(self.deployment_id, len(entries), sum(e.size for e in entries))
             future.add_done_callback(lambda f, entries=entries: self._batch_done(entries, f))
 
-    async def _free_allocation(self) -> Allocation:
-        while True:
-            self._free.clear()
-            ready = [a for a in self.allocations if a.can_take]
-            if ready:
-                return min(ready, key=lambda a: (a.in_flight, -a.freed_at))
-            await self._free.wait()
+    def _pick_worker(self) -> tuple[Allocation, bool] | None:
+        """Who takes the next batch, and whether only search entries may go there; None: wait.
+
+        Queries go to the query lane when it is free (the allocations stay on bulk); otherwise
+        any free allocation takes the next batch, search entries first.
+        """
+        if not len(self._queue):
+            return None
+        if self._queue.has_search and self.lane is not None and self.lane.can_take:
+            return self.lane, True
+        ready = [a for a in self.allocations if a.can_take]
+        if ready:
+            return min(ready, key=lambda a: (a.in_flight, -a.freed_at)), False
+        return None
 
     def _batch_done(self, entries: list[Entry], future: asyncio.Future) -> None:
         exc = future.exception()

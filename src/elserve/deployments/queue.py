@@ -23,6 +23,7 @@ class Entry:
     ids: np.ndarray
     future: asyncio.Future
     retries: int = 0
+    search: bool = False  # search-like: served before ingest-like entries (see lanes.py)
     size: int = field(init=False)
 
     def __post_init__(self) -> None:
@@ -135,3 +136,44 @@ class RequestQueue:
         self._groups.clear()
         self._count = 0
         self._nonempty.clear()
+
+
+class LanedQueue:
+    """Two `RequestQueue`s: search-like entries are always taken before ingest-like ones.
+
+    A batch is cut from one lane only, so a query never rides in (and waits for) a bulk batch.
+    """
+
+    def __init__(self) -> None:
+        self._search = RequestQueue()
+        self._ingest = RequestQueue()
+
+    def __len__(self) -> int:
+        return len(self._search) + len(self._ingest)
+
+    @property
+    def has_search(self) -> bool:
+        return len(self._search) > 0
+
+    def _lane(self, entries: list[Entry]) -> RequestQueue:
+        return self._search if entries and entries[0].search else self._ingest
+
+    def push(self, entries: list[Entry]) -> None:
+        """One request's entries (all of one lane)."""
+        self._lane(entries).push(entries)
+
+    def push_front(self, entries: list[Entry]) -> None:
+        for search in (True, False):
+            lane = [e for e in entries if e.search is search]
+            self._lane(lane).push_front(lane)
+
+    def take(self, max_tokens: int, max_size: int, search_only: bool = False) -> list[Entry]:
+        """The next batch: from the search lane while it has entries, else (unless `search_only`) from ingest."""
+        batch = self._search.take(max_tokens, max_size)
+        if batch or search_only:
+            return batch
+        return self._ingest.take(max_tokens, max_size)
+
+    def fail_all(self, exc: BaseException) -> None:
+        self._search.fail_all(exc)
+        self._ingest.fail_all(exc)

@@ -8,9 +8,21 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from elserve.errors import IllegalArgumentException
+
 MAX_THREADS_PER_ALLOCATION = 32
 MAX_QUEUE_CAPACITY = 100_000
 PRIORITIES = ("normal", "low")
+# Where Elasticsearch's enum lives: its name is in the message for an unknown priority.
+_PRIORITY_ENUM = "org.elasticsearch.xpack.core.ml.inference.assignment.Priority"
+
+
+def parse_priority(value: str) -> str:
+    """`Priority.fromString`: case-insensitive `normal` or `low`; anything else is Java's `valueOf` error."""
+    name = value.upper()
+    if name.lower() not in PRIORITIES:
+        raise IllegalArgumentException(f"No enum constant {_PRIORITY_ENUM}.{name}")
+    return name.lower()
 
 
 class AdaptiveLike(Protocol):
@@ -47,9 +59,9 @@ def start_errors(
         if queue_capacity > MAX_QUEUE_CAPACITY:
             errors.append(f"[queue_capacity] must be less than {MAX_QUEUE_CAPACITY}")
     if priority == "low":
-        if number_of_allocations is not None and number_of_allocations != 1:
+        if number_of_allocations is not None and number_of_allocations > 1:
             errors.append("[number_of_allocations] must be 1 when [priority] is low")
-        if threads_per_allocation != 1:
+        if threads_per_allocation > 1:
             errors.append("[threads_per_allocation] must be 1 when [priority] is low")
     return errors
 

@@ -17,10 +17,13 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 _PR_SET_PDEATHSIG = 1
-# A test hook: while the file this names exists, the worker holds each batch before encoding it
+# A test hook: while the file this names (in the server's environment) exists, the worker holds each
+# batch before encoding it
 # (and marks that it does with `<file>.held`), so that tests of a full queue, of draining and of
 # timeouts make their own slowness instead of relying on how fast a machine encodes.
 HOLD_FILE_ENV = "ELSERVE_TEST_HOLD_FILE"
+# Idle this long (no batch waiting), a worker gives its free heap back to the system (see _trim_heap).
+_IDLE_TRIM_S = 0.5
 
 
 def _die_with_parent(parent: int) -> None:
@@ -31,7 +34,22 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def main(conn: Connection, model_dir: str, num_threads: int, precision: str, parent: int) -> None:
+def _trim_heap() -> None:
+    """glibc keeps freed heap for reuse (a batch's working set stays private to the worker); give it back.
+
+    Done after loading and when idle, never between two batches of a busy worker.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None).malloc_trim(0)
+        except (OSError, AttributeError):  # not glibc
+            pass
+
+
+def main(
+    conn: Connection, model_dir: str, num_threads: int, precision: str, parent: int, hold: str | None = None
+) -> None:
+    """`hold`: the test hook's file (`HOLD_FILE_ENV`), if the server has one."""
     _die_with_parent(parent)
     # The server handles SIGINT/SIGTERM and stops workers itself, after draining.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -43,11 +61,16 @@ def main(conn: Connection, model_dir: str, num_threads: int, precision: str, par
     except Exception as exc:  # any load failure is reported, never raised into the void
         conn.send(("start_failed", f"{type(exc).__name__}: {exc}"))
         return
+    _trim_heap()  # what loading left free (the load-time measurements): ~100 MB of private heap
     conn.send(("ready", os.getpid(), encoder.kernels))
-    hold = os.environ.get(HOLD_FILE_ENV)
+    trimmed = True
     while True:
         try:
+            if not trimmed and not conn.poll(_IDLE_TRIM_S):
+                _trim_heap()
+                trimmed = True
             message = conn.recv()
+            trimmed = False
         except (EOFError, OSError):
             return  # the server has gone
         if message[0] == "stop":

@@ -25,6 +25,7 @@ class DeploymentRecords:
         if existing is not None:
             # A failed deployment is replaced by the next start of the same id.
             self._manager.forget(config.deployment_id)
+        self._manager.check_start(config)  # 429 when its allocations do not all fit the node
         self._repo.put(_KIND, config.deployment_id, config.to_persisted())
         return self._manager.start(config)
 

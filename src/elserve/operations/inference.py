@@ -197,6 +197,7 @@ class InferenceOperations:
             if updated == current:
                 return self._render(current)
             if deployment is not None:
+                self._manager.check_update(deployment, deployment_config(updated).number_of_allocations)
                 await deployment.reconfigure(deployment_config(updated))
                 self._records.save(deployment.config)
             self._repo.put(_KIND, inference_id, updated.to_persisted())
@@ -205,8 +206,15 @@ class InferenceOperations:
     # -- inference ---------------------------------------------------------------------------
 
     async def infer(
-        self, inference_id: str, task_type: str | None, body: dict[str, Any], timeout: TimeValue, source: bytes
+        self,
+        inference_id: str,
+        task_type: str | None,
+        body: dict[str, Any],
+        timeout: TimeValue,
+        source: bytes,
+        priority: str | None = None,
     ) -> dict[str, Any]:
+        """One inference request; `priority` (search | ingest) overrides the lane rule (deployments/lanes.py)."""
         if body_parsed_before_lookup(task_type):
             request = parse_infer_body(task_type, body, source=source)
             endpoint = self.find(inference_id)
@@ -218,7 +226,7 @@ class InferenceOperations:
         if request.chunking is not None:
             return await self._infer_chunked(endpoint, deployment, request, timeout)
         try:
-            results = await deployment.infer(list(request.input), timeout.seconds)
+            results = await deployment.infer(list(request.input), timeout.seconds, priority)
         except TimeoutError:
             raise StatusException(f"timeout [{timeout.text}] waiting for inference result", 408) from None
         assert deployment.tokenizer is not None

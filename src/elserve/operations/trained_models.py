@@ -199,6 +199,7 @@ class TrainedModelOperations:
         if adaptive is not None:
             config = replace(config, adaptive_allocations=adaptive_config(adaptive))
         if number_of_allocations is not None:
+            self._manager.check_update(deployment, number_of_allocations)
             config = config.with_allocations(number_of_allocations)
         await deployment.reconfigure(config)
         self._records.save(deployment.config)

@@ -8,6 +8,7 @@ from elserve.api.arrival import time_left
 from elserve.api.deps import json_body, require
 from elserve.api.params import parse_bool
 from elserve.api.rendering import render, warning_header
+from elserve.deployments.lanes import parse_request_priority
 from elserve.errors import StatusException
 from elserve.operations.inference import InferenceOperations
 from elserve.security.privileges import (
@@ -25,7 +26,8 @@ _put = [Depends(require(INFERENCE_PUT, frozenset({"timeout"})))]
 _get = [Depends(require(INFERENCE_GET))]
 _delete = [Depends(require(INFERENCE_DELETE, frozenset({"dry_run", "force"})))]
 _update = [Depends(require(INFERENCE_UPDATE))]
-_post = [Depends(require(INFERENCE_POST, frozenset({"timeout"})))]
+# `priority` (search | ingest) is elserve's: which lane the request takes (deployments/lanes.py).
+_post = [Depends(require(INFERENCE_POST, frozenset({"timeout", "priority"})))]
 
 
 def _ops(request: Request) -> InferenceOperations:
@@ -88,7 +90,8 @@ async def delete(request: Request, inference_id: str, task_type: str | None = No
 @router.post("/{task_type}/{inference_id}", dependencies=_post)
 async def infer(request: Request, inference_id: str, task_type: str | None = None) -> Response:
     timeout = parse_time(request.query_params.get("timeout"), "timeout", "30s")
+    priority = parse_request_priority(request.query_params.get("priority"))
     body = await json_body(request)
     timeout = time_left(request, timeout)  # counted from the request's arrival
     source = await request.body()  # for Elasticsearch's [line:column] in parse errors
-    return render(request, await _ops(request).infer(inference_id, task_type, body, timeout, source))
+    return render(request, await _ops(request).infer(inference_id, task_type, body, timeout, source, priority))

@@ -12,7 +12,14 @@ from elserve.api.rendering import render
 from elserve.api.views.trained_models import assignment, model_config, stats_entry
 from elserve.deployments.deployment import Deployment
 from elserve.endpoints.adaptive import remove_adaptive_allocations
-from elserve.errors import ActionRequestValidationException, ValidationErrors
+from elserve.deployments.validation import parse_priority
+from elserve.endpoints.json_location import top_level_fields
+from elserve.errors import (
+    ActionRequestValidationException,
+    IllegalArgumentException,
+    ValidationErrors,
+    XContentParseException,
+)
 from elserve.operations.trained_models import StartRequest
 from elserve.security.privileges import ML_GET, ML_PUT_MODEL, ML_START, ML_STATS, ML_STOP, ML_UPDATE
 from elserve.timevalue import parse_time
@@ -113,6 +120,35 @@ def _int_option(body: dict[str, Any], request: Request, name: str, default: int 
     return parse_int(str(value), name, 0)
 
 
+# `StartTrainedModelDeploymentAction.NAME`: the body parser's name in its errors.
+_START_PARSER = "cluster:admin/xpack/ml/trained_models/deployment/start"
+
+
+async def _priority(body: dict[str, Any], request: Request) -> str:
+    """`priority` as Elasticsearch reads it: the body first (a parse error names the field), then the query."""
+    if "priority" in body:
+        value = body["priority"]
+        where = top_level_fields(await request.body()).get("priority")
+        location = f"[{where.value.location}] " if where else ""
+        if not isinstance(value, str):
+            kind = {bool: "VALUE_BOOLEAN", type(None): "VALUE_NULL", dict: "START_OBJECT", list: "START_ARRAY"}
+            raise XContentParseException(
+                f"{location}[{_START_PARSER}] priority doesn't support values of type: "
+                f"{kind.get(type(value), 'VALUE_NUMBER')}"
+            )
+        try:
+            body_priority = parse_priority(value)
+        except IllegalArgumentException as exc:
+            raise XContentParseException(
+                f"{location}[{_START_PARSER}] failed to parse field [priority]", caused_by=exc
+            ) from None
+    else:
+        body_priority = StartRequest.priority
+    if "priority" in request.query_params:
+        return parse_priority(request.query_params["priority"])
+    return body_priority
+
+
 @router.post("/{model_id}/deployment/_start", dependencies=_start)
 async def start(request: Request, model_id: str) -> Response:
     body = await json_body(request, required=False) or {}
@@ -125,7 +161,7 @@ async def start(request: Request, model_id: str) -> Response:
         number_of_allocations=_int_option(body, request, "number_of_allocations", None),
         threads_per_allocation=_int_option(body, request, "threads_per_allocation", 1),
         queue_capacity=_int_option(body, request, "queue_capacity", StartRequest.queue_capacity),
-        priority=_option(body, request, "priority") or StartRequest.priority,
+        priority=await _priority(body, request),
         adaptive_allocations=adaptive,
         wait_for=_option(body, request, "wait_for") or "started",
     )

@@ -11,15 +11,12 @@ from typing import Any
 
 from elserve.api.node import NodeInfo
 from elserve.deployments.deployment import Deployment
+from elserve.deployments.memory import estimate
 from elserve.deployments.states import AllocationState, DeploymentState, RoutingState
 from elserve.deployments.stats import now_ms
 from elserve.models.catalogue import ModelSpec
 from elserve.models.downloads import DownloadState, DownloadStatus
 from elserve.operations.deployments import adaptive_allocations
-
-# Elasticsearch's estimate of a PyTorch deployment's native memory: 240 MB + 2 x model bytes.
-_NATIVE_OVERHEAD = 240 * 1024 * 1024
-
 
 def byte_size(n: int) -> str:
     """`ByteSizeValue.toString()`: the largest unit with one decimal, e.g. `16.8mb`."""
@@ -30,8 +27,15 @@ def byte_size(n: int) -> str:
     return f"{n}b"
 
 
-def required_memory(model_bytes: int) -> int:
-    return _NATIVE_OVERHEAD + 2 * model_bytes
+def required_memory(deployment: Deployment | None, model_bytes: int) -> int:
+    """What the deployment takes at its target allocations (at least one): measured per allocation
+    from its workers when they run, estimated before (deployments/memory.py). Elasticsearch's
+    constant (240 MB + 2 x the model) says nothing of this server's processes."""
+    if deployment is None:
+        per_deployment, per_allocation = estimate(model_bytes)
+        return per_deployment + per_allocation
+    per_deployment, per_allocation = deployment.memory_per(model_bytes)
+    return per_deployment + per_allocation * max(1, deployment.config.number_of_allocations)
 
 
 def _routing_state(deployment: Deployment) -> RoutingState:
@@ -97,8 +101,9 @@ def deployment_stats(deployment: Deployment, node: NodeInfo, model_bytes: int) -
         out["adaptive_allocations"] = adaptive
     out["queue_capacity"] = config.queue_capacity
     out["state"] = str(deployment.state)
-    if deployment.reason:
-        out["reason"] = deployment.reason
+    reason = deployment.reason or deployment.placement_reason  # a failure, or why allocations are missing
+    if reason:
+        out["reason"] = reason
     if deployment.state is not DeploymentState.STOPPING:
         count = deployment.started_allocations
         target = config.number_of_allocations
@@ -126,7 +131,7 @@ def stats_entry(
         "model_id": model_id,
         "model_size_stats": {
             "model_size_bytes": model_bytes,
-            "required_native_memory_bytes": required_memory(model_bytes),
+            "required_native_memory_bytes": required_memory(deployment, model_bytes),
         },
         "pipeline_count": 0,
     }
@@ -146,13 +151,14 @@ def stats_entry(
 def assignment(deployment: Deployment, node: NodeInfo, model_bytes: int) -> dict[str, Any]:
     """`TrainedModelAssignment` as `_start` and `_update` answer it."""
     config = deployment.config
-    per_allocation = model_bytes  # one model copy per worker process
+    per_deployment, per_allocation = deployment.memory_per(model_bytes)
     routing: dict[str, Any] = {
         "current_allocations": deployment.started_allocations,
         "target_allocations": config.number_of_allocations,
         "routing_state": str(_routing_state(deployment)),
         "reason": deployment.reason or "",
     }
+    reason = deployment.reason or deployment.placement_reason
     state = deployment.state if deployment.state is not DeploymentState.FAILED else DeploymentState.STARTING
     return {
         "task_parameters": {
@@ -164,11 +170,12 @@ def assignment(deployment: Deployment, node: NodeInfo, model_bytes: int) -> dict
             "queue_capacity": config.queue_capacity,
             "cache_size": byte_size(model_bytes),
             "priority": config.priority,
-            "per_deployment_memory_bytes": required_memory(model_bytes),
+            "per_deployment_memory_bytes": per_deployment,
             "per_allocation_memory_bytes": per_allocation,
         },
         "routing_table": {node.node_id: routing},
         "assignment_state": str(state),
+        **({"reason": reason} if reason else {}),
         "start_time": _iso(deployment.start_time_ms),
         "max_assigned_allocations": max(config.number_of_allocations, deployment.started_allocations),
         "adaptive_allocations": adaptive_dict(deployment),

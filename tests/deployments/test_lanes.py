@@ -1,0 +1,92 @@
+"""Queries before bulk: the lane rule, and the order in which real workers answer."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from elserve.deployments.config import DeploymentConfig
+from elserve.deployments.deployment import ALLOCATION_NICE, Deployment
+from elserve.deployments.lanes import is_search, parse_request_priority
+from elserve.errors import IllegalArgumentException
+
+BULK = [f"document number {i} about cats and dogs" for i in range(40)]
+
+
+def _deployment(model_dir: Path, *, query_lane: bool) -> Deployment:
+    async def source() -> Path:
+        return model_dir
+
+    # Batches of at most 16 tokens: the bulk request is some twenty batches, queued at once.
+    return Deployment(DeploymentConfig("d", "m", 1), source, max_batch_tokens=16, query_lane=query_lane)
+
+
+@pytest.mark.parametrize(
+    ("tokens", "priority", "search"),
+    [
+        ([5], None, True),
+        ([30, 30, 30, 30], None, True),
+        ([30] * 5, None, False),  # too many inputs
+        ([200], None, False),  # a document, not a query
+        ([200], "search", True),
+        ([5], "ingest", False),
+    ],
+)
+def test_search_or_ingest(tokens: list[int], priority: str | None, search: bool) -> None:
+    assert is_search(tokens, priority) is search
+
+
+def test_priority_parameter_values() -> None:
+    assert parse_request_priority(None) is None
+    assert parse_request_priority("ingest") == "ingest"
+    with pytest.raises(IllegalArgumentException) as info:
+        parse_request_priority("urgent")
+    assert info.value.reason == "[priority] must be one of [search, ingest], got [urgent]"
+
+
+def test_queries_are_answered_before_bulk(splade_model_dir: Path) -> None:
+    async def main() -> None:
+        d = _deployment(splade_model_dir, query_lane=False)  # one worker first: the order is the queue's alone
+        await d.start()
+        done: list[str] = []
+
+        async def run(name: str, texts: list[str], priority: str | None = None) -> None:
+            await d.infer(texts, 60, priority)
+            done.append(name)
+
+        # All four are queued before the worker takes the first batch (short texts are tokenized inline).
+        await asyncio.gather(
+            run("bulk", BULK),
+            run("query", ["cats"]),
+            run("forced", BULK[:8], "search"),  # many inputs, served as a query on request
+            run("demoted", ["dogs"], "ingest"),  # one input, queued as ingest on request
+        )
+        assert done == ["query", "forced", "demoted", "bulk"]
+
+        # With the query lane, a query does not even wait for the bulk batch the allocation runs.
+        d.query_lane = True
+        await d.infer(BULK[:8], 60)  # ingest: starts the lane
+        assert await d.wait_lane(60)
+        [allocation] = d.allocations
+        assert os.getpriority(os.PRIO_PROCESS, allocation.pid) == ALLOCATION_NICE
+        assert os.getpriority(os.PRIO_PROCESS, d.lane.pid) == os.getpriority(os.PRIO_PROCESS, 0)
+        bulk = asyncio.ensure_future(d.infer(BULK * 4, 60))  # some eighty batches
+        await d.infer(["cats"], 60)
+        assert not bulk.done()
+        assert d.lane.freed_at > 0  # the lane answered the query
+        await bulk
+
+        # kill -9 of the lane: the query it may have held is retried, none is lost; ingest starts another.
+        dead = d.lane.pid
+        os.kill(dead, signal.SIGKILL)
+        assert len(await d.infer(["cats"], 60)) == 1
+        await d.infer(BULK[:8], 60)
+        assert await d.wait_lane(60) and d.lane.pid != dead
+        assert len(await d.infer(["dogs"], 60)) == 1
+        await d.stop()
+
+    asyncio.run(main())
