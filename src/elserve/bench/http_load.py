@@ -92,12 +92,12 @@ def measure_http(
             if i % 20 == 0:
                 progress("idle short-text latency", i, latency_requests)
         progress("idle short-text latency", latency_requests, latency_requests)
-        bulk, under_load = _bulk(client, inference_id, workload, clients, docs_per_request, latency_requests, progress)
+        bulk, under_load = bulk_load(client, inference_id, workload, clients, docs_per_request, latency_requests, progress)
         sample = client.infer(http, inference_id, sample_texts) if sample_texts else []
     return HttpMeasured(bulk, Latency.of(idle), Latency.of(under_load), sample)
 
 
-def _bulk(
+def bulk_load(
     client: InferenceClient,
     inference_id: str,
     workload: Workload,
@@ -105,13 +105,17 @@ def _bulk(
     docs_per_request: int,
     probe_requests: int,
     progress: ProgressCallback,
+    probe_interval_s: float | None = None,
 ) -> tuple[Timing, list[float]]:
+    """One pass of the bulk load, with a client beside it sending one short text at a time (up to
+    `probe_requests`; back to back, or one every `probe_interval_s`); its latencies come back."""
     batches = _batches(workload.docs, docs_per_request)
     lock = threading.Lock()
     done = threading.Event()
     errors: list[BaseException] = []
     completed = 0
     probe: list[float] = []
+    label = f"{clients} clients x {docs_per_request} texts" + (" + queries" if probe_interval_s else "")
 
     def next_batch() -> range | None:
         with lock:
@@ -126,7 +130,7 @@ def _bulk(
                     with lock:
                         completed += len(batch)
                         count = completed
-                    progress(f"{clients} clients x {docs_per_request} texts", count, workload.docs)
+                    progress(label, count, workload.docs)
         except BaseException as e:
             errors.append(e)
             done.set()
@@ -134,11 +138,15 @@ def _bulk(
     def probe_latency() -> None:
         try:
             with client.session() as http:
+                next_at = time.perf_counter()
                 while not done.is_set() and len(probe) < probe_requests:
                     began = time.perf_counter()
                     client.infer(http, inference_id, [SHORT_TEXT])
                     if not done.is_set():  # a request that outlived the load saw no load at its end
                         probe.append(time.perf_counter() - began)
+                    if probe_interval_s:
+                        next_at = max(next_at + probe_interval_s, time.perf_counter())
+                        done.wait(next_at - time.perf_counter())  # the pace; the load's end cuts it short
         except BaseException as e:
             errors.append(e)
 

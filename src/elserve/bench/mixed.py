@@ -12,13 +12,13 @@ cores, an unpaced client answered in 5-20 ms takes a core from the bulk.
 
 from __future__ import annotations
 
-import threading
 import time
+
 from elserve.bench.corpus import Workload
-from elserve.bench.http_load import InferenceClient, _batches
+from elserve.bench.http_load import InferenceClient, bulk_load
 from elserve.bench.isolated import ProgressCallback
 from elserve.bench.measure import SHORT_TEXT
-from elserve.bench.results import Latency, MixedLoad, Timing
+from elserve.bench.results import Latency, MixedLoad
 
 
 def measure_mixed(
@@ -41,79 +41,10 @@ def measure_mixed(
             idle.append(time.perf_counter() - began)
             if i % 20 == 0:
                 progress("idle short-text latency", i, latency_requests)
-    alone, _ = _bulk(client, inference_id, workload, clients, docs_per_request, None, progress)
-    with_queries, probe = _bulk(
-        client, inference_id, workload, clients, docs_per_request, query_interval_s, progress
+    alone, _ = bulk_load(client, inference_id, workload, clients, docs_per_request, 0, progress)
+    with_queries, probe = bulk_load(
+        client, inference_id, workload, clients, docs_per_request, 2**31, progress, probe_interval_s=query_interval_s
     )
     idle_latency = Latency.of(idle)
     assert idle_latency is not None
     return MixedLoad(idle_latency, Latency.of(probe), alone, with_queries, query_interval_s * 1000)
-
-
-def _bulk(
-    client: InferenceClient,
-    inference_id: str,
-    workload: Workload,
-    clients: int,
-    docs_per_request: int,
-    query_interval_s: float | None,
-    progress: ProgressCallback,
-) -> tuple[Timing, list[float]]:
-    """One pass of the bulk load; with `query_interval_s`, a query client beside it."""
-    with_queries = query_interval_s is not None
-    batches = _batches(workload.docs, docs_per_request)
-    lock = threading.Lock()
-    done = threading.Event()
-    errors: list[BaseException] = []
-    probe: list[float] = []
-    completed = 0
-    label = f"{clients} clients x {docs_per_request} texts" + (" + queries" if with_queries else "")
-
-    def next_batch() -> range | None:
-        with lock:
-            return next(batches, None)
-
-    def load() -> None:
-        nonlocal completed
-        try:
-            with client.session() as http:
-                while not done.is_set() and (batch := next_batch()) is not None:
-                    client.infer(http, inference_id, workload.texts[batch.start : batch.stop])
-                    with lock:
-                        completed += len(batch)
-                        count = completed
-                    progress(label, count, workload.docs)
-        except BaseException as e:
-            errors.append(e)
-            done.set()
-
-    def query() -> None:
-        try:
-            with client.session() as http:
-                next_at = time.perf_counter()
-                while not done.is_set():
-                    began = time.perf_counter()
-                    client.infer(http, inference_id, [SHORT_TEXT])
-                    if not done.is_set():  # a request that outlived the load saw no load at its end
-                        probe.append(time.perf_counter() - began)
-                    next_at = max(next_at + query_interval_s, time.perf_counter())
-                    done.wait(next_at - time.perf_counter())  # the pace; the load's end cuts it short
-        except BaseException as e:
-            errors.append(e)
-
-    threads = [threading.Thread(target=load, name=f"bench client {i}", daemon=True) for i in range(clients)]
-    prober = threading.Thread(target=query, name="bench query client", daemon=True)
-    began = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    if with_queries:
-        prober.start()
-    for thread in threads:
-        thread.join()
-    seconds = time.perf_counter() - began
-    done.set()
-    if with_queries:
-        prober.join()
-    if errors:
-        raise errors[0]
-    return Timing(clients, seconds, workload.docs, workload.tokens), probe
