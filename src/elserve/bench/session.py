@@ -21,7 +21,7 @@ from elserve.bench.base_model import BERT_BASE, build_random_bert
 from elserve.bench.corpus import Workload, default_corpus_path, read_corpus
 from elserve.bench.inprocess import EXACT, InProcessJob, precisions, run_elserve
 from elserve.bench.isolated import RunnerFailed, run_isolated
-from elserve.bench.machine import machine_info
+from elserve.bench.machine import machine_info, product_throughput
 from elserve.bench.measure import Measured, MeasureJob
 from elserve.bench.onnx_export import onnx_path_for, run_export
 from elserve.bench.options import Allocation, BenchOptions
@@ -66,6 +66,11 @@ class BenchSession:
         self.console.print(
             f"{cpu['arch']}, torch dispatch {cpu['torch_capability']}, features: {' '.join(cpu['features']) or '-'}"
             + (f" (forced: {forced})" if forced else "")
+        )
+        limits = machine["head_product_g_per_s"] = product_throughput()
+        self.console.print(
+            "the head's product, 256 x 128 x 30,522, one thread, G(FL)OP/s: "
+            + ", ".join(f"{name} {rate:,.0f}" for name, rate in limits.items())
         )
         if bf16_refused := bf16_refusal():
             self.console.print(f"[yellow]elserve bf16 skipped: {bf16_refused}")
