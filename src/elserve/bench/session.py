@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from elserve.bench.agreement import compare, rows_by_id
@@ -73,7 +74,7 @@ class BenchSession:
             + ", ".join(f"{name} {rate:,.0f}" for name, rate in limits.items())
         )
         if bf16_refused := bf16_refusal():
-            self.console.print(f"[yellow]elserve bf16 skipped: {bf16_refused}")
+            self.console.print(f"[yellow]elserve bf16 skipped: {escape(bf16_refused)}")
         model_dir = options.model_dir or self._ensure_model()
         for shape in options.shapes:
             shape_dir = model_dir if shape == "tiny" else self._base_model(model_dir)
