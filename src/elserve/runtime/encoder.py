@@ -193,23 +193,22 @@ def _choose_layers(model: BertMaskedLM, precision: str, sample: torch.Tensor) ->
     the throughput of plain on an AVX-512 EPYC for BERT-base; other CPUs, other oneDNN kernels)."""
     if precision == BF16:
         return copy.deepcopy(model).to(torch.bfloat16), "bf16"
-    try:
-        packed = model.with_packed_linears()
-    except (RuntimeError, NotImplementedError, AttributeError):  # no oneDNN linear on this build
-        return model, "plain"
-    if packed is model:
-        return model, "plain"
     lengths = torch.tensor([sample.shape[1]])
     seconds = {}
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # so that this thread's CPU time is all of it
     try:
+        packed = model.with_packed_linears()
+        if packed is model:
+            return model, "plain"
         with torch.inference_mode():
             for name, layers in (("packed", packed), ("plain", model)):
                 layers.encode(sample, lengths)  # warm
                 started = time.thread_time()
                 layers.encode(sample, lengths)
                 seconds[name] = time.thread_time() - started
+    except (RuntimeError, NotImplementedError, AttributeError):  # no oneDNN linear on this build or CPU
+        return model, "plain"
     finally:
         torch.set_num_threads(threads)
     if seconds["packed"] <= seconds["plain"] * MARGIN:
