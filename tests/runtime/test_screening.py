@@ -224,7 +224,7 @@ class _Saturating(ProductKernel):
 
     name, levels = "saturating", 127
 
-    def products(self, quantized: torch.Tensor, v0: int, v1: int) -> torch.Tensor:
+    def products(self, quantized: torch.Tensor, v0: int, v1: int, out: torch.Tensor | None = None) -> torch.Tensor:
         u = (quantized.to(torch.int32) + 128)[:, None, :]
         p = self.rows[v0:v1].to(torch.int32)[None, :, :]
         pairs = (u * p).view(u.shape[0], p.shape[1], -1, 2).sum(dim=3).clamp_(-(2**15), 2**15 - 1)

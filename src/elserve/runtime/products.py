@@ -42,8 +42,10 @@ class ProductKernel(ABC):
         self.ranges = tuple(ranges)
 
     @abstractmethod
-    def products(self, quantized: torch.Tensor, v0: int, v1: int) -> torch.Tensor:
-        """`q_i . p_j` for int8 rows `q` `(n, hidden)` and `j in [v0, v1)`: `(n, v1 - v0)`, exact."""
+    def products(self, quantized: torch.Tensor, v0: int, v1: int, out: torch.Tensor | None = None) -> torch.Tensor:
+        """`q_i . p_j` for int8 rows `q` `(n, hidden)` and `j in [v0, v1)`: `(n, v1 - v0)`, exact; into
+        `out` (of `dtype`) where the kernel can write into a given buffer (a fresh one each block
+        costs page faults), else a new tensor."""
 
 
 class OneDnnPacked(ProductKernel):
@@ -74,7 +76,7 @@ class OneDnnPacked(ProductKernel):
         self._zero_point = 0 if fits else 128
         self._bias = (-128.0 * sums.double()).float() if fits else None
 
-    def products(self, quantized: torch.Tensor, v0: int, v1: int) -> torch.Tensor:
+    def products(self, quantized: torch.Tensor, v0: int, v1: int, out: torch.Tensor | None = None) -> torch.Tensor:
         shifted = (quantized.to(torch.int16) + 128).to(torch.uint8)
         bias = None if self._bias is None else self._bias[v0:v1]
         return torch.ops.onednn.qlinear_pointwise(
@@ -95,8 +97,10 @@ class IntMm(ProductKernel):
         super().__init__(rows, ranges)
         self._transposed = rows.T.contiguous()
 
-    def products(self, quantized: torch.Tensor, v0: int, v1: int) -> torch.Tensor:
-        return torch._int_mm(quantized, self._transposed[:, v0:v1])
+    def products(self, quantized: torch.Tensor, v0: int, v1: int, out: torch.Tensor | None = None) -> torch.Tensor:
+        if out is None:
+            return torch._int_mm(quantized, self._transposed[:, v0:v1])
+        return torch._int_mm(quantized, self._transposed[:, v0:v1], out=out)
 
 
 class Fp32Products(ProductKernel):
@@ -111,8 +115,8 @@ class Fp32Products(ProductKernel):
         super().__init__(rows, ranges)
         self._transposed = rows.T.float().contiguous()
 
-    def products(self, quantized: torch.Tensor, v0: int, v1: int) -> torch.Tensor:
-        return quantized.float() @ self._transposed[:, v0:v1]
+    def products(self, quantized: torch.Tensor, v0: int, v1: int, out: torch.Tensor | None = None) -> torch.Tensor:
+        return torch.mm(quantized.float(), self._transposed[:, v0:v1], out=out)
 
 
 # Every kernel by name, with the decoder levels it needs, in order of preference (tighter bound

@@ -177,11 +177,12 @@ def screen(
     # megabytes are page-faulted in, which costs a short request more than its products).
     widest = max(v1 - v0 for v0, v1 in kernel.ranges[1:])
     best_buffer = _scratch(f"best-{kernel.dtype}", texts * widest, kernel.dtype)
+    products = _scratch(f"products-{kernel.dtype}", row_block * widest, kernel.dtype)
     upper_buffer = _scratch("upper", texts * widest, torch.float32)
     found = []
     for v0, v1 in kernel.ranges[1:]:
         best = best_buffer[: texts * (v1 - v0)].view(texts, v1 - v0)
-        _block_max(quantized, text_of_row, kernel, v0, v1, best, row_block)
+        _block_max(quantized, text_of_row, kernel, v0, v1, best, products, row_block)
         # The upper bound of each (text, entry) over t_j: the rest, then s max_i (q_i . p_j).
         upper = upper_buffer[: texts * (v1 - v0)].view(texts, v1 - v0)
         torch.addmm(vocab.base[v0:v1], per_text, vocab.factors[:, v0:v1], out=upper)
@@ -232,6 +233,7 @@ def _block_max(
     v0: int,
     v1: int,
     best: torch.Tensor,
+    buffer: torch.Tensor,
     row_block: int,
 ) -> None:
     """`best[t, j] = max_i q_i . p_j` over the rows of each text t, for the entries `[v0, v1)`:
@@ -240,7 +242,9 @@ def _block_max(
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="index_reduce", category=UserWarning)
         for r0 in range(0, quantized.shape[0], row_block):
-            products = kernel.products(quantized[r0 : r0 + row_block], v0, v1)
+            chunk = quantized[r0 : r0 + row_block]
+            out = buffer[: chunk.shape[0] * (v1 - v0)].view(chunk.shape[0], v1 - v0)
+            products = kernel.products(chunk, v0, v1, out)
             best.index_reduce_(0, text_of_row[r0 : r0 + row_block], products, "amax")
 
 
