@@ -5,7 +5,7 @@ VNNI EPYC and 1.2 GOP/s (a scalar loop) on an AVX2-only one, where oneDNN's 7-bi
 ~3x the fp32 GEMM and its 8-bit one saturates. So every option is built, each screen kernel is
 checked exact on adversarial rows (`products.is_exact`), and the survivors are timed on the
 model's own hidden states, once for a short request (one product over the whole vocabulary) and
-once for a bulk batch (blocks). An earlier option of `OPTIONS` is kept unless a later one is
+once for a bulk batch (blocks). An earlier option (`products.KERNELS`, then the plain head) is kept unless a later one is
 faster by more than `MARGIN`. The plain fp32 head (`splade.splade_pool`) is among them: the
 floor, so the exact encoder is never slower than it.
 
@@ -33,8 +33,9 @@ PLAIN = "fp32-plain"
 # A later option must be this much faster to be taken over an earlier one (the measurement's
 # noise on a shared machine is ~5-10%; the earlier options have the tighter screens).
 MARGIN = 1.15
-# The rows a bulk batch is timed on: two texts of 128 tokens.
-_BULK_TEXTS, _BULK_LENGTH = 2, 128
+# The rows a bulk batch is timed on: four texts of 128 tokens (half a block of rows: a kernel that
+# allocates per block shows its cost).
+_BULK_TEXTS, _BULK_LENGTH = 4, 128
 
 Triples = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
