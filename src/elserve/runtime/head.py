@@ -5,8 +5,8 @@ VNNI EPYC and 1.2 GOP/s (a scalar loop) on an AVX2-only one, where oneDNN's 7-bi
 ~3x the fp32 GEMM and its 8-bit one saturates. So every option is built, each screen kernel is
 checked exact on adversarial rows (`products.is_exact`), and the survivors are timed on the
 model's own hidden states, once for a short request (one product over the whole vocabulary) and
-once for a bulk batch (blocks). An earlier option (`products.KERNELS`, then the plain head) is kept unless a later one is
-faster by more than `MARGIN`. The plain fp32 head (`splade.splade_pool`) is among them: the
+once for a bulk batch (blocks). An earlier option (`products.KERNELS`, then the plain head) is
+kept unless a later one is faster by more than `MARGIN`. The plain fp32 head (`splade.splade_pool`) is among them: the
 floor, so the exact encoder is never slower than it.
 
 Every screened option gives the same weights to the last bit (those of a float64 head); the plain
