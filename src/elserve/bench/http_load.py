@@ -84,17 +84,25 @@ def measure_http(
     """
     with client.session() as http:
         client.infer(http, inference_id, workload.texts[:docs_per_request])  # warm the workers
-        idle = []
-        for i in range(latency_requests):
-            began = time.perf_counter()
-            client.infer(http, inference_id, [SHORT_TEXT])
-            idle.append(time.perf_counter() - began)
-            if i % 20 == 0:
-                progress("idle short-text latency", i, latency_requests)
-        progress("idle short-text latency", latency_requests, latency_requests)
+        idle = idle_latency(client, http, inference_id, latency_requests, progress)
         bulk, under_load = bulk_load(client, inference_id, workload, clients, docs_per_request, latency_requests, progress)
         sample = client.infer(http, inference_id, sample_texts) if sample_texts else []
     return HttpMeasured(bulk, Latency.of(idle), Latency.of(under_load), sample)
+
+
+def idle_latency(
+    client: InferenceClient, http: httpx.Client, inference_id: str, requests: int, progress: ProgressCallback
+) -> list[float]:
+    """Seconds of `requests` sequential requests of one short text, on an otherwise idle endpoint."""
+    idle = []
+    for i in range(requests):
+        began = time.perf_counter()
+        client.infer(http, inference_id, [SHORT_TEXT])
+        idle.append(time.perf_counter() - began)
+        if i % 20 == 0:
+            progress("idle short-text latency", i, requests)
+    progress("idle short-text latency", requests, requests)
+    return idle
 
 
 def bulk_load(

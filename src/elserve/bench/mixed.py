@@ -12,12 +12,9 @@ cores, an unpaced client answered in 5-20 ms takes a core from the bulk.
 
 from __future__ import annotations
 
-import time
-
 from elserve.bench.corpus import Workload
-from elserve.bench.http_load import InferenceClient, bulk_load
+from elserve.bench.http_load import InferenceClient, bulk_load, idle_latency
 from elserve.bench.isolated import ProgressCallback
-from elserve.bench.measure import SHORT_TEXT
 from elserve.bench.results import Latency, MixedLoad
 
 
@@ -34,17 +31,11 @@ def measure_mixed(
 ) -> MixedLoad:
     with client.session() as http:
         client.infer(http, inference_id, workload.texts[:docs_per_request])  # warm the workers (and the lane)
-        idle = []
-        for i in range(latency_requests):
-            began = time.perf_counter()
-            client.infer(http, inference_id, [SHORT_TEXT])
-            idle.append(time.perf_counter() - began)
-            if i % 20 == 0:
-                progress("idle short-text latency", i, latency_requests)
+        idle = idle_latency(client, http, inference_id, latency_requests, progress)
     alone, _ = bulk_load(client, inference_id, workload, clients, docs_per_request, 0, progress)
     with_queries, probe = bulk_load(
         client, inference_id, workload, clients, docs_per_request, 2**31, progress, probe_interval_s=query_interval_s
     )
-    idle_latency = Latency.of(idle)
-    assert idle_latency is not None
-    return MixedLoad(idle_latency, Latency.of(probe), alone, with_queries, query_interval_s * 1000)
+    idle_summary = Latency.of(idle)
+    assert idle_summary is not None
+    return MixedLoad(idle_summary, Latency.of(probe), alone, with_queries, query_interval_s * 1000)
