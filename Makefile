@@ -29,7 +29,7 @@ test-all: $(STAMP)
 # long schemathesis run (every phase); they print their figures (see README, "Hardening").
 soak: $(STAMP)
 	$(BIN)/pytest -s -m soak tests/e2e/test_overload.py
-	ELSERVE_FUZZ_EXAMPLES=50 $(BIN)/pytest -s tests/e2e/test_fuzz.py
+	ELSERVE_FUZZ_EXAMPLES=50 $(BIN)/pytest -s -m '' tests/e2e/test_fuzz.py
 
 # `make bench`: the peers (the `bench` extra) into .venv, then `elserve bench` (BENCH_ARGS passes
 # options, e.g. BENCH_ARGS="--limit 500" or "--model-shape both").
