@@ -10,6 +10,7 @@ trained_model_config.json).
 from __future__ import annotations
 
 import json
+import warnings
 import string
 from pathlib import Path
 
@@ -302,7 +303,8 @@ def build_torchscript_dir(
         torch.zeros(1, window, dtype=torch.long),
         torch.arange(window, dtype=torch.long),
     )
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # transformers' tracer warnings: the trace is checked in the tests
         traced = torch.jit.trace(wrapped, example_inputs=inputs, check_trace=False)
     path.mkdir(parents=True, exist_ok=True)
     traced.save(str(path / "model.pt"))
