@@ -16,6 +16,7 @@ from elserve.deployments.states import AllocationState, DeploymentState, Routing
 from elserve.deployments.stats import now_ms
 from elserve.models.catalogue import ModelSpec
 from elserve.models.downloads import DownloadState, DownloadStatus
+from elserve.models.registry import RegisteredModel
 from elserve.operations.deployments import adaptive_allocations
 
 def byte_size(n: int) -> str:
@@ -225,4 +226,28 @@ def model_config(
     }
     if definition_status:
         config["fully_defined"] = download.status is DownloadStatus.DOWNLOADED
+    return config
+
+
+def uploaded_model_config(model: RegisteredModel, model_bytes: int, definition_status: bool) -> dict[str, Any]:
+    """One `trained_model_configs` entry for an uploaded model: its configuration as stored, with the
+    fields Elasticsearch adds (`TrainedModelConfig.toXContent`, `created_by` "api_user" for the REST API)."""
+    stored = dict(model.config)
+    config: dict[str, Any] = {
+        "model_id": model.model_id,
+        "model_type": stored.get("model_type", "pytorch"),
+        "created_by": "api_user",
+        "version": "12.0.0",
+        "create_time": model.create_time,
+        "model_size_bytes": model_bytes,
+        "estimated_operations": 0,
+        "license_level": "platinum",
+    }
+    for name in ("description", "tags", "metadata", "input", "inference_config", "prefix_strings", "platform_architecture"):
+        if name in stored:
+            config[name] = stored[name]
+    config.setdefault("tags", [])
+    config["location"] = {"index": {"name": _NATIVE_INDEX}}
+    if definition_status:
+        config["fully_defined"] = model.fully_defined
     return config
