@@ -124,15 +124,21 @@ def test_upload_then_infer_through_the_client(http: httpx.Client, es: Elasticsea
 
 
 def test_the_same_model_uploaded_twice_is_one_copy(http: httpx.Client, model_dir: Path, server: Server) -> None:
+    models = server.data_dir / "models"
+
+    def installed() -> set[str]:
+        return {p.name for p in models.iterdir() if not p.name.startswith(".")}
+
+    before = installed()
     for model_id in ("twin-a", "twin-b"):
         _upload(http, model_id, model_dir)
         assert _fully_defined(http, model_id)
-    # Each id's configuration is part of its files: two installs, each whole, no staging left.
-    installed = [p for p in (server.data_dir / "models").iterdir() if not p.name.startswith(".")]
-    assert len(installed) >= 2
-    assert not any((server.data_dir / "model-uploads").glob("twin-*"))
-    for model_id in ("twin-a", "twin-b"):
-        assert http.delete(f"/_ml/trained_models/{model_id}").status_code == 200
+    assert len(installed() - before) == 1  # content-addressed: one directory for both ids
+    assert not any((server.data_dir / "model-uploads").glob("twin-*"))  # no staging left
+    assert http.delete("/_ml/trained_models/twin-a").status_code == 200
+    assert len(installed() - before) == 1  # twin-b still uses it
+    assert http.delete("/_ml/trained_models/twin-b").status_code == 200
+    assert installed() == before
 
 
 def _error(r: httpx.Response) -> tuple[int, str, str]:

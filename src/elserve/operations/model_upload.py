@@ -244,7 +244,9 @@ class ModelUploads:
                     digest.update(data)
                 out.flush()
                 os.fsync(out.fileno())
-            files = {ELASTIC_VOCAB: vocab.read_bytes(), ELASTIC_CONFIG: json.dumps(model.config, indent=2).encode()}
+            # The configuration without the id: the same model under two ids is one copy.
+            runtime_config = {k: v for k, v in model.config.items() if k != "model_id"}
+            files = {ELASTIC_VOCAB: vocab.read_bytes(), ELASTIC_CONFIG: json.dumps(runtime_config, indent=2, sort_keys=True).encode()}
             for name, data in files.items():
                 _write_whole(scratch / name, data)
                 digest.update(name.encode() + b"\0" + data)
@@ -268,9 +270,19 @@ class ModelUploads:
             shutil.rmtree(scratch, ignore_errors=True)
 
     def delete(self, model_id: str) -> None:
-        """Forget an uploaded model and its waiting parts. Its installed files stay in the cache
-        while another model may share them (content-addressed); the caller checks it is not in use."""
+        """Forget an uploaded model, its waiting parts, and its installed files unless another model
+        shares them (content-addressed). The caller has stopped its deployments."""
         with self._lock:
-            if not self.registry.remove(model_id):
+            model = self.registry.get(model_id)
+            if model is None or not self.registry.remove(model_id):
                 raise not_found(model_id)
             shutil.rmtree(self._dir(model_id), ignore_errors=True)
+            key = model.cache_key
+            if key is None or any(other.cache_key == key for other in self.registry.list()):
+                return
+            installed = self._cache.root / key
+            if installed.is_dir():
+                # Renamed away first: a directory half deleted is never taken for an install.
+                trash = self._cache.root / f".deleted-{key}-{uuid.uuid4().hex}"
+                os.rename(installed, trash)
+                shutil.rmtree(trash, ignore_errors=True)
