@@ -59,6 +59,21 @@ def _fully_defined(http: httpx.Client, model_id: str) -> bool:
     return r.json()["trained_model_configs"][0]["fully_defined"]
 
 
+def _check_memory_estimate(server: Server, new_pids: set[int], required: int) -> None:
+    """The estimate made before deploying against the worker that then ran: its private pages (USS)
+    against the estimated worker, within a ratio band; and the stats' figure is that estimate for
+    one allocation, the query lane and the shared pages."""
+    from elserve.deployments.memory import process_memory
+    from elserve.runtime.memory import SHARED_BYTES, estimate_memory
+
+    installed = [p for p in (server.data_dir / "models").iterdir() if (p / "model.pt").exists()]
+    assert len(installed) == 1
+    estimated = estimate_memory(installed[0], max_batch_tokens=4096).worker_bytes
+    assert required == SHARED_BYTES + 2 * estimated
+    measured = max(m.uss_bytes for m in map(process_memory, new_pids) if m is not None)
+    assert 0.6 <= estimated / measured <= 1.6, (estimated, measured)
+
+
 def _reference_tokens(model_dir: Path, text: str) -> dict[str, float]:
     from transformers import BertTokenizer
 
@@ -69,7 +84,7 @@ def _reference_tokens(model_dir: Path, text: str) -> dict[str, float]:
     return {vocabulary[i].replace(".", "__"): float(weights[i]) for i in np.flatnonzero(weights > 0)}
 
 
-def test_upload_then_infer_through_the_client(http: httpx.Client, es: Elasticsearch, model_dir: Path) -> None:
+def test_upload_then_infer_through_the_client(http: httpx.Client, es: Elasticsearch, model_dir: Path, server: Server) -> None:
     config = json.loads((model_dir / "trained_model_config.json").read_text())
     assert http.put(f"/_ml/trained_models/{MODEL_ID}", json=config).status_code == 200
     assert not _fully_defined(http, MODEL_ID)
@@ -95,6 +110,7 @@ def test_upload_then_infer_through_the_client(http: httpx.Client, es: Elasticsea
     assert sizes["model_size_bytes"] >= total  # model.pt plus the vocabulary and configuration
     assert sizes["required_native_memory_bytes"] > sizes["model_size_bytes"]
 
+    before = set(server.worker_pids())
     es.options(request_timeout=300).inference.put(
         task_type="sparse_embedding",
         inference_id="upload-e2e",
@@ -106,6 +122,7 @@ def test_upload_then_infer_through_the_client(http: httpx.Client, es: Elasticsea
     )
     texts = ["hello world", "The quick brown fox, e.g. w1 w2 ... jumps!"]
     answer = es.inference.inference(inference_id="upload-e2e", input=texts)
+    _check_memory_estimate(server, set(server.worker_pids()) - before, sizes["required_native_memory_bytes"])
     for text, result in zip(texts, answer["sparse_embedding"], strict=True):
         got, want = result["embedding"], _reference_tokens(model_dir, text)
         assert set(got) == set(want), text

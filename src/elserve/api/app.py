@@ -120,7 +120,9 @@ def build_services(settings: ServerSettings) -> Services:
         deployments=deployments,
         metrics=metrics,
         inference=inference,
-        trained_models=TrainedModelOperations(repo, deployments, downloads, inference.endpoints_using, uploads),
+        trained_models=TrainedModelOperations(
+            repo, deployments, downloads, inference.endpoints_using, uploads, settings.max_batch_tokens
+        ),
     )
 
 

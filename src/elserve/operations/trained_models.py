@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import fnmatch
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from elserve.deployments.config import DEFAULT_PRIORITY, DEFAULT_QUEUE_CAPACITY, DeploymentConfig
-from elserve.deployments.deployment import Deployment
+from elserve.deployments.deployment import DEFAULT_MAX_BATCH_TOKENS, Deployment
 from elserve.deployments.manager import DeploymentManager
 from elserve.deployments.states import DeploymentState
 from elserve.deployments.validation import start_errors, update_errors
@@ -28,8 +29,13 @@ from elserve.models.registry import RegisteredModel
 from elserve.operations.deployments import DeploymentRecords, adaptive_config, initial_allocations
 from elserve.operations.model_upload import ModelUploads, not_found
 from elserve.operations.trained_model_config import parse_put_config
+from elserve.runtime.config import ModelFormatError
+from elserve.runtime.memory import SHARED_BYTES, estimate_memory
 from elserve.store import Repository
 from elserve.timevalue import TimeValue
+
+
+log = logging.getLogger("elserve.models")
 
 
 @dataclass(frozen=True)
@@ -50,6 +56,9 @@ class ModelEntry:
     model_id: str
     model_bytes: int
     deployment: Deployment | None
+    # (per-deployment, per-allocation) bytes before any worker runs (runtime/memory.py); None when
+    # the model's files are not here (or are not a model this runtime can size).
+    estimate: tuple[int, int] | None = None
 
 
 def _matches(expression: str, *names: str) -> bool:
@@ -65,7 +74,9 @@ class TrainedModelOperations:
         downloads: ModelDownloads,
         endpoints_using: Callable[[str], list[str]],
         uploads: ModelUploads,
+        max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS,
     ) -> None:
+        self._max_batch_tokens = max_batch_tokens
         self._manager = manager
         self._downloads = downloads
         self.uploads = uploads
@@ -85,6 +96,20 @@ class TrainedModelOperations:
         if self._downloads.catalogue.resolve(model_id) is None:
             return None
         return self._downloads.state(model_id).path
+
+    def memory_estimate(self, model_id: str, query_lane: bool = True) -> tuple[int, int] | None:
+        """(per-deployment, per-allocation) bytes a deployment of the model needs, derived from its
+        files and this runtime (`runtime/memory.py`): one worker per allocation; per deployment the
+        pages its workers share, and one more worker for the query lane of a normal-priority one."""
+        path = self.model_dir(model_id)
+        if path is None:
+            return None
+        try:
+            worker = estimate_memory(path, self._max_batch_tokens).worker_bytes
+        except (ModelFormatError, OSError, RuntimeError) as e:
+            log.warning("[%s] cannot size the model from its files: %s", model_id, e)
+            return None
+        return SHARED_BYTES + (worker if query_lane else 0), worker
 
     def known_models(self) -> list[str]:
         """Models that exist here: downloaded, downloading, failed to download, deployed, or uploaded."""
@@ -169,9 +194,10 @@ class TrainedModelOperations:
             own = [d for d in deployments if d.model_id == model_id]
             by_deployment = [d for d in own if _matches(expression, d.deployment_id)]
             chosen = by_deployment if by_deployment and not _matches(expression, model_id) else own
-            entries.extend(ModelEntry(model_id, size_bytes, d) for d in chosen)
+            estimate = self.memory_estimate(model_id)
+            entries.extend(ModelEntry(model_id, size_bytes, d, estimate) for d in chosen)
             if not chosen:
-                entries.append(ModelEntry(model_id, size_bytes, None))
+                entries.append(ModelEntry(model_id, size_bytes, None, estimate))
         return len(models), entries
 
 

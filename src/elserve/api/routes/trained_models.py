@@ -97,7 +97,7 @@ async def stats(request: Request, model_id: str | None = None) -> Response:
     body = {
         "count": count,
         "trained_model_stats": [
-            stats_entry(e.model_id, e.model_bytes, e.deployment, services.node) for e in entries
+            stats_entry(e.model_id, e.model_bytes, e.deployment, services.node, e.estimate) for e in entries
         ],
     }
     return render(request, body)
