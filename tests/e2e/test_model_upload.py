@@ -158,6 +158,34 @@ def test_the_same_model_uploaded_twice_is_one_copy(http: httpx.Client, model_dir
     assert installed() == before
 
 
+def test_eland_calls_through_the_client(es: Elasticsearch, model_dir: Path) -> None:
+    """The calls eland's `PyTorchModel.import_model`, `list` and `delete` make, through the official client."""
+    config = json.loads((model_dir / "trained_model_config.json").read_text())
+    es.ml.put_trained_model(model_id="eland-style", **config)
+    data = (model_dir / "model.pt").read_bytes()
+    chunk = 64 * 1024
+    total_parts = -(-len(data) // chunk)
+    for i in range(total_parts):
+        es.ml.put_trained_model_definition_part(
+            model_id="eland-style",
+            part=i,
+            total_definition_length=len(data),
+            total_parts=total_parts,
+            definition=base64.b64encode(data[i * chunk : (i + 1) * chunk]).decode(),
+        )
+    es.perform_request(
+        method="PUT",
+        path="/_ml/trained_models/eland-style/vocabulary",
+        headers={"accept": "application/json", "content-type": "application/json"},
+        body=json.loads((model_dir / "vocab.json").read_text()),
+    )
+    listed = es.ml.get_trained_models(model_id="*", allow_no_match=True, include="definition_status")
+    mine = [m for m in listed["trained_model_configs"] if m["model_id"] == "eland-style"]
+    assert [(m["model_type"], m["fully_defined"]) for m in mine] == [("pytorch", True)]
+    assert es.ml.delete_trained_model(model_id="eland-style")["acknowledged"] is True
+    assert es.options(ignore_status=404).ml.delete_trained_model(model_id="eland-style").meta.status == 404
+
+
 def _error(r: httpx.Response) -> tuple[int, str, str]:
     error = r.json()["error"]
     return r.status_code, error["type"], error["reason"]
