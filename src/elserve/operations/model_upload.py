@@ -38,7 +38,9 @@ from elserve.errors import (
 from elserve.models.cache import MARKER, ModelCache
 from elserve.models.catalogue import BUILTIN_MODELS, Catalogue, ModelSpec, UnknownModelError
 from elserve.models.registry import ModelRegistry, RegisteredModel
+from elserve.runtime.config import ModelFormatError
 from elserve.runtime.layout import ELASTIC_CONFIG, ELASTIC_MODEL, ELASTIC_VOCAB
+from elserve.runtime.memory import read_shapes
 
 log = logging.getLogger("elserve.models")
 
@@ -229,6 +231,10 @@ class ModelUploads:
         installed = replace(model, cache_key=key, sha256=key, fully_defined=True)
         self.registry.put(installed)
         shutil.rmtree(directory, ignore_errors=True)
+        try:  # sized now, in this worker thread, for the stats to come
+            read_shapes(self._cache.root / key)
+        except (ModelFormatError, OSError, RuntimeError) as e:
+            log.warning("[%s] cannot size the uploaded model from its files: %s", model.model_id, e)
         log.info("[%s] uploaded model fully defined: %s", model.model_id, self._cache.root / key)
 
     def _install(self, model: RegisteredModel, parts: list[Path], vocab: Path) -> str:

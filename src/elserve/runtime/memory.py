@@ -118,6 +118,12 @@ def _shapes(model_dir: Path, stamp: float) -> _Shapes:
     return _hf_shapes(model_dir) if layout_of(model_dir) == HF else _elastic_shapes(model_dir)
 
 
+def read_shapes(model_dir: Path) -> None:
+    """Read (and keep) what the estimate needs of `model_dir` now: for a TorchScript model that is a
+    load of the module, better done once, off the server's event loop."""
+    _shapes(model_dir, model_dir.stat().st_mtime)
+
+
 def estimate_memory(model_dir: Path, max_batch_tokens: int) -> MemoryEstimate:
     """The memory one worker running `model_dir` needs, batches of up to `max_batch_tokens` included."""
     shapes = _shapes(model_dir, model_dir.stat().st_mtime)
