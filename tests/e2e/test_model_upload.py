@@ -265,6 +265,22 @@ def test_configuration_and_vocabulary_errors(http: httpx.Client, model_dir: Path
     assert _error(http.delete("/_ml/trained_models/.elser_model_2"))[0] == 400
 
 
+def test_a_model_that_cannot_run_is_refused_when_complete(http: httpx.Client, model_dir: Path, tmp_path: Path) -> None:
+    config = json.loads((model_dir / "trained_model_config.json").read_text())
+    assert http.put("/_ml/trained_models/bad-vocab", json=config).status_code == 200
+    data = (model_dir / "model.pt").read_bytes()
+    assert _put_part(http, "bad-vocab", 0, data, len(data), 1).status_code == 200
+    vocabulary = json.loads((model_dir / "vocab.json").read_text())["vocabulary"] + ["extra1", "extra2"]
+    status, kind, reason = _error(http.put("/_ml/trained_models/bad-vocab/vocabulary", json={"vocabulary": vocabulary}))
+    assert (status, kind) == (400, "status_exception")
+    assert reason == (
+        "model [bad-vocab] cannot be served: the vocabulary has [346] tokens but the model's output only [344] "
+        "entries; delete the model and upload it again"
+    )
+    assert not _fully_defined(http, "bad-vocab")
+    assert http.delete("/_ml/trained_models/bad-vocab").status_code == 200
+
+
 def test_upload_routes_need_manage_ml(http: httpx.Client, server: Server) -> None:
     http.put("/_security/role/upload_monitor", json={"cluster": ["monitor_ml"]}).raise_for_status()
     http.put(

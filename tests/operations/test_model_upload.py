@@ -15,12 +15,15 @@ from elserve.operations.model_upload import ModelUploads, RegistryCatalogue
 from elserve.operations.trained_model_config import parse_put_config
 from elserve.runtime.layout import ELASTIC, layout_of
 from elserve.store import SqliteRepository
+from tests.model_factory import build_torchscript_dir, default_vocab
 
 CONFIG = {
     "model_type": "pytorch",
     "inference_config": {"text_expansion": {"tokenization": {"bert": {"do_lower_case": True}}}},
 }
-DEFINITION = bytes(range(256)) * 40  # any bytes: the runtime reads them at deployment
+@pytest.fixture(scope="module")
+def definition(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    return (build_torchscript_dir(tmp_path_factory.mktemp("ts") / "m") / "model.pt").read_bytes()
 
 
 def _open(tmp_path: Path) -> tuple[ModelUploads, RegistryCatalogue, ModelCache, SqliteRepository]:
@@ -30,24 +33,25 @@ def _open(tmp_path: Path) -> tuple[ModelUploads, RegistryCatalogue, ModelCache, 
     return ModelUploads(registry, cache, tmp_path / "model-uploads"), RegistryCatalogue(registry, cache), cache, repo
 
 
-def test_parts_survive_a_restart_and_the_model_is_installed_once_complete(tmp_path: Path) -> None:
+def test_parts_survive_a_restart_and_the_model_is_installed_once_complete(tmp_path: Path, definition: bytes) -> None:
     uploads, catalogue, cache, repo = _open(tmp_path)
+    size = -(-len(definition) // 3)
     uploads.create(parse_put_config("up", dict(CONFIG)))
-    thirds = [DEFINITION[i : i + 4000] for i in range(0, len(DEFINITION), 4000)]
-    uploads.put_part("up", 2, thirds[2], len(DEFINITION), 3)
-    uploads.put_part("up", 0, thirds[0], len(DEFINITION), 3)
-    assert catalogue.resolve("up") is None and uploads.announced_length("up") == len(DEFINITION)
+    thirds = [definition[i : i + size] for i in range(0, len(definition), size)]
+    uploads.put_part("up", 2, thirds[2], len(definition), 3)
+    uploads.put_part("up", 0, thirds[0], len(definition), 3)
+    assert catalogue.resolve("up") is None and uploads.announced_length("up") == len(definition)
     repo.close()
 
     uploads, catalogue, cache, repo = _open(tmp_path)  # a restart: the staged parts are still there
-    uploads.put_vocabulary("up", ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "a"], None, None)
+    uploads.put_vocabulary("up", default_vocab(), None, None)
     assert catalogue.resolve("up") is None  # part 1 is missing
-    uploads.put_part("up", 1, thirds[1], len(DEFINITION), 3)
+    uploads.put_part("up", 1, thirds[1], len(definition), 3)
     spec = catalogue.get("up")
     path = cache.path_for(spec)
     assert path is not None and (path / MARKER).is_file() and layout_of(path) == ELASTIC
-    assert (path / "model.pt").read_bytes() == DEFINITION
-    assert json.loads((path / "vocab.json").read_text())["vocabulary"][-1] == "a"
+    assert (path / "model.pt").read_bytes() == definition
+    assert json.loads((path / "vocab.json").read_text())["vocabulary"] == default_vocab()
     installed = json.loads((path / "trained_model_config.json").read_text())
     assert "model_id" not in installed and installed["input"] == {"field_names": ["text_field"]}
     assert not (tmp_path / "model-uploads" / "up").exists()

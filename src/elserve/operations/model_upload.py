@@ -41,6 +41,7 @@ from elserve.models.registry import ModelRegistry, RegisteredModel
 from elserve.runtime.config import ModelFormatError
 from elserve.runtime.layout import ELASTIC_CONFIG, ELASTIC_MODEL, ELASTIC_VOCAB
 from elserve.runtime.memory import read_shapes
+from elserve.runtime.torchscript import check_elastic_model
 
 log = logging.getLogger("elserve.models")
 
@@ -257,6 +258,13 @@ class ModelUploads:
                 _write_whole(scratch / name, data)
                 digest.update(name.encode() + b"\0" + data)
             key = digest.hexdigest()
+            try:
+                check_elastic_model(scratch)
+            except ModelFormatError as e:
+                # Elasticsearch stores any bytes and fails at deployment; elserve says why now (400).
+                raise StatusException(
+                    f"model [{model.model_id}] cannot be served: {e}; delete the model and upload it again", 400
+                ) from e
             final = self._cache.root / key
             if (final / MARKER).is_file():
                 return key  # the same files are installed already

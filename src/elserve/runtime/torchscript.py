@@ -228,3 +228,18 @@ class TorchScriptEncoder:
             weights = splade(run_script(self.module, ids, mask), mask)[:, : self.vocab_size]
         return [sparsify(row) for row in weights.numpy()]
 
+
+
+def check_elastic_model(model_dir: Path) -> None:
+    """What can be known of an Elastic-layout model without building its encoder: its configuration
+    and vocabulary make a tokenizer, its `model.pt` is TorchScript with Elasticsearch's inputs, and
+    its output covers the vocabulary (one forward on a few tokens). A `ModelFormatError` names the
+    first failure."""
+    from elserve.runtime.tokenizer import Tokenizer
+
+    tokenizer = Tokenizer.from_dir(model_dir)
+    pad = tokenizer.vocab.index("[PAD]") if "[PAD]" in tokenizer.vocab else 0
+    try:
+        TorchScriptEncoder(load_script(model_dir), len(tokenizer.vocab), pad)
+    except RuntimeError as e:  # the graph itself fails on Elasticsearch's inputs
+        raise ModelFormatError(f"the TorchScript model fails on a sample batch: {e}") from e
