@@ -190,3 +190,20 @@ def test_dense_reference_agrees_with_a_padded_batch(tmp_path: Path) -> None:
     ids = [np.array([2, 40, 41, 3]), np.array([2, 50, 3])]
     both = reference_weights(reference, ids)
     assert np.allclose(both[1], reference_weights(reference, ids[1:])[0], atol=1e-5)
+
+
+def test_elastic_tokenization_settings_are_followed(tmp_path: Path) -> None:
+    model_dir = build_torchscript_dir(tmp_path / "m")
+    lower = Tokenizer.from_dir(model_dir).encode_batch(["Hello"])[0].ids.tolist()
+    _edit_json(
+        model_dir / "trained_model_config.json",
+        lambda c: c["inference_config"]["text_expansion"]["tokenization"]["bert"].update(
+            do_lower_case=False, with_special_tokens=False, max_sequence_length=8
+        ),
+    )
+    tokenizer = Tokenizer.from_dir(model_dir)
+    vocab = default_vocab()
+    cased = tokenizer.encode_batch(["Hello"])[0].ids.tolist()
+    assert lower[0] == vocab.index("[CLS]") and lower[-1] == vocab.index("[SEP]")
+    assert cased == [vocab.index("[UNK]")]  # no specials; "Hello" is not in the lower-case vocabulary
+    assert tokenizer.max_length == 8
