@@ -112,7 +112,7 @@ def parse_put_config(model_id: str, body: dict[str, Any], raw: bytes | None = No
     if errors:
         raise ActionRequestValidationException(errors)
     if model_type not in _MODEL_TYPES:
-        raise XContentParseException(f"[trained_model_config] failed to parse field [model_type]")
+        raise XContentParseException("[trained_model_config] failed to parse field [model_type]")
     if model_type != PYTORCH or has_definition:
         raise StatusException(
             f"elserve serves only [{PYTORCH}] models uploaded in definition parts; model [{model_id}] is "
