@@ -22,6 +22,8 @@ from elserve.deployments.capacity import NodeCapacity
 from elserve.deployments.manager import DeploymentManager
 from elserve.models.cache import ModelCache
 from elserve.models.downloads import ModelDownloads
+from elserve.models.registry import ModelRegistry
+from elserve.operations.model_upload import ModelUploads, RegistryCatalogue
 from elserve.operations.inference import InferenceOperations
 from elserve.operations.trained_models import TrainedModelOperations
 from elserve.security.authc import Security
@@ -88,7 +90,11 @@ def build_services(settings: ServerSettings) -> Services:
         _print_generated_password(generated)
     capacity = NodeCapacity.of_machine(settings.processors, settings.ml_memory_bytes)
     node = NodeInfo.load(repo, settings.host, settings.port, capacity)
-    downloads = ModelDownloads(ModelCache(settings.model_cache_dir))
+    # Uploaded models (REST, as eland) resolve after the built-ins, from the store.
+    registry = ModelRegistry(repo)
+    cache = ModelCache(settings.model_cache_dir)
+    downloads = ModelDownloads(cache, RegistryCatalogue(registry, cache))
+    uploads = ModelUploads(registry, cache, settings.data_dir / "model-uploads")
     timings = ScalerTimings(
         interval_s=settings.scaler_interval_s,
         scale_to_zero_after_s=settings.scale_to_zero_time_s,
@@ -114,7 +120,9 @@ def build_services(settings: ServerSettings) -> Services:
         deployments=deployments,
         metrics=metrics,
         inference=inference,
-        trained_models=TrainedModelOperations(repo, deployments, downloads, inference.endpoints_using),
+        trained_models=TrainedModelOperations(
+            repo, deployments, downloads, inference.endpoints_using, uploads, settings.max_batch_tokens
+        ),
     )
 
 

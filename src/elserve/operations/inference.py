@@ -32,7 +32,7 @@ from elserve.endpoints.put_request import PutRequest, parse_put_request
 from elserve.endpoints.task_types import parse_path_task_type
 from elserve.endpoints.update_request import apply_update, parse_update_body
 from elserve.errors import ResourceNotFoundException, StatusException
-from elserve.models.catalogue import is_elser_model, resolve
+from elserve.models.catalogue import is_elser_model
 from elserve.operations.chunked_inference import RESULT_FIELD, infer_chunked
 from elserve.operations.deployments import (
     DeploymentRecords,
@@ -120,11 +120,16 @@ class InferenceOperations:
         self, inference_id: str, task_type: str | None, body: dict[str, Any], timeout: TimeValue
     ) -> tuple[dict[str, Any], list[str]]:
         async with self._lock:
+            catalogue = self._manager.downloads.catalogue  # built-ins, then uploaded models
             request = parse_put_request(
-                inference_id, task_type, body, trained_model_ids=self._live_deployment_ids()
+                inference_id,
+                task_type,
+                body,
+                trained_model_ids=self._live_deployment_ids(),
+                known_models=catalogue.model_ids(),
             )
             endpoint = request.endpoint if request.pending is None else self._attach(request)
-            if resolve(endpoint.model_id) is None:
+            if catalogue.resolve(endpoint.model_id) is None:
                 raise ResourceNotFoundException(
                     f"Could not deploy model [{endpoint.model_id}] as the model cannot be found."
                 )

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import fnmatch
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
 
 from elserve.deployments.config import DEFAULT_PRIORITY, DEFAULT_QUEUE_CAPACITY, DeploymentConfig
-from elserve.deployments.deployment import Deployment
+from elserve.deployments.deployment import DEFAULT_MAX_BATCH_TOKENS, Deployment
 from elserve.deployments.manager import DeploymentManager
 from elserve.deployments.states import DeploymentState
 from elserve.deployments.validation import start_errors, update_errors
@@ -22,9 +25,28 @@ from elserve.errors import (
 from elserve.models.cache import model_size_bytes
 from elserve.models.catalogue import BUILTIN_MODELS, ModelSpec, resolve
 from elserve.models.downloads import DownloadState, DownloadStatus, ModelDownloads
+from elserve.models.registry import RegisteredModel
 from elserve.operations.deployments import DeploymentRecords, adaptive_config, initial_allocations
+from elserve.operations.model_upload import ModelUploads, not_found
+from elserve.operations.trained_model_config import parse_put_config
+from elserve.runtime.config import ModelFormatError
+from elserve.runtime.memory import SHARED_BYTES, estimate_memory
 from elserve.store import Repository
 from elserve.timevalue import TimeValue
+
+
+log = logging.getLogger("elserve.models")
+
+
+@dataclass(frozen=True)
+class ConfigEntry:
+    """One `trained_model_configs` entry: a catalogue model (`spec`) or an uploaded one (`uploaded`)."""
+
+    model_id: str
+    model_bytes: int
+    download: DownloadState
+    spec: ModelSpec | None = None
+    uploaded: RegisteredModel | None = None
 
 
 @dataclass(frozen=True)
@@ -34,6 +56,9 @@ class ModelEntry:
     model_id: str
     model_bytes: int
     deployment: Deployment | None
+    # (per-deployment, per-allocation) bytes before any worker runs (runtime/memory.py); None when
+    # the model's files are not here (or are not a model this runtime can size).
+    estimate: tuple[int, int] | None = None
 
 
 def _matches(expression: str, *names: str) -> bool:
@@ -48,45 +73,103 @@ class TrainedModelOperations:
         manager: DeploymentManager,
         downloads: ModelDownloads,
         endpoints_using: Callable[[str], list[str]],
+        uploads: ModelUploads,
+        max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS,
     ) -> None:
+        self._max_batch_tokens = max_batch_tokens
         self._manager = manager
         self._downloads = downloads
+        self.uploads = uploads
         self._records = DeploymentRecords(repo, manager)
         self._endpoints_using = endpoints_using  # inference endpoints that use a deployment id
 
     def model_bytes(self, model_id: str) -> int:
+        """The model's files; for an upload still missing parts, the definition's announced length."""
+        uploaded = self.uploads.registry.get(model_id)
+        if uploaded is not None and not uploaded.fully_defined:
+            return self.uploads.announced_length(model_id)
         path = self._downloads.state(model_id).path
         return 0 if path is None else model_size_bytes(path)
 
+    def model_dir(self, model_id: str) -> Path | None:
+        """The installed directory, None until the model is downloaded or fully defined."""
+        if self._downloads.catalogue.resolve(model_id) is None:
+            return None
+        return self._downloads.state(model_id).path
+
+    def memory_estimate(self, model_id: str, query_lane: bool = True) -> tuple[int, int] | None:
+        """(per-deployment, per-allocation) bytes a deployment of the model needs, derived from its
+        files and this runtime (`runtime/memory.py`): one worker per allocation; per deployment the
+        pages its workers share, and one more worker for the query lane of a normal-priority one."""
+        path = self.model_dir(model_id)
+        if path is None:
+            return None
+        try:
+            worker = estimate_memory(path, self._max_batch_tokens).worker_bytes
+        except (ModelFormatError, OSError, RuntimeError) as e:
+            log.warning("[%s] cannot size the model from its files: %s", model_id, e)
+            return None
+        return SHARED_BYTES + (worker if query_lane else 0), worker
+
     def known_models(self) -> list[str]:
-        """Models that exist here: downloaded, downloading, failed to download, or deployed."""
+        """Models that exist here: downloaded, downloading, failed to download, deployed, or uploaded."""
         ids = {d.model_id for d in self._manager.all()}
         for spec in BUILTIN_MODELS:
             if self._downloads.state(spec.model_id).status is not DownloadStatus.ABSENT:
                 ids.add(spec.model_id)
+        ids.update(m.model_id for m in self.uploads.registry.list())
         return sorted(ids)
 
-    def configs(
-        self, expression: str | None, allow_no_match: bool, from_: int, size: int
-    ) -> list[tuple[ModelSpec, DownloadState, int]]:
+    def configs(self, expression: str | None, allow_no_match: bool, from_: int, size: int) -> list[ConfigEntry]:
         """`GET /_ml/trained_models[/{id}]`: the matching models that exist here."""
         expression = expression or "_all"
         models = [m for m in self.known_models() if _matches(expression, m)]
         if not models and not (allow_no_match and _has_wildcard(expression)):
             raise ResourceNotFoundException(f"No known trained model with model_id [{expression}]")
-        return [
-            (self._catalogue_spec(m), self._downloads.state(m), self.model_bytes(m)) for m in models[from_ : from_ + size]
-        ]
+        return [self._config_entry(m) for m in models[from_ : from_ + size]]
 
-    def put_model(self, model_id: str) -> tuple[ModelSpec, DownloadState, int]:
-        """`PUT /_ml/trained_models/{id}` for a catalogue model: start its download (the ELSER idiom)."""
-        spec = self._catalogue_spec(model_id)
-        if self._downloads.state(model_id).status is not DownloadStatus.ABSENT:
-            raise ResourceAlreadyExistsException(f"Trained machine learning model [{model_id}] already exists")
-        return spec, self._downloads.start(model_id), 0
+    def _config_entry(self, model_id: str) -> ConfigEntry:
+        uploaded = self.uploads.registry.get(model_id)
+        if uploaded is not None:
+            download = (
+                self._downloads.state(model_id) if uploaded.fully_defined else DownloadState(model_id, DownloadStatus.ABSENT)
+            )
+            return ConfigEntry(model_id, self.model_bytes(model_id), download, uploaded=uploaded)
+        return ConfigEntry(
+            model_id, self.model_bytes(model_id), self._downloads.state(model_id), spec=self._catalogue_spec(model_id)
+        )
+
+    def put_model(self, model_id: str, body: dict[str, Any] | None, raw: bytes | None = None) -> ConfigEntry:
+        """`PUT /_ml/trained_models/{id}`: for a catalogue model, start its download (the ELSER idiom);
+        for any other id, register an uploaded model's configuration (eland's first step)."""
+        if resolve(model_id) is not None:
+            spec = self._catalogue_spec(model_id)
+            if self._downloads.state(model_id).status is not DownloadStatus.ABSENT:
+                raise ResourceAlreadyExistsException(f"Trained machine learning model [{model_id}] already exists")
+            return ConfigEntry(model_id, 0, self._downloads.start(model_id), spec=spec)
+        config = parse_put_config(model_id, body or {}, raw)
+        uploaded = self.uploads.create(config)
+        return ConfigEntry(model_id, 0, DownloadState(model_id, DownloadStatus.ABSENT), uploaded=uploaded)
+
+    async def delete(self, model_id: str, force: bool) -> None:
+        """`DELETE /_ml/trained_models/{id}` (`TransportDeleteTrainedModelAction`): refused while deployed
+        unless `force`, which stops the deployments first."""
+        if resolve(model_id) is not None:
+            # elserve decision: a built-in id always resolves to its source; there is nothing to delete.
+            raise StatusException(f"Unable to delete model [{model_id}] as it is required by machine learning", 400)
+        if self.uploads.registry.get(model_id) is None:
+            raise not_found(model_id)
+        deployments = self._manager.of_model(model_id)
+        if deployments and not force:
+            raise StatusException(
+                f"Cannot delete model [{model_id}] as it is currently deployed; use force to delete the model", 409
+            )
+        for deployment in deployments:
+            await self._records.stop(deployment.deployment_id)
+        self.uploads.delete(model_id)
 
     def _catalogue_spec(self, model_id: str) -> ModelSpec:
-        spec = resolve(model_id)
+        spec = self._downloads.catalogue.resolve(model_id)
         if spec is None:
             raise ResourceNotFoundException(f"Could not find trained model [{model_id}]")
         return spec
@@ -111,9 +194,10 @@ class TrainedModelOperations:
             own = [d for d in deployments if d.model_id == model_id]
             by_deployment = [d for d in own if _matches(expression, d.deployment_id)]
             chosen = by_deployment if by_deployment and not _matches(expression, model_id) else own
-            entries.extend(ModelEntry(model_id, size_bytes, d) for d in chosen)
+            estimate = self.memory_estimate(model_id)
+            entries.extend(ModelEntry(model_id, size_bytes, d, estimate) for d in chosen)
             if not chosen:
-                entries.append(ModelEntry(model_id, size_bytes, None))
+                entries.append(ModelEntry(model_id, size_bytes, None, estimate))
         return len(models), entries
 
 
@@ -138,9 +222,8 @@ class TrainedModelOperations:
                 f"[{deployment_id}] exist",
                 400,
             )
-        if resolve(request.model_id) is None:
-            raise ResourceNotFoundException(f"Could not find trained model [{request.model_id}]")
-        if deployment_id != request.model_id and resolve(deployment_id) is not None:
+        self.check_deployable(request.model_id)
+        if deployment_id != request.model_id and self._exists(deployment_id):
             raise StatusException(
                 f"Deployment id [{deployment_id}] is the same as an another model which is not the model being "
                 "deployed. Deployment id can be the same as the model being deployed but cannot match a different "
@@ -170,6 +253,18 @@ class TrainedModelOperations:
                 f"Could not start model deployment [{deployment_id}]: {deployment.reason}", 500
             )
         return deployment
+
+    def _exists(self, model_id: str) -> bool:
+        return resolve(model_id) is not None or self.uploads.registry.get(model_id) is not None
+
+    def check_deployable(self, model_id: str) -> None:
+        """404 for an unknown model, and for an upload still missing its definition or vocabulary."""
+        if self._downloads.catalogue.resolve(model_id) is not None:
+            return
+        if self.uploads.registry.get(model_id) is None:
+            raise not_found(model_id)
+        # Messages.MODEL_DEFINITION_NOT_FOUND
+        raise ResourceNotFoundException(f"Could not find trained model definition [{model_id}]")
 
     def _deployment(self, deployment_id: str) -> Deployment:
         deployment = self._manager.get(deployment_id)

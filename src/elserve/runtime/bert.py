@@ -1,4 +1,4 @@
-"""A BERT masked-LM in plain PyTorch (fp32), loaded from `model.safetensors`.
+"""A BERT (or DistilBERT: the same layers) masked-LM in plain PyTorch (fp32), loaded from `model.safetensors`.
 
 The forward is split where SPLADE needs it: `encode` runs the padded batch through the
 encoder layers, `transform` runs the MLM head's transform on the rows that matter, and the
@@ -18,7 +18,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 
-from elserve.runtime.config import ACTIVATIONS, BertConfig, ModelFormatError, read_config
+from elserve.runtime.config import ACTIVATIONS, DISTILBERT, BertConfig, ModelFormatError, read_config
 
 WEIGHTS_FILE = "model.safetensors"
 
@@ -162,7 +162,7 @@ class BertMaskedLM(nn.Module):
 
 
 # Checkpoint names (after `bert.` is dropped and gamma/beta become weight/bias) -> ours.
-_RENAMES = [
+_BERT_RENAMES = [
     (re.compile(r"^embeddings\.word_embeddings\."), "embeddings.word."),
     (re.compile(r"^embeddings\.position_embeddings\."), "embeddings.position."),
     (re.compile(r"^embeddings\.token_type_embeddings\."), "embeddings.token_type."),
@@ -178,27 +178,95 @@ _RENAMES = [
     (re.compile(r"^cls\.predictions\.decoder\.weight$"), "head.decoder_weight"),
     (re.compile(r"^cls\.predictions\.bias$"), "head.bias"),
 ]
-# Weights a masked-LM forward does not use: the pooler, the next-sentence head, and a buffer
-# old checkpoints saved.
-_UNUSED = re.compile(r"^(pooler\.|cls\.seq_relationship\.|embeddings\.position_ids$)")
+# Weights a masked-LM forward does not use: the pooler, the next-sentence head, and the buffers
+# checkpoints (and traced modules) may carry. The decoder bias is the same tensor as
+# `cls.predictions.bias` in checkpoints that save both.
+_BERT_UNUSED = re.compile(
+    r"^(pooler\.|cls\.seq_relationship\.|embeddings\.(position_ids|token_type_ids)$|cls\.predictions\.decoder\.bias$)"
+)
 _LEGACY_NORM = re.compile(r"(LayerNorm)\.(gamma|beta)$")
 
+# DistilBertForMaskedLM's names (after `distilbert.` is dropped) -> ours: the same layers as BERT's.
+_DISTILBERT_RENAMES = [
+    (re.compile(r"^embeddings\.word_embeddings\."), "embeddings.word."),
+    (re.compile(r"^embeddings\.position_embeddings\."), "embeddings.position."),
+    (re.compile(r"^embeddings\.LayerNorm\."), "embeddings.norm."),
+    (re.compile(r"^transformer\.layer\.(\d+)\.attention\.q_lin\."), r"layers.\1.query."),
+    (re.compile(r"^transformer\.layer\.(\d+)\.attention\.k_lin\."), r"layers.\1.key."),
+    (re.compile(r"^transformer\.layer\.(\d+)\.attention\.v_lin\."), r"layers.\1.value."),
+    (re.compile(r"^transformer\.layer\.(\d+)\.attention\.out_lin\."), r"layers.\1.attn_out."),
+    (re.compile(r"^transformer\.layer\.(\d+)\.sa_layer_norm\."), r"layers.\1.attn_norm."),
+    (re.compile(r"^transformer\.layer\.(\d+)\.ffn\.lin1\."), r"layers.\1.intermediate."),
+    (re.compile(r"^transformer\.layer\.(\d+)\.ffn\.lin2\."), r"layers.\1.output."),
+    (re.compile(r"^transformer\.layer\.(\d+)\.output_layer_norm\."), r"layers.\1.out_norm."),
+    (re.compile(r"^vocab_transform\."), "head.dense."),
+    (re.compile(r"^vocab_layer_norm\."), "head.norm."),
+    (re.compile(r"^vocab_projector\.weight$"), "head.decoder_weight"),
+    (re.compile(r"^vocab_projector\.bias$"), "head.bias"),
+]
+_DISTILBERT_UNUSED = re.compile(r"^embeddings\.position_ids$")
 
-def _rename(key: str) -> str | None:
+
+def _rename(key: str, architecture: str) -> str | None:
     """Our parameter name for a checkpoint key, None for weights the forward does not use."""
-    key = key.removeprefix("bert.")
-    key = _LEGACY_NORM.sub(lambda m: f"{m[1]}.{'weight' if m[2] == 'gamma' else 'bias'}", key)
-    if _UNUSED.match(key) or key == "cls.predictions.decoder.bias":
-        # The decoder bias is the same tensor as `cls.predictions.bias` in checkpoints that save both.
+    if architecture == DISTILBERT:
+        key, renames, unused = key.removeprefix("distilbert."), _DISTILBERT_RENAMES, _DISTILBERT_UNUSED
+    else:
+        key, renames, unused = key.removeprefix("bert."), _BERT_RENAMES, _BERT_UNUSED
+        key = _LEGACY_NORM.sub(lambda m: f"{m[1]}.{'weight' if m[2] == 'gamma' else 'bias'}", key)
+    if unused.match(key):
         return None
-    for pattern, replacement in _RENAMES:
+    for pattern, replacement in renames:
         if pattern.match(key):
             return pattern.sub(replacement, key)
-    raise ModelFormatError(f"unexpected weight [{key}] in [{WEIGHTS_FILE}]")
+    raise ModelFormatError(f"unexpected weight [{key}] for a {architecture} masked-LM")
+
+
+def sinusoidal_positions(positions: int, hidden: int) -> torch.Tensor:
+    """DistilBERT's fixed position embeddings (`sinusoidal_pos_embds`): sin on even, cos on odd dims."""
+    position = torch.arange(positions, dtype=torch.float64)[:, None]
+    rate = torch.pow(10000.0, 2 * (torch.arange(hidden, dtype=torch.float64) // 2) / hidden)
+    angles = position / rate
+    out = torch.empty(positions, hidden, dtype=torch.float64)
+    out[:, 0::2] = torch.sin(angles[:, 0::2])
+    out[:, 1::2] = torch.cos(angles[:, 1::2])
+    return out.float()
+
+
+def model_from_weights(
+    config: BertConfig, raw: dict[str, torch.Tensor], where: str, described_by: str = "config.json"
+) -> BertMaskedLM:
+    """The model of `config` with the checkpoint tensors `raw` (HF names, as saved or as a traced
+    module holds them), in fp32, for inference; `where` names their file in errors."""
+    state: dict[str, torch.Tensor] = {}
+    for key, tensor in raw.items():
+        name = _rename(key, config.architecture)
+        if name is not None:
+            state[name] = tensor.float()
+    if "head.bias" not in state and "cls.predictions.decoder.bias" in raw:
+        state["head.bias"] = raw["cls.predictions.decoder.bias"].float()
+    if "head.decoder_weight" not in state and "embeddings.word.weight" in state:
+        # Tied decoder: the very same tensor as the word embeddings, not a copy.
+        state["head.decoder_weight"] = state["embeddings.word.weight"]
+    if config.architecture == DISTILBERT:
+        # No token types: the one embedding every token adds is zeros.
+        state.setdefault("embeddings.token_type.weight", torch.zeros(1, config.hidden_size))
+        if "embeddings.position.weight" not in state and config.sinusoidal_positions:
+            state["embeddings.position.weight"] = sinusoidal_positions(
+                config.max_position_embeddings, config.hidden_size
+            )
+    # Built without memory, then given the loaded tensors themselves (assign=True).
+    with torch.device("meta"):
+        model = BertMaskedLM(config)
+    try:
+        model.load_state_dict(state, strict=True, assign=True)
+    except RuntimeError as e:
+        raise ModelFormatError(f"weights in [{where}] do not match {described_by}: {e}") from e
+    return model.eval().requires_grad_(False)
 
 
 def load_bert(model_dir: Path) -> BertMaskedLM:
-    """The model of `model_dir` (config.json and model.safetensors), in fp32, for inference."""
+    """The model of a Hugging Face directory (config.json and model.safetensors), in fp32, for inference."""
     config = read_config(model_dir)
     path = model_dir / WEIGHTS_FILE
     if not path.exists():
@@ -207,21 +275,4 @@ def load_bert(model_dir: Path) -> BertMaskedLM:
         raw = load_file(str(path))
     except SafetensorError as e:
         raise ModelFormatError(f"cannot read [{path}]: {e}") from e
-    state: dict[str, torch.Tensor] = {}
-    for key, tensor in raw.items():
-        name = _rename(key)
-        if name is not None:
-            state[name] = tensor.float()
-    if "head.bias" not in state and "cls.predictions.decoder.bias" in raw:
-        state["head.bias"] = raw["cls.predictions.decoder.bias"].float()
-    if "head.decoder_weight" not in state and "embeddings.word.weight" in state:
-        # Tied decoder: the very same tensor as the word embeddings, not a copy.
-        state["head.decoder_weight"] = state["embeddings.word.weight"]
-    # Built without memory, then given the loaded tensors themselves (assign=True).
-    with torch.device("meta"):
-        model = BertMaskedLM(config)
-    try:
-        model.load_state_dict(state, strict=True, assign=True)
-    except RuntimeError as e:
-        raise ModelFormatError(f"weights in [{path}] do not match config.json: {e}") from e
-    return model.eval().requires_grad_(False)
+    return model_from_weights(config, raw, str(path))

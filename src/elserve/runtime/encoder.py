@@ -13,8 +13,10 @@ from elserve.runtime.bert import BertMaskedLM, load_bert
 from elserve.runtime.config import ModelFormatError
 from elserve.runtime.cpu import bf16_refusal
 from elserve.runtime.head import MARGIN, ExactHead
+from elserve.runtime.layout import HF, layout_of
 from elserve.runtime.sparse import SparseVector
 from elserve.runtime.tokenizer import Encoded, Tokenizer
+from elserve.runtime.torchscript import TorchScriptEncoder, extract_masked_lm, load_script
 from elserve.runtime.workers import Workers
 
 # Padded cost of one batch in `encode`, in tokens (longest text x texts).
@@ -62,6 +64,11 @@ class Encoder:
             raise ModelFormatError(
                 f"the tokenizer has [{len(tokenizer.vocab)}] tokens but the model only [{vocab_size}]"
             )
+        if tokenizer.max_length > model.config.max_position_embeddings:
+            raise ModelFormatError(
+                f"the tokenizer's window of [{tokenizer.max_length}] tokens is longer than the model's "
+                f"[{model.config.max_position_embeddings}] positions"
+            )
         self.model = model
         self.tokenizer = tokenizer
         self.precision = precision
@@ -89,15 +96,28 @@ class Encoder:
     @classmethod
     def load(
         cls, model_dir: Path, num_threads: int | None = None, precision: str = EXACT, head: str | None = None
-    ) -> Encoder:
-        """Load `model_dir`; `num_threads` sets torch's intra-op threads (process-wide) and how
-        many workers split a batch; `precision` is `exact` (the default) or the opt-in `bf16`
-        (see `PRECISIONS`); `head` as for the constructor."""
+    ) -> Encoder | TorchScriptEncoder:
+        """Load `model_dir` of either layout (`layout.py`); `num_threads` sets torch's intra-op
+        threads (process-wide) and how many workers split a batch; `precision` is `exact` (the
+        default) or the opt-in `bf16` (see `PRECISIONS`); `head` as for the constructor.
+
+        A TorchScript model (Elastic layout) whose weights are a BERT or DistilBERT masked-LM runs
+        as this encoder (`torchscript.extract_masked_lm`); any other runs as the TorchScript itself,
+        exact in fp32 whatever `precision` asks (`TorchScriptEncoder`)."""
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {list(PRECISIONS)}, got [{precision}]")
         if num_threads is not None:
             torch.set_num_threads(num_threads)
-        return cls(load_bert(model_dir), Tokenizer.from_dir(model_dir), precision, head)
+        tokenizer = Tokenizer.from_dir(model_dir)
+        if layout_of(model_dir) == HF:
+            return cls(load_bert(model_dir), tokenizer, precision, head)
+        module = load_script(model_dir)
+        model = extract_masked_lm(module)
+        if model is None:
+            pad = tokenizer.vocab.index("[PAD]") if "[PAD]" in tokenizer.vocab else 0
+            return TorchScriptEncoder(module, len(tokenizer.vocab), pad)
+        del module  # its weights now live in `model` (shared tensors)
+        return cls(model, tokenizer, precision, head)
 
     @property
     def vocab(self) -> list[str]:

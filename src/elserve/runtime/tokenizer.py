@@ -1,4 +1,9 @@
-"""The model's WordPiece tokenizer: text to token ids, truncated at the model's window."""
+"""The model's WordPiece tokenizer: text to token ids, truncated at the model's window.
+
+Read from `tokenizer.json`, or built from a bare vocabulary: `vocab.txt` (Hugging Face checkpoints
+without a `tokenizer.json`) or Elastic's `vocab.json` with the configuration's `bert` tokenization
+(`elastic_config.py`), as BERT's basic + WordPiece tokenizers (and Elasticsearch's) split text.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import tokenizers
+from tokenizers import models, normalizers, pre_tokenizers, processors
 
+from elserve.runtime import elastic_config, layout
 from elserve.runtime.config import ModelFormatError, read_config
 
 
@@ -49,12 +56,24 @@ class Tokenizer:
 
     @classmethod
     def from_dir(cls, model_dir: Path) -> Tokenizer:
-        """Load `tokenizer.json`; the window is the smallest of the model's positions and the
-        tokenizer's `model_max_length` (when `tokenizer_config.json` states a real one)."""
-        path = model_dir / "tokenizer.json"
-        if not path.exists():
-            raise ModelFormatError(f"no [tokenizer.json] in [{model_dir}]")
-        inner = tokenizers.Tokenizer.from_file(str(path))
+        """The tokenizer of a model directory of either layout (`layout.py`).
+
+        Hugging Face: `tokenizer.json`, else `vocab.txt` (lower-cased unless `tokenizer_config.json`
+        says `do_lower_case: false`); the window is the smallest of the model's positions and the
+        tokenizer's `model_max_length` (when `tokenizer_config.json` states a real one).
+        Elastic: `vocab.json` with the configuration's `bert` tokenization (`do_lower_case`,
+        `with_special_tokens`, `max_sequence_length`).
+        """
+        if layout.layout_of(model_dir) == layout.ELASTIC:
+            settings = elastic_config.read_tokenization(model_dir)
+            vocab = elastic_config.read_vocabulary(model_dir)
+            inner = wordpiece(vocab, settings.do_lower_case, settings.with_special_tokens)
+            return cls(inner, max_length=settings.max_sequence_length)
+        path = model_dir / layout.HF_TOKENIZER
+        if path.exists():
+            inner = tokenizers.Tokenizer.from_file(str(path))
+        else:
+            inner = wordpiece(_read_vocab_txt(model_dir / layout.HF_VOCAB), _hf_lower_case(model_dir), True)
         return cls(inner, max_length=read_max_length(model_dir))
 
     def encode_batch(self, texts: list[str]) -> list[Encoded]:
@@ -94,6 +113,47 @@ class Tokenizer:
                 return Encoded(np.asarray(encoding.ids, dtype=np.int32), True)
             size *= 4
         return self._encode([text])[0]
+
+
+SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+
+
+def wordpiece(vocab: list[str], lowercase: bool, with_special_tokens: bool) -> tokenizers.Tokenizer:
+    """BERT's tokenizer over the id -> token list `vocab`: basic tokenization (clean-up, CJK
+    characters apart, punctuation split; accents stripped when lower-casing, as BERT and
+    Elasticsearch do), WordPiece with `##` pieces, `[CLS] ... [SEP]` around the text."""
+    ids: dict[str, int] = {}
+    for i, token in enumerate(vocab):
+        ids.setdefault(token, i)  # a duplicated entry keeps its first id
+    missing = [t for t in ("[UNK]", "[CLS]", "[SEP]") if t not in ids]
+    if missing:
+        raise ModelFormatError(f"the vocabulary lacks the BERT special tokens {missing}")
+    inner = tokenizers.Tokenizer(models.WordPiece(vocab=ids, unk_token="[UNK]", max_input_chars_per_word=100))
+    inner.normalizer = normalizers.BertNormalizer(
+        clean_text=True, handle_chinese_chars=True, strip_accents=None, lowercase=lowercase
+    )
+    inner.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    if with_special_tokens:
+        inner.post_processor = processors.BertProcessing(
+            ("[SEP]", ids["[SEP]"]), ("[CLS]", ids["[CLS]"])
+        )
+    inner.add_special_tokens([t for t in SPECIAL_TOKENS if t in ids])
+    return inner
+
+
+def _read_vocab_txt(path: Path) -> list[str]:
+    # One token a line, the line number its id (BERT's `vocab.txt`).
+    return path.read_text(encoding="utf-8").rstrip("\n").split("\n")
+
+
+def _hf_lower_case(model_dir: Path) -> bool:
+    """`do_lower_case` of `tokenizer_config.json`; True without one, as transformers' BertTokenizer."""
+    path = model_dir / layout.HF_TOKENIZER_CONFIG
+    if path.exists():
+        value = json.loads(path.read_text(encoding="utf-8")).get("do_lower_case")
+        if isinstance(value, bool):
+            return value
+    return True
 
 
 def read_max_length(model_dir: Path) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -9,7 +10,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from elserve.api.deps import json_body, require
 from elserve.api.params import parse_bool, parse_int, parse_page_param
 from elserve.api.rendering import render
-from elserve.api.views.trained_models import assignment, model_config, stats_entry
+from elserve.api.views.trained_models import assignment, model_config, stats_entry, uploaded_model_config
 from elserve.deployments.deployment import Deployment
 from elserve.endpoints.adaptive import remove_adaptive_allocations
 from elserve.deployments.validation import parse_priority
@@ -20,8 +21,19 @@ from elserve.errors import (
     ValidationErrors,
     XContentParseException,
 )
-from elserve.operations.trained_models import StartRequest
-from elserve.security.privileges import ML_GET, ML_PUT_MODEL, ML_START, ML_STATS, ML_STOP, ML_UPDATE
+from elserve.operations.trained_models import ConfigEntry, StartRequest
+from elserve.operations.upload_requests import parse_definition_part, parse_vocabulary
+from elserve.security.privileges import (
+    ML_DELETE_MODEL,
+    ML_GET,
+    ML_PUT_MODEL,
+    ML_PUT_MODEL_PART,
+    ML_PUT_MODEL_VOCABULARY,
+    ML_START,
+    ML_STATS,
+    ML_STOP,
+    ML_UPDATE,
+)
 from elserve.timevalue import parse_time
 
 router = APIRouter(prefix="/_ml/trained_models")
@@ -59,6 +71,16 @@ _get = [
     )
 ]
 _put_model = [Depends(require(ML_PUT_MODEL, frozenset({"defer_definition_decompression", "wait_for_completion"})))]
+_put_part = [Depends(require(ML_PUT_MODEL_PART, frozenset()))]
+_put_vocabulary = [Depends(require(ML_PUT_MODEL_VOCABULARY, frozenset()))]
+_delete_model = [Depends(require(ML_DELETE_MODEL, frozenset({"force", "timeout"})))]
+
+
+def _render_config(entry: ConfigEntry, definition_status: bool) -> dict[str, Any]:
+    if entry.uploaded is not None:
+        return uploaded_model_config(entry.uploaded, entry.model_bytes, definition_status)
+    assert entry.spec is not None
+    return model_config(entry.spec, entry.download, entry.model_bytes, definition_status)
 
 
 @router.get("/_stats", dependencies=_stats)
@@ -75,7 +97,7 @@ async def stats(request: Request, model_id: str | None = None) -> Response:
     body = {
         "count": count,
         "trained_model_stats": [
-            stats_entry(e.model_id, e.model_bytes, e.deployment, services.node) for e in entries
+            stats_entry(e.model_id, e.model_bytes, e.deployment, services.node, e.estimate) for e in entries
         ],
     }
     return render(request, body)
@@ -93,15 +115,50 @@ async def get(request: Request, model_id: str | None = None) -> Response:
         from_=parse_page_param(q.get("from"), "from", 0),
         size=parse_page_param(q.get("size"), "size", 100),
     )
-    configs = [model_config(spec, state, size, definition_status) for spec, state, size in found]
+    configs = [_render_config(entry, definition_status) for entry in found]
     return render(request, {"count": len(configs), "trained_model_configs": configs})
 
 
 @router.put("/{model_id}", dependencies=_put_model)
 async def put_model(request: Request, model_id: str) -> Response:
-    await json_body(request)
-    spec, state, size = request.app.state.services.trained_models.put_model(model_id)
-    return render(request, model_config(spec, state, size, definition_status=False))
+    body = await json_body(request)
+    entry = request.app.state.services.trained_models.put_model(model_id, body, await request.body())
+    return render(request, _render_config(entry, definition_status=False))
+
+
+@router.put("/{model_id}/definition/{part}", dependencies=_put_part)
+async def put_definition_part(request: Request, model_id: str, part: str) -> Response:
+    number = parse_int(part, "part", -1)
+    upload = parse_definition_part(await json_body(request) or {})
+    await asyncio.to_thread(
+        request.app.state.services.trained_models.uploads.put_part,
+        model_id,
+        number,
+        upload.definition,
+        upload.total_definition_length,
+        upload.total_parts,
+    )
+    return render(request, {"acknowledged": True})
+
+
+@router.put("/{model_id}/vocabulary", dependencies=_put_vocabulary)
+async def put_vocabulary(request: Request, model_id: str) -> Response:
+    vocabulary = parse_vocabulary(await json_body(request) or {})
+    await asyncio.to_thread(
+        request.app.state.services.trained_models.uploads.put_vocabulary,
+        model_id,
+        vocabulary.vocabulary,
+        vocabulary.merges,
+        vocabulary.scores,
+    )
+    return render(request, {"acknowledged": True})
+
+
+@router.delete("/{model_id}", dependencies=_delete_model)
+async def delete_model(request: Request, model_id: str) -> Response:
+    force = parse_bool(request.query_params.get("force"), False)
+    await request.app.state.services.trained_models.delete(model_id, force)
+    return render(request, {"acknowledged": True})
 
 
 def _option(body: dict[str, Any], request: Request, name: str) -> Any:

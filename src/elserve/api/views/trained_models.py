@@ -11,11 +11,12 @@ from typing import Any
 
 from elserve.api.node import NodeInfo
 from elserve.deployments.deployment import Deployment
-from elserve.deployments.memory import estimate
+from elserve.deployments.memory import estimate as estimate_flat
 from elserve.deployments.states import AllocationState, DeploymentState, RoutingState
 from elserve.deployments.stats import now_ms
 from elserve.models.catalogue import ModelSpec
 from elserve.models.downloads import DownloadState, DownloadStatus
+from elserve.models.registry import RegisteredModel
 from elserve.operations.deployments import adaptive_allocations
 
 def byte_size(n: int) -> str:
@@ -27,15 +28,22 @@ def byte_size(n: int) -> str:
     return f"{n}b"
 
 
-def required_memory(deployment: Deployment | None, model_bytes: int) -> int:
+def required_memory(deployment: Deployment | None, model_bytes: int, estimate: tuple[int, int] | None = None) -> int:
     """What the deployment takes at its target allocations (at least one): measured per allocation
-    from its workers when they run, estimated before (deployments/memory.py). Elasticsearch's
+    from its workers when they run; before, derived from the model's files and this runtime
+    (`estimate`, runtime/memory.py), else the flat estimate of deployments/memory.py. Elasticsearch's
     constant (240 MB + 2 x the model) says nothing of this server's processes."""
-    if deployment is None:
-        per_deployment, per_allocation = estimate(model_bytes)
-        return per_deployment + per_allocation
-    per_deployment, per_allocation = deployment.memory_per(model_bytes)
-    return per_deployment + per_allocation * max(1, deployment.config.number_of_allocations)
+    allocations = 1 if deployment is None else max(1, deployment.config.number_of_allocations)
+    if deployment is not None and deployment.memory() is not None:
+        per_deployment, per_allocation = deployment.memory_per(model_bytes)
+    elif estimate is not None:
+        lane = deployment is None or deployment.query_lane
+        per_deployment, per_allocation = estimate[0] - (0 if lane else estimate[1]), estimate[1]
+    elif deployment is not None:
+        per_deployment, per_allocation = deployment.memory_per(model_bytes)
+    else:
+        per_deployment, per_allocation = estimate_flat(model_bytes)
+    return per_deployment + per_allocation * allocations
 
 
 def _routing_state(deployment: Deployment) -> RoutingState:
@@ -125,13 +133,17 @@ def deployment_stats(deployment: Deployment, node: NodeInfo, model_bytes: int) -
 
 
 def stats_entry(
-    model_id: str, model_bytes: int, deployment: Deployment | None, node: NodeInfo
+    model_id: str,
+    model_bytes: int,
+    deployment: Deployment | None,
+    node: NodeInfo,
+    estimate: tuple[int, int] | None = None,
 ) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "model_id": model_id,
         "model_size_stats": {
             "model_size_bytes": model_bytes,
-            "required_native_memory_bytes": required_memory(deployment, model_bytes),
+            "required_native_memory_bytes": required_memory(deployment, model_bytes, estimate),
         },
         "pipeline_count": 0,
     }
@@ -225,4 +237,28 @@ def model_config(
     }
     if definition_status:
         config["fully_defined"] = download.status is DownloadStatus.DOWNLOADED
+    return config
+
+
+def uploaded_model_config(model: RegisteredModel, model_bytes: int, definition_status: bool) -> dict[str, Any]:
+    """One `trained_model_configs` entry for an uploaded model: its configuration as stored, with the
+    fields Elasticsearch adds (`TrainedModelConfig.toXContent`, `created_by` "api_user" for the REST API)."""
+    stored = dict(model.config)
+    config: dict[str, Any] = {
+        "model_id": model.model_id,
+        "model_type": stored.get("model_type", "pytorch"),
+        "created_by": "api_user",
+        "version": "12.0.0",
+        "create_time": model.create_time,
+        "model_size_bytes": model_bytes,
+        "estimated_operations": 0,
+        "license_level": "platinum",
+    }
+    for name in ("description", "tags", "metadata", "input", "inference_config", "prefix_strings", "platform_architecture"):
+        if name in stored:
+            config[name] = stored[name]
+    config.setdefault("tags", [])
+    config["location"] = {"index": {"name": _NATIVE_INDEX}}
+    if definition_status:
+        config["fully_defined"] = model.fully_defined
     return config

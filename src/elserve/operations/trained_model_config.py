@@ -1,0 +1,195 @@
+"""The body of `PUT _ml/trained_models/{model_id}`, read and validated as Elasticsearch does.
+
+Sources (elastic/elasticsearch): `CORE/ml/inference/TrainedModelConfig.java` (the strict parser and
+`Builder.validate(forCreation=true)`: settings illegal at creation, id rules, tags),
+`CORE/ml/inference/trainedmodel/NlpConfig.java` (`validateTrainedModelInput`),
+`TextExpansionConfig.java` (`vocabulary` illegal on creation), `BertTokenization.java` and
+`Tokenization.java` (the settings and their defaults), `CORE/ml/job/messages/Messages.java`.
+
+Where Elasticsearch accepts a model elserve cannot serve (another `model_type`, another task, a
+tokenizer other than BERT's WordPiece), the PUT is refused with the reason (400), before anything
+is stored: a model that could never deploy is better refused than kept.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from elserve.endpoints.ids import ID_LENGTH_LIMIT, id_too_long_message, is_valid_id
+from elserve.endpoints.json_location import top_level_fields
+from elserve.errors import (
+    ActionRequestValidationException,
+    StatusException,
+    XContentParseException,
+)
+
+PYTORCH = "pytorch"
+TEXT_EXPANSION = "text_expansion"
+# `TrainedModelConfig`'s fields (the strict parser's), and those the user may not set on creation.
+_FIELDS = {
+    "model_id", "created_by", "version", "description", "create_time", "tags", "metadata", "input",
+    "model_size_bytes", "estimated_heap_memory_usage_bytes", "estimated_operations", "definition",
+    "compressed_definition", "license_level", "default_field_map", "inference_config", "location",
+    "model_type", "model_package", "platform_architecture", "prefix_strings",
+}  # fmt: skip
+_ILLEGAL_ON_CREATION = ("version", "created_by", "create_time", "license_level", "location", "model_package")
+_MODEL_TYPES = ("tree_ensemble", "lang_ident", PYTORCH)
+_TASKS = (
+    "classification", "regression", "fill_mask", "ner", "pass_through", "question_answering",
+    "text_classification", "text_embedding", "text_expansion", "text_similarity", "zero_shot_classification",
+    "learning_to_rank",
+)  # fmt: skip
+_TEXT_EXPANSION_FIELDS = ("vocabulary", "tokenization", "results_field", "expansion_type")
+_TOKENIZATIONS = ("bert", "bert_ja", "mpnet", "roberta", "xlm_roberta", "deberta_v2")
+# `Tokenization.java` + `BertTokenization.java`: the fields and their defaults.
+_BERT_DEFAULTS: dict[str, Any] = {
+    "do_lower_case": False,
+    "with_special_tokens": True,
+    "max_sequence_length": 512,
+    "truncate": "first",
+    "span": -1,
+}
+_TRUNCATE = ("first", "second", "none", "balanced")
+_NATIVE_INDEX = ".ml-inference-native-000002"
+
+
+def _unknown(parser: str, name: str, where: str = "") -> XContentParseException:
+    return XContentParseException(f"{where}[{parser}] unknown field [{name}]")
+
+
+def parse_put_config(model_id: str, body: dict[str, Any], raw: bytes | None = None) -> dict[str, Any]:
+    """The configuration to store: the body checked as Elasticsearch's strict parser and its
+    creation rules check it, plus the defaults Elasticsearch fills (`input`, the tokenization's
+    settings). Raises the error Elasticsearch would (400), or the reason elserve cannot serve it."""
+    config = copy.deepcopy(body)
+    locations = top_level_fields(raw) if raw is not None else {}
+    for name in config:
+        if name not in _FIELDS:
+            where = locations.get(name)
+            raise _unknown("trained_model_config", name, f"[{where.location}] " if where else "")
+    errors: list[str] = []
+    body_id = config.get("model_id")
+    if body_id is not None and body_id != model_id:
+        raise ActionRequestValidationException(
+            [f"Inconsistent model_id; '{body_id}' specified in the body differs from '{model_id}' specified as a URL argument"]
+        )
+    if not is_valid_id(model_id):
+        errors.append(
+            f"Invalid model_id; '{model_id}' can contain lowercase alphanumeric (a-z and 0-9), hyphens or "
+            "underscores; must start and end with alphanumeric"
+        )
+    if len(model_id) > ID_LENGTH_LIMIT:
+        errors.append(id_too_long_message("model_id", model_id))
+    model_type = config.get("model_type")
+    has_definition = "definition" in config or "compressed_definition" in config
+    if not has_definition and model_type is None:
+        errors.append("[model_type] must be set if [definition] is not defined.")
+    inference = config.get("inference_config")
+    if inference is None:
+        errors.append("[inference_config] must not be null.")
+    tags = config.get("tags") or []
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        raise XContentParseException("[trained_model_config] failed to parse field [tags]")
+    bad_tags = [t for t in tags if not is_valid_id(t) or len(t) > ID_LENGTH_LIMIT]
+    if bad_tags:
+        errors.append(
+            f"Invalid tags [{', '.join(bad_tags)}]; must only can contain lowercase alphanumeric (a-z and 0-9), "
+            f"hyphens or underscores, must start and end with alphanumeric, and must be less than {ID_LENGTH_LIMIT} "
+            "characters."
+        )
+    if model_id in tags:
+        errors.append("none of the tags must equal the model_id")
+    errors.extend(_input_errors(config.get("input")))
+    for name in _ILLEGAL_ON_CREATION:
+        if config.get(name) is not None:
+            errors.append(f"illegal to set [{name}] at inference model creation")
+    metadata = config.get("metadata")
+    if isinstance(metadata, dict):
+        for name in ("total_feature_importance", "model_aliases"):
+            if metadata.get(name) is not None:
+                errors.append(f"illegal to set [metadata.{name}] at inference model creation")
+    if errors:
+        raise ActionRequestValidationException(errors)
+    if model_type not in _MODEL_TYPES:
+        raise XContentParseException("[trained_model_config] failed to parse field [model_type]")
+    if model_type != PYTORCH or has_definition:
+        raise StatusException(
+            f"elserve serves only [{PYTORCH}] models uploaded in definition parts; model [{model_id}] is "
+            f"[{model_type}]{' with an inline definition' if has_definition else ''}",
+            400,
+        )
+    config["inference_config"] = {TEXT_EXPANSION: _text_expansion(model_id, inference)}
+    config.setdefault("input", {"field_names": ["text_field"]})
+    config["model_id"] = model_id
+    return config
+
+
+def _input_errors(value: Any) -> list[str]:
+    if value is None:
+        return []
+    names = value.get("field_names") if isinstance(value, dict) else None
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise XContentParseException("[trained_model_config] failed to parse field [input]")
+    errors = []
+    if not names:
+        errors.append("[input.field_names] must not be empty")
+    if any(part == "" for name in names if "." in name for part in name.split(".")):
+        errors.append("[input.field_names] must only contain valid dot delimited field names")
+    return errors
+
+
+def _text_expansion(model_id: str, inference: Any) -> dict[str, Any]:
+    """`inference_config.text_expansion`, with its tokenization's defaults filled in."""
+    if not isinstance(inference, dict) or len(inference) != 1:
+        raise XContentParseException("[trained_model_config] failed to parse field [inference_config]")
+    ((task, settings),) = inference.items()
+    if task not in _TASKS:
+        raise XContentParseException(f"[trained_model_config] failed to parse field [inference_config]: unknown [{task}]")
+    if task != TEXT_EXPANSION:
+        raise StatusException(
+            f"elserve serves only [{TEXT_EXPANSION}] models (sparse embeddings); model [{model_id}] is [{task}]", 400
+        )
+    settings = dict(settings or {})
+    for name in settings:
+        if name not in _TEXT_EXPANSION_FIELDS:
+            raise _unknown(TEXT_EXPANSION, name)
+    if "vocabulary" in settings:
+        raise StatusException("illegal setting [vocabulary] on inference model creation", 400)
+    tokenization = settings.get("tokenization") or {"bert": {}}
+    if not isinstance(tokenization, dict) or len(tokenization) != 1:
+        raise XContentParseException(f"[{TEXT_EXPANSION}] failed to parse field [tokenization]")
+    ((name, values),) = tokenization.items()
+    if name not in _TOKENIZATIONS:
+        raise XContentParseException(f"[{TEXT_EXPANSION}] unable to parse Tokenization with name [{name}]: parser not found")
+    if name != "bert":
+        raise StatusException(
+            f"elserve runs only [bert] (WordPiece) tokenization; model [{model_id}] asks for [{name}]", 400
+        )
+    settings["tokenization"] = {"bert": _bert(values)}
+    settings["vocabulary"] = {"index": _NATIVE_INDEX}
+    return settings
+
+
+def _bert(values: Any) -> dict[str, Any]:
+    values = dict(values or {})
+    for name in values:
+        if name not in _BERT_DEFAULTS:
+            raise _unknown("bert", name)
+    out = {**_BERT_DEFAULTS, **values}
+    for name in ("do_lower_case", "with_special_tokens"):
+        if not isinstance(out[name], bool):
+            raise XContentParseException(f"[bert] failed to parse field [{name}]")
+    for name in ("max_sequence_length", "span"):
+        if not isinstance(out[name], int) or isinstance(out[name], bool):
+            raise XContentParseException(f"[bert] failed to parse field [{name}]")
+    if out["truncate"] not in _TRUNCATE:
+        raise XContentParseException("[bert] failed to parse field [truncate]")
+    errors = []
+    if out["max_sequence_length"] <= 0:
+        errors.append("[max_sequence_length] must be greater than 0")  # elserve: a window needs a token
+    if out["span"] < -1:
+        errors.append("[span] must be greater than or equal to -1")
+    if errors:
+        raise ActionRequestValidationException(errors)
+    return out

@@ -1,0 +1,149 @@
+"""What one worker process running a model needs, known before it runs: derived from the model's
+tensors and what this runtime builds from them.
+
+    worker = PROCESS + weights + packed + head + activations
+
+- `PROCESS`: a worker before any model's tensors: Python, PyTorch, tokenizers and the runtime's
+  first kernels (oneDNN code, thread pools), private to the process. Measured (torch 2.13 CPU, AMD
+  EPYC): a worker forked from the fork server serving a 0.3 MB model holds 160 MB of private pages
+  (USS), of which its model and a short batch take under 2 MB.
+- `weights`: every tensor of the checkpoint as fp32 (`model.safetensors`, or the TorchScript's
+  state), shared tensors (a tied decoder) once.
+- `packed`: the encoder layers' linears of at least `bert._PACK_MIN_ELEMENTS` weights, copied once
+  into oneDNN's blocked layout (`bert._PackedLinear`) where oneDNN is present.
+- `head`: the exact head's int8 decoder rows (vocab x hidden bytes), the screen's per-entry factors
+  (6 x vocab fp32), and the product kernel's own copy of the decoder: at most the fp32 transpose of
+  `products.Fp32Products` (4 x vocab x hidden); an int8 kernel keeps 1 x, the plain head none. The
+  kernel is chosen at load by measurement, so the bound is taken.
+- `activations` of the largest batch (`max_batch_tokens` padded tokens, `T`): a layer's live
+  tensors (the input, query/key/value, the attention's output and two intermediate-width tensors:
+  `T x (4 hidden + 2 intermediate)` fp32; attention runs blockwise), the head's float64 copies of
+  the token rows (`33 T x hidden` bytes over the screen and the finish), and its two 4 MiB blocks.
+
+A deployment needs one worker per allocation, one more for its query lane (deployments/lanes.py),
+and `SHARED`: its share of the pages its workers share with the fork server (the libraries),
+measured as the workers' PSS minus their USS: 85 MB for one worker.
+
+Checked against a measured worker in tests/e2e/test_model_upload.py (a ratio band). What the
+model adds was also measured in standalone processes after a 4,096-token batch, relative to a 0.5 MB
+checkpoint: a 34 MB one (BERT 4 x 256, 20k vocabulary) +139 MB measured, +104 MB estimated; a 140 MB
+one (6 x 512, 30k vocabulary) +323 MB measured, +400 MB estimated.
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+
+from elserve.runtime.bert import _PACK_MIN_ELEMENTS, WEIGHTS_FILE
+from elserve.runtime.config import BertConfig, ModelFormatError, read_config
+from elserve.runtime.layout import ELASTIC_MODEL, HF, layout_of
+from elserve.runtime.screening import ROW_BLOCK, VOCAB_BLOCK
+
+PROCESS_BYTES = 158 * 2**20
+SHARED_BYTES = 85 * 2**20
+_FP32 = 4
+# The screen's float64 copies and int8 rows of the token rows, per token x hidden (see module doc).
+_HEAD_BYTES_PER_ROW_VALUE = 33
+_HEAD_FACTORS_PER_ENTRY = 6 * _FP32
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryEstimate:
+    weights_bytes: int
+    packed_bytes: int
+    head_bytes: int
+    activation_bytes: int
+    process_bytes: int = PROCESS_BYTES
+
+    @property
+    def worker_bytes(self) -> int:
+        return self.process_bytes + self.weights_bytes + self.packed_bytes + self.head_bytes + self.activation_bytes
+
+
+@dataclass(frozen=True, slots=True)
+class _Shapes:
+    """What the estimate needs of a model: its tensors' shapes and its window."""
+
+    tensors: dict[str, tuple[int, ...]]
+    vocab: int
+    hidden: int
+    intermediate: int
+
+
+def _numel(shape: tuple[int, ...]) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
+def _hf_shapes(model_dir: Path) -> _Shapes:
+    config: BertConfig = read_config(model_dir)
+    with safe_open(str(model_dir / WEIGHTS_FILE), framework="pt") as f:
+        tensors = {key: tuple(f.get_slice(key).get_shape()) for key in f.keys()}
+    return _Shapes(tensors, config.vocab_size, config.hidden_size, config.intermediate_size)
+
+
+def _elastic_shapes(model_dir: Path) -> _Shapes:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        module = torch.jit.load(str(model_dir / ELASTIC_MODEL), map_location="cpu")
+    seen: set[int] = set()
+    tensors = {}
+    for key, tensor in module.state_dict().items():
+        if tensor.untyped_storage().data_ptr() in seen:
+            continue  # a tied decoder: the word embeddings once
+        seen.add(tensor.untyped_storage().data_ptr())
+        tensors[key] = tuple(tensor.shape)
+    words = next((s for k, s in tensors.items() if k.endswith("word_embeddings.weight")), None)
+    if words is None:
+        raise ModelFormatError(f"[{model_dir / ELASTIC_MODEL}] has no word embeddings to size it by")
+    widths = [
+        s[0]
+        for k, s in tensors.items()
+        if "embeddings" not in k and len(s) == 2 and s[1] == words[1] and s[0] not in (words[1], words[0])
+    ]
+    return _Shapes(tensors, words[0], words[1], max(widths, default=4 * words[1]))
+
+
+@functools.lru_cache(maxsize=32)
+def _shapes(model_dir: Path, stamp: float) -> _Shapes:
+    del stamp  # part of the cache key: a changed directory is read again
+    return _hf_shapes(model_dir) if layout_of(model_dir) == HF else _elastic_shapes(model_dir)
+
+
+def read_shapes(model_dir: Path) -> None:
+    """Read (and keep) what the estimate needs of `model_dir` now: for a TorchScript model that is a
+    load of the module, better done once, off the server's event loop."""
+    _shapes(model_dir, model_dir.stat().st_mtime)
+
+
+def estimate_memory(model_dir: Path, max_batch_tokens: int) -> MemoryEstimate:
+    """The memory one worker running `model_dir` needs, batches of up to `max_batch_tokens` included."""
+    shapes = _shapes(model_dir, model_dir.stat().st_mtime)
+    weights = sum(_numel(s) for s in shapes.tensors.values()) * _FP32
+    packed = 0
+    if torch.backends.mkldnn.is_available():
+        packed = sum(
+            _numel(s) * _FP32
+            for key, s in shapes.tensors.items()
+            if len(s) == 2
+            and "embeddings" not in key
+            and shapes.vocab not in s  # the decoder stays as it is
+            and _numel(s) >= _PACK_MIN_ELEMENTS
+        )
+    vocab, hidden = shapes.vocab, shapes.hidden
+    head = vocab * hidden * (1 + _FP32) + vocab * _HEAD_FACTORS_PER_ENTRY
+    tokens = max_batch_tokens
+    activations = (
+        tokens * (4 * hidden + 2 * shapes.intermediate) * _FP32
+        + tokens * hidden * _HEAD_BYTES_PER_ROW_VALUE
+        + 2 * ROW_BLOCK * VOCAB_BLOCK * _FP32
+    )
+    return MemoryEstimate(weights, packed, head, activations)
