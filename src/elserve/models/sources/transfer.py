@@ -134,6 +134,11 @@ def download(
             logger.warning("download of [%s] interrupted (%s); resuming", url, exc.reason)
             time.sleep(policy.backoff_s * failures)
             continue
+        except ModelDownloadError as exc:
+            if exc.status != 416:
+                raise
+            partial.unlink(missing_ok=True)  # the file ends before `size`: it is not the file described
+            raise ModelDownloadError(f"Model size does not match, expected [{size}] but got [{offset}]") from exc
         if offset < size:
             failures += 1  # the server closed a response early without an error
             if failures > policy.retries:
@@ -174,7 +179,9 @@ def _transfer(
             out.truncate()
             progress(offset, size)
             try:
-                while offset < size and (block := response.read(min(_BLOCK, size - offset))):
+                # read1: what has arrived, so the partial file follows the transfer closely.
+                read = getattr(response, "read1", response.read)
+                while offset < size and (block := read(min(_BLOCK, size - offset))):
                     out.write(block)
                     offset += len(block)
                     progress(offset, size)
