@@ -21,7 +21,9 @@ from elserve.deployments.autoscaler import ScalerTimings
 from elserve.deployments.capacity import NodeCapacity
 from elserve.deployments.manager import DeploymentManager
 from elserve.models.cache import ModelCache
+from elserve.models.catalogue import Catalogue
 from elserve.models.downloads import ModelDownloads
+from elserve.models.registry import ModelRegistry
 from elserve.operations.inference import InferenceOperations
 from elserve.operations.trained_models import TrainedModelOperations
 from elserve.security.authc import Security
@@ -88,7 +90,10 @@ def build_services(settings: ServerSettings) -> Services:
         _print_generated_password(generated)
     capacity = NodeCapacity.of_machine(settings.processors, settings.ml_memory_bytes)
     node = NodeInfo.load(repo, settings.host, settings.port, capacity)
-    downloads = ModelDownloads(ModelCache(settings.model_cache_dir))
+    downloads = ModelDownloads(
+        ModelCache(settings.model_cache_dir),
+        Catalogue(model_repository=settings.model_repository, registry=ModelRegistry(repo)),
+    )
     timings = ScalerTimings(
         interval_s=settings.scaler_interval_s,
         scale_to_zero_after_s=settings.scale_to_zero_time_s,

@@ -86,10 +86,10 @@ class TrainedModelOperations:
         return spec, self._downloads.start(model_id), 0
 
     def _catalogue_spec(self, model_id: str) -> ModelSpec:
-        spec = resolve(model_id)
-        if spec is None:
+        if resolve(model_id) is None:
             raise ResourceNotFoundException(f"Could not find trained model [{model_id}]")
-        return spec
+        # As served: a built-in's fallback (its description says why) once that is what is installed.
+        return self._downloads.spec(model_id)
 
     def stats(
         self, expression: str | None, allow_no_match: bool, from_: int, size: int
