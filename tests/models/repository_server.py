@@ -49,6 +49,18 @@ def write_package(
     return metadata
 
 
+def package_elastic_dir(elastic_dir: Path, repository: Path, packaged_id: str) -> dict:
+    """Publish a model directory in the Elastic layout (`tests.model_factory.build_torchscript_dir`) as a package
+    of a repository: its configuration becomes the metadata, with the `.pt`'s size and sha256."""
+    model = (elastic_dir / "model.pt").read_bytes()
+    vocabulary = json.loads((elastic_dir / "vocab.json").read_text())["vocabulary"]
+    metadata = write_package(repository, packaged_id, model, vocabulary=vocabulary)
+    config = json.loads((elastic_dir / "trained_model_config.json").read_text())
+    metadata = {**config, **{k: metadata[k] for k in ("packaged_model_id", "size", "sha256", "vocabulary_file")}}
+    (repository / f"{packaged_id}.metadata.json").write_text(json.dumps(metadata))
+    return metadata
+
+
 @dataclass
 class Behaviour:
     drops: dict[str, list[int]] = field(default_factory=dict)  # file -> byte counts after which to drop, in turn

@@ -223,3 +223,40 @@ def test_an_install_in_another_process_is_waited_for_not_repeated(tmp_path: Path
         waiter.join(60)
     assert result and (result[0] / "model.pt").read_bytes() == model
     assert [name for _, name, _ in behaviour.requests].count("m.pt") == 1
+
+
+@pytest.fixture(scope="module")
+def torchscript_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.model_factory import build_torchscript_dir
+
+    return build_torchscript_dir(tmp_path_factory.mktemp("ts") / "splade-ts")
+
+
+def test_a_torchscript_splade_package_over_http_with_a_drop(tmp_path: Path, torchscript_dir: Path) -> None:
+    import torch
+
+    from tests.models.repository_server import package_elastic_dir
+
+    metadata = package_elastic_dir(torchscript_dir, tmp_path / "repo", "splade_ts")
+    size = metadata["size"]
+    with serve_directory(tmp_path / "repo", Behaviour(drops={"splade_ts.pt": [size // 2]})) as (url, behaviour):
+        path = ModelCache(tmp_path / "cache", open_source=_fast_retries).install(
+            ModelSpec("splade-ts", elastic_source(url, "splade_ts"), None)
+        )
+    assert [r for _, name, r in behaviour.requests if name == "splade_ts.pt"] == [None, f"bytes={size // 2}-"]
+    assert (path / "model.pt").read_bytes() == (torchscript_dir / "model.pt").read_bytes()
+    assert json.loads((path / "vocab.json").read_text()) == json.loads((torchscript_dir / "vocab.json").read_text())
+    config = json.loads((path / "trained_model_config.json").read_text())
+    assert config["inference_config"] == json.loads((torchscript_dir / "trained_model_config.json").read_text())["inference_config"]
+    # the installed TorchScript loads and answers as the one built
+    window = config["inference_config"]["text_expansion"]["tokenization"]["bert"]["max_sequence_length"]
+    inputs = (
+        torch.tensor([[2, 10, 11, 3] + [0] * (window - 4)]),
+        torch.tensor([[1, 1, 1, 1] + [0] * (window - 4)]),
+        torch.zeros(1, window, dtype=torch.long),
+        torch.arange(window, dtype=torch.long),
+    )
+    with torch.no_grad():
+        got = torch.jit.load(str(path / "model.pt"))(*inputs)
+        want = torch.jit.load(str(torchscript_dir / "model.pt"))(*inputs)
+    assert torch.equal(got[0] if isinstance(got, tuple) else got, want[0] if isinstance(want, tuple) else want)
