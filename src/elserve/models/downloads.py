@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from elserve.models.cache import ModelCache, model_size_bytes
-from elserve.models.catalogue import Catalogue, ModelSpec
+from elserve.models.catalogue import Catalogue, ModelSpec, UnknownModelError
 from elserve.models.sources import ModelDownloadError
 
 logger = logging.getLogger("elserve.models")
@@ -225,6 +225,29 @@ class ModelDownloads:
         if job is not None and job.status is DownloadStatus.FAILED:
             return job.snapshot(model_id, source)
         return DownloadState(model_id, DownloadStatus.ABSENT, source=source)
+
+    def report(self, model_id: str) -> dict[str, Any] | None:
+        """The download as `_stats` shows it (elserve's `download` object), while one runs or after one
+        failed; None otherwise (installed, never asked for, or not a catalogue model)."""
+        try:
+            state = self.state(model_id)
+        except UnknownModelError:
+            return None
+        if state.status not in (DownloadStatus.DOWNLOADING, DownloadStatus.FAILED):
+            return None
+        report: dict[str, Any] = {"state": state.status.value, "source": state.source}
+        report["downloaded_bytes"] = state.done_bytes
+        if state.total_bytes is not None:
+            report["total_bytes"] = state.total_bytes
+        if state.rate_bytes_per_s is not None:
+            report["bytes_per_second"] = round(state.rate_bytes_per_s)
+        if state.eta_s is not None:
+            report["remaining_time_in_millis"] = round(state.eta_s * 1000)
+        if state.started_at is not None:
+            report["start_time"] = state.started_at
+        if state.error is not None:
+            report["reason"] = state.error
+        return report
 
     def spec(self, model_id: str) -> ModelSpec:
         """The catalogue's spec as served: its fallback (whose description says why) when that is the one
