@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 VOCABULARY = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "b", "##c"]
 
@@ -79,7 +80,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's name
         behaviour = self.behaviour
-        name = self.path.lstrip("/").split("?")[0]
+        name = urlsplit(self.path).path.lstrip("/")  # as a proxy, the request line holds the whole URL
         with behaviour.lock:
             behaviour.requests.append(("GET", name, self.headers.get("Range")))
             drop = behaviour.drops[name].pop(0) if behaviour.drops.get(name) else None

@@ -260,3 +260,18 @@ def test_a_torchscript_splade_package_over_http_with_a_drop(tmp_path: Path, torc
         got = torch.jit.load(str(path / "model.pt"))(*inputs)
         want = torch.jit.load(str(torchscript_dir / "model.pt"))(*inputs)
     assert torch.equal(got[0] if isinstance(got, tuple) else got, want[0] if isinstance(want, tuple) else want)
+
+
+def test_downloads_go_through_the_proxy_variables(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    model = os.urandom(MIB + 1)
+    write_package(tmp_path / "repo", "m", model)
+    with serve_directory(tmp_path / "repo") as (proxy, behaviour):
+        for name in ("http_proxy", "HTTP_PROXY"):
+            monkeypatch.setenv(name, proxy)
+        for name in ("no_proxy", "NO_PROXY"):
+            monkeypatch.delenv(name, raising=False)
+        # a host that does not resolve: only the proxy can answer for it
+        spec = ModelSpec("m", elastic_source("http://models.invalid/", "m"), None)
+        path = ModelCache(tmp_path / "cache").install(spec)
+    assert (path / "model.pt").read_bytes() == model
+    assert ("GET", "m.pt", None) in behaviour.requests

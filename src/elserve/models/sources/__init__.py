@@ -93,6 +93,11 @@ def open_source(source: str, sha256: str | None) -> Source:
         from elserve.models.sources.elastic import ElasticRepositorySource
 
         return ElasticRepositorySource.parse(rest, sha256)
+    if scheme == "upload":
+        raise ModelDownloadError(
+            f"the definition of model [{rest}] is not complete: upload its definition parts and vocabulary first",
+            status=400,
+        )
     raise ModelDownloadError(
         f"unsupported model source [{source}]; expected [pip:...], [file:...], [hf:...] or [elastic:...]", status=400
     )

@@ -64,8 +64,10 @@ def _open(url: str, timeout: float, offset: int = 0) -> http.client.HTTPResponse
     request = urllib.request.Request(url, headers={"Accept-Encoding": "identity"})
     if offset:
         request.add_header("Range", f"bytes={offset}-")
+    # An opener per request: its ProxyHandler reads the proxy variables now (urlopen's shared opener
+    # would keep the ones of its first use).
     try:
-        return urllib.request.urlopen(request, timeout=timeout)  # noqa: S310 - schemes checked by the caller
+        return urllib.request.build_opener().open(request, timeout=timeout)
     except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
         raise _unavailable_or_failed(url, exc) from exc
 
