@@ -296,6 +296,8 @@ class ModelDownloads:
         else:
             with job.lock:
                 job.status, job.path, job.finished_at = DownloadStatus.DOWNLOADED, path, _now_ms()
+                if job.total_bytes is None:  # another installer (the same fallback) did the transfer
+                    job.done_bytes = job.total_bytes = model_size_bytes(path)
             seconds = (job.finished_at - job.started_at) / 1000
             logger.info("[%s] finished model download after [%.1f] seconds: [%s]", spec.model_id, seconds, path)
             job.future.set_result(path)
