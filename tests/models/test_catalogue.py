@@ -125,3 +125,20 @@ def test_cache_key() -> None:
     assert ModelSpec("m", "elastic:file:///r/#x", None).cache_key.startswith("elastic-")
     # a key fixed at import wins
     assert ModelSpec("m", "hf:a/b", None, key="k1").cache_key == "k1"
+
+
+def test_registered_models_resolve_after_the_builtins(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from elserve.models.registry import ModelRegistry, RegisteredModel
+    from elserve.store import SqliteRepository
+
+    registry = ModelRegistry(SqliteRepository(tmp_path / "elserve.db"))
+    catalogue = Catalogue(registry=registry)
+    registry.add(RegisteredModel("imported", {"description": "mine"}, source="hf:a/b@" + "c" * 40, cache_key="k1", fully_defined=True))
+    registry.add(RegisteredModel("uploading", {"description": "parts missing"}))  # a REST upload not yet complete
+    registry.add(RegisteredModel("uploaded", {}, cache_key="k2", sha256="d" * 64, fully_defined=True))
+    imported = catalogue.get("imported")
+    assert (imported.source, imported.cache_key, imported.description) == ("hf:a/b@" + "c" * 40, "k1", "mine")
+    assert catalogue.get("uploaded").source == "upload:uploaded" and catalogue.get("uploaded").cache_key == "k2"
+    assert catalogue.resolve("uploading") is None
+    assert catalogue.model_ids() == [".elser_model_2", ".elser_model_2_linux-x86_64", "imported", "uploaded"]
+    assert catalogue.is_builtin(".elser_model_2") and not catalogue.is_builtin("imported")

@@ -209,10 +209,12 @@ class Catalogue:
         self._specs[spec.model_id] = spec
 
     def resolve(self, model_id: str) -> ModelSpec | None:
+        """A built-in (or added) spec, else a fully defined registered model's; an upload still missing
+        parts is not a model to deploy yet."""
         spec = self._specs.get(model_id)
         if spec is None and self.registry is not None:
             registered = self.registry.get(model_id)
-            if registered is not None:
+            if registered is not None and registered.fully_defined:
                 return registered_spec(registered)
         return spec
 
@@ -229,7 +231,7 @@ class Catalogue:
     def model_ids(self) -> list[str]:
         ids = set(self._specs)
         if self.registry is not None:
-            ids.update(m.model_id for m in self.registry.list())
+            ids.update(m.model_id for m in self.registry.list() if m.fully_defined)
         return sorted(ids)
 
 
