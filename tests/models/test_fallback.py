@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from elserve.errors import StatusException
 from elserve.models import Catalogue, DownloadStatus, ModelCache, ModelDownloadError, ModelDownloads, ModelSpec
 from elserve.models.catalogue import ELSER_V2_MODEL, ELSER_V2_MODEL_LINUX_X86
 from elserve.models.sources import Source, open_source
@@ -133,3 +134,35 @@ def test_download_state_shows_rate_and_eta_while_running(tmp_path: Path) -> None
             stalled.set()
         path = asyncio.run(downloads.ensure("m"))
     assert (path / "model.pt").read_bytes() == model
+
+
+def test_rm_of_a_builtin_deletes_its_files_unless_a_sharing_id_is_in_use(tmp_path: Path, model_dir: Path) -> None:
+    from elserve.models.importing import remove_model
+
+    repository = closed_port_url()
+    a = _preferred("a", repository, "pkg_a", model_dir)
+    b = _preferred("b", repository, "pkg_b", model_dir)  # another package, the same fallback
+    cache = ModelCache(tmp_path / "cache")
+    catalogue = Catalogue([a, b])
+    path = cache.install(a)
+    in_use: dict[str, list[str]] = {"b": ["b-endpoint"]}
+    with pytest.raises(StatusException, match=r"Cannot delete model \[a\] as it is currently used by \['b-endpoint'\] \(through \[b\]"):
+        remove_model("a", catalogue=catalogue, cache=cache, users=lambda m: in_use.get(m, []))
+    assert path.is_dir()
+    in_use.clear()
+    assert remove_model("a", catalogue=catalogue, cache=cache, users=lambda m: []) == [path]
+    assert not path.exists() and cache.path_for(a) is None and cache.path_for(b) is None
+    assert catalogue.resolve("a") is a  # a built-in stays in the catalogue; the next use installs again
+
+
+def test_stale_download_prefixes_are_dropped(tmp_path: Path) -> None:
+    root = tmp_path / "cache"
+    ModelCache(root)
+    fresh, old = root / ".resume" / "fresh" / "resume", root / ".resume" / "old" / "resume"
+    for directory in (fresh, old):
+        directory.mkdir(parents=True)
+        (directory / "x.pt.part").write_bytes(b"prefix")
+    week_ago = time.time() - 8 * 86400
+    os.utime(old / "x.pt.part", (week_ago, week_ago))
+    ModelCache(root)  # a restart
+    assert (fresh / "x.pt.part").exists() and not old.parent.exists()

@@ -54,6 +54,8 @@ MARKER = "elserve-model.json"
 _PARTIAL = ".partial"
 _RESUME = ".resume"
 _LOCKS = ".locks"
+# A download prefix untouched this long is dropped (a model given up on should not hold the disk forever).
+RESUME_DAYS = 7.0
 
 SourceOpener = Callable[[str, str | None], Source]
 
@@ -77,6 +79,10 @@ def _fsync_tree(directory: Path) -> None:
             finally:
                 os.close(fd)
     _fsync_dir(directory)
+
+
+def _newest_mtime(directory: Path) -> float:
+    return max((p.stat().st_mtime for p in directory.rglob("*") if p.is_file()), default=directory.stat().st_mtime)
 
 
 def _keep_only_resumable(scratch: Path) -> None:
@@ -242,14 +248,22 @@ class ModelCache:
         logger.info("removed model files [%s] from [%s]", key, self.root)
         return True
 
-    def clean_stale(self) -> list[Path]:
-        """Remove partial installs whose installer is gone (its lock is free); return them."""
+    def clean_stale(self, resume_days: float = RESUME_DAYS) -> list[Path]:
+        """Remove partial installs whose installer is gone (its lock is free), and download prefixes kept
+        to resume that are of no more use (their model is installed) or older than `resume_days`; return them."""
         removed = []
         for partial in sorted((self.root / _PARTIAL).iterdir()):
             with self._key_lock(partial.name, blocking=False) as acquired:
                 if acquired:
                     shutil.rmtree(partial, ignore_errors=True)
                     removed.append(partial)
+        resume = self.root / _RESUME
+        oldest = time.time() - resume_days * 86400
+        for scratch in sorted(resume.iterdir()) if resume.is_dir() else []:
+            with self._key_lock(scratch.name, blocking=False) as acquired:
+                if acquired and (self._installed(scratch.name) is not None or _newest_mtime(scratch) < oldest):
+                    shutil.rmtree(scratch, ignore_errors=True)
+                    removed.append(scratch)
         if removed:
             logger.info("removed %d unfinished model download(s) from [%s]", len(removed), self.root)
         return removed

@@ -100,7 +100,7 @@ def import_model(
     registry = catalogue.registry
     if registry is None:
         raise ValueError("importing needs a catalogue with a registry")
-    if catalogue.resolve(model_id) is not None:
+    if catalogue.resolve(model_id) is not None or registry.get(model_id) is not None:
         raise ResourceAlreadyExistsException(f"Trained machine learning model [{model_id}] already exists")
     source = normalize_source(source, catalogue.model_repository)
     spec = ModelSpec(model_id, source, sha256)
