@@ -114,7 +114,8 @@ def test_bad_arguments(tmp_path: Path) -> None:
     assert serve.exit_code == 2 and "--model-repository" in serve.output and "scheme" in serve.output
 
 
-def test_config_file(tmp_path: Path) -> None:
+def test_config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ELSERVE_MODEL_REPOSITORY", raising=False)  # the flag's variable would win over the file
     config = tmp_path / "elserve.toml"
     config.write_text('[xpack.ml]\nmodel_repository = "file:///srv/ml-models"\n')
     assert model_repository_from(read_config_file(config)) == "file:///srv/ml-models"
