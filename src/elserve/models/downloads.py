@@ -1,5 +1,8 @@
 """Background model downloads: one per source, shared by every caller, with visible state.
 
+Progress (bytes, rate, ETA) is in `DownloadState`; a `rich` bar on stderr shows it too when
+stderr is a terminal (the CLI's import and download).
+
 The HTTP server calls `await downloads.ensure(model_id)` (creating an
 endpoint, starting a deployment) or `downloads.start(model_id)` (fire and
 forget, as `PUT _ml/trained_models/{id}` does) and reads
@@ -23,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from elserve.models.cache import ModelCache, model_size_bytes
-from elserve.models.catalogue import Catalogue, ModelSpec
+from elserve.models.catalogue import Catalogue, ModelSpec, UnknownModelError
 from elserve.models.sources import ModelDownloadError
 
 logger = logging.getLogger("elserve.models")
@@ -44,7 +47,10 @@ class DownloadState:
 
     `done_bytes`/`total_bytes` count the transfer while downloading (pip: the
     wheel); for a model found already installed they are its installed size.
-    Times are epoch milliseconds, as Elasticsearch prints them.
+    `rate_bytes_per_s` and `eta_s` are measured over this download (None until
+    it has moved). Times are epoch milliseconds, as Elasticsearch prints them.
+    `source` is where the files come from: the catalogue's source, or its
+    fallback's once that is the one being installed or installed.
     """
 
     model_id: str
@@ -55,6 +61,9 @@ class DownloadState:
     started_at: int | None = None
     finished_at: int | None = None
     path: Path | None = None
+    rate_bytes_per_s: float | None = None
+    eta_s: float | None = None
+    source: str | None = None
 
 
 def _now_ms() -> int:
@@ -79,9 +88,14 @@ class _Job:
         # cancelled must not cancel the download the others share.
         self.future.set_running_or_notify_cancel()
         self._logged_percent = -1
+        self._first: tuple[float, int] | None = None  # (monotonic time, bytes) of the first report
+        self.rate: float | None = None
 
-    def snapshot(self, model_id: str) -> DownloadState:
+    def snapshot(self, model_id: str, source: str | None = None) -> DownloadState:
         with self.lock:
+            eta = None
+            if self.status is DownloadStatus.DOWNLOADING and self.rate and self.total_bytes:
+                eta = max(self.total_bytes - self.done_bytes, 0) / self.rate
             return DownloadState(
                 model_id=model_id,
                 status=self.status,
@@ -91,10 +105,19 @@ class _Job:
                 started_at=self.started_at,
                 finished_at=self.finished_at,
                 path=self.path,
+                rate_bytes_per_s=self.rate,
+                eta_s=eta,
+                source=source,
             )
 
     def on_progress(self, done: int, total: int | None) -> None:
+        now = time.monotonic()
         with self.lock:
+            if self._first is None or done < self.done_bytes:
+                self._first = (now, done)  # the first report, or a new file (the fallback) starting over
+            elif now > self._first[0] and done > self._first[1]:
+                # Over the bytes moved by this download: a resumed prefix does not count as speed.
+                self.rate = (done - self._first[1]) / (now - self._first[0])
             self.done_bytes, self.total_bytes = done, total
         if total:
             percent = done * 100 // total
@@ -190,17 +213,52 @@ class ModelDownloads:
     def state(self, model_id: str) -> DownloadState:
         spec = self.catalogue.get(model_id)
         job = self._jobs.get(spec.cache_key)
+        source = self.spec(model_id).source
         if job is not None and job.status is DownloadStatus.DOWNLOADING:
-            return job.snapshot(model_id)
+            return job.snapshot(model_id, source)
         path = self.cache.path_for(spec)
         if path is not None:
             if job is not None and job.status is DownloadStatus.DOWNLOADED:
-                return job.snapshot(model_id)
+                return job.snapshot(model_id, source)
             size = model_size_bytes(path)
-            return DownloadState(model_id, DownloadStatus.DOWNLOADED, size, size, path=path)
+            return DownloadState(model_id, DownloadStatus.DOWNLOADED, size, size, path=path, source=source)
         if job is not None and job.status is DownloadStatus.FAILED:
-            return job.snapshot(model_id)
-        return DownloadState(model_id, DownloadStatus.ABSENT)
+            return job.snapshot(model_id, source)
+        return DownloadState(model_id, DownloadStatus.ABSENT, source=source)
+
+    def report(self, model_id: str) -> dict[str, Any] | None:
+        """The download as `_stats` shows it (elserve's `download` object), while one runs or after one
+        failed; None otherwise (installed, never asked for, or not a catalogue model)."""
+        try:
+            state = self.state(model_id)
+        except UnknownModelError:
+            return None
+        if state.status not in (DownloadStatus.DOWNLOADING, DownloadStatus.FAILED):
+            return None
+        report: dict[str, Any] = {"state": state.status.value, "source": state.source}
+        report["downloaded_bytes"] = state.done_bytes
+        if state.total_bytes is not None:
+            report["total_bytes"] = state.total_bytes
+        if state.rate_bytes_per_s is not None:
+            report["bytes_per_second"] = round(state.rate_bytes_per_s)
+        if state.eta_s is not None:
+            report["remaining_time_in_millis"] = round(state.eta_s * 1000)
+        if state.started_at is not None:
+            report["start_time"] = state.started_at
+        if state.error is not None:
+            report["reason"] = state.error
+        return report
+
+    def spec(self, model_id: str) -> ModelSpec:
+        """The catalogue's spec as served: its fallback (whose description says why) when that is the one
+        installed, or being installed because the spec's own source could not be reached."""
+        spec = self.catalogue.get(model_id)
+        installed = self.cache.installed_spec(spec)
+        if installed is not None:
+            return installed
+        if spec.fallback is not None and self.cache.unavailable_reason(spec) is not None:
+            return spec.fallback
+        return spec
 
     def _start(self, model_id: str) -> Path | _Job:
         spec = self.catalogue.get(model_id)
@@ -238,6 +296,8 @@ class ModelDownloads:
         else:
             with job.lock:
                 job.status, job.path, job.finished_at = DownloadStatus.DOWNLOADED, path, _now_ms()
+                if job.total_bytes is None:  # another installer (the same fallback) did the transfer
+                    job.done_bytes = job.total_bytes = model_size_bytes(path)
             seconds = (job.finished_at - job.started_at) / 1000
             logger.info("[%s] finished model download after [%.1f] seconds: [%s]", spec.model_id, seconds, path)
             job.future.set_result(path)

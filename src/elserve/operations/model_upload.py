@@ -36,7 +36,6 @@ from elserve.errors import (
     StatusException,
 )
 from elserve.models.cache import MARKER, ModelCache
-from elserve.models.catalogue import BUILTIN_MODELS, Catalogue, ModelSpec, UnknownModelError
 from elserve.models.registry import ModelRegistry, RegisteredModel
 from elserve.runtime.config import ModelFormatError
 from elserve.runtime.layout import ELASTIC_CONFIG, ELASTIC_MODEL, ELASTIC_VOCAB
@@ -88,45 +87,6 @@ def _write_whole(path: Path, data: bytes) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
-
-
-def spec_of(model: RegisteredModel, cache: ModelCache) -> ModelSpec | None:
-    """The catalogue entry of a fully defined uploaded model: its installed cache directory."""
-    if not model.fully_defined or model.cache_key is None:
-        return None
-    return ModelSpec(
-        model_id=model.model_id,
-        source=f"file:{cache.root / model.cache_key}",
-        sha256=model.cache_key,
-        description=str(model.config.get("description") or ""),
-        metadata=dict(model.config.get("metadata") or {}),
-    )
-
-
-class RegistryCatalogue(Catalogue):
-    """The built-in models, then the fully defined registered ones (read from the store on each call,
-    so an upload, a delete or another process sharing the data directory shows at once)."""
-
-    def __init__(self, registry: ModelRegistry, cache: ModelCache) -> None:
-        super().__init__(BUILTIN_MODELS)
-        self._registry = registry
-        self._cache = cache
-
-    def resolve(self, model_id: str) -> ModelSpec | None:
-        spec = super().resolve(model_id)
-        if spec is not None:
-            return spec
-        model = self._registry.get(model_id)
-        return None if model is None else spec_of(model, self._cache)
-
-    def get(self, model_id: str) -> ModelSpec:
-        spec = self.resolve(model_id)
-        if spec is None:
-            raise UnknownModelError(model_id)
-        return spec
-
-    def model_ids(self) -> list[str]:
-        return sorted({*super().model_ids(), *(m.model_id for m in self._registry.list() if m.fully_defined)})
 
 
 class ModelUploads:

@@ -169,10 +169,10 @@ class TrainedModelOperations:
         self.uploads.delete(model_id)
 
     def _catalogue_spec(self, model_id: str) -> ModelSpec:
-        spec = self._downloads.catalogue.resolve(model_id)
-        if spec is None:
+        if self._downloads.catalogue.resolve(model_id) is None:
             raise ResourceNotFoundException(f"Could not find trained model [{model_id}]")
-        return spec
+        # As served: a built-in's fallback (its description says why) once that is what is installed.
+        return self._downloads.spec(model_id)
 
     def stats(
         self, expression: str | None, allow_no_match: bool, from_: int, size: int

@@ -38,15 +38,23 @@ ELASTIC: Literal["elastic"] = "elastic"
 Layout = Literal["hf", "elastic"]
 
 
-def missing_files(model_dir: Path, layout: Layout) -> list[str]:
-    """The files `layout` needs that `model_dir` lacks (for Hugging Face, one tokenizer file of two)."""
-    present = {p.name for p in model_dir.iterdir()} if model_dir.is_dir() else set()
-    if layout == ELASTIC:
+def missing_names(present: set[str]) -> list[str]:
+    """The files a directory holding `present` lacks: for the Elastic layout when it has `model.pt`,
+    else for Hugging Face's (one tokenizer file of two)."""
+    if ELASTIC_MODEL in present:
         return [name for name in ELASTIC_FILES if name not in present]
     missing = [name for name in (HF_CONFIG, HF_WEIGHTS) if name not in present]
     if HF_TOKENIZER not in present and HF_VOCAB not in present:
         missing.append(f"{HF_TOKENIZER} or {HF_VOCAB}")
     return missing
+
+
+def missing_files(model_dir: Path, layout: Layout) -> list[str]:
+    """The files `layout` needs that `model_dir` lacks (for Hugging Face, one tokenizer file of two)."""
+    present = {p.name for p in model_dir.iterdir()} if model_dir.is_dir() else set()
+    if layout == ELASTIC:
+        return [name for name in ELASTIC_FILES if name not in present]
+    return missing_names(present - {ELASTIC_MODEL})
 
 
 def layout_of(model_dir: Path) -> Layout:

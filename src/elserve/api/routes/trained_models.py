@@ -97,7 +97,10 @@ async def stats(request: Request, model_id: str | None = None) -> Response:
     body = {
         "count": count,
         "trained_model_stats": [
-            stats_entry(e.model_id, e.model_bytes, e.deployment, services.node, e.estimate) for e in entries
+            stats_entry(e.model_id, e.model_bytes, e.deployment, services.node, e.estimate)
+            # elserve's addition: a download running or failed (its reason), as `download`
+            | ({"download": report} if (report := services.downloads.report(e.model_id)) else {})
+            for e in entries
         ],
     }
     return render(request, body)

