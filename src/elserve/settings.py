@@ -41,6 +41,12 @@ class ServerSettings:
     # The node's capacity for allocations (None: the machine's processors, 30% of its memory).
     processors: int | None = None
     ml_memory_bytes: int | None = None
+    # Where allocations run: `local` (worker processes here) or `ray` (Ray Serve replicas).
+    backend: str = "local"
+    # The Ray cluster to join (None: start a local Ray, stopped with the server).
+    ray_address: str | None = None
+    # Each Ray node's own model cache (the same path on every node; None: this server's model cache path).
+    ray_model_cache: Path | None = None
 
     @property
     def store_path(self) -> Path:

@@ -7,8 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from elserve.deployments.config import DEFAULT_PRIORITY, DEFAULT_QUEUE_CAPACITY, DeploymentConfig
-from elserve.deployments.deployment import Deployment
-from elserve.deployments.manager import DeploymentManager
+from elserve.deployments.backend import DeploymentBackend, ServedDeployment
 from elserve.deployments.states import DeploymentState
 from elserve.deployments.validation import start_errors, update_errors
 from elserve.endpoints.adaptive import AdaptiveAllocations
@@ -33,7 +32,7 @@ class ModelEntry:
 
     model_id: str
     model_bytes: int
-    deployment: Deployment | None
+    deployment: ServedDeployment | None
 
 
 def _matches(expression: str, *names: str) -> bool:
@@ -45,7 +44,7 @@ class TrainedModelOperations:
     def __init__(
         self,
         repo: Repository,
-        manager: DeploymentManager,
+        manager: DeploymentBackend,
         downloads: ModelDownloads,
         endpoints_using: Callable[[str], list[str]],
     ) -> None:
@@ -119,7 +118,7 @@ class TrainedModelOperations:
 
     # -- deployments -------------------------------------------------------------------------
 
-    async def start(self, request: StartRequest, timeout: TimeValue) -> Deployment:
+    async def start(self, request: StartRequest, timeout: TimeValue) -> ServedDeployment:
         deployment_id = request.deployment_id or request.model_id
         validate_deployment_id_length(deployment_id)
         adaptive = request.adaptive_allocations
@@ -171,7 +170,7 @@ class TrainedModelOperations:
             )
         return deployment
 
-    def _deployment(self, deployment_id: str) -> Deployment:
+    def _deployment(self, deployment_id: str) -> ServedDeployment:
         deployment = self._manager.get(deployment_id)
         if deployment is None:
             raise ResourceNotFoundException(f"No known model deployment with id [{deployment_id}]")
@@ -179,7 +178,7 @@ class TrainedModelOperations:
 
     async def update(
         self, deployment_id: str, number_of_allocations: int | None, adaptive: AdaptiveAllocations | None
-    ) -> Deployment:
+    ) -> ServedDeployment:
         deployment = self._deployment(deployment_id)
         errors = update_errors(number_of_allocations, adaptive)
         if errors:

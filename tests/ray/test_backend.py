@@ -1,0 +1,139 @@
+"""`elserve serve --backend ray` end to end, on a local Ray the server starts: the deployments
+lifecycle through the official client, the same vectors as the local encoder, `_update` 1 -> 2,
+scale to zero and back, a replica killed, and no Ray process left after shutdown.
+
+The tests of this module share one server and run in order (the last one stops it).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+from elasticsearch import ApiError, Elasticsearch
+
+from elserve.runtime import to_token_weights
+from elserve.runtime.encoder import Encoder
+from tests.e2e.server import Server
+from tests.ray.conftest import alive, deployment_stats, put_elser, replica_pids, wait_for_stats
+
+pytestmark = pytest.mark.ray
+
+TEXTS = [
+    "The quick brown fox jumps over the lazy dog.",
+    "Sparse retrieval expands a query into weighted vocabulary terms.",
+    "elserve answers Elasticsearch's inference API",
+    "a " * 600,  # longer than the model's window: truncated
+]
+
+
+def replicas(server: Server, deployment_id: str) -> list[int]:
+    return alive(replica_pids(server, f"elserve-{deployment_id}"))
+
+
+def _fully_allocated(n: int):
+    return lambda s: s["state"] == "started" and s["allocation_status"] == {
+        "allocation_count": n,
+        "target_allocation_count": n,
+        "state": "fully_allocated",
+    }
+
+
+def test_lifecycle_and_vectors_equal_local(ray_es: Elasticsearch, ray_server: Server, splade_model_dir: Path) -> None:
+    put_elser(ray_es, "ray-life")
+    stats = wait_for_stats(ray_es, "ray-life", _fully_allocated(1))
+    [node] = stats["nodes"]
+    assert node["routing_state"] == {"routing_state": "started"} and node["number_of_allocations"] == 1
+
+    answer = ray_es.inference.inference(inference_id="ray-life", input=TEXTS)["sparse_embedding"]
+    local = Encoder.load(splade_model_dir, num_threads=1).encode(TEXTS)
+    vocab = Encoder.load(splade_model_dir, num_threads=1).vocab
+    for got, (vector, truncated) in zip(answer, local, strict=True):
+        assert got["is_truncated"] is truncated
+        want = to_token_weights(vector, vocab)
+        assert got["embedding"].keys() == want.keys()
+        np.testing.assert_allclose(
+            [got["embedding"][k] for k in want], [want[k] for k in want], rtol=0, atol=1e-4
+        )
+    assert answer[-1]["is_truncated"] is True
+
+    stats = deployment_stats(ray_es, "ray-life")
+    assert stats["inference_count"] == len(TEXTS)
+    assert stats["nodes"][0]["inference_count"] == len(TEXTS)
+
+    ray_es.inference.delete(inference_id="ray-life")
+    assert ray_es.ml.get_trained_models_stats(model_id=".elser_model_2")["trained_model_stats"][0].get(
+        "deployment_stats"
+    ) is None
+    assert not replicas(ray_server, "ray-life")
+
+
+def test_update_one_to_two_replicas(ray_es: Elasticsearch, ray_server: Server) -> None:
+    put_elser(ray_es, "ray-update")
+    wait_for_stats(ray_es, "ray-update", _fully_allocated(1))
+    ray_es.inference.update(
+        task_type="sparse_embedding",
+        inference_id="ray-update", inference_config={"service_settings": {"num_allocations": 2}}
+    )
+    stats = wait_for_stats(ray_es, "ray-update", _fully_allocated(2))
+    assert sum(n["number_of_allocations"] for n in stats["nodes"]) == 2
+    assert len(replicas(ray_server, "ray-update")) == 2
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lambda t: ray_es.inference.inference(inference_id="ray-update", input=[t] * 8), TEXTS))
+    assert all(len(a["sparse_embedding"]) == 8 for a in answers)
+    ray_es.inference.delete(inference_id="ray-update")
+
+
+def test_scale_to_zero_and_wake_up(ray_es: Elasticsearch, ray_server: Server) -> None:
+    adaptive = {"enabled": True, "min_number_of_allocations": 0, "max_number_of_allocations": 1}
+    put_elser(ray_es, "ray-zero", adaptive_allocations=adaptive)
+    wait_for_stats(ray_es, "ray-zero", _fully_allocated(1))
+    ray_es.inference.inference(inference_id="ray-zero", input=TEXTS[:1])
+    # Idle past --scale-to-zero-time: Serve's autoscaler takes the replica away; the deployment stays started.
+    stats = wait_for_stats(
+        ray_es,
+        "ray-zero",
+        lambda s: s["allocation_status"]["allocation_count"] == 0
+        and s["nodes"] == []
+        and not replicas(ray_server, "ray-zero"),
+    )
+    assert stats["state"] == "started"
+    # A request wakes it: it waits for the new replica and is answered.
+    answer = ray_es.inference.inference(inference_id="ray-zero", input=TEXTS[:2])["sparse_embedding"]
+    assert len(answer) == 2 and answer[0]["embedding"]
+    wait_for_stats(ray_es, "ray-zero", lambda s: s["allocation_status"]["allocation_count"] == 1)
+    ray_es.inference.delete(inference_id="ray-zero")
+
+
+def test_killed_replica_is_replaced_and_requests_answered(ray_es: Elasticsearch, ray_server: Server) -> None:
+    put_elser(ray_es, "ray-kill")
+    wait_for_stats(ray_es, "ray-kill", _fully_allocated(1))
+    [victim] = replicas(ray_server, "ray-kill")
+
+    def infer(i: int) -> int | str:
+        try:
+            return len(ray_es.inference.inference(inference_id="ray-kill", input=TEXTS)["sparse_embedding"])
+        except ApiError as exc:  # an answered error is allowed; it must be Elasticsearch-shaped
+            return exc.body["error"]["type"]
+
+    with ThreadPoolExecutor(4) as pool:
+        pending = [pool.submit(infer, i) for i in range(8)]
+        os.kill(victim, signal.SIGKILL)
+        results = [f.result(timeout=300) for f in pending]
+    assert all(r == len(TEXTS) or isinstance(r, str) for r in results), results
+    wait_for_stats(ray_es, "ray-kill", lambda s: _fully_allocated(1)(s) and replicas(ray_server, "ray-kill") not in ([], [victim]))
+    assert len(ray_es.inference.inference(inference_id="ray-kill", input=TEXTS)["sparse_embedding"]) == len(TEXTS)
+    ray_es.inference.delete(inference_id="ray-kill")
+
+
+def test_shutdown_leaves_no_ray_process(ray_es: Elasticsearch, ray_server: Server) -> None:
+    put_elser(ray_es, "ray-last")  # left deployed: shutdown removes it with Ray
+    wait_for_stats(ray_es, "ray-last", _fully_allocated(1))
+    below = ray_server.worker_pids()
+    assert replica_pids(ray_server, "elserve-ray-last")
+    assert ray_server.stop() in (0, -signal.SIGTERM)
+    assert alive(below) == []
