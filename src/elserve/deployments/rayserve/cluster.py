@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import signal
 from dataclasses import dataclass
+from typing import Any
 
 import ray
 from ray import serve
@@ -83,18 +84,10 @@ class RayCluster:
         finally:
             ray.shutdown()  # a local Ray started by ray.init stops with it; a joined cluster stays
 
-    def status(self, application: str) -> ServeStatus | None:
-        app = serve.status().applications.get(application)
-        if app is None:
-            return None
-        replicas: dict[str, int] = {}
-        messages = [app.message] if app.message else []
-        for deployment in app.deployments.values():
-            for state, n in deployment.replica_states.items():
-                replicas[str(getattr(state, "value", state))] = replicas.get(str(getattr(state, "value", state)), 0) + n
-            if deployment.message:
-                messages.append(deployment.message)
-        return ServeStatus(str(getattr(app.status, "value", app.status)), replicas, "; ".join(messages))
+    def statuses(self, applications: list[str]) -> dict[str, ServeStatus | None]:
+        """Serve's view of each application (None: Serve does not know it), in one call to its controller."""
+        known = serve.status().applications
+        return {name: _serve_status(known[name]) if name in known else None for name in applications}
 
     def nodes(self) -> dict[str, RayNode]:
         return {
@@ -103,12 +96,25 @@ class RayCluster:
             if n.get("Alive")
         }
 
-    def replica_nodes(self, application: str) -> dict[str, list[int]]:
-        """Node id -> pids of the live replica actors of an application (Ray's actor table, read
-        from the GCS: it needs no dashboard)."""
-        placed: dict[str, list[int]] = {}
-        prefix = f"ServeReplica:{application}:"
+    def replica_nodes(self, applications: list[str]) -> dict[str, dict[str, list[int]]]:
+        """Per application: node id -> pids of its live replica actors (Ray's actor table, read from the
+        GCS: it needs no dashboard)."""
+        placed: dict[str, dict[str, list[int]]] = {name: {} for name in applications}
         for actor in ray._private.state.actors().values():  # the one GCS-backed listing without a dashboard
-            if actor.get("State") == "ALIVE" and str(actor.get("ActorClassName", "")).startswith(prefix):
-                placed.setdefault(actor["Address"]["NodeID"], []).append(int(actor.get("Pid") or 0))
+            kind, _, rest = str(actor.get("ActorClassName", "")).partition(":")
+            application = rest.rsplit(":", 1)[0]
+            if kind == "ServeReplica" and application in placed and actor.get("State") == "ALIVE":
+                placed[application].setdefault(actor["Address"]["NodeID"], []).append(int(actor.get("Pid") or 0))
         return placed
+
+
+def _serve_status(app: Any) -> ServeStatus:
+    replicas: dict[str, int] = {}
+    messages = [app.message] if app.message else []
+    for deployment in app.deployments.values():
+        for state, n in deployment.replica_states.items():
+            name = str(getattr(state, "value", state))
+            replicas[name] = replicas.get(name, 0) + n
+        if deployment.message:
+            messages.append(deployment.message)
+    return ServeStatus(str(getattr(app.status, "value", app.status)), replicas, "; ".join(messages))

@@ -194,4 +194,6 @@ class RayDeploymentManager:
 
     def _read(self, applications: list[str]) -> tuple[dict, dict]:
         nodes = self.cluster.nodes()
-        return nodes, {a: (self.cluster.status(a), self.cluster.replica_nodes(a)) for a in applications}
+        statuses = self.cluster.statuses(applications)
+        placed = self.cluster.replica_nodes(applications)
+        return nodes, {a: (statuses[a], placed[a]) for a in applications}
