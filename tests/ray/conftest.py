@@ -16,6 +16,7 @@ import pytest
 from elasticsearch import Elasticsearch
 
 from tests.e2e.server import PASSWORD, Server
+from tests.hold import HOLD_FILE_ENV
 
 ENDPOINT_TIMEOUT = "300s"
 
@@ -82,11 +83,18 @@ def replica_pids(server: Server, application: str) -> list[int]:
 
 
 @pytest.fixture(scope="module")
-def ray_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def ray_hold_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """While this file exists, the module server's replicas hold their batches (tests/hold.py)."""
+    return tmp_path_factory.mktemp("ray-hold") / "hold"
+
+
+@pytest.fixture(scope="module")
+def ray_server(tmp_path_factory: pytest.TempPathFactory, ray_hold_file: Path) -> Iterator[Server]:
     """elserve on a local Ray it starts (2 CPUs); adaptive deployments go to zero after 3 s idle."""
     pytest.importorskip("ray")
     srv = Server(
         tmp_path_factory.mktemp("ray") / "data",
+        env={HOLD_FILE_ENV: str(ray_hold_file)},
         args=["--backend", "ray", "--processors", "2", "--scale-to-zero-time", "3s"],
     ).start()
     yield srv

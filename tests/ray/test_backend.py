@@ -19,6 +19,7 @@ from elasticsearch import ApiError, Elasticsearch
 from elserve.runtime import to_token_weights
 from elserve.runtime.encoder import Encoder
 from tests.e2e.server import Server
+from tests.hold import held, wait_until_held
 from tests.ray.conftest import alive, deployment_stats, put_elser, replica_pids, wait_for_stats
 
 pytestmark = pytest.mark.ray
@@ -128,6 +129,38 @@ def test_killed_replica_is_replaced_and_requests_answered(ray_es: Elasticsearch,
     wait_for_stats(ray_es, "ray-kill", lambda s: _fully_allocated(1)(s) and replicas(ray_server, "ray-kill") not in ([], [victim]))
     assert len(ray_es.inference.inference(inference_id="ray-kill", input=TEXTS)["sparse_embedding"]) == len(TEXTS)
     ray_es.inference.delete(inference_id="ray-kill")
+
+
+def test_full_queue_answers_429(ray_es: Elasticsearch, ray_server: Server, ray_hold_file: Path) -> None:
+    ray_es.ml.start_trained_model_deployment(
+        model_id=".elser_model_2", deployment_id="ray-full", queue_capacity=2, wait_for="fully_allocated"
+    )
+    ray_es.inference.put(
+        task_type="sparse_embedding",
+        inference_id="ray-full-endpoint",
+        inference_config={"service": "elasticsearch", "service_settings": {"deployment_id": "ray-full"}},
+    )
+    bulk = ["word " * 600] * 100  # 100 texts of 512 tokens: 13 calls of one token budget each
+    once = ray_es.options(retry_on_status=(), max_retries=0)  # a 429 is the answer, not a reason to retry
+
+    def infer(texts: list[str]) -> int | tuple[int, str]:
+        try:
+            return len(once.inference.inference(inference_id="ray-full-endpoint", input=texts)["sparse_embedding"])
+        except ApiError as exc:
+            return exc.meta.status, exc.body["error"]["type"]
+
+    with ThreadPoolExecutor(1) as pool:
+        with held(ray_hold_file):
+            first = pool.submit(infer, TEXTS[:1])
+            wait_until_held(ray_hold_file)
+            # Inside the server: the held request and this one (queue_capacity 2). Its 13 calls meet the
+            # replica's 8 ongoing and Serve's 2 queued: Serve refuses the rest, answered as Elasticsearch's 429.
+            assert infer(bulk) == (429, "es_rejected_execution_exception")
+        assert first.result(timeout=300) == 1  # released: the held request is answered
+    assert infer(TEXTS) == len(TEXTS)
+    assert deployment_stats(ray_es, "ray-full")["rejected_execution_count"] >= 1
+    ray_es.inference.delete(inference_id="ray-full-endpoint")
+    ray_es.ml.stop_trained_model_deployment(model_id="ray-full")
 
 
 def test_shutdown_leaves_no_ray_process(ray_es: Elasticsearch, ray_server: Server) -> None:

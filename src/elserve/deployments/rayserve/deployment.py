@@ -246,12 +246,15 @@ class RayDeployment:
         try:
             assert self.tokenizer is not None
             encoded = await asyncio.to_thread(self.tokenizer.encode_batch, texts)
-            calls = _cut([e.ids for e in encoded], self._max_batch_tokens)
+            calls = [asyncio.ensure_future(self._call(c)) for c in _cut([e.ids for e in encoded], self._max_batch_tokens)]
             try:
-                parts = await asyncio.wait_for(asyncio.gather(*(self._call(c) for c in calls)), timeout)
+                parts = await asyncio.wait_for(asyncio.gather(*calls), timeout)
             except TimeoutError:
                 self.counters.timeout_count += 1
                 raise
+            finally:
+                for call in calls:  # one call refused or failed: the request's other calls are dropped
+                    call.cancel()
         finally:
             self._admission.release()
         vectors = [SparseVector(i, w) for part in parts for i, w in part]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from pathlib import Path
 
 import ray
@@ -15,6 +16,7 @@ from elserve.deployments.rayserve.deployment import RayDeployment
 from elserve.deployments.rayserve.mapping import ScalingDelays
 from elserve.deployments.rayserve.replica import ReplicaSpec
 from elserve.deployments.states import DeploymentState
+from elserve.deployments.worker import HOLD_FILE_ENV
 from elserve.errors import IllegalStateException, StatusException
 from elserve.models.downloads import ModelDownloads
 
@@ -103,6 +105,7 @@ class RayDeploymentManager:
             precision=self._precision,
             max_batch_tokens=self._max_batch_tokens,
             max_batch_size=DEFAULT_MAX_BATCH_SIZE,
+            hold=os.environ.get(HOLD_FILE_ENV),
         )
 
     def add_failed(self, config: DeploymentConfig, reason: str) -> RayDeployment:

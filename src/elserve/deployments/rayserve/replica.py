@@ -34,6 +34,8 @@ class ReplicaSpec:
     precision: str
     max_batch_tokens: int
     max_batch_size: int
+    # The test hook of the local workers (worker.HOLD_FILE_ENV): while this file exists, batches wait.
+    hold: str | None = None
 
     def model_spec(self) -> ModelSpec:
         return ModelSpec(self.model_id, self.source, self.sha256)
@@ -83,6 +85,8 @@ class SparseEncoderReplica:
             entries = self._queue.take(self._spec.max_batch_tokens, self._spec.max_batch_size)
             if not entries:
                 continue
+            if self._spec.hold:
+                await _wait_while(Path(self._spec.hold))
             started = time.perf_counter()
             try:
                 vectors = await asyncio.to_thread(self._encoder.encode_ids, [e.ids for e in entries])
@@ -99,6 +103,14 @@ class SparseEncoderReplica:
     def where(self) -> tuple[str, int]:
         """(Ray node id, process id) of this replica."""
         return self._node_id, os.getpid()
+
+
+async def _wait_while(hold: Path) -> None:
+    """The test hook: mark that a batch is held, then hold it while the file exists."""
+    if hold.exists():
+        hold.with_name(hold.name + ".held").touch()
+    while hold.exists():
+        await asyncio.sleep(0.005)
 
 
 def _ray_node_id() -> str:
