@@ -66,8 +66,10 @@ def autoscaling_config(config: DeploymentConfig, delays: ScalingDelays) -> dict[
         "upscale_delay_s": delays.upscale_s,
         "downscale_delay_s": delays.downscale_s,
         "downscale_to_zero_delay_s": delays.to_zero_s,
-        # Serve looks at the load over this window; shorter than the delays, or they never pass.
-        "look_back_period_s": max(1.0, min(30.0, delays.upscale_s, delays.downscale_s)),
+        # Serve looks at the load over this window (shorter than the delays, or they never pass),
+        # reported by the replicas at least twice in it.
+        "look_back_period_s": (window := max(2.0, min(30.0, delays.upscale_s, delays.downscale_s))),
+        "metrics_interval_s": window / 2,
     }
 
 
