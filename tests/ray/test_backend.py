@@ -20,7 +20,7 @@ from elserve.runtime import to_token_weights
 from elserve.runtime.encoder import Encoder
 from tests.e2e.server import Server
 from tests.hold import held, wait_until_held
-from tests.ray.conftest import alive, deployment_stats, put_elser, replica_pids, wait_for_stats
+from tests.ray.conftest import alive, deployment_stats, make_client, put_elser, replica_pids, wait_for_stats
 
 pytestmark = pytest.mark.ray
 
@@ -44,22 +44,38 @@ def _fully_allocated(n: int):
     }
 
 
-def test_lifecycle_and_vectors_equal_local(ray_es: Elasticsearch, ray_server: Server, splade_model_dir: Path) -> None:
+def test_lifecycle_and_vectors_equal_local(
+    ray_es: Elasticsearch, ray_server: Server, splade_model_dir: Path, tmp_path: Path
+) -> None:
     put_elser(ray_es, "ray-life")
     stats = wait_for_stats(ray_es, "ray-life", _fully_allocated(1))
     [node] = stats["nodes"]
     assert node["routing_state"] == {"routing_state": "started"} and node["number_of_allocations"] == 1
 
     answer = ray_es.inference.inference(inference_id="ray-life", input=TEXTS)["sparse_embedding"]
-    local = Encoder.load(splade_model_dir, num_threads=1).encode(TEXTS)
-    vocab = Encoder.load(splade_model_dir, num_threads=1).vocab
-    for got, (vector, truncated) in zip(answer, local, strict=True):
-        assert got["is_truncated"] is truncated
-        want = to_token_weights(vector, vocab)
-        assert got["embedding"].keys() == want.keys()
-        np.testing.assert_allclose(
-            [got["embedding"][k] for k in want], [want[k] for k in want], rtol=0, atol=1e-4
-        )
+    # The reference: the encoder in this process, and the local backend's server (its worker processes).
+    encoder = Encoder.load(splade_model_dir, num_threads=1)
+    reference = [
+        {"is_truncated": truncated, "embedding": to_token_weights(vector, encoder.vocab)}
+        for vector, truncated in encoder.encode(TEXTS)
+    ]
+    local_server = Server(tmp_path / "local").start()
+    try:
+        local_es = make_client(local_server)
+        put_elser(local_es, "local-life")
+        local = local_es.inference.inference(inference_id="local-life", input=TEXTS)["sparse_embedding"]
+    finally:
+        local_server.stop()
+    for want_all in (reference, local):
+        for got, want in zip(answer, want_all, strict=True):
+            assert got["is_truncated"] is want["is_truncated"]
+            assert got["embedding"].keys() == want["embedding"].keys()
+            np.testing.assert_allclose(
+                [got["embedding"][k] for k in want["embedding"]],
+                list(want["embedding"].values()),
+                rtol=0,
+                atol=1e-4,
+            )
     assert answer[-1]["is_truncated"] is True
 
     stats = deployment_stats(ray_es, "ray-life")

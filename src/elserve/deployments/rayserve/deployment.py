@@ -25,7 +25,7 @@ from elserve.deployments.config import DeploymentConfig
 from elserve.deployments.deployment import InferenceResult, Observer
 from elserve.deployments.memory import estimate
 from elserve.deployments.queue import Admission
-from elserve.deployments.rayserve.cluster import RayCluster, RayNode
+from elserve.deployments.rayserve.cluster import RayNode
 from elserve.deployments.rayserve.mapping import ScalingDelays, ServeStatus, deployment_state, serve_options
 from elserve.deployments.rayserve.replica import ReplicaAnswer, ReplicaSpec, SparseEncoderReplica
 from elserve.deployments.states import DeploymentState, RoutingState
@@ -56,7 +56,6 @@ class RayDeployment:
         config: DeploymentConfig,
         model_dir: Callable[[], Awaitable[Path]],
         replica_spec: Callable[[DeploymentConfig], ReplicaSpec],
-        cluster: RayCluster,
         *,
         delays: ScalingDelays = ScalingDelays(),
         observer: Observer | None = None,
@@ -73,7 +72,6 @@ class RayDeployment:
         self.serve_status: ServeStatus | None = None
         self._model_dir_source = model_dir
         self._replica_spec = replica_spec
-        self._cluster = cluster
         self._delays = delays
         self._observer = observer
         self._max_batch_tokens = max_batch_tokens
@@ -114,10 +112,6 @@ class RayDeployment:
     @property
     def pending_requests(self) -> int:
         return self._admission.count
-
-    def replica_pids(self) -> dict[str, list[int]]:
-        """Node id -> pids of the live replicas (as last observed)."""
-        return {node: list(pids) for node, pids in self._placed.items()}
 
     # -- lifecycle ---------------------------------------------------------------------------
 

@@ -88,7 +88,6 @@ class RayDeploymentManager:
             config,
             model_dir,
             self._replica_spec,
-            self.cluster,
             delays=self._delays,
             observer=self._observer,
             max_batch_tokens=self._max_batch_tokens,
