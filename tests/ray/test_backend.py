@@ -148,9 +148,11 @@ def test_killed_replica_is_replaced_and_requests_answered(ray_es: Elasticsearch,
 
 
 def test_full_queue_answers_429(ray_es: Elasticsearch, ray_server: Server, ray_hold_file: Path) -> None:
-    ray_es.ml.start_trained_model_deployment(
+    started = ray_es.ml.start_trained_model_deployment(
         model_id=".elser_model_2", deployment_id="ray-full", queue_capacity=2, wait_for="fully_allocated"
-    )
+    )["assignment"]
+    [route] = started["routing_table"].values()  # the Ray node of the one replica
+    assert route["current_allocations"] == 1 and route["routing_state"] == "started"
     ray_es.inference.put(
         task_type="sparse_embedding",
         inference_id="ray-full-endpoint",

@@ -195,12 +195,28 @@ def assignment(deployment: ServedDeployment, node: NodeInfo, model_bytes: int) -
             "per_deployment_memory_bytes": per_deployment,
             "per_allocation_memory_bytes": per_allocation,
         },
-        "routing_table": {node.node_id: routing},
+        "routing_table": _routing_table(deployment, node, routing),
         "assignment_state": str(state),
         **({"reason": reason} if reason else {}),
         "start_time": _iso(deployment.start_time_ms),
         "max_assigned_allocations": max(config.number_of_allocations, deployment.started_allocations),
         "adaptive_allocations": adaptive_dict(deployment),
+    }
+
+
+def _routing_table(deployment: ServedDeployment, node: NodeInfo, routing: dict[str, Any]) -> dict[str, Any]:
+    """This server's node, or one route per node of a deployment spread over several (Ray)."""
+    shares = deployment.node_shares()
+    if shares is None:
+        return {node.node_id: routing}
+    return {
+        share.node_id: {
+            "current_allocations": share.allocations,
+            "target_allocations": share.allocations,
+            "routing_state": str(share.routing_state),
+            "reason": deployment.reason or "",
+        }
+        for share in shares
     }
 
 
