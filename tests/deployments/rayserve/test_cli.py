@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from pathlib import Path
@@ -15,12 +16,17 @@ from elserve.cli import app
 def _serve(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *args: str):
     # `import ray` fails, as on a machine without the extra (whether or not this one has it).
     monkeypatch.setitem(sys.modules, "ray", None)
-    umask = os.umask(0o022)  # `serve` sets the process's umask before it checks its options: put it back
+    # `serve` sets the process's umask and logging before it checks its options: put them back.
+    umask = os.umask(0o022)
     os.umask(umask)
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
     try:
         return CliRunner().invoke(app, ["serve", "--data-dir", str(tmp_path / "data"), *args], env={"COLUMNS": "200"})
     finally:
         os.umask(umask)
+        root.handlers[:] = handlers
+        root.setLevel(level)
 
 
 def test_backend_ray_without_ray_says_how_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
