@@ -142,7 +142,11 @@ def test_killed_replica_is_replaced_and_requests_answered(ray_es: Elasticsearch,
         os.kill(victim, signal.SIGKILL)
         results = [f.result(timeout=300) for f in pending]
     assert all(r == len(TEXTS) or isinstance(r, str) for r in results), results
-    wait_for_stats(ray_es, "ray-kill", lambda s: _fully_allocated(1)(s) and replicas(ray_server, "ray-kill") not in ([], [victim]))
+    wait_for_stats(
+        ray_es,
+        "ray-kill",
+        lambda s: _fully_allocated(1)(s) and replicas(ray_server, "ray-kill") not in ([], [victim]),
+    )
     assert len(ray_es.inference.inference(inference_id="ray-kill", input=TEXTS)["sparse_embedding"]) == len(TEXTS)
     ray_es.inference.delete(inference_id="ray-kill")
 

@@ -1,7 +1,8 @@
 """`--ray-address`: elserve joins a simulated two-node Ray cluster (Ray's own `cluster_utils.Cluster`,
 two raylets on this machine, 1 CPU each). Two allocations become two replicas, one per node; the
 replicas fetch the model into the nodes' cache from its verified source (not the server's copy);
-deleting the endpoint removes the Serve application; the server's shutdown leaves the cluster running.
+a restarted server restores the deployment; deleting the endpoint removes the Serve application; the
+server's shutdown leaves the cluster running.
 """
 
 from __future__ import annotations
@@ -39,10 +40,8 @@ def test_two_nodes_one_replica_each(two_nodes, tmp_path: Path) -> None:
     from ray import serve
 
     node_cache = tmp_path / "node-models"  # what each node fills itself; the server's cache is elsewhere
-    server = Server(
-        tmp_path / "data",
-        args=["--backend", "ray", "--ray-address", two_nodes.address, "--ray-model-cache", str(node_cache)],
-    ).start()
+    args = ["--backend", "ray", "--ray-address", two_nodes.address, "--ray-model-cache", str(node_cache)]
+    server = Server(tmp_path / "data", args=args).start()
     try:
         es = make_client(server)
         put_elser(es, "ray-two", num_allocations=2)
@@ -65,6 +64,15 @@ def test_two_nodes_one_replica_each(two_nodes, tmp_path: Path) -> None:
         # The replicas installed the model from its source into the nodes' cache, with its record.
         [installed] = [p for p in node_cache.iterdir() if (p / MARKER).is_file()]
         assert json.loads((installed / MARKER).read_text())["source"].startswith("pip:")
+
+        # A restart takes the application down with the server and brings it back from the store.
+        assert server.stop() in (0, -signal.SIGTERM)
+        server = Server(tmp_path / "data", args=args).start()
+        es = make_client(server)
+        wait_for_stats(
+            es, "ray-two", lambda s: s["allocation_status"]["allocation_count"] == 2 and len(s["nodes"]) == 2
+        )
+        assert len(es.inference.inference(inference_id="ray-two", input=["again"])["sparse_embedding"]) == 1
 
         es.inference.delete(inference_id="ray-two")
         assert es.ml.get_trained_models_stats(model_id=".elser_model_2")["trained_model_stats"][0].get(

@@ -58,7 +58,8 @@ class RayCluster:
             ray.init(address=self.address, namespace=NAMESPACE, log_to_driver=False)
         # No Serve HTTP proxy: elserve's own API is the front end; the replicas are reached by handle.
         serve.start(http_options={"location": "NoServer"})
-        log.info("connected to Ray at [%s] (%s)", self.address or "a local Ray", "started here" if self.owned else "given")
+        how = "started here" if self.owned else "given"
+        log.info("connected to Ray at [%s] (%s)", self.address or "a local Ray", how)
 
     @staticmethod
     def restore_signal_handlers() -> None:

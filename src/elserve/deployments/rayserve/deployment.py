@@ -240,7 +240,8 @@ class RayDeployment:
         try:
             assert self.tokenizer is not None
             encoded = await asyncio.to_thread(self.tokenizer.encode_batch, texts)
-            calls = [asyncio.ensure_future(self._call(c)) for c in _cut([e.ids for e in encoded], self._max_batch_tokens)]
+            cut = _cut([e.ids for e in encoded], self._max_batch_tokens)
+            calls = [asyncio.ensure_future(self._call(c)) for c in cut]
             try:
                 parts = await asyncio.wait_for(asyncio.gather(*calls), timeout)
             except TimeoutError:

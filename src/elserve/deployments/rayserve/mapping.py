@@ -73,6 +73,10 @@ def autoscaling_config(config: DeploymentConfig, delays: ScalingDelays) -> dict[
     }
 
 
+# Replica states on the way to RUNNING (Serve's ReplicaState names).
+_COMING = ("STARTING", "UPDATING", "RECOVERING", "PENDING_MIGRATION")
+
+
 @dataclass(frozen=True)
 class ServeStatus:
     """What Serve says of one application: its status, its replicas by state, and a message."""
@@ -87,7 +91,7 @@ class ServeStatus:
 
     @property
     def starting(self) -> int:
-        return sum(n for state, n in self.replicas.items() if state in ("STARTING", "UPDATING", "RECOVERING", "PENDING_MIGRATION"))
+        return sum(n for state, n in self.replicas.items() if state in _COMING)
 
 
 def deployment_state(status: ServeStatus | None, current: DeploymentState, target: int) -> DeploymentState:
