@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test test-all soak bench clean
+.PHONY: serve test test-all test-ray soak bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,16 @@ $(BENCH_STAMP): pyproject.toml $(STAMP)
 
 bench: $(BENCH_STAMP)
 	$(BIN)/elserve bench $(BENCH_ARGS)
+
+# `make test-ray`: the Ray Serve backend (the `ray` extra into .venv) against a local Ray the tests
+# start on this machine: a server on its own Ray, and a simulated two-node cluster.
+RAY_STAMP := $(VENV)/.ray-installed
+$(RAY_STAMP): pyproject.toml $(STAMP)
+	$(BIN)/pip install -e '.[test,ray]'
+	touch $(RAY_STAMP)
+
+test-ray: $(RAY_STAMP)
+	$(BIN)/pytest -m ray tests/ray
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info

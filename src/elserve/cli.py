@@ -78,6 +78,35 @@ def serve(
     ] = None,
     model_repository: ModelRepository = None,
     config: ConfigFile = None,
+    backend: Annotated[
+        str,
+        typer.Option(
+            help="Where allocations run: local (worker processes on this machine) or ray (Ray Serve replicas "
+            "on a Ray cluster; needs pip install 'elserve[ray]').",
+        ),
+    ] = "local",
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            help="With --backend ray: the Ray cluster to join (host:port, ray://host:port or auto), left running "
+            "at shutdown; default: a local Ray on 127.0.0.1, stopped with the server.",
+        ),
+    ] = None,
+    ray_model_cache: Annotated[
+        Path | None,
+        typer.Option(
+            help="With --backend ray: where each Ray node keeps its models (the same path on every node, on "
+            "each node's own disk; the replicas fetch the model there from its verified source). Default: "
+            "this server's model cache path.",
+        ),
+    ] = None,
+    scale_to_zero_time: Annotated[
+        str | None,
+        typer.Option(
+            help="Adaptive allocations: idle this long, a deployment with no minimum goes to zero allocations "
+            "(Elasticsearch's xpack.ml.trained_models.adaptive_allocations.scale_to_zero_time), e.g. 15m.",
+        ),
+    ] = None,
 ) -> None:
     """Run the service: Elasticsearch's inference and trained-model APIs over HTTP.
 
@@ -107,6 +136,18 @@ def serve(
         raise typer.BadParameter(str(exc), param_hint="--ml-memory") from None
 
     repository = _model_repository(model_repository, config)
+    if backend not in ("local", "ray"):
+        raise typer.BadParameter("must be local or ray", param_hint="--backend")
+    if backend == "ray":
+        from elserve.deployments.rayserve import INSTALL_HINT, ray_available
+
+        if not ray_available():
+            raise typer.BadParameter(INSTALL_HINT, param_hint="--backend")
+    elif ray_address is not None or ray_model_cache is not None:
+        flag = "--ray-address" if ray_address is not None else "--ray-model-cache"
+        raise typer.BadParameter("only with --backend ray", param_hint=flag)
+    scale_to_zero_s = _seconds(scale_to_zero_time, "--scale-to-zero-time")
+
     if (ssl_certfile is None) != (ssl_keyfile is None):
         raise typer.BadParameter("--ssl-certfile and --ssl-keyfile go together", param_hint="--ssl-certfile")
     limits = _http_limits(http_max_content_length, http_max_header_size, http_max_initial_line_length, http_read_timeout)
@@ -122,6 +163,10 @@ def serve(
         processors=processors,
         ml_memory_bytes=ml_memory_bytes,
         model_repository=repository,
+        backend=backend,
+        ray_address=ray_address,
+        ray_model_cache=None if ray_model_cache is None else ray_model_cache.resolve(),
+        **({} if scale_to_zero_s is None else {"scale_to_zero_time_s": scale_to_zero_s}),
     )
     uvicorn.run(
         create_app(settings),
@@ -135,6 +180,22 @@ def serve(
         ssl_certfile=str(ssl_certfile) if ssl_certfile else None,
         ssl_keyfile=str(ssl_keyfile) if ssl_keyfile else None,
     )
+
+
+def _seconds(value: str | None, flag: str) -> float | None:
+    """A time value (`15m`, `30s`) as seconds; a bad one names its flag."""
+    if value is None:
+        return None
+    from elserve.errors import ParseException
+    from elserve.timevalue import parse_time
+
+    try:
+        seconds = parse_time(value, flag, value).seconds
+    except ParseException as exc:
+        raise typer.BadParameter(str(exc), param_hint=flag) from None
+    if seconds is None:
+        raise typer.BadParameter("must be a duration such as 15m", param_hint=flag)
+    return seconds
 
 
 def _check_data_dir(data_dir: Path) -> bool:

@@ -48,6 +48,12 @@ class ServerSettings:
     # Elastic's model repository for the built-in ELSER ids (Elasticsearch's `xpack.ml.model_repository`):
     # an https://, http:// or file:// base URL.
     model_repository: str = DEFAULT_MODEL_REPOSITORY
+    # Where allocations run: `local` (worker processes here) or `ray` (Ray Serve replicas).
+    backend: str = "local"
+    # The Ray cluster to join (None: start a local Ray, stopped with the server).
+    ray_address: str | None = None
+    # Each Ray node's own model cache (the same path on every node; None: this server's model cache path).
+    ray_model_cache: Path | None = None
 
     @property
     def store_path(self) -> Path:

@@ -18,6 +18,7 @@ from elserve.api.request_body import RequestBodyLimits
 from elserve.api.routes import inference, metrics, ml_memory, openapi, root, trained_models
 from elserve.api.routes import security as security_routes
 from elserve.deployments.autoscaler import ScalerTimings
+from elserve.deployments.backend import DeploymentBackend
 from elserve.deployments.capacity import NodeCapacity
 from elserve.deployments.manager import DeploymentManager
 from elserve.models.cache import ModelCache
@@ -42,7 +43,7 @@ class Services:
     security: Security
     node: NodeInfo
     downloads: ModelDownloads
-    deployments: DeploymentManager
+    deployments: DeploymentBackend
     metrics: Metrics
     inference: InferenceOperations
     trained_models: TrainedModelOperations
@@ -102,14 +103,18 @@ def build_services(settings: ServerSettings) -> Services:
         scale_up_cooldown_s=settings.scale_up_cooldown_s,
     )
     metrics = Metrics()
-    deployments = DeploymentManager(
-        downloads,
-        max_batch_tokens=settings.max_batch_tokens,
-        timings=timings,
-        observer=metrics,
-        precision=settings.precision,
-        capacity=capacity,
-    )
+    deployments: DeploymentBackend
+    if settings.backend == "ray":
+        deployments = _ray_backend(settings, downloads, timings, metrics)
+    else:
+        deployments = DeploymentManager(
+            downloads,
+            max_batch_tokens=settings.max_batch_tokens,
+            timings=timings,
+            observer=metrics,
+            precision=settings.precision,
+            capacity=capacity,
+        )
     metrics.watch(deployments)
     inference = InferenceOperations(repo, deployments)
     return Services(
@@ -124,6 +129,30 @@ def build_services(settings: ServerSettings) -> Services:
         trained_models=TrainedModelOperations(
             repo, deployments, downloads, inference.endpoints_using, uploads, settings.max_batch_tokens
         ),
+    )
+
+
+def _ray_backend(
+    settings: ServerSettings, downloads: ModelDownloads, timings: ScalerTimings, metrics: Metrics
+) -> DeploymentBackend:
+    """Ray Serve replicas instead of local workers; Ray is imported only here (an optional extra)."""
+    from elserve.deployments.rayserve.cluster import RayCluster
+    from elserve.deployments.rayserve.manager import RayDeploymentManager
+    from elserve.deployments.rayserve.mapping import ScalingDelays
+
+    delays = ScalingDelays(
+        upscale_s=timings.interval_s,
+        downscale_s=timings.scale_up_cooldown_s,
+        to_zero_s=timings.scale_to_zero_after_s,
+    )
+    return RayDeploymentManager(
+        downloads,
+        RayCluster(settings.ray_address, num_cpus=settings.processors),
+        max_batch_tokens=settings.max_batch_tokens,
+        delays=delays,
+        observer=metrics,
+        precision=settings.precision,
+        replica_cache_root=settings.ray_model_cache,
     )
 
 

@@ -16,7 +16,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from elserve.deployments.manager import DeploymentManager
+from elserve.deployments.backend import DeploymentBackend
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 _SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
@@ -24,7 +24,7 @@ _TOKEN_BUCKETS = (16, 64, 256, 512, 1024, 2048, 4096, 8192, 16384)
 
 
 class _DeploymentCollector(Collector):
-    def __init__(self, deployments: DeploymentManager) -> None:
+    def __init__(self, deployments: DeploymentBackend) -> None:
         self._deployments = deployments
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
@@ -45,7 +45,7 @@ class _DeploymentCollector(Collector):
 class Metrics:
     """The registry and the instruments; also the deployments' `Observer`."""
 
-    def __init__(self, deployments: DeploymentManager | None = None) -> None:
+    def __init__(self, deployments: DeploymentBackend | None = None) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "elserve_http_requests", "HTTP requests", ["route", "method", "status"], registry=self.registry
@@ -69,7 +69,7 @@ class Metrics:
         if deployments is not None:
             self.watch(deployments)
 
-    def watch(self, deployments: DeploymentManager) -> None:
+    def watch(self, deployments: DeploymentBackend) -> None:
         self.registry.register(_DeploymentCollector(deployments))
 
     def batch(self, deployment_id: str, size: int, tokens: int) -> None:

@@ -135,6 +135,10 @@ class Deployment:
     def queued_texts(self) -> int:
         return len(self._queue)
 
+    def node_shares(self) -> None:
+        """All of it on this server's node (backend.ServedDeployment)."""
+        return None
+
     @property
     def pending_requests(self) -> int:
         return self._admission.count

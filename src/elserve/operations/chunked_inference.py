@@ -24,7 +24,8 @@ import numpy as np
 
 from elserve.chunking import ChunkOffset, Utf16Text, chunk, merged_offsets, result_slots
 from elserve.chunking.settings import ChunkingSettings
-from elserve.deployments.deployment import Deployment, InferenceResult
+from elserve.deployments.backend import ServedDeployment
+from elserve.deployments.deployment import InferenceResult
 from elserve.operations.model_window import model_window_text
 from elserve.runtime import SparseVector, Tokenizer, to_token_weights
 
@@ -68,7 +69,7 @@ def merge_vectors(vectors: list[SparseVector]) -> SparseVector:
 
 
 async def infer_chunked(
-    deployment: Deployment,
+    deployment: ServedDeployment,
     inputs: list[str],
     settings: ChunkingSettings,
     timeout: float | None,

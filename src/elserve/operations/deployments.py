@@ -5,8 +5,7 @@ from __future__ import annotations
 import logging
 
 from elserve.deployments.config import AdaptiveConfig, DeploymentConfig
-from elserve.deployments.deployment import Deployment
-from elserve.deployments.manager import DeploymentManager
+from elserve.deployments.backend import DeploymentBackend, ServedDeployment
 from elserve.endpoints.adaptive import AdaptiveAllocations
 from elserve.store import Repository
 
@@ -15,11 +14,11 @@ _KIND = "deployment"
 
 
 class DeploymentRecords:
-    def __init__(self, repo: Repository, manager: DeploymentManager) -> None:
+    def __init__(self, repo: Repository, manager: DeploymentBackend) -> None:
         self._repo = repo
         self._manager = manager
 
-    def start(self, config: DeploymentConfig) -> Deployment:
+    def start(self, config: DeploymentConfig) -> ServedDeployment:
         """Record the deployment, then start it (the record first: a crash mid-start restores it)."""
         existing = self._manager.get(config.deployment_id)
         if existing is not None:

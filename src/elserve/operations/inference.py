@@ -13,8 +13,7 @@ import asyncio
 from typing import Any
 
 from elserve.deployments.config import DeploymentConfig
-from elserve.deployments.deployment import Deployment
-from elserve.deployments.manager import DeploymentManager
+from elserve.deployments.backend import DeploymentBackend, ServedDeployment
 from elserve.deployments.states import DeploymentState
 from elserve.endpoints.endpoint import Endpoint
 from elserve.chunking.settings import DEFAULT_CHUNKING_SETTINGS
@@ -66,7 +65,7 @@ def _preconfigured(inference_id: str) -> Endpoint | None:
 
 
 class InferenceOperations:
-    def __init__(self, repo: Repository, manager: DeploymentManager) -> None:
+    def __init__(self, repo: Repository, manager: DeploymentBackend) -> None:
         self._repo = repo
         self._manager = manager
         self._records = DeploymentRecords(repo, manager)
@@ -154,7 +153,7 @@ class InferenceOperations:
             config.model_id,
         )
 
-    async def _wait_started(self, deployment: Deployment, endpoint: Endpoint, timeout: TimeValue) -> None:
+    async def _wait_started(self, deployment: ServedDeployment, endpoint: Endpoint, timeout: TimeValue) -> None:
         if not await deployment.wait_started(timeout.seconds):
             raise StatusException(
                 f"Timed out after [{timeout.text}] waiting for model deployment to start. "
@@ -243,7 +242,7 @@ class InferenceOperations:
         }
 
     async def _infer_chunked(
-        self, endpoint: Endpoint, deployment: Deployment, request: InferRequest, timeout: TimeValue
+        self, endpoint: Endpoint, deployment: ServedDeployment, request: InferRequest, timeout: TimeValue
     ) -> dict[str, Any]:
         assert request.chunking is not None
         settings = request.chunking.settings
@@ -259,7 +258,7 @@ class InferenceOperations:
             raise StatusException(f"timeout [{timeout.text}] waiting for inference result", 408) from None
         return {RESULT_FIELD: chunks}
 
-    async def _deployment_for(self, endpoint: Endpoint, timeout: TimeValue) -> Deployment:
+    async def _deployment_for(self, endpoint: Endpoint, timeout: TimeValue) -> ServedDeployment:
         deployment = self._manager.get(endpoint.deployment_id)
         if deployment is None and _preconfigured(endpoint.inference_id) is not None:
             # Elasticsearch deploys a preconfigured endpoint on its first use (`maybeStartDeployment`).

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from elserve.deployments.config import DEFAULT_PRIORITY, DEFAULT_QUEUE_CAPACITY, DeploymentConfig
-from elserve.deployments.deployment import DEFAULT_MAX_BATCH_TOKENS, Deployment
-from elserve.deployments.manager import DeploymentManager
+from elserve.deployments.backend import DeploymentBackend, ServedDeployment
+from elserve.deployments.deployment import DEFAULT_MAX_BATCH_TOKENS
 from elserve.deployments.states import DeploymentState
 from elserve.deployments.validation import start_errors, update_errors
 from elserve.endpoints.adaptive import AdaptiveAllocations
@@ -55,7 +55,7 @@ class ModelEntry:
 
     model_id: str
     model_bytes: int
-    deployment: Deployment | None
+    deployment: ServedDeployment | None
     # (per-deployment, per-allocation) bytes before any worker runs (runtime/memory.py); None when
     # the model's files are not here (or are not a model this runtime can size).
     estimate: tuple[int, int] | None = None
@@ -70,7 +70,7 @@ class TrainedModelOperations:
     def __init__(
         self,
         repo: Repository,
-        manager: DeploymentManager,
+        manager: DeploymentBackend,
         downloads: ModelDownloads,
         endpoints_using: Callable[[str], list[str]],
         uploads: ModelUploads,
@@ -203,7 +203,7 @@ class TrainedModelOperations:
 
     # -- deployments -------------------------------------------------------------------------
 
-    async def start(self, request: StartRequest, timeout: TimeValue) -> Deployment:
+    async def start(self, request: StartRequest, timeout: TimeValue) -> ServedDeployment:
         deployment_id = request.deployment_id or request.model_id
         validate_deployment_id_length(deployment_id)
         adaptive = request.adaptive_allocations
@@ -266,7 +266,7 @@ class TrainedModelOperations:
         # Messages.MODEL_DEFINITION_NOT_FOUND
         raise ResourceNotFoundException(f"Could not find trained model definition [{model_id}]")
 
-    def _deployment(self, deployment_id: str) -> Deployment:
+    def _deployment(self, deployment_id: str) -> ServedDeployment:
         deployment = self._manager.get(deployment_id)
         if deployment is None:
             raise ResourceNotFoundException(f"No known model deployment with id [{deployment_id}]")
@@ -274,7 +274,7 @@ class TrainedModelOperations:
 
     async def update(
         self, deployment_id: str, number_of_allocations: int | None, adaptive: AdaptiveAllocations | None
-    ) -> Deployment:
+    ) -> ServedDeployment:
         deployment = self._deployment(deployment_id)
         errors = update_errors(number_of_allocations, adaptive)
         if errors:

@@ -11,7 +11,7 @@ from elserve.api.deps import json_body, require
 from elserve.api.params import parse_bool, parse_int, parse_page_param
 from elserve.api.rendering import render
 from elserve.api.views.trained_models import assignment, model_config, stats_entry, uploaded_model_config
-from elserve.deployments.deployment import Deployment
+from elserve.deployments.backend import ServedDeployment
 from elserve.endpoints.adaptive import remove_adaptive_allocations
 from elserve.deployments.validation import parse_priority
 from elserve.endpoints.json_location import top_level_fields
@@ -56,7 +56,7 @@ _update = [Depends(require(ML_UPDATE, frozenset({"timeout", "master_timeout", "n
 _stop = [Depends(require(ML_STOP, frozenset({"allow_no_match", "force", "finish_pending_work"})))]
 
 
-def _render_assignment(request: Request, deployment: Deployment) -> Response:
+def _render_assignment(request: Request, deployment: ServedDeployment) -> Response:
     services = request.app.state.services
     model_bytes = services.trained_models.model_bytes(deployment.model_id)
     return render(request, {"assignment": assignment(deployment, services.node, model_bytes)})

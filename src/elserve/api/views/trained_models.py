@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from elserve.api.node import NodeInfo
-from elserve.deployments.deployment import Deployment
+from elserve.deployments.backend import NodeShare, ServedDeployment
 from elserve.deployments.memory import estimate as estimate_flat
 from elserve.deployments.states import AllocationState, DeploymentState, RoutingState
 from elserve.deployments.stats import now_ms
@@ -28,7 +28,9 @@ def byte_size(n: int) -> str:
     return f"{n}b"
 
 
-def required_memory(deployment: Deployment | None, model_bytes: int, estimate: tuple[int, int] | None = None) -> int:
+def required_memory(
+    deployment: ServedDeployment | None, model_bytes: int, estimate: tuple[int, int] | None = None
+) -> int:
     """What the deployment takes at its target allocations (at least one): measured per allocation
     from its workers when they run; before, derived from the model's files and this runtime
     (`estimate`, runtime/memory.py), else the flat estimate of deployments/memory.py. Elasticsearch's
@@ -46,7 +48,7 @@ def required_memory(deployment: Deployment | None, model_bytes: int, estimate: t
     return per_deployment + per_allocation * allocations
 
 
-def _routing_state(deployment: Deployment) -> RoutingState:
+def _routing_state(deployment: ServedDeployment) -> RoutingState:
     states = {a.state for a in deployment.allocations}
     if deployment.state is DeploymentState.FAILED:
         return RoutingState.FAILED
@@ -57,15 +59,18 @@ def _routing_state(deployment: Deployment) -> RoutingState:
     return RoutingState.STARTING
 
 
-def _node_stats(deployment: Deployment, node: NodeInfo) -> dict[str, Any]:
-    routing: dict[str, Any] = {"routing_state": str(_routing_state(deployment))}
+def _node_stats(deployment: ServedDeployment, node: NodeInfo, share: NodeShare | None = None) -> dict[str, Any]:
+    """One `nodes[]` entry: this server's node, or (`share`) one node of a deployment spread over several."""
+    state = _routing_state(deployment) if share is None else share.routing_state
+    routing: dict[str, Any] = {"routing_state": str(state)}
     if deployment.reason:
         routing["reason"] = deployment.reason
-    entry: dict[str, Any] = {"node": node.discovery_node(), "routing_state": routing}
+    entry: dict[str, Any] = {"node": node.discovery_node() if share is None else _share_node(share, node)}
+    entry["routing_state"] = routing
     if routing["routing_state"] != RoutingState.STARTED:
         entry.update(peak_throughput_per_minute=0, throughput_last_minute=0)
         return entry
-    c = deployment.counters
+    c = deployment.counters if share is None else share.counters
     entry["inference_count"] = c.inference_count
     if c.average_inference_time_ms is not None:
         entry["average_inference_time_ms"] = c.average_inference_time_ms
@@ -81,7 +86,7 @@ def _node_stats(deployment: Deployment, node: NodeInfo) -> dict[str, Any]:
     entry.update(
         start_time=deployment.start_time_ms,
         threads_per_allocation=deployment.config.threads_per_allocation,
-        number_of_allocations=deployment.started_allocations,
+        number_of_allocations=deployment.started_allocations if share is None else share.allocations,
         peak_throughput_per_minute=c.peak_throughput_per_minute,
         throughput_last_minute=throughput,
         average_inference_time_ms_last_minute=average,
@@ -90,13 +95,28 @@ def _node_stats(deployment: Deployment, node: NodeInfo) -> dict[str, Any]:
     return entry
 
 
-def adaptive_dict(deployment: Deployment) -> dict[str, Any] | None:
+def _share_node(share: NodeShare, server: NodeInfo) -> dict[str, Any]:
+    """A Ray node as `nodes[].node`: its Ray id, host name and address; the version is this server's."""
+    return {
+        share.node_id: {
+            "name": share.name,
+            "ephemeral_id": share.node_id,
+            "transport_address": share.address,
+            "external_id": share.name,
+            "attributes": {},
+            "roles": ["ml"],
+            "version": server.discovery_node()[server.node_id]["version"],
+        }
+    }
+
+
+def adaptive_dict(deployment: ServedDeployment) -> dict[str, Any] | None:
     """`adaptive_allocations` as Elasticsearch echoes it everywhere (one rule: `AdaptiveAllocations.to_dict`)."""
     adaptive = adaptive_allocations(deployment.config)
     return None if adaptive is None else adaptive.to_dict()
 
 
-def deployment_stats(deployment: Deployment, node: NodeInfo, model_bytes: int) -> dict[str, Any]:
+def deployment_stats(deployment: ServedDeployment, node: NodeInfo, model_bytes: int) -> dict[str, Any]:
     config = deployment.config
     out: dict[str, Any] = {
         "deployment_id": config.deployment_id,
@@ -128,14 +148,18 @@ def deployment_stats(deployment: Deployment, node: NodeInfo, model_bytes: int) -
         if getattr(c, name):
             out[name] = getattr(c, name)
     out["peak_throughput_per_minute"] = c.peak_throughput_per_minute
-    out["nodes"] = [_node_stats(deployment, node)]
+    shares = deployment.node_shares()
+    if shares is None:
+        out["nodes"] = [_node_stats(deployment, node)]
+    else:
+        out["nodes"] = [_node_stats(deployment, node, share) for share in shares]
     return out
 
 
 def stats_entry(
     model_id: str,
     model_bytes: int,
-    deployment: Deployment | None,
+    deployment: ServedDeployment | None,
     node: NodeInfo,
     estimate: tuple[int, int] | None = None,
 ) -> dict[str, Any]:
@@ -160,7 +184,7 @@ def stats_entry(
     return entry
 
 
-def assignment(deployment: Deployment, node: NodeInfo, model_bytes: int) -> dict[str, Any]:
+def assignment(deployment: ServedDeployment, node: NodeInfo, model_bytes: int) -> dict[str, Any]:
     """`TrainedModelAssignment` as `_start` and `_update` answer it."""
     config = deployment.config
     per_deployment, per_allocation = deployment.memory_per(model_bytes)
@@ -185,12 +209,28 @@ def assignment(deployment: Deployment, node: NodeInfo, model_bytes: int) -> dict
             "per_deployment_memory_bytes": per_deployment,
             "per_allocation_memory_bytes": per_allocation,
         },
-        "routing_table": {node.node_id: routing},
+        "routing_table": _routing_table(deployment, node, routing),
         "assignment_state": str(state),
         **({"reason": reason} if reason else {}),
         "start_time": _iso(deployment.start_time_ms),
         "max_assigned_allocations": max(config.number_of_allocations, deployment.started_allocations),
         "adaptive_allocations": adaptive_dict(deployment),
+    }
+
+
+def _routing_table(deployment: ServedDeployment, node: NodeInfo, routing: dict[str, Any]) -> dict[str, Any]:
+    """This server's node, or one route per node of a deployment spread over several (Ray)."""
+    shares = deployment.node_shares()
+    if shares is None:
+        return {node.node_id: routing}
+    return {
+        share.node_id: {
+            "current_allocations": share.allocations,
+            "target_allocations": share.allocations,
+            "routing_state": str(share.routing_state),
+            "reason": deployment.reason or "",
+        }
+        for share in shares
     }
 
 

@@ -1,0 +1,116 @@
+"""Elasticsearch's deployment settings as Ray Serve options, and Serve's states as Elasticsearch's.
+
+Pure functions over plain data (no Ray import): each rule of the mapping lives here, once.
+
+| Elasticsearch                       | Ray Serve                                                  |
+| ----------------------------------- | ---------------------------------------------------------- |
+| number_of_allocations               | num_replicas                                               |
+| threads_per_allocation              | ray_actor_options.num_cpus, and the replica's torch threads |
+| adaptive_allocations.min / max      | autoscaling_config.min_replicas / max_replicas (min 0: scale to zero) |
+| queue_capacity                      | max_queued_requests (over it: 429)                          |
+| one batch running + one waiting     | max_ongoing_requests per replica                            |
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from elserve.deployments.config import DeploymentConfig
+from elserve.deployments.states import DeploymentState
+
+# Calls a replica holds at once: enough for one batch running and the next being gathered from
+# several callers; beyond it the handle queues them (up to max_queued_requests).
+MAX_ONGOING_REQUESTS = 8
+# Adaptive scaling aims at this many calls per replica (Serve's `target_ongoing_requests`).
+TARGET_ONGOING_REQUESTS = 2.0
+
+
+@dataclass(frozen=True)
+class ScalingDelays:
+    """Elasticsearch's adaptive-allocation timings as Serve's autoscaling delays (seconds)."""
+
+    upscale_s: float = 10.0
+    downscale_s: float = 300.0
+    to_zero_s: float = 24 * 3600.0
+
+
+def serve_options(config: DeploymentConfig, delays: ScalingDelays = ScalingDelays()) -> dict[str, Any]:
+    """The `Deployment.options(...)` of one elserve deployment."""
+    options: dict[str, Any] = {
+        "name": "encoder",
+        "ray_actor_options": {"num_cpus": config.threads_per_allocation},
+        "max_ongoing_requests": MAX_ONGOING_REQUESTS,
+        "max_queued_requests": config.queue_capacity,
+        # A replica's load (model install, kernel measurement) may take a while on a slow node.
+        "health_check_period_s": 10,
+        "graceful_shutdown_timeout_s": 30,
+    }
+    if config.adaptive_enabled:
+        options["autoscaling_config"] = autoscaling_config(config, delays)
+    else:
+        options["num_replicas"] = config.number_of_allocations
+    return options
+
+
+def autoscaling_config(config: DeploymentConfig, delays: ScalingDelays) -> dict[str, Any]:
+    adaptive = config.adaptive_allocations
+    assert adaptive is not None
+    low = adaptive.floor
+    high = max(adaptive.ceiling, low, 1)
+    return {
+        "min_replicas": low,
+        "max_replicas": high,
+        "initial_replicas": min(max(config.number_of_allocations, low), high),
+        "target_ongoing_requests": TARGET_ONGOING_REQUESTS,
+        "upscale_delay_s": delays.upscale_s,
+        "downscale_delay_s": delays.downscale_s,
+        "downscale_to_zero_delay_s": delays.to_zero_s,
+        # Serve looks at the load over this window (shorter than the delays, or they never pass),
+        # reported by the replicas at least twice in it.
+        "look_back_period_s": (window := max(2.0, min(30.0, delays.upscale_s, delays.downscale_s))),
+        "metrics_interval_s": window / 2,
+    }
+
+
+# Replica states on the way to RUNNING (Serve's ReplicaState names).
+_COMING = ("STARTING", "UPDATING", "RECOVERING", "PENDING_MIGRATION")
+
+
+@dataclass(frozen=True)
+class ServeStatus:
+    """What Serve says of one application: its status, its replicas by state, and a message."""
+
+    application: str  # ApplicationStatus: NOT_STARTED, DEPLOYING, RUNNING, DEPLOY_FAILED, DELETING, UNHEALTHY
+    replicas: dict[str, int]  # ReplicaState name -> count (STARTING, RUNNING, STOPPING, ...)
+    message: str = ""
+
+    @property
+    def running(self) -> int:
+        return self.replicas.get("RUNNING", 0)
+
+    @property
+    def starting(self) -> int:
+        return sum(n for state, n in self.replicas.items() if state in _COMING)
+
+
+def deployment_state(status: ServeStatus | None, current: DeploymentState, target: int) -> DeploymentState:
+    """Serve's application status as Elasticsearch's `assignment_state`.
+
+    As the local backend: `started` once a replica runs (or none is asked for: scaled to zero),
+    `starting` before; a failed deploy with nothing running is `failed`; deleting is `stopping`.
+    Once started, a deployment stays started while Serve replaces or rescales replicas.
+    """
+    if current in (DeploymentState.STOPPING, DeploymentState.FAILED):
+        return current
+    if status is None:
+        return current
+    if status.application == "DELETING":
+        return DeploymentState.STOPPING
+    if status.application == "DEPLOY_FAILED" and status.running == 0:
+        return DeploymentState.FAILED
+    if current is DeploymentState.STARTED:
+        return current
+    if status.running > 0 or (target == 0 and status.application == "RUNNING"):
+        return DeploymentState.STARTED
+    return DeploymentState.STARTING

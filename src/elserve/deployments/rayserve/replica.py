@@ -1,0 +1,119 @@
+"""One Ray Serve replica = one allocation: the model from this node's own cache, the encoder, and
+the same token-budget batching as a local allocation's deployment (queue.RequestQueue).
+
+This module runs inside Ray's worker processes; it imports no Ray at module level, so the class
+can be tested and pickled without Ray's Serve decorators (manager.py applies them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from elserve.deployments.queue import Entry, RequestQueue
+from elserve.models.cache import ModelCache
+from elserve.models.catalogue import ModelSpec
+from elserve.runtime.encoder import Encoder
+
+
+@dataclass(frozen=True)
+class ReplicaSpec:
+    """What a replica needs to build itself on any node: plain, picklable data, no head-node path
+    but the cache root, which each node resolves on its own disk."""
+
+    model_id: str
+    source: str
+    sha256: str | None
+    cache_root: str
+    num_threads: int
+    precision: str
+    max_batch_tokens: int
+    max_batch_size: int
+    # The test hook of the local workers (worker.HOLD_FILE_ENV): while this file exists, batches wait.
+    hold: str | None = None
+
+    def model_spec(self) -> ModelSpec:
+        return ModelSpec(self.model_id, self.source, self.sha256)
+
+
+@dataclass(frozen=True)
+class ReplicaAnswer:
+    """One call's vectors (indices, weights per text), the seconds its batches took, and where it ran."""
+
+    vectors: list[tuple[np.ndarray, np.ndarray]]
+    seconds: float
+    node_id: str
+    pid: int
+
+
+class SparseEncoderReplica:
+    def __init__(self, spec: ReplicaSpec, node_id: str = "") -> None:
+        # The verified source into this node's cache (a no-op when already installed there).
+        model_dir = ModelCache(Path(spec.cache_root)).install(spec.model_spec())
+        self._encoder = Encoder.load(model_dir, num_threads=spec.num_threads, precision=spec.precision)
+        self._spec = spec
+        self._node_id = node_id or _ray_node_id()
+        self._queue = RequestQueue()
+        self._batcher: asyncio.Task | None = None
+
+    async def encode(self, batch: list[np.ndarray]) -> ReplicaAnswer:
+        """Encode one call's token id sequences; calls that arrive together share batches."""
+        if self._batcher is None:
+            self._batcher = asyncio.create_task(self._run_batches())
+        loop = asyncio.get_running_loop()
+        entries = [Entry(ids, loop.create_future()) for ids in batch]
+        self._queue.push(entries)
+        try:
+            answers = await asyncio.gather(*(e.future for e in entries))
+        finally:
+            for entry in entries:
+                if not entry.future.done():
+                    entry.future.cancel()  # the caller went away: the batcher skips it
+        vectors = [v for v, _ in answers]
+        return ReplicaAnswer(vectors, sum(s for _, s in answers), self._node_id, os.getpid())
+
+    async def _run_batches(self) -> None:
+        """Forever: one batch at a time, cut by the token budget when the encoder is free (so it
+        holds what arrived meanwhile), encoded off the event loop."""
+        while True:
+            await self._queue.wait()
+            entries = self._queue.take(self._spec.max_batch_tokens, self._spec.max_batch_size)
+            if not entries:
+                continue
+            if self._spec.hold:
+                await _wait_while(Path(self._spec.hold))
+            started = time.perf_counter()
+            try:
+                vectors = await asyncio.to_thread(self._encoder.encode_ids, [e.ids for e in entries])
+            except Exception as exc:  # every entry of a failed batch gets the error
+                for entry in entries:
+                    if not entry.future.done():
+                        entry.future.set_exception(exc)
+                continue
+            each = (time.perf_counter() - started) / len(entries)
+            for entry, vector in zip(entries, vectors, strict=True):
+                if not entry.future.done():
+                    entry.future.set_result(((vector.indices, vector.weights), each))
+
+    def where(self) -> tuple[str, int]:
+        """(Ray node id, process id) of this replica."""
+        return self._node_id, os.getpid()
+
+
+async def _wait_while(hold: Path) -> None:
+    """The test hook: mark that a batch is held, then hold it while the file exists."""
+    if hold.exists():
+        hold.with_name(hold.name + ".held").touch()
+    while hold.exists():
+        await asyncio.sleep(0.005)
+
+
+def _ray_node_id() -> str:
+    import ray
+
+    return ray.get_runtime_context().get_node_id()

@@ -1,0 +1,72 @@
+"""The Elasticsearch -> Ray Serve mapping (deployments/rayserve/mapping.py): pure, no Ray needed."""
+
+from __future__ import annotations
+
+import pytest
+
+from elserve.deployments.config import AdaptiveConfig, DeploymentConfig
+from elserve.deployments.rayserve.mapping import (
+    MAX_ONGOING_REQUESTS,
+    ScalingDelays,
+    ServeStatus,
+    deployment_state,
+    serve_options,
+)
+from elserve.deployments.states import DeploymentState as S
+
+
+def _config(**kw) -> DeploymentConfig:
+    return DeploymentConfig(deployment_id="d", model_id=".elser_model_2", **{"number_of_allocations": 2, **kw})
+
+
+def test_allocations_and_threads_become_replicas_and_cpus() -> None:
+    options = serve_options(_config(threads_per_allocation=4, queue_capacity=7))
+    assert options["num_replicas"] == 2
+    assert options["ray_actor_options"] == {"num_cpus": 4}
+    assert options["max_queued_requests"] == 7
+    assert options["max_ongoing_requests"] == MAX_ONGOING_REQUESTS
+    assert "autoscaling_config" not in options
+
+
+@pytest.mark.parametrize(
+    ("adaptive", "allocations", "expected"),
+    [
+        (AdaptiveConfig(True, 0, 4), 1, (0, 4, 1)),  # min 0: scale to zero allowed
+        (AdaptiveConfig(True, 2, 3), 1, (2, 3, 2)),  # the initial count within the bounds
+        (AdaptiveConfig(True, None, None), 5, (0, 32, 5)),  # Elasticsearch's defaults: 0 .. 32
+    ],
+)
+def test_adaptive_allocations_become_autoscaling(adaptive, allocations, expected) -> None:
+    delays = ScalingDelays(upscale_s=10, downscale_s=300, to_zero_s=900)
+    options = serve_options(_config(adaptive_allocations=adaptive, number_of_allocations=allocations), delays)
+    auto = options["autoscaling_config"]
+    assert "num_replicas" not in options
+    assert (auto["min_replicas"], auto["max_replicas"], auto["initial_replicas"]) == expected
+    assert (auto["upscale_delay_s"], auto["downscale_delay_s"], auto["downscale_to_zero_delay_s"]) == (10, 300, 900)
+
+
+def test_disabled_adaptive_is_a_fixed_count() -> None:
+    options = serve_options(_config(adaptive_allocations=AdaptiveConfig(False, 0, 4)))
+    assert options["num_replicas"] == 2 and "autoscaling_config" not in options
+
+
+@pytest.mark.parametrize(
+    ("application", "replicas", "current", "target", "expected"),
+    [
+        ("DEPLOYING", {"STARTING": 1}, S.STARTING, 1, S.STARTING),
+        ("DEPLOYING", {"RUNNING": 1, "STARTING": 1}, S.STARTING, 2, S.STARTED),  # one runs: started
+        ("RUNNING", {"RUNNING": 2}, S.STARTING, 2, S.STARTED),
+        ("RUNNING", {}, S.STARTING, 0, S.STARTED),  # scaled to zero from the start
+        ("DEPLOYING", {"STARTING": 1}, S.STARTED, 1, S.STARTED),  # a replica replaced: still started
+        ("DEPLOY_FAILED", {}, S.STARTING, 1, S.FAILED),
+        ("DEPLOY_FAILED", {"RUNNING": 1}, S.STARTED, 2, S.STARTED),  # what runs still serves
+        ("DELETING", {"RUNNING": 1}, S.STARTED, 1, S.STOPPING),
+        ("RUNNING", {"RUNNING": 1}, S.STOPPING, 1, S.STOPPING),  # stopping is ours to end
+    ],
+)
+def test_serve_states_as_elasticsearch_states(application, replicas, current, target, expected) -> None:
+    assert deployment_state(ServeStatus(application, replicas), current, target) is expected
+
+
+def test_no_status_keeps_the_state() -> None:
+    assert deployment_state(None, S.STARTED, 1) is S.STARTED

@@ -1,0 +1,109 @@
+"""The Ray backend's fixtures: an `elserve serve --backend ray` process (a local Ray it starts itself),
+and a simulated two-node cluster (`ray.cluster_utils.Cluster`) on 127.0.0.1 for `--ray-address`.
+
+Only `make test-ray` runs these (marker `ray`; the extra `elserve[ray]` installed).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from elasticsearch import Elasticsearch
+
+from tests.e2e.server import PASSWORD, Server
+from tests.hold import HOLD_FILE_ENV
+
+ENDPOINT_TIMEOUT = "300s"
+
+
+def make_client(server: Server) -> Elasticsearch:
+    return Elasticsearch(server.url, basic_auth=("elastic", PASSWORD), request_timeout=300)
+
+
+def put_elser(es: Elasticsearch, inference_id: str, **service_settings: Any) -> None:
+    settings = {"model_id": ".elser_model_2", "num_threads": 1, **service_settings}
+    if "adaptive_allocations" not in settings:
+        settings.setdefault("num_allocations", 1)
+    es.inference.put(
+        task_type="sparse_embedding",
+        inference_id=inference_id,
+        inference_config={"service": "elasticsearch", "service_settings": settings},
+        timeout=ENDPOINT_TIMEOUT,
+    )
+
+
+def deployment_stats(es: Elasticsearch, deployment_id: str) -> dict[str, Any]:
+    [entry] = es.ml.get_trained_models_stats(model_id=deployment_id)["trained_model_stats"]
+    return entry["deployment_stats"]
+
+
+def wait_for_stats(
+    es: Elasticsearch, deployment_id: str, reached: Callable[[dict[str, Any]], bool], timeout: float = 180.0
+) -> dict[str, Any]:
+    """Poll the stats until `reached` (a wait for an event, not a speed budget: the timeout is generous)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        stats = deployment_stats(es, deployment_id)
+        if reached(stats):
+            return stats
+        if time.monotonic() > deadline:
+            raise AssertionError(f"stats never reached the expected state: {stats}")
+        time.sleep(0.5)
+
+
+def alive(pids: list[int]) -> list[int]:
+    """The pids still running (a zombie counts as gone)."""
+    running = []
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z":
+            running.append(pid)
+    return running
+
+
+def replica_pids(server: Server, application: str) -> list[int]:
+    """The server's Ray Serve replica processes of one application (their title names it)."""
+    found = []
+    for pid in server.worker_pids():
+        try:
+            title = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if f"ServeReplica:{application}:" in title:
+            found.append(pid)
+    return found
+
+
+@pytest.fixture(scope="module")
+def ray_hold_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """While this file exists, the module server's replicas hold their batches (tests/hold.py)."""
+    return tmp_path_factory.mktemp("ray-hold") / "hold"
+
+
+@pytest.fixture(scope="module")
+def ray_server(tmp_path_factory: pytest.TempPathFactory, ray_hold_file: Path) -> Iterator[Server]:
+    """elserve on a local Ray it starts (2 CPUs); adaptive deployments go to zero after 3 s idle."""
+    pytest.importorskip("ray")
+    srv = Server(
+        tmp_path_factory.mktemp("ray") / "data",
+        env={HOLD_FILE_ENV: str(ray_hold_file)},
+        args=["--backend", "ray", "--processors", "2", "--scale-to-zero-time", "3s"],
+    ).start()
+    yield srv
+    pids = srv.worker_pids() if srv.process is not None and srv.process.poll() is None else []
+    srv.stop()
+    for pid in alive(pids):  # a failed test must not leave Ray running on the machine
+        os.kill(pid, 9)
+
+
+@pytest.fixture(scope="module")
+def ray_es(ray_server: Server) -> Elasticsearch:
+    return make_client(ray_server)
