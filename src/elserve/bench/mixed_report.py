@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.table import Table
 
-from elserve.bench.results import RunnerResult
+from elserve.bench.results import RunnerResult, WorkerMemory
 
 _MIB = 1024 * 1024
 
@@ -41,21 +41,29 @@ def mixed_table(results: list[RunnerResult]) -> Table:
 
 
 def memory_table(results: list[RunnerResult]) -> Table:
-    """Per process after the load: the fork server (the runtime), the model's parent (the runtime and
-    the model), the first allocation and each extra one, the query lane. What an extra allocation
-    costs the machine is its USS; its shared pages are the parent's."""
-    table = Table(title="memory per process after the load (MiB)", title_justify="left")
-    for header in ("model", "runner", "process", "USS", "PSS", "shared (RSS - USS)"):
-        table.add_column(header, justify="left" if header in ("model", "runner", "process") else "right")
+    """Per process, fresh (as the endpoint was created) and after the load: the fork server (the
+    runtime), the model's parent (the runtime and the model), the first allocation and each extra
+    one, the query lane. What an extra allocation costs the machine is its USS; its shared pages
+    are mostly the parent's."""
+    table = Table(title="memory per process (MiB): fresh, and after the load", title_justify="left")
+    for header in ("model", "runner", "when", "process", "USS", "PSS", "shared (RSS - USS)"):
+        table.add_column(header, justify="left" if header in ("model", "runner", "when", "process") else "right")
     for r in results:
-        allocations = 0
-        for w in r.workers_memory:
-            name = w.role
-            if w.role == "allocation":
-                allocations += 1
-                name = "first allocation" if allocations == 1 else f"extra allocation {allocations - 1}"
-            table.add_row(
-                r.shape, r.name, name, f"{w.uss_bytes / _MIB:,.1f}", f"{w.pss_bytes / _MIB:,.1f}",
-                f"{w.shared_bytes / _MIB:,.1f}",
-            )  # fmt: skip
+        for when, processes in (("fresh", r.fresh_memory), ("after load", r.workers_memory)):
+            for name, w in zip(_names(processes), processes, strict=True):
+                table.add_row(
+                    r.shape, r.name, when, name, f"{w.uss_bytes / _MIB:,.1f}", f"{w.pss_bytes / _MIB:,.1f}",
+                    f"{w.shared_bytes / _MIB:,.1f}",
+                )  # fmt: skip
     return table
+
+
+def _names(processes: list[WorkerMemory]) -> list[str]:
+    names, allocations = [], 0
+    for w in processes:
+        if w.role == "allocation":
+            allocations += 1
+            names.append("first allocation" if allocations == 1 else f"extra allocation {allocations - 1}")
+        else:
+            names.append(w.role)
+    return names

@@ -114,7 +114,9 @@ class RunnerResult:
     # elserve's kernels as its encoder chose them at load (`Encoder.kernels`); None for peers.
     kernels: dict[str, str] | None = None
     mixed: MixedLoad | None = None
-    # The fork server, the model's parent, each allocation and the query lane, after the load.
+    # The fork server, the model's parent, each allocation and the query lane, after the load ...
     workers_memory: list[WorkerMemory] = field(default_factory=list)
+    # ... and as the endpoint was created (the query lane starts with the first ingest).
+    fresh_memory: list[WorkerMemory] = field(default_factory=list)
     # Vectors of the agreement sample (not written out; compared against elserve exact).
     sample: list[SparseRow] = field(default_factory=list, repr=False)

@@ -234,7 +234,11 @@ class BenchSession:
             client = InferenceClient(opts.url, opts.password or "")
             context: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
         else:
-            server = BenchServer(model_dir, secrets.token_urlsafe(18), self.log_dir / f"{shape}-server.log")
+            # Room for the largest endpoint measured (3x1 on 2 cores is oversubscribed, but measurable).
+            widest = max(a.allocations * a.threads for a in configs)
+            server = BenchServer(
+                model_dir, secrets.token_urlsafe(18), self.log_dir / f"{shape}-server.log", processors=widest
+            )
             context = server
         rows: list[RunnerResult] = []
         task = bars.add_task(f"{shape} elserve http: starting the server", total=None)
@@ -271,6 +275,7 @@ class BenchSession:
             began = time.perf_counter()
             client.create_endpoint(http, inference_id, allocation)
             deploy_seconds = time.perf_counter() - began
+            fresh_memory = _inference_memory(server)
             try:
                 measured = measure_http(
                     client,
@@ -300,6 +305,7 @@ class BenchSession:
             sample=measured.sample,
             mixed=mixed,
             workers_memory=memory,
+            fresh_memory=fresh_memory,
             load_after=os.getloadavg()[0],
             notes=[
                 f"{opts.docs_per_request} texts a request, corpus order; endpoint deployed in {deploy_seconds:.1f}s",
@@ -360,11 +366,14 @@ class BenchSession:
 
 
 def _inference_memory(server: BenchServer | None) -> list[WorkerMemory]:
-    """The fork server's, the model's parent's and each worker's memory after the load."""
+    """The fork server's, the model's parent's and each worker's memory, idle (read once the workers
+    have had time to give their free heap back: worker.IDLE_TRIM_S)."""
     from elserve.bench.proc_memory import inference_processes
+    from elserve.deployments.worker import IDLE_TRIM_S
 
     if server is None or server.process is None:
         return []
+    time.sleep(4 * IDLE_TRIM_S)
     return [
         WorkerMemory(p.memory.uss_bytes, p.memory.pss_bytes, p.memory.rss_bytes, p.role)
         for p in inference_processes(server.process.pid)

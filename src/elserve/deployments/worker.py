@@ -35,7 +35,7 @@ HOLD_FILE_ENV = "ELSERVE_TEST_HOLD_FILE"
 # tell them apart by these.
 WORKER_NAME = "elserve-worker"
 # Idle this long (no batch waiting), a worker gives its free heap back to the system (see trim_heap).
-_IDLE_TRIM_S = 0.5
+IDLE_TRIM_S = 0.5
 
 
 def die_with_parent(parent: int) -> None:
@@ -86,7 +86,7 @@ def serve(conn: Connection, encoder: Encoder, hold: str | None) -> None:
     trimmed = False
     while True:
         try:
-            if not trimmed and not conn.poll(_IDLE_TRIM_S):
+            if not trimmed and not conn.poll(IDLE_TRIM_S):
                 trim_heap()
                 trimmed = True
             message = conn.recv()
