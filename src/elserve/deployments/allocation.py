@@ -19,10 +19,11 @@ from collections.abc import Awaitable, Callable
 
 import numpy as np
 
-from elserve.deployments.parent import ForkedWorker, WorkerStartError
+from elserve.deployments.parent import ForkedWorker, WorkerStartError, running_fork_server_pid
 from elserve.deployments.states import RoutingState
 
-__all__ = ["Allocation", "WorkerDied", "WorkerStartError", "Vectors"]
+# (running_fork_server_pid: where it lived before the model parents; kept for its importers.)
+__all__ = ["Allocation", "WorkerDied", "WorkerStartError", "Vectors", "running_fork_server_pid"]
 
 # One batch at a time per worker, cut when the worker is free: a batch formed ahead
 # would make a short request that arrives meanwhile wait for two batches instead of

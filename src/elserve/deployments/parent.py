@@ -114,6 +114,7 @@ class ModelParent:
             message = ("start_failed", f"model parent process exited with code {self._process.exitcode}")
         if message[0] != "ready":
             await loop.run_in_executor(None, self._process.join, STOP_GRACE_S)
+            self._close()
             raise WorkerStartError(message[1])
         self.pid, self.kernels = message[1], message[2]
         log.info("model parent %s loaded %s: kernels %s", self.pid, self.model_dir.name, self.kernels)
