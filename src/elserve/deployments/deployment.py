@@ -125,6 +125,7 @@ class Deployment:
         self._lane_settled = asyncio.Event()
         self._memory: tuple[float, DeploymentMemory] | None = None  # (when, what) last measured
         self._parents = parents or ModelParents()
+        self._allocation_peak = 0  # the largest private memory an allocation's worker was seen with
 
     @property
     def deployment_id(self) -> str:
@@ -283,15 +284,24 @@ class Deployment:
             measured = measure(pids, lane, parent)
             if measured is None:
                 return None  # nothing runs yet: ask again next time, do not remember "nothing"
-            self._memory = (now, measured)
+            # Per allocation, the most any of its workers was seen to hold: an idle worker has given its
+            # working set back, and the capacity plan must leave room for it.
+            self._allocation_peak = max(self._allocation_peak, measured.per_allocation_bytes)
+            self._memory = (now, replace(measured, per_allocation_bytes=self._allocation_peak))
         return self._memory[1]
 
     def memory_per(self, model_bytes: int) -> tuple[int, int]:
-        """(per-deployment, per-allocation) bytes: measured from its workers, else estimated."""
+        """(per-deployment, per-allocation) bytes: measured from its workers, else estimated.
+
+        Until a batch has run, a worker is only seen fresh (a few MB: it has written almost nothing
+        of its own), so the estimate of a worker's working set stands for it until then."""
         measured = self.memory()
-        if measured is not None:
-            return measured.per_deployment_bytes, measured.per_allocation_bytes
-        return estimate(model_bytes, query_lane=self.query_lane)
+        estimated = estimate(model_bytes, query_lane=self.query_lane)
+        if measured is None:
+            return estimated
+        if not self.counters.inference_count:
+            return measured.per_deployment_bytes, max(measured.per_allocation_bytes, estimated[1])
+        return measured.per_deployment_bytes, measured.per_allocation_bytes
 
     def retry_placement(self) -> None:
         """Room was freed on the node: try again for the allocations not granted so far."""
