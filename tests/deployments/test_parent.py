@@ -36,7 +36,8 @@ def _deployment(model_dir: Path, parents: ModelParents, deployment_id: str = "d"
 
 
 async def _vectors(d: Deployment, texts: list[str]) -> list[dict[int, float]]:
-    return [dict(zip(r.vector.indices.tolist(), r.vector.weights.tolist(), strict=True)) for r in await d.infer(texts, timeout=120)]
+    results = await d.infer(texts, timeout=120)
+    return [dict(zip(r.vector.indices.tolist(), r.vector.weights.tolist(), strict=True)) for r in results]
 
 
 def _same(got: list[dict[int, float]], expected: list[dict[int, float]]) -> None:
@@ -98,7 +99,8 @@ def test_extra_allocations_share_the_parents_memory_and_survive_kills(model_dir:
 
         # kill -9 of a worker: replaced from the same parent, and every request answered.
         os.kill(workers[0], signal.SIGKILL)
-        await _until(lambda: d.started_allocations == 3 and workers[0] not in [a.pid for a in d.allocations], "replaced")
+        replaced = lambda: d.started_allocations == 3 and workers[0] not in [a.pid for a in d.allocations]  # noqa: E731
+        await _until(replaced, "replaced")
         assert all(int(_field(a.pid, "PPid")) == parent for a in d.allocations)
         _same(await _vectors(d, TEXTS), expected)
 

@@ -51,7 +51,12 @@ class BenchServer:
     """`elserve serve` in a subprocess over a temporary data directory; a context manager."""
 
     def __init__(
-        self, model_dir: Path, password: str, log_path: Path, start_timeout: float = 120.0, processors: int | None = None
+        self,
+        model_dir: Path,
+        password: str,
+        log_path: Path,
+        start_timeout: float = 120.0,
+        processors: int | None = None,
     ) -> None:
         """`processors`: the server's `--processors` (enough for the endpoints measured, even past the machine's)."""
         self.model_dir = model_dir
