@@ -13,6 +13,7 @@ from elserve.bench.proc_memory import ALLOCATION, FORK_SERVER, PARENT, inference
 from elserve.bench.results import RunnerResult, Timing, WorkerMemory
 from elserve.deployments.config import DeploymentConfig
 from elserve.deployments.deployment import Deployment
+from elserve.deployments.parent import running_fork_server_pid
 from tests.model_factory import build_bert_dir
 
 
@@ -27,8 +28,10 @@ def test_the_parent_and_each_allocation_are_found_and_reported(tmp_path: Path) -
         d = Deployment(config, source, query_lane=False)
         await d.start()
         try:
-            # This test's process stands for the server: the processes below it are its inference processes.
-            return inference_processes(os.getpid())
+            # This test's process stands for the server: the processes below it are its inference processes
+            # (of this deployment: other tests' servers may run below it too).
+            ours = {running_fork_server_pid(), d.parent_pid, *(a.pid for a in d.allocations)}
+            return [p for p in inference_processes(os.getpid()) if p.pid in ours]
         finally:
             await d.stop()
 
