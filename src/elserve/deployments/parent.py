@@ -99,13 +99,16 @@ class ModelParent:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         ours, theirs = _spawn.Pipe()
+        # In a thread: the first start of the fork server imports PyTorch there, seconds the server's
+        # event loop would otherwise stand still for.
+        grandparent = await loop.run_in_executor(None, _fork_server_pid)
         self._process = _spawn.Process(
             target=parent_process.main,
-            args=(theirs, str(self.model_dir), self.precision, _fork_server_pid()),
+            args=(theirs, str(self.model_dir), self.precision, grandparent),
             daemon=True,
             name=parent_process.PARENT_NAME,
         )
-        self._process.start()
+        await loop.run_in_executor(None, self._process.start)
         theirs.close()
         self._conn = ours
         try:
