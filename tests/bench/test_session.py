@@ -83,6 +83,9 @@ def test_every_runner_on_twenty_texts(corpus: Path, tmp_path: Path, splade_model
     http = rows["elserve http 1x1"]
     assert http["best"]["docs"] == len(PASSAGES) and http["latency"]["count"] == 5
     assert http["peak_rss_bytes"] > 0
+    roles = [w["role"] for w in http["workers_memory"]]  # read from /proc after the load
+    assert roles.count("model parent") == 1 and roles.count("allocation") == 1
+    assert "first allocation" in printed
     if peers:
         assert rows["elserve exact"]["ratio_to_best_peer"] > 0
         assert "x best" in printed

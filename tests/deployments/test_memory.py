@@ -39,5 +39,28 @@ def test_deployment_memory_counts_shared_pages_once() -> None:
 
 def test_estimate_before_any_worker_runs() -> None:
     per_deployment, per_allocation = estimate(17 << 20)
-    assert per_allocation == per_deployment > 17 << 20  # the runtime dominates a small model
-    assert estimate(17 << 20, query_lane=False)[0] == 0
+    # The model's parent (runtime, weights, packed copy) and the lane are paid once; a forked worker is small.
+    assert per_deployment > per_allocation > 17 << 20
+    assert estimate(17 << 20, query_lane=False)[0] == per_deployment - per_allocation
+    # BERT-base's 438 MB of weights: a worker costs a fraction of them, the parent more than them.
+    base_deployment, base_allocation = estimate(438 << 20)
+    assert base_allocation < (438 << 20) < base_deployment
+
+
+def test_the_parent_is_counted_with_the_deployment() -> None:
+    children = [
+        subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+        for _ in range(3)
+    ]
+    try:
+        *allocations, parent = [c.pid for c in children]
+        alone = measure(allocations, lane=None)
+        with_parent = measure(allocations, lane=None, parent=parent)
+        assert alone is not None and with_parent is not None
+        assert with_parent.total_bytes > alone.total_bytes
+        assert with_parent.per_deployment_bytes > alone.per_deployment_bytes
+        assert with_parent.total_bytes <= with_parent.required(2)
+    finally:
+        for child in children:
+            child.stdin.close()
+            child.wait()

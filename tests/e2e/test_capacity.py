@@ -11,6 +11,7 @@ import httpx
 import pytest
 from elasticsearch import ApiError, Elasticsearch
 
+from elserve.deployments.worker import WORKER_NAME
 from tests.e2e.conftest import make_client
 from tests.e2e.server import PASSWORD, Server
 
@@ -27,15 +28,15 @@ def _deployment_stats(es: Elasticsearch, deployment_id: str) -> dict:
 
 
 def _allocations(server: Server) -> set[int]:
-    """The server's allocation workers: the processes below its fork server (not the helpers themselves)."""
+    """The server's allocation workers: the processes forked from its models' parents."""
     assert server.process is not None
-    return {p for p in server.worker_pids() if _parent(p) != server.process.pid}
+    return {p for p in server.worker_pids() if _name(p) == WORKER_NAME}
 
 
-def _parent(pid: int) -> int | None:
+def _name(pid: int) -> str | None:
     try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-    except (OSError, IndexError, ValueError):
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
         return None
 
 
@@ -93,10 +94,12 @@ def test_allocations_stay_within_the_processors(tmp_path: Path) -> None:
         started = es.ml.start_trained_model_deployment(
             model_id=".elser_model_2", deployment_id="fills", number_of_allocations=2, wait_for="fully_allocated"
         )["assignment"]
-        # Memory as measured from the workers: each holds the runtime (well over the 17 MB of weights).
-        assert started["task_parameters"]["per_allocation_memory_bytes"] > 100 << 20
+        # Memory as measured: the model's parent (runtime and model) once, a worker forked from it per allocation.
+        per_allocation = started["task_parameters"]["per_allocation_memory_bytes"]
+        per_deployment = started["task_parameters"]["per_deployment_memory_bytes"]
+        assert 0 < per_allocation < per_deployment
         [entry] = es.ml.get_trained_models_stats(model_id="fills")["trained_model_stats"]
-        assert entry["model_size_stats"]["required_native_memory_bytes"] > 2 * (100 << 20)
+        assert entry["model_size_stats"]["required_native_memory_bytes"] > 2 * per_allocation
         stats = _deployment_stats(es, "fills")
         assert stats["allocation_status"] == {"allocation_count": 2, "target_allocation_count": 2, "state": "fully_allocated"}
         [node] = stats["nodes"][0]["node"].values()
@@ -107,7 +110,7 @@ def test_allocations_stay_within_the_processors(tmp_path: Path) -> None:
         [node_memory] = es.ml.get_memory_stats(human=True)["nodes"].values()
         ml = node_memory["mem"]["ml"]
         assert ml["max_in_bytes"] == 4 << 30 and ml["max"] == "4gb"
-        assert ml["native_inference_in_bytes"] > 2 * (100 << 20)  # two workers' PSS, measured
+        assert ml["native_inference_in_bytes"] > 100 << 20  # the parent's and two workers' PSS, measured
         assert ml["native_code_overhead_in_bytes"] > 0  # the fork server they share
         assert node_memory["attributes"]["ml.allocated_processors"] == "2"
 

@@ -80,11 +80,18 @@ class MixedLoad:
 
 @dataclass(frozen=True)
 class WorkerMemory:
-    """One worker process (an allocation or the query lane) after the load, from /proc/<pid>/smaps_rollup."""
+    """One inference process after the load, from /proc/<pid>/smaps_rollup."""
 
     uss_bytes: int
     pss_bytes: int
     rss_bytes: int
+    # proc_memory's roles: "fork server", "model parent", "allocation" (oldest first), "query lane"
+    role: str = "allocation"
+
+    @property
+    def shared_bytes(self) -> int:
+        """Resident pages it shares (with its model's parent and the other workers, and libraries)."""
+        return self.rss_bytes - self.uss_bytes
 
 
 @dataclass
@@ -107,7 +114,9 @@ class RunnerResult:
     # elserve's kernels as its encoder chose them at load (`Encoder.kernels`); None for peers.
     kernels: dict[str, str] | None = None
     mixed: MixedLoad | None = None
+    # The fork server, the model's parent, each allocation and the query lane, after the load ...
     workers_memory: list[WorkerMemory] = field(default_factory=list)
-    fork_server_uss_bytes: int | None = None  # the runtime the workers share
+    # ... and as the endpoint was created (the query lane starts with the first ingest).
+    fresh_memory: list[WorkerMemory] = field(default_factory=list)
     # Vectors of the agreement sample (not written out; compared against elserve exact).
     sample: list[SparseRow] = field(default_factory=list, repr=False)

@@ -50,8 +50,17 @@ def plant_model(model_dir: Path, data_dir: Path, model_id: str = ELSER_V2_MODEL)
 class BenchServer:
     """`elserve serve` in a subprocess over a temporary data directory; a context manager."""
 
-    def __init__(self, model_dir: Path, password: str, log_path: Path, start_timeout: float = 120.0) -> None:
+    def __init__(
+        self,
+        model_dir: Path,
+        password: str,
+        log_path: Path,
+        start_timeout: float = 120.0,
+        processors: int | None = None,
+    ) -> None:
+        """`processors`: the server's `--processors` (enough for the endpoints measured, even past the machine's)."""
         self.model_dir = model_dir
+        self.processors = processors
         self.password = password
         self.log_path = log_path
         self.start_timeout = start_timeout
@@ -72,6 +81,8 @@ class BenchServer:
         log = self.log_path.open("wb")
         command = [sys.executable, "-m", "elserve.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port)]
         command += ["--data-dir", str(data_dir), "--log-level", "warning"]
+        if self.processors is not None:
+            command += ["--processors", str(self.processors)]
         # Its own session: stopping it reaches its workers too, never anything of ours.
         self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
         log.close()

@@ -28,7 +28,7 @@ from elserve.bench.onnx_export import onnx_path_for, run_export
 from elserve.bench.options import Allocation, BenchOptions
 from elserve.bench.peers import OFFLINE_ENV, PeerJob, missing_peer_libraries, run_onnxruntime, run_sentence_transformers
 from elserve.bench.report import best_peer, result_record, results_table, tuning_table, write_json
-from elserve.bench.mixed_report import mixed_table
+from elserve.bench.mixed_report import memory_table, mixed_table
 from elserve.bench.results import MixedLoad, RunnerResult, WorkerMemory
 from elserve.runtime import Encoder, Tokenizer
 from elserve.runtime.cpu import bf16_refusal
@@ -89,8 +89,10 @@ class BenchSession:
         self.console.print(results_table(self.results, f"elserve bench, {options.threads} threads"))
         if any(r.tuning for r in self.results):
             self.console.print(tuning_table(self.results))
-        if any(r.mixed or r.workers_memory for r in self.results):
+        if any(r.mixed for r in self.results):
             self.console.print(mixed_table(self.results))
+        if any(r.workers_memory for r in self.results):
+            self.console.print(memory_table(self.results))
         for failure in self.failures:
             self.console.print(f"[red]{failure['runner']} failed:[/] {failure['error'].splitlines()[-1]}")
         document = {
@@ -232,7 +234,11 @@ class BenchSession:
             client = InferenceClient(opts.url, opts.password or "")
             context: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
         else:
-            server = BenchServer(model_dir, secrets.token_urlsafe(18), self.log_dir / f"{shape}-server.log")
+            # Room for the largest endpoint measured (3x1 on 2 cores is oversubscribed, but measurable).
+            widest = max(a.allocations * a.threads for a in configs)
+            server = BenchServer(
+                model_dir, secrets.token_urlsafe(18), self.log_dir / f"{shape}-server.log", processors=widest
+            )
             context = server
         rows: list[RunnerResult] = []
         task = bars.add_task(f"{shape} elserve http: starting the server", total=None)
@@ -269,6 +275,7 @@ class BenchSession:
             began = time.perf_counter()
             client.create_endpoint(http, inference_id, allocation)
             deploy_seconds = time.perf_counter() - began
+            fresh_memory = _inference_memory(server)
             try:
                 measured = measure_http(
                     client,
@@ -282,7 +289,7 @@ class BenchSession:
                 )
                 rss = server.peak_rss_bytes() if server is not None else None
                 mixed = self._mixed(client, inference_id, workload, self._on_progress(bars, task, f"{shape} {name}"))
-                memory, fork_server = _workers_memory(server)
+                memory = _inference_memory(server)
             finally:
                 client.delete_endpoint(http, inference_id)
         bars.update(task, description=f"{shape} {name}: {measured.best.tokens_per_s:,.0f} tokens/s")
@@ -298,7 +305,7 @@ class BenchSession:
             sample=measured.sample,
             mixed=mixed,
             workers_memory=memory,
-            fork_server_uss_bytes=fork_server,
+            fresh_memory=fresh_memory,
             load_after=os.getloadavg()[0],
             notes=[
                 f"{opts.docs_per_request} texts a request, corpus order; endpoint deployed in {deploy_seconds:.1f}s",
@@ -358,13 +365,16 @@ class BenchSession:
             row.agreement = compare(reference, sample)
 
 
-def _workers_memory(server: BenchServer | None) -> tuple[list[WorkerMemory], int | None]:
-    """Each worker's memory after the load, and the fork server's (the runtime they share)."""
-    from elserve.bench.proc_memory import fork_server_memory, workers_memory
+def _inference_memory(server: BenchServer | None) -> list[WorkerMemory]:
+    """The fork server's, the model's parent's and each worker's memory, idle (read once the workers
+    have had time to give their free heap back: worker.IDLE_TRIM_S)."""
+    from elserve.bench.proc_memory import inference_processes
+    from elserve.deployments.worker import IDLE_TRIM_S
 
     if server is None or server.process is None:
-        return [], None
-    workers = workers_memory(server.process.pid)
-    memory = [WorkerMemory(m.uss_bytes, m.pss_bytes, m.rss_bytes) for _, m in sorted(workers)]
-    fork_server = fork_server_memory(server.process.pid)
-    return memory, None if fork_server is None else fork_server.uss_bytes
+        return []
+    time.sleep(4 * IDLE_TRIM_S)
+    return [
+        WorkerMemory(p.memory.uss_bytes, p.memory.pss_bytes, p.memory.rss_bytes, p.role)
+        for p in inference_processes(server.process.pid)
+    ]

@@ -1,8 +1,9 @@
 """One allocation: a worker process with `num_threads` intra-op threads, and the batches it holds.
 
-The parent side of the worker pipe. A reader thread turns the worker's answers
-into future results on the event loop; when the worker dies, every batch it held
-fails with `WorkerDied` (the deployment decides whether to retry), so no caller
+The parent side of the worker pipe. The worker is forked from its model's parent process
+(parent.py), not started by this one: it is signalled and waited for through a pidfd. A reader
+thread turns the worker's answers into future results on the event loop; when the worker dies,
+every batch it held fails with `WorkerDied` (the deployment decides whether to retry), so no caller
 waits forever.
 """
 
@@ -11,17 +12,18 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import multiprocessing
 import os
 import threading
 import time
-from collections.abc import Callable
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 
 import numpy as np
 
-from elserve.deployments import worker
+from elserve.deployments.parent import ForkedWorker, WorkerStartError, running_fork_server_pid
 from elserve.deployments.states import RoutingState
+
+# (running_fork_server_pid: where it lived before the model parents; kept for its importers.)
+__all__ = ["Allocation", "WorkerDied", "WorkerStartError", "Vectors", "running_fork_server_pid"]
 
 # One batch at a time per worker, cut when the worker is free: a batch formed ahead
 # would make a short request that arrives meanwhile wait for two batches instead of
@@ -32,34 +34,14 @@ MAX_IN_FLIGHT = 1
 STOP_GRACE_S = 5.0
 
 log = logging.getLogger("elserve.deployments")
-_spawn = multiprocessing.get_context("forkserver")
-# The fork server imports the runtime once (no model, no thread started); each worker forked from it
-# shares those pages copy-on-write instead of importing PyTorch again.
-_spawn.set_forkserver_preload(["elserve.deployments.worker", "elserve.runtime.encoder"])
-
-
-def running_fork_server_pid() -> int | None:
-    """The fork server's pid if one runs (for its memory), without starting one."""
-    from multiprocessing import forkserver
-
-    return forkserver._forkserver._forkserver_pid  # noqa: SLF001
-
-
-def _fork_server_pid() -> int:
-    """The workers' parent: they die with it (PR_SET_PDEATHSIG), and it exits when the server does."""
-    from multiprocessing import forkserver
-
-    forkserver.ensure_running()
-    return forkserver._forkserver._forkserver_pid  # noqa: SLF001 (no public accessor)
 _batch_ids = itertools.count()
+
+# Forks a worker with this many threads (from the model's parent).
+Spawner = Callable[[int], Awaitable[ForkedWorker]]
 
 
 class WorkerDied(Exception):
     """The worker process exited while it held batches."""
-
-
-class WorkerStartError(Exception):
-    """The worker could not load the model (the reason comes from the worker)."""
 
 
 Vectors = list[tuple[np.ndarray, np.ndarray]]
@@ -68,16 +50,14 @@ Vectors = list[tuple[np.ndarray, np.ndarray]]
 class Allocation:
     def __init__(
         self,
-        model_dir: Path,
+        spawn: Spawner,
         num_threads: int,
-        precision: str,
         on_exit: Callable[[Allocation], None],
         on_free: Callable[[], None],
         nice: int = 0,
     ) -> None:
-        self.model_dir = model_dir
+        self._spawn_worker = spawn
         self.num_threads = num_threads
-        self.precision = precision  # `exact`, or the opt-in approximate `bf16`
         self.state = RoutingState.STARTING
         self.reason: str | None = None
         self.pid: int | None = None
@@ -89,7 +69,7 @@ class Allocation:
         self._on_free = on_free  # a batch finished: the dispatcher may send another
         self._pending: dict[int, asyncio.Future] = {}
         self._conn = None
-        self._process = None
+        self._worker: ForkedWorker | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
 
@@ -103,32 +83,26 @@ class Allocation:
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        parent, child = _spawn.Pipe()
-        self._process = _spawn.Process(
-            target=worker.main,
-            # (The test hook's file is read here: a forked worker has the fork server's environment.)
-            args=(
-                child, str(self.model_dir), self.num_threads, self.precision, _fork_server_pid(),
-                os.environ.get(worker.HOLD_FILE_ENV),
-            ),  # fmt: skip
-            daemon=True,
-            name="elserve-worker",
-        )
-        self._process.start()
-        child.close()
-        self._conn = parent
         try:
-            message = await self._loop.run_in_executor(None, parent.recv)
+            self._worker = await self._spawn_worker(self.num_threads)
+        except WorkerStartError as exc:
+            self.state = RoutingState.FAILED
+            self.reason = str(exc)
+            raise
+        self._conn = self._worker.conn
+        try:
+            message = await self._loop.run_in_executor(None, self._conn.recv)
         except (EOFError, OSError):
-            message = ("start_failed", f"worker process exited with code {self._process.exitcode}")
+            message = ("start_failed", f"worker process {self._worker.pid} exited while starting")
         if message[0] != "ready":
             self.state = RoutingState.FAILED
             self.reason = message[1]
-            await self._loop.run_in_executor(None, self._process.join, STOP_GRACE_S)
+            self._worker.kill()
+            self._close_worker()
             raise WorkerStartError(message[1])
         self.pid = message[1]
-        self.kernels = message[2]  # what the worker measured fastest on this machine
-        log.info("worker %s ready on %s: kernels %s", self.pid, self.model_dir.name, self.kernels)
+        self.kernels = message[2]  # what the model's parent measured fastest on this machine
+        log.info("worker %s ready: kernels %s", self.pid, self.kernels)
         if self.nice:
             _renice(self.pid, self.nice)
         self.state = RoutingState.STARTED
@@ -176,8 +150,8 @@ class Allocation:
     def _exited(self) -> None:
         self.state = RoutingState.STOPPED if self._stopping else RoutingState.FAILED
         if not self._stopping:
-            code = self._process.exitcode if self._process else None
-            self.reason = f"worker process {self.pid} exited unexpectedly (exit code {code})"
+            self.reason = f"worker process {self.pid} exited unexpectedly"
+            self._close_worker()
         pending, self._pending = self._pending, {}
         for future in pending.values():
             if not future.done():
@@ -196,21 +170,28 @@ class Allocation:
         await self.drain()
         self._stopping = True
         self.state = RoutingState.STOPPING
-        if self._process is None:
+        worker = self._worker
+        if worker is None:
             return
         self._send(("stop",))
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, self._process.join, STOP_GRACE_S)
-        if self._process.is_alive():
-            self._process.kill()
-            await loop.run_in_executor(None, self._process.join, STOP_GRACE_S)
+        if not await loop.run_in_executor(None, worker.wait, STOP_GRACE_S):
+            worker.kill()
+            await loop.run_in_executor(None, worker.wait, STOP_GRACE_S)
+        self._close_worker()
         self.state = RoutingState.STOPPED
+
+    def _close_worker(self) -> None:
+        """Close its pidfd and pipe once it is gone (so no signal can reach a reused descriptor)."""
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            worker.close()
 
     def kill(self) -> None:
         """Immediate stop (server shutdown after draining failed, or force)."""
         self._stopping = True
-        if self._process is not None and self._process.is_alive():
-            self._process.kill()
+        if self._worker is not None:
+            self._worker.kill()
 
 
 def _renice(pid: int, nice: int) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
@@ -17,6 +18,8 @@ from pathlib import Path
 from typing import Protocol
 
 from elserve.deployments.allocation import Allocation, WorkerDied, WorkerStartError
+from elserve.deployments.parent import ForkedWorker, ModelParents
+from elserve.deployments.worker import HOLD_FILE_ENV
 from elserve.deployments.autoscaler import Autoscaler, ScalerTimings
 from elserve.deployments.config import DeploymentConfig
 from elserve.deployments.lanes import is_search
@@ -85,7 +88,10 @@ class Deployment:
         grant: Grant = _unbounded,
         query_lane: bool = True,
         on_released: Callable[[], None] | None = None,
+        parents: ModelParents | None = None,
     ) -> None:
+        """`parents`: the server's model parents, shared by the deployments of one model (parent.py);
+        by default this deployment's own."""
         self.config = config
         self.state = DeploymentState.STARTING
         self.reason: str | None = None
@@ -118,6 +124,8 @@ class Deployment:
         self.query_lane = query_lane and config.priority != "low"
         self._lane_settled = asyncio.Event()
         self._memory: tuple[float, DeploymentMemory] | None = None  # (when, what) last measured
+        self._parents = parents or ModelParents()
+        self._allocation_peak = 0  # the largest private memory an allocation's worker was seen with
 
     @property
     def deployment_id(self) -> str:
@@ -149,6 +157,7 @@ class Deployment:
         """Get the model (downloading it if needed), load the tokenizer, start the allocations."""
         try:
             self._model_dir = await self._model_dir_source()
+            self._parents.hold(self._parent_key, self)
             self.tokenizer = await asyncio.to_thread(Tokenizer.from_dir, self._model_dir)
             self._dispatcher = asyncio.create_task(self._dispatch(), name=f"dispatch-{self.deployment_id}")
             await self.scale(self.config.number_of_allocations)
@@ -212,6 +221,8 @@ class Deployment:
         await asyncio.gather(*(a.stop() for a in workers), return_exceptions=True)
         self.allocations.clear()
         self.lane = None
+        if self._model_dir is not None:
+            await self._parents.release(self._parent_key, self)  # the last deployment of the model ends its parent
         if self._dispatcher is not None:
             self._dispatcher.cancel()
         self._queue.fail_all(StatusException(f"Trained model [{self.deployment_id}] is [stopping]", 409))
@@ -219,6 +230,22 @@ class Deployment:
     def kill(self) -> None:
         for allocation in [*self.allocations, *([self.lane] if self.lane else [])]:
             allocation.kill()
+        if self._model_dir is not None:
+            self._parents.release_now(self._parent_key, self)
+
+    @property
+    def parent_pid(self) -> int | None:
+        """The pid of the process its workers are forked from (its model's parent), while it runs."""
+        return None if self._model_dir is None else self._parents.pid(self._parent_key)
+
+    @property
+    def _parent_key(self) -> tuple[Path, str]:
+        assert self._model_dir is not None
+        return self._model_dir, self.precision
+
+    async def _fork_worker(self, num_threads: int) -> ForkedWorker:
+        # (The test hook's file is read here, in the server: a worker has its model parent's environment.)
+        return await self._parents.fork(self._parent_key, num_threads, os.environ.get(HOLD_FILE_ENV))
 
     async def scale(self, n: int, *, within_capacity: bool = False) -> None:
         """Ask for `n` allocations; start or drain-and-stop workers until as many as the node grants are live.
@@ -257,18 +284,28 @@ class Deployment:
         if self._memory is None or now - self._memory[0] > _MEMORY_REFRESH_S:
             pids = [a.pid for a in self.allocations if a.pid is not None and a.state is RoutingState.STARTED]
             lane = self.lane.pid if self.lane is not None and self.lane.state is RoutingState.STARTED else None
-            measured = measure(pids, lane)
+            parent = self._parents.parent_pid(self._parent_key, self) if self._model_dir is not None else None
+            measured = measure(pids, lane, parent)
             if measured is None:
                 return None  # nothing runs yet: ask again next time, do not remember "nothing"
-            self._memory = (now, measured)
+            # Per allocation, the most any of its workers was seen to hold: an idle worker has given its
+            # working set back, and the capacity plan must leave room for it.
+            self._allocation_peak = max(self._allocation_peak, measured.per_allocation_bytes)
+            self._memory = (now, replace(measured, per_allocation_bytes=self._allocation_peak))
         return self._memory[1]
 
     def memory_per(self, model_bytes: int) -> tuple[int, int]:
-        """(per-deployment, per-allocation) bytes: measured from its workers, else estimated."""
+        """(per-deployment, per-allocation) bytes: measured from its workers, else estimated.
+
+        Until a batch has run, a worker is only seen fresh (a few MB: it has written almost nothing
+        of its own), so the estimate of a worker's working set stands for it until then."""
         measured = self.memory()
-        if measured is not None:
-            return measured.per_deployment_bytes, measured.per_allocation_bytes
-        return estimate(model_bytes, query_lane=self.query_lane)
+        estimated = estimate(model_bytes, query_lane=self.query_lane)
+        if measured is None:
+            return estimated
+        if not self.counters.inference_count:
+            return measured.per_deployment_bytes, max(measured.per_allocation_bytes, estimated[1])
+        return measured.per_deployment_bytes, measured.per_allocation_bytes
 
     def retry_placement(self) -> None:
         """Room was freed on the node: try again for the allocations not granted so far."""
@@ -291,9 +328,8 @@ class Deployment:
     def _new_allocation(self) -> Allocation:
         assert self._model_dir is not None
         return Allocation(
-            self._model_dir,
+            self._fork_worker,
             self.config.threads_per_allocation,
-            self.precision,
             on_exit=self._allocation_exited,
             on_free=self._free.set,
             nice=ALLOCATION_NICE,
@@ -305,9 +341,7 @@ class Deployment:
             return
         assert self._model_dir is not None
         self._lane_settled.clear()
-        self.lane = Allocation(
-            self._model_dir, 1, self.precision, on_exit=self._lane_exited, on_free=self._free.set
-        )
+        self.lane = Allocation(self._fork_worker, 1, on_exit=self._lane_exited, on_free=self._free.set)
         self._spawn(self._start_lane(self.lane))
 
     async def _start_lane(self, lane: Allocation) -> None:

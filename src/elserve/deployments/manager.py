@@ -15,8 +15,8 @@ from elserve.deployments.deployment import (
     Deployment,
     Observer,
 )
-from elserve.deployments.allocation import running_fork_server_pid
 from elserve.deployments.memory import estimate, process_memory
+from elserve.deployments.parent import ModelParents, running_fork_server_pid
 from elserve.errors import IllegalStateException, StatusException
 from elserve.models.cache import model_size_bytes
 from elserve.models.downloads import ModelDownloads
@@ -50,6 +50,7 @@ class DeploymentManager:
         self._timings = timings
         self._observer = observer
         self._precision = precision
+        self._parents = ModelParents()  # one loaded parent per model, its workers forked from it
 
     def get(self, deployment_id: str) -> Deployment | None:
         return self._deployments.get(deployment_id)
@@ -76,6 +77,7 @@ class DeploymentManager:
             precision=self._precision,
             grant=self._grant,
             on_released=self._rebalance,
+            parents=self._parents,
         )
         self._deployments[config.deployment_id] = deployment
         task = asyncio.create_task(deployment.start(), name=f"start-{config.deployment_id}")

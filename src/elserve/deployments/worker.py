@@ -1,8 +1,12 @@
-"""The allocation worker process: loads the encoder once, then answers batches.
+"""The allocation worker: forked from its model's parent (parent_process.py), it answers batches.
+
+The encoder it runs was loaded by the parent before the fork: the weights and the packed and
+quantized copies are the parent's pages, shared copy-on-write. The worker only starts its
+threads (none crossed the fork) and serves.
 
 Protocol over one duplex pipe (pickled tuples):
   parent -> worker: ("encode", batch_id, [ids arrays])   |  ("stop",)
-  worker -> parent: ("ready", pid, kernels)  |  ("start_failed", reason)
+  worker -> parent: ("ready", pid, kernels)
                     ("result", batch_id, [(indices, weights)], seconds)  |  ("error", batch_id, reason)
 """
 
@@ -15,26 +19,40 @@ import sys
 import time
 from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from elserve.runtime.encoder import Encoder
 
 _PR_SET_PDEATHSIG = 1
+_PR_SET_NAME = 15
 # A test hook: while the file this names (in the server's environment) exists, the worker holds each
 # batch before encoding it
 # (and marks that it does with `<file>.held`), so that tests of a full queue, of draining and of
 # timeouts make their own slowness instead of relying on how fast a machine encodes.
 HOLD_FILE_ENV = "ELSERVE_TEST_HOLD_FILE"
-# Idle this long (no batch waiting), a worker gives its free heap back to the system (see _trim_heap).
-_IDLE_TRIM_S = 0.5
+# The process names (/proc/<pid>/comm) of a model's parent and of its workers: `ps` and the benchmark
+# tell them apart by these.
+WORKER_NAME = "elserve-worker"
+# Idle this long (no batch waiting), a worker gives its free heap back to the system (see trim_heap).
+IDLE_TRIM_S = 0.5
 
 
-def _die_with_parent(parent: int) -> None:
-    """Ask Linux to kill this worker when the server dies, even by kill -9: no orphans."""
+def die_with_parent(parent: int) -> None:
+    """Ask Linux to kill this process when its parent dies, even by kill -9: no orphans."""
     if sys.platform.startswith("linux"):
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != parent:  # the server died before the request took effect
+    if os.getppid() != parent:  # the parent died before the request took effect
         os._exit(1)
 
 
-def _trim_heap() -> None:
+def set_name(name: str) -> None:
+    """This process's name in /proc/<pid>/comm (threads started later take it too)."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None).prctl(_PR_SET_NAME, name.encode()[:15], 0, 0, 0)
+
+
+def trim_heap() -> None:
     """glibc keeps freed heap for reuse (a batch's working set stays private to the worker); give it back.
 
     Done after loading and when idle, never between two batches of a busy worker.
@@ -46,28 +64,30 @@ def _trim_heap() -> None:
             pass
 
 
-def main(
-    conn: Connection, model_dir: str, num_threads: int, precision: str, parent: int, hold: str | None = None
-) -> None:
-    """`hold`: the test hook's file (`HOLD_FILE_ENV`), if the server has one."""
-    _die_with_parent(parent)
+def run_forked(conn: Connection, encoder: Encoder, num_threads: int, hold: str | None) -> None:
+    """The worker's life, in the child just forked from the model's parent.
+
+    `hold`: the test hook's file (`HOLD_FILE_ENV`), if the server has one. The worker does not die
+    with the model's parent (a dead parent is replaced and its workers keep serving); it ends when
+    the server closes its pipe.
+    """
+    set_name(WORKER_NAME)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     # The server handles SIGINT/SIGTERM and stops workers itself, after draining.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    try:
-        from elserve.runtime.encoder import Encoder
-
-        encoder = Encoder.load(Path(model_dir), num_threads=num_threads, precision=precision)
-    except Exception as exc:  # any load failure is reported, never raised into the void
-        conn.send(("start_failed", f"{type(exc).__name__}: {exc}"))
-        return
-    _trim_heap()  # what loading left free (the load-time measurements): ~100 MB of private heap
+    encoder.use_threads(num_threads)  # no thread crosses a fork: this worker starts its own
     conn.send(("ready", os.getpid(), encoder.kernels))
-    trimmed = True
+    serve(conn, encoder, hold)
+
+
+def serve(conn: Connection, encoder: Encoder, hold: str | None) -> None:
+    """Answer batches until the server says stop or goes."""
+    trimmed = False
     while True:
         try:
-            if not trimmed and not conn.poll(_IDLE_TRIM_S):
-                _trim_heap()
+            if not trimmed and not conn.poll(IDLE_TRIM_S):
+                trim_heap()
                 trimmed = True
             message = conn.recv()
             trimmed = False
@@ -82,10 +102,14 @@ def main(
         try:
             vectors = encoder.encode_ids(batch)
         except Exception as exc:
-            conn.send(("error", batch_id, f"{type(exc).__name__}: {exc}"))
-            continue
-        payload = [(v.indices, v.weights) for v in vectors]
-        conn.send(("result", batch_id, payload, time.perf_counter() - started))
+            answer: tuple = ("error", batch_id, f"{type(exc).__name__}: {exc}")
+        else:
+            payload = [(v.indices, v.weights) for v in vectors]
+            answer = ("result", batch_id, payload, time.perf_counter() - started)
+        try:
+            conn.send(answer)
+        except OSError:
+            return  # the server has gone
 
 
 def _wait_while(hold: Path) -> None:

@@ -119,6 +119,14 @@ class Encoder:
         del module  # its weights now live in `model` (shared tensors)
         return cls(model, tokenizer, precision, head)
 
+    def use_threads(self, num_threads: int) -> None:
+        """Run on `num_threads` from now on: torch's intra-op threads and the workers that split a
+        batch. For a process forked from one that loaded the encoder on one thread (no thread
+        crosses a fork, and none must have started before it: see deployments/parent_process.py)."""
+        torch.set_num_threads(num_threads)
+        self._workers.close()
+        self._workers = Workers(num_threads)
+
     @property
     def vocab(self) -> list[str]:
         return self.tokenizer.vocab
