@@ -30,7 +30,7 @@ from elserve.operations.deployments import DeploymentRecords, adaptive_config, i
 from elserve.operations.model_upload import ModelUploads, not_found
 from elserve.operations.trained_model_config import parse_put_config
 from elserve.runtime.config import ModelFormatError
-from elserve.runtime.memory import SHARED_BYTES, estimate_memory
+from elserve.runtime.memory import estimate_memory
 from elserve.store import Repository
 from elserve.timevalue import TimeValue
 
@@ -99,17 +99,18 @@ class TrainedModelOperations:
 
     def memory_estimate(self, model_id: str, query_lane: bool = True) -> tuple[int, int] | None:
         """(per-deployment, per-allocation) bytes a deployment of the model needs, derived from its
-        files and this runtime (`runtime/memory.py`): one worker per allocation; per deployment the
-        pages its workers share, and one more worker for the query lane of a normal-priority one."""
+        files and this runtime (`runtime/memory.py`): per deployment the model's parent, and one more
+        allocation for the query lane of a normal-priority one."""
         path = self.model_dir(model_id)
         if path is None:
             return None
         try:
-            worker = estimate_memory(path, self._max_batch_tokens).worker_bytes
+            estimate = estimate_memory(path, self._max_batch_tokens)
         except (ModelFormatError, OSError, RuntimeError) as e:
             log.warning("[%s] cannot size the model from its files: %s", model_id, e)
             return None
-        return SHARED_BYTES + (worker if query_lane else 0), worker
+        allocation = estimate.allocation_bytes
+        return estimate.parent_bytes + (allocation if query_lane else 0), allocation
 
     def known_models(self) -> list[str]:
         """Models that exist here: downloaded, downloading, failed to download, deployed, or uploaded."""

@@ -1,12 +1,15 @@
-"""What one worker process running a model needs, known before it runs: derived from the model's
-tensors and what this runtime builds from them.
+"""What a deployment of a model needs, known before it runs: derived from the model's tensors and
+what this runtime builds from them.
 
-    worker = PROCESS + weights + packed + head + activations
+Every allocation is a worker forked from one parent per model (deployments/parent.py), which holds
+the model; a worker holds only what it writes itself:
 
-- `PROCESS`: a worker before any model's tensors: Python, PyTorch, tokenizers and the runtime's
-  first kernels (oneDNN code, thread pools), private to the process. Measured (torch 2.13 CPU, AMD
-  EPYC): a worker forked from the fork server serving a 0.3 MB model holds 160 MB of private pages
-  (USS), of which its model and a short batch take under 2 MB.
+    parent = PROCESS + weights + packed + head
+    allocation = WORKER + weights / 32 + activations
+
+- `PROCESS`: a process before any model's tensors: Python, PyTorch, tokenizers and the runtime's
+  first kernels (oneDNN code), its pages shared with the fork server included. Measured (torch 2.13
+  CPU, AMD EPYC): 158 MB.
 - `weights`: every tensor of the checkpoint as fp32 (`model.safetensors`, or the TorchScript's
   state), shared tensors (a tied decoder) once.
 - `packed`: the encoder layers' linears of at least `bert._PACK_MIN_ELEMENTS` weights, copied once
@@ -15,19 +18,18 @@ tensors and what this runtime builds from them.
   (6 x vocab fp32), and the product kernel's own copy of the decoder: at most the fp32 transpose of
   `products.Fp32Products` (4 x vocab x hidden); an int8 kernel keeps 1 x, the plain head none. The
   kernel is chosen at load by measurement, so the bound is taken.
+- `WORKER + weights / 32`: what a forked worker writes of its own when idle (its heap, its threads'
+  stacks, the objects whose reference counts it touches): measured 15 MB for SPLADE-tiny and 30 MB
+  for a BERT-base-sized model after batches.
 - `activations` of the largest batch (`max_batch_tokens` padded tokens, `T`): a layer's live
   tensors (the input, query/key/value, the attention's output and two intermediate-width tensors:
   `T x (4 hidden + 2 intermediate)` fp32; attention runs blockwise), the head's float64 copies of
-  the token rows (`33 T x hidden` bytes over the screen and the finish), and its two 4 MiB blocks.
+  the token rows (`33 T x hidden` bytes over the screen and the finish), and its two 4 MiB blocks. A
+  worker gives them back when idle, so this is the peak an allocation is seen with.
 
-A deployment needs one worker per allocation, one more for its query lane (deployments/lanes.py),
-and `SHARED`: its share of the pages its workers share with the fork server (the libraries),
-measured as the workers' PSS minus their USS: 85 MB for one worker.
-
-Checked against a measured worker in tests/e2e/test_model_upload.py (a ratio band). What the
-model adds was also measured in standalone processes after a 4,096-token batch, relative to a 0.5 MB
-checkpoint: a 34 MB one (BERT 4 x 256, 20k vocabulary) +139 MB measured, +104 MB estimated; a 140 MB
-one (6 x 512, 30k vocabulary) +323 MB measured, +400 MB estimated.
+A deployment needs the parent (shared by every deployment of the model), one allocation per
+allocation and one more for its query lane (deployments/lanes.py). Checked against the processes
+that then run in tests/e2e/test_model_upload.py (a ratio band).
 """
 
 from __future__ import annotations
@@ -46,7 +48,8 @@ from elserve.runtime.layout import ELASTIC_MODEL, HF, layout_of
 from elserve.runtime.screening import ROW_BLOCK, VOCAB_BLOCK
 
 PROCESS_BYTES = 158 * 2**20
-SHARED_BYTES = 85 * 2**20
+WORKER_BYTES = 16 * 2**20
+_WORKER_SHARE_OF_WEIGHTS = 32
 _FP32 = 4
 # The screen's float64 copies and int8 rows of the token rows, per token x hidden (see module doc).
 _HEAD_BYTES_PER_ROW_VALUE = 33
@@ -59,11 +62,16 @@ class MemoryEstimate:
     packed_bytes: int
     head_bytes: int
     activation_bytes: int
-    process_bytes: int = PROCESS_BYTES
 
     @property
-    def worker_bytes(self) -> int:
-        return self.process_bytes + self.weights_bytes + self.packed_bytes + self.head_bytes + self.activation_bytes
+    def parent_bytes(self) -> int:
+        """The model's parent: the runtime and the model, shared by every allocation forked from it."""
+        return PROCESS_BYTES + self.weights_bytes + self.packed_bytes + self.head_bytes
+
+    @property
+    def allocation_bytes(self) -> int:
+        """One allocation at its peak: what its worker writes of its own, and the largest batch."""
+        return WORKER_BYTES + self.weights_bytes // _WORKER_SHARE_OF_WEIGHTS + self.activation_bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +133,7 @@ def read_shapes(model_dir: Path) -> None:
 
 
 def estimate_memory(model_dir: Path, max_batch_tokens: int) -> MemoryEstimate:
-    """The memory one worker running `model_dir` needs, batches of up to `max_batch_tokens` included."""
+    """The memory a deployment of `model_dir` needs, batches of up to `max_batch_tokens` included."""
     shapes = _shapes(model_dir, model_dir.stat().st_mtime)
     weights = sum(_numel(s) for s in shapes.tensors.values()) * _FP32
     packed = 0
