@@ -94,11 +94,14 @@ class RayDeploymentManager:
         )
 
     def _replica_spec(self, config: DeploymentConfig) -> ReplicaSpec:
-        spec = self.downloads.catalogue.get(config.model_id)
+        # As served here (a built-in's fallback once that is what got installed), so every node
+        # installs the same files.
+        spec = self.downloads.spec(config.model_id)
         return ReplicaSpec(
             model_id=spec.model_id,
             source=spec.source,
             sha256=spec.sha256,
+            key=spec.key,
             cache_root=self._cache_root,
             num_threads=config.threads_per_allocation,
             precision=self._precision,

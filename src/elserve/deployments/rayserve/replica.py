@@ -36,9 +36,11 @@ class ReplicaSpec:
     max_batch_size: int
     # The test hook of the local workers (worker.HOLD_FILE_ENV): while this file exists, batches wait.
     hold: str | None = None
+    # The installed directory's name where it is not derived from the source (an uploaded model's).
+    key: str | None = None
 
     def model_spec(self) -> ModelSpec:
-        return ModelSpec(self.model_id, self.source, self.sha256)
+        return ModelSpec(self.model_id, self.source, self.sha256, key=self.key)
 
 
 @dataclass(frozen=True)
