@@ -3,10 +3,12 @@ the corpus, and one short text's latency with the server idle and under that loa
 
 from __future__ import annotations
 
+import multiprocessing
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from multiprocessing.synchronize import Event
 
 import httpx
 import orjson
@@ -143,35 +145,82 @@ def bulk_load(
             errors.append(e)
             done.set()
 
-    def probe_latency() -> None:
-        try:
-            with client.session() as http:
-                next_at = time.perf_counter()
-                while not done.is_set() and len(probe) < probe_requests:
-                    began = time.perf_counter()
-                    client.infer(http, inference_id, [SHORT_TEXT])
-                    if not done.is_set():  # a request that outlived the load saw no load at its end
-                        probe.append(time.perf_counter() - began)
-                    if probe_interval_s:
-                        next_at = max(next_at + probe_interval_s, time.perf_counter())
-                        done.wait(next_at - time.perf_counter())  # the pace; the load's end cuts it short
-        except BaseException as e:
-            errors.append(e)
-
     workers = [threading.Thread(target=load, name=f"bench client {i}", daemon=True) for i in range(clients)]
-    prober = threading.Thread(target=probe_latency, name="bench latency probe", daemon=True)
+    prober = _Probe(client, inference_id, probe_requests, probe_interval_s) if probe_requests else None
     began = time.perf_counter()
     for worker in workers:
         worker.start()
-    prober.start()
     for worker in workers:
         worker.join()
     seconds = time.perf_counter() - began
     done.set()
-    prober.join()
+    probe = prober.stop() if prober is not None else []
     if errors:
         raise errors[0]
     return Timing(clients, seconds, workload.docs, workload.tokens), probe
+
+
+# Spawned, not forked: the bench holds threads (the bulk clients, its progress bar).
+_SPAWN = multiprocessing.get_context("spawn")
+
+
+class _Probe:
+    """The latency probe in a process of its own, as a search client is not a thread of the ingest's
+    process: beside the bulk clients' threads, a probe's answer would wait for the GIL while they
+    parse theirs, and the client's own waits would count as the server's."""
+
+    def __init__(self, client: InferenceClient, inference_id: str, requests: int, interval_s: float | None) -> None:
+        self._done = _SPAWN.Event()
+        ready = _SPAWN.Event()
+        self._results: multiprocessing.Queue = _SPAWN.Queue()
+        self._process = _SPAWN.Process(
+            target=_probe,
+            args=(client, inference_id, requests, interval_s, ready, self._done, self._results),
+            name="bench latency probe",
+            daemon=True,
+        )
+        self._process.start()
+        if not ready.wait(120):
+            self._process.kill()
+            raise RuntimeError("the latency probe did not start")
+
+    def stop(self) -> list[float]:
+        self._done.set()
+        outcome = self._results.get(timeout=600)
+        self._process.join(60)
+        if isinstance(outcome, str):
+            raise RuntimeError(f"latency probe: {outcome}")
+        return outcome
+
+
+def _probe(
+    client: InferenceClient,
+    inference_id: str,
+    requests: int,
+    interval_s: float | None,
+    ready: Event,
+    done: Event,
+    results: multiprocessing.Queue,
+) -> None:
+    """One short text at a time (back to back, or one every `interval_s`) until `done`; the
+    latencies go to `results` (or the error's text)."""
+    latencies: list[float] = []
+    try:
+        with client.session() as http:
+            ready.set()
+            next_at = time.perf_counter()
+            while not done.is_set() and len(latencies) < requests:
+                began = time.perf_counter()
+                client.infer(http, inference_id, [SHORT_TEXT])
+                if not done.is_set():  # a request that outlived the load saw no load at its end
+                    latencies.append(time.perf_counter() - began)
+                if interval_s:
+                    next_at = max(next_at + interval_s, time.perf_counter())
+                    done.wait(max(0.0, next_at - time.perf_counter()))  # the pace; the load's end cuts it short
+    except Exception as e:  # noqa: BLE001 (reported to the bench, which raises it)
+        results.put(f"{type(e).__name__}: {e}")
+        return
+    results.put(latencies)
 
 
 def _batches(docs: int, size: int) -> Iterator[range]:
