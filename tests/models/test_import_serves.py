@@ -1,7 +1,6 @@
 """Imported models serve: `elserve models import` of a TorchScript package from a `file://` Elastic repository
 and of a BERT checkpoint from a hub mirror, then `elasticsearch`-service endpoints over them through the official
-client, their vectors equal to the reference for the same weights (1e-4). Needs the runtimes of issue 13 (the
-Elastic layout): skipped without them."""
+client, their vectors equal to the reference for the same weights (1e-4)."""
 
 from __future__ import annotations
 
@@ -11,17 +10,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("elserve.runtime.layout", reason="the Elastic-layout runtime is not in this tree")
-reference = pytest.importorskip("tests.runtime.reference")
+from elasticsearch import Elasticsearch
+from typer.testing import CliRunner
 
-from elasticsearch import Elasticsearch  # noqa: E402
-from typer.testing import CliRunner  # noqa: E402
-
-from elserve.cli import app  # noqa: E402
-from tests.e2e.server import PASSWORD, Server  # noqa: E402
-from tests.model_factory import build_torchscript_dir, torchscript_reference  # noqa: E402
-from tests.models.hub_mirror import HubRepo, hub_mirror  # noqa: E402
-from tests.models.repository_server import package_elastic_dir  # noqa: E402
+from elserve.cli import app
+from tests.e2e.server import PASSWORD, Server
+from tests.runtime import reference
+from tests.model_factory import build_torchscript_dir, torchscript_reference
+from tests.models.hub_mirror import HubRepo, hub_mirror
+from tests.models.repository_server import package_elastic_dir
 
 TEXTS = ["hello world", "The quick brown fox, e.g. w1 w2 ... jumps!"]
 
