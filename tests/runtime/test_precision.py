@@ -9,11 +9,15 @@ import torch
 
 from elserve.runtime import Encoder
 from elserve.runtime.agreement import agreement
+from elserve.runtime.cpu import bf16_refusal
 from tests.runtime.texts import VARIED_TEXTS
 
 
 @pytest.fixture(scope="module")
 def bf16_encoder(splade_model_dir: Path) -> Encoder:
+    # Without native bfloat16 the encoder refuses bf16 (tests/runtime/test_cpu.py checks the refusal).
+    if (refusal := bf16_refusal()) is not None:
+        pytest.skip(refusal)
     return Encoder.load(splade_model_dir, precision="bf16")
 
 
