@@ -124,7 +124,6 @@ def bulk_load(
     done = threading.Event()
     errors: list[BaseException] = []
     completed = 0
-    probe: list[float] = []
     label = f"{clients} clients x {docs_per_request} texts" + (" + queries" if probe_interval_s else "")
 
     def next_batch() -> range | None:

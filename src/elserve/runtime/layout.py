@@ -49,25 +49,16 @@ def missing_names(present: set[str]) -> list[str]:
     return missing
 
 
-def missing_files(model_dir: Path, layout: Layout) -> list[str]:
-    """The files `layout` needs that `model_dir` lacks (for Hugging Face, one tokenizer file of two)."""
-    present = {p.name for p in model_dir.iterdir()} if model_dir.is_dir() else set()
-    if layout == ELASTIC:
-        return [name for name in ELASTIC_FILES if name not in present]
-    return missing_names(present - {ELASTIC_MODEL})
-
-
 def layout_of(model_dir: Path) -> Layout:
     """`hf` or `elastic`, by the files present; a `ModelFormatError` naming what is missing for neither."""
     if not model_dir.is_dir():
         raise ModelFormatError(f"model directory [{model_dir}] does not exist")
     present = {p.name for p in model_dir.iterdir()}
+    missing = missing_names(present)
     if ELASTIC_MODEL in present:
-        missing = missing_files(model_dir, ELASTIC)
         if missing:
             raise ModelFormatError(f"[{model_dir}] holds [{ELASTIC_MODEL}] but lacks {missing} (Elastic layout)")
         return ELASTIC
-    missing = missing_files(model_dir, HF)
     if missing:
         raise ModelFormatError(
             f"[{model_dir}] is neither a Hugging Face model directory (lacks {missing}) nor an Elastic one "

