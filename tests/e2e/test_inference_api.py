@@ -233,7 +233,7 @@ def test_http_vectors_equal_the_encoder(es: Elasticsearch, elser_endpoint: str, 
     texts = VARIED_TEXTS[:40]
     served = es.inference.sparse_embedding(inference_id=elser_endpoint, input=texts)["sparse_embedding"]
     for text, item, (vector, truncated) in zip(texts, served, encoder.encode(texts), strict=True):
-        expected = to_token_weights(vector, encoder.vocab)
+        expected = to_token_weights(vector, encoder.tokenizer.names)
         assert item["is_truncated"] is truncated, text
         assert list(item["embedding"]) == list(expected), text
         for token, weight in expected.items():

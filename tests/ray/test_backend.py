@@ -56,7 +56,7 @@ def test_lifecycle_and_vectors_equal_local(
     # The reference: the encoder in this process, and the local backend's server (its worker processes).
     encoder = Encoder.load(splade_model_dir, num_threads=1)
     reference = [
-        {"is_truncated": truncated, "embedding": to_token_weights(vector, encoder.vocab)}
+        {"is_truncated": truncated, "embedding": to_token_weights(vector, encoder.tokenizer.names)}
         for vector, truncated in encoder.encode(TEXTS)
     ]
     local_server = Server(tmp_path / "local").start()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from elserve.runtime import Encoder, to_token_weights
+from elserve.runtime import Encoder, TokenNames, to_token_weights
 from tests.model_factory import SPECIALS, build_bert_dir
 from tests.runtime.reference import assert_matches_reference, reference_model, reference_weights
 
@@ -46,7 +46,7 @@ def test_odd_vocabulary_model_runs_and_matches_transformers(tmp_path: Path) -> N
     ids = [e.ids for e in encoded]
     for vector, want in zip(encoder.encode_ids(ids), reference_weights(reference, ids), strict=True):
         assert_matches_reference(vector, want)
-        rendered = to_token_weights(vector, vocab)
+        rendered = to_token_weights(vector, TokenNames(vocab))
         assert all("." not in token for token in rendered)
     assert set(np.concatenate([v.indices for v in encoder.encode_ids(ids)]).tolist()) <= set(range(1009))
 

@@ -27,7 +27,7 @@ from elserve.chunking.settings import ChunkingSettings
 from elserve.deployments.backend import ServedDeployment
 from elserve.deployments.deployment import InferenceResult
 from elserve.operations.model_window import model_window_text
-from elserve.runtime import SparseVector, Tokenizer, to_token_weights
+from elserve.runtime import SparseVector, TokenNames, Tokenizer, to_token_weights
 
 RESULT_FIELD = "chunked_inference_service_result"
 
@@ -83,18 +83,18 @@ async def infer_chunked(
     remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
     results = await deployment.infer(texts, remaining)
     del texts
-    vocab = tokenizer.vocab
+    names = tokenizer.names
     rendered: list[list[dict[str, Any]]] = []
     position = 0
     for item in chunked:
         mine = results[position : position + len(item.chunks)]
         position += len(item.chunks)
-        rendered.append(_render(item, mine, vocab, return_text))
+        rendered.append(_render(item, mine, names, return_text))
     return rendered
 
 
 def _render(
-    item: ChunkedInput, results: list[InferenceResult], vocab: list[str], return_text: bool
+    item: ChunkedInput, results: list[InferenceResult], names: TokenNames, return_text: bool
 ) -> list[dict[str, Any]]:
     offsets = merged_offsets(item.chunks, item.slots)
     grouped: list[list[InferenceResult]] = [[] for _ in offsets]
@@ -106,7 +106,7 @@ def _render(
         if return_text:
             entry["text"] = item.text.slice(*offset)
         entry["text_offset"] = {"start": offset.start, "end": offset.end}
-        entry["embedding"] = to_token_weights(merge_vectors([r.vector for r in group]), vocab)
+        entry["embedding"] = to_token_weights(merge_vectors([r.vector for r in group]), names)
         entry["is_truncated"] = any(r.is_truncated for r in group)
         entries.append(entry)
     return entries

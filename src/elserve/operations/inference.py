@@ -234,10 +234,10 @@ class InferenceOperations:
         except TimeoutError:
             raise StatusException(f"timeout [{timeout.text}] waiting for inference result", 408) from None
         assert deployment.tokenizer is not None
-        vocab = deployment.tokenizer.vocab
+        names = deployment.tokenizer.names
         return {
             str(endpoint.task_type): [
-                {"is_truncated": r.is_truncated, "embedding": to_token_weights(r.vector, vocab)} for r in results
+                {"is_truncated": r.is_truncated, "embedding": to_token_weights(r.vector, names)} for r in results
             ]
         }
 

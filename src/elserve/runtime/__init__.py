@@ -5,7 +5,7 @@ Imports no other part of elserve; `deployments/` drives it, `api/` renders its v
 
 from elserve.runtime.config import BertConfig, ModelFormatError
 from elserve.runtime.encoder import Encoder
-from elserve.runtime.sparse import SparseVector, sparsify, to_token_weights, token_name
+from elserve.runtime.sparse import SparseVector, TokenNames, sparsify, to_token_weights, token_name
 from elserve.runtime.tokenizer import Encoded, Tokenizer
 
 __all__ = [
@@ -16,6 +16,7 @@ __all__ = [
     "SparseVector",
     "Tokenizer",
     "sparsify",
+    "TokenNames",
     "to_token_weights",
     "token_name",
 ]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
+import orjson
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -39,7 +41,22 @@ def token_name(token: str) -> str:
     return token.replace(".", "__")
 
 
-def to_token_weights(vector: SparseVector, vocab: list[str]) -> dict[str, float]:
+class TokenNames:
+    """A vocabulary's entries as results name them (`token_name`), built once per model."""
+
+    def __init__(self, vocab: list[str]) -> None:
+        names = [token_name(token) for token in vocab]
+        self._names = np.array(names, dtype=object)
+        counts = Counter(names)
+        # Ids whose name another id has too (`a.b` and `a__b`): a JSON object holds a key once.
+        self._shared = np.fromiter((counts[name] > 1 for name in names), dtype=bool, count=len(names))
+
+    def of(self, indices: np.ndarray) -> tuple[list[str], bool]:
+        """The names of these ids, and whether two of them may share one."""
+        return self._names[indices].tolist(), bool(self._shared[indices].any())
+
+
+def to_token_weights(vector: SparseVector, names: TokenNames) -> dict[str, float]:
     """`{token: weight}` in the vector's order, tokens named as Elasticsearch names them.
 
     Each weight is the float64 nearest the float32 weight's shortest decimal form, so JSON shows
@@ -47,8 +64,14 @@ def to_token_weights(vector: SparseVector, vocab: list[str]) -> dict[str, float]
     converts back to the very same float32. Two ids can share a name after the rename (`a.b` and
     `a__b`); the first, heavier one is kept, since a JSON object holds a key once.
     """
+    keys, shared = names.of(vector.indices)
+    # orjson writes a float32 array in its shortest round-tripping decimals (ryu), and reads them
+    # back as the nearest float64s: what float(str(weight)) gives, at C speed (a bulk response of
+    # 16 passages took 3.5 ms in that Python loop, on the event loop every query waits for).
+    weights = orjson.loads(orjson.dumps(np.ascontiguousarray(vector.weights), option=orjson.OPT_SERIALIZE_NUMPY))
+    if not shared:
+        return dict(zip(keys, weights, strict=True))
     rendered: dict[str, float] = {}
-    for token_id, weight in zip(vector.indices.tolist(), vector.weights, strict=True):
-        # str() of a numpy float32 is its shortest round-tripping decimal.
-        rendered.setdefault(token_name(vocab[token_id]), float(str(weight)))
+    for key, weight in zip(keys, weights, strict=True):
+        rendered.setdefault(key, weight)
     return rendered

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ from tokenizers import models, normalizers, pre_tokenizers, processors
 
 from elserve.runtime import elastic_config, layout
 from elserve.runtime.config import ModelFormatError, read_config
+from elserve.runtime.sparse import TokenNames
 
 
 # [CLS] and [SEP], repeated in each overflow piece.
@@ -53,6 +55,11 @@ class Tokenizer:
         for token, token_id in vocab.items():
             table[token_id] = token
         self.vocab: list[str] = table
+
+    @cached_property
+    def names(self) -> TokenNames:
+        """The vocabulary as results name it (built when first asked: the server renders, workers do not)."""
+        return TokenNames(self.vocab)
 
     @classmethod
     def from_dir(cls, model_dir: Path) -> Tokenizer:
