@@ -1,10 +1,10 @@
 """One allocation: a worker process with `num_threads` intra-op threads, and the batches it holds.
 
-The parent side of the worker pipe. The worker is forked from its model's parent process
-(parent.py), not started by this one: it is signalled and waited for through a pidfd. A reader
-thread turns the worker's answers into future results on the event loop; when the worker dies,
-every batch it held fails with `WorkerDied` (the deployment decides whether to retry), so no caller
-waits forever.
+The server's side of the worker's socket. The worker is forked from its model's parent process
+(parent.py), not started by this one: it is signalled and waited for through a pidfd. The event
+loop reads the worker's answers as they arrive (frames.py) and turns them into future results; when
+the worker dies, every batch it held fails with `WorkerDied` (the deployment decides whether to
+retry), so no caller waits forever.
 """
 
 from __future__ import annotations
@@ -13,12 +13,13 @@ import asyncio
 import itertools
 import logging
 import os
-import threading
+import socket
 import time
 from collections.abc import Awaitable, Callable
 
 import numpy as np
 
+from elserve.deployments import frames
 from elserve.deployments.parent import ForkedWorker, WorkerStartError, running_fork_server_pid
 from elserve.deployments.states import RoutingState
 
@@ -32,6 +33,8 @@ __all__ = ["Allocation", "WorkerDied", "WorkerStartError", "Vectors", "running_f
 # 4,096), while the pipe's round trip it would hide is about a millisecond.
 MAX_IN_FLIGHT = 1
 STOP_GRACE_S = 5.0
+# What one read of a worker's socket takes at most (a bulk batch's answer is a few hundred KB).
+_READ_BYTES = 1 << 20
 
 log = logging.getLogger("elserve.deployments")
 _batch_ids = itertools.count()
@@ -68,7 +71,9 @@ class Allocation:
         self._on_exit = on_exit
         self._on_free = on_free  # a batch finished: the dispatcher may send another
         self._pending: dict[int, asyncio.Future] = {}
-        self._conn = None
+        self._sock: socket.socket | None = None
+        self._frames = frames.FrameReader()
+        self._ready: asyncio.Future | None = None  # the worker's first message
         self._worker: ForkedWorker | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
@@ -89,11 +94,10 @@ class Allocation:
             self.state = RoutingState.FAILED
             self.reason = str(exc)
             raise
-        self._conn = self._worker.conn
-        try:
-            message = await self._loop.run_in_executor(None, self._conn.recv)
-        except (EOFError, OSError):
-            message = ("start_failed", f"worker process {self._worker.pid} exited while starting")
+        self._sock = self._worker.sock
+        self._ready = self._loop.create_future()
+        self._loop.add_reader(self._sock.fileno(), self._readable)
+        message = await self._ready
         if message[0] != "ready":
             self.state = RoutingState.FAILED
             self.reason = message[1]
@@ -106,34 +110,47 @@ class Allocation:
         if self.nice:
             _renice(self.pid, self.nice)
         self.state = RoutingState.STARTED
-        threading.Thread(target=self._read, name="elserve-recv", daemon=True).start()
 
     def submit(self, batch: list[np.ndarray]) -> asyncio.Future:
         """Send a batch of token-id arrays; the future resolves to `(vectors, seconds)`."""
-        assert self._loop is not None and self._conn is not None
+        assert self._loop is not None and self._sock is not None
         batch_id = next(_batch_ids)
         future = self._loop.create_future()
         self._pending[batch_id] = future
         # Sent from the event loop: the worker holds at most this one batch, so it is waiting on
-        # the pipe and the write (a batch's ids, well under the pipe's buffer) does not block.
+        # its socket and the write (a batch's ids, well under the socket's buffer) does not block.
         self._send(("encode", batch_id, batch))
         return future
 
     def _send(self, message: tuple) -> None:
+        assert self._sock is not None
         try:
-            self._conn.send(message)
-        except (OSError, ValueError):
-            pass  # the reader thread sees the dead pipe and fails the batch
+            frames.send(self._sock, message)
+        except OSError:
+            pass  # the worker has gone: its socket reads as closed, which fails its batches
 
-    def _read(self) -> None:
-        conn, loop = self._conn, self._loop
-        while True:
-            try:
-                message = conn.recv()
-            except (EOFError, OSError):
-                _call_soon(loop, self._exited)
-                return
-            _call_soon(loop, self._answer, message)
+    def _readable(self) -> None:
+        """The worker's socket has bytes (or has closed): hand over every answer they complete."""
+        assert self._sock is not None and self._loop is not None
+        try:
+            data = self._sock.recv(_READ_BYTES, socket.MSG_DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._loop.remove_reader(self._sock.fileno())
+            if self._ready is not None and not self._ready.done():
+                pid = self._worker.pid if self._worker is not None else None
+                self._ready.set_result(("start_failed", f"worker process {pid} exited while starting"))
+            else:
+                self._exited()
+            return
+        for message in self._frames.feed(data):
+            if self._ready is not None and not self._ready.done():
+                self._ready.set_result(message)
+            else:
+                self._answer(message)
 
     def _answer(self, message: tuple) -> None:
         kind, batch_id = message[0], message[1]
@@ -182,9 +199,11 @@ class Allocation:
         self.state = RoutingState.STOPPED
 
     def _close_worker(self) -> None:
-        """Close its pidfd and pipe once it is gone (so no signal can reach a reused descriptor)."""
+        """Close its pidfd and socket once it is gone (so no signal can reach a reused descriptor)."""
         worker, self._worker = self._worker, None
         if worker is not None:
+            if self._loop is not None and not self._loop.is_closed():
+                self._loop.remove_reader(worker.sock.fileno())
             worker.close()
 
     def kill(self) -> None:
@@ -206,9 +225,3 @@ def _renice(pid: int, nice: int) -> None:
         except OSError:  # the thread ended meanwhile, or no /proc: best effort
             pass
 
-
-def _call_soon(loop: asyncio.AbstractEventLoop, callback: Callable, *args: object) -> None:
-    try:
-        loop.call_soon_threadsafe(callback, *args)
-    except RuntimeError:  # the loop has closed (the server is gone): nobody waits for this any more
-        pass

@@ -56,11 +56,12 @@ class ParentGone(Exception):
 
 @dataclass
 class ForkedWorker:
-    """A worker just forked: its pid, a pidfd naming it (to signal and wait for it safely), its pipe."""
+    """A worker just forked: its pid, a pidfd naming it (to signal and wait for it safely), its socket
+    (frames.py)."""
 
     pid: int
     pidfd: int
-    conn: Connection
+    sock: socket.socket
 
     def kill(self) -> None:
         try:
@@ -81,7 +82,7 @@ class ForkedWorker:
             os.close(self.pidfd)
         except OSError:
             pass
-        self.conn.close()
+        self.sock.close()
 
 
 class ModelParent:
@@ -136,10 +137,10 @@ class ModelParent:
             self._conn.send(("fork", num_threads, hold))
             _, pid = self._conn.recv()
             with socket.fromfd(self._conn.fileno(), socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-                conn_fd, pidfd = reduction.recvfds(sock, 2)
+                conn_fd, pidfd = reduction.recvfds(sock, 2)  # the worker's socket, its pidfd
         except (EOFError, OSError, RuntimeError) as exc:  # RuntimeError: recvfds found no descriptors
             raise ParentGone(f"model parent {self.pid} exited") from exc
-        return ForkedWorker(pid, pidfd, Connection(conn_fd))
+        return ForkedWorker(pid, pidfd, socket.socket(fileno=conn_fd))
 
     async def stop(self) -> None:
         """Ask it to exit (its workers are not affected); kill it if it does not."""

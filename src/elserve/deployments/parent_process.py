@@ -15,7 +15,7 @@ reach, so that no collection in a worker walks (and writes to) the shared object
 Protocol over the server's pipe (pickled tuples, one request at a time):
   server -> parent: ("fork", num_threads, hold)  |  ("stop",)
   parent -> server: ("ready", pid, kernels)  |  ("start_failed", reason)
-                    ("forked", pid), then the worker's pipe and a pidfd of it as passed descriptors
+                    ("forked", pid), then the worker's socket and a pidfd of it as passed descriptors
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import gc
 import os
 import signal
 import socket
-from multiprocessing import Pipe, reduction
+from multiprocessing import reduction
 from multiprocessing.connection import Connection
 from pathlib import Path
 
@@ -61,7 +61,7 @@ def main(conn: Connection, model_dir: str, precision: str, grandparent: int) -> 
         if message[0] != "fork":
             return
         _, num_threads, hold = message
-        ours, theirs = Pipe(duplex=True)
+        ours, theirs = socket.socketpair()
         pid = os.fork()
         if pid == 0:  # the worker
             code = 0

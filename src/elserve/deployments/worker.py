@@ -4,7 +4,7 @@ The encoder it runs was loaded by the parent before the fork: the weights and th
 quantized copies are the parent's pages, shared copy-on-write. The worker only starts its
 threads (none crossed the fork) and serves.
 
-Protocol over one duplex pipe (pickled tuples):
+Protocol over one socket (pickled tuples, framed by frames.py):
   parent -> worker: ("encode", batch_id, [ids arrays])   |  ("stop",)
   worker -> parent: ("ready", pid, kernels)
                     ("result", batch_id, [(indices, weights)], seconds)  |  ("error", batch_id, reason)
@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import ctypes
 import os
+import select
 import signal
+import socket
 import sys
 import time
-from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from elserve.deployments import frames
 
 if TYPE_CHECKING:
     from elserve.runtime.encoder import Encoder
@@ -64,12 +67,12 @@ def trim_heap() -> None:
             pass
 
 
-def run_forked(conn: Connection, encoder: Encoder, num_threads: int, hold: str | None) -> None:
+def run_forked(sock: socket.socket, encoder: Encoder, num_threads: int, hold: str | None) -> None:
     """The worker's life, in the child just forked from the model's parent.
 
     `hold`: the test hook's file (`HOLD_FILE_ENV`), if the server has one. The worker does not die
     with the model's parent (a dead parent is replaced and its workers keep serving); it ends when
-    the server closes its pipe.
+    the server closes its socket.
     """
     set_name(WORKER_NAME)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
@@ -77,19 +80,19 @@ def run_forked(conn: Connection, encoder: Encoder, num_threads: int, hold: str |
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     encoder.use_threads(num_threads)  # no thread crosses a fork: this worker starts its own
-    conn.send(("ready", os.getpid(), encoder.kernels))
-    serve(conn, encoder, hold)
+    frames.send(sock, ("ready", os.getpid(), encoder.kernels))
+    serve(sock, encoder, hold)
 
 
-def serve(conn: Connection, encoder: Encoder, hold: str | None) -> None:
+def serve(sock: socket.socket, encoder: Encoder, hold: str | None) -> None:
     """Answer batches until the server says stop or goes."""
     trimmed = False
     while True:
         try:
-            if not trimmed and not conn.poll(IDLE_TRIM_S):
+            if not trimmed and not select.select([sock], [], [], IDLE_TRIM_S)[0]:
                 trim_heap()
                 trimmed = True
-            message = conn.recv()
+            message = frames.recv(sock)
             trimmed = False
         except (EOFError, OSError):
             return  # the server has gone
@@ -107,7 +110,7 @@ def serve(conn: Connection, encoder: Encoder, hold: str | None) -> None:
             payload = [(v.indices, v.weights) for v in vectors]
             answer = ("result", batch_id, payload, time.perf_counter() - started)
         try:
-            conn.send(answer)
+            frames.send(sock, answer)
         except OSError:
             return  # the server has gone
 
