@@ -69,6 +69,13 @@ class Workload:
     def docs(self) -> int:
         return len(self.texts)
 
+    def cycled(self, size: int) -> Workload:
+        """The corpus over and over until `size` texts (at least the corpus once)."""
+        if size <= len(self.texts):
+            return self
+        picked = [i % len(self.texts) for i in range(size)]
+        return Workload([self.texts[i] for i in picked], [self.token_counts[i] for i in picked])
+
     def sample(self, size: int) -> Workload:
         """`size` texts spread evenly over the corpus (for tuning a batch size on a few)."""
         if size >= len(self.texts):

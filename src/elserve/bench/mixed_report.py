@@ -18,6 +18,7 @@ def mixed_table(results: list[RunnerResult]) -> Table:
         "runner",
         "query ms idle\np50 / p99",
         "query ms under bulk\np50 / p99",
+        "queries",
         "p99 x idle",
         "bulk tokens/s\nalone / with queries",
         "bulk x",
@@ -32,6 +33,7 @@ def mixed_table(results: list[RunnerResult]) -> Table:
         row += [
             f"{m.idle.p50_ms:.1f} / {m.idle.p99_ms:.1f}",
             under,
+            "-" if m.under_load is None else str(m.under_load.count),
             "-" if m.p99_ratio is None else f"{m.p99_ratio:.2f}",
             f"{m.bulk_alone.tokens_per_s:,.0f} / {m.bulk_with_queries.tokens_per_s:,.0f}",
             f"{m.throughput_ratio:.2f}",

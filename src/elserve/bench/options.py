@@ -50,6 +50,9 @@ class BenchOptions:
     # The mixed-load passes (bulk alone, bulk with a query client sending one every query_interval_ms).
     mixed: bool = True
     query_interval_ms: float = 100.0
+    # Each mixed pass lasts about this long (the corpus sent again as needed), so that the query
+    # client's p99 is of a few hundred queries, not the worst of a few dozen.
+    mixed_seconds: float = 25.0
     tune_docs: int = 256
     sample_docs: int = 32
     st_batch_sizes: tuple[int, ...] = (1, 8, 32)
@@ -63,6 +66,8 @@ class BenchOptions:
         for name in ("threads", "clients", "docs_per_request", "base_limit", "tune_docs"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
+        if self.mixed_seconds <= 0:
+            raise ValueError("--mixed-seconds must be positive")
         if self.limit is not None and self.limit < 1:
             raise ValueError("--limit must be at least 1")
         for allocation in self.allocations:

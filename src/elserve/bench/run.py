@@ -69,6 +69,10 @@ def bench(
     query_interval_ms: Annotated[
         float, typer.Option(help="The mixed load's query client sends one short text this often.")
     ] = 100.0,
+    mixed_seconds: Annotated[
+        float,
+        typer.Option(help="Each mixed pass sends the corpus again until it lasts about this long (a stable p99)."),
+    ] = 25.0,
     tune_docs: Annotated[int, typer.Option(help="Passages each batch setting is tried on.")] = 256,
     st_batch_sizes: Annotated[str, typer.Option(help="sentence-transformers batch sizes to try.")] = "1,8,32",
     ort_batch_sizes: Annotated[str, typer.Option(help="ONNX Runtime batch sizes to try.")] = "1,4,16",
@@ -100,6 +104,7 @@ def bench(
             latency_requests=latency_requests,
             mixed=mixed,
             query_interval_ms=query_interval_ms,
+            mixed_seconds=mixed_seconds,
             tune_docs=tune_docs,
             st_batch_sizes=_ints(st_batch_sizes, "--st-batch-sizes"),
             ort_batch_sizes=_ints(ort_batch_sizes, "--ort-batch-sizes"),

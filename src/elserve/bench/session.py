@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import secrets
 import time
@@ -288,7 +289,10 @@ class BenchSession:
                     progress=self._on_progress(bars, task, f"{shape} {name}"),
                 )
                 rss = server.peak_rss_bytes() if server is not None else None
-                mixed = self._mixed(client, inference_id, workload, self._on_progress(bars, task, f"{shape} {name}"))
+                # As many texts as the bulk clients send in `mixed_seconds`, at the rate just measured.
+                mixed_texts = math.ceil(opts.mixed_seconds * measured.best.docs_per_s)
+                progress = self._on_progress(bars, task, f"{shape} {name}")
+                mixed = self._mixed(client, inference_id, workload.cycled(mixed_texts), progress)
                 memory = _inference_memory(server)
             finally:
                 client.delete_endpoint(http, inference_id)
