@@ -1,12 +1,15 @@
-"""Memory read from /proc: what a process holds alone and what it shares."""
+"""Memory read from /proc (what a process holds alone and what it shares), and estimated before."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 from elserve.deployments.memory import estimate, measure, process_memory
+from elserve.runtime.memory import PROCESS_BYTES, WORKER_BYTES, estimate_memory
+from tests.model_factory import build_bert_dir
 
 
 def test_process_memory_of_a_live_process_and_of_none() -> None:
@@ -37,14 +40,37 @@ def test_deployment_memory_counts_shared_pages_once() -> None:
             child.wait()
 
 
-def test_estimate_before_any_worker_runs() -> None:
-    per_deployment, per_allocation = estimate(17 << 20)
-    # The model's parent (runtime, weights, packed copy) and the lane are paid once; a forked worker is small.
-    assert per_deployment > per_allocation > 17 << 20
-    assert estimate(17 << 20, query_lane=False)[0] == per_deployment - per_allocation
-    # BERT-base's 438 MB of weights: a worker costs a fraction of them, the parent more than them.
-    base_deployment, base_allocation = estimate(438 << 20)
-    assert base_allocation < (438 << 20) < base_deployment
+def test_estimate_before_any_worker_runs_comes_from_the_models_files(tmp_path: Path, splade_model_dir: Path) -> None:
+    sized = estimate_memory(splade_model_dir, 4096)
+    per_deployment, per_allocation = estimate(splade_model_dir, 4096)
+    # The model's parent (runtime, weights, packed copies, head) and the query lane (an allocation) once.
+    assert (per_deployment, per_allocation) == (sized.parent_bytes + sized.allocation_bytes, sized.allocation_bytes)
+    weights = (splade_model_dir / "model.safetensors").stat().st_size
+    assert per_deployment - per_allocation > PROCESS_BYTES + weights  # the parent holds the weights
+    assert estimate(splade_model_dir, 4096, query_lane=False) == (per_deployment - per_allocation, per_allocation)
+    # A larger batch: a larger allocation, the same parent.
+    larger = estimate(splade_model_dir, 8192, query_lane=False)
+    assert larger[1] > per_allocation and larger[0] == per_deployment - per_allocation
+    # A wider model: a larger parent and a larger allocation.
+    small = build_bert_dir(tmp_path / "small", hidden=32, heads=2)
+    wide = build_bert_dir(tmp_path / "wide", hidden=128, heads=2)
+    (small_deployment, small_allocation), (wide_deployment, wide_allocation) = (
+        estimate(small, 4096),
+        estimate(wide, 4096),
+    )
+    assert wide_deployment > small_deployment and wide_allocation > small_allocation
+
+
+def test_estimate_of_a_model_not_here_or_unreadable_is_the_runtime_and_one_worker(tmp_path: Path) -> None:
+    fallback = (PROCESS_BYTES + WORKER_BYTES, WORKER_BYTES)
+    assert estimate(None, 4096) == fallback  # not downloaded yet
+    assert estimate(tmp_path / "missing", 4096) == fallback
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text("{not json")
+    (broken / "model.safetensors").write_bytes(b"not a safetensors file")
+    assert estimate(broken, 4096) == fallback
+    assert estimate(broken, 4096, query_lane=False) == (PROCESS_BYTES, WORKER_BYTES)
 
 
 def test_the_parent_is_counted_with_the_deployment() -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from elserve.deployments.config import DeploymentConfig
-from elserve.deployments.deployment import Deployment
+from elserve.deployments.deployment import DEFAULT_MAX_BATCH_TOKENS, Deployment
 from elserve.deployments.memory import estimate, process_memory
 from elserve.deployments.parent import ModelParents
 from elserve.deployments.parent_process import PARENT_NAME
@@ -135,11 +135,12 @@ def test_deployments_of_one_model_share_one_parent(model_dir: Path) -> None:
         assert a is not None and b is not None
         assert a.per_deployment_bytes > b.per_deployment_bytes
         # Seen only fresh (no batch yet), a worker's working set is not known: the estimate stands for it.
-        assert second.memory_per(0)[1] == max(b.per_allocation_bytes, estimate(0)[1])
+        estimated = estimate(model_dir, DEFAULT_MAX_BATCH_TOKENS)[1]
+        assert second.memory_per()[1] == max(b.per_allocation_bytes, estimated)
         await first.stop()
         assert not _gone(parent) and len(await second.infer(["still served"], timeout=120)) == 1
         measured = second.memory()
-        assert measured is not None and second.memory_per(0)[1] == measured.per_allocation_bytes  # once a batch ran
+        assert measured is not None and second.memory_per()[1] == measured.per_allocation_bytes  # once a batch ran
         await second.stop()  # the last deployment of the model ends its parent
         await _until(lambda: _gone(parent), "the parent exited")
 

@@ -70,7 +70,10 @@ class ServedDeployment(Protocol):
         """Per node, for a deployment spread over several; None: all of it on this server's node."""
         ...
 
-    def memory_per(self, model_bytes: int) -> tuple[int, int]: ...
+    def memory_per(self) -> tuple[int, int]:
+        """(per-deployment, per-allocation) bytes: measured where it can be, else estimated from the
+        model's files (deployments/memory.py)."""
+        ...
 
     def memory(self) -> DeploymentMemory | None:
         """Measured from this server's worker processes; None where there are none (yet, or on Ray)."""

@@ -159,6 +159,9 @@ class Deployment:
             self._model_dir = await self._model_dir_source()
             self._parents.hold(self._parent_key, self)
             self.tokenizer = await asyncio.to_thread(Tokenizer.from_dir, self._model_dir)
+            # Sized now, off the event loop (a TorchScript model is loaded to read its shapes), for the
+            # capacity plan and the stats to come.
+            await asyncio.to_thread(estimate, self._model_dir, self._max_batch_tokens)
             self._dispatcher = asyncio.create_task(self._dispatch(), name=f"dispatch-{self.deployment_id}")
             await self.scale(self.config.number_of_allocations)
         except Exception as exc:  # whatever stops the start (download, files, workers) fails the deployment
@@ -294,13 +297,14 @@ class Deployment:
             self._memory = (now, replace(measured, per_allocation_bytes=self._allocation_peak))
         return self._memory[1]
 
-    def memory_per(self, model_bytes: int) -> tuple[int, int]:
-        """(per-deployment, per-allocation) bytes: measured from its workers, else estimated.
+    def memory_per(self) -> tuple[int, int]:
+        """(per-deployment, per-allocation) bytes: measured from its workers, else estimated from the
+        model's files (its largest batch included).
 
         Until a batch has run, a worker is only seen fresh (a few MB: it has written almost nothing
         of its own), so the estimate of a worker's working set stands for it until then."""
         measured = self.memory()
-        estimated = estimate(model_bytes, query_lane=self.query_lane)
+        estimated = estimate(self._model_dir, self._max_batch_tokens, query_lane=self.query_lane)
         if measured is None:
             return estimated
         if not self.counters.inference_count:

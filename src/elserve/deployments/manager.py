@@ -18,7 +18,6 @@ from elserve.deployments.deployment import (
 from elserve.deployments.memory import estimate, process_memory
 from elserve.deployments.parent import ModelParents, running_fork_server_pid
 from elserve.errors import IllegalStateException, StatusException
-from elserve.models.cache import model_size_bytes
 from elserve.models.downloads import ModelDownloads
 
 log = logging.getLogger("elserve.deployments")
@@ -95,16 +94,13 @@ class DeploymentManager:
 
     # -- capacity ----------------------------------------------------------------------------------
 
-    def _model_bytes(self, model_id: str) -> int:
-        path = self.downloads.state(model_id).path
-        return 0 if path is None else model_size_bytes(path)
-
     def memory_per(self, config: DeploymentConfig, deployment: Deployment | None = None) -> tuple[int, int]:
-        """(per-deployment, per-allocation) bytes: measured from the running workers, else estimated."""
-        model_bytes = self._model_bytes(config.model_id)
+        """(per-deployment, per-allocation) bytes: measured from the running workers, else estimated
+        from the model's files."""
         if deployment is not None:
-            return deployment.memory_per(model_bytes)
-        return estimate(model_bytes, query_lane=config.priority != "low")
+            return deployment.memory_per()
+        model_dir = self.downloads.state(config.model_id).path
+        return estimate(model_dir, self._max_batch_tokens, query_lane=config.priority != "low")
 
     def _demand(self, config: DeploymentConfig, allocations: int, deployment: Deployment | None = None) -> Demand:
         deployment_memory, allocation_memory = self.memory_per(config, deployment)

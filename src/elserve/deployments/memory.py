@@ -4,32 +4,43 @@ Each allocation is a worker process forked from its model's parent (parent.py), 
 runtime, the weights and the packed copies: what a worker holds alone (USS, private pages) is
 its cost, and what it shares with the parent and its siblings is paid once. So a deployment of
 `n` allocations takes about `parent + shared + lane + n x allocation` bytes, where the figures
-come from the processes' `/proc/<pid>/smaps_rollup`; until a worker runs, from an estimate.
+come from the processes' `/proc/<pid>/smaps_rollup`; until a worker runs, from the model's files.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-# The runtime a model's parent carries before any model (Python, PyTorch, tokenizers), rounded up.
-RUNTIME_BYTES = 350 * 1024 * 1024
-# What a worker forked from its parent writes of its own whatever the model (its heap, its threads'
-# stacks, the objects whose reference counts it touches): measured 40-60 MB for SPLADE-tiny, rounded up ...
-WORKER_BYTES = 96 * 1024 * 1024
-# ... and per byte of weights, its activations and the pages it dirties (BERT-base: under 10%).
-WORKER_SHARE_OF_MODEL = 0.125
+from elserve.runtime.config import ModelFormatError
+from elserve.runtime.memory import PROCESS_BYTES, WORKER_BYTES, estimate_memory
+
+log = logging.getLogger("elserve.deployments")
+
+_warned: set[Path] = set()  # model directories that could not be sized: one warning each
 
 
-def estimate(model_bytes: int, query_lane: bool = True) -> tuple[int, int]:
-    """(per-deployment bytes, per-allocation bytes) for a model of `model_bytes` on disk, before any runs.
+def estimate(model_dir: Path | None, max_batch_tokens: int, query_lane: bool = True) -> tuple[int, int]:
+    """(per-deployment bytes, per-allocation bytes) of a deployment of the model in `model_dir`, before
+    any of its workers runs: derived from the model's files (runtime/memory.py).
 
-    Per deployment: the model's parent (the runtime, the weights and one packed copy of them) and
-    the query lane's worker (lanes.py); per allocation, a forked worker.
+    Per deployment: the model's parent and, for a normal-priority deployment, its query lane's worker
+    (lanes.py), an allocation like the others; per allocation, a forked worker and its largest batch.
     """
-    worker = WORKER_BYTES + int(model_bytes * WORKER_SHARE_OF_MODEL)
-    parent = RUNTIME_BYTES + 2 * model_bytes
-    return parent + (worker if query_lane else 0), worker
+    try:
+        if model_dir is None:
+            raise FileNotFoundError("the model is not here yet")
+        sized = estimate_memory(model_dir, max_batch_tokens)
+        parent, allocation = sized.parent_bytes, sized.allocation_bytes
+    except (ModelFormatError, OSError, RuntimeError) as e:
+        if model_dir is not None and model_dir not in _warned:
+            _warned.add(model_dir)
+            log.warning("[%s] cannot size the model from its files: %s", model_dir, e)
+        # Its files are not there (not downloaded yet) or cannot be read: the runtime's own cost and
+        # one idle worker, all that is known of it; the workers' measures replace it once they run.
+        parent, allocation = PROCESS_BYTES, WORKER_BYTES
+    return parent + (allocation if query_lane else 0), allocation
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from typing import Any
 from elserve.deployments.config import DEFAULT_PRIORITY, DEFAULT_QUEUE_CAPACITY, DeploymentConfig
 from elserve.deployments.backend import DeploymentBackend, ServedDeployment
 from elserve.deployments.deployment import DEFAULT_MAX_BATCH_TOKENS
+from elserve.deployments.memory import estimate
 from elserve.deployments.states import DeploymentState
 from elserve.deployments.validation import start_errors, update_errors
 from elserve.endpoints.adaptive import AdaptiveAllocations
@@ -29,8 +30,6 @@ from elserve.models.registry import RegisteredModel
 from elserve.operations.deployments import DeploymentRecords, adaptive_config, initial_allocations
 from elserve.operations.model_upload import ModelUploads, not_found
 from elserve.operations.trained_model_config import parse_put_config
-from elserve.runtime.config import ModelFormatError
-from elserve.runtime.memory import estimate_memory
 from elserve.store import Repository
 from elserve.timevalue import TimeValue
 
@@ -56,9 +55,9 @@ class ModelEntry:
     model_id: str
     model_bytes: int
     deployment: ServedDeployment | None
-    # (per-deployment, per-allocation) bytes before any worker runs (runtime/memory.py); None when
-    # the model's files are not here (or are not a model this runtime can size).
-    estimate: tuple[int, int] | None = None
+    # (per-deployment, per-allocation) bytes: the deployment's (measured once its workers run), else
+    # a deployment's of the model as estimated from its files (deployments/memory.py).
+    memory_per: tuple[int, int]
 
 
 def _matches(expression: str, *names: str) -> bool:
@@ -97,20 +96,10 @@ class TrainedModelOperations:
             return None
         return self._downloads.state(model_id).path
 
-    def memory_estimate(self, model_id: str, query_lane: bool = True) -> tuple[int, int] | None:
-        """(per-deployment, per-allocation) bytes a deployment of the model needs, derived from its
-        files and this runtime (`runtime/memory.py`): per deployment the model's parent, and one more
-        allocation for the query lane of a normal-priority one."""
-        path = self.model_dir(model_id)
-        if path is None:
-            return None
-        try:
-            estimate = estimate_memory(path, self._max_batch_tokens)
-        except (ModelFormatError, OSError, RuntimeError) as e:
-            log.warning("[%s] cannot size the model from its files: %s", model_id, e)
-            return None
-        allocation = estimate.allocation_bytes
-        return estimate.parent_bytes + (allocation if query_lane else 0), allocation
+    def memory_estimate(self, model_id: str, query_lane: bool = True) -> tuple[int, int]:
+        """(per-deployment, per-allocation) bytes a deployment of the model needs before any of its
+        workers runs (deployments/memory.py: derived from its files, once they are here)."""
+        return estimate(self.model_dir(model_id), self._max_batch_tokens, query_lane=query_lane)
 
     def known_models(self) -> list[str]:
         """Models that exist here: downloaded, downloading, failed to download, deployed, or uploaded."""
@@ -195,10 +184,9 @@ class TrainedModelOperations:
             own = [d for d in deployments if d.model_id == model_id]
             by_deployment = [d for d in own if _matches(expression, d.deployment_id)]
             chosen = by_deployment if by_deployment and not _matches(expression, model_id) else own
-            estimate = self.memory_estimate(model_id)
-            entries.extend(ModelEntry(model_id, size_bytes, d, estimate) for d in chosen)
+            entries.extend(ModelEntry(model_id, size_bytes, d, d.memory_per()) for d in chosen)
             if not chosen:
-                entries.append(ModelEntry(model_id, size_bytes, None, estimate))
+                entries.append(ModelEntry(model_id, size_bytes, None, self.memory_estimate(model_id)))
         return len(models), entries
 
 

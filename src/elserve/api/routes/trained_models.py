@@ -97,7 +97,7 @@ async def stats(request: Request, model_id: str | None = None) -> Response:
     body = {
         "count": count,
         "trained_model_stats": [
-            stats_entry(e.model_id, e.model_bytes, e.deployment, services.node, e.estimate)
+            stats_entry(e.model_id, e.model_bytes, e.deployment, services.node, e.memory_per)
             # elserve's addition: a download running or failed (its reason), as `download`
             | ({"download": report} if (report := services.downloads.report(e.model_id)) else {})
             for e in entries

@@ -11,7 +11,6 @@ from typing import Any
 
 from elserve.api.node import NodeInfo
 from elserve.deployments.backend import NodeShare, ServedDeployment
-from elserve.deployments.memory import estimate as estimate_flat
 from elserve.deployments.states import AllocationState, DeploymentState, RoutingState
 from elserve.deployments.stats import now_ms
 from elserve.models.catalogue import ModelSpec
@@ -28,23 +27,13 @@ def byte_size(n: int) -> str:
     return f"{n}b"
 
 
-def required_memory(
-    deployment: ServedDeployment | None, model_bytes: int, estimate: tuple[int, int] | None = None
-) -> int:
-    """What the deployment takes at its target allocations (at least one): measured per allocation
-    from its workers when they run; before, derived from the model's files and this runtime
-    (`estimate`, runtime/memory.py), else the flat estimate of deployments/memory.py. Elasticsearch's
-    constant (240 MB + 2 x the model) says nothing of this server's processes."""
+def required_memory(deployment: ServedDeployment | None, memory_per: tuple[int, int]) -> int:
+    """What the deployment takes at its target allocations (at least one), from its (per-deployment,
+    per-allocation) bytes: measured from its workers when they run, else derived from the model's
+    files and this runtime (deployments/memory.py). Elasticsearch's constant (240 MB + 2 x the
+    model) says nothing of this server's processes."""
     allocations = 1 if deployment is None else max(1, deployment.config.number_of_allocations)
-    if deployment is not None and deployment.memory() is not None:
-        per_deployment, per_allocation = deployment.memory_per(model_bytes)
-    elif estimate is not None:
-        lane = deployment is None or deployment.query_lane
-        per_deployment, per_allocation = estimate[0] - (0 if lane else estimate[1]), estimate[1]
-    elif deployment is not None:
-        per_deployment, per_allocation = deployment.memory_per(model_bytes)
-    else:
-        per_deployment, per_allocation = estimate_flat(model_bytes)
+    per_deployment, per_allocation = memory_per
     return per_deployment + per_allocation * allocations
 
 
@@ -161,13 +150,13 @@ def stats_entry(
     model_bytes: int,
     deployment: ServedDeployment | None,
     node: NodeInfo,
-    estimate: tuple[int, int] | None = None,
+    memory_per: tuple[int, int],
 ) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "model_id": model_id,
         "model_size_stats": {
             "model_size_bytes": model_bytes,
-            "required_native_memory_bytes": required_memory(deployment, model_bytes, estimate),
+            "required_native_memory_bytes": required_memory(deployment, memory_per),
         },
         "pipeline_count": 0,
     }
@@ -187,7 +176,7 @@ def stats_entry(
 def assignment(deployment: ServedDeployment, node: NodeInfo, model_bytes: int) -> dict[str, Any]:
     """`TrainedModelAssignment` as `_start` and `_update` answer it."""
     config = deployment.config
-    per_deployment, per_allocation = deployment.memory_per(model_bytes)
+    per_deployment, per_allocation = deployment.memory_per()
     routing: dict[str, Any] = {
         "current_allocations": deployment.started_allocations,
         "target_allocations": config.number_of_allocations,

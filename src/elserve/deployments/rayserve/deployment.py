@@ -72,6 +72,7 @@ class RayDeployment:
         self.tokenizer: Tokenizer | None = None
         self.serve_status: ServeStatus | None = None
         self._model_dir_source = model_dir
+        self._model_dir: Path | None = None  # here once fetched: what the estimate sizes
         self._replica_spec = replica_spec
         self._delays = delays
         self._observer = observer
@@ -119,8 +120,9 @@ class RayDeployment:
     async def start(self) -> None:
         """Get the model for the tokenizer here; deploy the application; replicas fetch the model themselves."""
         try:
-            model_dir = await self._model_dir_source()
+            self._model_dir = model_dir = await self._model_dir_source()
             self.tokenizer = await asyncio.to_thread(Tokenizer.from_dir, model_dir)
+            await asyncio.to_thread(estimate, model_dir, self._max_batch_tokens)  # sized off the event loop
             await asyncio.to_thread(self._deploy)
         except Exception as exc:  # whatever stops the start (download, Ray) fails the deployment
             self.fail(getattr(exc, "reason", None) or f"{type(exc).__name__}: {exc}", getattr(exc, "status", 500))
@@ -210,9 +212,10 @@ class RayDeployment:
             await asyncio.to_thread(self._deploy)
         self._changed.set()
 
-    def memory_per(self, model_bytes: int) -> tuple[int, int]:
-        """Estimated: the replicas' processes are on other nodes, out of this server's /proc."""
-        return estimate(model_bytes, query_lane=False)
+    def memory_per(self) -> tuple[int, int]:
+        """Estimated from the model's files: the replicas' processes are on other nodes, out of this
+        server's /proc. A replica loads the model itself (no forked parent, no query lane)."""
+        return estimate(self._model_dir, self._max_batch_tokens, query_lane=False)
 
     def memory(self) -> DeploymentMemory | None:
         return None
