@@ -159,6 +159,7 @@ class Deployment:
             self._model_dir = await self._model_dir_source()
             self._parents.hold(self._parent_key, self)
             self.tokenizer = await asyncio.to_thread(Tokenizer.from_dir, self._model_dir)
+            await asyncio.to_thread(getattr, self.tokenizer, "names")  # built now, not in the first answer
             # Sized now, off the event loop (a TorchScript model is loaded to read its shapes), for the
             # capacity plan and the stats to come.
             await asyncio.to_thread(estimate, self._model_dir, self._max_batch_tokens)

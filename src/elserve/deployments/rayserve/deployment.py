@@ -122,6 +122,7 @@ class RayDeployment:
         try:
             self._model_dir = model_dir = await self._model_dir_source()
             self.tokenizer = await asyncio.to_thread(Tokenizer.from_dir, model_dir)
+            await asyncio.to_thread(getattr, self.tokenizer, "names")  # built now, not in the first answer
             await asyncio.to_thread(estimate, model_dir, self._max_batch_tokens)  # sized off the event loop
             await asyncio.to_thread(self._deploy)
         except Exception as exc:  # whatever stops the start (download, Ray) fails the deployment
