@@ -44,6 +44,16 @@ _MEMORY_REFRESH_S = 5.0
 _INLINE_TOKENIZE_CHARS = 2048
 
 
+def read_model(model_dir: Path, max_batch_tokens: int) -> Tokenizer:
+    """What serving the model in `model_dir` needs read from its files, in one go off the event loop:
+    its tokenizer, with the vocabulary's result names built (not in the first answer), and its size
+    for the capacity plan and the stats (a TorchScript model is loaded to read its shapes)."""
+    tokenizer = Tokenizer.from_dir(model_dir)
+    _ = tokenizer.names
+    estimate(model_dir, max_batch_tokens)
+    return tokenizer
+
+
 class Observer(Protocol):
     """Who wants to know about batches and restarts (the metrics); deployments know no metrics library."""
 
@@ -158,11 +168,7 @@ class Deployment:
         try:
             self._model_dir = await self._model_dir_source()
             self._parents.hold(self._parent_key, self)
-            self.tokenizer = await asyncio.to_thread(Tokenizer.from_dir, self._model_dir)
-            await asyncio.to_thread(getattr, self.tokenizer, "names")  # built now, not in the first answer
-            # Sized now, off the event loop (a TorchScript model is loaded to read its shapes), for the
-            # capacity plan and the stats to come.
-            await asyncio.to_thread(estimate, self._model_dir, self._max_batch_tokens)
+            self.tokenizer = await asyncio.to_thread(read_model, self._model_dir, self._max_batch_tokens)
             self._dispatcher = asyncio.create_task(self._dispatch(), name=f"dispatch-{self.deployment_id}")
             await self.scale(self.config.number_of_allocations)
         except Exception as exc:  # whatever stops the start (download, files, workers) fails the deployment

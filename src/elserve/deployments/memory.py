@@ -28,18 +28,17 @@ def estimate(model_dir: Path | None, max_batch_tokens: int, query_lane: bool = T
     Per deployment: the model's parent and, for a normal-priority deployment, its query lane's worker
     (lanes.py), an allocation like the others; per allocation, a forked worker and its largest batch.
     """
-    try:
-        if model_dir is None:
-            raise FileNotFoundError("the model is not here yet")
-        sized = estimate_memory(model_dir, max_batch_tokens)
-        parent, allocation = sized.parent_bytes, sized.allocation_bytes
-    except (ModelFormatError, OSError, RuntimeError) as e:
-        if model_dir is not None and model_dir not in _warned:
-            _warned.add(model_dir)
-            log.warning("[%s] cannot size the model from its files: %s", model_dir, e)
-        # Its files are not there (not downloaded yet) or cannot be read: the runtime's own cost and
-        # one idle worker, all that is known of it; the workers' measures replace it once they run.
-        parent, allocation = PROCESS_BYTES, WORKER_BYTES
+    # Until its files are here (not downloaded yet), or when they cannot be read: the runtime's own
+    # cost and one idle worker, all that is known of it; the workers' measures replace it once they run.
+    parent, allocation = PROCESS_BYTES, WORKER_BYTES
+    if model_dir is not None:
+        try:
+            sized = estimate_memory(model_dir, max_batch_tokens)
+            parent, allocation = sized.parent_bytes, sized.allocation_bytes
+        except (ModelFormatError, OSError, RuntimeError) as e:
+            if model_dir not in _warned:
+                _warned.add(model_dir)
+                log.warning("[%s] cannot size the model from its files: %s", model_dir, e)
     return parent + (allocation if query_lane else 0), allocation
 
 

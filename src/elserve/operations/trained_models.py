@@ -96,10 +96,10 @@ class TrainedModelOperations:
             return None
         return self._downloads.state(model_id).path
 
-    def memory_estimate(self, model_id: str, query_lane: bool = True) -> tuple[int, int]:
+    def memory_estimate(self, model_id: str) -> tuple[int, int]:
         """(per-deployment, per-allocation) bytes a deployment of the model needs before any of its
         workers runs (deployments/memory.py: derived from its files, once they are here)."""
-        return estimate(self.model_dir(model_id), self._max_batch_tokens, query_lane=query_lane)
+        return estimate(self.model_dir(model_id), self._max_batch_tokens)
 
     def known_models(self) -> list[str]:
         """Models that exist here: downloaded, downloading, failed to download, deployed, or uploaded."""

@@ -22,7 +22,7 @@ from ray.serve.exceptions import BackPressureError
 
 from elserve.deployments.backend import NodeShare
 from elserve.deployments.config import DeploymentConfig
-from elserve.deployments.deployment import InferenceResult, Observer
+from elserve.deployments.deployment import InferenceResult, Observer, read_model
 from elserve.deployments.memory import DeploymentMemory, estimate
 from elserve.deployments.queue import Admission
 from elserve.deployments.rayserve.cluster import RayNode
@@ -121,9 +121,7 @@ class RayDeployment:
         """Get the model for the tokenizer here; deploy the application; replicas fetch the model themselves."""
         try:
             self._model_dir = model_dir = await self._model_dir_source()
-            self.tokenizer = await asyncio.to_thread(Tokenizer.from_dir, model_dir)
-            await asyncio.to_thread(getattr, self.tokenizer, "names")  # built now, not in the first answer
-            await asyncio.to_thread(estimate, model_dir, self._max_batch_tokens)  # sized off the event loop
+            self.tokenizer = await asyncio.to_thread(read_model, model_dir, self._max_batch_tokens)
             await asyncio.to_thread(self._deploy)
         except Exception as exc:  # whatever stops the start (download, Ray) fails the deployment
             self.fail(getattr(exc, "reason", None) or f"{type(exc).__name__}: {exc}", getattr(exc, "status", 500))
