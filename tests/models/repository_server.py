@@ -12,6 +12,7 @@ import http.server
 import json
 import re
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -110,8 +111,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             stall = behaviour.stalls.pop(name, None)
         if stall is not None:
             sent, event = stall
-            self.wfile.write(body[:sent])
-            self.wfile.flush()
+            # In two writes, the second small, as TCP may deliver them: the client must keep both.
+            for piece in (body[: max(sent - 100, 0)], body[max(sent - 100, 0) : sent]):
+                self.wfile.write(piece)
+                self.wfile.flush()
+                time.sleep(0.05)
             event.wait(60)  # the client is killed meanwhile; the rest goes nowhere
             try:
                 self.wfile.write(body[sent:])

@@ -181,10 +181,12 @@ def _transfer(
             out.truncate()
             progress(offset, size)
             try:
-                # read1: what has arrived, so the partial file follows the transfer closely.
+                # read1 and a flush per block: what has arrived is in the partial file, so a kill -9
+                # keeps all of it for the resume (a buffered tail would be lost with the process).
                 read = getattr(response, "read1", response.read)
                 while offset < size and (block := read(min(_BLOCK, size - offset))):
                     out.write(block)
+                    out.flush()
                     offset += len(block)
                     progress(offset, size)
             except (OSError, http.client.HTTPException) as exc:
