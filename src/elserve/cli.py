@@ -5,13 +5,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from elserve.bench.run import bench as bench_command  # its options; importing loads only typer
 from elserve.settings import HttpLimits, ServerSettings
+
+if TYPE_CHECKING:
+    from elserve.models.cache import ModelCache
+    from elserve.models.catalogue import Catalogue
+    from elserve.store import SqliteRepository
 
 app = typer.Typer(
     help="elserve: an Elasticsearch-compatible inference service for learned sparse embeddings (ELSER, SPLADE).",
@@ -295,22 +302,27 @@ def _model_repository(flag: str | None, config_file: Path | None) -> str:
         raise typer.BadParameter(exc.reason, param_hint=hint) from None
 
 
-def _model_parts(data_dir: Path, model_repository: str):  # type: ignore[no-untyped-def]
-    """The data directory's store, model cache and catalogue (built-ins plus its registry)."""
+@contextmanager
+def _model_parts(
+    data_dir: Path, model_repository: str | None, config: Path | None
+) -> Iterator[tuple[SqliteRepository, ModelCache, Catalogue]]:
+    """The data directory's store, model cache and catalogue (built-ins plus its registry), for one
+    command: the store is closed after it, and what fails in it is printed and exits 1."""
     from elserve.models.cache import ModelCache
     from elserve.models.catalogue import Catalogue
     from elserve.models.registry import ModelRegistry
     from elserve.store import SqliteRepository
 
-    settings = ServerSettings(data_dir=data_dir, model_repository=model_repository)
+    repository = _model_repository(model_repository, config)
+    settings = ServerSettings(data_dir=data_dir, model_repository=repository)
     repo = SqliteRepository(settings.store_path)
-    catalogue = Catalogue(model_repository=model_repository, registry=ModelRegistry(repo))
-    return repo, ModelCache(settings.model_cache_dir), catalogue
-
-
-def _fail(exc: Exception) -> typer.Exit:
-    typer.echo(f"error: {getattr(exc, 'reason', exc)}", err=True)
-    return typer.Exit(1)
+    try:
+        yield repo, ModelCache(settings.model_cache_dir), Catalogue(model_repository=repository, registry=ModelRegistry(repo))
+    except Exception as exc:  # noqa: BLE001 - reported, not raised: a command line, not a server
+        typer.echo(f"error: {getattr(exc, 'reason', exc)}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        repo.close()
 
 
 @models_app.command("list")
@@ -321,14 +333,12 @@ def models_list(
     they are installed in the data directory."""
     from elserve.models.importing import list_models
 
-    repo, cache, catalogue = _model_parts(data_dir, _model_repository(model_repository, config))
-    try:
-        for entry in list_models(catalogue, cache):
-            state = "installed" if entry.installed is not None else "not installed"
-            kind = "built-in" if entry.builtin else "imported"
-            typer.echo(f"{entry.model_id}\t{kind}\t{state}\t{entry.source}\t{entry.description}")
-    finally:
-        repo.close()
+    with _model_parts(data_dir, model_repository, config) as (_, cache, catalogue):
+        entries = list_models(catalogue, cache)
+    for entry in entries:
+        state = "installed" if entry.installed is not None else "not installed"
+        kind = "built-in" if entry.builtin else "imported"
+        typer.echo(f"{entry.model_id}\t{kind}\t{state}\t{entry.source}\t{entry.description}")
 
 
 @models_app.command("download")
@@ -342,13 +352,8 @@ def models_download(
     from elserve.models.downloads import ModelDownloads
 
     logging.basicConfig(level="INFO", format="%(message)s")
-    repo, cache, catalogue = _model_parts(data_dir, _model_repository(model_repository, config))
-    try:
+    with _model_parts(data_dir, model_repository, config) as (_, cache, catalogue):
         path = asyncio.run(ModelDownloads(cache, catalogue).ensure(model_id))
-    except Exception as exc:  # noqa: BLE001 - reported, not raised: a command line, not a server
-        raise _fail(exc) from None
-    finally:
-        repo.close()
     typer.echo(str(path))
 
 
@@ -387,13 +392,8 @@ def models_import(
         except ValueError as exc:
             raise typer.BadParameter(str(exc), param_hint="--sha256") from None
     logging.basicConfig(level="INFO", format="%(message)s")
-    repo, cache, catalogue = _model_parts(data_dir, _model_repository(model_repository, config))
-    try:
+    with _model_parts(data_dir, model_repository, config) as (_, cache, catalogue):
         model = import_model(source, model_id, catalogue=catalogue, cache=cache, sha256=sha256, description=description)
-    except Exception as exc:  # noqa: BLE001
-        raise _fail(exc) from None
-    finally:
-        repo.close()
     typer.echo(f"imported [{model.model_id}] from [{model.source}] into [{cache.root / (model.cache_key or '')}]")
 
 
@@ -408,13 +408,8 @@ def models_rm(
     from elserve.models.importing import remove_model
     from elserve.operations.model_users import model_users
 
-    repo, cache, catalogue = _model_parts(data_dir, _model_repository(model_repository, config))
-    try:
+    with _model_parts(data_dir, model_repository, config) as (repo, cache, catalogue):
         removed = remove_model(model_id, catalogue=catalogue, cache=cache, users=model_users(repo))
-    except Exception as exc:  # noqa: BLE001
-        raise _fail(exc) from None
-    finally:
-        repo.close()
     typer.echo(f"removed [{model_id}]" + "".join(f"\n  deleted {p}" for p in removed))
 
 
