@@ -68,24 +68,24 @@ def test_queries_are_answered_before_bulk(splade_model_dir: Path) -> None:
         assert done == ["query", "forced", "demoted", "bulk"]
 
         # With the query lane, a query does not even wait for the bulk batch the allocation runs.
-        d.query_lane = True
+        d.query_lane.enabled = True
         await d.infer(BULK[:8], 60)  # ingest: starts the lane
-        assert await d.wait_lane(60)
+        assert await d.query_lane.wait(60)
         [allocation] = d.allocations
         assert os.getpriority(os.PRIO_PROCESS, allocation.pid) == ALLOCATION_NICE
-        assert os.getpriority(os.PRIO_PROCESS, d.lane.pid) == os.getpriority(os.PRIO_PROCESS, 0)
+        assert os.getpriority(os.PRIO_PROCESS, d.query_lane.allocation.pid) == os.getpriority(os.PRIO_PROCESS, 0)
         bulk = asyncio.ensure_future(d.infer(BULK * 4, 60))  # some eighty batches
         await d.infer(["cats"], 60)
         assert not bulk.done()
-        assert d.lane.freed_at > 0  # the lane answered the query
+        assert d.query_lane.allocation.freed_at > 0  # the lane answered the query
         await bulk
 
         # kill -9 of the lane: the query it may have held is retried, none is lost; ingest starts another.
-        dead = d.lane.pid
+        dead = d.query_lane.allocation.pid
         os.kill(dead, signal.SIGKILL)
         assert len(await d.infer(["cats"], 60)) == 1
         await d.infer(BULK[:8], 60)
-        assert await d.wait_lane(60) and d.lane.pid != dead
+        assert await d.query_lane.wait(60) and d.query_lane.allocation.pid != dead
         assert len(await d.infer(["dogs"], 60)) == 1
         await d.stop()
 

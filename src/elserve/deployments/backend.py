@@ -45,8 +45,6 @@ class ServedDeployment(Protocol):
     start_time_ms: int
     counters: DeploymentCounters
     tokenizer: Tokenizer | None
-    # Whether a worker of its own serves search-like requests (the local backend; not on Ray).
-    query_lane: bool
 
     @property
     def deployment_id(self) -> str: ...

@@ -25,6 +25,7 @@ from elserve.deployments.config import DeploymentConfig
 from elserve.deployments.lanes import is_search
 from elserve.deployments.memory import DeploymentMemory, estimate, measure
 from elserve.deployments.queue import Admission, Entry, LanedQueue
+from elserve.deployments.query_lane import QueryLane
 from elserve.deployments.states import DeploymentState, RoutingState
 from elserve.deployments.stats import DeploymentCounters, now_ms
 from elserve.errors import RejectedExecutionException, StatusException
@@ -129,10 +130,13 @@ class Deployment:
         self._on_released = on_released or (lambda: None)  # allocations stopped: room for others
         # Why fewer allocations run than asked (Elasticsearch's assignment `reason`); None when all fit.
         self.placement_reason: str | None = None
-        # The query lane: one worker for search-like batches, started when ingest first comes (lanes.py).
-        self.lane: Allocation | None = None
-        self.query_lane = query_lane and config.priority != "low"
-        self._lane_settled = asyncio.Event()
+        self.query_lane = QueryLane(
+            config.deployment_id,
+            self._fork_worker,
+            self._free.set,
+            self._spawn,
+            enabled=query_lane and config.priority != "low",
+        )
         self._memory: tuple[float, DeploymentMemory] | None = None  # (when, what) last measured
         self._parents = parents or ModelParents()
         self._allocation_peak = 0  # the largest private memory an allocation's worker was seen with
@@ -227,10 +231,10 @@ class Deployment:
             await self._admission.idle.wait()
         for task in self._tasks:
             task.cancel()
-        workers = [*self.allocations, *([self.lane] if self.lane else [])]
+        workers = [*self.allocations, *self.query_lane.workers()]
         await asyncio.gather(*(a.stop() for a in workers), return_exceptions=True)
         self.allocations.clear()
-        self.lane = None
+        self.query_lane.forget()
         if self._model_dir is not None:
             await self._parents.release(self._parent_key, self)  # the last deployment of the model ends its parent
         if self._dispatcher is not None:
@@ -238,7 +242,7 @@ class Deployment:
         self._queue.fail_all(StatusException(f"Trained model [{self.deployment_id}] is [stopping]", 409))
 
     def kill(self) -> None:
-        for allocation in [*self.allocations, *([self.lane] if self.lane else [])]:
+        for allocation in [*self.allocations, *self.query_lane.workers()]:
             allocation.kill()
         if self._model_dir is not None:
             self._parents.release_now(self._parent_key, self)
@@ -293,9 +297,8 @@ class Deployment:
         now = time.monotonic()
         if self._memory is None or now - self._memory[0] > _MEMORY_REFRESH_S:
             pids = [a.pid for a in self.allocations if a.pid is not None and a.state is RoutingState.STARTED]
-            lane = self.lane.pid if self.lane is not None and self.lane.state is RoutingState.STARTED else None
             parent = self._parents.parent_pid(self._parent_key, self) if self._model_dir is not None else None
-            measured = measure(pids, lane, parent)
+            measured = measure(pids, self.query_lane.running_pid, parent)
             if measured is None:
                 return None  # nothing runs yet: ask again next time, do not remember "nothing"
             # Per allocation, the most any of its workers was seen to hold: an idle worker has given its
@@ -311,7 +314,7 @@ class Deployment:
         Until a batch has run, a worker is only seen fresh (a few MB: it has written almost nothing
         of its own), so the estimate of a worker's working set stands for it until then."""
         measured = self.memory()
-        estimated = estimate(self._model_dir, self._max_batch_tokens, query_lane=self.query_lane)
+        estimated = estimate(self._model_dir, self._max_batch_tokens, query_lane=self.query_lane.enabled)
         if measured is None:
             return estimated
         if not self.counters.inference_count:
@@ -345,41 +348,6 @@ class Deployment:
             on_free=self._free.set,
             nice=ALLOCATION_NICE,
         )
-
-    def _ensure_lane(self) -> None:
-        """Start the query lane (once): one thread at normal priority, for search-like batches only."""
-        if self.lane is not None or not self.query_lane or self.state is not DeploymentState.STARTED:
-            return
-        assert self._model_dir is not None
-        self._lane_settled.clear()
-        self.lane = Allocation(self._fork_worker, 1, on_exit=self._lane_exited, on_free=self._free.set)
-        self._spawn(self._start_lane(self.lane))
-
-    async def _start_lane(self, lane: Allocation) -> None:
-        try:
-            await lane.start()
-        except WorkerStartError as exc:  # queries keep going to the allocations
-            log.warning("deployment [%s]: query lane did not start: %s", self.deployment_id, exc)
-            self.query_lane = False
-            self.lane = None
-        self._free.set()
-        self._lane_settled.set()
-
-    async def wait_lane(self, timeout: float | None) -> bool:
-        """Until the query lane has started (or could not); False if none was asked for or `timeout` ran out."""
-        if self.lane is None:
-            return False
-        try:
-            await asyncio.wait_for(self._lane_settled.wait(), timeout)
-        except TimeoutError:
-            return False
-        return self.lane is not None and self.lane.state is RoutingState.STARTED
-
-    def _lane_exited(self, lane: Allocation) -> None:
-        """A dead lane is dropped; the next ingest request starts another. Its batches are retried."""
-        if self.lane is lane:
-            self.lane = None
-        self._free.set()
 
     def _allocation_exited(self, allocation: Allocation) -> None:
         self._free.set()
@@ -426,8 +394,8 @@ class Deployment:
                 encoded = await asyncio.to_thread(self.tokenizer.encode_batch, texts)
             loop = asyncio.get_running_loop()
             search = is_search([len(e.ids) for e in encoded], priority)
-            if not search:
-                self._ensure_lane()
+            if not search and self.state is DeploymentState.STARTED:
+                self.query_lane.ensure()
             entries = [Entry(e.ids, loop.create_future(), search=search) for e in encoded]
             self._queue.push(entries)
             self._free.set()
@@ -481,8 +449,8 @@ class Deployment:
         """
         if not len(self._queue):
             return None
-        if self._queue.has_search and self.lane is not None and self.lane.can_take:
-            return self.lane, True
+        if self._queue.has_search and (lane := self.query_lane.ready()) is not None:
+            return lane, True
         ready = [a for a in self.allocations if a.can_take]
         if ready:
             return min(ready, key=lambda a: (a.in_flight, -a.freed_at)), False

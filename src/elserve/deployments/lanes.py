@@ -10,7 +10,7 @@ bulk); elserve does, by this rule, overridable per request with its
 Search-like entries are taken before ingest-like ones, in batches of their
 own, and a deployment that has seen ingest runs them on a query lane: one
 worker at normal OS priority while the allocations run at a lower one, so a
-query does not wait for a bulk batch to finish (`deployment.py`).
+query does not wait for a bulk batch to finish (`query_lane.py`).
 """
 
 from __future__ import annotations

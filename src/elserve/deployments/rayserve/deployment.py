@@ -68,7 +68,6 @@ class RayDeployment:
         self.placement_reason: str | None = None
         self.start_time_ms = now_ms()
         self.counters = DeploymentCounters()
-        self.query_lane = False  # a replica per deployment for queries alone would double the replicas
         self.tokenizer: Tokenizer | None = None
         self.serve_status: ServeStatus | None = None
         self._model_dir_source = model_dir
