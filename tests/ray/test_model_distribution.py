@@ -15,50 +15,26 @@ import shutil
 from pathlib import Path
 
 import httpx
-import numpy as np
 import pytest
-from elasticsearch import ApiError, Elasticsearch
+from elasticsearch import ApiError
 from typer.testing import CliRunner
 
 from elserve.cli import app
 from elserve.models.cache import MARKER
 from elserve.models.sources.file import directory_sha256
-from elserve.runtime import to_token_weights
 from elserve.runtime.encoder import Encoder
 from tests.e2e.server import PASSWORD, Server
 from tests.e2e.test_model_upload import _upload
 from tests.model_factory import build_torchscript_dir
-from tests.ray.conftest import ENDPOINT_TIMEOUT, alive, deployment_stats, make_client, wait_for_stats
+from tests.ray.conftest import alive, assert_local_vectors, deployment_stats, make_client, put_endpoint, wait_for_stats
 
 pytestmark = pytest.mark.ray
 
-TEXTS = ["hello world", "The quick brown fox, e.g. w1 w2 ... jumps!", "an example sentence " * 80]
 _PUT = re.compile(r"put its files \((\d+) bytes\) in Ray's object store for the replicas in ([0-9.]+) s")
-
-
-def _put_endpoint(es: Elasticsearch, inference_id: str, model_id: str) -> None:
-    es.inference.put(
-        task_type="sparse_embedding",
-        inference_id=inference_id,
-        inference_config={
-            "service": "elasticsearch",
-            "service_settings": {"model_id": model_id, "num_allocations": 1, "num_threads": 1},
-        },
-        timeout=ENDPOINT_TIMEOUT,
-    )
 
 
 def _fully_allocated(stats: dict) -> bool:
     return stats["state"] == "started" and stats["allocation_status"]["state"] == "fully_allocated"
-
-
-def _assert_local_vectors(es: Elasticsearch, inference_id: str, encoder: Encoder) -> None:
-    answer = es.inference.inference(inference_id=inference_id, input=TEXTS)["sparse_embedding"]
-    for got, (vector, truncated) in zip(answer, encoder.encode(TEXTS), strict=True):
-        want = to_token_weights(vector, encoder.tokenizer.names)
-        assert got["is_truncated"] is truncated
-        assert got["embedding"].keys() == want.keys()
-        np.testing.assert_allclose([got["embedding"][k] for k in want], list(want.values()), rtol=0, atol=1e-4)
 
 
 def test_uploaded_and_file_imported_models_reach_replicas_through_the_object_store(tmp_path: Path) -> None:
@@ -94,10 +70,10 @@ def test_uploaded_and_file_imported_models_reach_replicas_through_the_object_sto
         assert {"ship-upload", "ship-file", "ship-bad"} <= models.keys()
 
         for model_id in ("ship-upload", "ship-file"):
-            _put_endpoint(es, f"{model_id}-ep", model_id)
+            put_endpoint(es, f"{model_id}-ep", model_id)
             stats = wait_for_stats(es, f"{model_id}-ep", _fully_allocated)
             assert stats["nodes"][0]["number_of_allocations"] == 1
-            _assert_local_vectors(es, f"{model_id}-ep", encoder)
+            assert_local_vectors(es, f"{model_id}-ep", encoder)
         pids = server.worker_pids()
 
         # Each replica installed its model in its own cache, under the server's key, with the same files.
@@ -121,7 +97,7 @@ def test_uploaded_and_file_imported_models_reach_replicas_through_the_object_sto
         installed = data / "models" / directory_sha256(other_dir) / "trained_model_config.json"
         installed.write_text(installed.read_text() + "\n")
         with pytest.raises(ApiError) as failed:
-            _put_endpoint(es, "ship-bad-ep", "ship-bad")
+            put_endpoint(es, "ship-bad-ep", "ship-bad")
         assert "Could not start deployment [ship-bad-ep]" in str(failed.value.body)
         stats = deployment_stats(es, "ship-bad-ep")
         assert stats["state"] == "failed"
