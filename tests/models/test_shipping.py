@@ -5,7 +5,9 @@ and concurrent installers of one key waiting on the cache's lock."""
 from __future__ import annotations
 
 import logging
+import os
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -13,8 +15,8 @@ import numpy as np
 import pytest
 
 from elserve.models import ModelCache, ModelDownloadError, ModelSpec
-from elserve.models.cache import MARKER
-from elserve.models.shipping import SHIPPED_DIR, install_packed, pack, packed_sha256
+from elserve.models.cache import MARKER, SHIPPED, SHIPPED_STALE_HOURS
+from elserve.models.shipping import install_packed, pack, packed_sha256
 from elserve.models.sources import Source, open_source, readable_elsewhere
 from elserve.models.sources.file import directory_sha256
 
@@ -56,7 +58,7 @@ def test_packed_files_install_under_the_senders_key(model_dir: Path, tmp_path: P
     assert directory_sha256(path) == digest
     for name in files:
         assert (path / name).read_bytes() == (model_dir / name).read_bytes()
-    assert list((cache.root / SHIPPED_DIR).iterdir()) == []  # the scratch is gone
+    assert list((cache.root / SHIPPED).iterdir()) == []  # the scratch is gone
     # Installed: the next replica on this node uses it as is.
     assert install_packed(cache, spec, {}, "0" * 64) == path
 
@@ -75,7 +77,7 @@ def test_a_directory_digest_given_at_import_is_the_one_checked(model_dir: Path, 
     assert reason.startswith("the files of model [imported] shipped from the server")
     assert f"Model sha256 checksums do not match, expected [{spec.sha256}]" in reason
     assert cache.path_for(spec) is None
-    assert list((cache.root / SHIPPED_DIR).iterdir()) == []
+    assert list((cache.root / SHIPPED).iterdir()) == []
     assert list((cache.root / ".partial").iterdir()) == []
 
 
@@ -126,4 +128,16 @@ def test_concurrent_installs_of_one_key_wait_for_each_other(model_dir: Path, tmp
     assert paths[0] == paths[1] == tmp_path / "node-cache" / "the-servers-key"
     assert len(fetched) == 1
     assert directory_sha256(paths[0]) == digest
-    assert list((tmp_path / "node-cache" / SHIPPED_DIR).iterdir()) == []
+    assert list((tmp_path / "node-cache" / SHIPPED).iterdir()) == []
+
+
+def test_shipped_files_left_by_a_dead_installer_are_removed(tmp_path: Path) -> None:
+    root = tmp_path / "node-cache"
+    old, fresh = root / SHIPPED / "old", root / SHIPPED / "fresh"
+    for scratch in (old, fresh):
+        scratch.mkdir(parents=True)
+        (scratch / "model.pt").write_bytes(b"half written")
+    then = time.time() - SHIPPED_STALE_HOURS * 3600 - 60
+    os.utime(old / "model.pt", (then, then))
+    ModelCache(root)  # every cache opened on the node cleans up
+    assert not old.exists() and fresh.is_dir()  # a live installer's files stay

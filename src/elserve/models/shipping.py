@@ -17,13 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from elserve.models.cache import ModelCache
+from elserve.models.cache import SHIPPED, ModelCache
 from elserve.models.catalogue import ModelSpec
 from elserve.models.sources import MODEL_FILES, ModelDownloadError
 from elserve.models.sources.file import directory_sha256, is_archive, model_files
-
-# Scratch directories of packed files being installed, under the receiving cache's root.
-SHIPPED_DIR = ".shipped"
 
 # name -> the file's bytes. uint8 arrays rather than bytes: Ray's object store hands arrays back as
 # views of its shared memory, so a replica writes a large model to disk without a copy in its heap.
@@ -59,7 +56,7 @@ def install_packed(cache: ModelCache, spec: ModelSpec, files: PackedFiles, sha25
     unknown = sorted(set(files) - set(MODEL_FILES))
     if unknown:  # names from another process never name a path outside the scratch directory
         raise ModelDownloadError(f"the shipped files of model [{spec.model_id}] hold unknown files {unknown}")
-    scratch = cache.root / SHIPPED_DIR / uuid.uuid4().hex
+    scratch = cache.root / SHIPPED / uuid.uuid4().hex
     scratch.mkdir(parents=True)
     try:
         for name, data in files.items():
@@ -77,4 +74,4 @@ def install_packed(cache: ModelCache, spec: ModelSpec, files: PackedFiles, sha25
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-__all__ = ["SHIPPED_DIR", "PackedFiles", "install_packed", "pack", "packed_sha256"]
+__all__ = ["PackedFiles", "install_packed", "pack", "packed_sha256"]
