@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from elserve.models import ModelDownloadError, ModelSpec
+from elserve.models import ModelCache, ModelDownloadError, ModelSpec
 from elserve.models.cache import MARKER
 from elserve.models.sources.file import directory_sha256, model_files
 
@@ -54,14 +54,19 @@ def test_files_shipped_once_per_key_installed_by_a_worker_and_dropped_with_the_l
     from elserve.deployments.rayserve.replica import ReplicaSpec
     from elserve.deployments.rayserve.shipping import ShippedModels, local_references
 
-    shipped = ShippedModels()
+    # The server's cache, holding an uploaded model (its files under the upload's key).
+    server_cache = ModelCache(tmp_path / "server-cache")
     uploaded = ModelSpec("up", "upload:up", "c" * 64, key="upload-key")
-    files = shipped.files_for("d1", uploaded, splade_model_dir)
+    server_cache.install(ModelSpec("up", f"file:{splade_model_dir}", None, key="upload-key"))
+    shipped = ShippedModels()
+    files = shipped.files_for("d1", uploaded, server_cache)
     assert files is not None
-    assert shipped.files_for("d2", uploaded, splade_model_dir) is files  # one object per cache key
+    assert shipped.files_for("d2", uploaded, server_cache) is files  # one object per cache key
     assert files.sha256 == directory_sha256(splade_model_dir)
     assert files.size == sum(p.stat().st_size for p in model_files(splade_model_dir))  # the encoder's files only
-    assert shipped.files_for("d3", ModelSpec("b", "pip:x==1#m", None), splade_model_dir) is None
+    assert shipped.files_for("d3", ModelSpec("b", "pip:x==1#m", None), server_cache) is None
+    with pytest.raises(ModelDownloadError, match=r"the files of model \[gone\] are no longer in"):
+        shipped.files_for("d4", ModelSpec("gone", "upload:gone", None, key="gone-key"), server_cache)
     ref = files.ref
     assert local_references(ref) == 1
 

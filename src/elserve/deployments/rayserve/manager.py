@@ -20,7 +20,6 @@ from elserve.deployments.states import DeploymentState
 from elserve.deployments.worker import HOLD_FILE_ENV
 from elserve.errors import IllegalStateException, StatusException
 from elserve.models.downloads import ModelDownloads
-from elserve.models.sources import ModelDownloadError
 
 log = logging.getLogger("elserve.deployments")
 
@@ -49,6 +48,9 @@ class RayDeploymentManager:
         # Where each node keeps its models: the same path on every node, each node's own disk.
         self._cache_root = str((replica_cache_root or downloads.cache.root).resolve())
         self._shipped = ShippedModels()
+        # A local Ray this server started runs on this machine alone: replicas reading the server's own
+        # cache find every model there, and nothing needs to go through the object store.
+        self._ship = not (cluster.owned and self._cache_root == str(downloads.cache.root.resolve()))
         self._deployments: dict[str, RayDeployment] = {}
         self._starting: dict[str, asyncio.Task] = {}
         self._observer_task: asyncio.Task | None = None
@@ -100,9 +102,6 @@ class RayDeploymentManager:
         """Blocking (called in a thread). The spec as served here (a built-in's fallback once that is what
         got installed), so every node installs the same files; with them when no other node can read its source."""
         spec = self.downloads.spec(config.model_id)
-        directory = self.downloads.cache.path_for(spec)
-        if directory is None:  # deleted since the deployment's start fetched it
-            raise ModelDownloadError(f"the files of model [{spec.model_id}] are no longer in [{self.downloads.cache.root}]")
         return ReplicaSpec(
             model_id=spec.model_id,
             source=spec.source,
@@ -114,7 +113,7 @@ class RayDeploymentManager:
             max_batch_tokens=self._max_batch_tokens,
             max_batch_size=DEFAULT_MAX_BATCH_SIZE,
             hold=os.environ.get(HOLD_FILE_ENV),
-            files=self._shipped.files_for(config.deployment_id, spec, directory),
+            files=self._shipped.files_for(config.deployment_id, spec, self.downloads.cache) if self._ship else None,
         )
 
     def add_failed(self, config: DeploymentConfig, reason: str) -> RayDeployment:

@@ -16,9 +16,10 @@ from pathlib import Path
 import ray
 
 from elserve.deployments.rayserve.replica import ShippedFiles
+from elserve.models.cache import ModelCache
 from elserve.models.catalogue import ModelSpec
 from elserve.models.shipping import pack, packed_sha256
-from elserve.models.sources import readable_elsewhere
+from elserve.models.sources import ModelDownloadError, readable_elsewhere
 
 log = logging.getLogger("elserve.deployments")
 
@@ -29,15 +30,19 @@ class ShippedModels:
         self._files: dict[str, ShippedFiles] = {}  # cache key -> its files in the object store
         self._keys: dict[str, str] = {}  # deployment id -> the cache key its replicas install
 
-    def files_for(self, deployment_id: str, spec: ModelSpec, directory: Path) -> ShippedFiles | None:
-        """The object of `spec`'s files (put now if no deployment holds it yet), held for `deployment_id`
-        until `release`; None when every node can install the source itself. Blocking: call in a thread."""
+    def files_for(self, deployment_id: str, spec: ModelSpec, cache: ModelCache) -> ShippedFiles | None:
+        """The object of `spec`'s files as installed in `cache` (put now if no deployment holds it yet), held
+        for `deployment_id` until `release`; None when every node can install the source itself.
+        Blocking: call in a thread."""
         if readable_elsewhere(spec.source):
             return None
         key = spec.cache_key
         with self._lock:
             files = self._files.get(key)
             if files is None:
+                directory = cache.path_for(spec)
+                if directory is None:  # removed since the deployment's start installed it
+                    raise ModelDownloadError(f"the files of model [{spec.model_id}] are no longer in [{cache.root}]")
                 files = self._files[key] = _put(spec, directory)
             self._keys[deployment_id] = key
             return files
