@@ -12,8 +12,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from elasticsearch import Elasticsearch
+
+from elserve.runtime import to_token_weights
+from elserve.runtime.encoder import Encoder
 
 from tests.e2e.server import PASSWORD, Server
 from tests.hold import HOLD_FILE_ENV
@@ -35,6 +39,32 @@ def put_elser(es: Elasticsearch, inference_id: str, **service_settings: Any) -> 
         inference_config={"service": "elasticsearch", "service_settings": settings},
         timeout=ENDPOINT_TIMEOUT,
     )
+
+
+def put_endpoint(es: Elasticsearch, inference_id: str, model_id: str, num_allocations: int = 1) -> None:
+    """An `elasticsearch`-service endpoint on an uploaded or imported model."""
+    es.inference.put(
+        task_type="sparse_embedding",
+        inference_id=inference_id,
+        inference_config={
+            "service": "elasticsearch",
+            "service_settings": {"model_id": model_id, "num_allocations": num_allocations, "num_threads": 1},
+        },
+        timeout=ENDPOINT_TIMEOUT,
+    )
+
+
+DISTRIBUTION_TEXTS = ["hello world", "The quick brown fox, e.g. w1 w2 ... jumps!", "an example sentence " * 80]
+
+
+def assert_local_vectors(es: Elasticsearch, inference_id: str, encoder: Encoder) -> None:
+    """The endpoint answers the vectors `encoder` (this process, the same files) computes, to 1e-4."""
+    answer = es.inference.inference(inference_id=inference_id, input=DISTRIBUTION_TEXTS)["sparse_embedding"]
+    for got, (vector, truncated) in zip(answer, encoder.encode(DISTRIBUTION_TEXTS), strict=True):
+        want = to_token_weights(vector, encoder.tokenizer.names)
+        assert got["is_truncated"] is truncated
+        assert got["embedding"].keys() == want.keys()
+        np.testing.assert_allclose([got["embedding"][k] for k in want], list(want.values()), rtol=0, atol=1e-4)
 
 
 def deployment_stats(es: Elasticsearch, deployment_id: str) -> dict[str, Any]:

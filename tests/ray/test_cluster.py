@@ -1,8 +1,9 @@
 """`--ray-address`: elserve joins a simulated two-node Ray cluster (Ray's own `cluster_utils.Cluster`,
 two raylets on this machine, 1 CPU each). Two allocations become two replicas, one per node; the
 replicas fetch the model into the nodes' cache from its verified source (not the server's copy);
-a restarted server restores the deployment; deleting the endpoint removes the Serve application; the
-server's shutdown leaves the cluster running.
+a restarted server restores the deployment; deleting the endpoint removes the Serve application; a model
+uploaded to the server reaches both nodes' replicas through the object store; the server's shutdown leaves
+the cluster running.
 """
 
 from __future__ import annotations
@@ -12,11 +13,16 @@ import signal
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from elserve.models.cache import MARKER
-from tests.e2e.server import Server
-from tests.ray.conftest import deployment_stats, make_client, put_elser, wait_for_stats
+from elserve.models.sources.file import directory_sha256
+from elserve.runtime.encoder import Encoder
+from tests.e2e.server import PASSWORD, Server
+from tests.e2e.test_model_upload import _upload
+from tests.model_factory import build_torchscript_dir
+from tests.ray.conftest import assert_local_vectors, deployment_stats, make_client, put_elser, put_endpoint, wait_for_stats
 
 pytestmark = pytest.mark.ray
 
@@ -78,6 +84,23 @@ def test_two_nodes_one_replica_each(two_nodes, tmp_path: Path) -> None:
         assert es.ml.get_trained_models_stats(model_id=".elser_model_2")["trained_model_stats"][0].get(
             "deployment_stats"
         ) is None
+
+        # A model uploaded to this server (a source no node can read): the replicas on both nodes get its
+        # files through the object store, installed once in the nodes' cache (here one directory for both:
+        # the cache's lock), under the server's directory name; the vectors are the local encoder's.
+        model_dir = build_torchscript_dir(tmp_path / "upload")
+        with httpx.Client(base_url=server.url, auth=("elastic", PASSWORD), timeout=120) as http:
+            _upload(http, "two-upload", model_dir)
+        put_endpoint(es, "two-upload-ep", "two-upload", num_allocations=2)
+        wait_for_stats(
+            es, "two-upload-ep", lambda s: s["allocation_status"]["allocation_count"] == 2 and len(s["nodes"]) == 2
+        )
+        for _ in range(3):
+            assert_local_vectors(es, "two-upload-ep", Encoder.load(model_dir, num_threads=1))
+        [uploaded] = [p for p in node_cache.iterdir() if (p / MARKER).is_file() and p != installed]
+        assert (tmp_path / "data" / "models" / uploaded.name / MARKER).is_file()
+        assert directory_sha256(uploaded) == directory_sha256(tmp_path / "data" / "models" / uploaded.name)
+        es.inference.delete(inference_id="two-upload-ep")
     finally:
         assert server.stop() in (0, -signal.SIGTERM)
 

@@ -7,6 +7,8 @@ Layout under `root`:
     .resume/<cache_key>/         the source's scratch: kept after a failure, so that a later
                                  attempt resumes a large download (a prefix, never trusted)
     .locks/<cache_key>.lock      held (flock) by whoever installs that key
+    .shipped/<random>/           files another machine sent (`models.shipping`), being installed
+                                 from here as a `file:` source; removed after, or when stale
 
 The key is the source's sha256 (`ModelSpec.cache_key`), or for `hf:`/`elastic:`
 sources the digest of the source string, so two ids with one source share one
@@ -54,6 +56,9 @@ MARKER = "elserve-model.json"
 _PARTIAL = ".partial"
 _RESUME = ".resume"
 _LOCKS = ".locks"
+SHIPPED = ".shipped"
+# A shipped scratch directory untouched this long was left by an installer that died (kill -9).
+SHIPPED_STALE_HOURS = 6.0
 # A download prefix untouched this long is dropped (a model given up on should not hold the disk forever).
 RESUME_DAYS = 7.0
 
@@ -249,8 +254,9 @@ class ModelCache:
         return True
 
     def clean_stale(self, resume_days: float = RESUME_DAYS) -> list[Path]:
-        """Remove partial installs whose installer is gone (its lock is free), and download prefixes kept
-        to resume that are of no more use (their model is installed) or older than `resume_days`; return them."""
+        """Remove partial installs whose installer is gone (its lock is free), download prefixes kept
+        to resume that are of no more use (their model is installed) or older than `resume_days`, and
+        shipped files left by a dead installer (untouched for `SHIPPED_STALE_HOURS`); return them."""
         removed = []
         for partial in sorted((self.root / _PARTIAL).iterdir()):
             with self._key_lock(partial.name, blocking=False) as acquired:
@@ -264,6 +270,12 @@ class ModelCache:
                 if acquired and (self._installed(scratch.name) is not None or _newest_mtime(scratch) < oldest):
                     shutil.rmtree(scratch, ignore_errors=True)
                     removed.append(scratch)
+        shipped = self.root / SHIPPED
+        stale = time.time() - SHIPPED_STALE_HOURS * 3600
+        for scratch in sorted(shipped.iterdir()) if shipped.is_dir() else []:
+            if _newest_mtime(scratch) < stale:
+                shutil.rmtree(scratch, ignore_errors=True)
+                removed.append(scratch)
         if removed:
             logger.info("removed %d unfinished model download(s) from [%s]", len(removed), self.root)
         return removed

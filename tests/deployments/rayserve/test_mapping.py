@@ -10,6 +10,7 @@ from elserve.deployments.rayserve.mapping import (
     ScalingDelays,
     ServeStatus,
     deployment_state,
+    failure_reason,
     serve_options,
 )
 from elserve.deployments.states import DeploymentState as S
@@ -70,3 +71,39 @@ def test_serve_states_as_elasticsearch_states(application, replicas, current, ta
 
 def test_no_status_keeps_the_state() -> None:
     assert deployment_state(None, S.STARTED, 1) is S.STARTED
+
+
+# Serve's message when a replica's constructor raised (Ray 2.60, shortened): its tracebacks, the last
+# one ending in what the replica raised.
+_SERVE_FAILED = """Failed to update the deployments ['encoder'].; The deployment failed to start 3 times in a row. \
+This may be due to a problem with its constructor or initial health check failing. See controller logs for details. Error:
+ray::ServeReplica:elserve-d:encoder.initialize_and_get_metadata() (pid=1, ip=127.0.0.1)
+  File "/venv/ray/serve/_private/replica.py", line 1928, in initialize
+    raise RuntimeError(traceback.format_exc()) from None
+RuntimeError: Traceback (most recent call last):
+  File "/src/elserve/models/sources/file.py", line 126, in fetch
+elserve.models.sources.ModelDownloadError: Model sha256 checksums do not match, expected [a] but got [b]
+
+The above exception was the direct cause of the following exception:
+
+  File "/src/elserve/models/shipping.py", line 72, in install_packed
+    raise ModelDownloadError(
+elserve.models.sources.ModelDownloadError: the files of model [m] could not be installed in [/c]: Model sha256 \
+checksums do not match, expected [a] but got [b]
+"""
+
+
+@pytest.mark.parametrize(
+    ("message", "reason"),
+    [
+        (
+            _SERVE_FAILED,
+            "the replicas failed to start (3 attempts): ModelDownloadError: the files of model [m] could not be "
+            "installed in [/c]: Model sha256 checksums do not match, expected [a] but got [b]",
+        ),
+        ("Deploying app 'x' failed: placement group timed out", "Deploying app 'x' failed: placement group timed out"),
+        ("ValueError: bad option", "the replicas failed to start: ValueError: bad option"),
+    ],
+)
+def test_failure_reason_is_what_the_replica_raised(message: str, reason: str) -> None:
+    assert failure_reason(message) == reason

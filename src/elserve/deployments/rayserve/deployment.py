@@ -26,7 +26,13 @@ from elserve.deployments.deployment import InferenceResult, Observer, read_model
 from elserve.deployments.memory import DeploymentMemory, estimate
 from elserve.deployments.queue import Admission
 from elserve.deployments.rayserve.cluster import RayNode
-from elserve.deployments.rayserve.mapping import ScalingDelays, ServeStatus, deployment_state, serve_options
+from elserve.deployments.rayserve.mapping import (
+    ScalingDelays,
+    ServeStatus,
+    deployment_state,
+    failure_reason,
+    serve_options,
+)
 from elserve.deployments.rayserve.replica import ReplicaAnswer, ReplicaSpec, SparseEncoderReplica
 from elserve.deployments.states import DeploymentState, RoutingState
 from elserve.deployments.stats import DeploymentCounters, now_ms
@@ -145,7 +151,7 @@ class RayDeployment:
         self._nodes = nodes
         state = deployment_state(status, self.state, self.config.number_of_allocations)
         if state is DeploymentState.FAILED and self.state is not DeploymentState.FAILED:
-            self.fail(status.message if status and status.message else "Ray Serve could not deploy the replicas")
+            self.fail(failure_reason(status.message) if status and status.message else "Ray Serve could not deploy the replicas")
         self.state = state
         if status is not None and self.config.adaptive_enabled and self.state is DeploymentState.STARTED:
             # Serve's autoscaler decides the count: the target is what it runs or starts.

@@ -15,6 +15,7 @@ from elserve.deployments.rayserve.cluster import RayCluster
 from elserve.deployments.rayserve.deployment import RayDeployment
 from elserve.deployments.rayserve.mapping import ScalingDelays
 from elserve.deployments.rayserve.replica import ReplicaSpec
+from elserve.deployments.rayserve.shipping import ShippedModels
 from elserve.deployments.states import DeploymentState
 from elserve.deployments.worker import HOLD_FILE_ENV
 from elserve.errors import IllegalStateException, StatusException
@@ -46,6 +47,10 @@ class RayDeploymentManager:
         self._precision = precision
         # Where each node keeps its models: the same path on every node, each node's own disk.
         self._cache_root = str((replica_cache_root or downloads.cache.root).resolve())
+        self._shipped = ShippedModels()
+        # A local Ray this server started runs on this machine alone: replicas reading the server's own
+        # cache find every model there, and nothing needs to go through the object store.
+        self._ship = not (cluster.owned and self._cache_root == str(downloads.cache.root.resolve()))
         self._deployments: dict[str, RayDeployment] = {}
         self._starting: dict[str, asyncio.Task] = {}
         self._observer_task: asyncio.Task | None = None
@@ -94,8 +99,8 @@ class RayDeploymentManager:
         )
 
     def _replica_spec(self, config: DeploymentConfig) -> ReplicaSpec:
-        # As served here (a built-in's fallback once that is what got installed), so every node
-        # installs the same files.
+        """Blocking (called in a thread). The spec as served here (a built-in's fallback once that is what
+        got installed), so every node installs the same files; with them when no other node can read its source."""
         spec = self.downloads.spec(config.model_id)
         return ReplicaSpec(
             model_id=spec.model_id,
@@ -108,6 +113,7 @@ class RayDeploymentManager:
             max_batch_tokens=self._max_batch_tokens,
             max_batch_size=DEFAULT_MAX_BATCH_SIZE,
             hold=os.environ.get(HOLD_FILE_ENV),
+            files=self._shipped.files_for(config.deployment_id, spec, self.downloads.cache) if self._ship else None,
         )
 
     def add_failed(self, config: DeploymentConfig, reason: str) -> RayDeployment:
@@ -120,6 +126,7 @@ class RayDeploymentManager:
         deployment = self._deployments.pop(deployment_id, None)
         if deployment is not None:
             deployment.kill()
+            self._shipped.release(deployment_id)
 
     async def stop(self, deployment_id: str) -> None:
         deployment = self._deployments.get(deployment_id)
@@ -132,6 +139,7 @@ class RayDeploymentManager:
             await deployment.stop()
         finally:
             self._deployments.pop(deployment_id, None)
+            self._shipped.release(deployment_id)
 
     async def stop_all(self) -> None:
         """Delete every application; stop Serve and Ray if this server started them (a given cluster stays)."""

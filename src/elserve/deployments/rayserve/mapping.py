@@ -13,6 +13,7 @@ Pure functions over plain data (no Ray import): each rule of the mapping lives h
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -114,3 +115,21 @@ def deployment_state(status: ServeStatus | None, current: DeploymentState, targe
     if status.running > 0 or (target == 0 and status.application == "RUNNING"):
         return DeploymentState.STARTED
     return DeploymentState.STARTING
+
+
+# The last line of a Python traceback: `package.module.SomeError: what happened`.
+_RAISED = re.compile(r"^(?:[A-Za-z_][\w]*\.)*([A-Za-z_]\w*): (.+)$")
+_ATTEMPTS = re.compile(r"failed to start (\d+) times in a row")
+
+
+def failure_reason(message: str) -> str:
+    """A failed deployment's reason from Serve's message: when it carries the replicas' tracebacks, what the
+    last one raised (e.g. `ModelDownloadError: ...checksums do not match...`) after how often Serve tried;
+    otherwise the message as it is."""
+    raised = [m for line in message.splitlines() if (m := _RAISED.match(line))]
+    if not raised:
+        return message
+    error, what = raised[-1].groups()
+    attempts = _ATTEMPTS.search(message)
+    tried = f" ({attempts.group(1)} attempts)" if attempts else ""
+    return f"the replicas failed to start{tried}: {error}: {what}"

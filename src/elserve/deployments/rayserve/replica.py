@@ -12,13 +12,31 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from elserve.deployments.queue import Entry, RequestQueue
 from elserve.models.cache import ModelCache
 from elserve.models.catalogue import ModelSpec
+from elserve.models.shipping import PackedFiles, install_packed
+from elserve.models.sources import ModelDownloadError
 from elserve.runtime.encoder import Encoder
+
+# How long a replica waits for shipped model files to reach its node (a large model over a slow
+# link); past it the replica fails to start with the reason, rather than wait forever.
+FETCH_TIMEOUT_S = 600.0
+
+
+@dataclass(frozen=True)
+class ShippedFiles:
+    """A model's files in Ray's object store, for a source no other node can read
+    (`models.sources.readable_elsewhere`): `ref` is the ObjectRef of `models.shipping.pack`'s
+    `{name: uint8 array}`, `sha256` the directory digest the replica checks them against."""
+
+    ref: Any  # ray.ObjectRef (this module imports no Ray)
+    sha256: str
+    size: int
 
 
 @dataclass(frozen=True)
@@ -38,6 +56,8 @@ class ReplicaSpec:
     hold: str | None = None
     # The installed directory's name where it is not derived from the source (an uploaded model's).
     key: str | None = None
+    # The model's files, when its source is on the server's disk only; None: the replica installs the source.
+    files: ShippedFiles | None = None
 
     def model_spec(self) -> ModelSpec:
         return ModelSpec(self.model_id, self.source, self.sha256, key=self.key)
@@ -55,8 +75,7 @@ class ReplicaAnswer:
 
 class SparseEncoderReplica:
     def __init__(self, spec: ReplicaSpec, node_id: str = "") -> None:
-        # The verified source into this node's cache (a no-op when already installed there).
-        model_dir = ModelCache(Path(spec.cache_root)).install(spec.model_spec())
+        model_dir = install_model(spec)
         self._encoder = Encoder.load(model_dir, num_threads=spec.num_threads, precision=spec.precision)
         self._spec = spec
         self._node_id = node_id or _ray_node_id()
@@ -105,6 +124,32 @@ class SparseEncoderReplica:
     def where(self) -> tuple[str, int]:
         """(Ray node id, process id) of this replica."""
         return self._node_id, os.getpid()
+
+
+def install_model(spec: ReplicaSpec) -> Path:
+    """The spec's model in this node's cache: as installed there already, else from its verified source,
+    else (a source only the server can read) from the files the server shipped through the object store."""
+    cache = ModelCache(Path(spec.cache_root))
+    model = spec.model_spec()
+    if spec.files is None:
+        return cache.install(model)
+    installed = cache.path_for(model)
+    if installed is not None:
+        return installed
+    return install_packed(cache, model, _fetch(spec, spec.files), spec.files.sha256)
+
+
+def _fetch(spec: ReplicaSpec, files: ShippedFiles) -> PackedFiles:
+    import ray
+
+    try:
+        return ray.get(files.ref, timeout=FETCH_TIMEOUT_S)
+    except (ray.exceptions.ObjectLostError, ray.exceptions.GetTimeoutError) as exc:
+        raise ModelDownloadError(
+            f"the files of model [{spec.model_id}] ({files.size} bytes, shipped by the server because only its "
+            f"disk holds the source [{spec.source}]) could not be read from Ray's object store: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
 
 
 async def _wait_while(hold: Path) -> None:

@@ -68,6 +68,16 @@ def missing_required(files: set[str]) -> list[str]:
     return missing_names(files)
 
 
+def readable_elsewhere(source: str) -> bool:
+    """Whether another machine can install `source` itself: `pip:`, `hf:` and `elastic:` over the
+    network can; `file:`, `upload:` (the server's own cache) and `elastic:` of a `file://` repository
+    name this machine's disk. The Ray backend ships the files of the others through its object store."""
+    scheme, _, rest = source.partition(":")
+    if scheme in ("file", "upload"):
+        return False
+    return not (scheme == "elastic" and rest.lower().startswith("file:"))
+
+
 def open_source(source: str, sha256: str | None) -> Source:
     """The source for a `pip:`, `file:`, `hf:` or `elastic:` source string."""
     scheme, _, rest = source.partition(":")
@@ -114,4 +124,5 @@ __all__ = [
     "SourceUnavailable",
     "missing_required",
     "open_source",
+    "readable_elsewhere",
 ]
