@@ -44,7 +44,9 @@ class Server:
         scheme = "https" if "--ssl-certfile" in self.extra_args else "http"
         return f"{scheme}://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 60.0) -> Server:
+    def start(self, timeout: float = 300.0) -> Server:
+        """Start it and wait until it answers (3 s on a loaded 2-core machine; the bound only guards against a
+        hang: a server that exits is seen at once)."""
         env = {k: v for k, v in os.environ.items() if k != "ELASTIC_PASSWORD"} | self.extra_env
         if self.password is not None:
             env["ELASTIC_PASSWORD"] = self.password
