@@ -20,7 +20,15 @@ from elserve.runtime import to_token_weights
 from elserve.runtime.encoder import Encoder
 from tests.e2e.server import Server
 from tests.hold import held, wait_until_held
-from tests.ray.conftest import alive, deployment_stats, make_client, put_elser, replica_pids, wait_for_stats
+from tests.ray.conftest import (
+    alive,
+    deployment_stats,
+    make_client,
+    put_elser,
+    replica_pids,
+    still_running,
+    wait_for_stats,
+)
 
 pytestmark = pytest.mark.ray
 
@@ -86,7 +94,7 @@ def test_lifecycle_and_vectors_equal_local(
     assert ray_es.ml.get_trained_models_stats(model_id=".elser_model_2")["trained_model_stats"][0].get(
         "deployment_stats"
     ) is None
-    assert not replicas(ray_server, "ray-life")
+    assert not still_running(lambda: replicas(ray_server, "ray-life"))
 
 
 def test_update_one_to_two_replicas(ray_es: Elasticsearch, ray_server: Server) -> None:
@@ -191,4 +199,4 @@ def test_shutdown_leaves_no_ray_process(ray_es: Elasticsearch, ray_server: Serve
     below = ray_server.worker_pids()
     assert replica_pids(ray_server, "elserve-ray-last")
     assert ray_server.stop() in (0, -signal.SIGTERM)
-    assert alive(below) == []
+    assert still_running(lambda: alive(below)) == []
