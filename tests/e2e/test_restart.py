@@ -33,7 +33,7 @@ def assert_gone(pid: int, log: str, grace: float = 120.0) -> None:
         time.sleep(0.05)
 
 
-def _wait_fully_allocated(es: Elasticsearch, deployment_id: str, timeout: float = 120) -> dict:
+def _wait_fully_allocated(es: Elasticsearch, deployment_id: str, timeout: float = 300) -> dict:
     deadline = time.monotonic() + timeout
     while True:
         stats = es.ml.get_trained_models_stats(model_id=deployment_id)["trained_model_stats"][0]
@@ -48,10 +48,13 @@ def test_endpoints_survive_kill_9(tmp_path: Path) -> None:
     server = Server(data).start()
     try:
         es = make_client(server)
-        es.inference.put(
+        # A fresh server loads the model first: the PUT waits 300 s for it, not the default 30 s (which a
+        # machine a dozen times slower than a free core, simulated, missed).
+        es.options(request_timeout=300).inference.put(
             task_type="sparse_embedding",
             inference_id="survivor",
             inference_config={"service": "elser", "service_settings": {"num_allocations": 1, "num_threads": 1}},
+            timeout="300s",
         )
         before = es.inference.sparse_embedding(inference_id="survivor", input=["persist me"])
     finally:
@@ -98,13 +101,14 @@ def test_sigterm_drains_in_flight_requests(tmp_path: Path) -> None:
     hold = tmp_path / "hold"  # the worker holds the bulk request until SIGTERM has been seen
     server = Server(tmp_path / "data", env={HOLD_FILE_ENV: str(hold)}).start()
     es = make_client(server)
-    es.inference.put(
+    es.options(request_timeout=300).inference.put(  # a fresh server loads the model: as above, 300 s
         task_type="sparse_embedding",
         inference_id="drain",
         inference_config={
             "service": "elasticsearch",
             "service_settings": {"model_id": ".elser_model_2", "num_allocations": 1, "num_threads": 1},
         },
+        timeout="300s",
     )
     workers = server.worker_pids()
     answers: list[httpx.Response] = []

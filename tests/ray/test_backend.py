@@ -21,6 +21,7 @@ from elserve.runtime.encoder import Encoder
 from tests.e2e.server import Server
 from tests.hold import held, wait_until_held
 from tests.ray.conftest import (
+    ENDPOINT_TIMEOUT,
     alive,
     deployment_stats,
     make_client,
@@ -161,7 +162,11 @@ def test_killed_replica_is_replaced_and_requests_answered(ray_es: Elasticsearch,
 
 def test_full_queue_answers_429(ray_es: Elasticsearch, ray_server: Server, ray_hold_file: Path) -> None:
     started = ray_es.ml.start_trained_model_deployment(
-        model_id=".elser_model_2", deployment_id="ray-full", queue_capacity=2, wait_for="fully_allocated"
+        model_id=".elser_model_2",
+        deployment_id="ray-full",
+        queue_capacity=2,
+        wait_for="fully_allocated",
+        timeout=ENDPOINT_TIMEOUT,  # a replica's start, not the default 30 s
     )["assignment"]
     [route] = started["routing_table"].values()  # the Ray node of the one replica
     assert route["current_allocations"] == 1 and route["routing_state"] == "started"
