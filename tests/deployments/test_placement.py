@@ -24,11 +24,11 @@ def test_deployments_share_the_processors(tmp_path: Path, splade_model_dir: Path
     async def main() -> None:
         manager = _manager(tmp_path, splade_model_dir, processors=2)
         first = manager.start(DeploymentConfig("first", "tiny", number_of_allocations=1))
-        assert await first.wait_until("fully_allocated", 60)
+        assert await first.wait_until("fully_allocated", 300)
         # As a deployment restored beside others: asks for 2 while 1 processor is left.
         adaptive = AdaptiveConfig(enabled=True, min_number_of_allocations=1, max_number_of_allocations=100)
         second = manager.start(DeploymentConfig("second", "tiny", 2, adaptive_allocations=adaptive))
-        assert await second.wait_until("started", 60)
+        assert await second.wait_until("started", 300)
         assert second.state is DeploymentState.STARTED
         assert second.started_allocations == 1 and second.config.number_of_allocations == 2
         assert "free processors [1]" in second.placement_reason
@@ -36,7 +36,7 @@ def test_deployments_share_the_processors(tmp_path: Path, splade_model_dir: Path
 
         # The room the first one leaves goes to the second.
         await manager.stop("first")
-        assert await second.wait_until("fully_allocated", 60)
+        assert await second.wait_until("fully_allocated", 300)
         assert second.started_allocations == 2 and second.placement_reason is None
 
         # What the adaptive scaler asks under heavy load: no more than the node holds.

@@ -90,9 +90,14 @@ def test_allocations_stay_within_the_processors(tmp_path: Path) -> None:
         )
         assert set(_allocations(server)) == before
 
-        # Two allocations of one thread fill the two processors.
-        started = es.ml.start_trained_model_deployment(
-            model_id=".elser_model_2", deployment_id="fills", number_of_allocations=2, wait_for="fully_allocated"
+        # Two allocations of one thread fill the two processors (a fresh server loads the model first: 300 s,
+        # not the default 30 s, for that).
+        started = es.options(request_timeout=300).ml.start_trained_model_deployment(
+            model_id=".elser_model_2",
+            deployment_id="fills",
+            number_of_allocations=2,
+            wait_for="fully_allocated",
+            timeout="300s",
         )["assignment"]
         # Memory as measured: the model's parent (runtime and model) once, a worker forked from it per allocation.
         per_allocation = started["task_parameters"]["per_allocation_memory_bytes"]
@@ -145,8 +150,12 @@ def test_what_no_longer_fits_after_a_restart_stays_unassigned(tmp_path: Path) ->
     server = Server(data, args=LIMITS).start()
     try:
         es = make_client(server)
-        es.ml.start_trained_model_deployment(
-            model_id=".elser_model_2", deployment_id="fills", number_of_allocations=2, wait_for="fully_allocated"
+        es.options(request_timeout=300).ml.start_trained_model_deployment(
+            model_id=".elser_model_2",
+            deployment_id="fills",
+            number_of_allocations=2,
+            wait_for="fully_allocated",
+            timeout="300s",
         )
         es.ml.start_trained_model_deployment(model_id=".elser_model_2", deployment_id="background", priority="low")
     finally:
@@ -186,7 +195,7 @@ def test_serve_refuses_a_bad_memory_limit(tmp_path: Path) -> None:
         [str(elserve), "serve", "--data-dir", str(tmp_path / "data"), "--ml-memory", "lots"],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=540,  # only against a hang: the CLI imports PyTorch first (8 s on a loaded 2-core machine)
     )
     assert result.returncode == 2
     assert "--ml-memory" in result.stderr and "expected a size with a unit" in result.stderr

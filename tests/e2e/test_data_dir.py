@@ -70,7 +70,7 @@ def test_row10_no_writable_dir_and_no_state_exits_with_one_clear_line(tmp_path: 
         capture_output=True,
         text=True,
         env=env,
-        timeout=120,
+        timeout=540,  # only against a hang: the CLI imports PyTorch first, which takes what it takes
     )
     assert done.returncode == 78
     output = done.stdout + done.stderr

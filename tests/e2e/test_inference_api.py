@@ -257,7 +257,7 @@ def test_put_timeout_answers_408_and_keeps_deploying(es: Elasticsearch, http: ht
         "Use the trained model stats API to track the state of the deployment."
     )
     assert es.inference.get(inference_id="e2e-timeout")["endpoints"]  # stored
-    for _ in range(300):
+    for _ in range(3000):  # the deployment comes up (the bound, 5 min, only guards against a hang)
         stats = es.ml.get_trained_models_stats(model_id="e2e-timeout")["trained_model_stats"][0]
         if stats["deployment_stats"]["allocation_status"]["state"] == "fully_allocated":
             break

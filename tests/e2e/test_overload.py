@@ -36,6 +36,16 @@ def _wait_for(condition, timeout: float = 120.0) -> None:
         time.sleep(0.05)
 
 
+def _signal(pids: list[int], sig: int) -> None:
+    """Signal each listed process; one that has exited since it was listed is skipped, so that the
+    SIGCONT after a SIGSTOP still reaches all the others (a stopped server would hang every later test)."""
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+
 def _start_deployment(http: httpx.Client, deployment_id: str, endpoint_id: str, queue_capacity: int) -> None:
     r = http.post(
         "/_ml/trained_models/.elser_model_2/deployment/_start",
@@ -69,8 +79,7 @@ def test_overload_excess_is_429_at_once_and_recovers(server: Server, http: httpx
 
     pids = server.worker_pids()
     assert pids
-    for pid in pids:
-        os.kill(pid, signal.SIGSTOP)  # nothing is answered while they are stopped: the queue fills for certain
+    _signal(pids, signal.SIGSTOP)  # nothing is answered while they are stopped: the queue fills for certain
     held_client = httpx.Client(base_url=server.url, auth=AUTH, timeout=300)
     pool = concurrent.futures.ThreadPoolExecutor(4)
     try:
@@ -84,8 +93,7 @@ def test_overload_excess_is_429_at_once_and_recovers(server: Server, http: httpx
         assert error["type"] == "es_rejected_execution_exception"
         assert not any(f.done() for f in held)
     finally:
-        for pid in pids:
-            os.kill(pid, signal.SIGCONT)
+        _signal(pids, signal.SIGCONT)
     # Full recovery: the held requests are answered, and new ones too.
     assert [f.result().status_code for f in held] == [200] * 4
     pool.shutdown()

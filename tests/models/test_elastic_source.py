@@ -172,7 +172,8 @@ def test_kill_9_mid_download_leaves_nothing_trusted_and_the_next_install_resumes
         part = root / ".resume" / spec.cache_key / "resume" / f"{hashlib.sha256(model).hexdigest()}.pt.part"
         proc = subprocess.Popen([sys.executable, "-c", _INSTALL, str(root), spec.source])
         try:
-            deadline = time.monotonic() + 60
+            # The installer imports elserve (and PyTorch) first: seconds on a loaded machine, many more on a slow one.
+            deadline = time.monotonic() + 300  # the bound only guards against a hang
             while not (part.exists() and part.stat().st_size >= 2 * MIB):
                 assert proc.poll() is None, "the installer exited early"
                 assert time.monotonic() < deadline, "the installer did not start downloading"
@@ -210,7 +211,7 @@ def test_an_install_in_another_process_is_waited_for_not_repeated(tmp_path: Path
         result: list[Path] = []
         waiter = threading.Thread(target=lambda: result.append(ModelCache(root).install(spec)))
         try:
-            deadline = time.monotonic() + 60
+            deadline = time.monotonic() + 300  # as above: a bound against a hang, not a time to meet
             while not (part.exists() and part.stat().st_size >= MIB):
                 assert proc.poll() is None and time.monotonic() < deadline
                 time.sleep(0.05)
@@ -219,8 +220,8 @@ def test_an_install_in_another_process_is_waited_for_not_repeated(tmp_path: Path
             assert waiter.is_alive()  # waiting on the other process's lock, not downloading
         finally:
             stalled.set()
-        assert proc.wait(60) == 0
-        waiter.join(60)
+        assert proc.wait(300) == 0
+        waiter.join(300)
     assert result and (result[0] / "model.pt").read_bytes() == model
     assert [name for _, name, _ in behaviour.requests].count("m.pt") == 1
 

@@ -99,6 +99,16 @@ def alive(pids: list[int]) -> list[int]:
     return running
 
 
+def still_running(find: Callable[[], list[int]], timeout: float = 120.0) -> list[int]:
+    """What `find` lists once it lists nothing, or when `timeout` has passed. Serve marks a replica stopped,
+    and Ray's shutdown returns, once the process is told to go (`ray.kill`; a raylet's workers see their
+    raylet die): its exit comes a moment later. The timeout only guards against a process that never goes."""
+    deadline = time.monotonic() + timeout
+    while (running := find()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return running
+
+
 def replica_pids(server: Server, application: str) -> list[int]:
     """The server's Ray Serve replica processes of one application (their title names it)."""
     found = []

@@ -20,7 +20,16 @@ from elserve.runtime import to_token_weights
 from elserve.runtime.encoder import Encoder
 from tests.e2e.server import Server
 from tests.hold import held, wait_until_held
-from tests.ray.conftest import alive, deployment_stats, make_client, put_elser, replica_pids, wait_for_stats
+from tests.ray.conftest import (
+    ENDPOINT_TIMEOUT,
+    alive,
+    deployment_stats,
+    make_client,
+    put_elser,
+    replica_pids,
+    still_running,
+    wait_for_stats,
+)
 
 pytestmark = pytest.mark.ray
 
@@ -86,7 +95,7 @@ def test_lifecycle_and_vectors_equal_local(
     assert ray_es.ml.get_trained_models_stats(model_id=".elser_model_2")["trained_model_stats"][0].get(
         "deployment_stats"
     ) is None
-    assert not replicas(ray_server, "ray-life")
+    assert not still_running(lambda: replicas(ray_server, "ray-life"))
 
 
 def test_update_one_to_two_replicas(ray_es: Elasticsearch, ray_server: Server) -> None:
@@ -153,7 +162,11 @@ def test_killed_replica_is_replaced_and_requests_answered(ray_es: Elasticsearch,
 
 def test_full_queue_answers_429(ray_es: Elasticsearch, ray_server: Server, ray_hold_file: Path) -> None:
     started = ray_es.ml.start_trained_model_deployment(
-        model_id=".elser_model_2", deployment_id="ray-full", queue_capacity=2, wait_for="fully_allocated"
+        model_id=".elser_model_2",
+        deployment_id="ray-full",
+        queue_capacity=2,
+        wait_for="fully_allocated",
+        timeout=ENDPOINT_TIMEOUT,  # a replica's start, not the default 30 s
     )["assignment"]
     [route] = started["routing_table"].values()  # the Ray node of the one replica
     assert route["current_allocations"] == 1 and route["routing_state"] == "started"
@@ -191,4 +204,4 @@ def test_shutdown_leaves_no_ray_process(ray_es: Elasticsearch, ray_server: Serve
     below = ray_server.worker_pids()
     assert replica_pids(ray_server, "elserve-ray-last")
     assert ray_server.stop() in (0, -signal.SIGTERM)
-    assert alive(below) == []
+    assert still_running(lambda: alive(below)) == []
