@@ -41,6 +41,13 @@ from elserve.runtime import SparseVector, Tokenizer
 
 log = logging.getLogger("elserve.deployments")
 
+# Serve builds a deployment's config by adding modules to cloudpickle's process-wide pickle-by-value
+# table and removing them after, and its handles' long-poll thread does the same in this process when
+# a config changes: a build that races it fails with "<module ...> is not registered for pickle by
+# value" (Ray 2.60), before anything reaches Serve's controller. Such a build is tried again.
+_BUILD_RACE = "is not registered for pickle by value"
+_BUILD_TRIES = 3
+
 # A replica that died mid-call: the call goes once more to another replica, as a local allocation's batch.
 _REPLICA_LOST = (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError)
 
@@ -133,6 +140,16 @@ class RayDeployment:
 
     def _deploy(self) -> None:
         """Create or update the Serve application; Serve changes replica counts in place (no restart)."""
+        for attempt in range(1, _BUILD_TRIES + 1):
+            try:
+                self._build_and_run()
+                return
+            except ValueError as exc:
+                if _BUILD_RACE not in str(exc) or attempt == _BUILD_TRIES:
+                    raise
+                log.warning("deployment [%s]: Serve's build raced another thread (%s); again", self.deployment_id, exc)
+
+    def _build_and_run(self) -> None:
         app = (
             serve.deployment(SparseEncoderReplica)
             .options(**serve_options(self.config, self._delays))
