@@ -129,6 +129,11 @@ class Allocation:
         except OSError:
             pass  # the worker has gone: its socket reads as closed, which fails its batches
 
+    def _awaited_ready(self) -> asyncio.Future | None:
+        """The future of the worker's first message (ready, or why not) while that is awaited."""
+        ready = self._ready
+        return ready if ready is not None and not ready.done() else None
+
     def _readable(self) -> None:
         """The worker's socket has bytes (or has closed): hand over every answer they complete."""
         assert self._sock is not None and self._loop is not None
@@ -140,15 +145,15 @@ class Allocation:
             data = b""
         if not data:
             self._loop.remove_reader(self._sock.fileno())
-            if self._ready is not None and not self._ready.done():
+            if (ready := self._awaited_ready()) is not None:
                 pid = self._worker.pid if self._worker is not None else None
-                self._ready.set_result(("start_failed", f"worker process {pid} exited while starting"))
+                ready.set_result(("start_failed", f"worker process {pid} exited while starting"))
             else:
                 self._exited()
             return
         for message in self._frames.feed(data):
-            if self._ready is not None and not self._ready.done():
-                self._ready.set_result(message)
+            if (ready := self._awaited_ready()) is not None:
+                ready.set_result(message)
             else:
                 self._answer(message)
 

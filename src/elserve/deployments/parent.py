@@ -137,10 +137,10 @@ class ModelParent:
             self._conn.send(("fork", num_threads, hold))
             _, pid = self._conn.recv()
             with socket.fromfd(self._conn.fileno(), socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-                conn_fd, pidfd = reduction.recvfds(sock, 2)  # the worker's socket, its pidfd
+                sock_fd, pidfd = reduction.recvfds(sock, 2)  # the worker's socket, its pidfd
         except (EOFError, OSError, RuntimeError) as exc:  # RuntimeError: recvfds found no descriptors
             raise ParentGone(f"model parent {self.pid} exited") from exc
-        return ForkedWorker(pid, pidfd, socket.socket(fileno=conn_fd))
+        return ForkedWorker(pid, pidfd, socket.socket(fileno=sock_fd))
 
     async def stop(self) -> None:
         """Ask it to exit (its workers are not affected); kill it if it does not."""
