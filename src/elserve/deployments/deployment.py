@@ -231,8 +231,7 @@ class Deployment:
             await self._admission.idle.wait()
         for task in self._tasks:
             task.cancel()
-        workers = [*self.allocations, *self.query_lane.workers()]
-        await asyncio.gather(*(a.stop() for a in workers), return_exceptions=True)
+        await asyncio.gather(*(a.stop() for a in self._workers()), return_exceptions=True)
         self.allocations.clear()
         self.query_lane.forget()
         if self._model_dir is not None:
@@ -242,10 +241,14 @@ class Deployment:
         self._queue.fail_all(StatusException(f"Trained model [{self.deployment_id}] is [stopping]", 409))
 
     def kill(self) -> None:
-        for allocation in [*self.allocations, *self.query_lane.workers()]:
+        for allocation in self._workers():
             allocation.kill()
         if self._model_dir is not None:
             self._parents.release_now(self._parent_key, self)
+
+    def _workers(self) -> list[Allocation]:
+        """Every worker it runs: its allocations and its query lane."""
+        return [*self.allocations, *self.query_lane.workers()]
 
     @property
     def parent_pid(self) -> int | None:
