@@ -43,15 +43,7 @@ def put_elser(es: Elasticsearch, inference_id: str, **service_settings: Any) -> 
 
 def put_endpoint(es: Elasticsearch, inference_id: str, model_id: str, num_allocations: int = 1) -> None:
     """An `elasticsearch`-service endpoint on an uploaded or imported model."""
-    es.inference.put(
-        task_type="sparse_embedding",
-        inference_id=inference_id,
-        inference_config={
-            "service": "elasticsearch",
-            "service_settings": {"model_id": model_id, "num_allocations": num_allocations, "num_threads": 1},
-        },
-        timeout=ENDPOINT_TIMEOUT,
-    )
+    put_elser(es, inference_id, model_id=model_id, num_allocations=num_allocations)
 
 
 DISTRIBUTION_TEXTS = ["hello world", "The quick brown fox, e.g. w1 w2 ... jumps!", "an example sentence " * 80]
