@@ -19,7 +19,7 @@ from elserve.runtime.tokenizer import Encoded, Tokenizer
 from elserve.runtime.torchscript import TorchScriptEncoder, extract_masked_lm, load_script
 from elserve.runtime.workers import Workers
 
-# Padded cost of one batch in `encode`, in tokens (longest text x texts).
+# Cost of one batch in `encode`, in tokens (the sum of its texts' lengths: the layers run unpadded).
 DEFAULT_BATCH_TOKENS = 8192
 
 EXACT = "exact"
@@ -46,9 +46,8 @@ STREAMED_LAYER_BYTES = 64 * 2**20
 class Encoder:
     """A BERT masked-LM with SPLADE max pooling; exact unless built with `precision="bf16"`."""
 
-    # The encoder layers run on a padded (texts, longest) batch, so a batch costs
-    # longest x texts; the vocabulary head itself runs on real tokens only.
-    is_padded = True
+    # The encoder layers and the vocabulary head run on real tokens only: a batch costs its tokens.
+    is_padded = False
 
     def __init__(
         self, model: BertMaskedLM, tokenizer: Tokenizer, precision: str = EXACT, head: str | None = None
@@ -141,9 +140,8 @@ class Encoder:
     def encode_ids(self, batch: list[np.ndarray]) -> list[SparseVector]:
         """The SPLADE vector of each token id sequence ([CLS]/[SEP] included), in order.
 
-        The batch is padded to its longest sequence for the encoder layers (each worker's share
-        of it to its own longest), so batches of similar lengths waste least; the vocabulary
-        head sees real tokens only.
+        Nothing is padded: the layers and the head see each text's real tokens only (texts of
+        equal length next to each other share their attention's products).
         """
         if not batch:
             return []
@@ -184,29 +182,25 @@ class Encoder:
 
     def _rows(self, batch: list[np.ndarray], lengths: np.ndarray) -> torch.Tensor:
         """The head-transformed states of the texts' real tokens, `(sum(lengths), hidden)` fp32,
-        text after text: padding never reaches the head."""
-        longest = int(lengths.max())
-        padded = np.full((len(batch), longest), self.model.config.pad_token_id, dtype=np.int64)
-        for row, ids in zip(padded, batch, strict=True):
-            row[: len(ids)] = ids
-        lengths_t = torch.from_numpy(lengths)
-        hidden = self._layers.encode(torch.from_numpy(padded), lengths_t)
-        real = torch.arange(longest) < lengths_t[:, None]
-        return self._layers.transform(hidden[real]).float()
+        text after text: no padding anywhere (see bert.py)."""
+        ids = torch.from_numpy(np.concatenate(batch).astype(np.int64, copy=False))
+        hidden = self._layers.encode_packed(ids, torch.from_numpy(lengths))
+        return self._layers.transform(hidden).float()
 
     def encode(self, texts: list[str], max_batch_tokens: int = DEFAULT_BATCH_TOKENS) -> list[tuple[SparseVector, bool]]:
         """Tokenize and encode `texts`: `(vector, is_truncated)` for each, in order.
 
-        Texts are run in length-sorted batches of at most `max_batch_tokens` padded tokens.
+        Texts are run in length-sorted batches of at most `max_batch_tokens` tokens.
         """
         encoded = self.tokenize(texts)
         order = sorted(range(len(texts)), key=lambda i: len(encoded[i].ids))
         vectors: dict[int, SparseVector] = {}
         start = 0
         while start < len(order):
-            # Sorted ascending, so the last text taken is the longest of the batch.
             end = start + 1
-            while end < len(order) and len(encoded[order[end]].ids) * (end + 1 - start) <= max_batch_tokens:
+            tokens = len(encoded[order[start]].ids)
+            while end < len(order) and tokens + len(encoded[order[end]].ids) <= max_batch_tokens:
+                tokens += len(encoded[order[end]].ids)
                 end += 1
             chunk = order[start:end]
             for i, vector in zip(chunk, self.encode_ids([encoded[i].ids for i in chunk]), strict=True):
@@ -221,7 +215,7 @@ def _choose_layers(model: BertMaskedLM, precision: str, sample: torch.Tensor) ->
     the throughput of plain on an AVX-512 EPYC for BERT-base; other CPUs, other oneDNN kernels)."""
     if precision == BF16:
         return copy.deepcopy(model).to(torch.bfloat16), "bf16"
-    lengths = torch.tensor([sample.shape[1]])
+    ids, lengths = sample[0], torch.tensor([sample.shape[1]])
     seconds = {}
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # so that this thread's CPU time is all of it
@@ -231,9 +225,9 @@ def _choose_layers(model: BertMaskedLM, precision: str, sample: torch.Tensor) ->
             return model, "plain"
         with torch.inference_mode():
             for name, layers in (("packed", packed), ("plain", model)):
-                layers.encode(sample, lengths)  # warm
+                layers.encode_packed(ids, lengths)  # warm
                 started = time.thread_time()
-                layers.encode(sample, lengths)
+                layers.encode_packed(ids, lengths)
                 seconds[name] = time.thread_time() - started
     except (RuntimeError, NotImplementedError, AttributeError):  # no oneDNN linear on this build or CPU
         return model, "plain"
