@@ -165,7 +165,7 @@ class _PackedLinear(nn.Module):
         return torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, "none", [], "")
 
 
-_LAYER_LINEARS = ("query", "key", "value", "attn_out", "intermediate", "output")
+LAYER_LINEARS = ("query", "key", "value", "attn_out", "intermediate", "output")
 # Smaller weights stay plain: they sit in the caches anyway, and for a short request the packed
 # kernel's overhead costs more than it saves (128 x 128: 86 us against 55 with cold caches;
 # 768 x 768: 273 against 309 us).
@@ -221,7 +221,7 @@ class BertMaskedLM(nn.Module):
         tensors shared with this model; this model itself where oneDNN is missing or no linear is
         big enough."""
         def big(model: BertMaskedLM) -> list[tuple[nn.Module, str]]:
-            linears = [(layer, name) for layer in model.layers for name in _LAYER_LINEARS]
+            linears = [(layer, name) for layer in model.layers for name in LAYER_LINEARS]
             return [(o, n) for o, n in [*linears, (model.head, "dense")] if getattr(o, n).weight.numel() >= _PACK_MIN_ELEMENTS]
 
         if not torch.backends.mkldnn.is_available() or not big(self):

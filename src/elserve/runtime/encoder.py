@@ -13,6 +13,7 @@ from elserve.runtime.bert import BertMaskedLM, load_bert
 from elserve.runtime.config import ModelFormatError
 from elserve.runtime.cpu import bf16_refusal
 from elserve.runtime.head import MARGIN, ExactHead
+from elserve.runtime.int8 import checked_int8_layers
 from elserve.runtime.layout import HF, layout_of
 from elserve.runtime.sparse import SparseVector
 from elserve.runtime.tokenizer import Encoded, Tokenizer
@@ -24,6 +25,7 @@ DEFAULT_BATCH_TOKENS = 8192
 
 EXACT = "exact"
 BF16 = "bf16"
+INT8 = "int8"
 # `exact`: fp32 layers, and a vocabulary head whose weights are those of a float64 head (see
 # screening.py), within a few 1e-6 of the plain fp32 computation (its own rounding).
 # `bf16`: opt-in, the encoder layers in bfloat16 (~1.5x as fast on CPUs with AVX-512 BF16), then
@@ -31,7 +33,11 @@ BF16 = "bf16"
 # with `agreement.py` on the first 500 texts of the benchmark corpus: top-20 overlap 0.995 (lowest
 # 0.95), largest weight difference 0.083. Refused on a CPU without native bf16 (`cpu.bf16_refusal`),
 # where it would be ~15x slower than exact.
-PRECISIONS = (EXACT, BF16)
+# `int8`: opt-in, the encoder layers' linears with int8 weights and dynamic int8 activations
+# (int8.py), then the same exact head. Its agreement is measured by `agreement.fidelity` (the
+# benchmark states it, docs/performance.md records it). Refused where it is not faster than exact
+# on the model's own layers, measured at load (`int8.checked_int8_layers`).
+PRECISIONS = (EXACT, BF16, INT8)
 # Batches of at least this many tokens are split between the workers (see workers.py); a
 # smaller one runs whole on one of them, single-threaded ...
 PARALLEL_TOKENS = 64
@@ -44,7 +50,7 @@ STREAMED_LAYER_BYTES = 64 * 2**20
 
 
 class Encoder:
-    """A BERT masked-LM with SPLADE max pooling; exact unless built with `precision="bf16"`."""
+    """A BERT masked-LM with SPLADE max pooling; exact unless built with `precision="bf16"` or `"int8"`."""
 
     # The encoder layers and the vocabulary head run on real tokens only: a batch costs its tokens.
     is_padded = False
@@ -83,6 +89,8 @@ class Encoder:
         # The layers that run: the model with its big linears packed for oneDNN where that is
         # faster here, or a bfloat16 copy of it (the head keeps the fp32 decoder).
         self._layers, layers = _choose_layers(model, precision, sample)
+        if precision == INT8:
+            self._layers, layers = checked_int8_layers(model, self._layers, scored), "int8"
         with torch.inference_mode():
             rows = self._rows([sample[0].numpy()], np.array([sample.shape[1]]))
         # The head LayerNorm's shift is in every row the head sees: the screen's centre.
@@ -98,7 +106,7 @@ class Encoder:
     ) -> Encoder | TorchScriptEncoder:
         """Load `model_dir` of either layout (`layout.py`); `num_threads` sets torch's intra-op
         threads (process-wide) and how many workers split a batch; `precision` is `exact` (the
-        default) or the opt-in `bf16` (see `PRECISIONS`); `head` as for the constructor.
+        default) or the opt-in `bf16` or `int8` (see `PRECISIONS`); `head` as for the constructor.
 
         A TorchScript model (Elastic layout) whose weights are a BERT or DistilBERT masked-LM runs
         as this encoder (`torchscript.extract_masked_lm`); any other runs as the TorchScript itself,
