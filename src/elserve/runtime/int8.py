@@ -29,6 +29,8 @@ from elserve.runtime.bert import LAYER_LINEARS, BertMaskedLM
 # int8 must take at most this share of exact's time on the sample to be allowed at all: an
 # approximation that is not clearly faster has no reason to run.
 MAX_INT8_SHARE = 0.9
+# How every refusal of int8 for speed begins (the benchmark tells a refusal from a failure by it).
+REFUSED = "precision [int8] is not faster than [exact] on this CPU"
 # The sample the layers are timed on at load: a few texts, as a small bulk batch holds them.
 SAMPLE_TEXTS, SAMPLE_LENGTH = 4, 32
 
@@ -94,7 +96,7 @@ def int8_refusal(exact_seconds: float, int8_seconds: float, timed: str = "the mo
     if int8_seconds <= exact_seconds * MAX_INT8_SHARE:
         return None
     return (
-        f"precision [int8] is not faster than [exact] on this CPU: {timed} took {int8_seconds * 1e3:.1f} ms "
+        f"{REFUSED}: {timed} took {int8_seconds * 1e3:.1f} ms "
         f"in int8 against {exact_seconds * 1e3:.1f} ms in fp32 (int8 must take at most {MAX_INT8_SHARE:.0%} "
         "of that): use precision [exact]"
     )
