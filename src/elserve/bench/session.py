@@ -156,6 +156,8 @@ class BenchSession:
                 rows += self._peers(bars, shape, model_dir, job, env)
             if options.http:
                 rows += self._http(bars, shape, model_dir, workload, sample_texts)
+                if options.url is None and any(r.name == "elserve int8" for r in rows):
+                    rows += self._http(bars, shape, model_dir, workload, sample_texts, "int8")
         self._agreements(rows, model_dir, sample_texts)
         self.results += rows
 
@@ -253,11 +255,20 @@ class BenchSession:
         except RunnerFailed as e:
             return rows + self._failed(bars, task, shape, "onnxruntime int8", e)
         int8_job = PeerJob(model_dir, opts.threads, window, job(opts.ort_batch_sizes), int8_path)
-        return rows + self._isolated(bars, shape, "onnxruntime int8", "peer", "batch", run_onnxruntime, int8_job, env)
+        # Its own group: "x best peer" compares with the best exact peer.
+        return rows + self._isolated(bars, shape, "onnxruntime int8", "approximate peer", "batch", run_onnxruntime, int8_job, env)
 
     def _http(
-        self, bars: Progress, shape: str, model_dir: Path, workload: Workload, sample_texts: list[str]
+        self,
+        bars: Progress,
+        shape: str,
+        model_dir: Path,
+        workload: Workload,
+        sample_texts: list[str],
+        precision: str = EXACT,
     ) -> list[RunnerResult]:
+        """The HTTP rows: each endpoint of `--allocations` on a server of `precision` (another
+        than exact: the first endpoint only)."""
         from elserve.bench.http_load import InferenceClient
         from elserve.bench.server import BenchServer
 
@@ -265,6 +276,8 @@ class BenchSession:
         configs = [Allocation.parse(a) for a in opts.allocations]
         if shape != "tiny" and opts.url is not None:
             return []  # a running server serves its own model, not the generated one
+        if precision != EXACT:
+            configs = configs[:1]
         server: BenchServer | None = None
         if opts.url is not None:
             client = InferenceClient(opts.url, opts.password or "")
@@ -273,7 +286,11 @@ class BenchSession:
             # Room for the largest endpoint measured (3x1 on 2 cores is oversubscribed, but measurable).
             widest = max(a.allocations * a.threads for a in configs)
             server = BenchServer(
-                model_dir, secrets.token_urlsafe(18), self.log_dir / f"{shape}-server.log", processors=widest
+                model_dir,
+                secrets.token_urlsafe(18),
+                self.log_dir / f"{shape}-server-{precision}.log",
+                processors=widest,
+                precision=precision,
             )
             context = server
         rows: list[RunnerResult] = []
@@ -283,7 +300,9 @@ class BenchSession:
                 if server is not None:
                     client = InferenceClient(server.url, server.password)
                 for allocation in configs:
-                    row = self._http_config(bars, task, shape, client, server, allocation, workload, sample_texts)
+                    row = self._http_config(
+                        bars, task, shape, client, server, allocation, workload, sample_texts, precision
+                    )
                     rows.append(row)
         except Exception as e:  # the server or a request failed: report it, keep the other rows
             tail = server.log_tail() if server is not None else ""
@@ -300,11 +319,12 @@ class BenchSession:
         allocation: Allocation,
         workload: Workload,
         sample_texts: list[str],
+        precision: str = EXACT,
     ) -> RunnerResult:
         from elserve.bench.http_load import measure_http
 
         opts = self.options
-        name = f"elserve http {allocation}"
+        name = f"elserve http {allocation}" if precision == EXACT else f"elserve http {precision} {allocation}"
         inference_id = f"elserve-bench-{allocation}"
         bars.update(task, description=f"{shape} {name}: deploying", total=None, completed=0)
         with client.session() as http:
