@@ -24,8 +24,9 @@ USER = "elastic"
 TASK_TYPE = "sparse_embedding"
 # The inference timeout a bulk client sets on each request (`?timeout=`): an indexer sending
 # batches to a busy model waits for them rather than failing on the interactive default of 30s
-# (Elasticsearch's `InferenceAction.Request.DEFAULT_TIMEOUT`).
-BULK_TIMEOUT = "120s"
+# (Elasticsearch's `InferenceAction.Request.DEFAULT_TIMEOUT`): 8 clients x 16 BERT-base passages
+# queued on 2 busy cores wait minutes, not seconds.
+BULK_TIMEOUT = "300s"
 
 
 @dataclass(frozen=True)
