@@ -8,6 +8,7 @@ const ACTIONS = {
   endpoints: "cluster:monitor/xpack/inference/get",
   infer: "cluster:monitor/xpack/inference",
   put: "cluster:admin/xpack/inference/put",
+  endpointUpdate: "cluster:admin/xpack/inference/update",
   del: "cluster:admin/xpack/inference/delete",
   start: "cluster:admin/xpack/ml/trained_models/deployment/start",
   stop: "cluster:admin/xpack/ml/trained_models/deployment/stop",
@@ -333,35 +334,48 @@ function spark(points, label) {
   return svg;
 }
 
+function owner(deploymentId) {
+  // Elasticsearch refuses to stop a deployment an endpoint uses, and to update through
+  // `_ml/.../_update` one an endpoint created (it is updated through the endpoint's `_update`).
+  for (const e of S.endpoints) {
+    const own = (e.service_settings || {}).deployment_id;
+    if ((own || e.inference_id) === deploymentId) return { endpoint: e, created: !own };
+  }
+  return null;
+}
+
 function deploymentActions(d) {
   const cells = [];
   const adaptive = d.adaptive_allocations && d.adaptive_allocations.enabled;
-  if (S.can.update && d.state === "started") {
+  const used = owner(d.deployment_id);
+  const viaEndpoint = used && used.created;
+  if ((viaEndpoint ? S.can.endpointUpdate : S.can.update) && d.state === "started") {
     const count = h("input", { type: "number", min: "1", value: String(d.number_of_allocations),
       "aria-label": `Allocations of ${d.deployment_id}` });
-    cells.push(count, h("button", { type: "button", onclick: () => update(d, { number_of_allocations: Number(count.value) }) },
+    cells.push(count, h("button", { type: "button", onclick: () => update(d, used, { num_allocations: Number(count.value) }) },
       "Set allocations"));
     const min = h("input", { type: "number", min: "0", value: String(adaptive ? d.adaptive_allocations.min_number_of_allocations ?? 0 : 0),
       "aria-label": `Adaptive minimum of ${d.deployment_id}` });
     const max = h("input", { type: "number", min: "1", value: String(adaptive ? d.adaptive_allocations.max_number_of_allocations ?? 2 : 2),
       "aria-label": `Adaptive maximum of ${d.deployment_id}` });
-    cells.push(min, max, h("button", { type: "button", onclick: () => update(d, { adaptive_allocations: {
+    cells.push(min, max, h("button", { type: "button", onclick: () => update(d, used, { adaptive_allocations: {
       enabled: true, min_number_of_allocations: Number(min.value), max_number_of_allocations: Number(max.value) } }) },
     "Set adaptive"));
-    if (adaptive) {
-      cells.push(h("button", { type: "button", onclick: () => update(d, { adaptive_allocations: { enabled: false } }) },
-        "Adaptive off"));
-    }
   }
-  if (S.can.stop && d.state !== "stopping") {
+  if (S.can.stop && !used && d.state !== "stopping") {
     cells.push(h("button", { type: "button", class: "danger", onclick: () => stop(d) }, "Stop"));
   }
   return h("div", { class: "actions" }, cells);
 }
 
-async function update(d, body) {
+async function update(d, used, settings) {
+  // `num_allocations` on the endpoint; `number_of_allocations` on the deployment itself.
+  const [path, body] = used && used.created
+    ? [`/_inference/${enc(used.endpoint.task_type)}/${enc(used.endpoint.inference_id)}/_update`, { service_settings: settings }]
+    : [`/_ml/trained_models/${enc(d.deployment_id)}/deployment/_update`,
+      settings.num_allocations === undefined ? settings : { number_of_allocations: settings.num_allocations }];
   try {
-    await api("POST", `/_ml/trained_models/${enc(d.deployment_id)}/deployment/_update`, body);
+    await api(used && used.created ? "PUT" : "POST", path, body);
     $("status").textContent = `Updated ${d.deployment_id}.`;
   } catch (e) {
     $("status").textContent = `Update of ${d.deployment_id} failed: ${e.message}`;
