@@ -220,3 +220,16 @@ def test_narrow_screen_keeps_one_column(console_server: Server, browser) -> None
     shot(page, "09-narrow-screen")
     context.close()
     assert width <= 380 + 1  # nothing wider than the screen: tables scroll inside their own box
+
+
+def test_an_api_key_logs_in_too(console_server: Server, page) -> None:
+    es = Elasticsearch(console_server.url, basic_auth=("elastic", PASSWORD), request_timeout=60)
+    key = es.security.create_api_key(name="console-key")["encoded"]
+    page.goto(console_server.url + "/_elserve/console")
+    page.check("input[name=kind][value=apikey]")
+    page.fill("#login-apikey", key)
+    page.press("#login-apikey", "Enter")
+    page.wait_for_selector("#app:not([hidden])")
+    assert page.inner_text("#who-name").startswith("elastic")
+    page.click("#logout")
+    assert page.is_visible("#login-form") and page.is_hidden("#app")
