@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test test-all test-ray soak bench clean
+.PHONY: serve test test-all test-ray test-console soak bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,18 @@ $(RAY_STAMP): pyproject.toml $(STAMP)
 
 test-ray: $(RAY_STAMP)
 	$(BIN)/pytest -m ray tests/ray
+
+# `make test-console`: the console page in a real headless browser. Debian's chromium (Playwright's own
+# browser download cannot be reached here) and the `console` extra; screenshots in .test-artifacts/console/.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+CONSOLE_STAMP := $(VENV)/.console-installed
+$(CONSOLE_STAMP): pyproject.toml $(STAMP)
+	command -v chromium >/dev/null || ($(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q chromium)
+	$(BIN)/pip install -e '.[test,console]'
+	touch $(CONSOLE_STAMP)
+
+test-console: $(CONSOLE_STAMP)
+	$(BIN)/pytest -s -m console tests/console
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info

@@ -32,6 +32,8 @@ ML_DELETE_MODEL = "cluster:admin/xpack/ml/inference/delete"
 CLUSTER_MONITOR = "cluster:monitor/main"
 # elserve extension: Prometheus scraping is a monitoring read.
 PROMETHEUS_METRICS = "cluster:monitor/prometheus/metrics"
+# elserve's recent server-side errors (`GET /_elserve/errors`): what `monitor_inference` reads.
+RECENT_ERRORS = "cluster:monitor/xpack/inference/elserve/errors"
 
 USER_PUT = "cluster:admin/xpack/security/user/put"
 USER_GET = "cluster:admin/xpack/security/user/get"
