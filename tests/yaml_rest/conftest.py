@@ -12,7 +12,7 @@ from tests.e2e.conftest import SHARED_SERVER_ARGS, make_client
 from tests.e2e.server import Server
 from tests.yaml_rest.cluster import TEST_PASSWORD, TEST_USER, create_test_user
 
-_RUN_MODULE = "tests/yaml_rest/test_yaml_rest.py"
+_RUN_MODULE = "tests/yaml_rest/test_yaml_rest.py::test_yaml_rest["
 
 
 @pytest.fixture(scope="module")

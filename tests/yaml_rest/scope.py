@@ -39,7 +39,7 @@ KNOWN_DIFFERENCES: dict[tuple[str, str], str] = {
 }
 
 
-def _model_kind(body: Any) -> str | None:
+def refused_model_kind(body: Any) -> str | None:
     """What elserve refuses in a `PUT _ml/trained_models` body (None: it accepts it)."""
     if isinstance(body, str):
         body = json.loads(body)
@@ -53,7 +53,7 @@ def _model_kind(body: Any) -> str | None:
     return f"{model_type} {task}"
 
 
-def _do_steps(steps: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+def do_steps(steps: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
     out = []
     for step in steps:
         ((kind, spec),) = step.items()
@@ -77,10 +77,10 @@ def why_skipped(name: str, suite: Suite, test: YamlTest, cluster: Cluster) -> st
         kind = next(iter(step))
         if kind not in STEP_KINDS:
             return f"step [{kind}] not implemented by this runner"
-    calls = _do_steps(steps)
+    calls = do_steps(steps)
     for api, spec in calls:
         if api == "ml.put_trained_model" and not spec.get("catch"):
-            kind = _model_kind((spec[api] or {}).get("body"))
+            kind = refused_model_kind((spec[api] or {}).get("body"))
             if kind is not None:
                 return f"PUTs a [{kind}] model; elserve serves only [pytorch text_expansion] models (400 on PUT)"
     for api, _ in calls:

@@ -7,13 +7,15 @@ what the test created. Tests that need what elserve does not serve are skipped w
 
 from __future__ import annotations
 
+import json
+
 import pytest
-from elasticsearch import Elasticsearch
+from elasticsearch import BadRequestError, Elasticsearch, NotFoundError
 
 from tests.yaml_rest.cluster import describe, wipe
 from tests.yaml_rest.prerequisites import Cluster
 from tests.yaml_rest.runner import Runner
-from tests.yaml_rest.scope import why_skipped
+from tests.yaml_rest.scope import do_steps, refused_model_kind, why_skipped
 from tests.yaml_rest.sources import FILES, Source, local_path, short_name
 from tests.yaml_rest.suite import Suite, YamlTest, load_suite
 
@@ -51,3 +53,24 @@ def test_yaml_rest(
                 runner.run(suite.teardown.steps)
         finally:
             wipe(yaml_client)
+
+
+def test_the_models_tests_are_skipped_for_are_refused(yaml_client: Elasticsearch) -> None:
+    """The model rule of `scope.py` holds for this server: every model a test is skipped for is refused
+    with elserve's reason (once elserve accepts one, its tests must run instead)."""
+    refused: dict[str, object] = {}
+    for source, path, _commit in FILES:
+        suite = load_suite(local_path(source, path))
+        for test in suite.tests:
+            for api, spec in do_steps(suite.steps_of(test)):
+                body = (spec[api] or {}).get("body") if api == "ml.put_trained_model" else None
+                kind = refused_model_kind(body) if body is not None else None
+                if kind is not None:
+                    refused[kind] = json.loads(body) if isinstance(body, str) else body
+    assert len(refused) >= 2
+    for kind, body in refused.items():
+        with pytest.raises(BadRequestError) as error:
+            yaml_client.ml.put_trained_model(model_id="scope-check", body=body)
+        assert "elserve serves only" in error.value.body["error"]["reason"], kind
+    with pytest.raises(NotFoundError):  # nothing was stored
+        yaml_client.ml.get_trained_models(model_id="scope-check")
