@@ -146,7 +146,6 @@ class Runner:
 
     def call(self, name: str, args: dict[str, Any], headers: dict[str, Any]) -> Response:
         body = args.pop("body", None)
-        ignore = {int(s) for s in str(args.pop("ignore", "")).split(",") if s.strip()}
         params = {k: _param_text(self.stash.replace(v)) for k, v in args.items()}
         method, path, query = build_request(name, params)
         request_headers = dict(self.default_headers)
@@ -168,10 +167,7 @@ class Runner:
                     body=json.dumps(body) if body is not None else None,
                 )
             except ApiError as error:
-                response = Response(error.meta.status, error.body, error.meta.headers)
-                if error.meta.status in ignore:
-                    response.status = 200
-                return response
+                return Response(error.meta.status, error.body, error.meta.headers)
         return Response(result.meta.status, result.body, result.meta.headers)
 
     def _check_error(self, name: str, catch: str | None, response: Response) -> None:
