@@ -23,6 +23,18 @@ def create_test_user(admin: Elasticsearch) -> None:
     admin.security.put_user(username=TEST_USER, password=TEST_PASSWORD, roles=["superuser"])
 
 
+def warm_up(client: Elasticsearch) -> None:
+    """Download the model the `elser` service deploys (`.elser_model_2_linux-x86_64` on Linux) and start
+    a worker once, before any test: a test's `PUT _inference` has the default 30 s timeout, which must
+    not have to cover a first download on a loaded machine (Elasticsearch's test clusters do not
+    download either). Bounded by minutes, against a hang only."""
+    model_id = ".elser_model_2_linux-x86_64"
+    client.options(request_timeout=600).ml.start_trained_model_deployment(
+        model_id=model_id, deployment_id="yaml-rest-warm-up", wait_for="started", timeout="600s"
+    )
+    client.ml.stop_trained_model_deployment(model_id="yaml-rest-warm-up")
+
+
 def describe(client: Elasticsearch) -> Cluster:
     info = client.info()
     return Cluster(parse_version(info["version"]["number"]))

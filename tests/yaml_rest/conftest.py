@@ -10,7 +10,7 @@ from elasticsearch import Elasticsearch
 
 from tests.e2e.conftest import SHARED_SERVER_ARGS, make_client
 from tests.e2e.server import Server
-from tests.yaml_rest.cluster import TEST_PASSWORD, TEST_USER, create_test_user
+from tests.yaml_rest.cluster import TEST_PASSWORD, TEST_USER, create_test_user, warm_up
 
 _RUN_MODULE = "tests/yaml_rest/test_yaml_rest.py::test_yaml_rest["
 
@@ -26,7 +26,9 @@ def yaml_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 def yaml_client(yaml_server: Server) -> Elasticsearch:
     """The client the tests' calls go through, as `x_pack_rest_user` (Elasticsearch's test user)."""
     create_test_user(make_client(yaml_server))
-    return Elasticsearch(yaml_server.url, basic_auth=(TEST_USER, TEST_PASSWORD), request_timeout=300)
+    client = Elasticsearch(yaml_server.url, basic_auth=(TEST_USER, TEST_PASSWORD), request_timeout=300)
+    warm_up(client)
+    return client
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
