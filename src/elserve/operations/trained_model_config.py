@@ -111,12 +111,14 @@ def parse_put_config(model_id: str, body: dict[str, Any], raw: bytes | None = No
                 errors.append(f"illegal to set [metadata.{name}] at inference model creation")
     if errors:
         raise ActionRequestValidationException(errors)
-    if model_type not in _MODEL_TYPES:
+    if model_type is not None and model_type not in _MODEL_TYPES:
         raise XContentParseException("[trained_model_config] failed to parse field [model_type]")
     if model_type != PYTORCH or has_definition:
+        # No `model_type` beside a definition: Elasticsearch takes it as a tree ensemble (the
+        # model's default location in `TransportPutTrainedModelAction`).
         raise StatusException(
             f"elserve serves only [{PYTORCH}] models uploaded in definition parts; model [{model_id}] is "
-            f"[{model_type}]{' with an inline definition' if has_definition else ''}",
+            f"[{model_type or 'tree_ensemble'}]{' with an inline definition' if has_definition else ''}",
             400,
         )
     config["inference_config"] = {TEXT_EXPANSION: _text_expansion(model_id, inference)}

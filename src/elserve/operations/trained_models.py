@@ -138,6 +138,12 @@ class TrainedModelOperations:
                 raise ResourceAlreadyExistsException(f"Trained machine learning model [{model_id}] already exists")
             return ConfigEntry(model_id, 0, self._downloads.start(model_id), spec=spec)
         config = parse_put_config(model_id, body or {}, raw)
+        # `TransportPutTrainedModelAction.masterOperation`: a model id may not be a current deployment's id
+        # (checked before the id's own existence).
+        if self._manager.get(model_id) is not None:
+            raise StatusException(
+                f"Cannot create model [{model_id}] the id is the same as an current model deployment", 400
+            )
         uploaded = self.uploads.create(config)
         return ConfigEntry(model_id, 0, DownloadState(model_id, DownloadStatus.ABSENT), uploaded=uploaded)
 
