@@ -53,8 +53,17 @@ def serve(
     ] = None,
     ssl_keyfile: Annotated[Path | None, typer.Option(help="The PEM private key of --ssl-certfile.")] = None,
     login_free_failures: Annotated[
-        int, typer.Option(help="Failed logins per user and per address before further attempts are slowed.")
+        int, typer.Option(help="Failed logins of a user from one address before its further attempts are slowed.")
     ] = 5,
+    trusted_proxies: Annotated[
+        str | None,
+        typer.Option(
+            help="Proxies (comma-separated addresses or networks, e.g. 10.0.0.5,192.168.0.0/24) whose "
+            "X-Forwarded-For and X-Forwarded-Proto are believed: the client address of the audit log and the "
+            "login brake. Default: none, every request is its socket's peer.",
+            show_default=False,
+        ),
+    ] = None,
     http_max_content_length: Annotated[
         str, typer.Option(help="Largest request body, after decompression (Elasticsearch's http.max_content_length).")
     ] = "100mb",
@@ -157,6 +166,7 @@ def serve(
 
     if (ssl_certfile is None) != (ssl_keyfile is None):
         raise typer.BadParameter("--ssl-certfile and --ssl-keyfile go together", param_hint="--ssl-certfile")
+    proxies = _trusted_proxies(trusted_proxies)
     limits = _http_limits(http_max_content_length, http_max_header_size, http_max_initial_line_length, http_read_timeout)
     settings = ServerSettings(
         host=host,
@@ -186,7 +196,22 @@ def serve(
         timeout_graceful_shutdown=30,
         ssl_certfile=str(ssl_certfile) if ssl_certfile else None,
         ssl_keyfile=str(ssl_keyfile) if ssl_keyfile else None,
+        proxy_headers=bool(proxies),  # uvicorn's default believes any loopback client's headers
+        forwarded_allow_ips=proxies or None,
     )
+
+
+def _trusted_proxies(value: str | None) -> list[str]:
+    """--trusted-proxies as addresses and networks; anything else is refused rather than ignored."""
+    import ipaddress
+
+    proxies = [item.strip() for item in (value or "").split(",") if item.strip()]
+    for item in proxies:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise typer.BadParameter(f"[{item}] is not an IP address or network", param_hint="--trusted-proxies") from None
+    return proxies
 
 
 def _seconds(value: str | None, flag: str) -> float | None:

@@ -33,3 +33,11 @@ def test_tls_flags_go_together(tmp_path: Path) -> None:
     assert result.exit_code != 0
     words = " ".join(result.output.replace("│", " ").split())  # typer draws the error in a box
     assert "--ssl-certfile and --ssl-keyfile go together" in words
+
+
+def test_trusted_proxies_are_addresses_or_networks(tmp_path: Path) -> None:
+    """Issue 24 row 12: a value that is not an address is refused, not silently ignored as uvicorn would."""
+    result = CliRunner().invoke(app, ["serve", "--trusted-proxies", "10.0.0.1,proxy.local", "--data-dir", str(tmp_path)])
+    assert result.exit_code != 0
+    words = " ".join(result.output.replace("│", " ").split())
+    assert "[proxy.local] is not an IP address or network" in words
