@@ -126,8 +126,8 @@ def serve(
 ) -> None:
     """Run the service: Elasticsearch's inference and trained-model APIs over HTTP.
 
-    The `elastic` superuser's password comes from ELASTIC_PASSWORD when it is set;
-    otherwise one is generated on the first start and printed once.
+    The `elastic` superuser's password comes from ELASTIC_PASSWORD when it is set (until a password
+    is set through the API); otherwise one is generated on the first start and printed once.
     """
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     os.umask(0o077)  # the data directory holds password hashes: owner-only, whatever is created
@@ -442,12 +442,17 @@ def models_rm(
 def reset_password(
     user: Annotated[str | None, typer.Argument(help="The user (default: elastic).", show_default=False)] = None,
     username: Annotated[str | None, typer.Option("--username", "-u", help="The user, as elasticsearch-reset-password takes it.")] = None,
+    enable: Annotated[
+        bool, typer.Option("--enable", help="Also enable the user if it is disabled (not in elasticsearch-reset-password).")
+    ] = False,
     data_dir: DataDir = Path("data"),
 ) -> None:
     """Generate a new password for a native user and print it (as elasticsearch-reset-password does).
 
     Works on a stopped or a running server's data directory: the store is SQLite in WAL mode, and a
     running server checks the stored hash on every request, so the old password stops working at once.
+    A disabled user stays disabled (as with Elasticsearch's tool) unless --enable is given; either way
+    the command says so.
     """
     from elserve.security.passwords import generate_password
     from elserve.security.users import UserStore
@@ -460,12 +465,24 @@ def reset_password(
     repo = SqliteRepository(settings.store_path)
     try:
         users = UserStore(repo)
-        if users.get(name) is None:
+        found = users.get(name)
+        if found is None:
             raise typer.BadParameter(f"user [{name}] does not exist")
         password = generate_password()
         users.set_password(name, password)
+        if not found.enabled and enable:
+            users.set_enabled(name, True)
     finally:
         repo.close()
+    if not found.enabled:
+        if enable:
+            typer.echo(f"The [{name}] user was disabled and is now enabled.")
+        else:
+            typer.echo(
+                f"warning: the [{name}] user is disabled: this password logs in only once it is enabled "
+                f"(run this command again with --enable, or POST /_security/user/{name}/_enable).",
+                err=True,
+            )
     typer.echo(f"Password for the [{name}] user successfully reset.\nNew value: {password}")
 
 
