@@ -20,7 +20,7 @@ def clock() -> Clock:
 def _fail(throttle: LoginThrottle, clock: Clock, user: str, address: str) -> float:
     wait = throttle.admit(user, address)
     clock.now += wait  # the caller sleeps this long, then the check runs and fails
-    throttle.checking(user, address)
+    throttle.checking(user, address, waited=wait > 0)
     throttle.checked(user, address, failed=True)
     return wait
 
@@ -83,6 +83,15 @@ def test_a_flood_is_refused_at_once_and_does_not_push_the_turn_back(clock: Clock
     assert throttle.admit("elastic", "6.6.6.6") <= 8.0
 
 
+def test_an_attempt_answered_without_a_check_keeps_the_pairs_turns(clock: Clock) -> None:
+    """Admitted at once, then answered from the cache or by a check of the same credential already running:
+    no slot is taken, so a client's burst with one password is not spaced by its own first check."""
+    throttle = LoginThrottle(free_failures=2, base_delay_s=1.0, clock=clock)
+    assert throttle.admit("elastic", "10.0.0.1") == 0.0
+    throttle.checking("elastic", "10.0.0.1")  # one check running: it may fail
+    assert [throttle.admit("elastic", "10.0.0.1") for _ in range(20)] == [0.0] * 20  # each joins it
+
+
 def test_a_success_clears_its_pair(clock: Clock) -> None:
     throttle = LoginThrottle(free_failures=1, base_delay_s=5.0, clock=clock)
     for _ in range(3):
@@ -93,7 +102,7 @@ def test_a_success_clears_its_pair(clock: Clock) -> None:
 
 
 def test_a_check_that_ends_without_a_verdict_counts_for_nothing(clock: Clock) -> None:
-    throttle = LoginThrottle(free_failures=1, base_delay_s=5.0, clock=clock)
+    throttle = LoginThrottle(free_failures=3, base_delay_s=5.0, clock=clock)
     for _ in range(5):
         throttle.checking("elastic", "10.0.0.1")
         throttle.checked("elastic", "10.0.0.1", failed=False)  # e.g. the store could not be read

@@ -51,17 +51,17 @@ class Security:
             await asyncio.sleep(wait)
         user = self.users.remembered(username, password)
         if user is None:
-            user = await self._check(username, password, address)
+            user = await self._check(username, password, address, waited=wait > 0)
         self.throttle.succeeded(username, address)
         return self.principal(user)
 
-    async def _check(self, username: str, password: str, address: str) -> User:
+    async def _check(self, username: str, password: str, address: str, waited: bool) -> User:
         """One bcrypt check per credential at a time: attempts with the same user and password while it
         runs share its outcome (a client's first burst of requests costs one check, not one each)."""
         key = (username, password)
         running = self._checks.get(key)
         if running is None:
-            self.throttle.checking(username, address)
+            self.throttle.checking(username, address, waited=waited)
             running = asyncio.ensure_future(asyncio.to_thread(self.users.authenticate, username, password))
             self._checks[key] = running
 

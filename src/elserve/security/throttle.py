@@ -84,8 +84,10 @@ class LoginThrottle:
     def admit(self, username: str, address: str) -> float:
         """Seconds this attempt must wait before its password is looked at; raises 429 if too long.
 
-        Decided from the pair's record alone, never from the password. Admitting a pair that is spaced
-        reserves its slot: the next attempt of the pair is spaced after this one."""
+        Decided from the pair's record alone, never from the password. An attempt that must wait takes
+        its slot now (the next attempt of the pair is spaced after it); one that may go at once takes it
+        when it starts a check (`checking`), so an attempt answered without one (the cache, or a check
+        of the same credential already running) leaves the pair's turns as they were."""
         now = self._clock()
         r = self._current(self._key(username, address), now)
         if r is None:
@@ -98,18 +100,27 @@ class LoginThrottle:
                 status=429,
                 headers={"Retry-After": [str(math.ceil(wait))]},
             )
-        r.next_allowed = max(r.next_allowed, start + self.delay(r.failures + r.checking + 1))
+        if wait > 0:
+            self._reserve(r, start)
         return wait
 
-    def checking(self, username: str, address: str) -> None:
-        """A password check of the pair starts (bcrypt): it counts as a failure until `checked`."""
+    def checking(self, username: str, address: str, waited: bool = False) -> None:
+        """A password check of the pair starts (bcrypt): it counts as a failure until `checked`. `waited`:
+        its attempt took its slot when admitted."""
         key = self._key(username, address)
-        r = self._current(key, self._clock())
+        now = self._clock()
+        r = self._current(key, now)
         if r is None:
             r = self._records[key] = _Record()
             if len(self._records) > self._max_entries:
                 self._records.popitem(last=False)
+        if not waited:
+            self._reserve(r, now)
         r.checking += 1
+
+    def _reserve(self, r: _Record, start: float) -> None:
+        """An attempt starting at `start` may fail: the pair's next one is spaced after it."""
+        r.next_allowed = max(r.next_allowed, start + self.delay(r.failures + r.checking + 1))
 
     def checked(self, username: str, address: str, failed: bool) -> None:
         """The check ended; a failure spaces the pair's next check from now."""
