@@ -15,8 +15,10 @@ lock somebody else out, nor a faster way to test a password:
   "retry later") and counts for nothing.
 * The brake is decided before the password is looked at (the cache of verified
   passwords included): while a pair is braked, a right password and a wrong one
-  get the same answer, and every answer that tells a password's worth costs a
-  turn of the brake and, for a wrong one, a bcrypt check.
+  get the same answer, and each wrong password answered 401 cost a bcrypt check
+  in its turn. Only an attempt that starts a check takes a turn: one answered
+  from the cache, or by a check of the same credential already running, tells
+  nothing new.
 * A success clears its pair. Failures are forgotten after `forget_after_s`
   without a new one.
 
