@@ -53,8 +53,17 @@ def serve(
     ] = None,
     ssl_keyfile: Annotated[Path | None, typer.Option(help="The PEM private key of --ssl-certfile.")] = None,
     login_free_failures: Annotated[
-        int, typer.Option(help="Failed logins per user and per address before further attempts are slowed.")
+        int, typer.Option(help="Failed logins of a user from one address before its further attempts are slowed.")
     ] = 5,
+    trusted_proxies: Annotated[
+        str | None,
+        typer.Option(
+            help="Proxies (comma-separated addresses or networks, e.g. 10.0.0.5,192.168.0.0/24) whose "
+            "X-Forwarded-For and X-Forwarded-Proto are believed: the client address of the audit log and the "
+            "login brake. Default: none, every request is its socket's peer.",
+            show_default=False,
+        ),
+    ] = None,
     http_max_content_length: Annotated[
         str, typer.Option(help="Largest request body, after decompression (Elasticsearch's http.max_content_length).")
     ] = "100mb",
@@ -117,8 +126,8 @@ def serve(
 ) -> None:
     """Run the service: Elasticsearch's inference and trained-model APIs over HTTP.
 
-    The `elastic` superuser's password comes from ELASTIC_PASSWORD when it is set;
-    otherwise one is generated on the first start and printed once.
+    The `elastic` superuser's password comes from ELASTIC_PASSWORD when it is set (until a password
+    is set through the API); otherwise one is generated on the first start and printed once.
     """
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     os.umask(0o077)  # the data directory holds password hashes: owner-only, whatever is created
@@ -157,6 +166,7 @@ def serve(
 
     if (ssl_certfile is None) != (ssl_keyfile is None):
         raise typer.BadParameter("--ssl-certfile and --ssl-keyfile go together", param_hint="--ssl-certfile")
+    proxies = _trusted_proxies(trusted_proxies)
     limits = _http_limits(http_max_content_length, http_max_header_size, http_max_initial_line_length, http_read_timeout)
     settings = ServerSettings(
         host=host,
@@ -186,7 +196,22 @@ def serve(
         timeout_graceful_shutdown=30,
         ssl_certfile=str(ssl_certfile) if ssl_certfile else None,
         ssl_keyfile=str(ssl_keyfile) if ssl_keyfile else None,
+        proxy_headers=bool(proxies),  # uvicorn's default believes any loopback client's headers
+        forwarded_allow_ips=proxies or None,
     )
+
+
+def _trusted_proxies(value: str | None) -> list[str]:
+    """--trusted-proxies as addresses and networks; anything else is refused rather than ignored."""
+    import ipaddress
+
+    proxies = [item.strip() for item in (value or "").split(",") if item.strip()]
+    for item in proxies:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise typer.BadParameter(f"[{item}] is not an IP address or network", param_hint="--trusted-proxies") from None
+    return proxies
 
 
 def _seconds(value: str | None, flag: str) -> float | None:
@@ -417,12 +442,17 @@ def models_rm(
 def reset_password(
     user: Annotated[str | None, typer.Argument(help="The user (default: elastic).", show_default=False)] = None,
     username: Annotated[str | None, typer.Option("--username", "-u", help="The user, as elasticsearch-reset-password takes it.")] = None,
+    enable: Annotated[
+        bool, typer.Option("--enable", help="Also enable the user if it is disabled (not in elasticsearch-reset-password).")
+    ] = False,
     data_dir: DataDir = Path("data"),
 ) -> None:
     """Generate a new password for a native user and print it (as elasticsearch-reset-password does).
 
     Works on a stopped or a running server's data directory: the store is SQLite in WAL mode, and a
     running server checks the stored hash on every request, so the old password stops working at once.
+    A disabled user stays disabled (as with Elasticsearch's tool) unless --enable is given; either way
+    the command says so.
     """
     from elserve.security.passwords import generate_password
     from elserve.security.users import UserStore
@@ -435,12 +465,24 @@ def reset_password(
     repo = SqliteRepository(settings.store_path)
     try:
         users = UserStore(repo)
-        if users.get(name) is None:
+        found = users.get(name)
+        if found is None:
             raise typer.BadParameter(f"user [{name}] does not exist")
         password = generate_password()
         users.set_password(name, password)
+        if not found.enabled and enable:
+            users.set_enabled(name, True)
     finally:
         repo.close()
+    if not found.enabled:
+        if enable:
+            typer.echo(f"The [{name}] user was disabled and is now enabled.")
+        else:
+            typer.echo(
+                f"warning: the [{name}] user is disabled: this password logs in only once it is enabled "
+                f"(run this command again with --enable, or POST /_security/user/{name}/_enable).",
+                err=True,
+            )
     typer.echo(f"Password for the [{name}] user successfully reset.\nNew value: {password}")
 
 

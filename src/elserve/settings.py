@@ -31,7 +31,7 @@ class ServerSettings:
     elastic_password: str | None = None
     # `exact` (the reference vectors within 1e-4) or the opt-in approximate `bf16` (see README).
     precision: str = "exact"
-    # Failed logins (per user, per address) answered at full speed before the login brake spaces attempts.
+    # Failed logins of a user from one address answered at full speed before the login brake spaces its attempts.
     login_free_failures: int = 5
     # Batches are cut by tokens; see deployments/deployment.py.
     max_batch_tokens: int = 4096
