@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from elserve.api.deprecation_headers import DeprecationWarningHeaders
 from elserve.api.errors import install_error_handlers
 from elserve.api.metrics import Metrics, RequestMetrics
 from elserve.api.node import NodeInfo
 from elserve.api.recent_errors import RecentErrors, RecordErrors
 from elserve.api.request_body import RequestBodyLimits
-from elserve.api.routes import console, has_privileges, inference, metrics, ml_memory, openapi, root, trained_models
+from elserve.api.routes import console, has_privileges, inference, inference_services, metrics, ml_memory, openapi, root, trained_models
 from elserve.api.routes import security as security_routes
 from elserve.deployments.autoscaler import ScalerTimings
 from elserve.deployments.backend import DeploymentBackend
@@ -189,6 +190,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     install_error_handlers(app)
     app.state.recent_errors = RecentErrors()
     app.include_router(root.router)
+    app.include_router(inference_services.router)  # before `/_inference/{id}`: `_services` is no endpoint id
     app.include_router(inference.router)
     app.include_router(trained_models.router)
     app.include_router(ml_memory.router)
@@ -198,6 +200,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app.include_router(console.router)
     app.include_router(openapi.router)
     app.add_middleware(RequestBodyLimits, max_content_length=settings.http.max_content_length)
+    app.add_middleware(DeprecationWarningHeaders)
     app.add_middleware(RequestMetrics)
     app.add_middleware(RecordErrors, errors=app.state.recent_errors)
     app.add_middleware(ElasticProductHeader)
