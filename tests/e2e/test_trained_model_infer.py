@@ -23,8 +23,11 @@ INFER_PARSER = "cluster:internal/xpack/ml/inference/infer"
 
 
 def _close(got: dict[str, float], want: dict[str, float]) -> None:
-    assert set(got) == set(want)
-    assert max((abs(got[t] - want[t]) for t in want), default=0.0) <= 1e-4
+    """Within 1e-4 (relative to weights over 1), a token absent on one side weighing no more than that on
+    the other: two deployments may run other (equally exact) kernels."""
+    for token in set(got) | set(want):
+        a, b = got.get(token, 0.0), want.get(token, 0.0)
+        assert abs(a - b) <= 1e-4 * max(1.0, abs(a), abs(b)), (token, a, b)
 
 
 def _error(r: httpx.Response) -> tuple[int, str, str]:
