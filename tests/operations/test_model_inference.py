@@ -10,7 +10,14 @@ import pytest
 
 from elserve.deployments.states import DeploymentState
 from elserve.errors import ElasticsearchError
-from elserve.operations.model_inference import document_text, extract_value, find_deployment, input_field, java_text
+from elserve.operations.model_inference import (
+    TrainedModelInference,
+    document_text,
+    extract_value,
+    find_deployment,
+    input_field,
+    java_text,
+)
 
 
 @pytest.mark.parametrize(
@@ -78,3 +85,28 @@ def test_find_deployment_by_id_then_by_model_started_first() -> None:
     assert find_deployment(manager, "m") is started  # type: ignore[arg-type]
     assert find_deployment(_Manager(failed, starting), "m") is starting  # type: ignore[arg-type]
     assert find_deployment(manager, "other") is None  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("state", "reason"),
+    [
+        (DeploymentState.FAILED, "Trained model [d1] is [failed]"),
+        (DeploymentState.STOPPING, "Trained model [d1] is [stopping]"),
+        (DeploymentState.STARTING, "Trained model deployment [m] is not allocated to any nodes"),  # the id asked for
+    ],
+)
+def test_a_deployment_that_cannot_serve_is_a_409_before_the_request_is_read(state: DeploymentState, reason: str) -> None:
+    inference = TrainedModelInference(_Manager(_Deployment("d1", "m", state)), lambda: ["m"])  # type: ignore[arg-type]
+    with pytest.raises(ElasticsearchError) as caught:
+        inference.deployment("m")
+    assert (caught.value.status, caught.value.reason) == (409, reason)
+
+
+def test_nothing_deployed() -> None:
+    inference = TrainedModelInference(_Manager(), lambda: ["known"])  # type: ignore[arg-type]
+    with pytest.raises(ElasticsearchError) as known:
+        inference.deployment("known")
+    assert known.value.status == 409 and known.value.reason.startswith("Model [known] must be deployed to use.")
+    with pytest.raises(ElasticsearchError) as unknown:
+        inference.deployment("unknown")
+    assert (unknown.value.status, unknown.value.type) == (404, "resource_not_found_exception")

@@ -127,9 +127,19 @@ class TrainedModelInference:
         self._known_models = known_models
 
     def deployment(self, deployment_or_model_id: str) -> ServedDeployment:
+        """The deployment to infer with; its state is checked before the request's own rules, as
+        `inferAgainstAllocatedModel` does before it sends the request on."""
         deployment = find_deployment(self._manager, deployment_or_model_id)
         if deployment is None:
             raise not_deployed(deployment_or_model_id, self._known_models)
+        if deployment.state in (DeploymentState.STOPPING, DeploymentState.FAILED):
+            raise StatusException(f"Trained model [{deployment.deployment_id}] is [{deployment.state}]", 409)
+        if deployment.state is DeploymentState.STARTING:
+            # Named by the id asked for. (A started deployment scaled to zero is woken and waited
+            # for, as elserve's inference does, instead of this 409.)
+            raise StatusException(
+                f"Trained model deployment [{deployment_or_model_id}] is not allocated to any nodes", 409
+            )
         return deployment
 
     async def infer(
