@@ -71,6 +71,13 @@ class ElasticProductHeader:
         await self.app(scope, receive, send_with_header)
 
 
+class _App(FastAPI):
+    def build_middleware_stack(self) -> ASGIApp:
+        # The deprecation warnings wrap even Starlette's `ServerErrorMiddleware`, which answers an
+        # unexpected error (500) itself, outside the middlewares added with `add_middleware`.
+        return DeprecationWarningHeaders(super().build_middleware_stack())
+
+
 def _print_generated_password(password: str) -> None:
     print(
         "\n" + "-" * 72 + "\n"
@@ -179,7 +186,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
             await services.deployments.stop_all()
             services.repo.close()
 
-    app = FastAPI(
+    app = _App(
         title="elserve",
         lifespan=lifespan,
         docs_url=None,
@@ -200,7 +207,6 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app.include_router(console.router)
     app.include_router(openapi.router)
     app.add_middleware(RequestBodyLimits, max_content_length=settings.http.max_content_length)
-    app.add_middleware(DeprecationWarningHeaders)
     app.add_middleware(RequestMetrics)
     app.add_middleware(RecordErrors, errors=app.state.recent_errors)
     app.add_middleware(ElasticProductHeader)
