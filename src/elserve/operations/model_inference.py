@@ -16,6 +16,7 @@ The steps are Elasticsearch's (`ML/action/TransportInternalInferModelAction.java
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -27,7 +28,9 @@ from elserve.operations.infer_model_request import UNSET_SPAN, InferModelRequest
 from elserve.runtime import to_token_weights
 from elserve.timevalue import TimeValue
 
-DEFAULT_INPUT_FIELD = "text_field"  # TrainedModelConfig's default `input.field_names`
+DEFAULT_INPUT_FIELD = "text_field"
+# Up to this many characters the token count of `truncate: none` is taken on the event loop.
+_INLINE_COUNT_CHARS = 16_384  # TrainedModelConfig's default `input.field_names`
 
 # `pickAssignment`: of several deployments of the model, the first state found in this order.
 _PICK_ORDER = (DeploymentState.STARTED, DeploymentState.STARTING, DeploymentState.STOPPING, DeploymentState.FAILED)
@@ -157,7 +160,11 @@ class TrainedModelInference:
         field = input_field(model_config)
         texts = [document_text(doc, field) for doc in request.docs]
         if settings.truncate == "none" and settings.span == UNSET_SPAN and deployment.tokenizer is not None:
-            _check_lengths(deployment, texts)
+            # Counting needs the whole text tokenized: off the event loop when that is long.
+            if sum(map(len, texts)) <= _INLINE_COUNT_CHARS:
+                _check_lengths(deployment, texts)
+            else:
+                await asyncio.to_thread(_check_lengths, deployment, texts)
         try:
             results = await deployment.infer(texts, timeout.seconds)
         except TimeoutError:
