@@ -18,7 +18,8 @@ from elserve.api.metrics import Metrics, RequestMetrics
 from elserve.api.node import NodeInfo
 from elserve.api.recent_errors import RecentErrors, RecordErrors
 from elserve.api.request_body import RequestBodyLimits
-from elserve.api.routes import console, has_privileges, inference, inference_services, metrics, ml_memory, openapi, root, trained_models
+from elserve.api.routes import console, has_privileges, inference, inference_services, metrics, ml_memory, openapi, root
+from elserve.api.routes import trained_models
 from elserve.api.routes import security as security_routes
 from elserve.deployments.autoscaler import ScalerTimings
 from elserve.deployments.backend import DeploymentBackend

@@ -17,10 +17,9 @@ drained at all), and `DRAIN_SECONDS` in time; past either, the connection closes
 
 from __future__ import annotations
 
-import zlib
-
 import asyncio
 import time
+import zlib
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
