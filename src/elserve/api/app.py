@@ -12,12 +12,14 @@ from dataclasses import dataclass
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from elserve.api.deprecation_headers import DeprecationWarningHeaders
 from elserve.api.errors import install_error_handlers
 from elserve.api.metrics import Metrics, RequestMetrics
 from elserve.api.node import NodeInfo
 from elserve.api.recent_errors import RecentErrors, RecordErrors
 from elserve.api.request_body import RequestBodyLimits
-from elserve.api.routes import console, has_privileges, inference, metrics, ml_memory, openapi, root, trained_models
+from elserve.api.routes import console, has_privileges, inference, inference_services, metrics, ml_memory, openapi, root
+from elserve.api.routes import trained_models
 from elserve.api.routes import security as security_routes
 from elserve.deployments.autoscaler import ScalerTimings
 from elserve.deployments.backend import DeploymentBackend
@@ -68,6 +70,13 @@ class ElasticProductHeader:
             await send(message)
 
         await self.app(scope, receive, send_with_header)
+
+
+class _App(FastAPI):
+    def build_middleware_stack(self) -> ASGIApp:
+        # The deprecation warnings wrap even Starlette's `ServerErrorMiddleware`, which answers an
+        # unexpected error (500) itself, outside the middlewares added with `add_middleware`.
+        return DeprecationWarningHeaders(super().build_middleware_stack())
 
 
 def _print_generated_password(password: str) -> None:
@@ -178,7 +187,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
             await services.deployments.stop_all()
             services.repo.close()
 
-    app = FastAPI(
+    app = _App(
         title="elserve",
         lifespan=lifespan,
         docs_url=None,
@@ -189,6 +198,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     install_error_handlers(app)
     app.state.recent_errors = RecentErrors()
     app.include_router(root.router)
+    app.include_router(inference_services.router)  # before `/_inference/{id}`: `_services` is no endpoint id
     app.include_router(inference.router)
     app.include_router(trained_models.router)
     app.include_router(ml_memory.router)

@@ -35,13 +35,13 @@ _FIELDS = {
 }  # fmt: skip
 _ILLEGAL_ON_CREATION = ("version", "created_by", "create_time", "license_level", "location", "model_package")
 _MODEL_TYPES = ("tree_ensemble", "lang_ident", PYTORCH)
-_TASKS = (
+INFERENCE_CONFIG_NAMES = (
     "classification", "regression", "fill_mask", "ner", "pass_through", "question_answering",
     "text_classification", "text_embedding", "text_expansion", "text_similarity", "zero_shot_classification",
     "learning_to_rank",
 )  # fmt: skip
 _TEXT_EXPANSION_FIELDS = ("vocabulary", "tokenization", "results_field", "expansion_type")
-_TOKENIZATIONS = ("bert", "bert_ja", "mpnet", "roberta", "xlm_roberta", "deberta_v2")
+TOKENIZATION_NAMES = ("bert", "bert_ja", "mpnet", "roberta", "xlm_roberta", "deberta_v2")
 # `Tokenization.java` + `BertTokenization.java`: the fields and their defaults.
 _BERT_DEFAULTS: dict[str, Any] = {
     "do_lower_case": False,
@@ -50,7 +50,7 @@ _BERT_DEFAULTS: dict[str, Any] = {
     "truncate": "first",
     "span": -1,
 }
-_TRUNCATE = ("first", "second", "none", "balanced")
+TRUNCATE_VALUES = ("first", "second", "none", "balanced")
 _NATIVE_INDEX = ".ml-inference-native-000002"
 
 
@@ -146,7 +146,7 @@ def _text_expansion(model_id: str, inference: Any) -> dict[str, Any]:
     if not isinstance(inference, dict) or len(inference) != 1:
         raise XContentParseException("[trained_model_config] failed to parse field [inference_config]")
     ((task, settings),) = inference.items()
-    if task not in _TASKS:
+    if task not in INFERENCE_CONFIG_NAMES:
         raise XContentParseException(f"[trained_model_config] failed to parse field [inference_config]: unknown [{task}]")
     if task != TEXT_EXPANSION:
         raise StatusException(
@@ -162,7 +162,7 @@ def _text_expansion(model_id: str, inference: Any) -> dict[str, Any]:
     if not isinstance(tokenization, dict) or len(tokenization) != 1:
         raise XContentParseException(f"[{TEXT_EXPANSION}] failed to parse field [tokenization]")
     ((name, values),) = tokenization.items()
-    if name not in _TOKENIZATIONS:
+    if name not in TOKENIZATION_NAMES:
         raise XContentParseException(f"[{TEXT_EXPANSION}] unable to parse Tokenization with name [{name}]: parser not found")
     if name != "bert":
         raise StatusException(
@@ -185,7 +185,7 @@ def _bert(values: Any) -> dict[str, Any]:
     for name in ("max_sequence_length", "span"):
         if not isinstance(out[name], int) or isinstance(out[name], bool):
             raise XContentParseException(f"[bert] failed to parse field [{name}]")
-    if out["truncate"] not in _TRUNCATE:
+    if out["truncate"] not in TRUNCATE_VALUES:
         raise XContentParseException("[bert] failed to parse field [truncate]")
     errors = []
     if out["max_sequence_length"] <= 0:

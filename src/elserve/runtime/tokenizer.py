@@ -94,6 +94,11 @@ class Tokenizer:
             return self._encode(texts)
         return [self._encode_long(t) if len(t) > limit else self._encode([t])[0] for t in texts]
 
+    def length(self, text: str) -> int:
+        """The text's token count, [CLS] and [SEP] included, before any truncation (for `truncate: none`)."""
+        encoding = self._inner.encode(text, add_special_tokens=True)
+        return len(encoding.ids) + sum(len(o.ids) - _SPECIALS for o in encoding.overflowing)
+
     def _encode(self, texts: list[str]) -> list[Encoded]:
         # The fast batch API skips offsets, which inference never needs.
         encodings = self._inner.encode_batch_fast(texts, add_special_tokens=True)

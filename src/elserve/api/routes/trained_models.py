@@ -7,25 +7,33 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from elserve.api.deps import json_body, require
+from elserve.api.arrival import time_left
+from elserve.api.deps import authenticated, check, json_body, require
 from elserve.api.params import parse_bool, parse_int, parse_page_param
 from elserve.api.rendering import render
 from elserve.api.views.trained_models import assignment, model_config, stats_entry, uploaded_model_config
 from elserve.deployments.backend import ServedDeployment
 from elserve.endpoints.adaptive import remove_adaptive_allocations
 from elserve.deployments.validation import parse_priority
+from elserve.endpoints import deprecation
 from elserve.endpoints.json_location import top_level_fields
 from elserve.errors import (
     ActionRequestValidationException,
     IllegalArgumentException,
+    StatusException,
     ValidationErrors,
+    ValidationException,
     XContentParseException,
 )
+from elserve.operations.infer_model_request import parse_infer_model_body
+from elserve.operations.model_inference import TrainedModelInference
 from elserve.operations.trained_models import ConfigEntry, StartRequest
 from elserve.operations.upload_requests import parse_definition_part, parse_vocabulary
+from elserve.security.authz import Principal
 from elserve.security.privileges import (
     ML_DELETE_MODEL,
     ML_GET,
+    ML_INFER,
     ML_PUT_MODEL,
     ML_PUT_MODEL_PART,
     ML_PUT_MODEL_VOCABULARY,
@@ -256,3 +264,52 @@ def _text(value: Any) -> str | None:
     if value is None or isinstance(value, str):
         return value
     return "true" if value is True else "false" if value is False else str(value)
+
+
+# -- inference ------------------------------------------------------------------------------
+
+_INFER_PARAMS = frozenset({"timeout"})
+_infer = [Depends(require(ML_INFER, _INFER_PARAMS))]
+# `RestInferTrainedModelDeploymentAction`: kept in 9 (`deprecateAndKeep`), every answer warns.
+DEPLOYMENT_INFER_DEPRECATION = (
+    "[POST /_ml/trained_models/{model_id}/deployment/_infer] is deprecated! "
+    "Use [POST /_ml/trained_models/{model_id}/_infer] instead."
+)
+
+
+async def _infer_results(request: Request, model_id: str, single: bool = False) -> list[dict[str, Any]]:
+    """`RestInferTrainedModelAction`: a body is required, the URL's `timeout` wins over the body's (10s)."""
+    raw = await request.body()
+    if not raw:
+        raise StatusException("requires body", 400)
+    body = await json_body(request)
+    assert body is not None
+    infer_request = parse_infer_model_body(body, raw)
+    if "timeout" in request.query_params:
+        timeout = parse_time(request.query_params["timeout"], "timeout", "10s")
+    else:
+        timeout = infer_request.body_timeout or parse_time(None, "timeout", "10s")
+    if single and len(infer_request.docs) > 1:
+        raise ValidationException(["multiple documents are not supported"])
+    timeout = time_left(request, timeout)  # counted from the request's arrival
+    services = request.app.state.services
+    inference = TrainedModelInference(services.deployments, services.trained_models.known_models)
+    deployment = inference.deployment(model_id)
+    (entry,) = services.trained_models.configs(deployment.model_id, allow_no_match=False, from_=0, size=1)
+    return await inference.infer(deployment, _render_config(entry, definition_status=False), infer_request, timeout)
+
+
+@router.post("/{model_id}/_infer", dependencies=_infer)
+async def infer(request: Request, model_id: str) -> Response:
+    return render(request, {"inference_results": await _infer_results(request, model_id)})
+
+
+@router.post("/{model_id}/deployment/_infer")
+async def deployment_infer(
+    request: Request, model_id: str, principal: Principal = Depends(authenticated(_INFER_PARAMS))
+) -> Response:
+    """The older form: one document, its result's fields at the top level (`Response.toXContent`)."""
+    deprecation.warn(DEPLOYMENT_INFER_DEPRECATION)  # after authentication, as the REST filter runs first
+    check(request, principal, ML_INFER)
+    (result,) = await _infer_results(request, model_id, single=True)
+    return render(request, result)
