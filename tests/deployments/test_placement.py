@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import signal
 from pathlib import Path
 
 from elserve.deployments.capacity import NodeCapacity
@@ -89,3 +92,45 @@ async def _settled(condition, timeout: float = 60.0) -> None:
     while not condition():
         assert asyncio.get_running_loop().time() < deadline, "condition not reached"
         await asyncio.sleep(0.05)
+
+
+def test_a_deployment_failing_later_stops_what_still_runs(tmp_path: Path, splade_model_dir: Path) -> None:
+    """A running deployment whose crashed worker cannot be replaced (its model no longer loads) fails: the
+    workers still running are stopped, and the node's room is free again."""
+
+    async def main() -> None:
+        manager = _manager(tmp_path, splade_model_dir, processors=2)
+        deployment = manager.start(DeploymentConfig("later", "tiny", number_of_allocations=2))
+        assert await deployment.wait_until("fully_allocated", 300)
+        pids = [a.pid for a in deployment.allocations]
+        assert manager.used()[0] == 2
+        # The installed model stops loading, then its parent and one worker die: the replacement cannot start.
+        installed = manager.downloads.state("tiny").path
+        assert installed is not None and deployment.parent_pid is not None
+        config = json.loads((installed / "config.json").read_text())
+        config["num_hidden_layers"] += 1
+        (installed / "config.json").write_text(json.dumps(config))
+        os.kill(deployment.parent_pid, signal.SIGKILL)
+        os.kill(pids[0], signal.SIGKILL)
+        await _settled(lambda: deployment.state is DeploymentState.FAILED)
+        assert "do not match config.json" in (deployment.reason or "")
+        await _settled(lambda: not deployment.allocations and deployment.parent_pid is None)
+        assert not [pid for pid in pids if _alive(pid)]
+        assert manager.used() == (0, 0)
+        await manager.stop_all()
+
+    asyncio.run(main())
+
+
+def _alive(pid: int | None) -> bool:
+    if pid is None:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie (exited, not yet reaped by its parent) runs nothing.
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
