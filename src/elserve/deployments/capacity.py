@@ -81,9 +81,12 @@ def held_allocations(state: DeploymentState, granted: int, workers: Iterable[Rou
     """The allocations a deployment takes from the node, given its grant and its workers' states.
 
     A live deployment: its grant, or the workers it still runs while they drain away after a
-    scale-down. A failed one: no grant, only the workers not yet gone. Elasticsearch counts no memory
-    for a failed route (`RoutingState.consumesMemory`, `NodeLoadDetector`) and stops its process
-    (`TrainedModelAssignmentNodeService.handleLoadFailure`), so it keeps no one else out.
+    scale-down. A failed one: no grant, only the workers not yet gone. Elasticsearch stops a failed
+    route's process (`TrainedModelAssignmentNodeService.handleLoadFailure`), counts no memory for it in
+    the node's load (`RoutingState.consumesMemory`, `NodeLoadDetector`) and deletes a deployment whose
+    start fails (`TransportStartTrainedModelDeploymentAction`). Its rebalancer does keep a failed
+    route's processors, to start it again on the next rebalance (FAILED -> STARTING); elserve retries
+    no failed deployment by itself (a new start of the same id replaces it), so it keeps nothing.
     """
     states = list(workers)
     if state is DeploymentState.FAILED:
