@@ -28,10 +28,6 @@ class DeploymentRecords:
         self._repo.put(_KIND, config.deployment_id, config.to_persisted())
         return self._manager.start(config)
 
-    def forget(self, deployment_id: str) -> None:
-        """Drop the record of a deployment that failed to start (it stays visible until replaced)."""
-        self._repo.delete(_KIND, deployment_id)
-
     def save(self, config: DeploymentConfig) -> None:
         self._repo.put(_KIND, config.deployment_id, config.to_persisted())
 

@@ -3,8 +3,10 @@
 The order of the steps is Elasticsearch's (`TransportPutInferenceModelAction`):
 validate, check the id against deployments, store, then download and deploy
 within `timeout`. Unlike Elasticsearch, every validation runs before anything
-is stored, and a deployment that fails takes its endpoint back out (spec
-decision 2); a timeout leaves the endpoint stored and the deployment going on.
+is stored, the node's capacity included (a refused PUT, 429, stores nothing),
+and a start that fails takes its endpoint back out (spec decision 2) with its
+deployment (Elasticsearch deletes a deployment that fails to start); a timeout
+(408) leaves the endpoint stored and the deployment going on.
 """
 
 from __future__ import annotations
@@ -132,11 +134,20 @@ class InferenceOperations:
                 raise ResourceNotFoundException(
                     f"Could not deploy model [{endpoint.model_id}] as the model cannot be found."
                 )
+            if self._repo.get(_KIND, inference_id) is not None:
+                raise endpoint_already_exists(inference_id)
+            config = deployment_config(endpoint) if endpoint.owns_deployment else None
+            if config is not None:
+                self._manager.check_start(config)  # 429 when its allocations do not fit: nothing stored
             if not self._repo.create(_KIND, inference_id, endpoint.to_persisted()):
                 raise endpoint_already_exists(inference_id)
-            if not endpoint.owns_deployment:
+            if config is None:
                 return endpoint.to_dict(), list(request.warnings)
-            deployment = self._records.start(deployment_config(endpoint))
+            try:
+                deployment = self._records.start(config)
+            except Exception:
+                self._repo.delete(_KIND, inference_id)  # a start refused or broken stores nothing
+                raise
         await self._wait_started(deployment, endpoint, timeout)
         return endpoint.to_dict(), list(request.warnings)
 
@@ -161,9 +172,13 @@ class InferenceOperations:
                 408,
             )
         if deployment.state is DeploymentState.FAILED:
-            # The endpoint goes; the failed deployment stays visible in stats until replaced.
-            self._repo.delete(_KIND, endpoint.inference_id)
-            self._records.forget(deployment.deployment_id)
+            # Nothing stays behind: the endpoint goes, and its deployment with it, as Elasticsearch's
+            # start action deletes a deployment that failed to start (`TransportStartTrainedModelDeploymentAction
+            # .deleteFailedDeployment`); unless the user deleted the endpoint meanwhile and PUT it again.
+            async with self._lock:
+                if self._manager.get(deployment.deployment_id) is deployment:
+                    self._repo.delete(_KIND, endpoint.inference_id)
+                    await self._records.stop(deployment.deployment_id)
             raise StatusException(
                 f"Could not start deployment [{deployment.deployment_id}] of model "
                 f"[{deployment.model_id}]: {deployment.reason}",

@@ -244,6 +244,11 @@ class TrainedModelOperations:
                 408,
             )
         if deployment.state is DeploymentState.FAILED:
+            # Elasticsearch deletes a deployment that failed to start before answering
+            # (`TransportStartTrainedModelDeploymentAction.deleteFailedDeployment`): nothing stays behind,
+            # and the same start can be tried again. One that fails after a 408 stays, `failed`, in stats.
+            if self._manager.get(deployment_id) is deployment:
+                await self._records.stop(deployment_id)
             raise StatusException(
                 f"Could not start model deployment [{deployment_id}]: {deployment.reason}", 500
             )
