@@ -67,7 +67,7 @@ def parse_put_config(model_id: str, body: dict[str, Any], raw: bytes | None = No
     for name in config:
         if name not in _FIELDS:
             where = locations.get(name)
-            raise _unknown("trained_model_config", name, f"[{where.location}] " if where else "")
+            raise _unknown("trained_model_config", name, f"[{where.name}] " if where else "")
     errors: list[str] = []
     body_id = config.get("model_id")
     if body_id is not None and body_id != model_id:
