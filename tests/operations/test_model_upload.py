@@ -85,6 +85,11 @@ def test_parts_that_do_not_add_up_are_refused(tmp_path: Path) -> None:
         ({**CONFIG, "tags": ["Bad"]}, "action_request_validation_exception", r"Invalid tags \[Bad\]"),
         ({**CONFIG, "input": {"field_names": []}}, "action_request_validation_exception", "must not be empty"),
         ({**CONFIG, "foo": 1}, "x_content_parse_exception", r"\[trained_model_config\] unknown field \[foo\]"),
+        (
+            {**CONFIG, "descripton": "x"},
+            "x_content_parse_exception",
+            r"^\[trained_model_config\] unknown field \[descripton\] did you mean \[description\]\?$",
+        ),
         ({**CONFIG, "model_type": "tree_ensemble"}, "status_exception", r"only \[pytorch\] models"),
         ({**CONFIG, "model_type": "linear"}, "x_content_parse_exception", r"failed to parse field \[model_type\]"),
         (  # Elasticsearch's own tests PUT tree ensembles so: no model_type, a definition inline
