@@ -248,7 +248,7 @@ def test_kill9_while_an_upload_completes_is_repaired_at_the_next_start(tmp_path:
     try:
         with _client(server) as http:
             _wait_for(lambda: _fully_defined(http, "interrupted"), "completion after the restart")
-            assert _leftovers(data_dir) == []
+            _wait_for(lambda: _leftovers(data_dir) == [], "removal of the staging (after the registry's update)")
             assert not (data_dir / "model-uploads" / "interrupted").exists()
             r = _put_part(http, "interrupted", 0, definition[:half], len(definition), 2)
             assert _error(r)[:2] == (400, "resource_already_exists_exception")
