@@ -206,6 +206,27 @@ def test_a_definition_that_is_not_torchscript_is_refused_without_a_server_path(
         assert http.delete("/_ml/trained_models/not-torchscript").status_code == 200
 
 
+def test_a_delete_while_the_check_runs_ends_it(checking_server: Server, model_dir: Path, tmp_path: Path) -> None:
+    definition = _script(_Loops(), tmp_path / "loops.pt")
+    with _client(checking_server) as http:
+        _put_config(http, "deleted-early", model_dir)
+        assert _put_part(http, "deleted-early", 0, definition, len(definition)).status_code == 200
+        answers: list[httpx.Response] = []
+        completing = threading.Thread(target=lambda: answers.append(_put_vocabulary(http, "deleted-early", model_dir)))
+        completing.start()
+        _wait_for(lambda: _checks(checking_server), "check process")
+        with _client(checking_server) as other:
+            assert other.delete("/_ml/trained_models/deleted-early").status_code == 200
+        # Ended at once, not at the check's 120 s limit (the bound is far below it, far above a kill).
+        completing.join(60)
+        assert answers and _error(answers[0]) == (
+            404, "resource_not_found_exception", "Could not find trained model [deleted-early]"
+        )
+        _wait_for(lambda: not _checks(checking_server), "end of the check process", 30)
+        assert http.get("/_ml/trained_models/deleted-early").status_code == 404
+    assert _leftovers(checking_server.data_dir) == []
+
+
 @pytest.mark.slow  # the graceful shutdown drains the check's request for its 30 s first
 def test_sigterm_stops_a_server_whose_upload_check_is_running(
     tmp_path: Path, model_dir: Path
@@ -282,18 +303,10 @@ def test_a_deleted_upload_leaves_no_staging(tmp_path: Path, model_dir: Path) -> 
         server.stop()
 
 
-@pytest.fixture(scope="module")
-def bounded_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """Uploads may take 1mb together, and the disk counts as full whatever it holds (1pb to keep free)."""
-    server = Server(
-        tmp_path_factory.mktemp("bounded") / "data", args=["--max-model-upload-store", "1mb", "--disk-flood-stage", "1pb"]
-    ).start()
-    yield server
-    server.stop()
-
-
-def test_parts_are_bounded_by_the_declared_length_and_the_store(bounded_server: Server, model_dir: Path) -> None:
-    with _client(bounded_server) as http:
+def test_uploads_are_bounded_by_the_declared_length_the_store_and_the_disk(tmp_path: Path, model_dir: Path) -> None:
+    data_dir = tmp_path / "data"
+    server = Server(data_dir, args=["--max-model-upload-store", "1mb"]).start()
+    with _client(server) as http:
         _put_config(http, "bounded", model_dir)
         assert _error(_put_part(http, "bounded", 0, b"x" * 11, 10, 2)) == (
             400,
@@ -307,14 +320,25 @@ def test_parts_are_bounded_by_the_declared_length_and_the_store(bounded_server: 
             "take already, that exceeds the native model store's maximum acceptable size of 1mb, please delete "
             "older unused pytorch models",
         )
-        # Within both bounds, but the disk is past the flood-stage watermark: Elasticsearch's block.
-        block = (
-            429,
-            "cluster_block_exception",
-            "index [.ml-inference-native-000002] blocked by: [TOO_MANY_REQUESTS/12/disk usage exceeded "
-            "flood-stage watermark, index has read-only-allow-delete block];",
-        )
-        assert _error(_put_part(http, "bounded", 0, b"x" * 10, 20, 2)) == block
-        assert _error(_put_vocabulary(http, "bounded", model_dir)) == block
-        assert http.delete("/_ml/trained_models/bounded").status_code == 200
-        assert _leftovers(bounded_server.data_dir) == []
+        assert _put_part(http, "bounded", 0, b"x" * 10, 20, 2).status_code == 200
+    server.stop()
+
+    # The same data directory, its disk counted as past the flood-stage watermark (1pb to keep free).
+    server = Server(data_dir, args=["--disk-flood-stage", "1pb"]).start()
+    block = (
+        429,
+        "cluster_block_exception",
+        "index [.ml-inference-native-000002] blocked by: [TOO_MANY_REQUESTS/12/disk usage exceeded "
+        "flood-stage watermark, index has read-only-allow-delete block];",
+    )
+    try:
+        with _client(server) as http:
+            config = json.loads((model_dir / "trained_model_config.json").read_text())
+            assert _error(http.put("/_ml/trained_models/refused", json=config)) == block
+            assert _error(_put_part(http, "bounded", 1, b"x" * 10, 20, 2)) == block
+            assert _error(_put_vocabulary(http, "bounded", model_dir)) == block
+            # Deleting frees the disk: it goes through, as Elasticsearch's read_only_allow_delete block lets it.
+            assert http.delete("/_ml/trained_models/bounded").status_code == 200
+            assert _leftovers(data_dir) == [] and not (data_dir / "model-uploads" / "bounded").exists()
+    finally:
+        server.stop()

@@ -133,6 +133,7 @@ class ModelUploads:
         model = RegisteredModel(model_id=model_id, config=config)
         with self._lock:
             check_store(self.store_bytes(), 0, self._limits.store_limit_bytes, model_id)
+            check_disk(self._staging.parent, self._flood_stage, 0, 0, model_id)  # a full disk blocks the index
             if not self.registry.add(model):
                 raise ResourceAlreadyExistsException(f"Trained machine learning model [{model_id}] already exists")
             self._staged.pop(model_id, None)
@@ -292,6 +293,8 @@ class ModelUploads:
                         self.registry.put(replace(model, definition_error=reason))
                 raise StatusException(reason, 400) from None
             except CheckInterrupted:
+                if not self._is_current(model):
+                    raise not_found(model.model_id) from None
                 raise StatusException(
                     f"the server is stopping: the upload of model [{model.model_id}] is complete and is checked "
                     "when the server starts again",
@@ -342,6 +345,7 @@ class ModelUploads:
             if model is None or not self.registry.remove(model_id):
                 raise not_found(model_id)
             self._staged.pop(model_id, None)
+            self._running.end(model_id)  # its check, if one runs: the answer is no longer wanted
             trash = [self._trash(self._dir(model_id))]
             if model.cache_key is not None:
                 trash.append(self._unused_install(model.cache_key))

@@ -38,6 +38,8 @@ RUNTIME_DATA_BYTES = 1 << 30
 # The check's default memory: the runtime, then the model loaded, the weights copied once by the fast
 # path's extraction, and room for a sample batch's activations.
 DEFINITION_COPIES = 4
+# A reason longer than this (a model may raise any text) is cut.
+_MAX_REASON = 4000
 # The check's process name (/proc/<pid>/comm).
 CHECK_NAME = "elserve-check"
 
@@ -59,44 +61,60 @@ class CheckFailed(Exception):
 
 
 class CheckInterrupted(Exception):
-    """The server is stopping: the check was ended, the model is neither accepted nor refused."""
+    """The check was ended from outside (the server stopping, the model deleted): the model is neither
+    accepted nor refused."""
 
 
 class RunningChecks:
-    """The check processes running now, so that a server shutting down ends them instead of waiting."""
+    """The check processes running now, by the key of their upload: a server shutting down ends them
+    all instead of waiting, a deleted model's check is ended at once."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._processes: set[subprocess.Popen[bytes]] = set()
+        self._processes: dict[subprocess.Popen[bytes], str] = {}
+        self._ended: set[subprocess.Popen[bytes]] = set()
         self._closed = False
 
-    def add(self, process: subprocess.Popen[bytes]) -> None:
+    def add(self, process: subprocess.Popen[bytes], key: str) -> None:
         with self._lock:
-            self._processes.add(process)
+            self._processes[process] = key
             closed = self._closed
         if closed:
-            process.kill()
+            self._end([process])
 
-    def discard(self, process: subprocess.Popen[bytes]) -> None:
+    def discard(self, process: subprocess.Popen[bytes]) -> bool:
+        """Forget a finished check; True when it was ended from outside."""
         with self._lock:
-            self._processes.discard(process)
+            self._processes.pop(process, None)
+            ended = process in self._ended
+            self._ended.discard(process)
+        return ended
 
-    @property
-    def closed(self) -> bool:
-        return self._closed
+    def end(self, key: str) -> None:
+        """End the check of one upload, if one runs."""
+        with self._lock:
+            processes = [p for p, k in self._processes.items() if k == key]
+        self._end(processes)
 
     def kill_all(self) -> None:
-        """Kill every check (their requests answer that the check was ended) and any started later."""
+        """End every check, and any started later."""
         with self._lock:
             self._closed = True
             processes = list(self._processes)
+        self._end(processes)
+
+    def _end(self, processes: list[subprocess.Popen[bytes]]) -> None:
+        with self._lock:
+            self._ended.update(processes)
         for process in processes:
             process.kill()
 
 
-def run_check(model_dir: Path, limits: CheckLimits, definition_bytes: int, running: RunningChecks) -> dict[str, Any]:
+def run_check(
+    model_dir: Path, limits: CheckLimits, definition_bytes: int, running: RunningChecks, key: str
+) -> dict[str, Any]:
     """Check the Elastic-layout model in `model_dir` in a child process; its shapes record, or
-    `CheckFailed`."""
+    `CheckFailed` (the model's fault), or `CheckInterrupted` (`running` ended it)."""
     memory = limits.memory_for(definition_bytes)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OMP_", "MKL_"))}
     env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")  # one core: a check, not a benchmark
@@ -106,13 +124,14 @@ def run_check(model_dir: Path, limits: CheckLimits, definition_bytes: int, runni
         cwd=model_dir,
         env=env,
         stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,  # the answer line only: what the model prints goes to stderr
+        stderr=subprocess.DEVNULL,  # a model may print without end: none of it is kept
         start_new_session=True,  # a SIGINT or SIGTERM to the server's group is the server's to handle
     )
-    running.add(process)
+    running.add(process, key)
+    ended = False
     try:
-        out, err = process.communicate(timeout=limits.timeout_s)
+        out, _ = process.communicate(timeout=limits.timeout_s)
     except subprocess.TimeoutExpired:
         process.kill()
         process.communicate()
@@ -121,20 +140,17 @@ def run_check(model_dir: Path, limits: CheckLimits, definition_bytes: int, runni
             "(the upload check's time limit)"
         ) from None
     finally:
-        running.discard(process)
+        ended = running.discard(process)
         if process.poll() is None:  # this thread was interrupted: the child never outlives the check
             process.kill()
             process.wait()
     answer = _answer(out)
-    if answer is None and running.closed:
+    if answer is None and ended:
         raise CheckInterrupted()
     if answer is None:
         if process.returncode < 0:
-            reason = f"the check's process was ended by signal [{signal.Signals(-process.returncode).name}]"
-        else:
-            reason = f"the check's process exited with status [{process.returncode}]"
-        last = err.decode(errors="replace").strip().splitlines()[-1:] if err else []
-        raise CheckFailed(reason + (f": {last[0]}" if last else ""))
+            raise CheckFailed(f"the check's process was ended by signal [{signal.Signals(-process.returncode).name}]")
+        raise CheckFailed(f"the check's process exited with status [{process.returncode}]")
     if "error" in answer:
         message = _short(str(answer["error"]))
         if answer.get("memory"):
@@ -197,6 +213,9 @@ def _child(memory: int, cpu_seconds: int, parent: int) -> int:
         answer = {"error": f"MemoryError: {e}", "memory": True}
     except Exception as e:  # anything the model's code raises is the model's failure
         answer = {"error": f"{type(e).__name__}: {e}", "memory": _is_memory_error(e)}
+    answer["error"] = str(answer.get("error", ""))[:_MAX_REASON] if "error" in answer else None
+    if answer["error"] is None:
+        del answer["error"]
     stdout.write(json.dumps(answer) + "\n")
     stdout.flush()
     return 0

@@ -68,7 +68,7 @@ def install(
         final = cache_root / key
         if (final / MARKER).is_file():
             return key  # the same files are installed (and were checked) already
-        shapes = run_check(scratch, limits, length, running)
+        shapes = run_check(scratch, limits, length, running, model.model_id)
         _write_synced(scratch / SHAPES_FILE, json.dumps(shapes).encode())
         record = {
             "installed_for": model.model_id,
