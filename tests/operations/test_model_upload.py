@@ -126,3 +126,27 @@ def test_configuration_defaults_are_filled_in() -> None:
     assert config["inference_config"]["text_expansion"]["tokenization"] == {
         "bert": {"do_lower_case": False, "with_special_tokens": True, "max_sequence_length": 512, "truncate": "first", "span": -1}
     }
+
+
+def test_an_upload_installed_without_its_shapes_is_sized_in_a_child_at_start(tmp_path: Path, definition: bytes) -> None:
+    """Installs made before the check recorded shapes: `recover` finds them, `resume` records them
+    (read by the check's child process, so that the server never loads the model to size it)."""
+    from elserve.runtime.memory import SHAPES_FILE, estimate_memory
+
+    uploads, catalogue, cache, repo = _open(tmp_path)
+    uploads.create(parse_put_config("sized", dict(CONFIG)))
+    uploads.put_part("sized", 0, definition, len(definition), 1)
+    uploads.put_vocabulary("sized", default_vocab(), None, None)
+    path = cache.path_for(catalogue.get("sized"))
+    assert path is not None
+    shapes = json.loads((path / SHAPES_FILE).read_text())
+    assert shapes["vocab"] == len(default_vocab())
+    (path / SHAPES_FILE).unlink()
+    repo.close()
+
+    uploads, catalogue, cache, repo = _open(tmp_path)
+    assert uploads.recover() == ["sized"]
+    uploads.resume("sized")
+    assert json.loads((path / SHAPES_FILE).read_text()) == shapes
+    assert estimate_memory(path, 4096).weights_bytes > 0
+    repo.close()

@@ -43,17 +43,17 @@ from elserve.errors import (
 )
 from elserve.models.cache import ModelCache, model_size_bytes
 from elserve.models.registry import ModelRegistry, RegisteredModel
-from elserve.operations.upload_check import CheckFailed, CheckInterrupted, CheckLimits, RunningChecks
+from elserve.operations.upload_check import CheckFailed, CheckInterrupted, CheckLimits, RunningChecks, run_check
 from elserve.operations.upload_install import ASSEMBLY_PREFIX, LEGACY_PREFIXES, install
+from elserve.operations.upload_requests import part_errors, vocabulary_errors
 from elserve.operations.upload_room import check_disk, check_store, write_error
 from elserve.runtime.layout import ELASTIC_VOCAB
+from elserve.runtime.memory import SHAPES_FILE
 from elserve.settings import UploadLimits
 from elserve.store.disk_space import parse_flood_stage
 
 log = logging.getLogger("elserve.models")
 
-# `PutTrainedModelDefinitionPartAction.MAX_NUM_NATIVE_DEFINITION_PARTS`.
-MAX_PARTS = 10_000
 _META = "parts.json"
 _PART = "part-{:05d}"
 _TRASH = ".deleted-"
@@ -61,31 +61,6 @@ _TRASH = ".deleted-"
 
 def not_found(model_id: str) -> ResourceNotFoundException:
     return ResourceNotFoundException(f"Could not find trained model [{model_id}]")
-
-
-def part_errors(part: int, total_definition_length: int, total_parts: int) -> list[str]:
-    """`PutTrainedModelDefinitionPartAction.Request.validate`, in its order."""
-    errors = []
-    if part < 0:
-        errors.append("[part] must be greater or equal to 0")
-    if total_parts <= 0:
-        errors.append("[total_parts] must be greater than 0")
-    if total_parts > MAX_PARTS:
-        errors.append(f"[total_parts] must be less than or equal to {MAX_PARTS}")
-    if total_definition_length <= 0:
-        errors.append("[total_definition_length] must be greater than 0")
-    if part >= total_parts:
-        errors.append("[part] must be less than total_parts")
-    return errors
-
-
-def vocabulary_errors(vocabulary: list[str], scores: list[float] | None) -> list[str]:
-    """`PutTrainedModelVocabularyAction.Request.validate`."""
-    if not vocabulary:
-        return ["[vocabulary] must not be empty"]
-    if scores and len(scores) != len(vocabulary):
-        return ["[scores] must have same length as [vocabulary]"]
-    return []
 
 
 def _write_whole(path: Path, data: bytes) -> None:
@@ -278,11 +253,9 @@ class ModelUploads:
             try:
                 length = sum(p.stat().st_size for p in parts)
                 if length != meta.get("total_definition_length"):
-                    raise StatusException(
-                        f"the definition parts of model [{model.model_id}] hold [{length}] bytes, not the "
-                        f"total_definition_length [{meta.get('total_definition_length')}]; delete the model "
-                        "and upload it again",
-                        400,
+                    raise CheckFailed(
+                        f"its definition parts hold [{length}] bytes, not the total_definition_length "
+                        f"[{meta.get('total_definition_length')}]"
                     )
                 key = install(model, directory, parts, self._cache.root, self._check, self._running, length)
             except CheckFailed as e:
@@ -379,7 +352,14 @@ class ModelUploads:
             for path in sorted(root.iterdir()) if root.is_dir() else []:
                 if path.name.startswith(prefixes):
                     _remove(path)
-        waiting = []
+        waiting = [
+            model.model_id
+            for model in self.registry.list()
+            if model.source is None
+            and model.cache_key is not None
+            and (self._cache.root / model.cache_key).is_dir()
+            and not (self._cache.root / model.cache_key / SHAPES_FILE).exists()
+        ]  # installed before their check recorded their shapes: sized by `resume`, in a child too
         for directory in sorted(self._staging.iterdir()) if self._staging.is_dir() else []:
             if directory.name.startswith("."):
                 continue
@@ -396,14 +376,29 @@ class ModelUploads:
         return waiting
 
     def resume(self, model_id: str) -> None:
-        """Run again a completion that a crash cut short (marked by `recover`)."""
+        """Run again a completion that a crash cut short, or size a model installed without its shapes
+        (both found by `recover`)."""
         model = self.registry.get(model_id)
         if model is None:
             return
         try:
-            self._complete(model)
+            if model.fully_defined and model.cache_key is not None:
+                self._size(model.model_id, self._cache.root / model.cache_key)
+            else:
+                self._complete(model)
         except Exception as e:  # the reason is kept on the model (a failed check) or logged here
             log.warning("[%s] the interrupted upload could not be completed: %s", model_id, e)
+
+    def _size(self, model_id: str, installed: Path) -> None:
+        """Record the shapes of an installed upload, read by the check in its child process; a model the
+        check cannot read gets the reason instead, so that it is never loaded here to be sized."""
+        try:
+            record = run_check(installed, self._check, model_size_bytes(installed), self._running, model_id)
+        except CheckFailed as e:
+            record = {"error": f"the upload check cannot read the model: {e}"}
+        except CheckInterrupted:
+            return
+        _write_whole(installed / SHAPES_FILE, json.dumps(record).encode())
 
 
 def _remove(path: Path | None) -> None:

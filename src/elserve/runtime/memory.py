@@ -117,6 +117,8 @@ def shapes_record(model_dir: Path) -> dict[str, Any]:
 
 
 def _recorded_shapes(record: dict[str, Any]) -> _Shapes:
+    if "error" in record:  # the check could not read the model: it is not loaded here either
+        raise ModelFormatError(str(record["error"]))
     tensors = {str(k): tuple(int(d) for d in s) for k, s in record["tensors"].items()}
     return _Shapes(tensors, int(record["vocab"]), int(record["hidden"]), int(record["intermediate"]))
 
