@@ -32,8 +32,8 @@ from typing import Any
 
 from elserve.bytesize import byte_size_text
 
-# A fresh interpreter with PyTorch imported holds about 400 MB of private writable memory before any
-# model (its libraries' data and the allocator's arenas): the limit is on top of that.
+# What the check's interpreter takes before any model: PyTorch and the runtime imported come to about
+# 200 MB of data segment (`VmData`); the rest of this allowance is headroom for other builds and machines.
 RUNTIME_DATA_BYTES = 1 << 30
 # The check's default memory: the runtime, then the model loaded, the weights copied once by the fast
 # path's extraction, and room for a sample batch's activations.
