@@ -124,9 +124,14 @@ def test_a_read_only_data_dir_answers_503_without_a_path(tmp_path: Path) -> None
         server.stop()
         pytest.skip(f"a bind mount cannot be made here: {bound.stderr.strip() or bound.returncode}")
     try:
-        subprocess.run(["mount", "-o", "remount,bind,ro", str(staging)], check=True)
         with httpx.Client(base_url=server.url, auth=("elastic", PASSWORD), timeout=120) as http:
+            assert http.put("/_ml/trained_models/staged", json=CONFIG).status_code == 200
+            assert _part(http, "staged", b"x" * 10, 20).status_code == 200
+            subprocess.run(["mount", "-o", "remount,bind,ro", str(staging)], check=True)
             assert http.put("/_ml/trained_models/frozen", json=CONFIG).status_code == 200
+            # Its staged part cannot be removed now (it goes at the next start): the model is deleted all the same.
+            assert http.delete("/_ml/trained_models/staged").status_code == 200
+            assert http.get("/_ml/trained_models/staged").status_code == 404
             for r in (
                 _part(http, "frozen", b"x" * 10, 20),
                 http.put("/_ml/trained_models/frozen/vocabulary", json={"vocabulary": ["a"]}),

@@ -337,7 +337,11 @@ class ModelUploads:
         if not path.exists():
             return None
         trash = path.with_name(f"{_TRASH}{path.name}-{uuid.uuid4().hex}")
-        os.rename(path, trash)
+        try:
+            os.rename(path, trash)
+        except OSError as e:  # a read-only directory: what stays is removed at the next start
+            log.warning("cannot remove [%s] now (%s); it is removed at the next start", path, e.strerror)
+            return None
         return trash
 
     def close(self) -> None:
