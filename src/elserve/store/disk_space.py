@@ -2,9 +2,9 @@
 
 `cluster.routing.allocation.disk.watermark.flood_stage` (`DiskThresholdSettings.java`): a used
 percentage (`95%`, the default) or ratio (`0.95`), or an absolute value meaning the free bytes to
-keep (`500mb`). With a percentage the free space kept is capped by
-`cluster.routing.allocation.disk.watermark.flood_stage.max_headroom` (100gb), so a large disk is
-not held back by 5% of itself. Past the watermark Elasticsearch blocks writes to the index
+keep (`500mb`). With the default the free space kept is capped by
+`cluster.routing.allocation.disk.watermark.flood_stage.max_headroom` (100gb unless the watermark is
+set), so a large disk is not held back by 5% of itself. Past the watermark Elasticsearch blocks writes to the index
 (`read_only_allow_delete`: deletes still go through).
 """
 
@@ -28,12 +28,14 @@ class FloodStage:
 
     used_ratio: float | None = None
     free_bytes: int | None = None
+    max_headroom: int | None = None  # with a ratio: the most it keeps free
 
     def required_free(self, total: int) -> int:
         if self.free_bytes is not None:
             return self.free_bytes
         assert self.used_ratio is not None
-        return min(int(total * (1.0 - self.used_ratio)), MAX_HEADROOM_BYTES)
+        kept = round(total * (1.0 - self.used_ratio))
+        return kept if self.max_headroom is None else min(kept, self.max_headroom)
 
 
 def parse_flood_stage(text: str) -> FloodStage:
@@ -45,7 +47,8 @@ def parse_flood_stage(text: str) -> FloodStage:
         used = number / 100.0 if ratio.group(2) else number
         if not 0.0 <= used <= 1.0:
             raise ValueError(f"[{text}] is not a used percentage (0-100%) or ratio (0-1.0)")
-        return FloodStage(used_ratio=used)
+        headroom = MAX_HEADROOM_BYTES if value == DEFAULT_FLOOD_STAGE else None
+        return FloodStage(used_ratio=used, max_headroom=headroom)
     size = _SIZE.match(value)
     if size is None:
         raise ValueError(f"[{text}] is neither a percentage (95%), a ratio (0.95) nor a size (500mb)")
