@@ -21,3 +21,12 @@ def parse_byte_size(text: str, setting: str) -> int:
             f"failed to parse setting [{setting}] with value [{text}] as a size in bytes: unit is missing or unrecognized"
         )
     return int(float(match.group(1)) * _UNIT_BYTES[match.group(2)])
+
+
+def byte_size_text(n: int) -> str:
+    """`ByteSizeValue.toString()`: the largest unit with one decimal, e.g. `16.8mb`."""
+    for unit, size in (("pb", 1 << 50), ("tb", 1 << 40), ("gb", 1 << 30), ("mb", 1 << 20), ("kb", 1 << 10)):
+        if n >= size:
+            value = round(n / size, 1)
+            return f"{value:g}{unit}" if value != int(value) else f"{int(value)}{unit}"
+    return f"{n}b"

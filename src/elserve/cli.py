@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from elserve.bench.run import bench as bench_command  # its options; importing loads only typer
-from elserve.settings import HttpLimits, ServerSettings
+from elserve.settings import HttpLimits, ServerSettings, UploadLimits
 
 if TYPE_CHECKING:
     from elserve.models.cache import ModelCache
@@ -116,6 +116,35 @@ def serve(
             "this server's model cache path.",
         ),
     ] = None,
+    upload_check_timeout: Annotated[
+        str,
+        typer.Option(
+            help="An uploaded model is loaded and run on a sample batch in a child process when its upload "
+            "completes; past this time the check is killed and the model refused.",
+        ),
+    ] = "120s",
+    upload_check_memory: Annotated[
+        str | None,
+        typer.Option(
+            help="The memory (heap) that upload check may use, e.g. 4gb. Default: 1gb plus 4 x the model's "
+            "definition.",
+        ),
+    ] = None,
+    max_model_upload_store: Annotated[
+        str,
+        typer.Option(
+            help="What uploaded models may take on disk together (Elasticsearch's bound on its native "
+            "model store).",
+        ),
+    ] = "50gb",
+    disk_flood_stage: Annotated[
+        str,
+        typer.Option(
+            help="Uploads stop before the data directory's disk is this full: a used percentage or ratio "
+            "(95%, 0.95) or the free space to keep (500mb), as Elasticsearch's "
+            "cluster.routing.allocation.disk.watermark.flood_stage.",
+        ),
+    ] = "95%",
     scale_to_zero_time: Annotated[
         str | None,
         typer.Option(
@@ -163,6 +192,7 @@ def serve(
         flag = "--ray-address" if ray_address is not None else "--ray-model-cache"
         raise typer.BadParameter("only with --backend ray", param_hint=flag)
     scale_to_zero_s = _seconds(scale_to_zero_time, "--scale-to-zero-time")
+    uploads = _upload_limits(upload_check_timeout, upload_check_memory, max_model_upload_store, disk_flood_stage)
 
     if (ssl_certfile is None) != (ssl_keyfile is None):
         raise typer.BadParameter("--ssl-certfile and --ssl-keyfile go together", param_hint="--ssl-certfile")
@@ -183,6 +213,7 @@ def serve(
         backend=backend,
         ray_address=ray_address,
         ray_model_cache=None if ray_model_cache is None else ray_model_cache.resolve(),
+        uploads=uploads,
         **({} if scale_to_zero_s is None else {"scale_to_zero_time_s": scale_to_zero_s}),
     )
     uvicorn.run(
@@ -236,9 +267,22 @@ def _check_data_dir(data_dir: Path) -> bool:
     from elserve.store import check_data_dir
 
     check = check_data_dir(data_dir)
+    log = logging.getLogger("elserve")
+    if check.reserve_released:
+        log.warning(
+            "the disk holding the data directory [%s] is full: elserve gave back its reserve to start; free "
+            "space on it (deleting unused models frees theirs)",
+            data_dir,
+        )
     if check.problem is None:
         return False
-    log = logging.getLogger("elserve")
+    if check.disk_full:
+        log.error(
+            "the disk holding the data directory [%s] is full (%s): free space on it, then start elserve again",
+            data_dir,
+            check.problem,
+        )
+        raise typer.Exit(75)  # EX_TEMPFAIL: the same start succeeds once there is room
     if check.readable_store:
         log.error(
             "the data directory [%s] cannot be written (%s): serving its state read-only; creating, changing "
@@ -254,6 +298,35 @@ def _check_data_dir(data_dir: Path) -> bool:
         check.problem,
     )
     raise typer.Exit(78)
+
+
+def _upload_limits(check_timeout: str, check_memory: str | None, store: str, flood_stage: str) -> UploadLimits:
+    from elserve.bytesize import parse_byte_size
+    from elserve.errors import ParseException
+    from elserve.store.disk_space import parse_flood_stage
+
+    timeout = _seconds(check_timeout, "--upload-check-timeout")
+    if not timeout:
+        raise typer.BadParameter("must be a positive time value", param_hint="--upload-check-timeout")
+    sizes: dict[str, int | None] = {"--upload-check-memory": None}
+    for flag, text in (("--upload-check-memory", check_memory), ("--max-model-upload-store", store)):
+        if text is not None:
+            try:
+                sizes[flag] = parse_byte_size(text, flag)
+            except ParseException as exc:
+                raise typer.BadParameter(exc.reason, param_hint=flag) from None
+    try:
+        parse_flood_stage(flood_stage)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--disk-flood-stage") from None
+    store_limit = sizes["--max-model-upload-store"]
+    assert store_limit is not None
+    return UploadLimits(
+        check_timeout_s=timeout,
+        check_memory_bytes=sizes["--upload-check-memory"],
+        store_limit_bytes=store_limit,
+        flood_stage=flood_stage,
+    )
 
 
 def _http_limits(max_content_length: str, max_header_size: str, max_initial_line: str, read_timeout: str) -> HttpLimits:

@@ -23,6 +23,22 @@ class HttpLimits:
 
 
 @dataclass(frozen=True)
+class UploadLimits:
+    """Bounds on models uploaded through the REST API (operations/model_upload.py).
+
+    `check_timeout_s` / `check_memory_bytes`: the completion check's child process (None: derived from
+    the definition's length, operations/upload_check.py). `store_limit_bytes`: what uploaded definitions
+    may take on disk together (Elasticsearch's `MAX_NATIVE_DEFINITION_INDEX_SIZE`, 50gb).
+    `flood_stage`: Elasticsearch's `cluster.routing.allocation.disk.watermark.flood_stage` (a used
+    percentage or ratio, or the free bytes to keep): uploads stop before the disk gets that full."""
+
+    check_timeout_s: float = 120.0
+    check_memory_bytes: int | None = None
+    store_limit_bytes: int = 50 * 2**30
+    flood_stage: str = "95%"
+
+
+@dataclass(frozen=True)
 class ServerSettings:
     host: str = "127.0.0.1"
     port: int = 9200
@@ -54,6 +70,7 @@ class ServerSettings:
     ray_address: str | None = None
     # Each Ray node's own model cache (the same path on every node; None: this server's model cache path).
     ray_model_cache: Path | None = None
+    uploads: UploadLimits = UploadLimits()
 
     @property
     def store_path(self) -> Path:

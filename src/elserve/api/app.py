@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import logging
 import sys
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -107,7 +108,9 @@ def build_services(settings: ServerSettings) -> Services:
     registry = ModelRegistry(repo)
     cache = ModelCache(settings.model_cache_dir)
     downloads = ModelDownloads(cache, Catalogue(model_repository=settings.model_repository, registry=registry))
-    uploads = ModelUploads(registry, cache, settings.data_dir / "model-uploads")
+    uploads = ModelUploads(registry, cache, settings.data_dir / "model-uploads", settings.uploads)
+    if not settings.read_only:
+        _resume_uploads(uploads)
     timings = ScalerTimings(
         interval_s=settings.scaler_interval_s,
         scale_to_zero_after_s=settings.scale_to_zero_time_s,
@@ -141,6 +144,20 @@ def build_services(settings: ServerSettings) -> Services:
             repo, deployments, downloads, inference.endpoints_using, uploads, settings.max_batch_tokens
         ),
     )
+
+
+def _resume_uploads(uploads: ModelUploads) -> None:
+    """What a crash left of uploads is removed now; completions it cut short run again in the background
+    (each checks its model in a child process, which may take a while)."""
+    waiting = uploads.recover()
+    if waiting:
+        log.info("completing %d upload(s) interrupted by the last stop: %s", len(waiting), ", ".join(waiting))
+
+        def resume() -> None:
+            for model_id in waiting:
+                uploads.resume(model_id)
+
+        threading.Thread(target=resume, name="elserve-upload-resume", daemon=True).start()
 
 
 def _ray_backend(
@@ -184,6 +201,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
         try:
             yield
         finally:
+            services.trained_models.uploads.close()  # an upload's check running now would hold the exit
             await services.deployments.stop_all()
             services.repo.close()
 

@@ -14,10 +14,12 @@ is stored: a model that could never deploy is better refused than kept.
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterable
 from typing import Any
 
 from elserve.endpoints.ids import ID_LENGTH_LIMIT, id_too_long_message, is_valid_id
 from elserve.endpoints.json_location import top_level_fields
+from elserve.endpoints.field_suggestions import did_you_mean
 from elserve.errors import (
     ActionRequestValidationException,
     StatusException,
@@ -54,8 +56,8 @@ TRUNCATE_VALUES = ("first", "second", "none", "balanced")
 _NATIVE_INDEX = ".ml-inference-native-000002"
 
 
-def _unknown(parser: str, name: str, where: str = "") -> XContentParseException:
-    return XContentParseException(f"{where}[{parser}] unknown field [{name}]")
+def _unknown(parser: str, name: str, fields: Iterable[str], where: str = "") -> XContentParseException:
+    return XContentParseException(f"{where}[{parser}] unknown field [{name}]{did_you_mean(name, fields)}")
 
 
 def parse_put_config(model_id: str, body: dict[str, Any], raw: bytes | None = None) -> dict[str, Any]:
@@ -67,7 +69,7 @@ def parse_put_config(model_id: str, body: dict[str, Any], raw: bytes | None = No
     for name in config:
         if name not in _FIELDS:
             where = locations.get(name)
-            raise _unknown("trained_model_config", name, f"[{where.location}] " if where else "")
+            raise _unknown("trained_model_config", name, _FIELDS, f"[{where.name}] " if where else "")
     errors: list[str] = []
     body_id = config.get("model_id")
     if body_id is not None and body_id != model_id:
@@ -155,7 +157,7 @@ def _text_expansion(model_id: str, inference: Any) -> dict[str, Any]:
     settings = dict(settings or {})
     for name in settings:
         if name not in _TEXT_EXPANSION_FIELDS:
-            raise _unknown(TEXT_EXPANSION, name)
+            raise _unknown(TEXT_EXPANSION, name, _TEXT_EXPANSION_FIELDS)
     if "vocabulary" in settings:
         raise StatusException("illegal setting [vocabulary] on inference model creation", 400)
     tokenization = settings.get("tokenization") or {"bert": {}}
@@ -177,7 +179,7 @@ def _bert(values: Any) -> dict[str, Any]:
     values = dict(values or {})
     for name in values:
         if name not in _BERT_DEFAULTS:
-            raise _unknown("bert", name)
+            raise _unknown("bert", name, _BERT_DEFAULTS)
     out = {**_BERT_DEFAULTS, **values}
     for name in ("do_lower_case", "with_special_tokens"):
         if not isinstance(out[name], bool):

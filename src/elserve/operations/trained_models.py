@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import fnmatch
 import logging
 from collections.abc import Callable
@@ -162,7 +163,7 @@ class TrainedModelOperations:
             )
         for deployment in deployments:
             await self._records.stop(deployment.deployment_id)
-        self.uploads.delete(model_id)
+        await asyncio.to_thread(self.uploads.delete, model_id)  # files removed off the event loop
 
     def _catalogue_spec(self, model_id: str) -> ModelSpec:
         if self._downloads.catalogue.resolve(model_id) is None:

@@ -35,9 +35,11 @@ that then run in tests/e2e/test_model_upload.py (a ratio band).
 from __future__ import annotations
 
 import functools
+import json
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors import safe_open
@@ -98,7 +100,36 @@ def _hf_shapes(model_dir: Path) -> _Shapes:
     return _Shapes(tensors, config.vocab_size, config.hidden_size, config.intermediate_size)
 
 
+# What the upload check (a child process: operations/upload_check.py) read of an uploaded TorchScript
+# model, kept beside it: the server sizes the model from this instead of loading uploaded code itself.
+SHAPES_FILE = "shapes.json"
+
+
+def shapes_record(model_dir: Path) -> dict[str, Any]:
+    """What `SHAPES_FILE` holds: the model's shapes as the estimate reads them, loading the model."""
+    shapes = _elastic_shapes(model_dir)
+    return {
+        "tensors": {k: list(s) for k, s in shapes.tensors.items()},
+        "vocab": shapes.vocab,
+        "hidden": shapes.hidden,
+        "intermediate": shapes.intermediate,
+    }
+
+
+def _recorded_shapes(record: dict[str, Any]) -> _Shapes:
+    if "error" in record:  # the check could not read the model: it is not loaded here either
+        raise ModelFormatError(str(record["error"]))
+    tensors = {str(k): tuple(int(d) for d in s) for k, s in record["tensors"].items()}
+    return _Shapes(tensors, int(record["vocab"]), int(record["hidden"]), int(record["intermediate"]))
+
+
 def _elastic_shapes(model_dir: Path) -> _Shapes:
+    recorded = model_dir / SHAPES_FILE
+    if recorded.is_file():
+        try:
+            return _recorded_shapes(json.loads(recorded.read_text()))
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            raise ModelFormatError(f"[{SHAPES_FILE}] of the model cannot be read: {e}") from e
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         module = torch.jit.load(str(model_dir / ELASTIC_MODEL), map_location="cpu")

@@ -5,14 +5,12 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from elserve.store.data_dir import restrict_to_owner
+from elserve.store.data_dir import keep_reserve, release_reserve, restrict_to_owner
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
@@ -37,6 +35,7 @@ class SqliteRepository:
 
     def __init__(self, path: Path, read_only: bool = False) -> None:
         self.read_only = read_only
+        self._path = path
         self._lock = threading.Lock()
         if read_only:
             self._conn = sqlite3.connect(
@@ -58,16 +57,28 @@ class SqliteRepository:
             self._conn.execute(_SCHEMA)
         for suffix in ("-wal", "-shm"):
             restrict_to_owner(path.with_name(path.name + suffix), 0o600)
+        keep_reserve(path.parent)
 
-    @contextmanager
-    def _writing(self) -> Iterator[sqlite3.Connection]:
+    def _write(self, sql: str, params: tuple[Any, ...], frees_space: bool = False) -> int:
+        """Run one write; its row count. On a full disk a write that frees space (a delete) gives back
+        the reserve and is tried again, so that deleting what fills the disk always works; others fail."""
         if self.read_only:
             raise StoreWriteError("the data directory cannot be written; elserve serves it read-only")
         with self._lock:
             try:
-                yield self._conn
+                try:
+                    count = self._conn.execute(sql, params).rowcount
+                except sqlite3.OperationalError as exc:
+                    if not (frees_space and _is_full(exc) and release_reserve(self._path.parent)):
+                        raise
+                    count = self._conn.execute(sql, params).rowcount
             except sqlite3.OperationalError as exc:
+                if _is_full(exc):
+                    raise StoreWriteError("the store could not be written: the disk is full") from None
                 raise StoreWriteError(f"the store could not be written: {exc}") from None
+            if not frees_space:
+                keep_reserve(self._path.parent)  # back once the disk has room again
+        return count
 
     def get(self, kind: str, key: str) -> dict[str, Any] | None:
         with self._lock:
@@ -84,26 +95,24 @@ class SqliteRepository:
         return [(key, orjson.loads(doc)) for key, doc in rows]
 
     def put(self, kind: str, key: str, doc: dict[str, Any]) -> None:
-        with self._writing() as conn:
-            conn.execute(
-                "INSERT INTO documents (kind, key, doc) VALUES (?, ?, ?) "
-                "ON CONFLICT (kind, key) DO UPDATE SET doc = excluded.doc",
-                (kind, key, orjson.dumps(doc)),
-            )
+        self._write(
+            "INSERT INTO documents (kind, key, doc) VALUES (?, ?, ?) "
+            "ON CONFLICT (kind, key) DO UPDATE SET doc = excluded.doc",
+            (kind, key, orjson.dumps(doc)),
+        )
 
     def create(self, kind: str, key: str, doc: dict[str, Any]) -> bool:
-        with self._writing() as conn:
-            cur = conn.execute(
-                "INSERT OR IGNORE INTO documents (kind, key, doc) VALUES (?, ?, ?)",
-                (kind, key, orjson.dumps(doc)),
-            )
-        return cur.rowcount == 1
+        sql = "INSERT OR IGNORE INTO documents (kind, key, doc) VALUES (?, ?, ?)"
+        return self._write(sql, (kind, key, orjson.dumps(doc))) == 1
 
     def delete(self, kind: str, key: str) -> bool:
-        with self._writing() as conn:
-            cur = conn.execute("DELETE FROM documents WHERE kind = ? AND key = ?", (kind, key))
-        return cur.rowcount == 1
+        sql = "DELETE FROM documents WHERE kind = ? AND key = ?"
+        return self._write(sql, (kind, key), frees_space=True) == 1
 
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+
+def _is_full(exc: sqlite3.OperationalError) -> bool:
+    return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "disk is full" in str(exc)

@@ -108,6 +108,8 @@ async def stats(request: Request, model_id: str | None = None) -> Response:
             stats_entry(e.model_id, e.model_bytes, e.deployment, services.node, e.memory_per)
             # elserve's addition: a download running or failed (its reason), as `download`
             | ({"download": report} if (report := services.downloads.report(e.model_id)) else {})
+            # elserve's addition: an upload being checked, or refused by its check (its reason), as `upload`
+            | ({"upload": upload} if (upload := services.trained_models.uploads.report(e.model_id)) else {})
             for e in entries
         ],
     }
@@ -133,7 +135,10 @@ async def get(request: Request, model_id: str | None = None) -> Response:
 @router.put("/{model_id}", dependencies=_put_model)
 async def put_model(request: Request, model_id: str) -> Response:
     body = await json_body(request)
-    entry = request.app.state.services.trained_models.put_model(model_id, body, await request.body())
+    # In a thread: registering an upload waits for the uploads' lock, which part writes hold.
+    entry = await asyncio.to_thread(
+        request.app.state.services.trained_models.put_model, model_id, body, await request.body()
+    )
     return render(request, _render_config(entry, definition_status=False))
 
 
