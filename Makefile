@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test test-all test-ray test-console soak bench clean
+.PHONY: serve test test-all test-ray test-console soak bench docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -63,5 +63,14 @@ $(CONSOLE_STAMP): pyproject.toml $(STAMP)
 test-console: $(CONSOLE_STAMP)
 	$(BIN)/pytest -s -m console tests/console
 
+# `make docs`: the manual in docs/ as a site (site/), strict: a broken link or anchor fails it.
+DOCS_STAMP := $(VENV)/.docs-installed
+$(DOCS_STAMP): pyproject.toml $(STAMP)
+	$(BIN)/pip install -e '.[docs]'
+	touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
 clean:
-	rm -rf $(VENV) build src/*.egg-info
+	rm -rf $(VENV) build site src/*.egg-info
