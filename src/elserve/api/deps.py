@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Literal, overload
 
 import orjson
 from fastapi import Request
@@ -110,8 +110,14 @@ def require(action: str, params: frozenset[str] = frozenset()) -> Callable[[Requ
     return dependency
 
 
+@overload
+async def json_body(request: Request, required: Literal[True] = True) -> dict[str, Any]: ...
+@overload
+async def json_body(request: Request, required: bool) -> dict[str, Any] | None: ...
+
+
 async def json_body(request: Request, required: bool = True) -> dict[str, Any] | None:
-    """The body as a JSON object, or Elasticsearch's parse errors."""
+    """The body as a JSON object (None for an empty optional body), or Elasticsearch's parse errors."""
     raw = await request.body()
     if not raw.strip():
         if required:

@@ -64,7 +64,7 @@ def check_data_dir(data_dir: Path) -> DataDirCheck:
         full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
         problem = f"{type(exc).__name__}: {exc}"
         if full:
-            problem = f"the disk is full ({shutil.disk_usage(data_dir).free} bytes free): {os.strerror(exc.errno)}"
+            problem = f"the disk is full ({shutil.disk_usage(data_dir).free} bytes free): {exc.strerror}"
         return DataDirCheck(problem, store.is_file() and os.access(store, os.R_OK), disk_full=full)
 
 
