@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test test-all test-ray test-console soak bench docs clean
+.PHONY: serve test test-all test-ray test-console soak bench docs lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -62,6 +62,17 @@ $(CONSOLE_STAMP): pyproject.toml $(STAMP)
 
 test-console: $(CONSOLE_STAMP)
 	$(BIN)/pytest -s -m console tests/console
+
+# `make lint`: ruff (lint and format) and mypy on src/, with zero findings (the `lint` extra).
+LINT_STAMP := $(VENV)/.lint-installed
+$(LINT_STAMP): pyproject.toml $(STAMP)
+	$(BIN)/pip install -e '.[lint]'
+	touch $(LINT_STAMP)
+
+lint: $(LINT_STAMP)
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+	$(BIN)/mypy
 
 # `make docs`: the manual in docs/ as a site (site/), strict: a broken link or anchor fails it.
 DOCS_STAMP := $(VENV)/.docs-installed
