@@ -6,6 +6,7 @@ as itself otherwise; and each is sized as the same model in its Hugging Face dir
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -106,7 +107,9 @@ def test_frozen_graph_with_other_weights_runs_itself(tmp_path: Path) -> None:
     assert isinstance(encoder, TorchScriptEncoder)
     reference = reference_model(torchscript_reference(model_dir))
     ids = [e.ids for e in Tokenizer.from_dir(model_dir).encode_batch(TEXTS)]
-    for one, vector in zip(ids, encoder.encode_ids(ids), strict=True):
+    # One text at a time: a dynamically quantized linear scales its int8 input by the whole batch's range.
+    for one in ids:
+        (vector,) = encoder.encode_ids([one])
         with torch.no_grad():
             logits = reference(input_ids=torch.from_numpy(one.astype(np.int64))[None]).logits[0]
         expected = torch.log1p(torch.relu(2 * logits)).amax(dim=0).numpy()
@@ -178,3 +181,29 @@ def test_frozen_other_graph_is_sized_by_its_constants(tmp_path: Path) -> None:
     assert got.head_bytes == expected.head_bytes  # vocabulary and hidden size from the word embeddings
     # Every weight counted once (the HF checkpoint also holds a pooler the masked-LM graph never uses).
     assert 0 < got.weights_bytes <= expected.weights_bytes
+
+
+def test_frozen_quantized_model_runs_itself(tmp_path: Path) -> None:
+    # eland's `--quantize`: dynamically quantized linears (int8 weights packed in the graph), then
+    # traced and frozen. Not the fp32 masked-LM: it runs as itself, and is sized from its fp32 constants.
+    from torch.ao.quantization import quantize_dynamic
+
+    model_dir = build_torchscript_dir(tmp_path / "m")
+    hf = _Logits(reference_model(torchscript_reference(model_dir)))
+    quantized = quantize_dynamic(hf, {torch.nn.Linear}, dtype=torch.qint8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        traced = torch.jit.freeze(torch.jit.trace(quantized.eval(), SAMPLE, check_trace=False).eval())
+    traced.save(str(model_dir / "model.pt"))
+    encoder = Encoder.load(model_dir)
+    assert isinstance(encoder, TorchScriptEncoder)
+    ids = [e.ids for e in Tokenizer.from_dir(model_dir).encode_batch(TEXTS)]
+    module = torch.jit.load(str(model_dir / "model.pt"))
+    # One text at a time: a dynamically quantized linear scales its int8 input by the whole batch's range.
+    for one in ids:
+        (vector,) = encoder.encode_ids([one])
+        with torch.no_grad():
+            row = torch.from_numpy(one.astype(np.int64))[None]
+            logits = module(row, torch.ones_like(row), torch.zeros_like(row), torch.arange(row.shape[1]))[0][0]
+        assert_matches_reference(vector, torch.log1p(torch.relu(logits)).amax(dim=0).numpy(), atol=1e-6)
+    assert estimate_memory(model_dir, 1024).weights_bytes > 0
