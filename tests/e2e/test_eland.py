@@ -101,6 +101,8 @@ def _put_endpoint(es: Elasticsearch, inference_id: str, model_id: str) -> None:
 def test_eland_import_hub_model_deploys_and_serves(server: Server, es: Elasticsearch, hub_dir: Path) -> None:
     model_id = "eland-splade"
     eland = Path(sys.executable).with_name("eland_import_hub_model")
+    models = server.data_dir / "models"
+    before = set(models.iterdir()) if models.is_dir() else set()
     done = subprocess.run(
         [
             str(eland), "--url", server.url, "-u", "elastic", "-p", PASSWORD,
@@ -119,8 +121,19 @@ def test_eland_import_hub_model_deploys_and_serves(server: Server, es: Elasticse
     deployment = stats["deployment_stats"]
     assert deployment["state"] == "started", deployment
     assert deployment["allocation_status"]["allocation_count"] == 1
-    # Sized from the frozen graph's constants: no "cannot size" line, a figure above the model's bytes.
-    assert "cannot size" not in server.log()
+    # What eland uploaded is frozen; its graph's weights run through the exact head, and it is sized
+    # from its constants as its checkpoint is.
+    (installed,) = {p for p in models.iterdir() if (p / "model.pt").is_file()} - before
+    import torch
+
+    from elserve.runtime import Encoder
+    from elserve.runtime.memory import estimate_memory
+
+    assert not torch.jit.load(str(installed / "model.pt")).state_dict(), "eland 9 froze it"
+    assert isinstance(Encoder.load(installed), Encoder)
+    assert estimate_memory(installed, 1024) == estimate_memory(hub_dir, 1024)
+    log = server.log()  # the shared server's: only this model's lines
+    assert f"[{model_id}] cannot size" not in log and f"[{installed}] cannot size" not in log
     sizes = stats["model_size_stats"]
     assert sizes["required_native_memory_bytes"] > sizes["model_size_bytes"] > 0
 

@@ -8,7 +8,8 @@ outside its state; freezing it here turns those into constants too. This module 
   under the names the checkpoint gives them (`bert.encoder.layer.0.attention.self.query.weight`...),
   found by their position in the graph: the embeddings by the input they index, then the layer
   norms and linears in the order the layers run them;
-- `graph_tensors`: every tensor the graph holds, once each (what sizing a model needs).
+- `graph_tensors` and `script_state`: every tensor the graph holds, once each, by name where it
+  has one (what sizing a model needs, runtime/memory.py).
 
 Anything else (another op, a weight used another way, control flow) is not a plain masked-LM: the
 module then runs as itself (torchscript.py). Whatever is found here is checked against the
@@ -83,8 +84,8 @@ def as_constants(module: torch.jit.ScriptModule) -> torch.jit.ScriptModule | Non
 
 
 def graph_tensors(module: torch.jit.ScriptModule) -> list[torch.Tensor]:
-    """Every tensor constant of the module's graph but scalars, each storage once (a tied decoder is its word
-    embeddings), in graph order."""
+    """Every tensor constant of the module's graph but scalars, each storage once (a tied decoder is
+    its word embeddings), in graph order."""
     seen: set[int] = set()
     tensors = []
     graph = module.inlined_graph  # held: its nodes are invalid once it is freed
@@ -102,9 +103,9 @@ def graph_tensors(module: torch.jit.ScriptModule) -> list[torch.Tensor]:
 
 def script_state(module: torch.jit.ScriptModule) -> dict[str, torch.Tensor]:
     """The module's tensors by name: its state; for a module whose state holds no weights (only
-    integer buffers, or nothing), its graph's constants,
-    named as the checkpoint names them when the graph is a masked-LM (`masked_lm_weights`), else
-    `constant.<i>`, the table the first input (input_ids) indexes named `word_embeddings.weight`."""
+    integer buffers, or nothing), its graph's constants, named as the checkpoint names them when the
+    graph is a masked-LM (`masked_lm_weights`), else `constant.<i>`, with the table the first input
+    (input_ids) indexes named `word_embeddings.weight`."""
     state = module.state_dict()
     if any(t.is_floating_point() for t in state.values()):
         return dict(state)
@@ -115,9 +116,10 @@ def script_state(module: torch.jit.ScriptModule) -> dict[str, torch.Tensor]:
     if found is not None:
         return found[1]
     graph = constants.inlined_graph
-    first = list(graph.inputs())[1:2]
+    inputs = list(graph.inputs())
+    first = inputs[1].unique() if len(inputs) > 1 else None
     words = next(
-        (_constant(n.inputsAt(0)) for n in graph.findAllNodes("aten::embedding") if list(n.inputs())[1:2] == first),
+        (_constant(n.inputsAt(0)) for n in graph.findAllNodes("aten::embedding") if n.inputsAt(1).unique() == first),
         None,
     )
     named = {f"constant.{i}": t for i, t in enumerate(graph_tensors(constants))}
@@ -174,7 +176,9 @@ def _stray_weights(graph: torch._C.Graph, used: set[int]) -> bool:
     taken (it takes part in the computation some other way)."""
     for node in graph.findAllNodes("prim::Constant"):
         tensor = _constant(node.output())
-        if tensor is not None and tensor.is_floating_point() and tensor.ndim > 0 and node.output().unique() not in used:
+        if tensor is None or not tensor.is_floating_point() or tensor.ndim == 0:
+            continue
+        if node.output().unique() not in used:
             return True
     return False
 
@@ -185,15 +189,40 @@ def _embeddings(
     """The embeddings by role: the word embeddings index the first input (input_ids); BERT's token
     types index the third input (token_type_ids) when the graph takes it, else come before the
     positions, as BertEmbeddings adds them."""
-    words = [w for index, w in found if index is inputs[0]]
+    ids = [value.unique() for value in inputs]
+    words = [w for index, w in found if index.unique() == ids[0]]
     if len(words) != 1:
         return None
-    rest = [(index, w) for index, w in found if index is not inputs[0]]
+    rest = [(index.unique(), w) for index, w in found if index.unique() != ids[0]]
     if architecture == DISTILBERT:
         return {"word": words[0], "position": rest[0][1]}
-    if len(inputs) == 4 and rest[1][0] is inputs[2]:
+    if len(ids) == 4 and rest[1][0] == ids[2]:
         rest.reverse()
     return {"word": words[0], "token_type": rest[0][1], "position": rest[1][1]}
+
+
+# Each architecture's checkpoint names (bert.py renames them to the runtime's): the embeddings' prefix,
+# a layer's prefix, its six linears in the order they run, its two norms, the head's transform
+# (dense, norm) and its decoder (weight, bias).
+_NAMES = {
+    BERT: (
+        "bert.embeddings.",
+        "bert.encoder.layer.{}.",
+        ("attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense",
+         "intermediate.dense", "output.dense"),
+        ("attention.output.LayerNorm", "output.LayerNorm"),
+        ("cls.predictions.transform.dense", "cls.predictions.transform.LayerNorm"),
+        ("cls.predictions.decoder.weight", "cls.predictions.bias"),
+    ),
+    DISTILBERT: (
+        "distilbert.embeddings.",
+        "distilbert.transformer.layer.{}.",
+        ("attention.q_lin", "attention.k_lin", "attention.v_lin", "attention.out_lin", "ffn.lin1", "ffn.lin2"),
+        ("sa_layer_norm", "output_layer_norm"),
+        ("vocab_transform", "vocab_layer_norm"),
+        ("vocab_projector.weight", "vocab_projector.bias"),
+    ),
+}
 
 
 def _name(
@@ -202,20 +231,8 @@ def _name(
     linears: list[tuple[torch.Tensor, torch.Tensor]],
     norms: list[tuple[torch.Tensor, torch.Tensor]],
 ) -> dict[str, torch.Tensor]:
-    """The checkpoint's names (bert.py renames them to the runtime's)."""
-    if architecture == BERT:
-        base, layer = "bert.embeddings.", "bert.encoder.layer.{}."
-        parts = ("attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense",
-                 "intermediate.dense", "output.dense")
-        layer_norms = ("attention.output.LayerNorm", "output.LayerNorm")
-        dense, head_norm, decoder, decoder_bias = ("cls.predictions.transform.dense", "cls.predictions.transform.LayerNorm",
-                                                   "cls.predictions.decoder.weight", "cls.predictions.bias")
-    else:
-        base, layer = "distilbert.embeddings.", "distilbert.transformer.layer.{}."
-        parts = ("attention.q_lin", "attention.k_lin", "attention.v_lin", "attention.out_lin", "ffn.lin1", "ffn.lin2")
-        layer_norms = ("sa_layer_norm", "output_layer_norm")
-        dense, head_norm, decoder, decoder_bias = ("vocab_transform", "vocab_layer_norm", "vocab_projector.weight",
-                                                   "vocab_projector.bias")
+    """The weights found, by role, under the checkpoint's names."""
+    base, layer, parts, layer_norms, (dense, head_norm), (decoder, decoder_bias) = _NAMES[architecture]
     weights = {f"{base}{role}_embeddings.weight": tensor for role, tensor in embeddings.items()}
 
     def put(name: str, pair: tuple[torch.Tensor, torch.Tensor]) -> None:
@@ -231,7 +248,7 @@ def _name(
     put(head_norm, norms[-1])
     word, (projection, bias) = embeddings["word"], linears[-1]
     # A tied decoder frozen as a second constant: the word embeddings serve as both (one copy).
-    same = projection.shape == word.shape and (projection.data_ptr() == word.data_ptr() or torch.equal(projection, word))
-    weights[decoder] = word if same else projection
+    tied = projection.shape == word.shape and (projection.data_ptr() == word.data_ptr() or torch.equal(projection, word))
+    weights[decoder] = word if tied else projection
     weights[decoder_bias] = bias
     return weights
