@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -52,12 +53,15 @@ def _eland_installed() -> None:
         pytest.skip(f"eland cannot be imported: {probe.stderr.strip().splitlines()[-1:]}")
 
 
-def _hub_dir(path: Path, architecture: str = "bert") -> Path:
-    """A random BERT (or DistilBERT) masked-LM SPLADE directory as the hub publishes one, `vocab.txt`
-    included (eland loads the slow `BertTokenizer`)."""
-    if architecture == "distilbert":
+def _hub_dir(path: Path, architecture: str = "bert", real: Path | None = None) -> Path:
+    """A random BERT (or DistilBERT) masked-LM SPLADE directory, or a copy of the `real` one, as the
+    hub publishes one, `vocab.txt` included (eland loads the slow `BertTokenizer`)."""
+    if real is not None:
+        shutil.copytree(real, path)
+    elif architecture == "distilbert":
         return build_distilbert_dir(path, vocab_txt_only=True)
-    build_bert_dir(path)
+    else:
+        build_bert_dir(path)
     vocab = json.loads((path / "tokenizer.json").read_text())["model"]["vocab"]
     (path / "vocab.txt").write_text("\n".join(sorted(vocab, key=vocab.get)) + "\n")
     return path
@@ -160,11 +164,14 @@ shutil.copy(vocab_path, out / "vocab.json")
 
 
 @pytest.mark.slow  # about a minute: eland's process, an import, a server of its own
-@pytest.mark.parametrize("architecture", ["bert", "distilbert"])
-def test_eland_saved_model_imports_with_elserve_models_import(tmp_path: Path, architecture: str) -> None:
+@pytest.mark.parametrize("architecture", ["bert", "distilbert", "splade-tiny"])
+def test_eland_saved_model_imports_with_elserve_models_import(
+    tmp_path: Path, architecture: str, request: pytest.FixtureRequest
+) -> None:
     # eland's TransformerModel.save: traced (DistilBERT in eland's wrapper), frozen, saved in the
-    # Elastic layout's three files.
-    hub_dir = _hub_dir(tmp_path / "hub", architecture)
+    # Elastic layout's three files; of a random model, or of the real SPLADE-tiny.
+    real = request.getfixturevalue("splade_model_dir") if architecture == "splade-tiny" else None
+    hub_dir = _hub_dir(tmp_path / "hub", architecture, real)
     model_dir = tmp_path / "eland-model"
     (model_dir / "eland").mkdir(parents=True)
     saved = subprocess.run(
