@@ -107,9 +107,8 @@ def test_frozen_graph_with_other_weights_runs_itself(tmp_path: Path) -> None:
     assert isinstance(encoder, TorchScriptEncoder)
     reference = reference_model(torchscript_reference(model_dir))
     ids = [e.ids for e in Tokenizer.from_dir(model_dir).encode_batch(TEXTS)]
-    # One text at a time: a dynamically quantized linear scales its int8 input by the whole batch's range.
-    for one in ids:
-        (vector,) = encoder.encode_ids([one])
+    assert not encoder.per_text  # one padded batch
+    for one, vector in zip(ids, encoder.encode_ids(ids), strict=True):
         with torch.no_grad():
             logits = reference(input_ids=torch.from_numpy(one.astype(np.int64))[None]).logits[0]
         expected = torch.log1p(torch.relu(2 * logits)).amax(dim=0).numpy()
@@ -199,9 +198,10 @@ def test_frozen_quantized_model_runs_itself(tmp_path: Path) -> None:
     assert isinstance(encoder, TorchScriptEncoder)
     ids = [e.ids for e in Tokenizer.from_dir(model_dir).encode_batch(TEXTS)]
     module = torch.jit.load(str(model_dir / "model.pt"))
-    # One text at a time: a dynamically quantized linear scales its int8 input by the whole batch's range.
-    for one in ids:
-        (vector,) = encoder.encode_ids([one])
+    # Each text runs alone (a dynamically quantized linear scales its int8 input by the whole batch's
+    # range): in a batch, its own vector.
+    assert encoder.per_text
+    for one, vector in zip(ids, encoder.encode_ids(ids), strict=True):
         with torch.no_grad():
             row = torch.from_numpy(one.astype(np.int64))[None]
             logits = module(row, torch.ones_like(row), torch.zeros_like(row), torch.arange(row.shape[1]))[0][0]

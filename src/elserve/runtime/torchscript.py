@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -220,12 +221,22 @@ class TorchScriptEncoder:
                 f"the vocabulary has [{vocab_size}] tokens but the model's output only [{outputs}] entries"
             )
         self.kernels = {"layers": "torchscript", "head_short": "torchscript", "head_bulk": "torchscript"}
+        # A quantized graph (eland's `--quantize`: int8 linears scaling their input by its range) gives
+        # a text another vector beside other texts and padding: each text runs alone, so that a text's
+        # vector does not depend on the requests it is batched with.
+        graph = module.inlined_graph  # held while its nodes are read
+        self.per_text = _is_quantized(graph.nodes())
 
     def use_threads(self, num_threads: int) -> None:
         """As `Encoder.use_threads`: the graph runs on torch's intra-op threads, `num_threads` of them."""
         torch.set_num_threads(num_threads)
 
     def encode_ids(self, batch: list[np.ndarray]) -> list[SparseVector]:
+        if self.per_text and len(batch) > 1:
+            return [vector for one in batch for vector in self._encode([one])]
+        return self._encode(batch)
+
+    def _encode(self, batch: list[np.ndarray]) -> list[SparseVector]:
         if not batch:
             return []
         longest = max(len(ids) for ids in batch)
@@ -237,6 +248,14 @@ class TorchScriptEncoder:
         with torch.inference_mode():
             weights = splade(run_script(self.module, ids, mask), mask)[:, : self.vocab_size]
         return [sparsify(row) for row in weights.numpy()]
+
+
+def _is_quantized(nodes: Iterable[torch._C.Node]) -> bool:
+    """Whether any of the nodes (or of the blocks within them) is a quantized op."""
+    return any(
+        node.kind().startswith("quantized::") or any(_is_quantized(block.nodes()) for block in node.blocks())
+        for node in nodes
+    )
 
 
 def check_elastic_model(model_dir: Path) -> None:
