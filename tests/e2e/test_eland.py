@@ -188,7 +188,8 @@ def test_eland_saved_model_imports_with_elserve_models_import(
     data_dir = tmp_path / "data"
     elserve = Path(sys.executable).with_name("elserve")
     imported = subprocess.run(
-        [str(elserve), "models", "import", f"file:{model_dir}", "--model-id", "eland-frozen", "--data-dir", str(data_dir)],
+        [str(elserve), "models", "import", f"file:{model_dir}", "--model-id", "eland-frozen",
+         "--data-dir", str(data_dir)],
         capture_output=True,
         text=True,
         timeout=ELAND_TIMEOUT_S,

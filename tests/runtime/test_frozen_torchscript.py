@@ -26,7 +26,13 @@ TEXTS = [
     "a",
     " ".join(f"w{i}" for i in range(90)),  # cut at the window
 ]
-SAMPLE = (torch.tensor([[2, 40, 41, 3]]), torch.ones(1, 4, dtype=torch.long), torch.zeros(1, 4, dtype=torch.long), torch.arange(4))
+# Elasticsearch's four inputs for one text: ids, attention mask, token types, positions.
+SAMPLE = (
+    torch.tensor([[2, 40, 41, 3]]),
+    torch.ones(1, 4, dtype=torch.long),
+    torch.zeros(1, 4, dtype=torch.long),
+    torch.arange(4),
+)
 
 
 def _check(encoder: Encoder | TorchScriptEncoder, tokenizer: Tokenizer, reference_dir: Path) -> None:

@@ -125,7 +125,8 @@ class ModelParent:
         try:
             message = await loop.run_in_executor(None, ours.recv)
         except (EOFError, OSError):
-            message = ("start_failed", f"model parent process {exit_status(self._process.exitcode)} while loading the model")
+            ended = exit_status(self._process.exitcode)
+            message = ("start_failed", f"model parent process {ended} while loading the model")
         if message[0] != "ready":
             await loop.run_in_executor(None, self._process.join, STOP_GRACE_S)
             self._close()

@@ -248,7 +248,9 @@ def _name(
     put(head_norm, norms[-1])
     word, (projection, bias) = embeddings["word"], linears[-1]
     # A tied decoder frozen as a second constant: the word embeddings serve as both (one copy).
-    tied = projection.shape == word.shape and (projection.data_ptr() == word.data_ptr() or torch.equal(projection, word))
+    tied = projection.shape == word.shape and (
+        projection.data_ptr() == word.data_ptr() or torch.equal(projection, word)
+    )
     weights[decoder] = word if tied else projection
     weights[decoder_bias] = bias
     return weights
