@@ -1,8 +1,8 @@
 """eland 9.2's own import code against a real server: `eland_import_hub_model --task-type
 text_expansion` traces a local BERT masked-LM SPLADE directory, freezes it (`torch.jit.freeze`: the
 weights become graph constants) and uploads it through the official client; then the model deploys
-(`--start`), serves an `elasticsearch`-service endpoint with its `model_id`, and answers the
-reference SPLADE vectors. The model eland saves also imports with `elserve models import`.
+(`--start`), answers `ml.infer_trained_model`, serves an `elasticsearch`-service endpoint with its
+`model_id`, and answers the reference SPLADE vectors. The model eland saves also imports with `elserve models import`.
 
 eland's PyTorch code needs transformers 4 (and its hub client, tokenizers and sentence-transformers
 5), where elserve pins transformers 5: `make` installs those into `.venv/eland-site` (see Makefile),
@@ -140,6 +140,16 @@ def test_eland_import_hub_model_deploys_and_serves(server: Server, es: Elasticse
     assert f"[{model_id}] cannot size" not in log and f"[{installed}] cannot size" not in log
     sizes = stats["model_size_stats"]
     assert sizes["required_native_memory_bytes"] > sizes["model_size_bytes"] > 0
+
+    # The trained-model inference API eland and the client's `ml.infer_trained_model` call, on the
+    # deployment `--start` made (its id is the model's).
+    docs = [{"text_field": text} for text in TEXTS]
+    answer = es.ml.infer_trained_model(model_id=model_id, docs=docs)
+    for text, result in zip(TEXTS, answer["inference_results"], strict=True):
+        got = {token.replace(".", "__"): weight for token, weight in result["predicted_value"].items()}
+        want = _reference(hub_dir, text)
+        assert set(got) == set(want), text
+        assert max(abs(got[t] - want[t]) for t in want) <= 1e-4, text
 
     # An endpoint of that model_id deploys it again (a deployment of its own) and serves the reference.
     _put_endpoint(es, "eland-endpoint", model_id)
