@@ -9,11 +9,22 @@ STAMP := $(VENV)/.installed
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
+# eland's PyTorch import code (tests/e2e/test_eland.py runs it) needs transformers 4, its hub client and
+# tokenizers, and sentence-transformers 5, where elserve pins transformers 5; eland's own `pytorch`
+# extra would also pull its torch (a CUDA build). So eland itself comes with the `test` extra (it needs
+# no torch), and these four go, without their dependencies, into a directory of their own that only
+# eland's processes put first on their path: they run on the project's torch. (Installed with the rest:
+# a change of these pins takes `make clean` first.)
+ELAND_SITE := $(VENV)/eland-site
+ELAND_PYTORCH := transformers==4.57.6 tokenizers==0.22.2 huggingface-hub==0.36.2 sentence-transformers==5.7.0
+
 # torch is pinned exactly: pip takes the local CPU build; a range would pull CUDA.
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --upgrade pip
 	$(BIN)/pip install torch==2.13.0
 	$(BIN)/pip install -e '.[test]'
+	rm -rf $(ELAND_SITE)
+	$(BIN)/pip install --no-deps --target $(ELAND_SITE) $(ELAND_PYTORCH)
 	touch $(STAMP)
 
 serve: $(STAMP)

@@ -11,7 +11,8 @@ the model; a worker holds only what it writes itself:
   first kernels (oneDNN code), its pages shared with the fork server included. Measured (torch 2.13
   CPU, AMD EPYC): 158 MB.
 - `weights`: every tensor of the checkpoint as fp32 (`model.safetensors`, or the TorchScript's
-  state), shared tensors (a tied decoder) once.
+  state, or its graph's constants when it has no state: script_graph.py), shared tensors (a tied
+  decoder) once.
 - `packed`: the encoder layers' linears of at least `bert._PACK_MIN_ELEMENTS` weights, copied once
   into oneDNN's blocked layout (`bert._PackedLinear`) where oneDNN is present.
 - `head`: the exact head's int8 decoder rows (vocab x hidden bytes), the screen's per-entry factors
@@ -48,6 +49,7 @@ from elserve.runtime.bert import _PACK_MIN_ELEMENTS, WEIGHTS_FILE
 from elserve.runtime.config import BertConfig, ModelFormatError, read_config
 from elserve.runtime.layout import ELASTIC_MODEL, HF, layout_of
 from elserve.runtime.screening import ROW_BLOCK, VOCAB_BLOCK
+from elserve.runtime.script_graph import script_state
 
 PROCESS_BYTES = 158 * 2**20
 WORKER_BYTES = 16 * 2**20
@@ -135,7 +137,7 @@ def _elastic_shapes(model_dir: Path) -> _Shapes:
         module = torch.jit.load(str(model_dir / ELASTIC_MODEL), map_location="cpu")
     seen: set[int] = set()
     tensors = {}
-    for key, tensor in module.state_dict().items():
+    for key, tensor in script_state(module).items():
         if tensor.untyped_storage().data_ptr() in seen:
             continue  # a tied decoder: the word embeddings once
         seen.add(tensor.untyped_storage().data_ptr())
