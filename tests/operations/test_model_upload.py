@@ -122,7 +122,7 @@ def test_configuration_rules(body: dict, error: str, reason: str) -> None:
 
 def test_configuration_defaults_are_filled_in() -> None:
     config = parse_put_config("my-model", {"model_type": "pytorch", "inference_config": {"text_expansion": {}}})
-    assert config["input"] == {"field_names": ["text_field"]}
+    assert config["input"] == {"field_names": ["input"]}  # TrainedModelType.PYTORCH's default
     assert config["inference_config"]["text_expansion"]["tokenization"] == {
         "bert": {"do_lower_case": False, "with_special_tokens": True, "max_sequence_length": 512, "truncate": "first", "span": -1}
     }

@@ -20,6 +20,8 @@ class DeploymentCounters:
     total_inference_time_s: float = 0.0
     last_access_ms: int | None = None
     peak_throughput_per_minute: int = 0
+    # Inferences answered from the deployment's inference cache (counted in `inference_count` too).
+    cache_hit_count: int = 0
     # (minute, inferences, their seconds) for this minute and the last, for the last-minute figures.
     _minutes: deque = field(default_factory=lambda: deque(maxlen=2))
 
@@ -31,6 +33,11 @@ class DeploymentCounters:
         _, n, t = self._minutes.pop() if self._minutes and self._minutes[-1][0] == minute else (minute, 0, 0.0)
         self._minutes.append((minute, n + count, t + seconds_each * count))
         self.peak_throughput_per_minute = max(self.peak_throughput_per_minute, n + count)
+
+    def record_cache_hit(self) -> None:
+        """One inference answered from the cache: an inference that took no time."""
+        self.cache_hit_count += 1
+        self.record(1, 0.0)
 
     @property
     def average_inference_time_ms(self) -> float | None:
