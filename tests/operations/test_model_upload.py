@@ -54,7 +54,7 @@ def test_parts_survive_a_restart_and_the_model_is_installed_once_complete(tmp_pa
     assert (path / "model.pt").read_bytes() == definition
     assert json.loads((path / "vocab.json").read_text())["vocabulary"] == default_vocab()
     installed = json.loads((path / "trained_model_config.json").read_text())
-    assert "model_id" not in installed and installed["input"] == {"field_names": ["text_field"]}
+    assert "model_id" not in installed and installed["input"] == {"field_names": ["input"]}  # PyTorch's default
     assert not (tmp_path / "model-uploads" / "up").exists()
     assert "up" in catalogue.model_ids()
 

@@ -23,10 +23,23 @@ from typing import Any
 
 from elserve.deployments.backend import DeploymentBackend, ServedDeployment
 from elserve.deployments.states import DeploymentState
-from elserve.errors import ActionRequestValidationException, ResourceNotFoundException, StatusException
+from elserve.errors import (
+    ActionRequestValidationException,
+    ResourceNotFoundException,
+    StatusException,
+)
 from elserve.java_text import java_double
-from elserve.operations.infer_model_request import UNSET_SPAN, InferModelRequest, TextExpansionSettings, settings_for
-from elserve.operations.inference_cache import InferenceCache, InferenceCaches, cache_bytes
+from elserve.operations.infer_model_request import (
+    UNSET_SPAN,
+    InferModelRequest,
+    TextExpansionSettings,
+    settings_for,
+)
+from elserve.operations.inference_cache import (
+    InferenceCache,
+    InferenceCaches,
+    cache_bytes,
+)
 from elserve.operations.trained_model_config import PASS_THROUGH
 from elserve.runtime import to_token_weights
 from elserve.runtime.pass_through import unpack

@@ -12,12 +12,12 @@ import torch
 from elserve.runtime.bert import BertMaskedLM, load_bert
 from elserve.runtime.config import ModelFormatError
 from elserve.runtime.cpu import bf16_refusal
+from elserve.runtime.elastic_config import PASS_THROUGH, read_task
 from elserve.runtime.head import MARGIN, ExactHead
 from elserve.runtime.layout import HF, layout_of
+from elserve.runtime.pass_through import PassThroughEncoder
 from elserve.runtime.sparse import SparseVector
 from elserve.runtime.tokenizer import Encoded, Tokenizer
-from elserve.runtime.elastic_config import PASS_THROUGH, read_task
-from elserve.runtime.pass_through import PassThroughEncoder
 from elserve.runtime.torchscript import TorchScriptEncoder, extract_masked_lm, load_script
 from elserve.runtime.workers import Workers
 

@@ -46,8 +46,8 @@ import torch
 from safetensors import safe_open
 
 from elserve.runtime.bert import _PACK_MIN_ELEMENTS, WEIGHTS_FILE
-from elserve.runtime.elastic_config import PASS_THROUGH, read_task
 from elserve.runtime.config import BertConfig, ModelFormatError, read_config
+from elserve.runtime.elastic_config import PASS_THROUGH, read_task
 from elserve.runtime.layout import ELASTIC_MODEL, HF, layout_of
 from elserve.runtime.screening import ROW_BLOCK, VOCAB_BLOCK
 from elserve.runtime.script_graph import script_state

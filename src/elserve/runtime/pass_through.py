@@ -78,6 +78,10 @@ class PassThroughEncoder:
             mask[row, : len(one)] = 1
         with torch.inference_mode():
             output = run_pass_through(self.module, ids, mask)
+        # Elasticsearch runs each document alone: a per-token output covers its own tokens, not the
+        # batch's padding.
+        if output.ndim == 3:
+            return [pack(output[row, : max(1, len(one))]) for row, one in enumerate(batch)]
         return [pack(output[row]) for row in range(len(batch))]
 
 
