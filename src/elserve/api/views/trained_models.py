@@ -82,7 +82,7 @@ def _node_stats(deployment: ServedDeployment, node: NodeInfo, share: NodeShare |
         peak_throughput_per_minute=c.peak_throughput_per_minute,
         throughput_last_minute=throughput,
         average_inference_time_ms_last_minute=average,
-        inference_cache_hit_count_last_minute=0,
+        inference_cache_hit_count_last_minute=c.cache_hits_last_minute(),
     )
     return entry
 
