@@ -135,6 +135,7 @@ class InferenceOperations:
                 known_models=[m for m in catalogue.model_ids() if not self._passes_through(m)],
             )
             endpoint = request.endpoint if request.pending is None else self._attach(request)
+            assert endpoint is not None  # a request without a pending deployment has its endpoint
             if self._passes_through(endpoint.model_id):
                 # elserve's endpoints answer sparse embeddings: a model whose output is passed
                 # through as it is (`pass_through`) has none to give.
