@@ -251,7 +251,7 @@ def test_configuration_and_vocabulary_errors(http: httpx.Client, model_dir: Path
     )
     embedding = {**config, "inference_config": {"text_embedding": {}}}
     status, kind, reason = _error(http.put("/_ml/trained_models/an-embedder", json=embedding))
-    assert (status, kind) == (400, "status_exception") and "only [text_expansion]" in reason
+    assert (status, kind) == (400, "status_exception") and "only ['text_expansion', 'pass_through']" in reason
     assert _error(http.put("/_ml/trained_models/no-type", json={"inference_config": config["inference_config"]})) == (
         400,
         "action_request_validation_exception",

@@ -54,7 +54,7 @@ def test_parts_survive_a_restart_and_the_model_is_installed_once_complete(tmp_pa
     assert (path / "model.pt").read_bytes() == definition
     assert json.loads((path / "vocab.json").read_text())["vocabulary"] == default_vocab()
     installed = json.loads((path / "trained_model_config.json").read_text())
-    assert "model_id" not in installed and installed["input"] == {"field_names": ["text_field"]}
+    assert "model_id" not in installed and installed["input"] == {"field_names": ["input"]}  # PyTorch's default
     assert not (tmp_path / "model-uploads" / "up").exists()
     assert "up" in catalogue.model_ids()
 
@@ -122,7 +122,7 @@ def test_configuration_rules(body: dict, error: str, reason: str) -> None:
 
 def test_configuration_defaults_are_filled_in() -> None:
     config = parse_put_config("my-model", {"model_type": "pytorch", "inference_config": {"text_expansion": {}}})
-    assert config["input"] == {"field_names": ["text_field"]}
+    assert config["input"] == {"field_names": ["input"]}  # TrainedModelType.PYTORCH's default
     assert config["inference_config"]["text_expansion"]["tokenization"] == {
         "bert": {"do_lower_case": False, "with_special_tokens": True, "max_sequence_length": 512, "truncate": "first", "span": -1}
     }

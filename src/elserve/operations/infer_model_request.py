@@ -25,7 +25,12 @@ from elserve.errors import (
     StatusException,
     XContentParseException,
 )
-from elserve.operations.trained_model_config import INFERENCE_CONFIG_NAMES, TEXT_EXPANSION, TOKENIZATION_NAMES
+from elserve.operations.trained_model_config import (
+    INFERENCE_CONFIG_NAMES,
+    PASS_THROUGH,
+    TEXT_EXPANSION,
+    TOKENIZATION_NAMES,
+)
 from elserve.timevalue import TimeValue, parse_time
 
 PARSER_NAME = "cluster:internal/xpack/ml/inference/infer"  # InferModelAction.NAME
@@ -170,20 +175,21 @@ def _named(field: str, value: Mapping[str, Any], names: tuple[str, ...]) -> tupl
 
 def _config_update(value: Mapping[str, Any]) -> ConfigUpdate:
     name, settings = _named("inference_config", value, INFERENCE_CONFIG_NAMES)
-    if name != TEXT_EXPANSION:
+    if name not in (TEXT_EXPANSION, PASS_THROUGH):
         return ConfigUpdate(name)  # refused once the model's task is known (`update_for`)
+    # `TextExpansionConfigUpdate` and `PassThroughConfigUpdate` read the same two fields.
     results_field = None
     tokenization = None
     for key, setting in settings.items():
         if key not in _TEXT_EXPANSION_UPDATE_FIELDS:
-            raise XContentParseException(f"[{TEXT_EXPANSION}] unknown field [{key}]")
+            raise XContentParseException(f"[{name}] unknown field [{key}]")
         if key == "results_field":
             if not isinstance(setting, str):
-                raise XContentParseException(f"[{TEXT_EXPANSION}] results_field doesn't support values of type: {_token(setting)}")
+                raise XContentParseException(f"[{name}] results_field doesn't support values of type: {_token(setting)}")
             results_field = setting
         else:
             if not isinstance(setting, Mapping):
-                raise XContentParseException(f"[{TEXT_EXPANSION}] tokenization doesn't support values of type: {_token(setting)}")
+                raise XContentParseException(f"[{name}] tokenization doesn't support values of type: {_token(setting)}")
             tokenization = _tokenization_update(setting)
     return ConfigUpdate(name, results_field, tokenization)
 

@@ -117,6 +117,11 @@ class InferenceOperations:
         # A failed deployment does not hold its id: the next PUT replaces it.
         return [d.deployment_id for d in self._manager.all() if d.state is not DeploymentState.FAILED]
 
+    def _passes_through(self, model_id: str) -> bool:
+        registry = self._manager.downloads.catalogue.registry
+        model = registry.get(model_id) if registry is not None else None
+        return model is not None and "pass_through" in (model.config.get("inference_config") or {})
+
     async def put(
         self, inference_id: str, task_type: str | None, body: dict[str, Any], timeout: TimeValue
     ) -> tuple[dict[str, Any], list[str]]:
@@ -127,9 +132,18 @@ class InferenceOperations:
                 task_type,
                 body,
                 trained_model_ids=self._live_deployment_ids(),
-                known_models=catalogue.model_ids(),
+                known_models=[m for m in catalogue.model_ids() if not self._passes_through(m)],
             )
             endpoint = request.endpoint if request.pending is None else self._attach(request)
+            assert endpoint is not None  # a request without a pending deployment has its endpoint
+            if self._passes_through(endpoint.model_id):
+                # elserve's endpoints answer sparse embeddings: a model whose output is passed
+                # through as it is (`pass_through`) has none to give.
+                raise StatusException(
+                    f"model [{endpoint.model_id}] is a [pass_through] model; an inference endpoint needs a "
+                    "[text_expansion] (sparse embedding) model",
+                    400,
+                )
             if catalogue.resolve(endpoint.model_id) is None:
                 raise ResourceNotFoundException(
                     f"Could not deploy model [{endpoint.model_id}] as the model cannot be found."

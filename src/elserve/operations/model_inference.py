@@ -1,4 +1,5 @@
-"""Trained-model inference (`POST /_ml/trained_models/{id}/_infer`): documents in, `text_expansion` results out.
+"""Trained-model inference (`POST /_ml/trained_models/{id}/_infer`): documents in, `text_expansion`
+(or `pass_through`: `PassThroughProcessor.java`) results out.
 
 The steps are Elasticsearch's (`ML/action/TransportInternalInferModelAction.java`,
 `TransportInferTrainedModelDeploymentAction.java`, `ML/inference/deployment/NlpInferenceInput.java`,
@@ -22,10 +23,26 @@ from typing import Any
 
 from elserve.deployments.backend import DeploymentBackend, ServedDeployment
 from elserve.deployments.states import DeploymentState
-from elserve.errors import ActionRequestValidationException, ResourceNotFoundException, StatusException
+from elserve.errors import (
+    ActionRequestValidationException,
+    ResourceNotFoundException,
+    StatusException,
+)
 from elserve.java_text import java_double
-from elserve.operations.infer_model_request import UNSET_SPAN, InferModelRequest, TextExpansionSettings, settings_for
+from elserve.operations.infer_model_request import (
+    UNSET_SPAN,
+    InferModelRequest,
+    TextExpansionSettings,
+    settings_for,
+)
+from elserve.operations.inference_cache import (
+    InferenceCache,
+    InferenceCaches,
+    cache_bytes,
+)
+from elserve.operations.trained_model_config import PASS_THROUGH
 from elserve.runtime import to_token_weights
+from elserve.runtime.pass_through import unpack
 from elserve.timevalue import TimeValue
 
 DEFAULT_INPUT_FIELD = "text_field"
@@ -125,14 +142,29 @@ def document_text(doc: Mapping[str, Any], field: str) -> str:
 class TrainedModelInference:
     """Runs `_infer` on a deployment: the model's configuration comes from the caller (as GET shows it)."""
 
-    def __init__(self, manager: DeploymentBackend, known_models: Callable[[], Sequence[str]]) -> None:
+    def __init__(
+        self,
+        manager: DeploymentBackend,
+        known_models: Callable[[], Sequence[str]],
+        caches: InferenceCaches | None = None,
+        model_bytes: Callable[[str], int] | None = None,
+        resolve_alias: Callable[[str], str | None] | None = None,
+    ) -> None:
         self._manager = manager
         self._known_models = known_models
+        self._caches = caches
+        self._model_bytes = model_bytes
+        self._resolve_alias = resolve_alias
 
     def deployment(self, deployment_or_model_id: str) -> ServedDeployment:
         """The deployment to infer with; its state is checked before the request's own rules, as
         `inferAgainstAllocatedModel` does before it sends the request on."""
         deployment = find_deployment(self._manager, deployment_or_model_id)
+        if deployment is None and self._resolve_alias is not None:
+            # A model alias names its model (`TransportInternalInferModelAction`).
+            model_id = self._resolve_alias(deployment_or_model_id)
+            if model_id is not None:
+                deployment = find_deployment(self._manager, model_id)
         if deployment is None:
             raise not_deployed(deployment_or_model_id, self._known_models)
         if deployment.state in (DeploymentState.STOPPING, DeploymentState.FAILED):
@@ -165,10 +197,37 @@ class TrainedModelInference:
                 _check_lengths(deployment, texts)
             else:
                 await asyncio.to_thread(_check_lengths, deployment, texts)
-        try:
-            results = await deployment.infer(texts, timeout.seconds)
-        except TimeoutError:
-            raise StatusException(f"timeout [{timeout.text}] waiting for inference result", 408) from None
+        cache = self._cache(deployment)
+        answers: list[dict[str, Any] | None] = [None] * len(texts)
+        if cache is not None:
+            answers = [cache.get((text, settings)) for text in texts]
+        missing = [i for i, answer in enumerate(answers) if answer is None]
+        if missing:
+            try:
+                results = await deployment.infer([texts[i] for i in missing], timeout.seconds)
+            except TimeoutError:
+                raise StatusException(f"timeout [{timeout.text}] waiting for inference result", 408) from None
+            for i, result in zip(missing, self._render(deployment, model_config, settings, results), strict=True):
+                answers[i] = result
+                if cache is not None:
+                    cache.put((texts[i], settings), result)
+        for _ in range(len(texts) - len(missing)):
+            deployment.counters.record_cache_hit()
+        return [answer for answer in answers if answer is not None]
+
+    def _cache(self, deployment: ServedDeployment) -> InferenceCache | None:
+        if self._caches is None or self._model_bytes is None:
+            return None
+        size = cache_bytes(deployment.config, self._model_bytes(deployment.model_id))
+        return self._caches.of(deployment, size) if size > 0 else None
+
+    @staticmethod
+    def _render(
+        deployment: ServedDeployment, model_config: Mapping[str, Any], settings: TextExpansionSettings, results: list
+    ) -> list[dict[str, Any]]:
+        if PASS_THROUGH in (model_config.get("inference_config") or {}):
+            # PyTorchPassThroughResults: the model's output for the document, rows of doubles.
+            return [_result(settings, unpack(r.vector), r.is_truncated) for r in results]
         assert deployment.tokenizer is not None
         names = deployment.tokenizer.names
         return [_result(settings, to_token_weights(r.vector, names), r.is_truncated) for r in results]
@@ -188,7 +247,7 @@ def _check_lengths(deployment: ServedDeployment, texts: list[str]) -> None:
             )
 
 
-def _result(settings: TextExpansionSettings, weights: dict[str, float], truncated: bool) -> dict[str, Any]:
+def _result(settings: TextExpansionSettings, weights: Any, truncated: bool) -> dict[str, Any]:
     # With a span the text is windowed, not truncated: the result is the first window's, unflagged
     # (TextExpansionProcessor reads window 0 of a non-chunked request).
     result: dict[str, Any] = {settings.results_field: weights}

@@ -47,6 +47,7 @@ from safetensors import safe_open
 
 from elserve.runtime.bert import _PACK_MIN_ELEMENTS, WEIGHTS_FILE
 from elserve.runtime.config import BertConfig, ModelFormatError, read_config
+from elserve.runtime.elastic_config import PASS_THROUGH, read_task
 from elserve.runtime.layout import ELASTIC_MODEL, HF, layout_of
 from elserve.runtime.screening import ROW_BLOCK, VOCAB_BLOCK
 from elserve.runtime.script_graph import script_state
@@ -143,6 +144,10 @@ def _elastic_shapes(model_dir: Path) -> _Shapes:
         seen.add(tensor.untyped_storage().data_ptr())
         tensors[key] = tuple(tensor.shape)
     words = next((s for k, s in tensors.items() if k.endswith("word_embeddings.weight")), None)
+    if words is None and read_task(model_dir) == PASS_THROUGH:
+        # Any module may be passed through: sized by its weights alone (no vocabulary head; the
+        # activations of a one-wide model).
+        return _Shapes(tensors, 1, 1, 1)
     if words is None:
         raise ModelFormatError(f"[{model_dir / ELASTIC_MODEL}] has no word embeddings to size it by")
     widths = [

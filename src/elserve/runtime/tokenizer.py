@@ -137,7 +137,9 @@ def wordpiece(vocab: list[str], lowercase: bool, with_special_tokens: bool) -> t
     ids: dict[str, int] = {}
     for i, token in enumerate(vocab):
         ids.setdefault(token, i)  # a duplicated entry keeps its first id
-    missing = [t for t in ("[UNK]", "[CLS]", "[SEP]") if t not in ids]
+    # `[CLS]` and `[SEP]` are needed only to wrap the text (`with_special_tokens`).
+    required = ("[UNK]", "[CLS]", "[SEP]") if with_special_tokens else ("[UNK]",)
+    missing = [t for t in required if t not in ids]
     if missing:
         raise ModelFormatError(f"the vocabulary lacks the BERT special tokens {missing}")
     inner = tokenizers.Tokenizer(models.WordPiece(vocab=ids, unk_token="[UNK]", max_input_chars_per_word=100))

@@ -263,9 +263,15 @@ def check_elastic_model(model_dir: Path) -> None:
     and vocabulary make a tokenizer, its `model.pt` is TorchScript with Elasticsearch's inputs, and
     its output covers the vocabulary (one forward on a few tokens). A `ModelFormatError` names the
     first failure."""
+    from elserve.runtime.elastic_config import PASS_THROUGH, read_task
     from elserve.runtime.tokenizer import Tokenizer
 
     tokenizer = Tokenizer.from_dir(model_dir)
+    if read_task(model_dir) == PASS_THROUGH:  # its output is the result: any tensor per text
+        from elserve.runtime.pass_through import check_pass_through
+
+        check_pass_through(model_dir, tokenizer.vocab)
+        return
     pad = tokenizer.vocab.index("[PAD]") if "[PAD]" in tokenizer.vocab else 0
     try:
         TorchScriptEncoder(load_script(model_dir), len(tokenizer.vocab), pad)

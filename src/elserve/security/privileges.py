@@ -31,6 +31,9 @@ ML_PUT_MODEL = "cluster:admin/xpack/ml/inference/put"
 ML_PUT_MODEL_PART = "cluster:admin/xpack/ml/trained_models/part/put"
 ML_PUT_MODEL_VOCABULARY = "cluster:admin/xpack/ml/trained_models/vocabulary/put"
 ML_DELETE_MODEL = "cluster:admin/xpack/ml/inference/delete"
+ML_PUT_MODEL_ALIAS = "cluster:admin/xpack/ml/inference/model_aliases/put"  # PutTrainedModelAliasAction.NAME
+ML_DELETE_MODEL_ALIAS = "cluster:admin/xpack/ml/inference/model_aliases/delete"  # DeleteTrainedModelAliasAction.NAME
+ML_CLEAR_CACHE = "cluster:admin/xpack/ml/trained_models/deployment/clear_cache"  # ClearDeploymentCacheAction.NAME
 CLUSTER_MONITOR = "cluster:monitor/main"
 # elserve extension: Prometheus scraping is a monitoring read.
 PROMETHEUS_METRICS = "cluster:monitor/prometheus/metrics"

@@ -10,7 +10,8 @@ class Repository(Protocol):
 
     Kinds used: `endpoint` (inference endpoint configurations), `deployment`
     (deployments started through the ML API or by endpoints), `user`, `role`,
-    `api_key` (secrets and passwords only as hashes), `node`.
+    `api_key` (secrets and passwords only as hashes), `node`, `model_alias` (a trained model
+    alias -> `{"model_id": ...}`).
     Every write is committed before the call returns, so a `kill -9` loses nothing
     that was acknowledged.
     """

@@ -31,10 +31,13 @@ from elserve.operations.trained_models import ConfigEntry, StartRequest
 from elserve.operations.upload_requests import parse_definition_part, parse_vocabulary
 from elserve.security.authz import Principal
 from elserve.security.privileges import (
+    ML_CLEAR_CACHE,
     ML_DELETE_MODEL,
+    ML_DELETE_MODEL_ALIAS,
     ML_GET,
     ML_INFER,
     ML_PUT_MODEL,
+    ML_PUT_MODEL_ALIAS,
     ML_PUT_MODEL_PART,
     ML_PUT_MODEL_VOCABULARY,
     ML_START,
@@ -42,6 +45,7 @@ from elserve.security.privileges import (
     ML_STOP,
     ML_UPDATE,
 )
+from elserve.bytesize import byte_size_rep
 from elserve.timevalue import parse_time
 
 router = APIRouter(prefix="/_ml/trained_models")
@@ -91,6 +95,14 @@ def _render_config(entry: ConfigEntry, definition_status: bool) -> dict[str, Any
     return model_config(entry.spec, entry.download, entry.model_bytes, definition_status)
 
 
+def _with_aliases(services: Any, config: dict[str, Any]) -> dict[str, Any]:
+    """A model's aliases, sorted, as `metadata.model_aliases` (`TrainedModelConfig.Builder.setModelAliases`)."""
+    aliases = services.trained_models.aliases.aliases_of(config["model_id"])
+    if aliases:
+        config["metadata"] = {**(config.get("metadata") or {}), "model_aliases": aliases}
+    return config
+
+
 @router.get("/_stats", dependencies=_stats)
 @router.get("/{model_id}/_stats", dependencies=_stats)
 async def stats(request: Request, model_id: str | None = None) -> Response:
@@ -128,7 +140,7 @@ async def get(request: Request, model_id: str | None = None) -> Response:
         from_=parse_page_param(q.get("from"), "from", 0),
         size=parse_page_param(q.get("size"), "size", 100),
     )
-    configs = [_render_config(entry, definition_status) for entry in found]
+    configs = [_with_aliases(services, _render_config(entry, definition_status)) for entry in found]
     return render(request, {"count": len(configs), "trained_model_configs": configs})
 
 
@@ -222,6 +234,14 @@ async def _priority(body: dict[str, Any], request: Request) -> str:
     return body_priority
 
 
+def _cache_size(body: dict[str, Any], request: Request) -> str | None:
+    """`cache_size` (`ByteSizeValue.parseBytesSizeValue`), kept as `getStringRep()` shows it."""
+    value = _option(body, request, "cache_size")
+    if value is None:
+        return None
+    return byte_size_rep(str(value), "cache_size")[1]
+
+
 @router.post("/{model_id}/deployment/_start", dependencies=_start)
 async def start(request: Request, model_id: str) -> Response:
     body = await json_body(request, required=False) or {}
@@ -237,6 +257,7 @@ async def start(request: Request, model_id: str) -> Response:
         priority=await _priority(body, request),
         adaptive_allocations=adaptive,
         wait_for=_option(body, request, "wait_for") or "started",
+        cache_size=_cache_size(body, request),
     )
     timeout = parse_time(_option(body, request, "timeout"), "timeout", "30s")
     deployment = await request.app.state.services.trained_models.start(start_request, timeout)
@@ -298,7 +319,10 @@ async def _infer_results(request: Request, model_id: str, single: bool = False) 
         raise ValidationException(["multiple documents are not supported"])
     timeout = time_left(request, timeout)  # counted from the request's arrival
     services = request.app.state.services
-    inference = TrainedModelInference(services.deployments, services.trained_models.known_models)
+    models = services.trained_models
+    inference = TrainedModelInference(
+        services.deployments, models.known_models, models.inference_caches, models.model_bytes, models.aliases.model_of
+    )
     deployment = inference.deployment(model_id)
     (entry,) = services.trained_models.configs(deployment.model_id, allow_no_match=False, from_=0, size=1)
     return await inference.infer(deployment, _render_config(entry, definition_status=False), infer_request, timeout)
@@ -318,3 +342,27 @@ async def deployment_infer(
     check(request, principal, ML_INFER)
     (result,) = await _infer_results(request, model_id, single=True)
     return render(request, result)
+
+
+_put_alias = [Depends(require(ML_PUT_MODEL_ALIAS, frozenset({"reassign"})))]
+_delete_alias = [Depends(require(ML_DELETE_MODEL_ALIAS, frozenset()))]
+_clear_cache = [Depends(require(ML_CLEAR_CACHE, frozenset()))]
+
+
+@router.put("/{model_id}/model_aliases/{model_alias}", dependencies=_put_alias)
+async def put_alias(request: Request, model_id: str, model_alias: str) -> Response:
+    reassign = parse_bool(request.query_params.get("reassign"), False)
+    request.app.state.services.trained_models.put_alias(model_alias, model_id, reassign)
+    return render(request, {"acknowledged": True})
+
+
+@router.delete("/{model_id}/model_aliases/{model_alias}", dependencies=_delete_alias)
+async def delete_alias(request: Request, model_id: str, model_alias: str) -> Response:
+    request.app.state.services.trained_models.aliases.delete(model_alias, model_id)
+    return render(request, {"acknowledged": True})
+
+
+@router.post("/{deployment_id}/deployment/cache/_clear", dependencies=_clear_cache)
+async def clear_cache(request: Request, deployment_id: str) -> Response:
+    request.app.state.services.trained_models.clear_cache(deployment_id)
+    return render(request, {"cleared": True})
