@@ -1,0 +1,155 @@
+"""The server's own guards (issue 24, rows 7, 8 and 13): one server per data directory, a store that
+is not silently replaced, idle and surplus connections, and the HTTP details Elasticsearch's own
+server has (HTTP/1.0 keep-alive, no `server` or `date` header). Raw sockets and real processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.server import PASSWORD, Server, free_port
+from tests.e2e.test_hardening import AUTH, closed_by_server, connect, read_response
+
+
+def _serve(data: Path, *args: str, timeout: float = 540) -> subprocess.CompletedProcess[str]:
+    """`elserve serve` run to its exit (it is expected to refuse to start)."""
+    elserve = Path(sys.executable).with_name("elserve")
+    env = dict(os.environ) | {"ELASTIC_PASSWORD": PASSWORD}
+    return subprocess.run(
+        [str(elserve), "serve", "--port", str(free_port()), "--data-dir", str(data), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,  # only against a hang
+    )
+
+
+# -- row 7: one server per data directory ----------------------------------------------------------
+
+
+def test_row7_a_second_server_on_the_same_data_dir_refuses_naming_the_holder(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    first = Server(data).start()
+    try:
+        done = _serve(data)
+        assert done.returncode == 78
+        output = done.stdout + done.stderr
+        assert "Traceback" not in output
+        errors = [line for line in output.splitlines() if "ERROR" in line]
+        assert len(errors) == 1
+        assert "failed to obtain the node lock" in errors[0]
+        assert f"pid {first.process.pid} on host {socket.gethostname()}" in errors[0]
+        with socket.create_connection(("127.0.0.1", first.port)):
+            pass  # the first one still serves
+    finally:
+        first.kill9()
+    # A crash releases the lock: the next server starts on the same directory.
+    again = Server(data).start()
+    again.stop()
+
+
+# -- row 13: a store that exists but holds nothing -------------------------------------------------
+
+
+@pytest.mark.parametrize(("content", "reason"), [(b"", "is empty (0 bytes)"), (b"not sqlite " * 100, "cannot be read")])
+def test_row13_an_empty_or_unreadable_store_refuses_to_start(tmp_path: Path, content: bytes, reason: str) -> None:
+    data = tmp_path / "data"
+    data.mkdir(mode=0o700)
+    (data / "elserve.db").write_bytes(content)
+    done = _serve(data)
+    assert done.returncode == 78
+    output = done.stdout + done.stderr
+    assert "Traceback" not in output
+    errors = [line for line in output.splitlines() if "ERROR" in line]
+    assert len(errors) == 1 and reason in errors[0] and str(data / "elserve.db") in errors[0]
+    assert (data / "elserve.db").read_bytes() == content  # left as it was, for the operator to restore
+
+
+# -- row 8: idle connections and the connection cap --------------------------------------------------
+
+MAX_CONNECTIONS = 8
+
+
+@pytest.fixture(scope="module")
+def guarded_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    srv = Server(
+        tmp_path_factory.mktemp("elserve-guarded") / "data",
+        args=["--http-read-timeout", "1s", "--http-max-connections", str(MAX_CONNECTIONS)],
+    ).start()
+    yield srv
+    srv.stop()
+
+
+def _get_root(server: Server) -> int:
+    with connect(server) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nAuthorization: " + AUTH.encode() + b"\r\n\r\n")
+        return read_response(sock)[0]
+
+
+def test_row8_a_connection_that_sends_nothing_is_closed_after_the_read_timeout(guarded_server: Server) -> None:
+    with connect(guarded_server, timeout=60) as sock:
+        started = time.monotonic()
+        assert closed_by_server(sock)
+        assert time.monotonic() - started < 30  # 1 s asked; the bound only tells a close from a hang
+
+
+def test_row8_connections_over_the_cap_are_closed_and_logged(guarded_server: Server) -> None:
+    idle = [connect(guarded_server, timeout=60) for _ in range(MAX_CONNECTIONS)]
+    try:
+        # Every slot is taken (the idle ones are closed only after the 1 s read timeout): one more
+        # is closed at once, before anything is read from it.
+        with connect(guarded_server, timeout=60) as extra:
+            assert closed_by_server(extra)
+    finally:
+        for sock in idle:
+            sock.close()
+    deadline = time.monotonic() + 60
+    while "refused" not in guarded_server.log() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    refusals = [line for line in guarded_server.log().splitlines() if "refused" in line]
+    assert refusals and f"the limit (--http-max-connections) is {MAX_CONNECTIONS}" in refusals[0]
+    # The slots come back as the connections close: a new client is served.
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if _get_root(guarded_server) == 200:
+                break
+        except OSError:
+            pass
+        time.sleep(0.2)
+    assert _get_root(guarded_server) == 200
+
+
+# -- row 13: HTTP details ------------------------------------------------------------------------------
+
+
+def test_row13_http10_keep_alive_is_honoured(server: Server) -> None:
+    request = b"GET / HTTP/1.0\r\nConnection: keep-alive\r\nAuthorization: " + AUTH.encode() + b"\r\n\r\n"
+    with connect(server) as sock:
+        for _ in range(2):
+            sock.sendall(request)
+            status, headers, body = read_response(sock)
+            assert status == 200 and b"cluster_name" in body
+            assert headers["connection"] == "keep-alive"
+    # Without asking, an HTTP/1.0 connection closes after its answer.
+    with connect(server) as sock:
+        sock.sendall(b"GET / HTTP/1.0\r\nAuthorization: " + AUTH.encode() + b"\r\n\r\n")
+        assert read_response(sock)[0] == 200
+        assert closed_by_server(sock)
+
+
+def test_row13_no_server_or_date_header(server: Server) -> None:
+    with connect(server) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nAuthorization: " + AUTH.encode() + b"\r\n\r\n")
+        status, headers, _ = read_response(sock)
+    assert status == 200
+    assert "server" not in headers and "date" not in headers
+    assert headers["x-elastic-product"] == "Elasticsearch"
