@@ -153,3 +153,74 @@ def test_row13_no_server_or_date_header(server: Server) -> None:
     assert status == 200
     assert "server" not in headers and "date" not in headers
     assert headers["x-elastic-product"] == "Elasticsearch"
+
+
+# -- row 13: a start that a stop overtakes ---------------------------------------------------------------
+
+
+def test_row13_a_start_waiting_for_its_model_is_answered_at_once_when_stopped(tmp_path: Path) -> None:
+    """`_start?wait_for=started` waits while the model downloads (held here at its metadata); a `_stop`
+    meanwhile ends the wait at once with Elasticsearch's 400, not a 408 after the whole timeout."""
+    import threading
+
+    import httpx
+
+    from tests.models.repository_server import Behaviour, serve_directory
+
+    repository = tmp_path / "repository"
+    repository.mkdir()
+    (repository / "elser_model_2.metadata.json").write_text("{}")
+    gate = threading.Event()
+    with serve_directory(repository, Behaviour(gates={"elser_model_2.metadata.json": gate})) as (url, behaviour):
+        server = Server(tmp_path / "data", args=["--model-repository", url]).start()
+        try:
+            with httpx.Client(base_url=server.url, auth=("elastic", PASSWORD), timeout=300) as http:
+                answer: list[httpx.Response] = []
+                start = threading.Thread(
+                    target=lambda: answer.append(
+                        http.post("/_ml/trained_models/.elser_model_2/deployment/_start",
+                                  params={"wait_for": "started", "timeout": "240s"})
+                    )
+                )
+                start.start()
+                deadline = time.monotonic() + 120
+                while not behaviour.requests and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                assert behaviour.requests, "the download did not begin"
+                stopped_at = time.monotonic()
+                assert http.post("/_ml/trained_models/.elser_model_2/deployment/_stop").status_code == 200
+                start.join(200)
+                assert time.monotonic() - stopped_at < 60  # not the 240 s timeout: answered when stopped
+                r = answer[0]
+                assert r.status_code == 400, r.text
+                error = r.json()["error"]
+                assert error["type"] == "status_exception"
+                assert error["reason"].startswith("Error waiting for the model deployment to start")
+        finally:
+            gate.set()
+            server.stop()
+
+
+# -- row 13: metrics series go with their deployment -------------------------------------------------------
+
+
+def test_row13_a_deleted_deployments_metrics_series_go_with_it(server: Server) -> None:
+    import httpx
+
+    with httpx.Client(base_url=server.url, auth=("elastic", PASSWORD), timeout=300) as http:
+        for round_ in range(2):  # a second deployment after the first is gone: the page does not grow
+            endpoint = f"metrics-churn-{round_}"
+            r = http.put(
+                f"/_inference/sparse_embedding/{endpoint}",
+                json={"service": "elasticsearch", "service_settings": {
+                    "model_id": ".elser_model_2", "num_allocations": 1, "num_threads": 1}},
+                params={"timeout": "240s"},
+            )
+            assert r.status_code == 200, r.text
+            r = http.post(f"/_inference/sparse_embedding/{endpoint}", json={"input": ["count me"]})
+            assert r.status_code == 200, r.text
+            page = http.get("/_prometheus/metrics").text
+            assert f'elserve_batch_size_count{{deployment="{endpoint}"}}' in page
+            assert http.delete(f"/_inference/sparse_embedding/{endpoint}").status_code == 200  # stops its deployment
+            page = http.get("/_prometheus/metrics").text
+            assert "metrics-churn" not in page
