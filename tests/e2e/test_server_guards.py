@@ -224,3 +224,56 @@ def test_row13_a_deleted_deployments_metrics_series_go_with_it(server: Server) -
             assert http.delete(f"/_inference/sparse_embedding/{endpoint}").status_code == 200  # stops its deployment
             page = http.get("/_prometheus/metrics").text
             assert "metrics-churn" not in page
+
+
+# -- row 13: a SIGTERM to the whole process group ----------------------------------------------------------
+
+
+def test_row13_sigterm_to_the_process_group_drains_and_never_forks_again(tmp_path: Path) -> None:
+    """systemd's default stop signals every process of the group: the workers, their model's parent and
+    the fork server get SIGTERM with the server. The server drains its in-flight request on the workers
+    it has, and starts no worker (nor loads the model) again while it shuts down."""
+    import threading
+
+    import httpx
+
+    from tests.e2e.conftest import make_client
+    from tests.hold import HOLD_FILE_ENV, held, wait_until_held
+
+    hold = tmp_path / "hold"
+    server = Server(tmp_path / "data", env={HOLD_FILE_ENV: str(hold)}).start()
+    make_client(server).options(request_timeout=300).inference.put(
+        task_type="sparse_embedding",
+        inference_id="group",
+        inference_config={
+            "service": "elasticsearch",
+            "service_settings": {"model_id": ".elser_model_2", "num_allocations": 1, "num_threads": 1},
+        },
+        timeout="300s",
+    )
+    before = set(server.worker_pids())
+    assert before
+    answers: list[httpx.Response] = []
+    thread = threading.Thread(
+        target=lambda: answers.append(
+            httpx.post(f"{server.url}/_inference/sparse_embedding/group", params={"timeout": "600s"},
+                       json={"input": ["in flight"]}, auth=("elastic", PASSWORD), timeout=600)
+        )
+    )
+    seen: set[int] = set()
+    with held(hold):
+        thread.start()
+        wait_until_held(hold)
+        os.killpg(server.process.pid, signal.SIGTERM)
+        time.sleep(1.0)  # the signal has reached every process; the request is still held
+        seen.update(server.worker_pids())
+    deadline = time.monotonic() + 300
+    while server.process.poll() is None and time.monotonic() < deadline:
+        seen.update(server.worker_pids())
+        time.sleep(0.02)
+    assert server.wait_exit() in (0, -signal.SIGTERM)
+    thread.join(60)
+    assert answers and answers[0].status_code == 200, answers
+    log = server.log()
+    assert "restarting it" not in log and "exited unexpectedly" not in log
+    assert seen <= before, f"processes started during the shutdown: {seen - before}"
