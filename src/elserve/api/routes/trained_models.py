@@ -171,14 +171,14 @@ async def put_definition_part(request: Request, model_id: str, part: str) -> Res
 
 @router.put("/{model_id}/vocabulary", dependencies=_put_vocabulary)
 async def put_vocabulary(request: Request, model_id: str) -> Response:
-    vocabulary = parse_vocabulary(await json_body(request) or {})
-    await asyncio.to_thread(
-        request.app.state.services.trained_models.uploads.put_vocabulary,
-        model_id,
-        vocabulary.vocabulary,
-        vocabulary.merges,
-        vocabulary.scores,
-    )
+    body = await json_body(request) or {}
+    uploads = request.app.state.services.trained_models.uploads
+
+    def put() -> None:  # a vocabulary may hold millions of strings: read and checked off the event loop
+        vocabulary = parse_vocabulary(body)
+        uploads.put_vocabulary(model_id, vocabulary.vocabulary, vocabulary.merges, vocabulary.scores)
+
+    await asyncio.to_thread(put)
     return render(request, {"acknowledged": True})
 
 

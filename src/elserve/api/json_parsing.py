@@ -1,0 +1,48 @@
+"""A request body's JSON, parsed where it does not hold up other clients.
+
+Parsing holds the GIL for its whole length (orjson is one C call), and a body's objects take
+several times its bytes (a list of short strings: about 5x). A body up to `LARGE_BODY_BYTES`
+parses in well under a millisecond, on the event loop. A larger one is parsed on a worker thread,
+at most `LARGE_PARSES` at once: the loop keeps answering other clients between the steps, and the
+memory that parsing adds is that of at most `LARGE_PARSES` bodies' objects, whatever the number of
+large requests arriving together (each one waiting holds only its own bytes).
+
+The checks for repeated keys (json_keys.py) count colons instead of parsing the body twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import orjson
+
+from elserve.api.json_keys import check_duplicate_keys
+
+LARGE_BODY_BYTES = 1 << 20
+LARGE_PARSES = 2
+
+_large_parses: asyncio.Semaphore | None = None
+
+
+def _semaphore() -> asyncio.Semaphore:
+    global _large_parses
+    if _large_parses is None:  # made on first use, inside the server's event loop
+        _large_parses = asyncio.Semaphore(LARGE_PARSES)
+    return _large_parses
+
+
+def parse_json(raw: bytes) -> Any:
+    """The body's JSON value; `orjson.JSONDecodeError` when it is not JSON, Elasticsearch's parse error when
+    an object repeats a key."""
+    parsed = orjson.loads(raw)
+    check_duplicate_keys(raw, parsed)
+    return parsed
+
+
+async def parse_json_body(raw: bytes) -> Any:
+    """`parse_json`, on a worker thread for a large body (at most `LARGE_PARSES` at once)."""
+    if len(raw) <= LARGE_BODY_BYTES:
+        return parse_json(raw)
+    async with _semaphore():
+        return await asyncio.to_thread(parse_json, raw)
