@@ -326,3 +326,25 @@ def test_row9_a_large_vocabulary_costs_memory_in_proportion_to_its_body(server: 
     # README states (a second parse of the body, as before, took a second set of strings at once).
     print(f"a {len(body) / 1e6:.1f} MB vocabulary raised the server's peak RSS by {grown / 1e6:.0f} MB")
     assert grown < 10 * len(body)
+
+
+def test_row9_a_long_document_chunked_costs_memory_in_proportion_to_it(server: Server) -> None:
+    import httpx
+
+    document = ("The quick brown fox jumps over the lazy dog. " * 200_000)[:8_000_000]  # ~4,000 chunks
+    with httpx.Client(base_url=server.url, auth=("elastic", PASSWORD), timeout=300) as http:
+        r = http.put("/_inference/sparse_embedding/row9-chunks", params={"timeout": "240s"}, json={
+            "service": "elasticsearch",
+            "service_settings": {"model_id": ".elser_model_2", "num_allocations": 1, "num_threads": 1}})
+        assert r.status_code == 200, r.text
+        before = _peak_rss_reset(server.process.pid)
+        # A short timeout: the peak comes from reading, chunking and tokenizing, before any waiting.
+        r = http.post("/_inference/sparse_embedding/row9-chunks", params={"timeout": "2s"},
+                      json={"input": [document], "chunk": True})
+        assert r.status_code in (200, 408), r.text
+        grown = _status_bytes(server.process.pid, "VmHWM:") - before
+        assert http.delete("/_inference/sparse_embedding/row9-chunks").status_code == 200
+    # Tokenized in slices of 256 chunks: the library's per-token bookkeeping for every chunk at once
+    # took about 36x the document.
+    print(f"a {len(document) / 1e6:.0f} MB document, chunked, raised the server's peak RSS by {grown / 1e6:.0f} MB")
+    assert grown < 20 * len(document)
