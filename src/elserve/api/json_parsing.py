@@ -13,6 +13,9 @@ The checks for repeated keys (json_keys.py) count colons instead of parsing the 
 from __future__ import annotations
 
 import asyncio
+import contextvars
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import orjson
@@ -40,9 +43,29 @@ def parse_json(raw: bytes) -> Any:
     return parsed
 
 
+# Set while this task holds a slot: a route that holds one for its whole work parses within it.
+_holding: contextvars.ContextVar[bool] = contextvars.ContextVar("elserve_large_body_slot", default=False)
+
+
+@asynccontextmanager
+async def large_body_slot(raw: bytes) -> AsyncIterator[None]:
+    """One of the `LARGE_PARSES` slots while a large body is parsed, or longer: a route whose parsed body
+    is large all through its work (a vocabulary) holds the slot until it is done, so that at most
+    `LARGE_PARSES` such bodies' objects exist at once. A small body takes no slot."""
+    if len(raw) <= LARGE_BODY_BYTES or _holding.get():
+        yield
+        return
+    async with _semaphore():
+        token = _holding.set(True)
+        try:
+            yield
+        finally:
+            _holding.reset(token)
+
+
 async def parse_json_body(raw: bytes) -> Any:
-    """`parse_json`, on a worker thread for a large body (at most `LARGE_PARSES` at once)."""
+    """`parse_json`, on a worker thread for a large body (holding a slot: at most `LARGE_PARSES` at once)."""
     if len(raw) <= LARGE_BODY_BYTES:
         return parse_json(raw)
-    async with _semaphore():
+    async with large_body_slot(raw):
         return await asyncio.to_thread(parse_json, raw)
