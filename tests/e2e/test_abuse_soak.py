@@ -237,17 +237,25 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 
 def test_soak_a_full_small_disk(small_disk: Path) -> None:
     """A 48 MB data directory filled by definition parts; then the model is deleted and the server asked again."""
-    server = Server(small_disk / "data").start()
+    server = Server(small_disk / "data")
+    server.log_path = small_disk.parent / "full-disk-server.log"  # not on the disk it fills
+    server.start()
     statuses: Counter = Counter()
     try:
         with watched(server) as watch, httpx.Client(base_url=server.url, auth=("elastic", PASSWORD), timeout=120) as http:
+            def outcome(method: str, path: str, **kwargs: object) -> int | str:
+                try:
+                    return http.request(method, path, **kwargs).status_code
+                except httpx.TransportError as exc:  # reported, not raised: what a full disk does is the finding
+                    return type(exc).__name__
+
             for m in range(20):
                 model_id = f"fill-{m}"
-                statuses[http.put(f"/_ml/trained_models/{model_id}", json=MODEL_CONFIG).status_code] += 1
+                statuses[outcome("PUT", f"/_ml/trained_models/{model_id}", json=MODEL_CONFIG)] += 1
                 for i in range(4):
-                    statuses[http.put(f"/_ml/trained_models/{model_id}/definition/{i}", json=_part(2 << 20)).status_code] += 1
+                    statuses[outcome("PUT", f"/_ml/trained_models/{model_id}/definition/{i}", json=_part(2 << 20))] += 1
             full = os.statvfs(small_disk)
-            deleted = Counter(http.delete(f"/_ml/trained_models/fill-{m}").status_code for m in range(20))
+            deleted = Counter(outcome("DELETE", f"/_ml/trained_models/fill-{m}") for m in range(20))
             free_after = os.statvfs(small_disk)
         watch.report("a full small disk", server, statuses=dict(statuses), deletes=dict(deleted),
                      free_mb_when_full=full.f_bavail * full.f_frsize // (1 << 20),
@@ -255,7 +263,11 @@ def test_soak_a_full_small_disk(small_disk: Path) -> None:
         assert _served(server)
     finally:
         server.stop()
-    restarted = Server(small_disk / "data").start()  # and it starts again on that disk
+        errors = [line for line in server.log().splitlines() if "ERROR" in line or line.startswith("OSError")]
+        print(f"[soak] the full disk's server log: {len(errors)} error lines; the last: {errors[-1:]}")
+    restarted = Server(small_disk / "data")  # and it starts again on that disk
+    restarted.log_path = small_disk.parent / "full-disk-restarted.log"
+    restarted.start()
     try:
         assert _served(restarted)
     finally:
