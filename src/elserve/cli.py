@@ -457,9 +457,15 @@ def _model_parts(
     from elserve.models.registry import ModelRegistry
     from elserve.store import SqliteRepository
 
+    from elserve.store.sqlite import StoreUnreadable
+
     repository = _model_repository(model_repository, config)
     settings = ServerSettings(data_dir=data_dir, model_repository=repository)
-    repo = SqliteRepository(settings.store_path)
+    try:
+        repo = SqliteRepository(settings.store_path)
+    except StoreUnreadable as exc:  # an empty or foreign elserve.db is not replaced by a fresh one
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
     try:
         yield repo, ModelCache(settings.model_cache_dir), Catalogue(model_repository=repository, registry=ModelRegistry(repo))
     except Exception as exc:  # noqa: BLE001 - reported, not raised: a command line, not a server

@@ -157,3 +157,14 @@ def test_import_writes_owner_only_files_as_the_server_does(tmp_path: Path) -> No
         if not path.is_symlink() and stat.S_IMODE(path.stat().st_mode) & 0o077
     ]
     assert loose == []
+
+
+def test_a_models_command_on_an_empty_store_refuses_and_leaves_it(tmp_path: Path) -> None:
+    """Issue 24 row 13: a 0-byte elserve.db is not a fresh install, for the CLI either."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "elserve.db").write_bytes(b"")
+    result = runner.invoke(app, ["models", "list", "--data-dir", str(data), "--model-repository", "http://127.0.0.1:9"])
+    assert result.exit_code == 1
+    assert "is empty (0 bytes)" in result.output
+    assert (data / "elserve.db").read_bytes() == b""
