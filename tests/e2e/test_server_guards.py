@@ -348,3 +348,31 @@ def test_row9_a_long_document_chunked_costs_memory_in_proportion_to_it(server: S
     # took about 36x the document.
     print(f"a {len(document) / 1e6:.0f} MB document, chunked, raised the server's peak RSS by {grown / 1e6:.0f} MB")
     assert grown < 20 * len(document)
+
+
+def test_row7_models_import_works_beside_a_running_server(tmp_path: Path) -> None:
+    """The decision for the CLI: `elserve models import` does not take the node lock. It writes the store
+    through SQLite's locking and the model cache through its per-model lock, and the running server
+    serves the imported model on its next use."""
+    import httpx
+
+    from tests.model_factory import build_bert_dir
+
+    source = build_bert_dir(tmp_path / "my-bert")
+    server = Server(tmp_path / "data").start()
+    try:
+        done = subprocess.run(
+            [str(Path(sys.executable).with_name("elserve")), "models", "import", f"file:{source}",
+             "--model-id", "beside", "--data-dir", str(server.data_dir)],
+            capture_output=True, text=True, timeout=540,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        with httpx.Client(base_url=server.url, auth=("elastic", PASSWORD), timeout=300) as http:
+            r = http.put("/_inference/sparse_embedding/beside", params={"timeout": "240s"}, json={
+                "service": "elasticsearch",
+                "service_settings": {"model_id": "beside", "num_allocations": 1, "num_threads": 1}})
+            assert r.status_code == 200, r.text
+            r = http.post("/_inference/sparse_embedding/beside", json={"input": ["hello"]})
+            assert r.status_code == 200 and r.json()["sparse_embedding"], r.text
+    finally:
+        server.stop()
