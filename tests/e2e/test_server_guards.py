@@ -208,22 +208,21 @@ def test_row13_a_deleted_deployments_metrics_series_go_with_it(server: Server) -
     import httpx
 
     with httpx.Client(base_url=server.url, auth=("elastic", PASSWORD), timeout=300) as http:
-        for round_ in range(2):  # a second deployment after the first is gone: the page does not grow
-            endpoint = f"metrics-churn-{round_}"
-            r = http.put(
-                f"/_inference/sparse_embedding/{endpoint}",
-                json={"service": "elasticsearch", "service_settings": {
-                    "model_id": ".elser_model_2", "num_allocations": 1, "num_threads": 1}},
-                params={"timeout": "240s"},
-            )
-            assert r.status_code == 200, r.text
-            r = http.post(f"/_inference/sparse_embedding/{endpoint}", json={"input": ["count me"]})
-            assert r.status_code == 200, r.text
-            page = http.get("/_prometheus/metrics").text
-            assert f'elserve_batch_size_count{{deployment="{endpoint}"}}' in page
-            assert http.delete(f"/_inference/sparse_embedding/{endpoint}").status_code == 200  # stops its deployment
-            page = http.get("/_prometheus/metrics").text
-            assert "metrics-churn" not in page
+        endpoint = "metrics-churn"
+        r = http.put(
+            f"/_inference/sparse_embedding/{endpoint}",
+            json={"service": "elasticsearch", "service_settings": {
+                "model_id": ".elser_model_2", "num_allocations": 1, "num_threads": 1}},
+            params={"timeout": "240s"},
+        )
+        assert r.status_code == 200, r.text
+        r = http.post(f"/_inference/sparse_embedding/{endpoint}", json={"input": ["count me"]})
+        assert r.status_code == 200, r.text
+        page = http.get("/_prometheus/metrics").text
+        assert f'elserve_batch_size_count{{deployment="{endpoint}"}}' in page
+        assert http.delete(f"/_inference/sparse_embedding/{endpoint}").status_code == 200  # stops its deployment
+        page = http.get("/_prometheus/metrics").text
+        assert "metrics-churn" not in page
 
 
 # -- row 13: a SIGTERM to the whole process group ----------------------------------------------------------
@@ -350,6 +349,7 @@ def test_row9_a_long_document_chunked_costs_memory_in_proportion_to_it(server: S
     assert grown < 20 * len(document)
 
 
+@pytest.mark.slow  # a decision shown, not a regression: ~16 s (a model imported and loaded)
 def test_row7_models_import_works_beside_a_running_server(tmp_path: Path) -> None:
     """The decision for the CLI: `elserve models import` does not take the node lock. It writes the store
     through SQLite's locking and the model cache through its per-model lock, and the running server
