@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -25,14 +26,16 @@ from elserve.api.json_keys import check_duplicate_keys
 LARGE_BODY_BYTES = 1 << 20
 LARGE_PARSES = 2
 
-_large_parses: asyncio.Semaphore | None = None
+# One semaphore per event loop (a semaphore belongs to the loop it first waited in; tests run several).
+_large_parses: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
 
 
 def _semaphore() -> asyncio.Semaphore:
-    global _large_parses
-    if _large_parses is None:  # made on first use, inside the server's event loop
-        _large_parses = asyncio.Semaphore(LARGE_PARSES)
-    return _large_parses
+    loop = asyncio.get_running_loop()
+    semaphore = _large_parses.get(loop)
+    if semaphore is None:
+        semaphore = _large_parses[loop] = asyncio.Semaphore(LARGE_PARSES)
+    return semaphore
 
 
 def parse_json(raw: bytes) -> Any:
