@@ -9,7 +9,12 @@ import time
 import pytest
 
 from elserve.api import json_parsing
-from elserve.api.json_parsing import LARGE_BODY_BYTES, LARGE_PARSES, large_body_slot, parse_json_body
+from elserve.api.json_parsing import (
+    LARGE_BODY_BYTES,
+    LARGE_PARSES,
+    large_body_slot,
+    parse_json_body,
+)
 from elserve.errors import XContentParseException
 
 LARGE = b'{"input": ["' + b"x" * (LARGE_BODY_BYTES + 1) + b'"]}'

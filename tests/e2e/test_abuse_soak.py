@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import os
 import socket
-import statistics
 import subprocess
 import threading
 import time
@@ -59,7 +58,7 @@ class Watch:
 
     def report(self, name: str, server: Server, **figures: object) -> None:
         lat = sorted(self.latencies) or [float("nan")]
-        p = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] * 1000  # noqa: E731
+        p = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] * 1000
         extra = ", ".join(f"{k}={v}" for k, v in figures.items())
         print(
             f"\n[soak] {name}: peak RSS {self.peak_rss_kb / 1024:.0f} MB, descriptors {self.descriptors_before} -> "
@@ -143,11 +142,9 @@ def test_soak_uploads_racing_deletes(abused: Server) -> None:
             while time.monotonic() < deadline:
                 model_id = f"race-{n}-{round_ % 3}"
                 round_ += 1
-                for request in (
-                    lambda: http.put(f"/_ml/trained_models/{model_id}", json=MODEL_CONFIG),
-                    *(lambda i=i: http.put(f"/_ml/trained_models/{model_id}/definition/{i}", json=part) for i in range(4)),
-                ):
-                    statuses[request().status_code] += 1
+                statuses[http.put(f"/_ml/trained_models/{model_id}", json=MODEL_CONFIG).status_code] += 1
+                for i in range(4):
+                    statuses[http.put(f"/_ml/trained_models/{model_id}/definition/{i}", json=part).status_code] += 1
                 statuses[http.delete(f"/_ml/trained_models/{model_id}").status_code] += 1
 
     def deleter() -> None:
@@ -226,13 +223,15 @@ def test_soak_idle_connections_at_the_cap(abused: Server) -> None:
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     mount = tmp_path / "small-disk"
     mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=48m", "tmpfs", str(mount)], capture_output=True, text=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=48m", "tmpfs", str(mount)], capture_output=True, text=True, check=False
+    )
     if done.returncode != 0:
         pytest.skip(f"a tmpfs cannot be mounted here ({done.stderr.strip() or done.returncode}): no small disk to fill")
     try:
         yield mount
     finally:
-        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True, check=False)
 
 
 def test_soak_a_full_small_disk(small_disk: Path) -> None:

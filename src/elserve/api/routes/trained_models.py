@@ -183,7 +183,6 @@ async def put_vocabulary(request: Request, model_id: str) -> Response:
             uploads.put_vocabulary(model_id, vocabulary.vocabulary, vocabulary.merges, vocabulary.scores)
 
         await asyncio.to_thread(put)
-        del body
     return render(request, {"acknowledged": True})
 
 
