@@ -58,7 +58,10 @@ class Watch:
 
     def report(self, name: str, server: Server, **figures: object) -> None:
         lat = sorted(self.latencies) or [float("nan")]
-        p = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] * 1000
+
+        def p(q: float) -> float:
+            return lat[min(len(lat) - 1, int(q * len(lat)))] * 1000
+
         extra = ", ".join(f"{k}={v}" for k, v in figures.items())
         print(
             f"\n[soak] {name}: peak RSS {self.peak_rss_kb / 1024:.0f} MB, descriptors {self.descriptors_before} -> "
@@ -126,8 +129,11 @@ def _served(server: Server) -> bool:
 
 
 def _part(size: int) -> dict:
-    return {"definition": base64.b64encode(os.urandom(size)).decode(), "total_definition_length": 4 * size,
-            "total_parts": 4}
+    return {
+        "definition": base64.b64encode(os.urandom(size)).decode(),
+        "total_definition_length": 4 * size,
+        "total_parts": 4,
+    }
 
 
 def test_soak_uploads_racing_deletes(abused: Server) -> None:
@@ -156,7 +162,11 @@ def test_soak_uploads_racing_deletes(abused: Server) -> None:
     with watched(abused) as watch, ThreadPoolExecutor(9) as pool:
         for future in [pool.submit(client, n) for n in range(8)] + [pool.submit(deleter)]:
             future.result()
-    staging = sorted(p.name for p in (abused.data_dir / "models").glob(".upload-*")) if (abused.data_dir / "models").exists() else []
+    staging = (
+        sorted(p.name for p in (abused.data_dir / "models").glob(".upload-*"))
+        if (abused.data_dir / "models").exists()
+        else []
+    )
     watch.report("uploads racing deletes", abused, statuses=dict(statuses), staging_left=len(staging))
     assert statuses[500] == 0
     assert _served(abused)
@@ -179,8 +189,9 @@ def test_soak_brute_force_against_the_brake(abused: Server) -> None:
             future.result()
     right = httpx.get(abused.url, auth=("elastic", PASSWORD), timeout=120).status_code
     guesses = sum(statuses.values())
-    watch.report("brute force", abused, guesses_per_s=f"{guesses / 20:.1f}", statuses=dict(statuses),
-                 right_password_then=right)
+    watch.report(
+        "brute force", abused, guesses_per_s=f"{guesses / 20:.1f}", statuses=dict(statuses), right_password_then=right
+    )
     assert statuses[500] == 0 and statuses[200] == 0
 
 
@@ -212,8 +223,14 @@ def test_soak_idle_connections_at_the_cap(abused: Server) -> None:
         while _descriptors(abused.process.pid) > watch.descriptors_before + 20 and time.monotonic() < deadline:
             time.sleep(0.1)
     refusals = [line for line in abused.log().splitlines() if "--http-max-connections" in line]
-    watch.report("idle connections at the cap", abused, opened=len(opened), refused_at_connect=refused,
-                 closed_at_once_over_the_cap=closed_at_once, refusal_log_lines=len(refusals))
+    watch.report(
+        "idle connections at the cap",
+        abused,
+        opened=len(opened),
+        refused_at_connect=refused,
+        closed_at_once_over_the_cap=closed_at_once,
+        refusal_log_lines=len(refusals),
+    )
     assert refusals
     assert _descriptors(abused.process.pid) <= watch.descriptors_before + 20
     assert _served(abused)
@@ -241,7 +258,11 @@ def test_soak_a_full_small_disk(small_disk: Path) -> None:
     server.start()
     statuses: Counter = Counter()
     try:
-        with watched(server) as watch, httpx.Client(base_url=server.url, auth=("elastic", PASSWORD), timeout=120) as http:
+        with (
+            watched(server) as watch,
+            httpx.Client(base_url=server.url, auth=("elastic", PASSWORD), timeout=120) as http,
+        ):
+
             def outcome(method: str, path: str, **kwargs: object) -> int | str:
                 try:
                     return http.request(method, path, **kwargs).status_code
@@ -256,9 +277,14 @@ def test_soak_a_full_small_disk(small_disk: Path) -> None:
             full = os.statvfs(small_disk)
             deleted = Counter(outcome("DELETE", f"/_ml/trained_models/fill-{m}") for m in range(20))
             free_after = os.statvfs(small_disk)
-        watch.report("a full small disk", server, statuses=dict(statuses), deletes=dict(deleted),
-                     free_mb_when_full=full.f_bavail * full.f_frsize // (1 << 20),
-                     free_mb_after_deletes=free_after.f_bavail * free_after.f_frsize // (1 << 20))
+        watch.report(
+            "a full small disk",
+            server,
+            statuses=dict(statuses),
+            deletes=dict(deleted),
+            free_mb_when_full=full.f_bavail * full.f_frsize // (1 << 20),
+            free_mb_after_deletes=free_after.f_bavail * free_after.f_frsize // (1 << 20),
+        )
         assert _served(server)
     finally:
         server.stop()

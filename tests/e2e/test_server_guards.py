@@ -179,8 +179,10 @@ def test_row13_a_start_waiting_for_its_model_is_answered_at_once_when_stopped(tm
                 answer: list[httpx.Response] = []
                 start = threading.Thread(
                     target=lambda: answer.append(
-                        http.post("/_ml/trained_models/.elser_model_2/deployment/_start",
-                                  params={"wait_for": "started", "timeout": "240s"})
+                        http.post(
+                            "/_ml/trained_models/.elser_model_2/deployment/_start",
+                            params={"wait_for": "started", "timeout": "240s"},
+                        )
                     )
                 )
                 start.start()
@@ -212,8 +214,10 @@ def test_row13_a_deleted_deployments_metrics_series_go_with_it(server: Server) -
         endpoint = "metrics-churn"
         r = http.put(
             f"/_inference/sparse_embedding/{endpoint}",
-            json={"service": "elasticsearch", "service_settings": {
-                "model_id": ".elser_model_2", "num_allocations": 1, "num_threads": 1}},
+            json={
+                "service": "elasticsearch",
+                "service_settings": {"model_id": ".elser_model_2", "num_allocations": 1, "num_threads": 1},
+            },
             params={"timeout": "240s"},
         )
         assert r.status_code == 200, r.text
@@ -256,8 +260,13 @@ def test_row13_sigterm_to_the_process_group_drains_and_never_forks_again(tmp_pat
     answers: list[httpx.Response] = []
     thread = threading.Thread(
         target=lambda: answers.append(
-            httpx.post(f"{server.url}/_inference/sparse_embedding/group", params={"timeout": "600s"},
-                       json={"input": ["in flight"]}, auth=("elastic", PASSWORD), timeout=600)
+            httpx.post(
+                f"{server.url}/_inference/sparse_embedding/group",
+                params={"timeout": "600s"},
+                json={"input": ["in flight"]},
+                auth=("elastic", PASSWORD),
+                timeout=600,
+            )
         )
     )
     seen: set[int] = set()
@@ -312,13 +321,17 @@ def test_row9_a_large_vocabulary_costs_memory_in_proportion_to_its_body(server: 
         assert http.put("/_ml/trained_models/row9-vocabulary", json=BIG_MODEL_CONFIG).status_code == 200
         # The same body with one key repeated at its end: still found, and said as for a small body.
         repeated = body[:-1] + b', "vocabulary": []}'
-        r = http.put("/_ml/trained_models/row9-vocabulary/vocabulary", content=repeated,
-                     headers={"content-type": "application/json"})
+        r = http.put(
+            "/_ml/trained_models/row9-vocabulary/vocabulary",
+            content=repeated,
+            headers={"content-type": "application/json"},
+        )
         assert r.status_code == 400, r.text
         assert "Duplicate field 'vocabulary'" in r.json()["error"]["reason"]
         before = _peak_rss_reset(server.process.pid)
-        r = http.put("/_ml/trained_models/row9-vocabulary/vocabulary", content=body,
-                     headers={"content-type": "application/json"})
+        r = http.put(
+            "/_ml/trained_models/row9-vocabulary/vocabulary", content=body, headers={"content-type": "application/json"}
+        )
         assert r.status_code == 200, r.text
         grown = _status_bytes(server.process.pid, "VmHWM:") - before
         assert http.delete("/_ml/trained_models/row9-vocabulary").status_code == 200
@@ -333,14 +346,22 @@ def test_row9_a_long_document_chunked_costs_memory_in_proportion_to_it(server: S
 
     document = ("The quick brown fox jumps over the lazy dog. " * 200_000)[:8_000_000]  # ~4,000 chunks
     with httpx.Client(base_url=server.url, auth=("elastic", PASSWORD), timeout=300) as http:
-        r = http.put("/_inference/sparse_embedding/row9-chunks", params={"timeout": "240s"}, json={
-            "service": "elasticsearch",
-            "service_settings": {"model_id": ".elser_model_2", "num_allocations": 1, "num_threads": 1}})
+        r = http.put(
+            "/_inference/sparse_embedding/row9-chunks",
+            params={"timeout": "240s"},
+            json={
+                "service": "elasticsearch",
+                "service_settings": {"model_id": ".elser_model_2", "num_allocations": 1, "num_threads": 1},
+            },
+        )
         assert r.status_code == 200, r.text
         before = _peak_rss_reset(server.process.pid)
         # A short timeout: the peak comes from reading, chunking and tokenizing, before any waiting.
-        r = http.post("/_inference/sparse_embedding/row9-chunks", params={"timeout": "2s"},
-                      json={"input": [document], "chunk": True})
+        r = http.post(
+            "/_inference/sparse_embedding/row9-chunks",
+            params={"timeout": "2s"},
+            json={"input": [document], "chunk": True},
+        )
         assert r.status_code in (200, 408), r.text
         grown = _status_bytes(server.process.pid, "VmHWM:") - before
         assert http.delete("/_inference/sparse_embedding/row9-chunks").status_code == 200
@@ -363,15 +384,31 @@ def test_row7_models_import_works_beside_a_running_server(tmp_path: Path) -> Non
     server = Server(tmp_path / "data").start()
     try:
         done = subprocess.run(
-            [str(Path(sys.executable).with_name("elserve")), "models", "import", f"file:{source}",
-             "--model-id", "beside", "--data-dir", str(server.data_dir)],
-            capture_output=True, text=True, timeout=540, check=False,
+            [
+                str(Path(sys.executable).with_name("elserve")),
+                "models",
+                "import",
+                f"file:{source}",
+                "--model-id",
+                "beside",
+                "--data-dir",
+                str(server.data_dir),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=540,
+            check=False,
         )
         assert done.returncode == 0, done.stdout + done.stderr
         with httpx.Client(base_url=server.url, auth=("elastic", PASSWORD), timeout=300) as http:
-            r = http.put("/_inference/sparse_embedding/beside", params={"timeout": "240s"}, json={
-                "service": "elasticsearch",
-                "service_settings": {"model_id": "beside", "num_allocations": 1, "num_threads": 1}})
+            r = http.put(
+                "/_inference/sparse_embedding/beside",
+                params={"timeout": "240s"},
+                json={
+                    "service": "elasticsearch",
+                    "service_settings": {"model_id": "beside", "num_allocations": 1, "num_threads": 1},
+                },
+            )
             assert r.status_code == 200, r.text
             r = http.post("/_inference/sparse_embedding/beside", json={"input": ["hello"]})
             assert r.status_code == 200 and r.json()["sparse_embedding"], r.text

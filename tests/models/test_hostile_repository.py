@@ -35,7 +35,9 @@ def test_a_declared_size_over_the_free_space_is_refused_before_any_byte(tmp_path
     write_package(tmp_path / "repo", "huge", model, size=10**15)  # a petabyte, as the metadata says
     with serve_directory(tmp_path / "repo") as (url, behaviour):
         cache = _cache(tmp_path / "cache", _policy())
-        with pytest.raises(ModelDownloadError, match=r"not enough free disk space .* it is \[1000000000000000\] bytes") as refused:
+        with pytest.raises(
+            ModelDownloadError, match=r"not enough free disk space .* it is \[1000000000000000\] bytes"
+        ) as refused:
             cache.install(ModelSpec("huge", elastic_source(url, "huge"), None))
     assert refused.value.status == 507
     assert [name for _, name, _ in behaviour.requests if name.endswith(".pt")] == []  # not a byte asked for
@@ -91,9 +93,22 @@ def test_a_redirect_to_another_host_is_not_followed(tmp_path: Path) -> None:
         target = elsewhere + "_security/user"
         with serve_directory(tmp_path / "repo", Behaviour(redirects={"m.metadata.json": target})) as (url, _):
             done = subprocess.run(
-                [str(Path(sys.executable).with_name("elserve")), "models", "import", "elastic:m", "--model-id", "m",
-                 "--data-dir", str(tmp_path / "data"), "--model-repository", url],
-                capture_output=True, text=True, timeout=540, check=False,
+                [
+                    str(Path(sys.executable).with_name("elserve")),
+                    "models",
+                    "import",
+                    "elastic:m",
+                    "--model-id",
+                    "m",
+                    "--data-dir",
+                    str(tmp_path / "data"),
+                    "--model-repository",
+                    url,
+                ],
+                capture_output=True,
+                text=True,
+                timeout=540,
+                check=False,
             )
     assert done.returncode == 1
     assert f"redirects to [{target}], another host" in done.stderr

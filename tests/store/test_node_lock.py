@@ -25,11 +25,16 @@ def test_a_second_holder_is_refused_naming_the_first(tmp_path: Path) -> None:
 
 def test_a_killed_holder_leaves_no_lock(tmp_path: Path) -> None:
     holder = subprocess.Popen(
-        [sys.executable, "-c", (
-            "import time; from pathlib import Path; from elserve.store.node_lock import NodeLock;"
-            f"NodeLock.acquire(Path({str(tmp_path)!r})); print('held', flush=True); time.sleep(600)"
-        )],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            (
+                "import time; from pathlib import Path; from elserve.store.node_lock import NodeLock;"
+                f"NodeLock.acquire(Path({str(tmp_path)!r})); print('held', flush=True); time.sleep(600)"
+            ),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout.readline().strip() == "held"

@@ -77,7 +77,7 @@ def _keep_http10_alive(cycle: RequestResponseCycle, shutting_down: Callable[[], 
                 message = {**message, "headers": [*headers, (b"connection", b"keep-alive")]}
         await send(message)  # type: ignore[arg-type]
 
-    cycle.send = send_keep_alive  # type: ignore[method-assign]
+    cycle.send = send_keep_alive  # type: ignore[method-assign, assignment]
 
 
 def protocol_class(limits: HttpLimits) -> type[HttpToolsProtocol]:

@@ -13,12 +13,13 @@ urllib's default handlers stay otherwise (the proxy variables, `file://`).
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import socket
 import threading
 import time
 import urllib.request
-from typing import Any
+from typing import IO, Any
 from urllib.parse import urljoin, urlsplit
 
 from elserve.models.sources import ModelDownloadError
@@ -55,10 +56,8 @@ class Deadline:
 
 
 def _shut(sock: socket.socket) -> None:
-    try:
+    with contextlib.suppress(OSError):  # already closed
         sock.shutdown(socket.SHUT_RDWR)  # a blocked recv returns at once; the owner closes the socket
-    except OSError:
-        pass
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:
@@ -68,7 +67,15 @@ def _origin(url: str) -> tuple[str, str, int | None]:
 
 
 class _SameOriginRedirects(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def]
+    def redirect_request(
+        self,
+        req: urllib.request.Request,
+        fp: IO[bytes],
+        code: int,
+        msg: str,
+        headers: http.client.HTTPMessage,
+        newurl: str,
+    ) -> urllib.request.Request | None:
         target = urljoin(req.full_url, newurl)
         if _origin(target) != _origin(req.full_url):
             raise ModelDownloadError(
@@ -103,7 +110,7 @@ class _HttpsHandler(urllib.request.HTTPSHandler):
         self._connection = _watched(http.client.HTTPSConnection, deadline)
 
     def https_open(self, req: urllib.request.Request) -> Any:
-        options = {"context": self._context}
+        options: dict[str, Any] = {"context": getattr(self, "_context", None)}
         if hasattr(self, "_check_hostname"):  # Python < 3.12
             options["check_hostname"] = self._check_hostname
         return self.do_open(self._connection, req, **options)
