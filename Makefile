@@ -36,10 +36,11 @@ test: $(STAMP)
 test-all: $(STAMP)
 	$(BIN)/pytest -m ''
 
-# The long hardening runs: 60 s at twice the measured capacity, repeated kill -9 under load, and a
-# long schemathesis run (every phase); they print their figures (see README, "Hardening").
+# The long hardening runs: 60 s at twice the measured capacity, repeated kill -9 under load, the
+# authenticated-abuse run (uploads racing deletes, brute force, idle connections at the cap, a full
+# tmpfs), and a long schemathesis run (every phase); they print their figures (see README, "Hardening").
 soak: $(STAMP)
-	$(BIN)/pytest -s -m soak tests/e2e/test_overload.py
+	$(BIN)/pytest -s -m soak tests/e2e/test_overload.py tests/e2e/test_abuse_soak.py
 	ELSERVE_FUZZ_EXAMPLES=50 $(BIN)/pytest -s -m '' tests/e2e/test_fuzz.py
 
 # `make bench`: the peers (the `bench` extra) into .venv, then `elserve bench` (BENCH_ARGS passes

@@ -16,6 +16,7 @@ from elserve.bench.run import bench as bench_command  # its options; importing l
 from elserve.settings import HttpLimits, ServerSettings, UploadLimits
 
 if TYPE_CHECKING:
+    from elserve.store.node_lock import NodeLock
     from elserve.models.cache import ModelCache
     from elserve.models.catalogue import Catalogue
     from elserve.store import SqliteRepository
@@ -75,8 +76,20 @@ def serve(
     ] = "4kb",
     http_read_timeout: Annotated[
         str,
-        typer.Option(help="A request head must arrive within this from its first byte; a body may not stall longer."),
+        typer.Option(
+            help="A new connection must send its request head within this, a request head must arrive within "
+            "this from its first byte, and a body may not stall longer; such a connection is closed."
+        ),
     ] = "10s",
+    http_max_connections: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Open HTTP connections at most; one more is closed at once and logged. Default: 10000, or the "
+            "open-files limit (ulimit -n) less 256 for the server's own files if that is lower.",
+            show_default=False,
+        ),
+    ] = None,
     processors: Annotated[
         int | None,
         typer.Option(
@@ -161,6 +174,7 @@ def serve(
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     os.umask(0o077)  # the data directory holds password hashes: owner-only, whatever is created
     read_only = _check_data_dir(data_dir)
+    node_lock = _lock_data_dir(data_dir, read_only)
 
     import uvicorn
 
@@ -197,7 +211,9 @@ def serve(
     if (ssl_certfile is None) != (ssl_keyfile is None):
         raise typer.BadParameter("--ssl-certfile and --ssl-keyfile go together", param_hint="--ssl-certfile")
     proxies = _trusted_proxies(trusted_proxies)
-    limits = _http_limits(http_max_content_length, http_max_header_size, http_max_initial_line_length, http_read_timeout)
+    limits = _http_limits(
+        http_max_content_length, http_max_header_size, http_max_initial_line_length, http_read_timeout, http_max_connections
+    )
     settings = ServerSettings(
         host=host,
         port=port,
@@ -225,11 +241,15 @@ def serve(
         log_level=log_level,
         access_log=False,
         timeout_graceful_shutdown=30,
+        # Elasticsearch's answers carry neither a `server` nor a `date` header.
+        server_header=False,
+        date_header=False,
         ssl_certfile=str(ssl_certfile) if ssl_certfile else None,
         ssl_keyfile=str(ssl_keyfile) if ssl_keyfile else None,
         proxy_headers=bool(proxies),  # uvicorn's default believes any loopback client's headers
         forwarded_allow_ips=proxies or None,
     )
+    node_lock.release()  # held to the end (an exit of any kind releases it too)
 
 
 def _trusted_proxies(value: str | None) -> list[str]:
@@ -329,7 +349,32 @@ def _upload_limits(check_timeout: str, check_memory: str | None, store: str, flo
     )
 
 
-def _http_limits(max_content_length: str, max_header_size: str, max_initial_line: str, read_timeout: str) -> HttpLimits:
+def _lock_data_dir(data_dir: Path, read_only: bool) -> NodeLock:
+    """The data directory's node lock, and a store that can be read (or none yet: a fresh install). Held
+    until the process exits; a second server, or an empty or unreadable store, exits 78 with one line."""
+    from elserve.store import SqliteRepository
+    from elserve.store.node_lock import DataDirLocked, NodeLock
+    from elserve.store.sqlite import StoreUnreadable
+
+    log = logging.getLogger("elserve")
+    try:
+        lock = NodeLock.acquire(data_dir)
+    except DataDirLocked as exc:
+        log.error("%s", exc)
+        raise typer.Exit(78) from None
+    try:
+        SqliteRepository(ServerSettings(data_dir=data_dir).store_path, read_only=read_only).close()
+    except StoreUnreadable as exc:
+        lock.release()
+        log.error("%s", exc)
+        raise typer.Exit(78) from None
+    return lock
+
+
+def _http_limits(
+    max_content_length: str, max_header_size: str, max_initial_line: str, read_timeout: str, max_connections: int | None
+) -> HttpLimits:
+    from elserve.api.protocol import default_max_connections
     from elserve.bytesize import parse_byte_size
     from elserve.errors import ParseException
     from elserve.timevalue import parse_time
@@ -355,6 +400,7 @@ def _http_limits(max_content_length: str, max_header_size: str, max_initial_line
         max_header_size=values["--http-max-header-size"],
         max_initial_line_length=values["--http-max-initial-line-length"],
         read_timeout_s=timeout,
+        max_connections=max_connections or default_max_connections(),
     )
 
 
@@ -411,9 +457,15 @@ def _model_parts(
     from elserve.models.registry import ModelRegistry
     from elserve.store import SqliteRepository
 
+    from elserve.store.sqlite import StoreUnreadable
+
     repository = _model_repository(model_repository, config)
     settings = ServerSettings(data_dir=data_dir, model_repository=repository)
-    repo = SqliteRepository(settings.store_path)
+    try:
+        repo = SqliteRepository(settings.store_path)
+    except StoreUnreadable as exc:  # an empty or foreign elserve.db is not replaced by a fresh one
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
     try:
         yield repo, ModelCache(settings.model_cache_dir), Catalogue(model_repository=repository, registry=ModelRegistry(repo))
     except Exception as exc:  # noqa: BLE001 - reported, not raised: a command line, not a server
@@ -421,6 +473,14 @@ def _model_parts(
         raise typer.Exit(1) from None
     finally:
         repo.close()
+
+
+@models_app.callback()
+def models_callback(ctx: typer.Context) -> None:
+    # What a models command creates in the data directory is owner-only, as what the server creates
+    # (0700 directories, 0600 files): the same umask as `elserve serve`, for the command's length.
+    previous = os.umask(0o077)
+    ctx.call_on_close(lambda: os.umask(previous))
 
 
 @models_app.command("list")

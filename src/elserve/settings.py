@@ -13,13 +13,15 @@ from elserve.models.sources.elastic import DEFAULT_MODEL_REPOSITORY
 @dataclass(frozen=True)
 class HttpLimits:
     """Elasticsearch's `http.max_content_length`, `http.max_header_size` and `http.max_initial_line_length`
-    (same defaults), and the read timeout: a request head must arrive within it from its first byte, and a
-    body may not stall for longer."""
+    (same defaults), the read timeout (a new connection's request head must arrive within it, and within it
+    from its first byte; a body may not stall for longer) and the cap on open connections."""
 
     max_content_length: int = 100 * 1024 * 1024
     max_header_size: int = 16 * 1024
     max_initial_line_length: int = 4 * 1024
     read_timeout_s: float = 10.0
+    # Open connections at most (`--http-max-connections`); one more is closed at once, and logged.
+    max_connections: int = 10_000
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from typing import Any, Literal, overload
 import orjson
 from fastapi import Request
 
-from elserve.api.json_keys import check_duplicate_keys
+from elserve.api.json_parsing import parse_json_body
 from elserve.api.params import check_params
 from elserve.api.rendering import check_media_types
 from elserve.errors import JsonParseException, ParseException, SecurityException
@@ -124,7 +124,7 @@ async def json_body(request: Request, required: bool = True) -> dict[str, Any] |
             raise ParseException("request body is required")
         return None
     try:
-        body = orjson.loads(raw)
+        body = await parse_json_body(raw)
     except orjson.JSONDecodeError as exc:
         raise ParseException(
             "Failed to parse content to map", caused_by=JsonParseException(str(exc))
@@ -134,5 +134,4 @@ async def json_body(request: Request, required: bool = True) -> dict[str, Any] |
             "Failed to parse content to map",
             caused_by=JsonParseException(f"request body must be a JSON object, found {type(body).__name__}"),
         )
-    check_duplicate_keys(raw)
     return body

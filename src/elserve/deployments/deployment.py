@@ -195,7 +195,7 @@ class Deployment:
         return await self.wait_until("started", timeout)
 
     async def wait_until(self, condition: str, timeout: float | None) -> bool:
-        """Wait for `started` or `fully_allocated` (or failure); False when `timeout` runs out first."""
+        """Wait for `started` or `fully_allocated` (or failure, or a stop); False when `timeout` runs out first."""
 
         async def reached() -> None:
             await self._started.wait()
@@ -251,6 +251,7 @@ class Deployment:
     async def stop(self) -> None:
         """Finish what is queued and running, then stop every worker."""
         self.state = DeploymentState.STOPPING  # new requests get 409 from here on
+        self._wake_waiters()
         if self._letting_go is not None:
             await asyncio.gather(self._letting_go, return_exceptions=True)
         if self.started_allocations:
@@ -266,7 +267,15 @@ class Deployment:
             self._dispatcher.cancel()
         self._queue.fail_all(StatusException(f"Trained model [{self.deployment_id}] is [stopping]", 409))
 
+    def _wake_waiters(self) -> None:
+        """Whoever waits for this deployment to start learns at once that it will not (its state says why)."""
+        self._started.set()
+        self._allocations_changed.set()
+
     def kill(self) -> None:
+        if self.state is not DeploymentState.FAILED:
+            self.state = DeploymentState.STOPPING
+        self._wake_waiters()
         for allocation in self._workers():
             allocation.kill()
         if self._model_dir is not None:

@@ -28,7 +28,10 @@ STOP_GRACE_S = 5.0
 _spawn = multiprocessing.get_context("forkserver")
 # The fork server imports the runtime once (no model, no thread started); each model's parent forked
 # from it shares those pages copy-on-write instead of importing PyTorch again.
-_spawn.set_forkserver_preload(["elserve.deployments.parent_process", "elserve.runtime.encoder"])
+# `fork_server` makes it (and so every parent) ignore a SIGTERM sent to the whole process group.
+_spawn.set_forkserver_preload(
+    ["elserve.deployments.fork_server", "elserve.deployments.parent_process", "elserve.runtime.encoder"]
+)
 
 
 def running_fork_server_pid() -> int | None:

@@ -39,7 +39,10 @@ def main(conn: Connection, model_dir: str, precision: str, grandparent: int) -> 
     """`grandparent`: the fork server this process came from; it dies with it (and so with the server)."""
     worker.die_with_parent(grandparent)
     worker.set_name(PARENT_NAME)
+    # The server handles SIGINT/SIGTERM (sent to the whole group too); this process ends with its fork
+    # server or when the server says stop, never in the middle of a shutdown (fork_server.py).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     try:
         import torch
 

@@ -84,9 +84,11 @@ def run_forked(sock: socket.socket, encoder: Encoder, num_threads: int, hold: st
         # A crash in native code prints its Python stack into the server's log (the worker's stderr).
         faulthandler.enable()
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        # The server handles SIGINT/SIGTERM and stops workers itself, after draining.
+        # The server handles SIGINT/SIGTERM and stops workers itself, after draining: a SIGTERM sent to the
+        # whole process group (systemd's default) must not end a worker under it, which the server would
+        # then restart in the middle of its shutdown. A worker ends when its socket closes.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         encoder.use_threads(num_threads)  # no thread crosses a fork: this worker starts its own
         if injected := os.environ.get(FAIL_START_ENV):
             raise RuntimeError(injected)

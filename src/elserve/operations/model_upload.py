@@ -35,6 +35,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from elserve.errors import (
     ActionRequestValidationException,
     ResourceAlreadyExistsException,
@@ -215,7 +217,7 @@ class ModelUploads:
             document["merges"] = merges
         if scores:
             document["scores"] = scores
-        data = json.dumps(document).encode()
+        data = orjson.dumps(document)  # orjson: the stdlib encoder holds the GIL far longer
         with self._lock:
             model = self._registered(model_id)
             path = self._dir(model_id) / ELASTIC_VOCAB

@@ -271,6 +271,14 @@ class TrainedModelOperations:
             raise StatusException(
                 f"Could not start model deployment [{deployment_id}]: {deployment.reason}", 500
             )
+        if deployment.state is DeploymentState.STOPPING:
+            # Stopped by another request while this one waited: Elasticsearch's DeploymentStartedPredicate
+            # (TransportStartTrainedModelDeploymentAction.java) answers at once, with this 400.
+            raise StatusException(
+                "Error waiting for the model deployment to start. The trained model assignment was removed while "
+                "waiting",
+                400,
+            )
         return deployment
 
     def _exists(self, model_id: str) -> bool:

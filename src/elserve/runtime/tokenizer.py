@@ -25,6 +25,8 @@ from elserve.runtime.sparse import TokenNames
 _SPECIALS = 2
 # The most word-pieces one cut word can change (BERT's `max_input_chars_per_word` is 100).
 _CUT_WORD_PIECES = 101
+# Texts handed to the library at once: enough for its threads, few enough to bound its encodings' memory.
+_ENCODE_SLICE = 256
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -100,9 +102,14 @@ class Tokenizer:
         return len(encoding.ids) + sum(len(o.ids) - _SPECIALS for o in encoding.overflowing)
 
     def _encode(self, texts: list[str]) -> list[Encoded]:
-        # The fast batch API skips offsets, which inference never needs.
-        encodings = self._inner.encode_batch_fast(texts, add_special_tokens=True)
-        return [Encoded(np.asarray(e.ids, dtype=np.int32), len(e.overflowing) > 0) for e in encodings]
+        # The fast batch API skips offsets, which inference never needs. In slices: a library encoding
+        # holds tens of bytes per token beyond its ids (tokens, masks, overflow), so the thousands of
+        # chunks of one long document would otherwise all hold them at once.
+        encoded: list[Encoded] = []
+        for start in range(0, len(texts), _ENCODE_SLICE):
+            encodings = self._inner.encode_batch_fast(texts[start : start + _ENCODE_SLICE], add_special_tokens=True)
+            encoded.extend(Encoded(np.asarray(e.ids, dtype=np.int32), len(e.overflowing) > 0) for e in encodings)
+        return encoded
 
     @property
     def _prefix_chars(self) -> int:

@@ -26,6 +26,28 @@ class StoreWriteError(Exception):
     """A write the store could not make (read-only data directory, disk full, permissions changed)."""
 
 
+class StoreUnreadable(Exception):
+    """The store file exists but holds no store: empty (0 bytes) or not an SQLite database. Starting on it
+    as on a fresh install would silently drop every user, endpoint and key, so it is refused."""
+
+
+def _check_not_empty(path: Path) -> None:
+    """A fresh install has no store file; an empty one is a store that lost its content (a failed copy, a
+    truncation), unless SQLite still has it all in its write-ahead log."""
+    try:
+        if path.stat().st_size > 0:
+            return
+    except FileNotFoundError:
+        return
+    wal = path.with_name(path.name + "-wal")
+    if wal.exists() and wal.stat().st_size > 0:
+        return
+    raise StoreUnreadable(
+        f"the store [{path}] is empty (0 bytes): it is not a fresh install, which has no store file. "
+        "Restore it from a backup, or remove it to start afresh (every user, endpoint and key is then gone)"
+    )
+
+
 class SqliteRepository:
     """A `Repository` in one SQLite file; safe to call from several threads.
 
@@ -37,10 +59,12 @@ class SqliteRepository:
         self.read_only = read_only
         self._path = path
         self._lock = threading.Lock()
+        _check_not_empty(path)
         if read_only:
             self._conn = sqlite3.connect(
                 f"file:{path}?mode=ro&immutable=1", uri=True, check_same_thread=False, isolation_level=None
             )
+            self._check_readable(path)
             return
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         restrict_to_owner(path.parent, 0o700)
@@ -50,6 +74,7 @@ class SqliteRepository:
         # One connection guarded by a lock: writes are rare and tiny, and this
         # keeps the durability story simple (every call commits before returning).
         self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._check_readable(path)
         with self._lock:
             self._conn.execute("PRAGMA journal_mode=WAL")
             # FULL: a commit survives power loss, not only a killed process.
@@ -58,6 +83,14 @@ class SqliteRepository:
         for suffix in ("-wal", "-shm"):
             restrict_to_owner(path.with_name(path.name + suffix), 0o600)
         keep_reserve(path.parent)
+
+    def _check_readable(self, path: Path) -> None:
+        """Read the schema once: a file that is not an SQLite database fails here, with its reason."""
+        try:
+            self._conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except sqlite3.DatabaseError as exc:
+            self._conn.close()
+            raise StoreUnreadable(f"the store [{path}] cannot be read: {exc}") from None
 
     def _write(self, sql: str, params: tuple[Any, ...], frees_space: bool = False) -> int:
         """Run one write; its row count. On a full disk a write that frees space (a delete) gives back

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Request, Response
 
 from elserve.api.arrival import time_left
 from elserve.api.deps import authenticated, check, json_body, require
+from elserve.api.json_parsing import large_body_slot
 from elserve.api.params import parse_bool, parse_int, parse_page_param
 from elserve.api.rendering import render
 from elserve.api.views.trained_models import assignment, model_config, stats_entry, uploaded_model_config
@@ -171,14 +172,17 @@ async def put_definition_part(request: Request, model_id: str, part: str) -> Res
 
 @router.put("/{model_id}/vocabulary", dependencies=_put_vocabulary)
 async def put_vocabulary(request: Request, model_id: str) -> Response:
-    vocabulary = parse_vocabulary(await json_body(request) or {})
-    await asyncio.to_thread(
-        request.app.state.services.trained_models.uploads.put_vocabulary,
-        model_id,
-        vocabulary.vocabulary,
-        vocabulary.merges,
-        vocabulary.scores,
-    )
+    uploads = request.app.state.services.trained_models.uploads
+    # A vocabulary may hold millions of strings: read and checked off the event loop, and its objects
+    # counted among the large bodies' until it is written.
+    async with large_body_slot(await request.body()):
+        body = await json_body(request) or {}
+
+        def put() -> None:
+            vocabulary = parse_vocabulary(body)
+            uploads.put_vocabulary(model_id, vocabulary.vocabulary, vocabulary.merges, vocabulary.scores)
+
+        await asyncio.to_thread(put)
     return render(request, {"acknowledged": True})
 
 
