@@ -152,6 +152,16 @@ def serve(
             "(Elasticsearch's xpack.ml.trained_models.adaptive_allocations.scale_to_zero_time), e.g. 15m.",
         ),
     ] = None,
+    store: Annotated[
+        str | None,
+        typer.Option(
+            envvar="ELSERVE_STORE",
+            help="State (endpoints, deployments, users, roles, API keys, models) in this PostgreSQL database, "
+            "shared by several front ends: postgresql://user:password@host:port/db (needs pip install "
+            "'elserve[postgres]'). Default: the data directory's SQLite file.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Run the service: Elasticsearch's inference and trained-model APIs over HTTP.
 
@@ -193,6 +203,7 @@ def serve(
         raise typer.BadParameter("only with --backend ray", param_hint=flag)
     scale_to_zero_s = _seconds(scale_to_zero_time, "--scale-to-zero-time")
     uploads = _upload_limits(upload_check_timeout, upload_check_memory, max_model_upload_store, disk_flood_stage)
+    _check_store(store)
 
     if (ssl_certfile is None) != (ssl_keyfile is None):
         raise typer.BadParameter("--ssl-certfile and --ssl-keyfile go together", param_hint="--ssl-certfile")
@@ -214,6 +225,7 @@ def serve(
         ray_address=ray_address,
         ray_model_cache=None if ray_model_cache is None else ray_model_cache.resolve(),
         uploads=uploads,
+        store=store,
         **({} if scale_to_zero_s is None else {"scale_to_zero_time_s": scale_to_zero_s}),
     )
     uvicorn.run(
@@ -259,6 +271,27 @@ def _seconds(value: str | None, flag: str) -> float | None:
     if seconds is None:
         raise typer.BadParameter("must be a duration such as 15m", param_hint=flag)
     return seconds
+
+
+def _check_store(store: str | None) -> None:
+    """--store: a postgresql:// URL, with psycopg installed."""
+    if store is None:
+        return
+    from elserve.store.postgres import INSTALL_HINT, is_postgres_url
+
+    if not is_postgres_url(store):
+        raise typer.BadParameter("must be a postgresql:// URL", param_hint="--store")
+    try:
+        import psycopg  # noqa: F401
+        import psycopg_pool  # noqa: F401
+    except ImportError:
+        raise typer.BadParameter(INSTALL_HINT, param_hint="--store") from None
+    from elserve.store.postgres import check_store
+
+    problem, status = check_store(store)
+    if problem is not None:
+        logging.getLogger("elserve").error("%s", problem)
+        raise typer.Exit(status)
 
 
 def _check_data_dir(data_dir: Path) -> bool:

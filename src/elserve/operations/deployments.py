@@ -35,10 +35,33 @@ class DeploymentRecords:
         self._repo.delete(_KIND, deployment_id)
         await self._manager.stop(deployment_id)
 
-    def restore(self) -> None:
+    def attach(self, deployment_id: str) -> ServedDeployment | None:
+        """A deployment another front end recorded in the shared store, started here too (each front end
+        with the local backend runs its own allocations of every recorded deployment); None: not recorded."""
+        doc = self._repo.get(_KIND, deployment_id)
+        if doc is None:
+            return None
+        existing = self._manager.get(deployment_id)
+        if existing is not None:
+            return existing
+        log.info("starting deployment [%s], recorded by another front end", deployment_id)
+        return self._manager.start(DeploymentConfig.from_persisted(doc))
+
+    async def reconcile(self) -> None:
+        """Towards the store's records, idempotently: a recorded deployment missing here starts, one whose
+        record another front end deleted stops. The store is shared: what it holds is the desired state."""
+        recorded = dict(self._repo.list(_KIND))
+        for deployment in self._manager.all():
+            if deployment.deployment_id not in recorded:
+                log.info("stopping deployment [%s], deleted by another front end", deployment.deployment_id)
+                await self._manager.stop(deployment.deployment_id)
+        self.restore(recorded)
+
+    def restore(self, recorded: dict[str, dict] | None = None) -> None:
         """Start every recorded deployment. One that cannot even be created does not stop the server:
         it is kept `failed`, with its reason in stats, for the user to stop or delete."""
-        for deployment_id, doc in self._repo.list(_KIND):
+        records = self._repo.list(_KIND) if recorded is None else list(recorded.items())
+        for deployment_id, doc in records:
             if self._manager.get(deployment_id) is not None:
                 continue
             try:
