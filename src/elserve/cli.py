@@ -203,7 +203,7 @@ def serve(
         raise typer.BadParameter("only with --backend ray", param_hint=flag)
     scale_to_zero_s = _seconds(scale_to_zero_time, "--scale-to-zero-time")
     uploads = _upload_limits(upload_check_timeout, upload_check_memory, max_model_upload_store, disk_flood_stage)
-    _check_store(store)
+    _check_store(store, ray_address)
 
     if (ssl_certfile is None) != (ssl_keyfile is None):
         raise typer.BadParameter("--ssl-certfile and --ssl-keyfile go together", param_hint="--ssl-certfile")
@@ -273,14 +273,20 @@ def _seconds(value: str | None, flag: str) -> float | None:
     return seconds
 
 
-def _check_store(store: str | None) -> None:
-    """--store: a postgresql:// URL, with psycopg installed."""
+def _check_store(store: str | None, ray_address: str | None) -> None:
+    """--store: a postgresql:// URL, with psycopg installed, and a database this release can use."""
     if store is None:
         return
     from elserve.store.postgres import INSTALL_HINT, is_postgres_url
 
     if not is_postgres_url(store):
         raise typer.BadParameter("must be a postgresql:// URL", param_hint="--store")
+    if ray_address is not None:
+        # Every front end runs each recorded deployment itself; on one shared Ray cluster they would all
+        # own (and at shutdown delete) the same Serve applications: one owner per application is not built.
+        raise typer.BadParameter(
+            "front ends sharing a store cannot share one Ray cluster yet: each starts its own Ray", param_hint="--store"
+        )
     try:
         import psycopg  # noqa: F401
         import psycopg_pool  # noqa: F401
