@@ -127,6 +127,9 @@ def test_a_lost_server_is_503_then_recovers(postgres_cluster, postgres_url: str)
         repo.put("role", "r", {"cluster": []})
         postgres_cluster.restart()  # every open connection is cut
         assert repo.get("role", "r") == {"cluster": []}
+        postgres_cluster.restart()
+        repo.put("role", "after-restart", {})  # a write finds a live connection too
+        assert repo.create("role", "created-after-restart", {})
         postgres_cluster.stop_server()
         with pytest.raises(StoreUnavailableError):
             repo.get("role", "r")

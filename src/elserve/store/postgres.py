@@ -83,14 +83,14 @@ class PostgresRepository:
             raise StoreUnavailableError(INSTALL_HINT) from None
         # What a lost server or a pool with no connection to give raises: the store is unavailable.
         self._errors: tuple[type[Exception], ...] = (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout)
+        self._pool_timeout = PoolTimeout  # no connection within WAIT_S: the server is away, no retry
+        self._check_connection = ConnectionPool.check_connection
         self._where = redact(url)
         self._pool = ConnectionPool(
             url,
             min_size=1,
             max_size=max_size,
             kwargs={"autocommit": True, "connect_timeout": int(CONNECT_TIMEOUT_S)},
-            # A connection broken by a server restart is found and replaced before it is handed out.
-            check=ConnectionPool.check_connection,
             timeout=WAIT_S,
             reconnect_timeout=WAIT_S,
             open=False,
@@ -123,13 +123,25 @@ class PostgresRepository:
         return [version for version, _ in todo]
 
     def _run(self, sql: str, params: tuple[Any, ...], *, write: bool) -> Any:
-        try:
-            with self._pool.connection() as conn:
-                cursor = conn.execute(sql, params)
-                return cursor.rowcount if write else cursor.fetchall()
-        except self._errors as exc:
-            verb = "written" if write else "read"
-            raise StoreUnavailableError(f"the store could not be {verb}: {type(exc).__name__}") from None
+        """One statement. A connection broken by a server restart fails, the pool drops it, and the call is
+        tried on the next connection, up to the pool's size. Reads are not checked first (a round trip per
+        request); a write's connection is, and the write itself is never sent twice: whether it was
+        applied before its connection broke is unknown, and a `create` sent again would find its own row
+        and answer "already exists"."""
+        verb = "written" if write else "read"
+        for attempt in range(self._pool.max_size + 1):
+            sent = False
+            try:
+                with self._pool.connection() as conn:
+                    if write:
+                        self._check_connection(conn)
+                    sent = True
+                    cursor = conn.execute(sql, params)
+                    return cursor.rowcount if write else cursor.fetchall()
+            except self._errors as exc:
+                if (write and sent) or isinstance(exc, self._pool_timeout) or attempt == self._pool.max_size:
+                    raise StoreUnavailableError(f"the store could not be {verb}: {type(exc).__name__}") from None
+        raise AssertionError("unreachable")
 
     def get(self, kind: str, key: str) -> dict[str, Any] | None:
         rows = self._run("SELECT doc::text FROM documents WHERE kind = %s AND key = %s", (kind, key), write=False)
