@@ -32,6 +32,17 @@ app.add_typer(users_app, name="users")
 app.command("bench")(bench_command)
 
 DataDir = Annotated[Path, typer.Option("--data-dir", help="Directory for state (SQLite) and the model cache.")]
+StoreUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--store",
+        envvar="ELSERVE_STORE",
+        help="State (endpoints, deployments, users, roles, API keys, models) in this PostgreSQL database, "
+        "shared by several front ends: postgresql://user:password@host:port/db (needs pip install "
+        "'elserve[postgres]'). Default: the data directory's SQLite file.",
+        show_default=False,
+    ),
+]
 
 
 @app.command()
@@ -152,16 +163,7 @@ def serve(
             "(Elasticsearch's xpack.ml.trained_models.adaptive_allocations.scale_to_zero_time), e.g. 15m.",
         ),
     ] = None,
-    store: Annotated[
-        str | None,
-        typer.Option(
-            envvar="ELSERVE_STORE",
-            help="State (endpoints, deployments, users, roles, API keys, models) in this PostgreSQL database, "
-            "shared by several front ends: postgresql://user:password@host:port/db (needs pip install "
-            "'elserve[postgres]'). Default: the data directory's SQLite file.",
-            show_default=False,
-        ),
-    ] = None,
+    store: StoreUrl = None,
 ) -> None:
     """Run the service: Elasticsearch's inference and trained-model APIs over HTTP.
 
@@ -558,23 +560,26 @@ def reset_password(
         bool, typer.Option("--enable", help="Also enable the user if it is disabled (not in elasticsearch-reset-password).")
     ] = False,
     data_dir: DataDir = Path("data"),
+    store: StoreUrl = None,
 ) -> None:
     """Generate a new password for a native user and print it (as elasticsearch-reset-password does).
 
     Works on a stopped or a running server's data directory: the store is SQLite in WAL mode, and a
     running server checks the stored hash on every request, so the old password stops working at once.
+    With --store, in the database several front ends share: on every one of them at once.
     A disabled user stays disabled (as with Elasticsearch's tool) unless --enable is given; either way
     the command says so.
     """
     from elserve.security.passwords import generate_password
     from elserve.security.users import UserStore
-    from elserve.store import SqliteRepository
+    from elserve.store import open_store
 
     name = user or username or "elastic"
     settings = ServerSettings(data_dir=data_dir)
-    if not settings.store_path.exists():
+    _check_store(store, None)
+    if store is None and not settings.store_path.exists():
         raise typer.BadParameter(f"no elserve data in [{data_dir}]", param_hint="--data-dir")
-    repo = SqliteRepository(settings.store_path)
+    repo = open_store(store, settings.store_path)
     try:
         users = UserStore(repo)
         found = users.get(name)

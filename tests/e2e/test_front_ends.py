@@ -165,3 +165,30 @@ def test_a_front_end_started_later_restores_every_recorded_deployment(
         assert es.inference.inference(inference_id="fe-before-c", input=["third"])["sparse_embedding"][0]["embedding"]
     finally:
         c.stop()
+
+
+def test_reset_password_with_the_store_applies_to_every_front_end(fronts: list[Server], tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    a, _ = clients_of(fronts)
+    a.security.put_user(username="fe_carol", password="carol-password", roles=[])
+    store = fronts[0].extra_args[fronts[0].extra_args.index("--store") + 1]
+    elserve = Path(sys.executable).with_name("elserve")
+    run = subprocess.run(
+        [str(elserve), "users", "reset-password", "-u", "fe_carol", "--data-dir", str(tmp_path), "--store", store],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    password = run.stdout.split("New value: ")[1].strip()
+    for server in fronts:
+        with pytest.raises(AuthenticationException):
+            Elasticsearch(server.url, basic_auth=("fe_carol", "carol-password"), request_timeout=60).security.authenticate()
+        me = Elasticsearch(server.url, basic_auth=("fe_carol", password), request_timeout=60).security.authenticate()
+        assert me["username"] == "fe_carol"
+
+
+def clients_of(fronts: list[Server]) -> list[Elasticsearch]:
+    return [make_client(server) for server in fronts]
