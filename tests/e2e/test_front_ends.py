@@ -92,6 +92,28 @@ def test_deleted_on_b_is_404_on_a_at_once(clients: list[Elasticsearch]) -> None:
     wait_for(lambda: "fe-delete" not in _deployments(a), timeout=120)
 
 
+def _allocations(es: Elasticsearch, deployment_id: str) -> int | None:
+    stats = es.ml.get_trained_models_stats(model_id=deployment_id)["trained_model_stats"]
+    deployment = stats[0].get("deployment_stats") if stats else None
+    return None if deployment is None else deployment["number_of_allocations"]
+
+
+def test_an_update_on_a_applies_on_b(clients: list[Elasticsearch]) -> None:
+    a, b = clients
+    a.options(request_timeout=300).inference.put(
+        task_type="sparse_embedding", inference_id="fe-update", inference_config=ELSER, timeout="300s"
+    )
+    b.options(request_timeout=300).inference.inference(inference_id="fe-update", input=["x"], timeout="300s")
+    assert _allocations(b, "fe-update") == 1
+    a.options(request_timeout=300).inference.update(
+        inference_id="fe-update", task_type="sparse_embedding", inference_config={"service_settings": {"num_allocations": 2}}
+    )
+    # B's own allocations follow at its next pass over the store; its GET shows them, as live counts are shown.
+    wait_for(lambda: _allocations(b, "fe-update") == 2, timeout=120)
+    assert b.inference.get(inference_id="fe-update")["endpoints"][0]["service_settings"]["num_allocations"] == 2
+    assert b.inference.delete(inference_id="fe-update")["acknowledged"] is True
+
+
 def test_the_same_put_on_a_and_b_at_once_one_wins(fronts: list[Server]) -> None:
     barrier = threading.Barrier(2)
 

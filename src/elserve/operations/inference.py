@@ -233,8 +233,9 @@ class InferenceOperations:
                 return self._render(current)
             if deployment is not None:
                 self._manager.check_update(deployment, deployment_config(updated).number_of_allocations)
-                await deployment.reconfigure(deployment_config(updated))
-                self._records.save(deployment.config)
+                async with self._records.changing():  # with the record, as one step (deployments.py)
+                    await deployment.reconfigure(deployment_config(updated))
+                    self._records.save(deployment.config)
             self._repo.put(_KIND, inference_id, updated.to_persisted())
         return self._render(updated)
 
