@@ -65,7 +65,9 @@ def test_created_on_a_infers_on_b(clients: list[Elasticsearch]) -> None:
     seen = b.inference.get(inference_id="fe-create")["endpoints"]
     assert [e["inference_id"] for e in seen] == ["fe-create"]
     # B has not loaded the model yet: its first request starts its allocation and waits for it.
-    on_b = b.options(request_timeout=300).inference.inference(inference_id="fe-create", input=["shared state"], timeout="300s")
+    on_b = b.options(request_timeout=300).inference.inference(
+        inference_id="fe-create", input=["shared state"], timeout="300s"
+    )
     on_a = a.inference.inference(inference_id="fe-create", input=["shared state"])
     weights_b = on_b["sparse_embedding"][0]["embedding"]
     weights_a = on_a["sparse_embedding"][0]["embedding"]
@@ -106,7 +108,9 @@ def test_an_update_on_a_applies_on_b(clients: list[Elasticsearch]) -> None:
     b.options(request_timeout=300).inference.inference(inference_id="fe-update", input=["x"], timeout="300s")
     assert _allocations(b, "fe-update") == 1
     a.options(request_timeout=300).inference.update(
-        inference_id="fe-update", task_type="sparse_embedding", inference_config={"service_settings": {"num_allocations": 2}}
+        inference_id="fe-update",
+        task_type="sparse_embedding",
+        inference_config={"service_settings": {"num_allocations": 2}},
     )
     # B's own allocations follow at its next pass over the store; its GET shows them, as live counts are shown.
     wait_for(lambda: _allocations(b, "fe-update") == 2, timeout=120)
@@ -132,7 +136,9 @@ def test_the_same_put_on_a_and_b_at_once_one_wins(fronts: list[Server]) -> None:
     assert winner["inference_id"] == "fe-race"
 
 
-def test_users_roles_and_keys_made_on_one_authenticate_on_the_other(fronts: list[Server], clients: list[Elasticsearch]) -> None:
+def test_users_roles_and_keys_made_on_one_authenticate_on_the_other(
+    fronts: list[Server], clients: list[Elasticsearch]
+) -> None:
     a, b = clients
     server_a, server_b = fronts
 
@@ -207,7 +213,9 @@ def test_reset_password_with_the_store_applies_to_every_front_end(fronts: list[S
     password = run.stdout.split("New value: ")[1].strip()
     for server in fronts:
         with pytest.raises(AuthenticationException):
-            Elasticsearch(server.url, basic_auth=("fe_carol", "carol-password"), request_timeout=60).security.authenticate()
+            Elasticsearch(
+                server.url, basic_auth=("fe_carol", "carol-password"), request_timeout=60
+            ).security.authenticate()
         me = Elasticsearch(server.url, basic_auth=("fe_carol", password), request_timeout=60).security.authenticate()
         assert me["username"] == "fe_carol"
 

@@ -55,13 +55,39 @@ class PostgresCluster:
         pwfile.write_text(PASSWORD + "\n")
         if self.as_user:
             shutil.chown(pwfile, "postgres", "postgres")
-        self._run(_bin("initdb"), "-D", str(self.data), "-U", USER, "--pwfile", str(pwfile), "--auth", "scram-sha-256", "-E", "UTF8")
+        self._run(
+            _bin("initdb"),
+            "-D",
+            str(self.data),
+            "-U",
+            USER,
+            "--pwfile",
+            str(pwfile),
+            "--auth",
+            "scram-sha-256",
+            "-E",
+            "UTF8",
+        )
         self.start_server()
         return self
 
     def start_server(self) -> None:
-        options = f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories={self.root} -c fsync=off"
-        self._run(_bin("pg_ctl"), "-D", str(self.data), "-o", options, "-l", str(self.root / "log"), "-w", "-t", "300", "start")
+        options = (
+            f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories={self.root} -c fsync=off"
+        )
+        self._run(
+            _bin("pg_ctl"),
+            "-D",
+            str(self.data),
+            "-o",
+            options,
+            "-l",
+            str(self.root / "log"),
+            "-w",
+            "-t",
+            "300",
+            "start",
+        )
 
     def stop_server(self) -> None:
         self._run(_bin("pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "-t", "300", "stop")
@@ -94,7 +120,7 @@ class PostgresCluster:
             shutil.rmtree(self.root, ignore_errors=True)
 
 
-def wait_for(check, timeout: float = 60.0) -> None:  # noqa: ANN001 - a predicate
+def wait_for(check, timeout: float = 60.0) -> None:
     """Until `check()` is true (the bound guards against a hang only)."""
     deadline = time.monotonic() + timeout
     while not check():

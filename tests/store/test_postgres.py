@@ -61,7 +61,9 @@ def test_two_front_ends_creating_one_id_at_once_one_wins(postgres_url: str) -> N
         for round_ in range(30):
             barrier = threading.Barrier(2)
 
-            def create(repo: PostgresRepository, who: int, key: str = f"id-{round_}") -> bool:
+            def create(
+                repo: PostgresRepository, who: int, key: str = f"id-{round_}", barrier: threading.Barrier = barrier
+            ) -> bool:
                 barrier.wait()
                 return repo.create("endpoint", key, {"by": who})
 
@@ -119,7 +121,7 @@ def test_a_store_that_cannot_be_reached_is_said_without_its_password() -> None:
     assert PASSWORD not in redact(url) and "127.0.0.1" in redact(url)
 
 
-def test_a_lost_server_is_503_then_recovers(postgres_cluster, postgres_url: str) -> None:  # noqa: ANN001
+def test_a_lost_server_is_503_then_recovers(postgres_cluster, postgres_url: str) -> None:
     """A server that goes away fails calls with `StoreUnavailableError` (503), never hangs; once it is back
     the pool's connections are checked and replaced, and calls succeed again."""
     repo = PostgresRepository(postgres_url)
@@ -141,7 +143,7 @@ def test_a_lost_server_is_503_then_recovers(postgres_cluster, postgres_url: str)
         repo.close()
 
 
-def test_serve_refuses_a_store_it_cannot_use(postgres_cluster, tmp_path: Path) -> None:  # noqa: ANN001
+def test_serve_refuses_a_store_it_cannot_use(postgres_cluster, tmp_path: Path) -> None:
     """`elserve serve --store`: a wrong password exits 75 in one line that names the store without the
     password; a database of a later release exits 78."""
     import subprocess

@@ -110,7 +110,9 @@ def test_a_data_dir_from_before_versions_serves_its_state(tmp_path: Path) -> Non
             endpoints = http.get("/_inference/legacy-endpoint", auth=("elastic", PASSWORD)).json()["endpoints"]
             assert [e["inference_id"] for e in endpoints] == ["legacy-endpoint"]
             inferred = http.post(
-                "/_inference/sparse_embedding/legacy-endpoint", json={"input": "an old store"}, auth=("elastic", PASSWORD)
+                "/_inference/sparse_embedding/legacy-endpoint",
+                json={"input": "an old store"},
+                auth=("elastic", PASSWORD),
             )
             assert inferred.status_code == 200, inferred.text
             assert inferred.json()["sparse_embedding"][0]["embedding"]
