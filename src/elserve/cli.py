@@ -18,7 +18,7 @@ from elserve.settings import HttpLimits, ServerSettings, UploadLimits
 if TYPE_CHECKING:
     from elserve.models.cache import ModelCache
     from elserve.models.catalogue import Catalogue
-    from elserve.store import SqliteRepository
+    from elserve.store import Repository
 
 app = typer.Typer(
     help="elserve: an Elasticsearch-compatible inference service for learned sparse embeddings (ELSER, SPLADE).",
@@ -443,18 +443,19 @@ def _model_repository(flag: str | None, config_file: Path | None) -> str:
 
 @contextmanager
 def _model_parts(
-    data_dir: Path, model_repository: str | None, config: Path | None
-) -> Iterator[tuple[SqliteRepository, ModelCache, Catalogue]]:
+    data_dir: Path, model_repository: str | None, config: Path | None, store: str | None = None
+) -> Iterator[tuple[Repository, ModelCache, Catalogue]]:
     """The data directory's store, model cache and catalogue (built-ins plus its registry), for one
     command: the store is closed after it, and what fails in it is printed and exits 1."""
     from elserve.models.cache import ModelCache
     from elserve.models.catalogue import Catalogue
     from elserve.models.registry import ModelRegistry
-    from elserve.store import SqliteRepository
+    from elserve.store import open_store
 
     repository = _model_repository(model_repository, config)
     settings = ServerSettings(data_dir=data_dir, model_repository=repository)
-    repo = SqliteRepository(settings.store_path)
+    _check_store(store, None)
+    repo = open_store(store, settings.store_path)  # --store: the registry the front ends share
     try:
         yield repo, ModelCache(settings.model_cache_dir), Catalogue(model_repository=repository, registry=ModelRegistry(repo))
     except Exception as exc:  # noqa: BLE001 - reported, not raised: a command line, not a server
@@ -466,13 +467,16 @@ def _model_parts(
 
 @models_app.command("list")
 def models_list(
-    data_dir: DataDir = Path("data"), model_repository: ModelRepository = None, config: ConfigFile = None
+    data_dir: DataDir = Path("data"),
+    model_repository: ModelRepository = None,
+    config: ConfigFile = None,
+    store: StoreUrl = None,
 ) -> None:
     """List the models: the built-in ids and the imported ones, where their files come from, and whether
     they are installed in the data directory."""
     from elserve.models.importing import list_models
 
-    with _model_parts(data_dir, model_repository, config) as (_, cache, catalogue):
+    with _model_parts(data_dir, model_repository, config, store) as (_, cache, catalogue):
         entries = list_models(catalogue, cache)
     for entry in entries:
         state = "installed" if entry.installed is not None else "not installed"
@@ -486,12 +490,13 @@ def models_download(
     data_dir: DataDir = Path("data"),
     model_repository: ModelRepository = None,
     config: ConfigFile = None,
+    store: StoreUrl = None,
 ) -> None:
     """Download a model into the data directory's cache (what PUT does on first use)."""
     from elserve.models.downloads import ModelDownloads
 
     logging.basicConfig(level="INFO", format="%(message)s")
-    with _model_parts(data_dir, model_repository, config) as (_, cache, catalogue):
+    with _model_parts(data_dir, model_repository, config, store) as (_, cache, catalogue):
         path = asyncio.run(ModelDownloads(cache, catalogue).ensure(model_id))
     typer.echo(str(path))
 
@@ -514,6 +519,7 @@ def models_import(
     description: Annotated[str | None, typer.Option(help="The model's description.")] = None,
     model_repository: ModelRepository = None,
     config: ConfigFile = None,
+    store: StoreUrl = None,
 ) -> None:
     """Install a model from a source and register it (eland_import_hub_model's counterpart); an
     elasticsearch-service endpoint can then use it by its --model-id."""
@@ -531,7 +537,7 @@ def models_import(
         except ValueError as exc:
             raise typer.BadParameter(str(exc), param_hint="--sha256") from None
     logging.basicConfig(level="INFO", format="%(message)s")
-    with _model_parts(data_dir, model_repository, config) as (_, cache, catalogue):
+    with _model_parts(data_dir, model_repository, config, store) as (_, cache, catalogue):
         model = import_model(source, model_id, catalogue=catalogue, cache=cache, sha256=sha256, description=description)
     typer.echo(f"imported [{model.model_id}] from [{model.source}] into [{cache.root / (model.cache_key or '')}]")
 
@@ -542,12 +548,13 @@ def models_rm(
     data_dir: DataDir = Path("data"),
     model_repository: ModelRepository = None,
     config: ConfigFile = None,
+    store: StoreUrl = None,
 ) -> None:
     """Remove a model and its files; refused while an endpoint or deployment of the data directory uses it."""
     from elserve.models.importing import remove_model
     from elserve.operations.model_users import model_users
 
-    with _model_parts(data_dir, model_repository, config) as (repo, cache, catalogue):
+    with _model_parts(data_dir, model_repository, config, store) as (repo, cache, catalogue):
         removed = remove_model(model_id, catalogue=catalogue, cache=cache, users=model_users(repo))
     typer.echo(f"removed [{model_id}]" + "".join(f"\n  deleted {p}" for p in removed))
 

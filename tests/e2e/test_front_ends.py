@@ -222,3 +222,28 @@ def test_reset_password_with_the_store_applies_to_every_front_end(fronts: list[S
 
 def clients_of(fronts: list[Server]) -> list[Elasticsearch]:
     return [make_client(server) for server in fronts]
+
+
+def test_models_imported_with_the_store_are_seen_by_every_front_end(
+    fronts: list[Server], splade_model_dir: Path, tmp_path: Path
+) -> None:
+    """`elserve models import --store`: the registry the front ends share (the files stay in that data
+    directory's cache; each front end installs the model from its recorded source when it deploys it)."""
+    import subprocess
+    import sys
+
+    store = fronts[0].extra_args[fronts[0].extra_args.index("--store") + 1]
+    elserve = str(Path(sys.executable).with_name("elserve"))
+    common = ["--data-dir", str(tmp_path / "data"), "--store", store]
+    source = f"file:{splade_model_dir}"
+    run = subprocess.run(
+        [elserve, "models", "import", source, "--model-id", "fe-imported", *common],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    for es in clients_of(fronts):
+        assert es.ml.get_trained_models(model_id="fe-imported")["trained_model_configs"][0]["model_id"] == "fe-imported"
+    listed = subprocess.run([elserve, "models", "list", *common], capture_output=True, text=True, timeout=300)
+    assert any(line.startswith("fe-imported\timported") for line in listed.stdout.splitlines()), listed.stdout
