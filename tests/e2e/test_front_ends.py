@@ -247,3 +247,51 @@ def test_models_imported_with_the_store_are_seen_by_every_front_end(
         assert es.ml.get_trained_models(model_id="fe-imported")["trained_model_configs"][0]["model_id"] == "fe-imported"
     listed = subprocess.run([elserve, "models", "list", *common], capture_output=True, text=True, timeout=300)
     assert any(line.startswith("fe-imported\timported") for line in listed.stdout.splitlines()), listed.stdout
+
+
+def test_kill_9_of_a_under_load_b_serves_everything_and_a_rejoins(fronts: list[Server]) -> None:
+    """Last in this file: it replaces front end A by a restarted one."""
+    a, b = clients_of(fronts)
+    a.options(request_timeout=300).inference.put(
+        task_type="sparse_embedding", inference_id="fe-kill", inference_config=ELSER, timeout="300s"
+    )
+    b.options(request_timeout=300).inference.inference(inference_id="fe-kill", input=["warm"], timeout="300s")
+    stop = threading.Event()
+    on_b: list[str] = []
+    on_a: list[str] = []
+
+    def load(server: Server, into: list[str]) -> None:
+        with httpx.Client(base_url=server.url, auth=("elastic", PASSWORD), timeout=120) as http:
+            while not stop.is_set():
+                try:
+                    r = http.post("/_inference/sparse_embedding/fe-kill", json={"input": "a short text"})
+                    into.append(str(r.status_code))
+                except httpx.TransportError:
+                    into.append("connection error")
+
+    threads = [
+        threading.Thread(target=load, args=(fronts[0], on_a)),
+        threading.Thread(target=load, args=(fronts[1], on_b)),
+    ]
+    for t in threads:
+        t.start()
+    wait_for(lambda: len(on_b) >= 5 and len(on_a) >= 5, timeout=120)
+    fronts[0].kill9()
+    served_before = len(on_b)
+    wait_for(lambda: len(on_b) >= served_before + 20, timeout=120)  # B goes on serving
+    stop.set()
+    for t in threads:
+        t.join(timeout=300)
+    assert set(on_b) == {"200"}, [s for s in on_b if s != "200"][:5]
+    assert "connection error" in on_a  # A's in-flight and later requests fail as a dead server's do
+    assert set(on_a) <= {"200", "connection error"}
+    # A restarted on its port rejoins: the store's endpoints, users and deployments are all there.
+    restarted = Server(fronts[0].data_dir, port=fronts[0].port, args=fronts[0].extra_args).start()
+    fronts[0] = restarted  # the module fixture stops it
+    es = make_client(restarted)
+    wait_for(lambda: "fe-kill" in _deployments(es), timeout=120)
+    answer = es.options(request_timeout=300).inference.inference(inference_id="fe-kill", input=["back"], timeout="300s")
+    assert answer["sparse_embedding"][0]["embedding"]
+    assert b.inference.delete(inference_id="fe-kill")["acknowledged"] is True
+    with pytest.raises(NotFoundError):
+        es.inference.get(inference_id="fe-kill")
