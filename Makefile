@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test test-all test-ray test-console soak bench docs lint clean
+.PHONY: serve test test-all test-ray test-console test-postgres soak bench docs lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -74,6 +74,17 @@ $(CONSOLE_STAMP): pyproject.toml $(STAMP)
 
 test-console: $(CONSOLE_STAMP)
 	$(BIN)/pytest -s -m console tests/console
+
+# `make test-postgres`: the PostgreSQL store and several front ends sharing it. Debian's `postgresql`
+# (the tests start their own cluster with its initdb and pg_ctl, on a free port) and the `postgres` extra.
+POSTGRES_STAMP := $(VENV)/.postgres-installed
+$(POSTGRES_STAMP): pyproject.toml $(STAMP)
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || ($(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q postgresql)
+	$(BIN)/pip install -e '.[test,postgres]'
+	touch $(POSTGRES_STAMP)
+
+test-postgres: $(POSTGRES_STAMP)
+	$(BIN)/pytest -m postgres tests/store tests/e2e/test_front_ends.py
 
 # `make lint`: ruff (lint and format) and mypy on src/, with zero findings (the `lint` extra).
 LINT_STAMP := $(VENV)/.lint-installed

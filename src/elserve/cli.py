@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from elserve.store.node_lock import NodeLock
     from elserve.models.cache import ModelCache
     from elserve.models.catalogue import Catalogue
-    from elserve.store import SqliteRepository
+    from elserve.store import Repository
 
 app = typer.Typer(
     help="elserve: an Elasticsearch-compatible inference service for learned sparse embeddings (ELSER, SPLADE).",
@@ -33,6 +33,17 @@ app.add_typer(users_app, name="users")
 app.command("bench")(bench_command)
 
 DataDir = Annotated[Path, typer.Option("--data-dir", help="Directory for state (SQLite) and the model cache.")]
+StoreUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--store",
+        envvar="ELSERVE_STORE",
+        help="State (endpoints, deployments, users, roles, API keys, models) in this PostgreSQL database, "
+        "shared by several front ends: postgresql://user:password@host:port/db (needs pip install "
+        "'elserve[postgres]'). Default: the data directory's SQLite file.",
+        show_default=False,
+    ),
+]
 
 
 @app.command()
@@ -165,6 +176,7 @@ def serve(
             "(Elasticsearch's xpack.ml.trained_models.adaptive_allocations.scale_to_zero_time), e.g. 15m.",
         ),
     ] = None,
+    store: StoreUrl = None,
 ) -> None:
     """Run the service: Elasticsearch's inference and trained-model APIs over HTTP.
 
@@ -174,7 +186,7 @@ def serve(
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     os.umask(0o077)  # the data directory holds password hashes: owner-only, whatever is created
     read_only = _check_data_dir(data_dir)
-    node_lock = _lock_data_dir(data_dir, read_only)
+    node_lock = _lock_data_dir(data_dir, read_only, checks_sqlite=store is None)
 
     import uvicorn
 
@@ -207,6 +219,7 @@ def serve(
         raise typer.BadParameter("only with --backend ray", param_hint=flag)
     scale_to_zero_s = _seconds(scale_to_zero_time, "--scale-to-zero-time")
     uploads = _upload_limits(upload_check_timeout, upload_check_memory, max_model_upload_store, disk_flood_stage)
+    _check_store(store, ray_address)
 
     if (ssl_certfile is None) != (ssl_keyfile is None):
         raise typer.BadParameter("--ssl-certfile and --ssl-keyfile go together", param_hint="--ssl-certfile")
@@ -230,6 +243,7 @@ def serve(
         ray_address=ray_address,
         ray_model_cache=None if ray_model_cache is None else ray_model_cache.resolve(),
         uploads=uploads,
+        store=store,
         **({} if scale_to_zero_s is None else {"scale_to_zero_time_s": scale_to_zero_s}),
     )
     uvicorn.run(
@@ -279,6 +293,33 @@ def _seconds(value: str | None, flag: str) -> float | None:
     if seconds is None:
         raise typer.BadParameter("must be a duration such as 15m", param_hint=flag)
     return seconds
+
+
+def _check_store(store: str | None, ray_address: str | None) -> None:
+    """--store: a postgresql:// URL, with psycopg installed, and a database this release can use."""
+    if store is None:
+        return
+    from elserve.store.postgres import INSTALL_HINT, is_postgres_url
+
+    if not is_postgres_url(store):
+        raise typer.BadParameter("must be a postgresql:// URL", param_hint="--store")
+    if ray_address is not None:
+        # Every front end runs each recorded deployment itself; on one shared Ray cluster they would all
+        # own (and at shutdown delete) the same Serve applications: one owner per application is not built.
+        raise typer.BadParameter(
+            "front ends sharing a store cannot share one Ray cluster yet: each starts its own Ray", param_hint="--store"
+        )
+    try:
+        import psycopg  # noqa: F401
+        import psycopg_pool  # noqa: F401
+    except ImportError:
+        raise typer.BadParameter(INSTALL_HINT, param_hint="--store") from None
+    from elserve.store.postgres import check_store
+
+    problem, status = check_store(store)
+    if problem is not None:
+        logging.getLogger("elserve").error("%s", problem)
+        raise typer.Exit(status)
 
 
 def _check_data_dir(data_dir: Path) -> bool:
@@ -349,9 +390,10 @@ def _upload_limits(check_timeout: str, check_memory: str | None, store: str, flo
     )
 
 
-def _lock_data_dir(data_dir: Path, read_only: bool) -> NodeLock:
-    """The data directory's node lock, and a store that can be read (or none yet: a fresh install). Held
-    until the process exits; a second server, or an empty or unreadable store, exits 78 with one line."""
+def _lock_data_dir(data_dir: Path, read_only: bool, checks_sqlite: bool = True) -> NodeLock:
+    """The data directory's node lock, and (`checks_sqlite`: no `--store` names another) a SQLite store
+    that can be read, or none yet: a fresh install. Held until the process exits; a second server, or
+    an empty or unreadable store, exits 78 with one line."""
     from elserve.store import SqliteRepository
     from elserve.store.node_lock import DataDirLocked, NodeLock
     from elserve.store.sqlite import StoreUnreadable
@@ -363,7 +405,8 @@ def _lock_data_dir(data_dir: Path, read_only: bool) -> NodeLock:
         log.error("%s", exc)
         raise typer.Exit(78) from None
     try:
-        SqliteRepository(ServerSettings(data_dir=data_dir).store_path, read_only=read_only).close()
+        if checks_sqlite:
+            SqliteRepository(ServerSettings(data_dir=data_dir).store_path, read_only=read_only).close()
     except StoreUnreadable as exc:
         lock.release()
         log.error("%s", exc)
@@ -448,21 +491,21 @@ def _model_repository(flag: str | None, config_file: Path | None) -> str:
 
 @contextmanager
 def _model_parts(
-    data_dir: Path, model_repository: str | None, config: Path | None
-) -> Iterator[tuple[SqliteRepository, ModelCache, Catalogue]]:
+    data_dir: Path, model_repository: str | None, config: Path | None, store: str | None = None
+) -> Iterator[tuple[Repository, ModelCache, Catalogue]]:
     """The data directory's store, model cache and catalogue (built-ins plus its registry), for one
     command: the store is closed after it, and what fails in it is printed and exits 1."""
     from elserve.models.cache import ModelCache
     from elserve.models.catalogue import Catalogue
     from elserve.models.registry import ModelRegistry
-    from elserve.store import SqliteRepository
-
+    from elserve.store import open_store
     from elserve.store.sqlite import StoreUnreadable
 
     repository = _model_repository(model_repository, config)
     settings = ServerSettings(data_dir=data_dir, model_repository=repository)
+    _check_store(store, None)
     try:
-        repo = SqliteRepository(settings.store_path)
+        repo = open_store(store, settings.store_path)  # --store: the registry the front ends share
     except StoreUnreadable as exc:  # an empty or foreign elserve.db is not replaced by a fresh one
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
@@ -485,13 +528,16 @@ def models_callback(ctx: typer.Context) -> None:
 
 @models_app.command("list")
 def models_list(
-    data_dir: DataDir = Path("data"), model_repository: ModelRepository = None, config: ConfigFile = None
+    data_dir: DataDir = Path("data"),
+    model_repository: ModelRepository = None,
+    config: ConfigFile = None,
+    store: StoreUrl = None,
 ) -> None:
     """List the models: the built-in ids and the imported ones, where their files come from, and whether
     they are installed in the data directory."""
     from elserve.models.importing import list_models
 
-    with _model_parts(data_dir, model_repository, config) as (_, cache, catalogue):
+    with _model_parts(data_dir, model_repository, config, store) as (_, cache, catalogue):
         entries = list_models(catalogue, cache)
     for entry in entries:
         state = "installed" if entry.installed is not None else "not installed"
@@ -505,12 +551,13 @@ def models_download(
     data_dir: DataDir = Path("data"),
     model_repository: ModelRepository = None,
     config: ConfigFile = None,
+    store: StoreUrl = None,
 ) -> None:
     """Download a model into the data directory's cache (what PUT does on first use)."""
     from elserve.models.downloads import ModelDownloads
 
     logging.basicConfig(level="INFO", format="%(message)s")
-    with _model_parts(data_dir, model_repository, config) as (_, cache, catalogue):
+    with _model_parts(data_dir, model_repository, config, store) as (_, cache, catalogue):
         path = asyncio.run(ModelDownloads(cache, catalogue).ensure(model_id))
     typer.echo(str(path))
 
@@ -533,6 +580,7 @@ def models_import(
     description: Annotated[str | None, typer.Option(help="The model's description.")] = None,
     model_repository: ModelRepository = None,
     config: ConfigFile = None,
+    store: StoreUrl = None,
 ) -> None:
     """Install a model from a source and register it (eland_import_hub_model's counterpart); an
     elasticsearch-service endpoint can then use it by its --model-id."""
@@ -550,7 +598,7 @@ def models_import(
         except ValueError as exc:
             raise typer.BadParameter(str(exc), param_hint="--sha256") from None
     logging.basicConfig(level="INFO", format="%(message)s")
-    with _model_parts(data_dir, model_repository, config) as (_, cache, catalogue):
+    with _model_parts(data_dir, model_repository, config, store) as (_, cache, catalogue):
         model = import_model(source, model_id, catalogue=catalogue, cache=cache, sha256=sha256, description=description)
     typer.echo(f"imported [{model.model_id}] from [{model.source}] into [{cache.root / (model.cache_key or '')}]")
 
@@ -561,12 +609,13 @@ def models_rm(
     data_dir: DataDir = Path("data"),
     model_repository: ModelRepository = None,
     config: ConfigFile = None,
+    store: StoreUrl = None,
 ) -> None:
     """Remove a model and its files; refused while an endpoint or deployment of the data directory uses it."""
     from elserve.models.importing import remove_model
     from elserve.operations.model_users import model_users
 
-    with _model_parts(data_dir, model_repository, config) as (repo, cache, catalogue):
+    with _model_parts(data_dir, model_repository, config, store) as (repo, cache, catalogue):
         removed = remove_model(model_id, catalogue=catalogue, cache=cache, users=model_users(repo))
     typer.echo(f"removed [{model_id}]" + "".join(f"\n  deleted {p}" for p in removed))
 
@@ -579,23 +628,26 @@ def reset_password(
         bool, typer.Option("--enable", help="Also enable the user if it is disabled (not in elasticsearch-reset-password).")
     ] = False,
     data_dir: DataDir = Path("data"),
+    store: StoreUrl = None,
 ) -> None:
     """Generate a new password for a native user and print it (as elasticsearch-reset-password does).
 
     Works on a stopped or a running server's data directory: the store is SQLite in WAL mode, and a
     running server checks the stored hash on every request, so the old password stops working at once.
+    With --store, in the database several front ends share: on every one of them at once.
     A disabled user stays disabled (as with Elasticsearch's tool) unless --enable is given; either way
     the command says so.
     """
     from elserve.security.passwords import generate_password
     from elserve.security.users import UserStore
-    from elserve.store import SqliteRepository
+    from elserve.store import open_store
 
     name = user or username or "elastic"
     settings = ServerSettings(data_dir=data_dir)
-    if not settings.store_path.exists():
+    _check_store(store, None)
+    if store is None and not settings.store_path.exists():
         raise typer.BadParameter(f"no elserve data in [{data_dir}]", param_hint="--data-dir")
-    repo = SqliteRepository(settings.store_path)
+    repo = open_store(store, settings.store_path)
     try:
         users = UserStore(repo)
         found = users.get(name)

@@ -73,6 +73,8 @@ class ServerSettings:
     # Each Ray node's own model cache (the same path on every node; None: this server's model cache path).
     ray_model_cache: Path | None = None
     uploads: UploadLimits = UploadLimits()
+    # The shared store (a postgresql:// URL) several front ends use; None: the data directory's SQLite file.
+    store: str | None = None
 
     @property
     def store_path(self) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import sys
@@ -36,15 +37,20 @@ from elserve.operations.trained_models import TrainedModelOperations
 from elserve.security.authc import Security
 from elserve.security.throttle import LoginThrottle
 from elserve.settings import ServerSettings
-from elserve.store import SqliteRepository, StoreWriteError
+from elserve.store import Repository, StoreWriteError, is_shared, open_store
 
 log = logging.getLogger("elserve")
+
+# With a shared store, how often a front end brings its deployments to the store's records (started by
+# another front end: started here; deleted by another: stopped here). Endpoints themselves are read from
+# the store on every request, so their changes are seen at once; this bounds only the stray allocations.
+RECONCILE_INTERVAL_S = 2.0
 
 
 @dataclass
 class Services:
     settings: ServerSettings
-    repo: SqliteRepository
+    repo: Repository
     security: Security
     node: NodeInfo
     downloads: ModelDownloads
@@ -94,7 +100,7 @@ def _print_generated_password(password: str) -> None:
 def build_services(settings: ServerSettings) -> Services:
     if not settings.read_only:
         settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    repo = SqliteRepository(settings.store_path, read_only=settings.read_only)
+    repo = open_store(settings.store, settings.store_path, read_only=settings.read_only)
     security = Security(repo, LoginThrottle(free_failures=settings.login_free_failures))
     try:
         generated = security.users.bootstrap_elastic(settings.elastic_password)
@@ -184,6 +190,15 @@ def _ray_backend(
     )
 
 
+async def _reconcile(services: Services) -> None:
+    while True:
+        await asyncio.sleep(RECONCILE_INTERVAL_S)
+        try:
+            await services.inference.reconcile()
+        except Exception:  # noqa: BLE001 - a store that is away now is tried again at the next pass
+            log.warning("reconciling deployments with the store failed", exc_info=True)
+
+
 def create_app(settings: ServerSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -198,9 +213,12 @@ def create_app(settings: ServerSettings) -> FastAPI:
         # the default 5: a query under bulk load waited for that handoff (p99 19-23 ms against 23-31).
         sys.setswitchinterval(0.001)
         log.info("elserve listening on http://%s:%d (data in %s)", settings.host, settings.port, settings.data_dir)
+        reconciling = asyncio.create_task(_reconcile(services)) if is_shared(services.repo) else None
         try:
             yield
         finally:
+            if reconciling is not None:
+                reconciling.cancel()
             services.trained_models.uploads.close()  # an upload's check running now would hold the exit
             await services.deployments.stop_all()
             services.repo.close()

@@ -42,7 +42,7 @@ from elserve.operations.deployments import (
     initial_allocations,
 )
 from elserve.runtime import to_token_weights
-from elserve.store import Repository
+from elserve.store import Repository, is_shared
 from elserve.timevalue import TimeValue
 
 _KIND = "endpoint"
@@ -72,6 +72,8 @@ class InferenceOperations:
         self._manager = manager
         self._records = DeploymentRecords(repo, manager)
         self._lock = asyncio.Lock()  # create/delete/update of endpoints are serialised
+        # Other front ends write the store too: a deployment recorded there may not have started here yet.
+        self._shared = is_shared(repo)
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -231,8 +233,9 @@ class InferenceOperations:
                 return self._render(current)
             if deployment is not None:
                 self._manager.check_update(deployment, deployment_config(updated).number_of_allocations)
-                await deployment.reconfigure(deployment_config(updated))
-                self._records.save(deployment.config)
+                async with self._records.changing():  # with the record, as one step (deployments.py)
+                    await deployment.reconfigure(deployment_config(updated))
+                    self._records.save(deployment.config)
             self._repo.put(_KIND, inference_id, updated.to_persisted())
         return self._render(updated)
 
@@ -296,6 +299,15 @@ class InferenceOperations:
                     deployment_config(endpoint)
                 )
             await self._wait_started(deployment, endpoint, timeout)
+        if self._shared and (deployment is None or deployment.state is DeploymentState.STARTING):
+            # Made through another front end: started here now, or starting since this one's last pass
+            # over the store; the request waits for it as the creating PUT did. A start failing here fails
+            # this request (409 below), not the endpoint: it is still served by the others.
+            if deployment is None:
+                async with self._lock:
+                    deployment = self._records.attach(endpoint.deployment_id)
+            if deployment is not None:
+                await deployment.wait_started(timeout.seconds)
         if deployment is None:
             raise StatusException(
                 f"Trained model deployment [{endpoint.deployment_id}] is not allocated to any nodes", 409
@@ -304,4 +316,9 @@ class InferenceOperations:
 
     def restore(self) -> None:
         self._records.restore()
+
+    async def reconcile(self) -> None:
+        """With a shared store: this front end's deployments towards the store's records (deployments.py)."""
+        async with self._lock:
+            await self._records.reconcile()
 

@@ -323,8 +323,9 @@ class TrainedModelOperations:
         if number_of_allocations is not None:
             self._manager.check_update(deployment, number_of_allocations)
             config = config.with_allocations(number_of_allocations)
-        await deployment.reconfigure(config)
-        self._records.save(deployment.config)
+        async with self._records.changing():  # with the record: a shared store's pass sees both or neither
+            await deployment.reconfigure(config)
+            self._records.save(deployment.config)
         return deployment
 
     def clear_cache(self, deployment_id: str) -> None:

@@ -11,16 +11,8 @@ from typing import Any
 import orjson
 
 from elserve.store.data_dir import keep_reserve, release_reserve, restrict_to_owner
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS documents (
-    kind TEXT NOT NULL,
-    key  TEXT NOT NULL,
-    doc  BLOB NOT NULL,
-    PRIMARY KEY (kind, key)
-)
-"""
-
+from elserve.store.schema import now_ms
+from elserve.store.sqlite_schema import migrate_sqlite
 
 class StoreWriteError(Exception):
     """A write the store could not make (read-only data directory, disk full, permissions changed)."""
@@ -79,7 +71,7 @@ class SqliteRepository:
             self._conn.execute("PRAGMA journal_mode=WAL")
             # FULL: a commit survives power loss, not only a killed process.
             self._conn.execute("PRAGMA synchronous=FULL")
-            self._conn.execute(_SCHEMA)
+            migrate_sqlite(self._conn)  # schema.py: an older store upgrades in place
         for suffix in ("-wal", "-shm"):
             restrict_to_owner(path.with_name(path.name + suffix), 0o600)
         keep_reserve(path.parent)
@@ -129,14 +121,14 @@ class SqliteRepository:
 
     def put(self, kind: str, key: str, doc: dict[str, Any]) -> None:
         self._write(
-            "INSERT INTO documents (kind, key, doc) VALUES (?, ?, ?) "
-            "ON CONFLICT (kind, key) DO UPDATE SET doc = excluded.doc",
-            (kind, key, orjson.dumps(doc)),
+            "INSERT INTO documents (kind, key, doc, updated_ms) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (kind, key) DO UPDATE SET doc = excluded.doc, updated_ms = excluded.updated_ms",
+            (kind, key, orjson.dumps(doc), now_ms()),
         )
 
     def create(self, kind: str, key: str, doc: dict[str, Any]) -> bool:
-        sql = "INSERT OR IGNORE INTO documents (kind, key, doc) VALUES (?, ?, ?)"
-        return self._write(sql, (kind, key, orjson.dumps(doc))) == 1
+        sql = "INSERT OR IGNORE INTO documents (kind, key, doc, updated_ms) VALUES (?, ?, ?, ?)"
+        return self._write(sql, (kind, key, orjson.dumps(doc), now_ms())) == 1
 
     def delete(self, kind: str, key: str) -> bool:
         sql = "DELETE FROM documents WHERE kind = ? AND key = ?"
