@@ -268,6 +268,7 @@ def build_torchscript_dir(
     *,
     architecture: str = "bert",
     pooled: bool = False,
+    frozen: bool = False,
     do_lower_case: bool = True,
     max_sequence_length: int | None = None,
     **model_kwargs: object,
@@ -278,7 +279,8 @@ def build_torchscript_dir(
     wrapper, traced on one text padded to the window), written into `path` in the Elastic layout
     (`model.pt`, `vocab.json`, `trained_model_config.json`); its Hugging Face directory is at
     `torchscript_reference(path)`. `pooled` traces a model that applies SPLADE pooling itself
-    (output `(texts, vocab)`, as Elastic's ELSER), instead of answering the logits."""
+    (output `(texts, vocab)`, as Elastic's ELSER), instead of answering the logits. `frozen` saves it
+    as eland 9 does, `torch.jit.freeze`d: no state, the weights are constants of its graph."""
     from transformers import AutoModelForMaskedLM
 
     reference = torchscript_reference(path)
@@ -306,6 +308,8 @@ def build_torchscript_dir(
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # transformers' tracer warnings: the trace is checked in the tests
         traced = torch.jit.trace(wrapped, example_inputs=inputs, check_trace=False)
+        if frozen:
+            traced = torch.jit.freeze(traced.eval())
     path.mkdir(parents=True, exist_ok=True)
     traced.save(str(path / "model.pt"))
     (path / "vocab.json").write_text(json.dumps({"vocabulary": vocab}), encoding="utf-8")

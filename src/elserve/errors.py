@@ -96,6 +96,13 @@ class RejectedExecutionException(ElasticsearchError):
     status = 429
 
 
+class ClusterBlockException(ElasticsearchError):
+    """`ClusterBlockException`: its status is the block's (429 for the flood-stage watermark's)."""
+
+    type = "cluster_block_exception"
+    status = 429
+
+
 class SecurityException(ElasticsearchError):
     type = "security_exception"
     status = 403

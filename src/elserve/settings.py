@@ -13,13 +13,31 @@ from elserve.models.sources.elastic import DEFAULT_MODEL_REPOSITORY
 @dataclass(frozen=True)
 class HttpLimits:
     """Elasticsearch's `http.max_content_length`, `http.max_header_size` and `http.max_initial_line_length`
-    (same defaults), and the read timeout: a request head must arrive within it from its first byte, and a
-    body may not stall for longer."""
+    (same defaults), the read timeout (a new connection's request head must arrive within it, and within it
+    from its first byte; a body may not stall for longer) and the cap on open connections."""
 
     max_content_length: int = 100 * 1024 * 1024
     max_header_size: int = 16 * 1024
     max_initial_line_length: int = 4 * 1024
     read_timeout_s: float = 10.0
+    # Open connections at most (`--http-max-connections`); one more is closed at once, and logged.
+    max_connections: int = 10_000
+
+
+@dataclass(frozen=True)
+class UploadLimits:
+    """Bounds on models uploaded through the REST API (operations/model_upload.py).
+
+    `check_timeout_s` / `check_memory_bytes`: the completion check's child process (None: derived from
+    the definition's length, operations/upload_check.py). `store_limit_bytes`: what uploaded definitions
+    may take on disk together (Elasticsearch's `MAX_NATIVE_DEFINITION_INDEX_SIZE`, 50gb).
+    `flood_stage`: Elasticsearch's `cluster.routing.allocation.disk.watermark.flood_stage` (a used
+    percentage or ratio, or the free bytes to keep): uploads stop before the disk gets that full."""
+
+    check_timeout_s: float = 120.0
+    check_memory_bytes: int | None = None
+    store_limit_bytes: int = 50 * 2**30
+    flood_stage: str = "95%"
 
 
 @dataclass(frozen=True)
@@ -31,7 +49,7 @@ class ServerSettings:
     elastic_password: str | None = None
     # `exact` (the reference vectors within 1e-4) or the opt-in approximate `bf16` (see README).
     precision: str = "exact"
-    # Failed logins (per user, per address) answered at full speed before the login brake spaces attempts.
+    # Failed logins of a user from one address answered at full speed before the login brake spaces its attempts.
     login_free_failures: int = 5
     # Batches are cut by tokens; see deployments/deployment.py.
     max_batch_tokens: int = 4096
@@ -54,6 +72,9 @@ class ServerSettings:
     ray_address: str | None = None
     # Each Ray node's own model cache (the same path on every node; None: this server's model cache path).
     ray_model_cache: Path | None = None
+    uploads: UploadLimits = UploadLimits()
+    # The shared store (a postgresql:// URL) several front ends use; None: the data directory's SQLite file.
+    store: str | None = None
 
     @property
     def store_path(self) -> Path:

@@ -9,9 +9,11 @@ from elserve.deployments.capacity import (
     Demand,
     NodeCapacity,
     fit,
+    held_allocations,
     machine_memory,
     parse_memory,
 )
+from elserve.deployments.states import DeploymentState, RoutingState
 from elserve.deployments.validation import parse_priority, start_errors
 from elserve.errors import IllegalArgumentException
 
@@ -65,6 +67,34 @@ def test_low_priority_is_one_allocation_bounded_by_memory_and_count() -> None:
     assert fit(NodeCapacity(1, 50 * MB), [], demand(1, low=True)).allocations == 0
     full = [demand(1, low=True) for _ in range(MAX_LOW_PRIORITY_PER_NODE)]
     assert fit(capacity, full, demand(1, low=True)).allocations == 0
+
+
+D, R = DeploymentState, RoutingState
+
+
+@pytest.mark.parametrize(
+    ("state", "granted", "workers", "held"),
+    [
+        (D.STARTED, 2, [R.STARTED, R.STARTED], 2),
+        (D.STARTING, 2, [], 2),  # granted before its workers start: the room is kept for them
+        (D.STARTED, 1, [R.STARTED, R.STOPPING], 2),  # scaled down: the drained worker counts until it exits
+        (D.STOPPING, 0, [R.STOPPING], 1),
+        (D.FAILED, 2, [R.FAILED, R.FAILED], 0),  # failed to start: holds nothing (RoutingState.consumesMemory)
+        (D.FAILED, 2, [], 0),  # its workers gone
+        (D.FAILED, 2, [R.STARTED, R.FAILED], 1),  # failed later: what still runs counts until it has stopped
+        (D.FAILED, 2, [R.STOPPING, R.STOPPED], 1),
+    ],
+)
+def test_a_failed_deployment_holds_only_what_still_runs(state, granted, workers, held) -> None:
+    assert held_allocations(state, granted, workers) == held
+
+
+def test_two_failed_deployments_leave_room_for_a_good_one() -> None:
+    """The case of issue 25: after two failed starts of 2 allocations, 2 allocations still fit on 2 processors."""
+    failed = held_allocations(D.FAILED, 2, [R.FAILED, R.FAILED])
+    others = [demand(failed), demand(failed)]
+    assert fit(NodeCapacity(2, 100 * GB), others, demand(2)) == fit(NodeCapacity(2, 100 * GB), [], demand(2))
+    assert fit(NodeCapacity(2, 100 * GB), others, demand(2)).allocations == 2
 
 
 def test_machine_defaults() -> None:

@@ -145,3 +145,29 @@ def test_deployments_of_one_model_share_one_parent(model_dir: Path) -> None:
         await _until(lambda: _gone(parent), "the parent exited")
 
     asyncio.run(main())
+
+
+def test_a_worker_that_cannot_start_says_why(model_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # Zero threads: the model's parent loads the model, the worker forked from it fails in its own start
+    # (torch refuses zero intra-op threads), a real failure in the real process.
+    async def main() -> None:
+        parents = ModelParents()
+        async def source() -> Path:
+            return model_dir
+
+        config = DeploymentConfig(deployment_id="d", model_id="m", number_of_allocations=1, threads_per_allocation=0)
+        d = Deployment(config, source, parents=parents, query_lane=False)
+        await d.start()
+        assert d.state is DeploymentState.FAILED
+        assert d.reason is not None
+        # The exception and where it was raised, file names only (no server path reaches a client).
+        assert "could not start: RuntimeError: set_num_threads expects a positive integer" in d.reason, d.reason
+        assert "(at encoder.py:" in d.reason and "worker.py:" in d.reason, d.reason
+        assert str(model_dir.parent) not in d.reason and "/" not in d.reason.split("(at ", 1)[1]
+        await d.stop()
+
+    with caplog.at_level("ERROR", logger="elserve.deployments"):
+        asyncio.run(main())
+    # The whole traceback in the server's log.
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "Traceback (most recent call last)" in logged and "encoder.use_threads(num_threads)" in logged, logged

@@ -251,7 +251,7 @@ def test_configuration_and_vocabulary_errors(http: httpx.Client, model_dir: Path
     )
     embedding = {**config, "inference_config": {"text_embedding": {}}}
     status, kind, reason = _error(http.put("/_ml/trained_models/an-embedder", json=embedding))
-    assert (status, kind) == (400, "status_exception") and "only [text_expansion]" in reason
+    assert (status, kind) == (400, "status_exception") and "only ['text_expansion', 'pass_through']" in reason
     assert _error(http.put("/_ml/trained_models/no-type", json={"inference_config": config["inference_config"]})) == (
         400,
         "action_request_validation_exception",
@@ -279,6 +279,17 @@ def test_configuration_and_vocabulary_errors(http: httpx.Client, model_dir: Path
     assert (status, kind) == (400, "status_exception") and "earlier parts gave [6] and [2]" in reason
     assert http.delete("/_ml/trained_models/err-model").status_code == 200
     assert _error(http.delete("/_ml/trained_models/.elser_model_2"))[0] == 400
+
+
+def test_an_unknown_top_level_field_is_refused_as_elasticsearch_refuses_it(http: httpx.Client) -> None:
+    # `TrainedModelConfig.STRICT_PARSER`: the field name's location, the parser's name.
+    r = http.put(
+        "/_ml/trained_models/unknown-field",
+        content=b'{"foo": 1, "model_type": "pytorch", "inference_config": {"text_expansion": {}}}',
+        headers={"content-type": "application/json"},
+    )
+    assert _error(r) == (400, "x_content_parse_exception", "[1:2] [trained_model_config] unknown field [foo]")
+    assert http.get("/_ml/trained_models/unknown-field").status_code == 404
 
 
 def test_a_model_that_cannot_run_is_refused_when_complete(http: httpx.Client, model_dir: Path, tmp_path: Path) -> None:

@@ -40,6 +40,14 @@ def test_start_update_stop_a_deployment(es: Elasticsearch, http: httpx.Client) -
     assert again.value.body["error"]["reason"] == (
         "Could not start model deployment because an existing deployment with the same id [ml-dep] exist"
     )
+    # A model may not take a current deployment's id (TransportPutTrainedModelAction).
+    with pytest.raises(BadRequestError) as taken:
+        es.ml.put_trained_model(
+            model_id="ml-dep", model_type="pytorch", inference_config={"text_expansion": {}}
+        )
+    assert taken.value.body["error"]["reason"] == (
+        "Cannot create model [ml-dep] the id is the same as an current model deployment"
+    )
 
     # An endpoint on the existing deployment copies its settings.
     endpoint = es.inference.put(

@@ -1,8 +1,8 @@
 """Test helpers: a model package in Elastic's repository layout, and a loopback HTTP server for it.
 
 The server answers `Range` requests as a CDN does (206 + Content-Range), can drop the connection after
-a number of bytes of a file (the next request resumes), can stall a file until released, and records
-every request it got.
+a number of bytes of a file (the next request resumes), can stall a file until released, can redirect a
+file elsewhere or dribble it a byte at a time (a hostile repository), and records every request it got.
 """
 
 from __future__ import annotations
@@ -68,6 +68,8 @@ class Behaviour:
     drops: dict[str, list[int]] = field(default_factory=dict)  # file -> byte counts after which to drop, in turn
     gates: dict[str, threading.Event] = field(default_factory=dict)  # file -> sent nothing of it until set
     stalls: dict[str, tuple[int, threading.Event]] = field(default_factory=dict)  # file -> (bytes, wait) once
+    redirects: dict[str, str] = field(default_factory=dict)  # file -> a 302 to this URL
+    dribbles: dict[str, float] = field(default_factory=dict)  # file -> seconds between its bytes
     requests: list[tuple[str, str, str | None]] = field(default_factory=list)  # (method, path, Range)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -85,6 +87,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         with behaviour.lock:
             behaviour.requests.append(("GET", name, self.headers.get("Range")))
             drop = behaviour.drops[name].pop(0) if behaviour.drops.get(name) else None
+        if (location := behaviour.redirects.get(name)) is not None:
+            self.send_response(302)
+            self.send_header("Location", location)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         path = self.root / name
         if "/" in name or not path.is_file():
             self.send_error(404)
@@ -107,6 +115,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Accept-Ranges", "bytes")
         self.end_headers()
+        if (interval := behaviour.dribbles.get(name)) is not None:
+            for i in range(len(body)):  # a byte at a time, never stalling long enough for a read timeout
+                try:
+                    self.wfile.write(body[i : i + 1])
+                    self.wfile.flush()
+                except OSError:
+                    return
+                time.sleep(interval)
+            return
         with behaviour.lock:
             stall = behaviour.stalls.pop(name, None)
         if stall is not None:

@@ -126,3 +126,45 @@ def test_config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     config.write_text("model_repository = [")
     with pytest.raises(ValueError, match="cannot be read"):
         read_config_file(config)
+
+
+def test_import_writes_owner_only_files_as_the_server_does(tmp_path: Path) -> None:
+    """Issue 24 row 13: a real `elserve models import` (its own process, under the usual umask 022) leaves
+    0700 directories and 0600 files in the data directory, as the server's own writes."""
+    import stat
+    import subprocess
+    import sys
+    import tarfile
+
+    source = build_bert_dir(tmp_path / "my-bert")
+    for path in source.iterdir():
+        path.chmod(0o644)
+    archive = tmp_path / "my-bert.tar.gz"
+    with tarfile.open(archive, "w:gz") as tf:
+        tf.add(source, arcname="my-bert")
+    data = tmp_path / "data"
+    elserve = Path(sys.executable).with_name("elserve")
+    for model_id, src in (("from-dir", source), ("from-archive", archive)):
+        done = subprocess.run(
+            ["sh", "-c", 'umask 022 && exec "$@"', "sh", str(elserve), "models", "import", f"file:{src}",
+             "--model-id", model_id, "--data-dir", str(data)],
+            capture_output=True, text=True, timeout=540,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+    loose = [
+        f"{path.relative_to(data)} {oct(stat.S_IMODE(path.stat().st_mode))}"
+        for path in [data, *data.rglob("*")]
+        if not path.is_symlink() and stat.S_IMODE(path.stat().st_mode) & 0o077
+    ]
+    assert loose == []
+
+
+def test_a_models_command_on_an_empty_store_refuses_and_leaves_it(tmp_path: Path) -> None:
+    """Issue 24 row 13: a 0-byte elserve.db is not a fresh install, for the CLI either."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "elserve.db").write_bytes(b"")
+    result = runner.invoke(app, ["models", "list", "--data-dir", str(data), "--model-repository", "http://127.0.0.1:9"])
+    assert result.exit_code == 1
+    assert "is empty (0 bytes)" in result.output
+    assert (data / "elserve.db").read_bytes() == b""

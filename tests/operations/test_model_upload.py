@@ -54,7 +54,7 @@ def test_parts_survive_a_restart_and_the_model_is_installed_once_complete(tmp_pa
     assert (path / "model.pt").read_bytes() == definition
     assert json.loads((path / "vocab.json").read_text())["vocabulary"] == default_vocab()
     installed = json.loads((path / "trained_model_config.json").read_text())
-    assert "model_id" not in installed and installed["input"] == {"field_names": ["text_field"]}
+    assert "model_id" not in installed and installed["input"] == {"field_names": ["input"]}  # PyTorch's default
     assert not (tmp_path / "model-uploads" / "up").exists()
     assert "up" in catalogue.model_ids()
 
@@ -85,7 +85,18 @@ def test_parts_that_do_not_add_up_are_refused(tmp_path: Path) -> None:
         ({**CONFIG, "tags": ["Bad"]}, "action_request_validation_exception", r"Invalid tags \[Bad\]"),
         ({**CONFIG, "input": {"field_names": []}}, "action_request_validation_exception", "must not be empty"),
         ({**CONFIG, "foo": 1}, "x_content_parse_exception", r"\[trained_model_config\] unknown field \[foo\]"),
+        (
+            {**CONFIG, "descripton": "x"},
+            "x_content_parse_exception",
+            r"^\[trained_model_config\] unknown field \[descripton\] did you mean \[description\]\?$",
+        ),
         ({**CONFIG, "model_type": "tree_ensemble"}, "status_exception", r"only \[pytorch\] models"),
+        ({**CONFIG, "model_type": "linear"}, "x_content_parse_exception", r"failed to parse field \[model_type\]"),
+        (  # Elasticsearch's own tests PUT tree ensembles so: no model_type, a definition inline
+            {"inference_config": {"regression": {}}, "definition": {"trained_model": {"tree": {}}}},
+            "status_exception",
+            r"model \[my-model\] is \[tree_ensemble\] with an inline definition",
+        ),
         (
             {**CONFIG, "inference_config": {"text_expansion": {"vocabulary": {"index": "x"}}}},
             "status_exception",
@@ -111,7 +122,31 @@ def test_configuration_rules(body: dict, error: str, reason: str) -> None:
 
 def test_configuration_defaults_are_filled_in() -> None:
     config = parse_put_config("my-model", {"model_type": "pytorch", "inference_config": {"text_expansion": {}}})
-    assert config["input"] == {"field_names": ["text_field"]}
+    assert config["input"] == {"field_names": ["input"]}  # TrainedModelType.PYTORCH's default
     assert config["inference_config"]["text_expansion"]["tokenization"] == {
         "bert": {"do_lower_case": False, "with_special_tokens": True, "max_sequence_length": 512, "truncate": "first", "span": -1}
     }
+
+
+def test_an_upload_installed_without_its_shapes_is_sized_in_a_child_at_start(tmp_path: Path, definition: bytes) -> None:
+    """Installs made before the check recorded shapes: `recover` finds them, `resume` records them
+    (read by the check's child process, so that the server never loads the model to size it)."""
+    from elserve.runtime.memory import SHAPES_FILE, estimate_memory
+
+    uploads, catalogue, cache, repo = _open(tmp_path)
+    uploads.create(parse_put_config("sized", dict(CONFIG)))
+    uploads.put_part("sized", 0, definition, len(definition), 1)
+    uploads.put_vocabulary("sized", default_vocab(), None, None)
+    path = cache.path_for(catalogue.get("sized"))
+    assert path is not None
+    shapes = json.loads((path / SHAPES_FILE).read_text())
+    assert shapes["vocab"] == len(default_vocab())
+    (path / SHAPES_FILE).unlink()
+    repo.close()
+
+    uploads, catalogue, cache, repo = _open(tmp_path)
+    assert uploads.recover() == ["sized"]
+    uploads.resume("sized")
+    assert json.loads((path / SHAPES_FILE).read_text()) == shapes
+    assert estimate_memory(path, 4096).weights_bytes > 0
+    repo.close()

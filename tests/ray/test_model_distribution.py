@@ -26,7 +26,7 @@ from elserve.runtime.encoder import Encoder
 from tests.e2e.server import PASSWORD, Server
 from tests.e2e.test_model_upload import _upload
 from tests.model_factory import build_torchscript_dir
-from tests.ray.conftest import alive, assert_local_vectors, deployment_stats, make_client, put_endpoint, wait_for_stats
+from tests.ray.conftest import alive, assert_local_vectors, make_client, put_endpoint, wait_for_stats
 
 pytestmark = pytest.mark.ray
 
@@ -98,10 +98,13 @@ def test_uploaded_and_file_imported_models_reach_replicas_through_the_object_sto
         installed.write_text(installed.read_text() + "\n")
         with pytest.raises(ApiError) as failed:
             put_endpoint(es, "ship-bad-ep", "ship-bad")
-        assert "Could not start deployment [ship-bad-ep]" in str(failed.value.body)
-        stats = deployment_stats(es, "ship-bad-ep")
-        assert stats["state"] == "failed"
-        reason = stats["reason"]
+        prefix = "Could not start deployment [ship-bad-ep] of model [ship-bad]: "
+        reason = failed.value.body["error"]["reason"]
+        assert reason.startswith(prefix), reason
+        # The failed deployment went with its endpoint (nothing stays behind); its reason was the answer's.
+        entries = es.ml.get_trained_models_stats(model_id="ship-bad")["trained_model_stats"]
+        assert [e for e in entries if "deployment_stats" in e] == []
+        reason = reason.removeprefix(prefix)
         assert reason.startswith("the replicas failed to start (") and "Traceback" not in reason, reason
         assert "ModelDownloadError: the files of model [ship-bad] shipped from the server" in reason
         assert f"Model sha256 checksums do not match, expected [{directory_sha256(other_dir)}]" in reason

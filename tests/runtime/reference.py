@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,16 @@ def reference_weights(model: torch.nn.Module, batch: list[np.ndarray]) -> np.nda
         logits = model(input_ids=input_ids, attention_mask=attention_mask).logits
         weights = torch.max(torch.log1p(torch.relu(logits)) * attention_mask.unsqueeze(-1), dim=1).values
     return weights.numpy()
+
+
+def fp32_rounding(reference: torch.Tensor, reduction: int, layers: int = 1) -> float:
+    """The absolute tolerance between two fp32 computations of `reference` that add up in different
+    orders (another kernel, ISA or thread count). Rounding in a sum of `reduction` terms grows about
+    as sqrt(reduction) machine epsilons of the largest magnitude, and again with each layer it
+    passes through; the factor 4 covers the tail. A wrong weight or a missing term is orders of
+    magnitude above it."""
+    eps = torch.finfo(torch.float32).eps
+    return 4 * layers * math.sqrt(reduction) * eps * float(reference.abs().max())
 
 
 def dense(vector: SparseVector, size: int) -> np.ndarray:

@@ -15,7 +15,7 @@ from elserve.bench.base_model import bert_init
 from elserve.runtime import Encoder, ModelFormatError
 from elserve.runtime.bert import load_bert
 from tests.model_factory import build_bert_dir
-from tests.runtime.reference import assert_matches_reference, reference_model, reference_weights
+from tests.runtime.reference import assert_matches_reference, fp32_rounding, reference_model, reference_weights
 
 TEXTS = ["", "a", "hello w1 w2 w3, e.g. 42!", "the quick brown fox " * 5, "zzz " * 40, "中 😀 ..."]
 
@@ -160,7 +160,8 @@ def test_packed_linears_are_a_copy_with_the_same_outputs(tmp_path: Path) -> None
         want = model.transform(model.encode(ids, lengths))
         got = packed.transform(packed.encode(ids, lengths))
     real = torch.arange(9) < lengths[:, None]
-    torch.testing.assert_close(got[real], want[real], atol=1e-5, rtol=0)
+    # The longest sum is the 1,024-wide intermediate; packed kernels add in another order.
+    torch.testing.assert_close(got[real], want[real], atol=fp32_rounding(want[real], 1024), rtol=0)
     small = load_bert(build_bert_dir(tmp_path / "small"))
     assert isinstance(small.with_packed_linears().layers[0].query, torch.nn.Linear)
 

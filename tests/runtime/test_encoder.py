@@ -16,7 +16,13 @@ from elserve.runtime.bert import BertMaskedLM, load_bert
 from elserve.runtime.config import BertConfig
 from elserve.runtime.encoder import streams_weights
 from tests.model_factory import build_bert_dir, default_vocab
-from tests.runtime.reference import assert_matches_reference, reference_model, reference_weights
+from tests.runtime.reference import (
+    assert_matches_reference,
+    dense,
+    fp32_rounding,
+    reference_model,
+    reference_weights,
+)
 from tests.runtime.texts import VARIED_TEXTS
 
 
@@ -137,8 +143,13 @@ def test_embedding_rows_past_the_tokenizer_get_no_weight(tmp_path: Path) -> None
     config["vocab_size"] += 3
     (padded / "config.json").write_text(json.dumps(config))
     texts = ["hello w1", "", "a b c"]
+    size = config["vocab_size"]
+    # Each encoder picks its layers' kernels by a timing at load (packed or plain): the same
+    # weights to within fp32 rounding, and never a weight for the rows past the tokenizer.
     for (v1, _), (v2, _) in zip(Encoder.load(plain).encode(texts), Encoder.load(padded).encode(texts), strict=True):
-        assert np.array_equal(v1.indices, v2.indices) and np.array_equal(v1.weights, v2.weights)
+        assert bool((v2.indices < size - 3).all())
+        want = dense(v1, size)
+        np.testing.assert_allclose(dense(v2, size), want, rtol=0, atol=fp32_rounding(torch.from_numpy(want), 64, layers=2))
 
 
 def test_tokenizer_larger_than_the_model_is_refused(tmp_path: Path) -> None:

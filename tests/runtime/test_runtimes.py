@@ -158,7 +158,7 @@ def test_vocabulary_larger_than_the_decoder_is_refused(tmp_path: Path) -> None:
         ),
         (
             lambda c: c.update(inference_config={"text_embedding": {}}),
-            r"inference_config is \['text_embedding'\], not \[text_expansion\]",
+            r"inference_config is \['text_embedding'\], not one of \['text_expansion', 'pass_through'\]",
         ),
         (
             lambda c: c["inference_config"]["text_expansion"]["tokenization"]["bert"].update(max_sequence_length=128),

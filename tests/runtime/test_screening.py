@@ -293,13 +293,17 @@ def one_thread() -> Iterator[None]:
 @pytest.fixture(scope="module")
 def real_rows(splade_encoder: Encoder) -> tuple[torch.Tensor, list[int], torch.Tensor, torch.Tensor]:
     """The rows the real model's head sees for the varied texts, their lengths, and the float64
-    and plain fp32 heads' weights for them."""
+    and plain fp32 heads' weights for them.
+
+    The rows are computed on one thread, as the encoder's workers compute them: a multi-threaded
+    sgemm may sum in another order (MKL's AVX2 kernels do), and the head is exact only on the
+    rows it is given."""
     ids = [e.ids for e in splade_encoder.tokenize(VARIED_TEXTS)]
     lengths = [len(x) for x in ids]
     model = splade_encoder.model
-    rows = _rows(splade_encoder, ids)
     before = torch.get_num_threads()
     torch.set_num_threads(1)
+    rows = _rows(splade_encoder, ids)
     want = float64_head(rows, lengths, model.decoder_weight, model.decoder_bias)
     plain = splade_pool(rows, torch.tensor(lengths), model.decoder_weight, model.decoder_bias)
     torch.set_num_threads(before)

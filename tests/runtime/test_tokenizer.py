@@ -117,3 +117,12 @@ def test_a_batch_mixing_long_and_short_texts_keeps_its_order(splade_tokenizer: T
     alone = [splade_tokenizer.encode_batch([t])[0] for t in texts]
     assert [e.ids.tolist() for e in encoded] == [a.ids.tolist() for a in alone]
     assert [e.is_truncated for e in encoded] == [False, True, False, False]
+
+
+@pytest.mark.parametrize("words", [1, 300, 1000])
+def test_length_counts_every_token_before_truncation(splade_tokenizer: Tokenizer, words: int) -> None:
+    # What `truncate: none` compares with the window (trained-model `_infer`): [CLS] + pieces + [SEP].
+    text = " ".join(["fox"] * words)
+    assert splade_tokenizer.length(text) == words + 2
+    encoded = splade_tokenizer.encode_batch([text])[0]
+    assert encoded.is_truncated == (words + 2 > splade_tokenizer.max_length)

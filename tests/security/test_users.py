@@ -33,6 +33,49 @@ def test_env_password_wins_and_is_stored_hashed(tmp_path: Path) -> None:
     assert users.authenticate("elastic", "secret-two").roles == ("superuser",)
 
 
+def test_env_password_is_ignored_once_a_password_of_its_own_is_set(
+    users: UserStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 24 row 4: ELASTIC_PASSWORD is a bootstrap password; the API's password wins, enabled is kept."""
+    users.bootstrap_elastic("secret-one")
+    users.set_password("elastic", "own-password")
+    users.set_enabled("elastic", False)
+    users.set_enabled("elastic", True)  # kept through enable and disable: still a password of its own
+    with caplog.at_level("WARNING", logger="elserve.security"):
+        users.bootstrap_elastic("secret-one")
+    assert users.authenticate("elastic", "own-password").username == "elastic"
+    assert [r.getMessage()[:26] for r in caplog.records] == ["ELASTIC_PASSWORD is ignore"]
+    users.set_enabled("elastic", False)
+    users.bootstrap_elastic("secret-one")
+    assert users.get("elastic").enabled is False
+
+
+def test_a_bootstrap_password_does_not_enable_elastic(users: UserStore) -> None:
+    users.bootstrap_elastic("secret-one")
+    users.set_enabled("elastic", False)
+    users.bootstrap_elastic("secret-two")
+    user = users.get("elastic")
+    assert user.enabled is False
+    users.set_enabled("elastic", True)
+    assert users.authenticate("elastic", "secret-two").username == "elastic"
+
+
+def test_an_elastic_stored_before_the_marker(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A store written before the bootstrap marker: the variable still applies while it matches the stored
+    password; a stored password that differs may have been set through the API, so it is kept (and logged)."""
+    repo = SqliteRepository(tmp_path / "s.db")
+    repo.put("user", "elastic", {"password_hash": hash_password("old-env"), "roles": ["superuser"], "enabled": True})
+    users = UserStore(repo)
+    users.bootstrap_elastic("old-env")  # matches: still the bootstrap password, marked so
+    users.bootstrap_elastic("new-env")
+    assert users.authenticate("elastic", "new-env").username == "elastic"
+    repo.put("user", "elastic", {"password_hash": hash_password("rotated"), "roles": ["superuser"], "enabled": True})
+    with caplog.at_level("WARNING", logger="elserve.security"):
+        users.bootstrap_elastic("new-env")
+    assert users.authenticate("elastic", "rotated").username == "elastic"
+    assert "ELASTIC_PASSWORD is ignored" in caplog.text
+
+
 def test_generated_once(users: UserStore) -> None:
     password = users.bootstrap_elastic(None)
     assert password and len(password) == 20

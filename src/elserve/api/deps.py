@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Literal, overload
 
 import orjson
 from fastapi import Request
 
-from elserve.api.json_keys import check_duplicate_keys
+from elserve.api.json_parsing import parse_json_body
 from elserve.api.params import check_params
 from elserve.api.rendering import check_media_types
 from elserve.errors import JsonParseException, ParseException, SecurityException
@@ -110,15 +110,21 @@ def require(action: str, params: frozenset[str] = frozenset()) -> Callable[[Requ
     return dependency
 
 
+@overload
+async def json_body(request: Request, required: Literal[True] = True) -> dict[str, Any]: ...
+@overload
+async def json_body(request: Request, required: bool) -> dict[str, Any] | None: ...
+
+
 async def json_body(request: Request, required: bool = True) -> dict[str, Any] | None:
-    """The body as a JSON object, or Elasticsearch's parse errors."""
+    """The body as a JSON object (None for an empty optional body), or Elasticsearch's parse errors."""
     raw = await request.body()
     if not raw.strip():
         if required:
             raise ParseException("request body is required")
         return None
     try:
-        body = orjson.loads(raw)
+        body = await parse_json_body(raw)
     except orjson.JSONDecodeError as exc:
         raise ParseException(
             "Failed to parse content to map", caused_by=JsonParseException(str(exc))
@@ -128,5 +134,4 @@ async def json_body(request: Request, required: bool = True) -> dict[str, Any] |
             "Failed to parse content to map",
             caused_by=JsonParseException(f"request body must be a JSON object, found {type(body).__name__}"),
         )
-    check_duplicate_keys(raw)
     return body

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import traceback
+from collections.abc import Awaitable, Callable
+from typing import TypeVar, cast
 
 from fastapi import FastAPI, Request
 from starlette.exceptions import HTTPException
@@ -97,11 +99,20 @@ async def on_store_write_error(request: Request, exc: StoreWriteError) -> Respon
     return await on_elasticsearch_error(request, StatusException(str(exc), 503))
 
 
+E = TypeVar("E", bound=Exception)
+
+
+def _handle(app: FastAPI, kind: type[E], handler: Callable[[Request, E], Awaitable[Response]]) -> None:
+    # Starlette types every handler as taking `Exception`; each of these is registered for its
+    # own exception class, so it only ever receives that.
+    app.add_exception_handler(kind, cast(Callable[[Request, Exception], Awaitable[Response]], handler))
+
+
 def install_error_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(StoreWriteError, on_store_write_error)
-    app.add_exception_handler(ContentTooLarge, on_content_too_large)
-    app.add_exception_handler(ClientDisconnect, on_client_disconnect)
-    app.add_exception_handler(ElasticsearchError, on_elasticsearch_error)
-    app.add_exception_handler(RestError, on_rest_error)
-    app.add_exception_handler(HTTPException, on_http_error)
-    app.add_exception_handler(Exception, on_unexpected)
+    _handle(app, StoreWriteError, on_store_write_error)
+    _handle(app, ContentTooLarge, on_content_too_large)
+    _handle(app, ClientDisconnect, on_client_disconnect)
+    _handle(app, ElasticsearchError, on_elasticsearch_error)
+    _handle(app, RestError, on_rest_error)
+    _handle(app, HTTPException, on_http_error)
+    _handle(app, Exception, on_unexpected)

@@ -66,20 +66,47 @@ class Metrics:
         self.restarts = Counter(
             "elserve_worker_restarts", "Worker processes restarted", ["deployment"], registry=self.registry
         )
+        # The deployments with series of their own; a deployment's series go with it (else id churn
+        # would grow the page, and this process, without bound).
+        self._labelled: set[str] = set()
+        self._deployments: DeploymentBackend | None = None
         if deployments is not None:
             self.watch(deployments)
 
     def watch(self, deployments: DeploymentBackend) -> None:
+        self._deployments = deployments
         self.registry.register(_DeploymentCollector(deployments))
 
     def batch(self, deployment_id: str, size: int, tokens: int) -> None:
+        self._label(deployment_id)
         self.batch_size.labels(deployment_id).observe(size)
         self.batch_tokens.labels(deployment_id).observe(tokens)
 
     def worker_restart(self, deployment_id: str) -> None:
+        self._label(deployment_id)
         self.restarts.labels(deployment_id).inc()
 
+    def _label(self, deployment_id: str) -> None:
+        """A deployment's first series: the gone deployments' are dropped first (so at most the live ones
+        and this one are kept)."""
+        if deployment_id not in self._labelled:
+            self._forget_gone()
+            self._labelled.add(deployment_id)
+
+    def _forget_gone(self) -> None:
+        if self._deployments is None:
+            return
+        live = {d.deployment_id for d in self._deployments.all()}
+        for gone in self._labelled - live:
+            for metric in (self.batch_size, self.batch_tokens, self.restarts):
+                try:
+                    metric.remove(gone)
+                except KeyError:  # this metric never had a series for it
+                    pass
+        self._labelled &= live
+
     def exposition(self) -> bytes:
+        self._forget_gone()
         return generate_latest(self.registry)
 
 

@@ -3,15 +3,26 @@
 from __future__ import annotations
 
 import base64
+import re
 import secrets
 import socket
 from dataclasses import dataclass
 
+from elserve.api.params import parse_bool
 from elserve.deployments.capacity import NodeCapacity, machine_memory
 from elserve.store import Repository, StoreWriteError
 from elserve.version import ES_VERSION
 
 _KIND = "node"
+# This node's roles, and every role name a `role:true|false` node filter may name
+# (`DiscoveryNodeRole.roles()`).
+ROLES = ("ml",)
+_ROLE_NAMES = frozenset(
+    {
+        "data", "data_content", "data_hot", "data_warm", "data_cold", "data_frozen", "index", "ingest",
+        "master", "ml", "remote_cluster_client", "search", "transform", "voting_only",
+    }
+)  # fmt: skip
 
 
 def _es_id() -> str:
@@ -69,10 +80,46 @@ class NodeInfo:
                     # elserve's own: the memory allocations may use (`elserve serve --ml-memory`).
                     "elserve.ml_memory_limit": str(self.ml_memory_limit),
                 },
-                "roles": ["ml"],
+                "roles": list(ROLES),
                 "version": ES_VERSION,
                 "min_index_version": 8000099,
                 "max_index_version": 9039000,
             }
         }
 
+
+    def selected_by(self, node_ids: str | None) -> bool:
+        """Whether a node filter (`{node_id}` of the nodes APIs: comma-separated) selects this node,
+        as `DiscoveryNodes.resolveNodes` resolves it over a one-node cluster: `_local`, `_all`, the
+        node's id, its name, host address or host name (`*` wildcards), `role:true|false` (adds or
+        removes the nodes with that role; `data` is any data role), or `attribute:value` (wildcards
+        in both). Filters apply in order; none selects every node."""
+        if not node_ids:
+            return True
+        host = self.transport_address.rpartition(":")[0]
+        selected = False
+        for spec in node_ids.split(","):
+            if spec in ("_local", self.node_id):
+                selected = True
+                continue
+            if spec == "_all" or any(_simple_match(spec, v) for v in (self.name, host)):
+                selected = True
+            name, colon, value = spec.partition(":")
+            if not colon:
+                continue
+            if name in _ROLE_NAMES:
+                has_role = any(r.startswith("data") for r in ROLES) if name == "data" else name in ROLES
+                if has_role:
+                    selected = parse_bool(value, True)
+            elif name != "coordinating_only":  # a node with a role is never coordinating-only
+                attributes = next(iter(self.discovery_node().values()))["attributes"]
+                if any(_simple_match(name, k) and _simple_match(value, v) for k, v in attributes.items()):
+                    selected = True
+        return selected
+
+
+def _simple_match(pattern: str, value: str) -> bool:
+    """`Regex.simpleMatch`: `*` matches any run of characters, nothing else is special."""
+    if "*" not in pattern:
+        return pattern == value
+    return re.fullmatch(".*".join(re.escape(p) for p in pattern.split("*")), value) is not None

@@ -40,6 +40,16 @@ _SERVICE_SETTINGS = {
     },
 }
 
+_INFER_BODY: dict[str, Any] = {
+    "type": "object",
+    "required": ["docs"],
+    "properties": {
+        "docs": {"type": "array", "items": _OBJECT},
+        "timeout": {"type": "string"},
+        "inference_config": _OBJECT,
+    },
+}
+
 # Request bodies by (method, path template).
 _BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("PUT", "/_inference/{inference_id}"): {
@@ -66,6 +76,8 @@ _BODIES: dict[tuple[str, str], dict[str, Any]] = {
             "timeout": {"type": "string"},
         },
     },
+    ("POST", "/_ml/trained_models/{model_id}/_infer"): _INFER_BODY,
+    ("POST", "/_ml/trained_models/{model_id}/deployment/_infer"): _INFER_BODY,
     ("POST", "/_ml/trained_models/{model_id}/deployment/_start"): {
         "type": "object",
         "properties": {"adaptive_allocations": _ADAPTIVE},

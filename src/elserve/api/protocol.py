@@ -7,8 +7,14 @@ the decoder's exception (`too_long_http_line_exception`, `too_long_http_header_e
 before the parser sees them, so a 100 MB header costs 16 KB of work and no one else waits.
 
 Also here, because only the connection sees them:
-- a read timeout (`--http-read-timeout`): the request head must arrive within it from its
-  first byte, and a body may not stall for longer (a slow client is cut off, not waited for);
+- a read timeout (`--http-read-timeout`): a new connection must send its request head within it,
+  the head must arrive within it from its first byte, and a body may not stall for longer (a slow
+  or silent client is cut off, not waited for);
+- a cap on open connections (`--http-max-connections`): one over it is closed at once and the
+  refusal logged (Elasticsearch's Netty transport bounds its open channels the same way: a file
+  descriptor per idle socket is a resource a client must not be able to take all of);
+- HTTP/1.0 keep-alive: a 1.0 request with `Connection: keep-alive` keeps its connection, and the
+  answer says so (RFC 9112 section 9.3; uvicorn closes every 1.0 connection);
 - the parser's own errors answered with an Elasticsearch body, not uvicorn's plain text;
 - raw non-ASCII bytes in the request target percent-encoded before parsing (llhttp refuses
   them; Elasticsearch routes them).
@@ -19,16 +25,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import resource
 import time
+from collections.abc import Callable
 
 import httptools
 import orjson
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from starlette.types import Message
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol, RequestResponseCycle
 
 from elserve.api.arrival import ARRIVAL
 from elserve.settings import HttpLimits
 
 log = logging.getLogger("elserve.http")
+
+# Refused connections are logged at most this often (with how many were refused since): a flood of
+# connections must not become a flood of log lines.
+REFUSAL_LOG_INTERVAL_S = 10.0
 
 _NON_ASCII = re.compile(rb"[\x80-\xff]")
 
@@ -49,6 +62,24 @@ class _HeadTooLong(Exception):
         self.reason = reason
 
 
+def _keep_http10_alive(cycle: RequestResponseCycle, shutting_down: Callable[[], bool]) -> None:
+    """An HTTP/1.0 request that asked for keep-alive: the connection stays open after an answer of known
+    length, which says `Connection: keep-alive` (a 1.0 client assumes close otherwise). An answer without
+    a length, or one that closes, ends the connection as before."""
+    send = cycle.send
+
+    async def send_keep_alive(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = list(message.get("headers", []))
+            names = {name.lower() for name, _ in headers}
+            if b"connection" not in names and b"content-length" in names and not shutting_down():
+                cycle.keep_alive = True
+                message = {**message, "headers": [*headers, (b"connection", b"keep-alive")]}
+        await send(message)  # type: ignore[arg-type]
+
+    cycle.send = send_keep_alive  # type: ignore[method-assign, assignment]
+
+
 def protocol_class(limits: HttpLimits) -> type[HttpToolsProtocol]:
     """The protocol uvicorn instantiates per connection, bound to these limits."""
 
@@ -59,11 +90,50 @@ def protocol_class(limits: HttpLimits) -> type[HttpToolsProtocol]:
     return LimitedHttpToolsProtocol
 
 
+DEFAULT_MAX_CONNECTIONS = 10_000
+# Descriptors kept for the server's own use (its store, model files, workers' sockets, the listening socket).
+RESERVED_DESCRIPTORS = 256
+
+
+def default_max_connections() -> int:
+    """10,000 open connections, or fewer where the open-files limit would run out first: a client that
+    opens sockets until none are left would otherwise lock everyone out, with nothing logged."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return DEFAULT_MAX_CONNECTIONS
+    return max(1, min(DEFAULT_MAX_CONNECTIONS, soft - RESERVED_DESCRIPTORS))
+
+
+class _Refusals:
+    """Connections refused over the cap since the last log line (one counter for the server)."""
+
+    count = 0
+    logged_at = float("-inf")
+
+    @classmethod
+    def note(cls, client: object, open_connections: int, cap: int) -> None:
+        cls.count += 1
+        now = time.monotonic()
+        if now - cls.logged_at >= REFUSAL_LOG_INTERVAL_S:
+            log.warning(
+                "refused %d connection(s) (the last from %s): %d connections are open, the limit "
+                "(--http-max-connections) is %d",
+                cls.count,
+                client,
+                open_connections,
+                cap,
+            )
+            cls.count = 0
+            cls.logged_at = now
+
+
 class _LimitedProtocol(HttpToolsProtocol):
     limits: HttpLimits = HttpLimits()
 
     def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
         super().__init__(*args, **kwargs)
+        self._refused = False
+        self._shutting_down = False
         self._in_head = True  # between requests, or inside a request line and headers
         self._line_bytes = 0  # of the request line, while it is not complete
         self._line_done = False
@@ -88,7 +158,25 @@ class _LimitedProtocol(HttpToolsProtocol):
             log.debug("closing a connection from %s: nothing read for %ss", self.client, self.limits.read_timeout_s)
             self.transport.close()
 
+    # -- the connection ----------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        if len(self.connections) >= self.limits.max_connections:
+            self._refused = True
+            self.transport = transport
+            _Refusals.note(transport.get_extra_info("peername"), len(self.connections), self.limits.max_connections)
+            transport.abort()  # nothing read, nothing to answer: the descriptor is freed at once
+            return
+        super().connection_made(transport)
+        self._arm_read_timer()  # a connection that never sends a byte is closed after the read timeout
+
+    def shutdown(self) -> None:
+        self._shutting_down = True  # an answer still to come closes its connection, whatever it asked
+        super().shutdown()
+
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._refused:
+            return
         self._cancel_read_timer()
         super().connection_lost(exc)
 
@@ -139,6 +227,8 @@ class _LimitedProtocol(HttpToolsProtocol):
         self._tail = b""
 
     def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return
         if self._in_head:
             if self._read_timer is None:
                 self._arm_read_timer()  # counted from the request's first byte
@@ -186,6 +276,8 @@ class _LimitedProtocol(HttpToolsProtocol):
         self._in_head = False
         self._arm_read_timer()  # from here on, a body may not stall for longer than the timeout
         super().on_headers_complete()
+        if self.scope.get("http_version") == "1.0" and self.parser.should_keep_alive() and self.cycle is not None:
+            _keep_http10_alive(self.cycle, lambda: self._shutting_down)
 
     def on_body(self, body: bytes) -> None:
         self._arm_read_timer()

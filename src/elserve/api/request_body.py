@@ -6,10 +6,19 @@ bounds the *decompressed* bytes (`Netty4HttpServerTransport`); over it the answe
 A declared `Content-Length` over the limit is refused before any work (before
 authentication); a chunked or compressed body is counted as it is read, so no more
 than the limit is ever held.
+
+After the 413 the rest of the body is read and thrown away before the connection closes
+(`_drain`), as nginx's and Apache's lingering close do: a client that writes its whole
+body before reading the answer (the official clients do) would otherwise have its
+connection reset under it, and see a connection error instead of the 413. The drain has
+bounds: the limit again in bytes beyond the limit (a declared length past that is not
+drained at all), and `DRAIN_SECONDS` in time; past either, the connection closes at once.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 import zlib
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -18,6 +27,8 @@ from elserve.errors import ParseException
 
 _GZIP = zlib.MAX_WBITS | 16
 _ENCODINGS = {"gzip", "x-gzip", "deflate", "x-deflate"}
+# nginx's `lingering_time`: how long, at most, the rest of a refused body is read and dropped.
+DRAIN_SECONDS = 30.0
 
 
 class ContentTooLarge(Exception):
@@ -37,6 +48,34 @@ def too_large_message() -> list[Message]:
         },
         {"type": "http.response.body", "body": b""},
     ]
+
+
+async def _drain(receive: Receive, budget: int) -> None:
+    """Read and drop the rest of the request body: until its end, `budget` bytes, or `DRAIN_SECONDS`.
+
+    Called between the answer's head and its end: the server has not finished the response, so
+    it still delivers the body (and reads it, with its own flow control), and the head is out.
+    """
+    deadline = time.monotonic() + DRAIN_SECONDS
+    drained = 0
+    while drained <= budget:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return
+        try:
+            message = await asyncio.wait_for(receive(), remaining)
+        except TimeoutError:
+            return
+        if message["type"] != "http.request":
+            return  # the client went away
+        drained += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return
+
+
+def _expects_continue(scope: Scope) -> bool:
+    """`Expect: 100-continue`: such a client sends no body once it has the 413, there is none to drain."""
+    return any(name == b"expect" and value.strip().lower() == b"100-continue" for name, value in scope["headers"])
 
 
 class _Inflater:
@@ -89,25 +128,45 @@ class RequestBodyLimits:
             elif name == b"content-length" and value.strip().isdigit():
                 declared = int(value)
         compressed = encoding in _ENCODINGS
-        if not compressed and declared is not None and declared > self.max_content_length:
-            for message in too_large_message():
-                await send(message)
+        limit = self.max_content_length
+        drains = not _expects_continue(scope)
+        if not compressed and declared is not None and declared > limit:
+            start, end = too_large_message()
+            await send(start)
+            if drains and declared - limit <= limit:
+                await _drain(receive, declared)
+            await send(end)
             return
         inflater = _Inflater(encoding) if compressed else None
-        limit = self.max_content_length
         received = 0
+        raw_received = 0
+        body_ended = False
+        too_large = False
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, raw_received, body_ended, too_large
             message = await receive()
             if message["type"] != "http.request":
                 return message
             body = message.get("body", b"")
+            raw_received += len(body)
+            body_ended = not message.get("more_body", False)
             if inflater is not None:
-                body = inflater.feed(body, limit - received, last=not message.get("more_body", False))
+                body = inflater.feed(body, limit - received, last=body_ended)
             received += len(body)
             if received > limit:
+                too_large = True
                 raise ContentTooLarge()
             return {**message, "body": body} if inflater is not None else message
 
-        await self.app(scope, limited_receive, send)
+        async def send_then_drain(message: Message) -> None:
+            # The 413 of a body found too large while reading it (api/errors.py): its head goes out,
+            # then the rest of the body is dropped, then the (empty) end of the answer.
+            nonlocal too_large
+            if too_large and message["type"] == "http.response.body":
+                too_large = False
+                if drains and not body_ended:
+                    await _drain(receive, max(0, 2 * limit - raw_received))
+            await send(message)
+
+        await self.app(scope, limited_receive, send_then_drain)

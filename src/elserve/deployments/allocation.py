@@ -101,6 +101,8 @@ class Allocation:
         if message[0] != "ready":
             self.state = RoutingState.FAILED
             self.reason = message[1]
+            if len(message) > 2 and message[2]:  # the worker's traceback (start_failure.py)
+                log.error("worker process %s could not start:\n%s", self._worker.pid, message[2])
             self._worker.kill()
             self._close_worker()
             raise WorkerStartError(message[1])
@@ -147,12 +149,17 @@ class Allocation:
             self._loop.remove_reader(self._sock.fileno())
             if (ready := self._awaited_ready()) is not None:
                 pid = self._worker.pid if self._worker is not None else None
-                ready.set_result(("start_failed", f"worker process {pid} exited while starting"))
+                # No word from it: it was killed, or crashed in native code (its stack, if any, is in
+                # the server's log: worker.py enables faulthandler).
+                ready.set_result(("start_failed", f"worker process {pid} exited while starting, without saying why"))
             else:
                 self._exited()
             return
         for message in self._frames.feed(data):
             if (ready := self._awaited_ready()) is not None:
+                if message[0] == "start_failed":
+                    pid = self._worker.pid if self._worker is not None else None
+                    message = (message[0], f"worker process {pid} could not start: {message[1]}", *message[2:])
                 ready.set_result(message)
             else:
                 self._answer(message)

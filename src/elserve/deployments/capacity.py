@@ -8,14 +8,18 @@ priority deployment always runs 1 allocation x 1 thread, takes no processor from
 the others (it runs at a lower OS priority), only memory, and a node holds at most
 100 of them (`AssignmentPlanner`, `TrainedModelAssignmentRebalancer`,
 x-pack/plugin/ml/.../inference/assignment/). What does not fit stays unassigned.
+A deployment that failed holds nothing but the workers still exiting (`held_allocations`).
 
-Pure: the planner sees numbers only; `placement.py` keeps the grants of live deployments.
+Pure: the planner sees numbers only; `manager.py` keeps the grants of live deployments.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
+
+from elserve.deployments.states import DeploymentState, RoutingState
 
 # xpack.ml.max_machine_memory_percent: the share of the machine's memory ML's native processes may use.
 MAX_MACHINE_MEMORY_PERCENT = 30
@@ -71,6 +75,23 @@ class Demand:
 
     def processors(self, allocations: int) -> int:
         return 0 if self.low_priority else allocations * self.threads_per_allocation
+
+
+def held_allocations(state: DeploymentState, granted: int, workers: Iterable[RoutingState]) -> int:
+    """The allocations a deployment takes from the node, given its grant and its workers' states.
+
+    A live deployment: its grant, or the workers it still runs while they drain away after a
+    scale-down. A failed one: no grant, only the workers not yet gone. Elasticsearch stops a failed
+    route's process (`TrainedModelAssignmentNodeService.handleLoadFailure`), counts no memory for it in
+    the node's load (`RoutingState.consumesMemory`, `NodeLoadDetector`) and deletes a deployment whose
+    start fails (`TransportStartTrainedModelDeploymentAction`). Its rebalancer does keep a failed
+    route's processors, to start it again on the next rebalance (FAILED -> STARTING); elserve retries
+    no failed deployment by itself (a new start of the same id replaces it), so it keeps nothing.
+    """
+    states = list(workers)
+    if state is DeploymentState.FAILED:
+        return sum(1 for s in states if s.consumes_resources)
+    return max(granted, len(states))
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,8 @@ class DeploymentConfig:
     adaptive_allocations: AdaptiveConfig | None = None
     # Which inference endpoint created it (None: started through the ML API).
     owner_endpoint: str | None = None
+    # `cache_size` as given at start (`ByteSizeValue.getStringRep()`); None: the model's size.
+    cache_size: str | None = None
 
     @property
     def adaptive_enabled(self) -> bool:

@@ -122,6 +122,7 @@ class Deployment:
         self._allocations_changed = asyncio.Event()
         self._tasks: set[asyncio.Task] = set()
         self._dispatcher: asyncio.Task | None = None
+        self._letting_go: asyncio.Future | None = None  # a failed deployment stopping its workers
         self._scaling = asyncio.Lock()  # one change of allocations at a time
         self.autoscaler = Autoscaler(self, timings)
         self._observer = observer or _NoObserver()
@@ -194,7 +195,7 @@ class Deployment:
         return await self.wait_until("started", timeout)
 
     async def wait_until(self, condition: str, timeout: float | None) -> bool:
-        """Wait for `started` or `fully_allocated` (or failure); False when `timeout` runs out first."""
+        """Wait for `started` or `fully_allocated` (or failure, or a stop); False when `timeout` runs out first."""
 
         async def reached() -> None:
             await self._started.wait()
@@ -223,10 +224,36 @@ class Deployment:
         self.failure_status = status
         self._started.set()
         self._queue.fail_all(StatusException(f"Trained model [{self.deployment_id}] is [failed]", 409))
+        if self._model_dir is not None and self._letting_go is None:
+            self._letting_go = asyncio.ensure_future(self._let_go())
+
+    async def _let_go(self) -> None:
+        """A failed deployment runs nothing: its workers stop (after the batches they hold) and its model's
+        parent is released, then the node's room goes to the others. Elasticsearch stops a route's
+        process when it fails (`TrainedModelAssignmentNodeService.handleLoadFailure`), and a failed
+        route holds no memory (`RoutingState.consumesMemory`); the deployment stays, `failed` with its
+        reason, until it is stopped or replaced."""
+        current = asyncio.current_task()
+        for task in list(self._tasks):
+            if task is not current:
+                task.cancel()
+        running = [a for a in self._workers() if a.state.consumes_resources]  # a failed one has no process
+        await asyncio.gather(*(a.stop() for a in running), return_exceptions=True)
+        self.allocations.clear()
+        self.query_lane.forget()
+        if self._dispatcher is not None:
+            self._dispatcher.cancel()
+        assert self._model_dir is not None
+        await self._parents.release(self._parent_key, self)
+        self._allocations_changed.set()
+        self._on_released()
 
     async def stop(self) -> None:
         """Finish what is queued and running, then stop every worker."""
         self.state = DeploymentState.STOPPING  # new requests get 409 from here on
+        self._wake_waiters()
+        if self._letting_go is not None:
+            await asyncio.gather(self._letting_go, return_exceptions=True)
         if self.started_allocations:
             await self._admission.idle.wait()
         for task in self._tasks:
@@ -240,7 +267,15 @@ class Deployment:
             self._dispatcher.cancel()
         self._queue.fail_all(StatusException(f"Trained model [{self.deployment_id}] is [stopping]", 409))
 
+    def _wake_waiters(self) -> None:
+        """Whoever waits for this deployment to start learns at once that it will not (its state says why)."""
+        self._started.set()
+        self._allocations_changed.set()
+
     def kill(self) -> None:
+        if self.state is not DeploymentState.FAILED:
+            self.state = DeploymentState.STOPPING
+        self._wake_waiters()
         for allocation in self._workers():
             allocation.kill()
         if self._model_dir is not None:
@@ -271,6 +306,8 @@ class Deployment:
         (the adaptive scaler), which sets the target to what fits.
         """
         async with self._scaling:
+            if self.state is DeploymentState.FAILED:
+                return  # it runs nothing any more (see `_let_go`)
             await self._scale(n, within_capacity)
 
     async def _scale(self, n: int, within_capacity: bool = False) -> None:
@@ -354,8 +391,10 @@ class Deployment:
 
     def _allocation_exited(self, allocation: Allocation) -> None:
         self._free.set()
-        if allocation.state is not RoutingState.FAILED or self.state is DeploymentState.STOPPING:
+        if allocation.state is not RoutingState.FAILED:
             return
+        if self.state in (DeploymentState.STOPPING, DeploymentState.FAILED):
+            return  # a deployment stopping, or failed (it runs nothing), restarts no worker
         log.warning("deployment [%s]: %s; restarting it", self.deployment_id, allocation.reason)
         self._observer.worker_restart(self.deployment_id)
         self.allocations.remove(allocation)
@@ -461,6 +500,10 @@ class Deployment:
 
     def _batch_done(self, entries: list[Entry], future: asyncio.Future) -> None:
         exc = future.exception()
+        if isinstance(exc, WorkerDied) and self.state is DeploymentState.FAILED:
+            # Nothing is left to retry on: the entries get what the queued ones got.
+            self._fail_entries(entries, StatusException(f"Trained model [{self.deployment_id}] is [failed]", 409))
+            return
         if isinstance(exc, WorkerDied):
             retry = [e for e in entries if not e.future.done() and e.retries == 0]
             for entry in retry:

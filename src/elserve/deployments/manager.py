@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 
 from elserve.deployments.autoscaler import ScalerTimings
-from elserve.deployments.capacity import Demand, Fit, NodeCapacity, fit
+from elserve.deployments.capacity import Demand, Fit, NodeCapacity, fit, held_allocations
 from elserve.deployments.config import DeploymentConfig
 from elserve.deployments.states import DeploymentState
 from elserve.deployments.deployment import (
@@ -131,8 +131,12 @@ class DeploymentManager:
         )
 
     def _held(self, deployment: Deployment) -> int:
-        """What a deployment takes: its grant, or the workers it still runs while they drain away."""
-        return max(self._granted.get(deployment.deployment_id, 0), len(deployment.allocations))
+        """What a deployment takes (capacity.held_allocations): a failed one nothing once its workers are gone."""
+        return held_allocations(
+            deployment.state,
+            self._granted.get(deployment.deployment_id, 0),
+            [a.state for a in deployment.allocations],
+        )
 
     def native_memory(self) -> tuple[int, int]:
         """(the fork server's PSS, the workers' PSS): what inference takes on this node, measured."""

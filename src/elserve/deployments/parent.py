@@ -28,7 +28,10 @@ STOP_GRACE_S = 5.0
 _spawn = multiprocessing.get_context("forkserver")
 # The fork server imports the runtime once (no model, no thread started); each model's parent forked
 # from it shares those pages copy-on-write instead of importing PyTorch again.
-_spawn.set_forkserver_preload(["elserve.deployments.parent_process", "elserve.runtime.encoder"])
+# `fork_server` makes it (and so every parent) ignore a SIGTERM sent to the whole process group.
+_spawn.set_forkserver_preload(
+    ["elserve.deployments.fork_server", "elserve.deployments.parent_process", "elserve.runtime.encoder"]
+)
 
 
 def running_fork_server_pid() -> int | None:
@@ -44,6 +47,16 @@ def _fork_server_pid() -> int:
 
     forkserver.ensure_running()
     return forkserver._forkserver._forkserver_pid  # noqa: SLF001 (no public accessor)
+
+
+def exit_status(code: int | None) -> str:
+    """How a process ended, from its exit code (negative: the signal that killed it)."""
+    if code is not None and code < 0:
+        try:
+            return f"was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"was killed by signal {-code}"
+    return f"exited with code {code}"
 
 
 class WorkerStartError(Exception):
@@ -115,10 +128,13 @@ class ModelParent:
         try:
             message = await loop.run_in_executor(None, ours.recv)
         except (EOFError, OSError):
-            message = ("start_failed", f"model parent process exited with code {self._process.exitcode}")
+            ended = exit_status(self._process.exitcode)
+            message = ("start_failed", f"model parent process {ended} while loading the model")
         if message[0] != "ready":
             await loop.run_in_executor(None, self._process.join, STOP_GRACE_S)
             self._close()
+            if len(message) > 2 and message[2]:
+                log.error("model parent of %s could not load it:\n%s", self.model_dir.name, message[2])
             raise WorkerStartError(message[1])
         self.pid, self.kernels = message[1], message[2]
         log.info("model parent %s loaded %s: kernels %s", self.pid, self.model_dir.name, self.kernels)

@@ -14,7 +14,7 @@ reach, so that no collection in a worker walks (and writes to) the shared object
 
 Protocol over the server's pipe (pickled tuples, one request at a time):
   server -> parent: ("fork", num_threads, hold)  |  ("stop",)
-  parent -> server: ("ready", pid, kernels)  |  ("start_failed", reason)
+  parent -> server: ("ready", pid, kernels)  |  ("start_failed", reason, details) (start_failure.py)
                     ("forked", pid), then the worker's socket and a pidfd of it as passed descriptors
 """
 
@@ -24,11 +24,13 @@ import gc
 import os
 import signal
 import socket
+import traceback
 from multiprocessing import reduction
 from multiprocessing.connection import Connection
 from pathlib import Path
 
 from elserve.deployments import worker
+from elserve.deployments.start_failure import start_failed
 
 PARENT_NAME = "elserve-parent"
 
@@ -37,7 +39,10 @@ def main(conn: Connection, model_dir: str, precision: str, grandparent: int) -> 
     """`grandparent`: the fork server this process came from; it dies with it (and so with the server)."""
     worker.die_with_parent(grandparent)
     worker.set_name(PARENT_NAME)
+    # The server handles SIGINT/SIGTERM (sent to the whole group too); this process ends with its fork
+    # server or when the server says stop, never in the middle of a shutdown (fork_server.py).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     try:
         import torch
 
@@ -45,8 +50,11 @@ def main(conn: Connection, model_dir: str, precision: str, grandparent: int) -> 
 
         torch.set_num_threads(1)  # before any operation: no intra-op thread pool is ever started here
         encoder = Encoder.load(Path(model_dir), num_threads=1, precision=precision)
-    except Exception as exc:  # any load failure is reported, never raised into the void
-        conn.send(("start_failed", f"{type(exc).__name__}: {exc}"))
+    except ValueError as exc:  # the model's fault (ModelFormatError) or a refused precision: said as it is
+        conn.send(("start_failed", f"{type(exc).__name__}: {exc}", ""))
+        return
+    except Exception as exc:  # any other load failure is reported with where it happened
+        conn.send(start_failed(exc))
         return
     worker.trim_heap()  # what the load-time measurements left free
     gc.collect()
@@ -71,6 +79,7 @@ def main(conn: Connection, model_dir: str, precision: str, grandparent: int) -> 
                 worker.run_forked(theirs, encoder, num_threads, hold)
             except BaseException:  # noqa: BLE001 (a worker must never return into this loop)
                 code = 1
+                traceback.print_exc()  # into the server's log (the worker's stderr is the server's)
             finally:
                 os._exit(code)
         theirs.close()

@@ -23,6 +23,12 @@ class RoutingState(StrEnum):
     FAILED = "failed"
     STOPPED = "stopped"
 
+    @property
+    def consumes_resources(self) -> bool:
+        """Whether a route in this state takes room on its node: a failed or stopped one runs no
+        process (Elasticsearch `RoutingState.consumesMemory`: none of `failed`, `stopped`)."""
+        return self not in (RoutingState.FAILED, RoutingState.STOPPED)
+
 
 class AllocationState(StrEnum):
     """`allocation_status.state`: starting with none, started with some, fully_allocated with all."""

@@ -20,8 +20,12 @@ class DeploymentCounters:
     total_inference_time_s: float = 0.0
     last_access_ms: int | None = None
     peak_throughput_per_minute: int = 0
+    # Inferences answered from the deployment's inference cache (counted in `inference_count` too).
+    cache_hit_count: int = 0
     # (minute, inferences, their seconds) for this minute and the last, for the last-minute figures.
     _minutes: deque = field(default_factory=lambda: deque(maxlen=2))
+    # (minute, cache hits) likewise.
+    _hit_minutes: deque = field(default_factory=lambda: deque(maxlen=2))
 
     def record(self, count: int, seconds_each: float) -> None:
         self.inference_count += count
@@ -31,6 +35,19 @@ class DeploymentCounters:
         _, n, t = self._minutes.pop() if self._minutes and self._minutes[-1][0] == minute else (minute, 0, 0.0)
         self._minutes.append((minute, n + count, t + seconds_each * count))
         self.peak_throughput_per_minute = max(self.peak_throughput_per_minute, n + count)
+
+    def record_cache_hit(self) -> None:
+        """One inference answered from the cache: an inference that took no time."""
+        self.cache_hit_count += 1
+        self.record(1, 0.0)
+        minute = int(time.time() // 60)
+        _, n = self._hit_minutes.pop() if self._hit_minutes and self._hit_minutes[-1][0] == minute else (minute, 0)
+        self._hit_minutes.append((minute, n + 1))
+
+    def cache_hits_last_minute(self) -> int:
+        """`inference_cache_hit_count_last_minute`: the hits of the previous full minute."""
+        previous = int(time.time() // 60) - 1
+        return next((n for minute, n in self._hit_minutes if minute == previous), 0)
 
     @property
     def average_inference_time_ms(self) -> float | None:

@@ -6,13 +6,14 @@ threads (none crossed the fork) and serves.
 
 Protocol over one socket (pickled tuples, framed by frames.py):
   parent -> worker: ("encode", batch_id, [ids arrays])   |  ("stop",)
-  worker -> parent: ("ready", pid, kernels)
+  worker -> parent: ("ready", pid, kernels)  |  ("start_failed", reason, details) (start_failure.py)
                     ("result", batch_id, [(indices, weights)], seconds)  |  ("error", batch_id, reason)
 """
 
 from __future__ import annotations
 
 import ctypes
+import faulthandler
 import os
 import select
 import signal
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from elserve.deployments import frames
+from elserve.deployments.start_failure import start_failed
 
 if TYPE_CHECKING:
     from elserve.runtime.encoder import Encoder
@@ -34,6 +36,9 @@ _PR_SET_NAME = 15
 # (and marks that it does with `<file>.held`), so that tests of a full queue, of draining and of
 # timeouts make their own slowness instead of relying on how fast a machine encodes.
 HOLD_FILE_ENV = "ELSERVE_TEST_HOLD_FILE"
+# A test hook: when the server's environment sets this, every worker fails its start with a
+# RuntimeError of that text, so that tests see how a failed start is reported (start_failure.py).
+FAIL_START_ENV = "ELSERVE_TEST_FAIL_WORKER_START"
 # The process names (/proc/<pid>/comm) of a model's parent and of its workers: `ps` and the benchmark
 # tell them apart by these.
 WORKER_NAME = "elserve-worker"
@@ -74,12 +79,22 @@ def run_forked(sock: socket.socket, encoder: Encoder, num_threads: int, hold: st
     with the model's parent (a dead parent is replaced and its workers keep serving); it ends when
     the server closes its socket.
     """
-    set_name(WORKER_NAME)
-    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-    # The server handles SIGINT/SIGTERM and stops workers itself, after draining.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    encoder.use_threads(num_threads)  # no thread crosses a fork: this worker starts its own
+    try:
+        set_name(WORKER_NAME)
+        # A crash in native code prints its Python stack into the server's log (the worker's stderr).
+        faulthandler.enable()
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        # The server handles SIGINT/SIGTERM and stops workers itself, after draining: a SIGTERM sent to the
+        # whole process group (systemd's default) must not end a worker under it, which the server would
+        # then restart in the middle of its shutdown. A worker ends when its socket closes.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        encoder.use_threads(num_threads)  # no thread crosses a fork: this worker starts its own
+        if injected := os.environ.get(FAIL_START_ENV):
+            raise RuntimeError(injected)
+    except Exception as exc:  # the server learns why, instead of seeing the socket close
+        frames.send(sock, start_failed(exc))
+        raise
     frames.send(sock, ("ready", os.getpid(), encoder.kernels))
     serve(sock, encoder, hold)
 

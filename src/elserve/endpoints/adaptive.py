@@ -32,14 +32,14 @@ class AdaptiveAllocations:
     def validation_errors(self) -> list[str]:
         """`AdaptiveAllocationsSettings.validate()` (-1 is the "reset" placeholder, not checked)."""
         errors = []
-        low, high = self.min_number_of_allocations, self.max_number_of_allocations
-        has_min = low is not None and low != -1
-        has_max = high is not None and high != -1
-        if has_min and low < 0:
+        # None (absent) and -1 (reset) are not checked.
+        low = None if self.min_number_of_allocations == -1 else self.min_number_of_allocations
+        high = None if self.max_number_of_allocations == -1 else self.max_number_of_allocations
+        if low is not None and low < 0:
             errors.append("[min_number_of_allocations] must be a non-negative integer or null")
-        if has_max and high < 1:
+        if high is not None and high < 1:
             errors.append("[max_number_of_allocations] must be a positive integer or null")
-        if has_min and has_max and low > high:
+        if low is not None and high is not None and low > high:
             errors.append("[min_number_of_allocations] must not be larger than [max_number_of_allocations]")
         return errors
 

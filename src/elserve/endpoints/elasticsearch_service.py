@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from elserve.chunking.settings import ChunkingSettings, parse_chunking_settings
+from elserve.endpoints import deprecation
 from elserve.endpoints.endpoint import CHUNKED_TASK_TYPES, SERVICE_NAME, Endpoint
 from elserve.endpoints.service_settings import RequestedServiceSettings, parse_service_settings
 from elserve.settings_map import (
@@ -107,6 +108,7 @@ def parse_request_config(
         if service_name != ELSER_ALIAS:
             raise IllegalArgumentException("Error parsing service settings, model_id must be provided")
         warnings.append(NULL_MODEL_ID_WARNING)
+        deprecation.warn(NULL_MODEL_ID_WARNING)  # on the answer even if a later rule refuses the PUT
     elif not is_elser_model(model_id):
         return _custom_model_case(
             inference_id, task_type, service_map, service_keys, task_settings, chunking, model_id, known_models
@@ -115,6 +117,7 @@ def parse_request_config(
     model_id = _select_elser_model(requested, platform_default)
     if service_name == ELSER_ALIAS:
         warnings.append(elser_service_warning(platform_default))
+        deprecation.warn(warnings[-1])
     if service_map:
         raise unknown_settings_error(service_map, SERVICE_NAME, service_keys)
     check_elser_chunk_size(chunking)

@@ -22,9 +22,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from elserve.endpoints.chunked_request import ChunkingRequest, chunking_request
+from elserve.endpoints.field_suggestions import did_you_mean
 from elserve.endpoints.endpoint import Endpoint
 from elserve.endpoints.json_location import FieldLocation, Location, Span, compact_source, top_level_fields
 from elserve.java_text import java_trim
@@ -95,7 +94,7 @@ def parse_infer_body(
     for name, value in body.items():
         where = locations.get(name) or _unknown_location()
         if name not in _FIELDS:
-            raise XContentParseException(f"[{where.name}] [{PARSER_NAME}] unknown field [{name}]{_suggest(name)}")
+            raise XContentParseException(f"[{where.name}] [{PARSER_NAME}] unknown field [{name}]{did_you_mean(name, _FIELDS)}")
         token = _token(value)
         if token not in _FIELDS[name]:
             raise XContentParseException(
@@ -293,29 +292,3 @@ _READERS = {
     "chunking_settings": lambda value, where: dict(value),
     "return_text": _read_return_documents,
 }
-
-
-def _levenshtein_similarity(target: str, other: str) -> float:
-    """Lucene's `LevenshteinDistance.getDistance`: 1 - edits / longer length, in float32."""
-    n, m = len(target), len(other)
-    if n == 0 or m == 0:
-        return 1.0 if n == m else 0.0
-    previous = list(range(n + 1))
-    for j in range(1, m + 1):
-        current = [j] + [0] * n
-        for i in range(1, n + 1):
-            cost = 0 if target[i - 1] == other[j - 1] else 1
-            current[i] = min(current[i - 1] + 1, previous[i] + 1, previous[i - 1] + cost)
-        previous = current
-    return float(np.float32(1.0) - np.float32(previous[n]) / np.float32(max(n, m)))
-
-
-def _suggest(unknown: str) -> str:
-    """`SuggestingErrorOnUnknown.suggest`: candidates scoring above 0.5, best first, then by name."""
-    scored = [(_levenshtein_similarity(unknown, name), name) for name in _FIELDS]
-    keys = [name for score, name in sorted((s for s in scored if s[0] > 0.5), key=lambda s: (-s[0], s[1]))]
-    if not keys:
-        return ""
-    if len(keys) == 1:
-        return f" did you mean [{keys[0]}]?"
-    return f" did you mean any of [{', '.join(keys)}]?"

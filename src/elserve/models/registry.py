@@ -41,6 +41,8 @@ class RegisteredModel:
     cache_key: str | None = None
     fully_defined: bool = False
     create_time: int = field(default_factory=_now_ms)
+    # Why an upload's completion check refused the model (it stays not fully defined); None otherwise.
+    definition_error: str | None = None
 
     def to_doc(self) -> dict[str, Any]:
         return {
@@ -51,6 +53,7 @@ class RegisteredModel:
             "cache_key": self.cache_key,
             "fully_defined": self.fully_defined,
             "create_time": self.create_time,
+            "definition_error": self.definition_error,
         }
 
     @classmethod
@@ -67,6 +70,7 @@ class RegisteredModel:
             cache_key=doc.get("cache_key"),
             fully_defined=bool(doc.get("fully_defined", False)),
             create_time=int(doc.get("create_time") or 0),
+            definition_error=doc.get("definition_error"),
         )
 
 

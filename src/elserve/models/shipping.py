@@ -61,7 +61,7 @@ def install_packed(cache: ModelCache, spec: ModelSpec, files: PackedFiles, sha25
     try:
         for name, data in files.items():
             with (scratch / name).open("wb") as out:
-                out.write(memoryview(np.ascontiguousarray(data, dtype=np.uint8)))
+                out.write(np.ascontiguousarray(data, dtype=np.uint8).data)
         local = ModelSpec(spec.model_id, f"file:{scratch}", sha256, key=spec.cache_key)
         try:
             return cache.install(local)

@@ -3,8 +3,10 @@
 The order of the steps is Elasticsearch's (`TransportPutInferenceModelAction`):
 validate, check the id against deployments, store, then download and deploy
 within `timeout`. Unlike Elasticsearch, every validation runs before anything
-is stored, and a deployment that fails takes its endpoint back out (spec
-decision 2); a timeout leaves the endpoint stored and the deployment going on.
+is stored, the node's capacity included (a refused PUT, 429, stores nothing),
+and a start that fails takes its endpoint back out (spec decision 2) with its
+deployment (Elasticsearch deletes a deployment that fails to start); a timeout
+(408) leaves the endpoint stored and the deployment going on.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from elserve.operations.deployments import (
     initial_allocations,
 )
 from elserve.runtime import to_token_weights
-from elserve.store import Repository
+from elserve.store import Repository, is_shared
 from elserve.timevalue import TimeValue
 
 _KIND = "endpoint"
@@ -70,6 +72,8 @@ class InferenceOperations:
         self._manager = manager
         self._records = DeploymentRecords(repo, manager)
         self._lock = asyncio.Lock()  # create/delete/update of endpoints are serialised
+        # Other front ends write the store too: a deployment recorded there may not have started here yet.
+        self._shared = is_shared(repo)
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -115,6 +119,11 @@ class InferenceOperations:
         # A failed deployment does not hold its id: the next PUT replaces it.
         return [d.deployment_id for d in self._manager.all() if d.state is not DeploymentState.FAILED]
 
+    def _passes_through(self, model_id: str) -> bool:
+        registry = self._manager.downloads.catalogue.registry
+        model = registry.get(model_id) if registry is not None else None
+        return model is not None and "pass_through" in (model.config.get("inference_config") or {})
+
     async def put(
         self, inference_id: str, task_type: str | None, body: dict[str, Any], timeout: TimeValue
     ) -> tuple[dict[str, Any], list[str]]:
@@ -125,18 +134,36 @@ class InferenceOperations:
                 task_type,
                 body,
                 trained_model_ids=self._live_deployment_ids(),
-                known_models=catalogue.model_ids(),
+                known_models=[m for m in catalogue.model_ids() if not self._passes_through(m)],
             )
             endpoint = request.endpoint if request.pending is None else self._attach(request)
+            assert endpoint is not None  # a request without a pending deployment has its endpoint
+            if self._passes_through(endpoint.model_id):
+                # elserve's endpoints answer sparse embeddings: a model whose output is passed
+                # through as it is (`pass_through`) has none to give.
+                raise StatusException(
+                    f"model [{endpoint.model_id}] is a [pass_through] model; an inference endpoint needs a "
+                    "[text_expansion] (sparse embedding) model",
+                    400,
+                )
             if catalogue.resolve(endpoint.model_id) is None:
                 raise ResourceNotFoundException(
                     f"Could not deploy model [{endpoint.model_id}] as the model cannot be found."
                 )
+            if self._repo.get(_KIND, inference_id) is not None:
+                raise endpoint_already_exists(inference_id)
+            config = deployment_config(endpoint) if endpoint.owns_deployment else None
+            if config is not None:
+                self._manager.check_start(config)  # 429 when its allocations do not fit: nothing stored
             if not self._repo.create(_KIND, inference_id, endpoint.to_persisted()):
                 raise endpoint_already_exists(inference_id)
-            if not endpoint.owns_deployment:
+            if config is None:
                 return endpoint.to_dict(), list(request.warnings)
-            deployment = self._records.start(deployment_config(endpoint))
+            try:
+                deployment = self._records.start(config)
+            except Exception:
+                self._repo.delete(_KIND, inference_id)  # a start refused or broken stores nothing
+                raise
         await self._wait_started(deployment, endpoint, timeout)
         return endpoint.to_dict(), list(request.warnings)
 
@@ -161,9 +188,13 @@ class InferenceOperations:
                 408,
             )
         if deployment.state is DeploymentState.FAILED:
-            # The endpoint goes; the failed deployment stays visible in stats until replaced.
-            self._repo.delete(_KIND, endpoint.inference_id)
-            self._records.forget(deployment.deployment_id)
+            # Nothing stays behind: the endpoint goes, and its deployment with it, as Elasticsearch's
+            # start action deletes a deployment that failed to start (`TransportStartTrainedModelDeploymentAction
+            # .deleteFailedDeployment`); unless the user deleted the endpoint meanwhile and PUT it again.
+            async with self._lock:
+                if self._manager.get(deployment.deployment_id) is deployment:
+                    self._repo.delete(_KIND, endpoint.inference_id)
+                    await self._records.stop(deployment.deployment_id)
             raise StatusException(
                 f"Could not start deployment [{deployment.deployment_id}] of model "
                 f"[{deployment.model_id}]: {deployment.reason}",
@@ -202,8 +233,9 @@ class InferenceOperations:
                 return self._render(current)
             if deployment is not None:
                 self._manager.check_update(deployment, deployment_config(updated).number_of_allocations)
-                await deployment.reconfigure(deployment_config(updated))
-                self._records.save(deployment.config)
+                async with self._records.changing():  # with the record, as one step (deployments.py)
+                    await deployment.reconfigure(deployment_config(updated))
+                    self._records.save(deployment.config)
             self._repo.put(_KIND, inference_id, updated.to_persisted())
         return self._render(updated)
 
@@ -267,6 +299,15 @@ class InferenceOperations:
                     deployment_config(endpoint)
                 )
             await self._wait_started(deployment, endpoint, timeout)
+        if self._shared and (deployment is None or deployment.state is DeploymentState.STARTING):
+            # Made through another front end: started here now, or starting since this one's last pass
+            # over the store; the request waits for it as the creating PUT did. A start failing here fails
+            # this request (409 below), not the endpoint: it is still served by the others.
+            if deployment is None:
+                async with self._lock:
+                    deployment = self._records.attach(endpoint.deployment_id)
+            if deployment is not None:
+                await deployment.wait_started(timeout.seconds)
         if deployment is None:
             raise StatusException(
                 f"Trained model deployment [{endpoint.deployment_id}] is not allocated to any nodes", 409
@@ -275,4 +316,9 @@ class InferenceOperations:
 
     def restore(self) -> None:
         self._records.restore()
+
+    async def reconcile(self) -> None:
+        """With a shared store: this front end's deployments towards the store's records (deployments.py)."""
+        async with self._lock:
+            await self._records.reconcile()
 

@@ -5,9 +5,17 @@
 `PUT .../vocabulary` stores the vocabulary. Until all are there they wait in
 `<staging>/<model_id>/` (each file written whole, then renamed: a crash leaves whole parts
 or none). Once the configuration, every part and the vocabulary are present, the model is
-assembled in the Elastic layout (`runtime/layout.py`) and committed into the model cache by one
-rename, under the sha256 of its files (content-addressed: the same model uploaded twice is one
-copy); the registry entry then names it and becomes `fully_defined: true`.
+assembled in the Elastic layout (`runtime/layout.py`) beside them, checked in a child process under
+a time and a memory limit (`upload_check.py`: uploaded code never runs in the server), and committed
+into the model cache by one rename, under the sha256 of its files (content-addressed: the same model
+uploaded twice is one copy); the registry entry then names it and becomes `fully_defined: true`.
+
+Bounds (`upload_room.py`): the parts may not add up to more than the declared
+`total_definition_length`, the declared length must fit the uploads' store cap, and nothing is
+written once the disk would pass its flood-stage watermark.
+
+A crash at any point is repaired at the next start (`recover`): staging left by a deleted or
+completed model and assemblies cut short are removed, and a completion cut short is run again.
 
 Sources: `PutTrainedModelDefinitionPartAction.java` (the part's validation),
 `TransportPutTrainedModelDefinitionPartAction.java`, `PutTrainedModelVocabularyAction.java`,
@@ -17,17 +25,17 @@ Sources: `PutTrainedModelDefinitionPartAction.java` (the part's validation),
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
 import shutil
 import threading
-import time
 import uuid
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from elserve.errors import (
     ActionRequestValidationException,
@@ -35,66 +43,63 @@ from elserve.errors import (
     ResourceNotFoundException,
     StatusException,
 )
-from elserve.models.cache import MARKER, ModelCache
+from elserve.models.cache import ModelCache, model_size_bytes
 from elserve.models.registry import ModelRegistry, RegisteredModel
-from elserve.runtime.config import ModelFormatError
-from elserve.runtime.layout import ELASTIC_CONFIG, ELASTIC_MODEL, ELASTIC_VOCAB
-from elserve.runtime.memory import read_shapes
-from elserve.runtime.torchscript import check_elastic_model
+from elserve.operations.upload_check import CheckFailed, CheckInterrupted, CheckLimits, RunningChecks, run_check
+from elserve.operations.upload_install import ASSEMBLY_PREFIX, LEGACY_PREFIXES, install
+from elserve.operations.upload_requests import part_errors, vocabulary_errors
+from elserve.operations.upload_room import check_disk, check_store, write_error
+from elserve.runtime.layout import ELASTIC_VOCAB
+from elserve.runtime.memory import SHAPES_FILE
+from elserve.settings import UploadLimits
+from elserve.store.disk_space import parse_flood_stage
 
 log = logging.getLogger("elserve.models")
 
-# `PutTrainedModelDefinitionPartAction.MAX_NUM_NATIVE_DEFINITION_PARTS`.
-MAX_PARTS = 10_000
 _META = "parts.json"
 _PART = "part-{:05d}"
+_TRASH = ".deleted-"
 
 
 def not_found(model_id: str) -> ResourceNotFoundException:
     return ResourceNotFoundException(f"Could not find trained model [{model_id}]")
 
 
-def part_errors(part: int, total_definition_length: int, total_parts: int) -> list[str]:
-    """`PutTrainedModelDefinitionPartAction.Request.validate`, in its order."""
-    errors = []
-    if part < 0:
-        errors.append("[part] must be greater or equal to 0")
-    if total_parts <= 0:
-        errors.append("[total_parts] must be greater than 0")
-    if total_parts > MAX_PARTS:
-        errors.append(f"[total_parts] must be less than or equal to {MAX_PARTS}")
-    if total_definition_length <= 0:
-        errors.append("[total_definition_length] must be greater than 0")
-    if part >= total_parts:
-        errors.append("[part] must be less than total_parts")
-    return errors
-
-
-def vocabulary_errors(vocabulary: list[str], scores: list[float] | None) -> list[str]:
-    """`PutTrainedModelVocabularyAction.Request.validate`."""
-    if not vocabulary:
-        return ["[vocabulary] must not be empty"]
-    if scores and len(scores) != len(vocabulary):
-        return ["[scores] must have same length as [vocabulary]"]
-    return []
-
-
 def _write_whole(path: Path, data: bytes) -> None:
     """Write `path` so that it is either absent or complete, even after a crash."""
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+@dataclass
+class _Staged:
+    """What one upload has stored so far (read from its directory once, then kept up to date)."""
+
+    parts: int = 0
+    bytes: int = 0
 
 
 class ModelUploads:
-    def __init__(self, registry: ModelRegistry, cache: ModelCache, staging: Path) -> None:
+    def __init__(self, registry: ModelRegistry, cache: ModelCache, staging: Path, limits: UploadLimits | None = None) -> None:
         self.registry = registry
         self._cache = cache
         self._staging = staging
-        self._lock = threading.Lock()  # one change at a time: parts of one model may come concurrently
+        self._limits = limits or UploadLimits()
+        self._flood_stage = parse_flood_stage(self._limits.flood_stage)
+        self._check = CheckLimits(self._limits.check_timeout_s, self._limits.check_memory_bytes)
+        self._running = RunningChecks()
+        # Short changes only (files and registry entries): never held while a model is assembled or checked.
+        self._lock = threading.Lock()
+        self._staged: dict[str, _Staged] = {}
+        self._completing: set[tuple[str, int]] = set()  # (model id, create time) being assembled and checked
 
     def _dir(self, model_id: str) -> Path:
         return self._staging / model_id
@@ -104,9 +109,13 @@ class ModelUploads:
         model_id = config["model_id"]
         model = RegisteredModel(model_id=model_id, config=config)
         with self._lock:
+            check_store(self.store_bytes(), 0, self._limits.store_limit_bytes, model_id)
+            check_disk(self._staging.parent, self._flood_stage, 0, 0, model_id)  # a full disk blocks the index
             if not self.registry.add(model):
                 raise ResourceAlreadyExistsException(f"Trained machine learning model [{model_id}] already exists")
-            shutil.rmtree(self._dir(model_id), ignore_errors=True)  # left by a deleted model of this id
+            self._staged.pop(model_id, None)
+            trash = self._trash(self._dir(model_id))  # left by a deleted model of this id
+        _remove(trash)
         return model
 
     def _registered(self, model_id: str) -> RegisteredModel:
@@ -118,8 +127,43 @@ class ModelUploads:
     def announced_length(self, model_id: str) -> int:
         """`total_definition_length` as the parts announce it (Elasticsearch's model size for an
         upload under way), 0 before the first part."""
-        meta = self._dir(model_id) / _META
-        return int(json.loads(meta.read_text())["total_definition_length"]) if meta.exists() else 0
+        meta = self._read_meta(model_id)
+        return 0 if meta is None else int(meta["total_definition_length"])
+
+    def _read_meta(self, model_id: str) -> dict[str, int] | None:
+        try:
+            return json.loads((self._dir(model_id) / _META).read_text())
+        except FileNotFoundError:
+            return None
+
+    def _staged_of(self, model_id: str) -> _Staged:
+        staged = self._staged.get(model_id)
+        if staged is None:
+            staged = _Staged()
+            directory = self._dir(model_id)
+            for path in directory.glob("part-*") if directory.is_dir() else []:
+                staged.parts += 1
+                staged.bytes += path.stat().st_size
+            self._staged[model_id] = staged
+        return staged
+
+    def store_bytes(self, exclude: str | None = None) -> int:
+        """What uploaded models take in the store: installed copies (each once) and staged parts."""
+        total, keys = 0, set()
+        for model in self.registry.list():
+            if model.source is not None or model.model_id == exclude:
+                continue
+            if model.cache_key is not None:
+                if model.cache_key not in keys and (self._cache.root / model.cache_key).is_dir():
+                    keys.add(model.cache_key)
+                    total += model_size_bytes(self._cache.root / model.cache_key)
+            else:
+                total += self._staged_of(model.model_id).bytes
+        return total
+
+    def _refuse_if_complete(self, model: RegisteredModel, what: str, path: Path) -> None:
+        if model.fully_defined or path.exists() or (model.model_id, model.create_time) in self._completing:
+            raise ResourceAlreadyExistsException(what)
 
     def put_part(self, model_id: str, part: int, data: bytes, total_definition_length: int, total_parts: int) -> None:
         errors = part_errors(part, total_definition_length, total_parts)
@@ -129,134 +173,244 @@ class ModelUploads:
             model = self._registered(model_id)
             directory = self._dir(model_id)
             path = directory / _PART.format(part)
-            if model.fully_defined or path.exists():
-                raise ResourceAlreadyExistsException(
-                    f"Trained machine learning model chunked doc [{model_id}][{part}] already exists"
-                )
-            directory.mkdir(parents=True, exist_ok=True)
-            meta_path = directory / _META
+            self._refuse_if_complete(model, f"Trained machine learning model chunked doc [{model_id}][{part}] already exists", path)
             expected = {"total_definition_length": total_definition_length, "total_parts": total_parts}
-            if meta_path.exists():
-                stored = json.loads(meta_path.read_text())
-                if stored != expected:
-                    # Elasticsearch stores each part's own totals and fails at load; elserve says so now.
-                    raise StatusException(
-                        f"part [{part}] of model [{model_id}] gives total_definition_length "
-                        f"[{total_definition_length}] and total_parts [{total_parts}], but earlier parts gave "
-                        f"[{stored['total_definition_length']}] and [{stored['total_parts']}]",
-                        400,
-                    )
-            else:
-                _write_whole(meta_path, json.dumps(expected).encode())
-            _write_whole(path, data)
-            self._complete_if_ready(model)
+            stored = self._read_meta(model_id)
+            if stored is not None and stored != expected:
+                # Elasticsearch stores each part's own totals and fails at load; elserve says so now.
+                raise StatusException(
+                    f"part [{part}] of model [{model_id}] gives total_definition_length "
+                    f"[{total_definition_length}] and total_parts [{total_parts}], but earlier parts gave "
+                    f"[{stored['total_definition_length']}] and [{stored['total_parts']}]",
+                    400,
+                )
+            staged = self._staged_of(model_id)
+            if staged.bytes + len(data) > total_definition_length:
+                raise StatusException(
+                    f"part [{part}] of model [{model_id}] brings its definition to [{staged.bytes + len(data)}] "
+                    f"bytes, more than its total_definition_length [{total_definition_length}]",
+                    400,
+                )
+            check_store(self.store_bytes(exclude=model_id), total_definition_length, self._limits.store_limit_bytes, model_id)
+            # What follows this part: the rest of the definition, then its installed copy.
+            ahead = total_definition_length - staged.bytes - len(data) + total_definition_length
+            try:
+                directory.mkdir(parents=True, exist_ok=True)
+                check_disk(directory, self._flood_stage, len(data), ahead, model_id)
+                if stored is None:
+                    _write_whole(directory / _META, json.dumps(expected).encode())
+                _write_whole(path, data)
+            except OSError as e:
+                raise write_error(e) from None
+            staged.parts += 1
+            staged.bytes += len(data)
+            ready = self._start_completion(model)
+        if ready:
+            self._complete(model)
 
     def put_vocabulary(self, model_id: str, vocabulary: list[str], merges: list[str] | None, scores: list[float] | None) -> None:
         errors = vocabulary_errors(vocabulary, scores)
         if errors:
             raise ActionRequestValidationException(errors)
+        document: dict[str, Any] = {"vocabulary": vocabulary}
+        if merges:
+            document["merges"] = merges
+        if scores:
+            document["scores"] = scores
+        data = orjson.dumps(document)  # orjson: the stdlib encoder holds the GIL far longer
         with self._lock:
             model = self._registered(model_id)
             path = self._dir(model_id) / ELASTIC_VOCAB
-            if model.fully_defined or path.exists():
-                # Messages.INFERENCE_TRAINED_MODEL_VOCAB_EXISTS (text unconfirmed)
-                raise ResourceAlreadyExistsException(
-                    f"Trained machine learning model [{model_id}] vocabulary already exists"
-                )
-            path.parent.mkdir(parents=True, exist_ok=True)
-            document: dict[str, Any] = {"vocabulary": vocabulary}
-            if merges:
-                document["merges"] = merges
-            if scores:
-                document["scores"] = scores
-            _write_whole(path, json.dumps(document).encode())
-            self._complete_if_ready(model)
-
-    def _complete_if_ready(self, model: RegisteredModel) -> None:
-        directory = self._dir(model.model_id)
-        meta_path = directory / _META
-        if not meta_path.exists() or not (directory / ELASTIC_VOCAB).exists():
-            return
-        meta = json.loads(meta_path.read_text())
-        parts = [directory / _PART.format(i) for i in range(meta["total_parts"])]
-        if not all(p.exists() for p in parts):
-            return
-        length = sum(p.stat().st_size for p in parts)
-        if length != meta["total_definition_length"]:
-            raise StatusException(
-                f"the definition parts of model [{model.model_id}] hold [{length}] bytes, not the "
-                f"total_definition_length [{meta['total_definition_length']}]; delete the model and upload it again",
-                400,
-            )
-        key = self._install(model, parts, directory / ELASTIC_VOCAB)
-        installed = replace(model, cache_key=key, sha256=key, fully_defined=True)
-        self.registry.put(installed)
-        shutil.rmtree(directory, ignore_errors=True)
-        try:  # sized now, in this worker thread, for the stats to come
-            read_shapes(self._cache.root / key)
-        except (ModelFormatError, OSError, RuntimeError) as e:
-            log.warning("[%s] cannot size the uploaded model from its files: %s", model.model_id, e)
-        log.info("[%s] uploaded model fully defined: %s", model.model_id, self._cache.root / key)
-
-    def _install(self, model: RegisteredModel, parts: list[Path], vocab: Path) -> str:
-        """Assemble the Elastic layout beside the cache, then commit it under its sha256 by one rename."""
-        scratch = self._cache.root / f".upload-{uuid.uuid4().hex}"
-        scratch.mkdir(parents=True)
-        try:
-            digest = hashlib.sha256()
-            with open(scratch / ELASTIC_MODEL, "wb") as out:
-                for part in parts:
-                    data = part.read_bytes()
-                    out.write(data)
-                    digest.update(data)
-                out.flush()
-                os.fsync(out.fileno())
-            # The configuration without the id: the same model under two ids is one copy.
-            runtime_config = {k: v for k, v in model.config.items() if k != "model_id"}
-            files = {ELASTIC_VOCAB: vocab.read_bytes(), ELASTIC_CONFIG: json.dumps(runtime_config, indent=2, sort_keys=True).encode()}
-            for name, data in files.items():
-                _write_whole(scratch / name, data)
-                digest.update(name.encode() + b"\0" + data)
-            key = digest.hexdigest()
+            # Messages.INFERENCE_TRAINED_MODEL_VOCAB_EXISTS (text unconfirmed)
+            self._refuse_if_complete(model, f"Trained machine learning model [{model_id}] vocabulary already exists", path)
             try:
-                check_elastic_model(scratch)
-            except ModelFormatError as e:
-                # Elasticsearch stores any bytes and fails at deployment; elserve says why now (400).
+                path.parent.mkdir(parents=True, exist_ok=True)
+                check_disk(path.parent, self._flood_stage, len(data), 0, model_id)
+                _write_whole(path, data)
+            except OSError as e:
+                raise write_error(e) from None
+            ready = self._start_completion(model)
+        if ready:
+            self._complete(model)
+
+    def _start_completion(self, model: RegisteredModel) -> bool:
+        """Under the lock: True (and the model marked as completing) when everything is here."""
+        directory = self._dir(model.model_id)
+        meta = self._read_meta(model.model_id)
+        if meta is None or not (directory / ELASTIC_VOCAB).exists():
+            return False
+        if self._staged_of(model.model_id).parts < meta["total_parts"]:
+            return False
+        self._completing.add((model.model_id, model.create_time))
+        return True
+
+    def _complete(self, model: RegisteredModel) -> None:
+        """Assemble, check (a child process) and install a model whose parts are all here. Runs without
+        the lock: other requests go on meanwhile, and a DELETE meanwhile wins."""
+        token = (model.model_id, model.create_time)
+        directory = self._dir(model.model_id)
+        try:
+            meta = self._read_meta(model.model_id) or {}
+            parts = [directory / _PART.format(i) for i in range(int(meta.get("total_parts", 0)))]
+            try:
+                length = sum(p.stat().st_size for p in parts)
+                if length != meta.get("total_definition_length"):
+                    raise CheckFailed(
+                        f"its definition parts hold [{length}] bytes, not the total_definition_length "
+                        f"[{meta.get('total_definition_length')}]"
+                    )
+                key = install(model, directory, parts, self._cache.root, self._check, self._running, length)
+            except CheckFailed as e:
+                reason = f"model [{model.model_id}] cannot be served: {e}; delete the model and upload it again"
+                log.warning("[%s] uploaded model refused by its check: %s", model.model_id, e)
+                with self._lock:
+                    if self._is_current(model):
+                        self.registry.put(replace(model, definition_error=reason))
+                raise StatusException(reason, 400) from None
+            except CheckInterrupted:
+                if not self._is_current(model):
+                    raise not_found(model.model_id) from None
                 raise StatusException(
-                    f"model [{model.model_id}] cannot be served: {e}; delete the model and upload it again", 400
-                ) from e
-            final = self._cache.root / key
-            if (final / MARKER).is_file():
-                return key  # the same files are installed already
-            record = {
-                "installed_for": model.model_id,
-                "source": "upload",
-                "sha256": key,
-                "installed_at": int(time.time() * 1000),
-                "files": sorted([ELASTIC_MODEL, *files]),
-            }
-            _write_whole(scratch / MARKER, json.dumps(record, indent=2).encode())
-            if final.exists():
-                shutil.rmtree(final)  # without a marker: not an install of ours
-            os.rename(scratch, final)
-            return key
+                    f"the server is stopping: the upload of model [{model.model_id}] is complete and is checked "
+                    "when the server starts again",
+                    503,
+                ) from None
+            except OSError as e:
+                if not self._is_current(model):
+                    raise not_found(model.model_id) from None
+                raise write_error(e) from None
+            with self._lock:
+                current = self._is_current(model)
+                if not current:  # deleted (and maybe created again) meanwhile
+                    trash = self._unused_install(key)
+                else:
+                    self.registry.put(replace(model, cache_key=key, sha256=key, fully_defined=True, definition_error=None))
+                    self._staged.pop(model.model_id, None)
+                    trash = self._trash(directory)
+            _remove(trash)
+            if not current:
+                raise not_found(model.model_id)
+            log.info("[%s] uploaded model fully defined: %s", model.model_id, key)
         finally:
-            shutil.rmtree(scratch, ignore_errors=True)
+            with self._lock:
+                self._completing.discard(token)
+
+    def _is_current(self, model: RegisteredModel) -> bool:
+        now = self.registry.get(model.model_id)
+        return now is not None and now.create_time == model.create_time and not now.fully_defined
+
+    def report(self, model_id: str) -> dict[str, Any] | None:
+        """The upload as `_stats` shows it (elserve's `upload` object) while it is checked or after its
+        check refused it; None otherwise."""
+        model = self.registry.get(model_id)
+        if model is None or model.source is not None or model.fully_defined:
+            return None
+        if (model_id, model.create_time) in self._completing:
+            return {"state": "checking"}
+        if model.definition_error is not None:
+            return {"state": "failed", "reason": model.definition_error}
+        return None
 
     def delete(self, model_id: str) -> None:
         """Forget an uploaded model, its waiting parts, and its installed files unless another model
-        shares them (content-addressed). The caller has stopped its deployments."""
+        shares them (content-addressed). The caller has stopped its deployments. A completion under way
+        finds the model gone and discards its work."""
         with self._lock:
             model = self.registry.get(model_id)
             if model is None or not self.registry.remove(model_id):
                 raise not_found(model_id)
-            shutil.rmtree(self._dir(model_id), ignore_errors=True)
-            key = model.cache_key
-            if key is None or any(other.cache_key == key for other in self.registry.list()):
-                return
-            installed = self._cache.root / key
-            if installed.is_dir():
-                # Renamed away first: a directory half deleted is never taken for an install.
-                trash = self._cache.root / f".deleted-{key}-{uuid.uuid4().hex}"
-                os.rename(installed, trash)
-                shutil.rmtree(trash, ignore_errors=True)
+            self._staged.pop(model_id, None)
+            self._running.end(model_id)  # its check, if one runs: the answer is no longer wanted
+            trash = [self._trash(self._dir(model_id))]
+            if model.cache_key is not None:
+                trash.append(self._unused_install(model.cache_key))
+        for path in trash:
+            _remove(path)
+
+    def _unused_install(self, key: str) -> Path | None:
+        """Under the lock: the installed directory `key` renamed away when no registered model uses it
+        (a directory half deleted is never taken for an install); its new path, to remove."""
+        if any(other.cache_key == key for other in self.registry.list()):
+            return None
+        return self._trash(self._cache.root / key)
+
+    def _trash(self, path: Path) -> Path | None:
+        """Rename `path` (if it exists) to a hidden name beside it, to be removed outside the lock."""
+        if not path.exists():
+            return None
+        trash = path.with_name(f"{_TRASH}{path.name}-{uuid.uuid4().hex}")
+        try:
+            os.rename(path, trash)
+        except OSError as e:  # a read-only directory: what stays is removed at the next start
+            log.warning("cannot remove [%s] now (%s); it is removed at the next start", path, e.strerror)
+            return None
+        return trash
+
+    def close(self) -> None:
+        """The server stops: checks running now are ended (their models stay as they are, and their
+        completion runs again at the next start)."""
+        self._running.kill_all()
+
+    def recover(self) -> list[str]:
+        """At start: remove what a crash left (assemblies cut short, trash, staging of models deleted or
+        complete) and return the ids of models whose completion was cut short, for `resume`."""
+        for root, prefixes in ((self._cache.root, (*LEGACY_PREFIXES, _TRASH)), (self._staging, (_TRASH,))):
+            for path in sorted(root.iterdir()) if root.is_dir() else []:
+                if path.name.startswith(prefixes):
+                    _remove(path)
+        waiting = [
+            model.model_id
+            for model in self.registry.list()
+            if model.source is None
+            and model.cache_key is not None
+            and (self._cache.root / model.cache_key).is_dir()
+            and not (self._cache.root / model.cache_key / SHAPES_FILE).exists()
+        ]  # installed before their check recorded their shapes: sized by `resume`, in a child too
+        for directory in sorted(self._staging.iterdir()) if self._staging.is_dir() else []:
+            if directory.name.startswith("."):
+                continue
+            model = self.registry.get(directory.name)
+            if model is None or model.fully_defined:
+                _remove(directory)
+                continue
+            for leftover in directory.iterdir():
+                if leftover.name.startswith((ASSEMBLY_PREFIX, ".")):
+                    _remove(leftover)
+            with self._lock:
+                if model.definition_error is None and self._start_completion(model):
+                    waiting.append(model.model_id)
+        return waiting
+
+    def resume(self, model_id: str) -> None:
+        """Run again a completion that a crash cut short, or size a model installed without its shapes
+        (both found by `recover`)."""
+        model = self.registry.get(model_id)
+        if model is None:
+            return
+        try:
+            if model.fully_defined and model.cache_key is not None:
+                self._size(model.model_id, self._cache.root / model.cache_key)
+            else:
+                self._complete(model)
+        except Exception as e:  # the reason is kept on the model (a failed check) or logged here
+            log.warning("[%s] the interrupted upload could not be completed: %s", model_id, e)
+
+    def _size(self, model_id: str, installed: Path) -> None:
+        """Record the shapes of an installed upload, read by the check in its child process; a model the
+        check cannot read gets the reason instead, so that it is never loaded here to be sized."""
+        try:
+            record = run_check(installed, self._check, model_size_bytes(installed), self._running, model_id)
+        except CheckFailed as e:
+            record = {"error": f"the upload check cannot read the model: {e}"}
+        except CheckInterrupted:
+            return
+        _write_whole(installed / SHAPES_FILE, json.dumps(record).encode())
+
+
+def _remove(path: Path | None) -> None:
+    if path is None:
+        return
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)

@@ -14,10 +14,12 @@ is stored: a model that could never deploy is better refused than kept.
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterable
 from typing import Any
 
 from elserve.endpoints.ids import ID_LENGTH_LIMIT, id_too_long_message, is_valid_id
 from elserve.endpoints.json_location import top_level_fields
+from elserve.endpoints.field_suggestions import did_you_mean
 from elserve.errors import (
     ActionRequestValidationException,
     StatusException,
@@ -25,7 +27,9 @@ from elserve.errors import (
 )
 
 PYTORCH = "pytorch"
+PYTORCH_DEFAULT_INPUT = "input"
 TEXT_EXPANSION = "text_expansion"
+PASS_THROUGH = "pass_through"
 # `TrainedModelConfig`'s fields (the strict parser's), and those the user may not set on creation.
 _FIELDS = {
     "model_id", "created_by", "version", "description", "create_time", "tags", "metadata", "input",
@@ -35,13 +39,17 @@ _FIELDS = {
 }  # fmt: skip
 _ILLEGAL_ON_CREATION = ("version", "created_by", "create_time", "license_level", "location", "model_package")
 _MODEL_TYPES = ("tree_ensemble", "lang_ident", PYTORCH)
-_TASKS = (
+INFERENCE_CONFIG_NAMES = (
     "classification", "regression", "fill_mask", "ner", "pass_through", "question_answering",
     "text_classification", "text_embedding", "text_expansion", "text_similarity", "zero_shot_classification",
     "learning_to_rank",
 )  # fmt: skip
-_TEXT_EXPANSION_FIELDS = ("vocabulary", "tokenization", "results_field", "expansion_type")
-_TOKENIZATIONS = ("bert", "bert_ja", "mpnet", "roberta", "xlm_roberta", "deberta_v2")
+# The tasks elserve serves, and their configurations' fields (`TextExpansionConfig`, `PassThroughConfig`).
+SERVED_TASK_FIELDS = {
+    TEXT_EXPANSION: ("vocabulary", "tokenization", "results_field", "expansion_type"),
+    PASS_THROUGH: ("vocabulary", "tokenization", "results_field"),
+}
+TOKENIZATION_NAMES = ("bert", "bert_ja", "mpnet", "roberta", "xlm_roberta", "deberta_v2")
 # `Tokenization.java` + `BertTokenization.java`: the fields and their defaults.
 _BERT_DEFAULTS: dict[str, Any] = {
     "do_lower_case": False,
@@ -50,12 +58,19 @@ _BERT_DEFAULTS: dict[str, Any] = {
     "truncate": "first",
     "span": -1,
 }
-_TRUNCATE = ("first", "second", "none", "balanced")
+TRUNCATE_VALUES = ("first", "second", "none", "balanced")
 _NATIVE_INDEX = ".ml-inference-native-000002"
 
 
-def _unknown(parser: str, name: str, where: str = "") -> XContentParseException:
-    return XContentParseException(f"{where}[{parser}] unknown field [{name}]")
+class UnservedModel(StatusException):
+    """A model Elasticsearch would accept that elserve cannot serve (400, with the reason)."""
+
+    def __init__(self, reason: str, status: int = 400) -> None:
+        super().__init__(reason, status)
+
+
+def _unknown(parser: str, name: str, fields: Iterable[str], where: str = "") -> XContentParseException:
+    return XContentParseException(f"{where}[{parser}] unknown field [{name}]{did_you_mean(name, fields)}")
 
 
 def parse_put_config(model_id: str, body: dict[str, Any], raw: bytes | None = None) -> dict[str, Any]:
@@ -67,7 +82,7 @@ def parse_put_config(model_id: str, body: dict[str, Any], raw: bytes | None = No
     for name in config:
         if name not in _FIELDS:
             where = locations.get(name)
-            raise _unknown("trained_model_config", name, f"[{where.location}] " if where else "")
+            raise _unknown("trained_model_config", name, _FIELDS, f"[{where.name}] " if where else "")
     errors: list[str] = []
     body_id = config.get("model_id")
     if body_id is not None and body_id != model_id:
@@ -111,16 +126,19 @@ def parse_put_config(model_id: str, body: dict[str, Any], raw: bytes | None = No
                 errors.append(f"illegal to set [metadata.{name}] at inference model creation")
     if errors:
         raise ActionRequestValidationException(errors)
-    if model_type not in _MODEL_TYPES:
+    if model_type is not None and model_type not in _MODEL_TYPES:
         raise XContentParseException("[trained_model_config] failed to parse field [model_type]")
     if model_type != PYTORCH or has_definition:
-        raise StatusException(
+        # No `model_type` beside a definition: Elasticsearch takes it as a tree ensemble (the
+        # model's default location in `TransportPutTrainedModelAction`).
+        raise UnservedModel(
             f"elserve serves only [{PYTORCH}] models uploaded in definition parts; model [{model_id}] is "
-            f"[{model_type}]{' with an inline definition' if has_definition else ''}",
+            f"[{model_type or 'tree_ensemble'}]{' with an inline definition' if has_definition else ''}",
             400,
         )
-    config["inference_config"] = {TEXT_EXPANSION: _text_expansion(model_id, inference)}
-    config.setdefault("input", {"field_names": ["text_field"]})
+    config["inference_config"] = _nlp_config(model_id, inference)
+    # `TrainedModelType.PYTORCH`'s default input (`InferenceConfig.getDefaultInput`): the field `input`.
+    config.setdefault("input", {"field_names": [PYTORCH_DEFAULT_INPUT]})
     config["model_id"] = model_id
     return config
 
@@ -139,43 +157,45 @@ def _input_errors(value: Any) -> list[str]:
     return errors
 
 
-def _text_expansion(model_id: str, inference: Any) -> dict[str, Any]:
-    """`inference_config.text_expansion`, with its tokenization's defaults filled in."""
+def _nlp_config(model_id: str, inference: Any) -> dict[str, Any]:
+    """`inference_config` of a served task (`text_expansion`, `pass_through`), with its
+    tokenization's defaults filled in."""
     if not isinstance(inference, dict) or len(inference) != 1:
         raise XContentParseException("[trained_model_config] failed to parse field [inference_config]")
     ((task, settings),) = inference.items()
-    if task not in _TASKS:
+    if task not in INFERENCE_CONFIG_NAMES:
         raise XContentParseException(f"[trained_model_config] failed to parse field [inference_config]: unknown [{task}]")
-    if task != TEXT_EXPANSION:
-        raise StatusException(
-            f"elserve serves only [{TEXT_EXPANSION}] models (sparse embeddings); model [{model_id}] is [{task}]", 400
+    if task not in SERVED_TASK_FIELDS:
+        raise UnservedModel(
+            f"elserve serves only {list(SERVED_TASK_FIELDS)} models; model [{model_id}] is [{task}]", 400
         )
+    fields = SERVED_TASK_FIELDS[task]
     settings = dict(settings or {})
     for name in settings:
-        if name not in _TEXT_EXPANSION_FIELDS:
-            raise _unknown(TEXT_EXPANSION, name)
+        if name not in fields:
+            raise _unknown(task, name, fields)
     if "vocabulary" in settings:
         raise StatusException("illegal setting [vocabulary] on inference model creation", 400)
     tokenization = settings.get("tokenization") or {"bert": {}}
     if not isinstance(tokenization, dict) or len(tokenization) != 1:
-        raise XContentParseException(f"[{TEXT_EXPANSION}] failed to parse field [tokenization]")
+        raise XContentParseException(f"[{task}] failed to parse field [tokenization]")
     ((name, values),) = tokenization.items()
-    if name not in _TOKENIZATIONS:
-        raise XContentParseException(f"[{TEXT_EXPANSION}] unable to parse Tokenization with name [{name}]: parser not found")
+    if name not in TOKENIZATION_NAMES:
+        raise XContentParseException(f"[{task}] unable to parse Tokenization with name [{name}]: parser not found")
     if name != "bert":
-        raise StatusException(
+        raise UnservedModel(
             f"elserve runs only [bert] (WordPiece) tokenization; model [{model_id}] asks for [{name}]", 400
         )
     settings["tokenization"] = {"bert": _bert(values)}
     settings["vocabulary"] = {"index": _NATIVE_INDEX}
-    return settings
+    return {task: settings}
 
 
 def _bert(values: Any) -> dict[str, Any]:
     values = dict(values or {})
     for name in values:
         if name not in _BERT_DEFAULTS:
-            raise _unknown("bert", name)
+            raise _unknown("bert", name, _BERT_DEFAULTS)
     out = {**_BERT_DEFAULTS, **values}
     for name in ("do_lower_case", "with_special_tokens"):
         if not isinstance(out[name], bool):
@@ -183,7 +203,7 @@ def _bert(values: Any) -> dict[str, Any]:
     for name in ("max_sequence_length", "span"):
         if not isinstance(out[name], int) or isinstance(out[name], bool):
             raise XContentParseException(f"[bert] failed to parse field [{name}]")
-    if out["truncate"] not in _TRUNCATE:
+    if out["truncate"] not in TRUNCATE_VALUES:
         raise XContentParseException("[bert] failed to parse field [truncate]")
     errors = []
     if out["max_sequence_length"] <= 0:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import fnmatch
 import logging
 from collections.abc import Callable
@@ -29,7 +30,9 @@ from elserve.models.downloads import DownloadState, DownloadStatus, ModelDownloa
 from elserve.models.registry import RegisteredModel
 from elserve.operations.deployments import DeploymentRecords, adaptive_config, initial_allocations
 from elserve.operations.model_upload import ModelUploads, not_found
-from elserve.operations.trained_model_config import parse_put_config
+from elserve.operations.inference_cache import InferenceCaches
+from elserve.operations.model_aliases import ModelAliases
+from elserve.operations.trained_model_config import UnservedModel, parse_put_config
 from elserve.store import Repository
 from elserve.timevalue import TimeValue
 
@@ -81,6 +84,8 @@ class TrainedModelOperations:
         self.uploads = uploads
         self._records = DeploymentRecords(repo, manager)
         self._endpoints_using = endpoints_using  # inference endpoints that use a deployment id
+        self.aliases = ModelAliases(repo)
+        self.inference_caches = InferenceCaches()
 
     def model_bytes(self, model_id: str) -> int:
         """The model's files; for an upload still missing parts, the definition's announced length."""
@@ -112,7 +117,7 @@ class TrainedModelOperations:
 
     def configs(self, expression: str | None, allow_no_match: bool, from_: int, size: int) -> list[ConfigEntry]:
         """`GET /_ml/trained_models[/{id}]`: the matching models that exist here."""
-        expression = expression or "_all"
+        expression = self.aliases.expand(expression or "_all")
         models = [m for m in self.known_models() if _matches(expression, m)]
         if not models and not (allow_no_match and _has_wildcard(expression)):
             raise ResourceNotFoundException(f"No known trained model with model_id [{expression}]")
@@ -137,7 +142,25 @@ class TrainedModelOperations:
             if self._downloads.state(model_id).status is not DownloadStatus.ABSENT:
                 raise ResourceAlreadyExistsException(f"Trained machine learning model [{model_id}] already exists")
             return ConfigEntry(model_id, 0, self._downloads.start(model_id), spec=spec)
-        config = parse_put_config(model_id, body or {}, raw)
+        try:
+            config = parse_put_config(model_id, body or {}, raw)
+            unserved = None
+        except UnservedModel as refusal:  # after Elasticsearch's own checks of the id
+            unserved = refusal
+        # `TransportPutTrainedModelAction.masterOperation`: a model id may not be an alias, nor a current
+        # deployment's id (checked before the id's own existence).
+        if self.aliases.model_of(model_id) is not None:
+            raise StatusException(
+                f"requested model_id [{model_id}] is the same as an existing model_alias. Model model_aliases and "
+                "ids must be unique",
+                400,
+            )
+        if self._manager.get(model_id) is not None:
+            raise StatusException(
+                f"Cannot create model [{model_id}] the id is the same as an current model deployment", 400
+            )
+        if unserved is not None:
+            raise unserved
         uploaded = self.uploads.create(config)
         return ConfigEntry(model_id, 0, DownloadState(model_id, DownloadStatus.ABSENT), uploaded=uploaded)
 
@@ -156,7 +179,8 @@ class TrainedModelOperations:
             )
         for deployment in deployments:
             await self._records.stop(deployment.deployment_id)
-        self.uploads.delete(model_id)
+        await asyncio.to_thread(self.uploads.delete, model_id)  # files removed off the event loop
+        self.aliases.delete_model(model_id)
 
     def _catalogue_spec(self, model_id: str) -> ModelSpec:
         if self._downloads.catalogue.resolve(model_id) is None:
@@ -168,7 +192,7 @@ class TrainedModelOperations:
         self, expression: str | None, allow_no_match: bool, from_: int, size: int
     ) -> tuple[int, list[ModelEntry]]:
         """(count of matching models, one entry per deployment or per undeployed model)."""
-        expression = expression or "_all"
+        expression = self.aliases.expand(expression or "_all")
         deployments = self._manager.all()
         models = [
             m
@@ -228,6 +252,7 @@ class TrainedModelOperations:
                 queue_capacity=request.queue_capacity,
                 priority=request.priority,
                 adaptive_allocations=adaptive_config(adaptive),
+                cache_size=request.cache_size,
             )
         )
         if request.wait_for != "starting" and not await deployment.wait_until(request.wait_for, timeout.seconds):
@@ -238,8 +263,21 @@ class TrainedModelOperations:
                 408,
             )
         if deployment.state is DeploymentState.FAILED:
+            # Elasticsearch deletes a deployment that failed to start before answering
+            # (`TransportStartTrainedModelDeploymentAction.deleteFailedDeployment`): nothing stays behind,
+            # and the same start can be tried again. One that fails after a 408 stays, `failed`, in stats.
+            if self._manager.get(deployment_id) is deployment:
+                await self._records.stop(deployment_id)
             raise StatusException(
                 f"Could not start model deployment [{deployment_id}]: {deployment.reason}", 500
+            )
+        if deployment.state is DeploymentState.STOPPING:
+            # Stopped by another request while this one waited: Elasticsearch's DeploymentStartedPredicate
+            # (TransportStartTrainedModelDeploymentAction.java) answers at once, with this 400.
+            raise StatusException(
+                "Error waiting for the model deployment to start. The trained model assignment was removed while "
+                "waiting",
+                400,
             )
         return deployment
 
@@ -285,9 +323,25 @@ class TrainedModelOperations:
         if number_of_allocations is not None:
             self._manager.check_update(deployment, number_of_allocations)
             config = config.with_allocations(number_of_allocations)
-        await deployment.reconfigure(config)
-        self._records.save(deployment.config)
+        async with self._records.changing():  # with the record: a shared store's pass sees both or neither
+            await deployment.reconfigure(config)
+            self._records.save(deployment.config)
         return deployment
+
+    def clear_cache(self, deployment_id: str) -> None:
+        """`TransportClearDeploymentCacheAction`: the deployment's inference cache is emptied."""
+        self.inference_caches.clear(self._deployment(deployment_id))
+
+    def put_alias(self, model_alias: str, model_id: str, reassign: bool) -> None:
+        self.aliases.put(model_alias, model_id, reassign, self._model_config, self._manager.of_model)
+
+    def _model_config(self, model_id: str) -> dict[str, Any] | None:
+        uploaded = self.uploads.registry.get(model_id)
+        if uploaded is not None:
+            return dict(uploaded.config)
+        if model_id in self.known_models():
+            return {"model_type": "pytorch", "inference_config": {"text_expansion": {}}}
+        return None
 
     async def stop(self, deployment_id: str, force: bool, allow_no_match: bool) -> None:
         if self._manager.get(deployment_id) is None:
@@ -318,4 +372,5 @@ class StartRequest:
     priority: str = DEFAULT_PRIORITY
     adaptive_allocations: AdaptiveAllocations | None = None
     wait_for: str = "started"
+    cache_size: str | None = None  # `ByteSizeValue.getStringRep()` of the size given
 

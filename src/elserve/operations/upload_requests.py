@@ -21,6 +21,8 @@ _PART_PARSER = "put_trained_model_part_action"
 _VOCABULARY_PARSER = "put_trained_model_vocabulary"
 _JAVA_INT_MAX = 2**31 - 1
 _JAVA_LONG_MAX = 2**63 - 1
+# `PutTrainedModelDefinitionPartAction.MAX_NUM_NATIVE_DEFINITION_PARTS`.
+MAX_PARTS = 10_000
 
 
 @dataclass(frozen=True)
@@ -96,3 +98,28 @@ def parse_vocabulary(body: dict[str, Any]) -> Vocabulary:
             raise XContentParseException(f"[{_VOCABULARY_PARSER}] failed to parse field [scores]")
         scores = [float(v) for v in scores]
     return Vocabulary(vocabulary, merges, scores)
+
+
+def part_errors(part: int, total_definition_length: int, total_parts: int) -> list[str]:
+    """`PutTrainedModelDefinitionPartAction.Request.validate`, in its order."""
+    errors = []
+    if part < 0:
+        errors.append("[part] must be greater or equal to 0")
+    if total_parts <= 0:
+        errors.append("[total_parts] must be greater than 0")
+    if total_parts > MAX_PARTS:
+        errors.append(f"[total_parts] must be less than or equal to {MAX_PARTS}")
+    if total_definition_length <= 0:
+        errors.append("[total_definition_length] must be greater than 0")
+    if part >= total_parts:
+        errors.append("[part] must be less than total_parts")
+    return errors
+
+
+def vocabulary_errors(vocabulary: list[str], scores: list[float] | None) -> list[str]:
+    """`PutTrainedModelVocabularyAction.Request.validate`."""
+    if not vocabulary:
+        return ["[vocabulary] must not be empty"]
+    if scores and len(scores) != len(vocabulary):
+        return ["[scores] must have same length as [vocabulary]"]
+    return []

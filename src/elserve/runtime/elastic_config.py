@@ -19,6 +19,9 @@ from elserve.runtime.config import ModelFormatError
 from elserve.runtime.layout import ELASTIC_CONFIG, ELASTIC_VOCAB
 
 TEXT_EXPANSION = "text_expansion"
+# A model whose output is returned as it is (`PassThroughConfig.java`): its tokenization is read the same way.
+PASS_THROUGH = "pass_through"
+TASKS = (TEXT_EXPANSION, PASS_THROUGH)
 # The tokenizations Elasticsearch knows; only `bert` (BERT's WordPiece, which eland also writes for
 # DistilBERT models) is run here: the others split text another way (BPE, unigram, MeCab).
 TOKENIZATIONS = ("bert", "bert_ja", "mpnet", "roberta", "xlm_roberta", "deberta_v2")
@@ -50,14 +53,21 @@ def read_config(model_dir: Path) -> dict[str, Any]:
     return raw
 
 
-def tokenization_of(config: dict[str, Any]) -> Tokenization:
-    """The tokenization of a `text_expansion` configuration; a `ModelFormatError` naming the reason
-    for another task or tokenizer."""
+def task_of(config: dict[str, Any]) -> str:
+    """The configuration's task, one of `TASKS`; a `ModelFormatError` naming another."""
     inference = config.get("inference_config") or {}
-    if not isinstance(inference, dict) or TEXT_EXPANSION not in inference:
+    task = next((t for t in TASKS if isinstance(inference, dict) and t in inference), None)
+    if task is None:
         tasks = list(inference) if isinstance(inference, dict) else inference
-        raise ModelFormatError(f"the model's inference_config is {tasks}, not [{TEXT_EXPANSION}]")
-    tokenization = (inference[TEXT_EXPANSION] or {}).get("tokenization") or {SUPPORTED_TOKENIZATION: {}}
+        raise ModelFormatError(f"the model's inference_config is {tasks}, not one of {list(TASKS)}")
+    return task
+
+
+def tokenization_of(config: dict[str, Any]) -> Tokenization:
+    """The tokenization of a `text_expansion` or `pass_through` configuration; a `ModelFormatError`
+    naming the reason for another task or tokenizer."""
+    task = task_of(config)
+    tokenization = (config["inference_config"][task] or {}).get("tokenization") or {SUPPORTED_TOKENIZATION: {}}
     if not isinstance(tokenization, dict) or len(tokenization) != 1:
         raise ModelFormatError(f"[tokenization] must name one tokenizer of {list(TOKENIZATIONS)}")
     (name, settings), = tokenization.items()
@@ -92,3 +102,7 @@ def vocabulary_of(raw: Any, where: str) -> list[str]:
 def read_vocabulary(model_dir: Path) -> list[str]:
     path = model_dir / ELASTIC_VOCAB
     return vocabulary_of(_read_json(path), str(path))
+
+
+def read_task(model_dir: Path) -> str:
+    return task_of(read_config(model_dir))

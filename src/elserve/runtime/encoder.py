@@ -12,9 +12,11 @@ import torch
 from elserve.runtime.bert import BertMaskedLM, load_bert
 from elserve.runtime.config import ModelFormatError
 from elserve.runtime.cpu import bf16_refusal
+from elserve.runtime.elastic_config import PASS_THROUGH, read_task
 from elserve.runtime.head import MARGIN, ExactHead
 from elserve.runtime.int8 import checked_int8_layers
 from elserve.runtime.layout import HF, layout_of
+from elserve.runtime.pass_through import PassThroughEncoder
 from elserve.runtime.sparse import SparseVector
 from elserve.runtime.tokenizer import Encoded, Tokenizer
 from elserve.runtime.torchscript import TorchScriptEncoder, extract_masked_lm, load_script
@@ -103,7 +105,7 @@ class Encoder:
     @classmethod
     def load(
         cls, model_dir: Path, num_threads: int | None = None, precision: str = EXACT, head: str | None = None
-    ) -> Encoder | TorchScriptEncoder:
+    ) -> Encoder | TorchScriptEncoder | PassThroughEncoder:
         """Load `model_dir` of either layout (`layout.py`); `num_threads` sets torch's intra-op
         threads (process-wide) and how many workers split a batch; `precision` is `exact` (the
         default) or the opt-in `bf16` or `int8` (see `PRECISIONS`); `head` as for the constructor.
@@ -119,6 +121,9 @@ class Encoder:
         if layout_of(model_dir) == HF:
             return cls(load_bert(model_dir), tokenizer, precision, head)
         module = load_script(model_dir)
+        if read_task(model_dir) == PASS_THROUGH:
+            pad = tokenizer.vocab.index("[PAD]") if "[PAD]" in tokenizer.vocab else 0
+            return PassThroughEncoder(module, pad)
         model = extract_masked_lm(module)
         if model is None:
             pad = tokenizer.vocab.index("[PAD]") if "[PAD]" in tokenizer.vocab else 0

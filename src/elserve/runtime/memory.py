@@ -11,7 +11,8 @@ the model; a worker holds only what it writes itself:
   first kernels (oneDNN code), its pages shared with the fork server included. Measured (torch 2.13
   CPU, AMD EPYC): 158 MB.
 - `weights`: every tensor of the checkpoint as fp32 (`model.safetensors`, or the TorchScript's
-  state), shared tensors (a tied decoder) once.
+  state, or its graph's constants when it has no state: script_graph.py), shared tensors (a tied
+  decoder) once.
 - `packed`: the encoder layers' linears of at least `bert._PACK_MIN_ELEMENTS` weights, copied once
   into oneDNN's blocked layout (`bert._PackedLinear`) where oneDNN is present.
 - `head`: the exact head's int8 decoder rows (vocab x hidden bytes), the screen's per-entry factors
@@ -35,17 +36,21 @@ that then run in tests/e2e/test_model_upload.py (a ratio band).
 from __future__ import annotations
 
 import functools
+import json
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors import safe_open
 
 from elserve.runtime.bert import _PACK_MIN_ELEMENTS, WEIGHTS_FILE
 from elserve.runtime.config import BertConfig, ModelFormatError, read_config
+from elserve.runtime.elastic_config import PASS_THROUGH, read_task
 from elserve.runtime.layout import ELASTIC_MODEL, HF, layout_of
 from elserve.runtime.screening import ROW_BLOCK, VOCAB_BLOCK
+from elserve.runtime.script_graph import script_state
 
 PROCESS_BYTES = 158 * 2**20
 WORKER_BYTES = 16 * 2**20
@@ -98,18 +103,51 @@ def _hf_shapes(model_dir: Path) -> _Shapes:
     return _Shapes(tensors, config.vocab_size, config.hidden_size, config.intermediate_size)
 
 
+# What the upload check (a child process: operations/upload_check.py) read of an uploaded TorchScript
+# model, kept beside it: the server sizes the model from this instead of loading uploaded code itself.
+SHAPES_FILE = "shapes.json"
+
+
+def shapes_record(model_dir: Path) -> dict[str, Any]:
+    """What `SHAPES_FILE` holds: the model's shapes as the estimate reads them, loading the model."""
+    shapes = _elastic_shapes(model_dir)
+    return {
+        "tensors": {k: list(s) for k, s in shapes.tensors.items()},
+        "vocab": shapes.vocab,
+        "hidden": shapes.hidden,
+        "intermediate": shapes.intermediate,
+    }
+
+
+def _recorded_shapes(record: dict[str, Any]) -> _Shapes:
+    if "error" in record:  # the check could not read the model: it is not loaded here either
+        raise ModelFormatError(str(record["error"]))
+    tensors = {str(k): tuple(int(d) for d in s) for k, s in record["tensors"].items()}
+    return _Shapes(tensors, int(record["vocab"]), int(record["hidden"]), int(record["intermediate"]))
+
+
 def _elastic_shapes(model_dir: Path) -> _Shapes:
+    recorded = model_dir / SHAPES_FILE
+    if recorded.is_file():
+        try:
+            return _recorded_shapes(json.loads(recorded.read_text()))
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            raise ModelFormatError(f"[{SHAPES_FILE}] of the model cannot be read: {e}") from e
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         module = torch.jit.load(str(model_dir / ELASTIC_MODEL), map_location="cpu")
     seen: set[int] = set()
     tensors = {}
-    for key, tensor in module.state_dict().items():
+    for key, tensor in script_state(module).items():
         if tensor.untyped_storage().data_ptr() in seen:
             continue  # a tied decoder: the word embeddings once
         seen.add(tensor.untyped_storage().data_ptr())
         tensors[key] = tuple(tensor.shape)
     words = next((s for k, s in tensors.items() if k.endswith("word_embeddings.weight")), None)
+    if words is None and read_task(model_dir) == PASS_THROUGH:
+        # Any module may be passed through: sized by its weights alone (no vocabulary head; the
+        # activations of a one-wide model).
+        return _Shapes(tensors, 1, 1, 1)
     if words is None:
         raise ModelFormatError(f"[{model_dir / ELASTIC_MODEL}] has no word embeddings to size it by")
     widths = [

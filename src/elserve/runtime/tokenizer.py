@@ -25,6 +25,8 @@ from elserve.runtime.sparse import TokenNames
 _SPECIALS = 2
 # The most word-pieces one cut word can change (BERT's `max_input_chars_per_word` is 100).
 _CUT_WORD_PIECES = 101
+# Texts handed to the library at once: enough for its threads, few enough to bound its encodings' memory.
+_ENCODE_SLICE = 256
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -94,10 +96,20 @@ class Tokenizer:
             return self._encode(texts)
         return [self._encode_long(t) if len(t) > limit else self._encode([t])[0] for t in texts]
 
+    def length(self, text: str) -> int:
+        """The text's token count, [CLS] and [SEP] included, before any truncation (for `truncate: none`)."""
+        encoding = self._inner.encode(text, add_special_tokens=True)
+        return len(encoding.ids) + sum(len(o.ids) - _SPECIALS for o in encoding.overflowing)
+
     def _encode(self, texts: list[str]) -> list[Encoded]:
-        # The fast batch API skips offsets, which inference never needs.
-        encodings = self._inner.encode_batch_fast(texts, add_special_tokens=True)
-        return [Encoded(np.asarray(e.ids, dtype=np.int32), len(e.overflowing) > 0) for e in encodings]
+        # The fast batch API skips offsets, which inference never needs. In slices: a library encoding
+        # holds tens of bytes per token beyond its ids (tokens, masks, overflow), so the thousands of
+        # chunks of one long document would otherwise all hold them at once.
+        encoded: list[Encoded] = []
+        for start in range(0, len(texts), _ENCODE_SLICE):
+            encodings = self._inner.encode_batch_fast(texts[start : start + _ENCODE_SLICE], add_special_tokens=True)
+            encoded.extend(Encoded(np.asarray(e.ids, dtype=np.int32), len(e.overflowing) > 0) for e in encodings)
+        return encoded
 
     @property
     def _prefix_chars(self) -> int:
@@ -132,7 +144,9 @@ def wordpiece(vocab: list[str], lowercase: bool, with_special_tokens: bool) -> t
     ids: dict[str, int] = {}
     for i, token in enumerate(vocab):
         ids.setdefault(token, i)  # a duplicated entry keeps its first id
-    missing = [t for t in ("[UNK]", "[CLS]", "[SEP]") if t not in ids]
+    # `[CLS]` and `[SEP]` are needed only to wrap the text (`with_special_tokens`).
+    required = ("[UNK]", "[CLS]", "[SEP]") if with_special_tokens else ("[UNK]",)
+    missing = [t for t in required if t not in ids]
     if missing:
         raise ModelFormatError(f"the vocabulary lacks the BERT special tokens {missing}")
     inner = tokenizers.Tokenizer(models.WordPiece(vocab=ids, unk_token="[UNK]", max_input_chars_per_word=100))

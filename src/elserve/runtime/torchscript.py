@@ -9,6 +9,8 @@ Elastic's ELSER pools inside the model and answers `(texts, vocab)` weights, tak
 Two ways to run one:
 - **fast**: when the module's weights are exactly a BERT or DistilBERT masked-LM's (names and shapes),
   they are taken into `bert.BertMaskedLM` and served by the exact head like any Hugging Face model.
+  A module whose state holds no weights (eland 9 freezes what it traces: the weights are graph
+  constants) is read from its graph instead (script_graph.py), when the graph is exactly such a masked-LM.
   What the weights do not say (the number of attention heads) is tried, and the fast model is used
   only if it answers what the TorchScript answers on a sample batch (padding included);
 - **slow**: anything else is run as the TorchScript itself, then pooled: correct, not faster than
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +30,7 @@ import torch
 from elserve.runtime.bert import BertMaskedLM, model_from_weights
 from elserve.runtime.config import ACTIVATIONS, BERT, DISTILBERT, BertConfig, ModelFormatError
 from elserve.runtime.layout import ELASTIC_MODEL
+from elserve.runtime.script_graph import as_constants, masked_lm_weights
 from elserve.runtime.sparse import SparseVector, sparsify
 
 log = logging.getLogger("elserve.runtime")
@@ -92,8 +96,11 @@ def _sample(vocab_size: int, positions: int) -> tuple[torch.Tensor, torch.Tensor
 
 def _masked_lm_weights(module: torch.jit.ScriptModule) -> tuple[str, dict[str, torch.Tensor]] | None:
     """(architecture, checkpoint-named weights) when the module holds a BERT or DistilBERT masked-LM
-    and nothing else; None otherwise."""
+    and nothing else, in its state or (a module without state) in its graph; None otherwise."""
     state = module.state_dict()
+    if not any(t.is_floating_point() for t in state.values()):  # frozen, or weights as plain attributes
+        constants = as_constants(module)
+        return masked_lm_weights(constants) if constants is not None else None
     for architecture, marker in _MARKERS:
         key = next((k for k in state if k.endswith(marker)), None)
         if key is None:
@@ -214,8 +221,22 @@ class TorchScriptEncoder:
                 f"the vocabulary has [{vocab_size}] tokens but the model's output only [{outputs}] entries"
             )
         self.kernels = {"layers": "torchscript", "head_short": "torchscript", "head_bulk": "torchscript"}
+        # A quantized graph (eland's `--quantize`: int8 linears scaling their input by its range) gives
+        # a text another vector beside other texts and padding: each text runs alone, so that a text's
+        # vector does not depend on the requests it is batched with.
+        graph = module.inlined_graph  # held while its nodes are read
+        self.per_text = _is_quantized(graph.nodes())
+
+    def use_threads(self, num_threads: int) -> None:
+        """As `Encoder.use_threads`: the graph runs on torch's intra-op threads, `num_threads` of them."""
+        torch.set_num_threads(num_threads)
 
     def encode_ids(self, batch: list[np.ndarray]) -> list[SparseVector]:
+        if self.per_text and len(batch) > 1:
+            return [vector for one in batch for vector in self._encode([one])]
+        return self._encode(batch)
+
+    def _encode(self, batch: list[np.ndarray]) -> list[SparseVector]:
         if not batch:
             return []
         longest = max(len(ids) for ids in batch)
@@ -229,15 +250,28 @@ class TorchScriptEncoder:
         return [sparsify(row) for row in weights.numpy()]
 
 
+def _is_quantized(nodes: Iterable[torch._C.Node]) -> bool:
+    """Whether any of the nodes (or of the blocks within them) is a quantized op."""
+    return any(
+        node.kind().startswith("quantized::") or any(_is_quantized(block.nodes()) for block in node.blocks())
+        for node in nodes
+    )
+
 
 def check_elastic_model(model_dir: Path) -> None:
     """What can be known of an Elastic-layout model without building its encoder: its configuration
     and vocabulary make a tokenizer, its `model.pt` is TorchScript with Elasticsearch's inputs, and
     its output covers the vocabulary (one forward on a few tokens). A `ModelFormatError` names the
     first failure."""
+    from elserve.runtime.elastic_config import PASS_THROUGH, read_task
     from elserve.runtime.tokenizer import Tokenizer
 
     tokenizer = Tokenizer.from_dir(model_dir)
+    if read_task(model_dir) == PASS_THROUGH:  # its output is the result: any tensor per text
+        from elserve.runtime.pass_through import check_pass_through
+
+        check_pass_through(model_dir, tokenizer.vocab)
+        return
     pad = tokenizer.vocab.index("[PAD]") if "[PAD]" in tokenizer.vocab else 0
     try:
         TorchScriptEncoder(load_script(model_dir), len(tokenizer.vocab), pad)

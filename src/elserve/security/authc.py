@@ -22,6 +22,7 @@ class Security:
         self.roles = RoleStore(repo)
         self.api_keys = ApiKeyStore(repo)
         self.throttle = throttle or LoginThrottle()
+        self._checks: dict[tuple[str, str], asyncio.Future[User]] = {}  # password checks running
 
     def principal(self, user: User) -> Principal:
         roles = self.roles.resolve(user.roles)
@@ -40,20 +41,38 @@ class Security:
         return self.roles.resolve(principal.roles)
 
     async def basic(self, username: str, password: str, address: str) -> Principal:
-        """A verified user, or 401 (429 while the brake holds this user or address).
+        """A verified user, or 401 (429 while the brake holds this user at this address).
 
-        A password verified before answers at once on the event loop; any other
-        waits its turn under the brake, then pays one bcrypt on a thread."""
+        The brake is decided first, from the user and address alone (throttle.py); only then is the
+        password looked at: a password verified before answers from the cache, any other pays one
+        bcrypt on a thread."""
+        wait = self.throttle.admit(username, address)
+        if wait:
+            await asyncio.sleep(wait)
         user = self.users.remembered(username, password)
         if user is None:
-            await asyncio.sleep(self.throttle.admit(username, address))
-            try:
-                user = await asyncio.to_thread(self.users.authenticate, username, password)
-            except SecurityException:
-                self.throttle.failed(username, address)
-                raise
-            self.throttle.succeeded(username, address)
+            user = await self._check(username, password, address, waited=wait > 0)
+        self.throttle.succeeded(username, address)
         return self.principal(user)
+
+    async def _check(self, username: str, password: str, address: str, waited: bool) -> User:
+        """One bcrypt check per credential at a time: attempts with the same user and password while it
+        runs share its outcome (a client's first burst of requests costs one check, not one each)."""
+        key = (username, password)
+        running = self._checks.get(key)
+        if running is None:
+            self.throttle.checking(username, address, waited=waited)
+            running = asyncio.ensure_future(asyncio.to_thread(self.users.authenticate, username, password))
+            self._checks[key] = running
+
+            def done(task: asyncio.Future[User]) -> None:
+                # Counted when the check ends, even if the request that started it is gone meanwhile.
+                self._checks.pop(key, None)
+                failed = not task.cancelled() and isinstance(task.exception(), SecurityException)
+                self.throttle.checked(username, address, failed=failed)
+
+            running.add_done_callback(done)
+        return await asyncio.shield(running)
 
     def api_key(self, encoded: str) -> Principal:
         return self.api_keys.authenticate(encoded)

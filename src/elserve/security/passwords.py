@@ -12,16 +12,25 @@ from elserve.errors import IllegalArgumentException, ValidationException
 
 BCRYPT_COST = 10
 MIN_PASSWORD_LENGTH = 6  # Elasticsearch: "passwords must be at least [6] characters long"
+# bcrypt keys its cipher with at most 72 bytes of the password. Elasticsearch accepts any length
+# (Validation.Users.validatePassword checks only the minimum) and its BCrypt.java uses the first 72 bytes
+# of the UTF-8 password, ignoring the rest; the bcrypt package refuses longer input (ValueError) instead.
+# Passing it those same 72 bytes answers as Elasticsearch does, and hashes made by either verify in the other.
+BCRYPT_MAX_PASSWORD_BYTES = 72
 _BCRYPT_HASH = re.compile(r"^\$2[aby]?\$(\d\d)\$[./A-Za-z0-9]{53}$")
 
 
+def _bcrypt_input(password: str) -> bytes:
+    return password.encode()[:BCRYPT_MAX_PASSWORD_BYTES]
+
+
 def hash_password(password: str) -> str:
-    return bcrypt.hashpw(password.encode(), bcrypt.gensalt(BCRYPT_COST)).decode()
+    return bcrypt.hashpw(_bcrypt_input(password), bcrypt.gensalt(BCRYPT_COST)).decode()
 
 
 def verify_password(password: str, hashed: str) -> bool:
     try:
-        return bcrypt.checkpw(password.encode(), hashed.encode())
+        return bcrypt.checkpw(_bcrypt_input(password), hashed.encode())
     except ValueError:  # a malformed stored hash never authenticates
         return False
 

@@ -20,8 +20,10 @@ INFERENCE_UPDATE = "cluster:admin/xpack/inference/update"
 INFERENCE_DELETE = "cluster:admin/xpack/inference/delete"
 INFERENCE_GET = "cluster:monitor/xpack/inference/get"
 INFERENCE_POST = "cluster:monitor/xpack/inference"
+INFERENCE_SERVICES_GET = "cluster:monitor/xpack/inference/services/get"
 ML_STATS = "cluster:monitor/xpack/ml/inference/stats/get"
 ML_GET = "cluster:monitor/xpack/ml/inference/get"
+ML_INFER = "cluster:monitor/xpack/ml/inference/infer"  # InferModelAction.EXTERNAL_NAME
 ML_START = "cluster:admin/xpack/ml/trained_models/deployment/start"
 ML_STOP = "cluster:admin/xpack/ml/trained_models/deployment/stop"
 ML_UPDATE = "cluster:admin/xpack/ml/trained_models/deployment/update"
@@ -29,9 +31,14 @@ ML_PUT_MODEL = "cluster:admin/xpack/ml/inference/put"
 ML_PUT_MODEL_PART = "cluster:admin/xpack/ml/trained_models/part/put"
 ML_PUT_MODEL_VOCABULARY = "cluster:admin/xpack/ml/trained_models/vocabulary/put"
 ML_DELETE_MODEL = "cluster:admin/xpack/ml/inference/delete"
+ML_PUT_MODEL_ALIAS = "cluster:admin/xpack/ml/inference/model_aliases/put"  # PutTrainedModelAliasAction.NAME
+ML_DELETE_MODEL_ALIAS = "cluster:admin/xpack/ml/inference/model_aliases/delete"  # DeleteTrainedModelAliasAction.NAME
+ML_CLEAR_CACHE = "cluster:admin/xpack/ml/trained_models/deployment/clear_cache"  # ClearDeploymentCacheAction.NAME
 CLUSTER_MONITOR = "cluster:monitor/main"
 # elserve extension: Prometheus scraping is a monitoring read.
 PROMETHEUS_METRICS = "cluster:monitor/prometheus/metrics"
+# elserve's recent server-side errors (`GET /_elserve/errors`): what `monitor_inference` reads.
+RECENT_ERRORS = "cluster:monitor/xpack/inference/elserve/errors"
 
 USER_PUT = "cluster:admin/xpack/security/user/put"
 USER_GET = "cluster:admin/xpack/security/user/get"

@@ -1,24 +1,34 @@
-"""A brake on password guessing: failed logins slow further attempts, per user and per address.
+"""A brake on password guessing, per pair of user name and client address.
 
-Elasticsearch relies on bcrypt's cost alone; a service that may face the
-internet needs more, without letting anybody lock the right password out:
+Elasticsearch relies on bcrypt's cost alone. A service that may face the
+internet adds a brake, with rules chosen so that it can never become a tool to
+lock somebody else out, nor a faster way to test a password:
 
-* The first `free_failures` failures of a user (from any address) or of an
-  address (for any user) cost nothing; each further one doubles the wait before
-  that key's next password check, up to `max_delay_s`.
-* Attempts are spaced, not queued: one that would have to wait longer than
-  `max_delay_s` is refused at once (429, "retry later") and counts for nothing,
-  so a flood cannot push the right password's turn back for ever.
-* A password verified before is answered from the realm cache without a check,
-  and an address that has logged in as a user skips that user's brake (its own
-  brake still applies): an attacker elsewhere does not slow the real user down.
-* Failures are forgotten after `forget_after_s` without a new one.
+* Failures are counted per (user, address) pair (an IPv6 client by its /64, the
+  block one host is usually given). Failures from one address never slow any
+  other address: an attacker elsewhere cannot lock the right password out.
+* The first `free_failures` failures of a pair cost nothing; after that each
+  password check of the pair waits `base_delay_s`, doubling with each further
+  failure, up to `max_delay_s`. A check still running counts as a failure until
+  it ends, so concurrent guesses are spaced as sequential ones are.
+* An attempt that would wait longer than `max_delay_s` is refused at once (429,
+  "retry later") and counts for nothing.
+* The brake is decided before the password is looked at (the cache of verified
+  passwords included): while a pair is braked, a right password and a wrong one
+  get the same answer, and each wrong password answered 401 cost a bcrypt check
+  in its turn. Only an attempt that starts a check takes a turn: one answered
+  from the cache, or by a check of the same credential already running, tells
+  nothing new.
+* A success clears its pair. Failures are forgotten after `forget_after_s`
+  without a new one.
 
-The clock is injected, so the rules are tested without sleeping.
+A guesser with many addresses is bounded by bcrypt's cost alone, as in
+Elasticsearch. The clock is injected, so the rules are tested without sleeping.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import time
 from collections import OrderedDict
@@ -31,8 +41,22 @@ from elserve.errors import SecurityException
 @dataclass
 class _Record:
     failures: int = 0
+    checking: int = 0  # password checks of this pair still running
     last_failure: float = -math.inf
     next_allowed: float = -math.inf
+
+
+def client_block(address: str) -> str:
+    """The address the brake counts: an IPv4 address as it is, an IPv6 one by its /64 network."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return address
 
 
 class LoginThrottle:
@@ -52,21 +76,25 @@ class LoginThrottle:
         self._max_entries = max_entries
         self._clock = clock
         self._records: OrderedDict[tuple[str, str], _Record] = OrderedDict()
-        self._known_good: OrderedDict[tuple[str, str], None] = OrderedDict()
 
     def delay(self, failures: int) -> float:
-        """The spacing between checks after `failures` recent failures."""
+        """The spacing between a pair's checks once `failures` of them failed (or may still fail)."""
         if failures < self.free_failures:
             return 0.0
         return min(self.base_delay_s * 2 ** (failures - self.free_failures), self.max_delay_s)
 
     def admit(self, username: str, address: str) -> float:
-        """Seconds this attempt must wait before its password is checked; raises 429 if too long.
+        """Seconds this attempt must wait before its password is looked at; raises 429 if too long.
 
-        Admitting reserves the slot: the next attempt on the same keys is spaced after it."""
+        Decided from the pair's record alone, never from the password. An attempt that must wait takes
+        its slot now (the next attempt of the pair is spaced after it); one that may go at once takes it
+        when it starts a check (`checking`), so an attempt answered without one (the cache, or a check
+        of the same credential already running) leaves the pair's turns as they were."""
         now = self._clock()
-        records = [self._record(key, now) for key in self._keys(username, address)]
-        start = max([now, *(r.next_allowed for r in records)])
+        r = self._current(self._key(username, address), now)
+        if r is None:
+            return 0.0
+        start = max(now, r.next_allowed)
         wait = start - now
         if wait > self.max_delay_s:
             raise SecurityException(
@@ -74,38 +102,62 @@ class LoginThrottle:
                 status=429,
                 headers={"Retry-After": [str(math.ceil(wait))]},
             )
-        for r in records:
-            gap = self.delay(r.failures)
-            if gap > 0:
-                r.next_allowed = start + gap
+        if wait > 0:
+            self._reserve(r, start)
         return wait
 
-    def failed(self, username: str, address: str) -> None:
+    def checking(self, username: str, address: str, waited: bool = False) -> None:
+        """A password check of the pair starts (bcrypt): it counts as a failure until `checked`. `waited`:
+        its attempt took its slot when admitted."""
+        key = self._key(username, address)
         now = self._clock()
-        for key in self._keys(username, address):
-            r = self._record(key, now)
-            r.failures += 1
-            r.last_failure = now
-            r.next_allowed = max(r.next_allowed, now + self.delay(r.failures))
-
-    def succeeded(self, username: str, address: str) -> None:
-        self._known_good[(username, address)] = None
-        self._known_good.move_to_end((username, address))
-        if len(self._known_good) > self._max_entries:
-            self._known_good.popitem(last=False)
-
-    def _keys(self, username: str, address: str) -> list[tuple[str, str]]:
-        keys = [("address", address)]
-        if (username, address) not in self._known_good:
-            keys.append(("user", username))
-        return keys
-
-    def _record(self, key: tuple[str, str], now: float) -> _Record:
-        r = self._records.get(key)
-        if r is None or now - r.last_failure > self.forget_after_s and now >= r.next_allowed:
-            r = _Record()
-            self._records[key] = r
+        r = self._current(key, now)
+        if r is None:
+            r = self._records[key] = _Record()
             if len(self._records) > self._max_entries:
                 self._records.popitem(last=False)
+        if not waited:
+            self._reserve(r, now)
+        r.checking += 1
+
+    def _reserve(self, r: _Record, start: float) -> None:
+        """An attempt starting at `start` may fail: the pair's next one is spaced after it."""
+        r.next_allowed = max(r.next_allowed, start + self.delay(r.failures + r.checking + 1))
+
+    def checked(self, username: str, address: str, failed: bool) -> None:
+        """The check ended; a failure spaces the pair's next check from now."""
+        now = self._clock()
+        r = self._records.get(self._key(username, address))
+        if r is None:  # cleared by a success meanwhile, or evicted
+            return
+        r.checking = max(0, r.checking - 1)
+        if failed:
+            r.failures += 1
+            r.last_failure = now
+            r.next_allowed = max(r.next_allowed, now + self.delay(r.failures + r.checking))
+
+    def succeeded(self, username: str, address: str) -> None:
+        """The pair presented the right password: its failures and spacing are cleared."""
+        key = self._key(username, address)
+        r = self._records.get(key)
+        if r is None:
+            return
+        if r.checking:
+            r.failures, r.next_allowed = 0, -math.inf
+        else:
+            del self._records[key]
+
+    @staticmethod
+    def _key(username: str, address: str) -> tuple[str, str]:
+        return username, client_block(address)
+
+    def _current(self, key: tuple[str, str], now: float) -> _Record | None:
+        """The pair's record, or None if it has none (or only forgotten failures)."""
+        r = self._records.get(key)
+        if r is None:
+            return None
+        if not r.checking and now - r.last_failure > self.forget_after_s and now >= r.next_allowed:
+            del self._records[key]
+            return None
         self._records.move_to_end(key)
         return r

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,6 +41,10 @@ RESERVED_USERNAMES = frozenset(
     {ELASTIC, "kibana", "kibana_system", "logstash_system", "beats_system", "apm_system", "remote_monitoring_user"}
 )
 _KIND = "user"
+# Marks an `elastic` whose password is still the bootstrap one (ELASTIC_PASSWORD, or generated at the first
+# start): only such a password may be replaced by ELASTIC_PASSWORD at a start.
+_BOOTSTRAP = "bootstrap_password"
+log = logging.getLogger("elserve.security")
 WWW_AUTHENTICATE = ['Basic realm="security", charset="UTF-8"', 'Bearer realm="security"', "ApiKey"]
 
 
@@ -192,9 +197,12 @@ class UserStore:
         return False
 
     def set_password_hash(self, username: str, password_hash: str) -> None:
+        """A password of the user's own (the API, `elserve users reset-password`): for `elastic` it ends the
+        bootstrap password."""
         doc = self._repo.get(_KIND, username)
         if doc is None:
             raise ValidationException(["user must exist in order to change password"])
+        doc = {k: v for k, v in doc.items() if k != _BOOTSTRAP}
         self._repo.put(_KIND, username, {**doc, "password_hash": password_hash})
         self._forget(username)
 
@@ -216,19 +224,36 @@ class UserStore:
     def bootstrap_elastic(self, env_password: str | None) -> str | None:
         """Make sure `elastic` exists; return a generated password the caller must print once.
 
-        `ELASTIC_PASSWORD` (as in Elasticsearch's container image) wins whenever it is set.
+        `ELASTIC_PASSWORD` is a bootstrap password, as Elasticsearch's `bootstrap.password` (ReservedRealm.java
+        uses it only while the reserved user has no stored password): it sets `elastic`'s password while that
+        is still a bootstrap one, and is ignored, with a log line, once a password of its own was set. Whether
+        `elastic` is enabled is never changed here.
         """
-        user = self.get(ELASTIC)
-        if env_password:
-            if user is None or not verify_password(env_password, user.password_hash):
-                self._repo.put(_KIND, ELASTIC, {"password_hash": hash_password(env_password), "roles": ["superuser"], "enabled": True})
+        doc = self._repo.get(_KIND, ELASTIC)
+        if doc is None:
+            password = env_password or generate_password()
+            self._repo.put(
+                _KIND,
+                ELASTIC,
+                {"password_hash": hash_password(password), "roles": ["superuser"], "enabled": True, _BOOTSTRAP: True},
+            )
+            return None if env_password else password
+        if not env_password:
+            return None
+        matches = verify_password(env_password, doc["password_hash"])
+        if _BOOTSTRAP not in doc and matches:  # stored before the marker existed: still the bootstrap password
+            self._repo.put(_KIND, ELASTIC, {**doc, _BOOTSTRAP: True})
+        elif doc.get(_BOOTSTRAP):
+            if not matches:
+                self._repo.put(_KIND, ELASTIC, {**doc, "password_hash": hash_password(env_password)})
                 self._forget(ELASTIC)
-            return None
-        if user is not None:
-            return None
-        password = generate_password()
-        self._repo.put(_KIND, ELASTIC, {"password_hash": hash_password(password), "roles": ["superuser"], "enabled": True})
-        return password
+        elif not matches:
+            log.warning(
+                "ELASTIC_PASSWORD is ignored: the [elastic] user has a password of its own (set through the change "
+                "password API or `elserve users reset-password`), and the variable only applies until one is set. "
+                "Change the password that way, or unset ELASTIC_PASSWORD."
+            )
+        return None
 
     # -- authentication -------------------------------------------------------------------------
 

@@ -2,6 +2,15 @@
 
 from elserve.store.repository import Repository
 from elserve.store.data_dir import DataDirCheck, check_data_dir
+from elserve.store.open_store import is_shared, open_store
 from elserve.store.sqlite import SqliteRepository, StoreWriteError
 
-__all__ = ["DataDirCheck", "Repository", "SqliteRepository", "StoreWriteError", "check_data_dir"]
+__all__ = [
+    "DataDirCheck",
+    "Repository",
+    "SqliteRepository",
+    "StoreWriteError",
+    "check_data_dir",
+    "is_shared",
+    "open_store",
+]

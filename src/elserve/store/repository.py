@@ -10,9 +10,12 @@ class Repository(Protocol):
 
     Kinds used: `endpoint` (inference endpoint configurations), `deployment`
     (deployments started through the ML API or by endpoints), `user`, `role`,
-    `api_key` (secrets and passwords only as hashes), `node`.
+    `api_key` (secrets and passwords only as hashes), `trained_model` (the model
+    registry), `model_alias` (a trained model alias -> `{"model_id": ...}`), `node`.
     Every write is committed before the call returns, so a `kill -9` loses nothing
-    that was acknowledged.
+    that was acknowledged. Two implementations: `SqliteRepository` (the data
+    directory's file) and `PostgresRepository` (a database several front ends
+    share: another process may change any document between two calls).
     """
 
     def get(self, kind: str, key: str) -> dict[str, Any] | None: ...

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from elserve.api.arrival import time_left
 from elserve.api.deps import json_body, require
 from elserve.api.params import parse_bool
-from elserve.api.rendering import render, warning_header
+from elserve.api.rendering import render
 from elserve.deployments.lanes import parse_request_priority
 from elserve.errors import StatusException
 from elserve.operations.inference import InferenceOperations
@@ -58,8 +58,9 @@ async def stream(request: Request, inference_id: str, task_type: str) -> Respons
 async def put(request: Request, inference_id: str, task_type: str | None = None) -> Response:
     timeout = parse_time(request.query_params.get("timeout"), "timeout", "30s")
     body = await json_body(request)
-    endpoint, warnings = await _ops(request).put(inference_id, task_type, body, timeout)
-    return render(request, endpoint, headers=[warning_header(w) for w in warnings])
+    # Its deprecation warnings (the `elser` alias) are on the answer whatever it is (api/deprecation_headers.py).
+    endpoint, _ = await _ops(request).put(inference_id, task_type, body, timeout)
+    return render(request, endpoint)
 
 
 # -- read -----------------------------------------------------------------------------------

@@ -38,9 +38,8 @@ async def memory_stats(request: Request, node_id: str | None = None) -> Response
     services = request.app.state.services
     node = services.node
     human = parse_bool(request.query_params.get("human"), False)
-    selected = node_id in (None, "_all", "*", "_local", node.node_id, node.name)
     nodes: dict[str, Any] = {}
-    if selected:
+    if node.selected_by(node_id):
         overhead, inference = services.deployments.native_memory()
         [discovery] = node.discovery_node().values()
         nodes[node.node_id] = {

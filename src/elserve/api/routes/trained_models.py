@@ -7,26 +7,38 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from elserve.api.deps import json_body, require
+from elserve.api.arrival import time_left
+from elserve.api.deps import authenticated, check, json_body, require
+from elserve.api.json_parsing import large_body_slot
 from elserve.api.params import parse_bool, parse_int, parse_page_param
 from elserve.api.rendering import render
 from elserve.api.views.trained_models import assignment, model_config, stats_entry, uploaded_model_config
 from elserve.deployments.backend import ServedDeployment
 from elserve.endpoints.adaptive import remove_adaptive_allocations
 from elserve.deployments.validation import parse_priority
+from elserve.endpoints import deprecation
 from elserve.endpoints.json_location import top_level_fields
 from elserve.errors import (
     ActionRequestValidationException,
     IllegalArgumentException,
+    StatusException,
     ValidationErrors,
+    ValidationException,
     XContentParseException,
 )
+from elserve.operations.infer_model_request import parse_infer_model_body
+from elserve.operations.model_inference import TrainedModelInference
 from elserve.operations.trained_models import ConfigEntry, StartRequest
 from elserve.operations.upload_requests import parse_definition_part, parse_vocabulary
+from elserve.security.authz import Principal
 from elserve.security.privileges import (
+    ML_CLEAR_CACHE,
     ML_DELETE_MODEL,
+    ML_DELETE_MODEL_ALIAS,
     ML_GET,
+    ML_INFER,
     ML_PUT_MODEL,
+    ML_PUT_MODEL_ALIAS,
     ML_PUT_MODEL_PART,
     ML_PUT_MODEL_VOCABULARY,
     ML_START,
@@ -34,6 +46,7 @@ from elserve.security.privileges import (
     ML_STOP,
     ML_UPDATE,
 )
+from elserve.bytesize import byte_size_rep
 from elserve.timevalue import parse_time
 
 router = APIRouter(prefix="/_ml/trained_models")
@@ -83,6 +96,14 @@ def _render_config(entry: ConfigEntry, definition_status: bool) -> dict[str, Any
     return model_config(entry.spec, entry.download, entry.model_bytes, definition_status)
 
 
+def _with_aliases(services: Any, config: dict[str, Any]) -> dict[str, Any]:
+    """A model's aliases, sorted, as `metadata.model_aliases` (`TrainedModelConfig.Builder.setModelAliases`)."""
+    aliases = services.trained_models.aliases.aliases_of(config["model_id"])
+    if aliases:
+        config["metadata"] = {**(config.get("metadata") or {}), "model_aliases": aliases}
+    return config
+
+
 @router.get("/_stats", dependencies=_stats)
 @router.get("/{model_id}/_stats", dependencies=_stats)
 async def stats(request: Request, model_id: str | None = None) -> Response:
@@ -100,6 +121,8 @@ async def stats(request: Request, model_id: str | None = None) -> Response:
             stats_entry(e.model_id, e.model_bytes, e.deployment, services.node, e.memory_per)
             # elserve's addition: a download running or failed (its reason), as `download`
             | ({"download": report} if (report := services.downloads.report(e.model_id)) else {})
+            # elserve's addition: an upload being checked, or refused by its check (its reason), as `upload`
+            | ({"upload": upload} if (upload := services.trained_models.uploads.report(e.model_id)) else {})
             for e in entries
         ],
     }
@@ -118,14 +141,17 @@ async def get(request: Request, model_id: str | None = None) -> Response:
         from_=parse_page_param(q.get("from"), "from", 0),
         size=parse_page_param(q.get("size"), "size", 100),
     )
-    configs = [_render_config(entry, definition_status) for entry in found]
+    configs = [_with_aliases(services, _render_config(entry, definition_status)) for entry in found]
     return render(request, {"count": len(configs), "trained_model_configs": configs})
 
 
 @router.put("/{model_id}", dependencies=_put_model)
 async def put_model(request: Request, model_id: str) -> Response:
     body = await json_body(request)
-    entry = request.app.state.services.trained_models.put_model(model_id, body, await request.body())
+    # In a thread: registering an upload waits for the uploads' lock, which part writes hold.
+    entry = await asyncio.to_thread(
+        request.app.state.services.trained_models.put_model, model_id, body, await request.body()
+    )
     return render(request, _render_config(entry, definition_status=False))
 
 
@@ -146,14 +172,17 @@ async def put_definition_part(request: Request, model_id: str, part: str) -> Res
 
 @router.put("/{model_id}/vocabulary", dependencies=_put_vocabulary)
 async def put_vocabulary(request: Request, model_id: str) -> Response:
-    vocabulary = parse_vocabulary(await json_body(request) or {})
-    await asyncio.to_thread(
-        request.app.state.services.trained_models.uploads.put_vocabulary,
-        model_id,
-        vocabulary.vocabulary,
-        vocabulary.merges,
-        vocabulary.scores,
-    )
+    uploads = request.app.state.services.trained_models.uploads
+    # A vocabulary may hold millions of strings: read and checked off the event loop, and its objects
+    # counted among the large bodies' until it is written.
+    async with large_body_slot(await request.body()):
+        body = await json_body(request) or {}
+
+        def put() -> None:
+            vocabulary = parse_vocabulary(body)
+            uploads.put_vocabulary(model_id, vocabulary.vocabulary, vocabulary.merges, vocabulary.scores)
+
+        await asyncio.to_thread(put)
     return render(request, {"acknowledged": True})
 
 
@@ -209,6 +238,14 @@ async def _priority(body: dict[str, Any], request: Request) -> str:
     return body_priority
 
 
+def _cache_size(body: dict[str, Any], request: Request) -> str | None:
+    """`cache_size` (`ByteSizeValue.parseBytesSizeValue`), kept as `getStringRep()` shows it."""
+    value = _option(body, request, "cache_size")
+    if value is None:
+        return None
+    return byte_size_rep(str(value), "cache_size")[1]
+
+
 @router.post("/{model_id}/deployment/_start", dependencies=_start)
 async def start(request: Request, model_id: str) -> Response:
     body = await json_body(request, required=False) or {}
@@ -224,6 +261,7 @@ async def start(request: Request, model_id: str) -> Response:
         priority=await _priority(body, request),
         adaptive_allocations=adaptive,
         wait_for=_option(body, request, "wait_for") or "started",
+        cache_size=_cache_size(body, request),
     )
     timeout = parse_time(_option(body, request, "timeout"), "timeout", "30s")
     deployment = await request.app.state.services.trained_models.start(start_request, timeout)
@@ -256,3 +294,79 @@ def _text(value: Any) -> str | None:
     if value is None or isinstance(value, str):
         return value
     return "true" if value is True else "false" if value is False else str(value)
+
+
+# -- inference ------------------------------------------------------------------------------
+
+_INFER_PARAMS = frozenset({"timeout"})
+_infer = [Depends(require(ML_INFER, _INFER_PARAMS))]
+# `RestInferTrainedModelDeploymentAction`: kept in 9 (`deprecateAndKeep`), every answer warns.
+DEPLOYMENT_INFER_DEPRECATION = (
+    "[POST /_ml/trained_models/{model_id}/deployment/_infer] is deprecated! "
+    "Use [POST /_ml/trained_models/{model_id}/_infer] instead."
+)
+
+
+async def _infer_results(request: Request, model_id: str, single: bool = False) -> list[dict[str, Any]]:
+    """`RestInferTrainedModelAction`: a body is required, the URL's `timeout` wins over the body's (10s)."""
+    raw = await request.body()
+    if not raw:
+        raise StatusException("requires body", 400)
+    body = await json_body(request)
+    assert body is not None
+    infer_request = parse_infer_model_body(body, raw)
+    if "timeout" in request.query_params:
+        timeout = parse_time(request.query_params["timeout"], "timeout", "10s")
+    else:
+        timeout = infer_request.body_timeout or parse_time(None, "timeout", "10s")
+    if single and len(infer_request.docs) > 1:
+        raise ValidationException(["multiple documents are not supported"])
+    timeout = time_left(request, timeout)  # counted from the request's arrival
+    services = request.app.state.services
+    models = services.trained_models
+    inference = TrainedModelInference(
+        services.deployments, models.known_models, models.inference_caches, models.model_bytes, models.aliases.model_of
+    )
+    deployment = inference.deployment(model_id)
+    (entry,) = services.trained_models.configs(deployment.model_id, allow_no_match=False, from_=0, size=1)
+    return await inference.infer(deployment, _render_config(entry, definition_status=False), infer_request, timeout)
+
+
+@router.post("/{model_id}/_infer", dependencies=_infer)
+async def infer(request: Request, model_id: str) -> Response:
+    return render(request, {"inference_results": await _infer_results(request, model_id)})
+
+
+@router.post("/{model_id}/deployment/_infer")
+async def deployment_infer(
+    request: Request, model_id: str, principal: Principal = Depends(authenticated(_INFER_PARAMS))
+) -> Response:
+    """The older form: one document, its result's fields at the top level (`Response.toXContent`)."""
+    deprecation.warn(DEPLOYMENT_INFER_DEPRECATION)  # after authentication, as the REST filter runs first
+    check(request, principal, ML_INFER)
+    (result,) = await _infer_results(request, model_id, single=True)
+    return render(request, result)
+
+
+_put_alias = [Depends(require(ML_PUT_MODEL_ALIAS, frozenset({"reassign"})))]
+_delete_alias = [Depends(require(ML_DELETE_MODEL_ALIAS, frozenset()))]
+_clear_cache = [Depends(require(ML_CLEAR_CACHE, frozenset()))]
+
+
+@router.put("/{model_id}/model_aliases/{model_alias}", dependencies=_put_alias)
+async def put_alias(request: Request, model_id: str, model_alias: str) -> Response:
+    reassign = parse_bool(request.query_params.get("reassign"), False)
+    request.app.state.services.trained_models.put_alias(model_alias, model_id, reassign)
+    return render(request, {"acknowledged": True})
+
+
+@router.delete("/{model_id}/model_aliases/{model_alias}", dependencies=_delete_alias)
+async def delete_alias(request: Request, model_id: str, model_alias: str) -> Response:
+    request.app.state.services.trained_models.aliases.delete(model_alias, model_id)
+    return render(request, {"acknowledged": True})
+
+
+@router.post("/{deployment_id}/deployment/cache/_clear", dependencies=_clear_cache)
+async def clear_cache(request: Request, deployment_id: str) -> Response:
+    request.app.state.services.trained_models.clear_cache(deployment_id)
+    return render(request, {"cleared": True})

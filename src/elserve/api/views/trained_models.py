@@ -17,6 +17,7 @@ from elserve.models.catalogue import ModelSpec
 from elserve.models.downloads import DownloadState, DownloadStatus
 from elserve.models.registry import RegisteredModel
 from elserve.operations.deployments import adaptive_allocations
+from elserve.operations.inference_cache import cache_bytes
 
 def byte_size(n: int) -> str:
     """`ByteSizeValue.toString()`: the largest unit with one decimal, e.g. `16.8mb`."""
@@ -63,8 +64,10 @@ def _node_stats(deployment: ServedDeployment, node: NodeInfo, share: NodeShare |
     entry["inference_count"] = c.inference_count
     if c.average_inference_time_ms is not None:
         entry["average_inference_time_ms"] = c.average_inference_time_ms
-        entry["average_inference_time_ms_excluding_cache_hits"] = c.average_inference_time_ms
-    entry["inference_cache_hit_count"] = 0
+        computed = c.inference_count - c.cache_hit_count
+        if computed:
+            entry["average_inference_time_ms_excluding_cache_hits"] = c.total_inference_time_s * 1000 / computed
+    entry["inference_cache_hit_count"] = c.cache_hit_count
     if c.last_access_ms is not None:
         entry["last_access"] = c.last_access_ms
     entry["number_of_pending_requests"] = deployment.pending_requests
@@ -79,7 +82,7 @@ def _node_stats(deployment: ServedDeployment, node: NodeInfo, share: NodeShare |
         peak_throughput_per_minute=c.peak_throughput_per_minute,
         throughput_last_minute=throughput,
         average_inference_time_ms_last_minute=average,
-        inference_cache_hit_count_last_minute=0,
+        inference_cache_hit_count_last_minute=c.cache_hits_last_minute(),
     )
     return entry
 
@@ -129,7 +132,7 @@ def deployment_stats(deployment: ServedDeployment, node: NodeInfo, model_bytes: 
             "target_allocation_count": target,
             "state": str(AllocationState.of(count, target)),
         }
-    out["cache_size"] = byte_size(model_bytes)
+    out["cache_size"] = byte_size(cache_bytes(config, model_bytes))
     out["priority"] = config.priority
     out["start_time"] = deployment.start_time_ms
     c = deployment.counters
@@ -193,7 +196,8 @@ def assignment(deployment: ServedDeployment, node: NodeInfo, model_bytes: int) -
             "threads_per_allocation": config.threads_per_allocation,
             "number_of_allocations": config.number_of_allocations,
             "queue_capacity": config.queue_capacity,
-            "cache_size": byte_size(model_bytes),
+            # `TaskParams.getStringRep()` of the size given at start; else the model's size.
+            "cache_size": config.cache_size if config.cache_size is not None else byte_size(model_bytes),
             "priority": config.priority,
             "per_deployment_memory_bytes": per_deployment,
             "per_allocation_memory_bytes": per_allocation,

@@ -183,7 +183,7 @@ class RayDeployment:
 
     async def wait_until(self, condition: str, timeout: float | None) -> bool:
         def reached() -> bool:
-            if self.state is DeploymentState.FAILED:
+            if self.state in (DeploymentState.FAILED, DeploymentState.STOPPING):
                 return True
             if self.state is not DeploymentState.STARTED:
                 return False

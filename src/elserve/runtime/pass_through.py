@@ -1,0 +1,97 @@
+"""`pass_through` models: a TorchScript model whose output is the result, as it is.
+
+Elasticsearch (`ML/inference/nlp/PassThroughProcessor.java`, `CORE/ml/inference/results/
+PyTorchPassThroughResults.java`) runs the model on the tokenized text and answers, per document,
+the model's output for that document as `predicted_value`: a list of rows of doubles (`double[][]`).
+A model answering `(texts, tokens, dims)` gives each document its `tokens x dims` rows; one
+answering `(texts, dims)` gives each document one row.
+
+Results travel from the workers as SparseVector's two arrays (`indices`, `weights`), as every other
+result does: for a dense output, `indices` holds the document's shape (rows, columns) and
+`weights` its values row after row (`pack` and `unpack`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from elserve.runtime.config import ModelFormatError
+from elserve.runtime.sparse import SparseVector
+from elserve.runtime.torchscript import load_script
+
+ARGUMENTS_OF_ELASTIC = 4  # input_ids, attention_mask, token_type_ids, position_ids
+
+
+def run_pass_through(module: torch.jit.ScriptModule, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """The module's first output for a right-padded batch, with the inputs Elasticsearch sends;
+    it must be a tensor of one entry per text."""
+    if len(module.forward.schema.arguments) - 1 == ARGUMENTS_OF_ELASTIC:
+        positions = torch.arange(input_ids.shape[1]).expand_as(input_ids)
+        output = module(input_ids, attention_mask, torch.zeros_like(input_ids), positions)
+    else:
+        output = module(input_ids, attention_mask)
+    if isinstance(output, (tuple, list)):
+        output = output[0]
+    if not isinstance(output, torch.Tensor) or output.ndim not in (2, 3) or output.shape[0] != input_ids.shape[0]:
+        raise ModelFormatError("a pass_through model must answer a (texts, dims) or (texts, tokens, dims) tensor")
+    return output
+
+
+def pack(document: torch.Tensor) -> SparseVector:
+    """One document's output, as its rows (a vector is one row), for the workers' transport."""
+    rows = document.reshape(1, -1) if document.ndim == 1 else document
+    values = rows.detach().to(torch.float64).numpy()
+    return SparseVector(np.asarray(values.shape, dtype=np.int32), values.reshape(-1))
+
+
+def unpack(vector: SparseVector) -> list[list[float]]:
+    """`predicted_value` of one document: its rows of doubles."""
+    rows, columns = (int(n) for n in vector.indices)
+    return np.asarray(vector.weights, dtype=np.float64).reshape(rows, columns).tolist()
+
+
+class PassThroughEncoder:
+    """The TorchScript model itself; its output packed per document. The same calls as
+    `encoder.Encoder` that the workers make."""
+
+    is_padded = True
+
+    def __init__(self, module: torch.jit.ScriptModule, pad_token_id: int = 0) -> None:
+        self.module = module
+        self.pad_token_id = pad_token_id
+        self.kernels = {"layers": "torchscript", "head_short": "none", "head_bulk": "none"}
+
+    def use_threads(self, num_threads: int) -> None:
+        torch.set_num_threads(num_threads)
+
+    def encode_ids(self, batch: list[np.ndarray]) -> list[SparseVector]:
+        if not batch:
+            return []
+        longest = max(1, max(len(ids) for ids in batch))
+        ids = torch.full((len(batch), longest), self.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(batch), longest), dtype=torch.long)
+        for row, one in enumerate(batch):
+            ids[row, : len(one)] = torch.from_numpy(one.astype(np.int64))
+            mask[row, : len(one)] = 1
+        with torch.inference_mode():
+            output = run_pass_through(self.module, ids, mask)
+        # Elasticsearch runs each document alone: a per-token output covers its own tokens, not the
+        # batch's padding.
+        if output.ndim == 3:
+            return [pack(output[row, : max(1, len(one))]) for row, one in enumerate(batch)]
+        return [pack(output[row]) for row in range(len(batch))]
+
+
+def check_pass_through(model_dir: Path, vocab: list[str]) -> None:
+    """The model loads with Elasticsearch's inputs and answers a tensor per text on a sample batch
+    (a `ModelFormatError` names the failure)."""
+    pad = vocab.index("[PAD]") if "[PAD]" in vocab else 0
+    encoder = PassThroughEncoder(load_script(model_dir), pad)
+    sample = np.arange(min(len(vocab), 4), dtype=np.int32)
+    try:
+        encoder.encode_ids([sample, sample[:1]])
+    except RuntimeError as e:  # the graph itself fails on Elasticsearch's inputs
+        raise ModelFormatError(f"the TorchScript model fails on a sample batch: {e}") from e
