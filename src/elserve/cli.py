@@ -57,7 +57,9 @@ def serve(
         typer.Option(
             help="exact: the reference SPLADE vectors (within 1e-4). bf16: faster, approximate "
             "(encoder layers in bfloat16; top-20 token overlap about 0.99, see README); only on a CPU "
-            "with native bfloat16 (avx512_bf16, amx_bf16 or aarch64 bf16)."
+            "with native bfloat16 (avx512_bf16, amx_bf16 or aarch64 bf16). int8: faster, approximate (int8 "
+            "weights and activations in the encoder layers, see docs/performance.md); refused where this CPU "
+            "runs it no faster than exact."
         ),
     ] = "exact",
     ssl_certfile: Annotated[
@@ -193,13 +195,16 @@ def serve(
     from elserve.api.app import create_app
     from elserve.api.protocol import protocol_class
     from elserve.runtime.cpu import bf16_refusal
-    from elserve.runtime.encoder import BF16, PRECISIONS
+    from elserve.runtime.encoder import BF16, INT8, PRECISIONS
+    from elserve.runtime.int8 import machine_int8_refusal
 
     from elserve.deployments.capacity import parse_memory
 
     if precision not in PRECISIONS:
         raise typer.BadParameter(f"must be one of {', '.join(PRECISIONS)}", param_hint="--precision")
     if precision == BF16 and (refusal := bf16_refusal()):
+        raise typer.BadParameter(refusal, param_hint="--precision")
+    if precision == INT8 and (refusal := machine_int8_refusal()):
         raise typer.BadParameter(refusal, param_hint="--precision")
     try:
         ml_memory_bytes = None if ml_memory is None else parse_memory(ml_memory)

@@ -36,6 +36,8 @@ def small_options(corpus: Path, tmp_path: Path, model_dir: Path, **overrides: ob
         clients=3,
         docs_per_request=4,
         allocations=("1x1",),
+        model_shape="tiny",
+        mixed_seconds=0.5,
     )
     settings.update(overrides)
     return BenchOptions(**settings)
@@ -65,7 +67,7 @@ def test_options_are_checked() -> None:
         BenchOptions(model_shape="large")
     with pytest.raises(ValueError, match="--url needs --password"):
         BenchOptions(url="http://127.0.0.1:9200")
-    assert BenchOptions(model_shape="both").shapes == ["tiny", "base"]
+    assert BenchOptions(model_shape="both").shapes == ["base", "tiny"]  # ELSER's size leads
 
 
 @pytest.mark.slow
@@ -81,7 +83,7 @@ def test_every_runner_on_twenty_texts(corpus: Path, tmp_path: Path, splade_model
         assert rows[name]["agreement"]["max_abs_diff"] < 1e-4, name
         assert rows[name]["agreement"]["overlap_min"] == 1.0, name
     http = rows["elserve http 1x1"]
-    assert http["best"]["docs"] == len(PASSAGES) and http["latency"]["count"] == 5
+    assert http["best"]["docs"] >= len(PASSAGES) and http["latency"]["count"] == 5
     assert http["peak_rss_bytes"] > 0
     roles = [w["role"] for w in http["workers_memory"]]  # read from /proc after the load
     assert roles.count("model parent") == 1 and roles.count("allocation") == 1

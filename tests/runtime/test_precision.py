@@ -30,7 +30,7 @@ def test_default_is_exact_and_bf16_is_opt_in(splade_encoder: Encoder, bf16_encod
 
 
 def test_unknown_precision_is_refused(splade_model_dir: Path) -> None:
-    with pytest.raises(ValueError, match=r"precision must be one of \['exact', 'bf16'\], got \[fp16\]"):
+    with pytest.raises(ValueError, match=r"precision must be one of \['exact', 'bf16', 'int8'\], got \[fp16\]"):
         Encoder.load(splade_model_dir, precision="fp16")
 
 

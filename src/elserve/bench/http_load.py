@@ -4,9 +4,10 @@ the corpus, and one short text's latency with the server idle and under that loa
 from __future__ import annotations
 
 import multiprocessing
+import random
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from multiprocessing.synchronize import Event
 
@@ -21,6 +22,11 @@ from elserve.bench.results import Latency, SparseRow, Timing
 
 USER = "elastic"
 TASK_TYPE = "sparse_embedding"
+# The inference timeout a bulk client sets on each request (`?timeout=`): an indexer sending
+# batches to a busy model waits for them rather than failing on the interactive default of 30s
+# (Elasticsearch's `InferenceAction.Request.DEFAULT_TIMEOUT`): 8 clients x 16 BERT-base passages
+# queued on 2 busy cores wait minutes, not seconds.
+BULK_TIMEOUT = "300s"
 
 
 @dataclass(frozen=True)
@@ -60,8 +66,12 @@ class InferenceClient:
         if response.status_code != 404:
             _check(response)
 
-    def infer(self, http: httpx.Client, inference_id: str, texts: list[str]) -> list[dict[str, float]]:
-        response = _check(http.post(f"/_inference/{TASK_TYPE}/{inference_id}", json={"input": texts}))
+    def infer(
+        self, http: httpx.Client, inference_id: str, texts: list[str], timeout: str | None = None
+    ) -> list[dict[str, float]]:
+        """The vectors of `texts`; `timeout`: the inference API's own (`?timeout=`, 30s when absent)."""
+        params = {} if timeout is None else {"timeout": timeout}
+        response = _check(http.post(f"/_inference/{TASK_TYPE}/{inference_id}", json={"input": texts}, params=params))
         results = orjson.loads(response.content)[TASK_TYPE]
         if len(results) != len(texts):
             raise RuntimeError(f"{len(texts)} texts sent, {len(results)} vectors back")
@@ -78,16 +88,19 @@ def measure_http(
     latency_requests: int,
     sample_texts: list[str],
     progress: ProgressCallback,
+    min_seconds: float = 0.0,
 ) -> HttpMeasured:
     """Idle latency, then the bulk load with a latency probe beside it, then the sample vectors.
 
-    The corpus goes in its own order (a client's order), `docs_per_request` texts a request;
-    the probe sends one short text at a time for as long as the load runs.
+    The corpus goes in random order (as clients send it), `docs_per_request` texts a request, for
+    at least `min_seconds`; the probe sends one short text at a time for as long as the load runs.
     """
     with client.session() as http:
         client.infer(http, inference_id, workload.texts[:docs_per_request])  # warm the workers
         idle = idle_latency(client, http, inference_id, latency_requests, progress)
-        bulk, under_load = bulk_load(client, inference_id, workload, clients, docs_per_request, latency_requests, progress)
+        bulk, under_load = bulk_load(
+            client, inference_id, workload, clients, docs_per_request, latency_requests, progress, min_seconds=min_seconds
+        )
         sample = client.infer(http, inference_id, sample_texts) if sample_texts else []
     return HttpMeasured(bulk, Latency.of(idle), Latency.of(under_load), sample)
 
@@ -116,14 +129,22 @@ def bulk_load(
     probe_requests: int,
     progress: ProgressCallback,
     probe_interval_s: float | None = None,
+    min_seconds: float = 0.0,
 ) -> tuple[Timing, list[float]]:
-    """One pass of the bulk load, with a client beside it sending one short text at a time (up to
-    `probe_requests`; back to back, or one every `probe_interval_s`); its latencies come back."""
-    batches = _batches(workload.docs, docs_per_request)
+    """The bulk load, with a client beside it sending one short text at a time (up to
+    `probe_requests`; back to back, or one every `probe_interval_s`); its latencies come back.
+
+    The clients send the corpus in a random order (seeded; texts arrive as clients send them, not
+    sorted by length), pass after pass, until it was sent whole once and `min_seconds` have gone
+    by; the texts of the requests answered are credited. Each request carries a bulk indexer's
+    timeout (`BULK_TIMEOUT`), not the interactive default."""
+    began = time.perf_counter()
+    batches = _shuffled_batches(workload.docs, docs_per_request, lambda: time.perf_counter() - began >= min_seconds)
     lock = threading.Lock()
     done = threading.Event()
     errors: list[BaseException] = []
     completed = 0
+    tokens = 0
     label = f"{clients} clients x {docs_per_request} texts" + (" + queries" if probe_interval_s else "")
 
     def next_batch() -> range | None:
@@ -131,13 +152,14 @@ def bulk_load(
             return next(batches, None)
 
     def load() -> None:
-        nonlocal completed
+        nonlocal completed, tokens
         try:
             with client.session() as http:
                 while not done.is_set() and (batch := next_batch()) is not None:
-                    client.infer(http, inference_id, workload.texts[batch.start : batch.stop])
+                    client.infer(http, inference_id, [workload.texts[i] for i in batch], BULK_TIMEOUT)
                     with lock:
                         completed += len(batch)
+                        tokens += sum(workload.token_counts[i] for i in batch)
                         count = completed
                     progress(label, count, workload.docs)
         except BaseException as e:
@@ -146,7 +168,6 @@ def bulk_load(
 
     workers = [threading.Thread(target=load, name=f"bench client {i}", daemon=True) for i in range(clients)]
     prober = _Probe(client, inference_id, probe_requests, probe_interval_s) if probe_requests else None
-    began = time.perf_counter()
     for worker in workers:
         worker.start()
     for worker in workers:
@@ -156,7 +177,7 @@ def bulk_load(
     probe = prober.stop() if prober is not None else []
     if errors:
         raise errors[0]
-    return Timing(clients, seconds, workload.docs, workload.tokens), probe
+    return Timing(clients, seconds, completed, tokens), probe
 
 
 # Spawned, not forked: the bench holds threads (the bulk clients, its progress bar).
@@ -222,9 +243,16 @@ def _probe(
     results.put(latencies)
 
 
-def _batches(docs: int, size: int) -> Iterator[range]:
-    for start in range(0, docs, size):
-        yield range(start, min(start + size, docs))
+def _shuffled_batches(docs: int, size: int, enough: Callable[[], bool]) -> Iterator[list[int]]:
+    """Batches of `size` text indices, each pass over the corpus in its own seeded random order,
+    until a pass has ended and `enough()` holds."""
+    passes = 0
+    while passes == 0 or not enough():
+        order = list(range(docs))
+        random.Random(passes).shuffle(order)
+        for start in range(0, docs, size):
+            yield order[start : start + size]
+        passes += 1
 
 
 def _check(response: httpx.Response) -> httpx.Response:

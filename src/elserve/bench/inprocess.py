@@ -3,24 +3,28 @@
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from elserve.bench.isolated import ProgressCallback
 from elserve.bench.measure import Measured, MeasureJob, measure
 from elserve.bench.results import SparseRow
 from elserve.runtime import Encoder
+from elserve.runtime.agreement import fidelity, held_out_queries
 from elserve.runtime.cpu import bf16_refusal
+from elserve.runtime.int8 import machine_int8_refusal
 
 EXACT = "exact"
 
 
 def precisions() -> list[str]:
     """The precisions this build's `Encoder.load` offers (only `exact` before it takes `precision`)
-    and this CPU runs (bf16 only with native bfloat16: `cpu.bf16_refusal`)."""
-    if "precision" not in inspect.signature(Encoder.load).parameters or bf16_refusal():
+    and this CPU runs (bf16 only with native bfloat16: `cpu.bf16_refusal`; int8 where its product
+    beats fp32: `int8.machine_int8_refusal`; a model may still refuse it at load)."""
+    if "precision" not in inspect.signature(Encoder.load).parameters:
         return [EXACT]
-    return [EXACT, "bf16"]
+    offered = [EXACT] if bf16_refusal() else [EXACT, "bf16"]
+    return offered if machine_int8_refusal() else [*offered, "int8"]
 
 
 @dataclass(frozen=True)
@@ -50,3 +54,21 @@ class ElserveRunner:
 def run_elserve(job: InProcessJob, progress: ProgressCallback) -> Measured:
     """Child entry (see `isolated.run_isolated`)."""
     return measure(ElserveRunner(job.model_dir, job.threads, job.precision), job.measure, progress)
+
+
+@dataclass(frozen=True)
+class FidelityJob:
+    model_dir: Path
+    threads: int
+    precision: str
+    texts: list[str]
+    queries: int
+
+
+def run_fidelity(job: FidelityJob, progress: ProgressCallback) -> dict:
+    """Child entry: `agreement.fidelity` of `job.precision` against exact, on the texts with the last
+    `job.queries` of them held out as queries (the measurement the tests run test-sized)."""
+    exact = Encoder.load(job.model_dir, num_threads=job.threads)
+    other = Encoder.load(job.model_dir, num_threads=job.threads, precision=job.precision)
+    passages, queries = held_out_queries(job.texts, job.queries)
+    return asdict(fidelity(exact, other, passages, queries))

@@ -28,13 +28,22 @@ def measure_mixed(
     latency_requests: int,
     progress: ProgressCallback,
     query_interval_s: float = 0.1,
+    min_seconds: float = 0.0,
 ) -> MixedLoad:
     with client.session() as http:
         client.infer(http, inference_id, workload.texts[:docs_per_request])  # warm the workers (and the lane)
         idle = idle_latency(client, http, inference_id, latency_requests, progress)
-    alone, _ = bulk_load(client, inference_id, workload, clients, docs_per_request, 0, progress)
+    alone, _ = bulk_load(client, inference_id, workload, clients, docs_per_request, 0, progress, min_seconds=min_seconds)
     with_queries, probe = bulk_load(
-        client, inference_id, workload, clients, docs_per_request, 2**31, progress, probe_interval_s=query_interval_s
+        client,
+        inference_id,
+        workload,
+        clients,
+        docs_per_request,
+        2**31,
+        progress,
+        probe_interval_s=query_interval_s,
+        min_seconds=min_seconds,
     )
     idle_summary = Latency.of(idle)
     assert idle_summary is not None

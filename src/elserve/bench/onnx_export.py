@@ -82,3 +82,16 @@ def run_export(job: tuple[Path, Path], progress: object) -> Path:
     """Child entry (see `isolated.run_isolated`): `(model_dir, target)`."""
     model_dir, target = job
     return export_splade_onnx(model_dir, target)
+
+
+def quantize_export(job: tuple[Path, Path], progress: object) -> Path:
+    """Child entry: ONNX Runtime's dynamic int8 quantization (int8 weights, activations quantized
+    at run time) of the export `job[0]` into `job[1]`, unless it is there already."""
+    source, target = job
+    if not target.is_file():
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        scratch = target.with_name(f".{target.name}.{os.getpid()}.partial")
+        quantize_dynamic(str(source), str(scratch), weight_type=QuantType.QInt8)
+        os.replace(scratch, target)
+    return target

@@ -28,6 +28,10 @@ class Allocation:
     def __str__(self) -> str:
         return f"{self.allocations}x{self.threads}"
 
+    @property
+    def total(self) -> int:
+        return self.allocations * self.threads
+
 
 @dataclass(frozen=True)
 class BenchOptions:
@@ -35,7 +39,7 @@ class BenchOptions:
     limit: int | None = None
     model_dir: Path | None = None  # None: `.elser_model_2` from the data directory's cache
     data_dir: Path = Path("data")
-    model_shape: str = "tiny"  # tiny, base (a random BERT-base, ELSER v2's size) or both
+    model_shape: str = "both"  # base (a random BERT-base, ELSER v2's size), tiny, or both (base first)
     base_limit: int = 100  # texts for the BERT-base shape, which costs ~100x per token
     threads: int = 2
     peers: bool = True
@@ -50,9 +54,9 @@ class BenchOptions:
     # The mixed-load passes (bulk alone, bulk with a query client sending one every query_interval_ms).
     mixed: bool = True
     query_interval_ms: float = 100.0
-    # Each mixed pass lasts about this long (the corpus sent again as needed), so that the query
-    # client's p99 is of a few hundred queries, not the worst of a few dozen.
-    mixed_seconds: float = 25.0
+    # Each bulk pass over HTTP (the row's, and each mixed pass) lasts at least this long (the
+    # corpus sent again as needed): a stable rate, and a query p99 of a few hundred queries.
+    mixed_seconds: float = 60.0
     tune_docs: int = 256
     sample_docs: int = 32
     st_batch_sizes: tuple[int, ...] = (1, 8, 32)
@@ -77,4 +81,4 @@ class BenchOptions:
 
     @property
     def shapes(self) -> list[str]:
-        return ["tiny", "base"] if self.model_shape == "both" else [self.model_shape]
+        return ["base", "tiny"] if self.model_shape == "both" else [self.model_shape]

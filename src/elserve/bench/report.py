@@ -8,9 +8,14 @@ from pathlib import Path
 
 from rich.table import Table
 
+from elserve.bench.options import Allocation
 from elserve.bench.results import Latency, RunnerResult
 
 _MIB = 1024 * 1024
+# Elastic's published ELSER v2 throughput (the optimized `_linux-x86_64` model): 26 documents/s of
+# 256 tokens on 16 vCPUs, about 700 tokens/s per single-thread allocation ("ELSER benchmarks" in
+# Elastic's ELSER documentation). Every row states its own tokens/s per thread beside it.
+ELSER_TOKENS_PER_THREAD = 700
 
 
 def best_peer(results: list[RunnerResult], shape: str) -> RunnerResult | None:
@@ -25,13 +30,21 @@ def ratio_to_best_peer(result: RunnerResult, results: list[RunnerResult]) -> flo
     return result.best.tokens_per_s / peer.best.tokens_per_s
 
 
-def results_table(results: list[RunnerResult], title: str) -> Table:
+def threads_of(result: RunnerResult, threads: int) -> int:
+    """The threads a row ran on: its endpoint's allocations x threads over HTTP, else `threads`."""
+    if result.group == "http":
+        return Allocation.parse(result.name.rsplit(" ", 1)[-1]).total
+    return threads
+
+
+def results_table(results: list[RunnerResult], title: str, threads: int) -> Table:
     table = Table(title=title, title_justify="left")
     for header, justify in [
         ("model", "left"),
         ("runner", "left"),
         ("best at", "left"),
         ("tokens/s", "right"),
+        (f"per thread\n(ELSER {ELSER_TOKENS_PER_THREAD})", "right"),
         ("docs/s", "right"),
         ("x best\npeer", "right"),
         ("short text ms\np50 / p99", "right"),
@@ -52,6 +65,7 @@ def results_table(results: list[RunnerResult], title: str) -> Table:
             r.name,
             _setting(r.setting_name, r.best.setting),
             f"{r.best.tokens_per_s:,.0f}",
+            f"{r.best.tokens_per_s / threads_of(r, threads):,.0f}",
             f"{r.best.docs_per_s:,.1f}",
             "-" if ratio is None else f"{ratio:.2f}",
             _latency(r.latency),

@@ -37,8 +37,8 @@ def bench(
         "data"
     ),
     model_shape: Annotated[
-        str, typer.Option(help="tiny (the model), base (a random BERT-base, ELSER v2's size) or both.")
-    ] = "tiny",
+        str, typer.Option(help="base (a random BERT-base, ELSER v2's size), tiny (the model) or both (base first).")
+    ] = "both",
     base_limit: Annotated[int, typer.Option(help="Passages for the BERT-base shape.")] = 100,
     threads: Annotated[int, typer.Option(help="Intra-op threads of every in-process runner.")] = 2,
     peers: Annotated[bool, typer.Option("--peers/--no-peers", help="sentence-transformers and ONNX Runtime.")] = True,
@@ -71,8 +71,8 @@ def bench(
     ] = 100.0,
     mixed_seconds: Annotated[
         float,
-        typer.Option(help="Each mixed pass sends the corpus again until it lasts about this long (a stable p99)."),
-    ] = 25.0,
+        typer.Option(help="Each HTTP bulk pass (the row's and each mixed one) sends the corpus again until it lasts this long."),
+    ] = 60.0,
     tune_docs: Annotated[int, typer.Option(help="Passages each batch setting is tried on.")] = 256,
     st_batch_sizes: Annotated[str, typer.Option(help="sentence-transformers batch sizes to try.")] = "1,8,32",
     ort_batch_sizes: Annotated[str, typer.Option(help="ONNX Runtime batch sizes to try.")] = "1,4,16",

@@ -57,8 +57,11 @@ class BenchServer:
         log_path: Path,
         start_timeout: float = 120.0,
         processors: int | None = None,
+        precision: str = "exact",
     ) -> None:
-        """`processors`: the server's `--processors` (enough for the endpoints measured, even past the machine's)."""
+        """`processors`: the server's `--processors` (enough for the endpoints measured, even past
+        the machine's); `precision`: its `--precision`."""
+        self.precision = precision
         self.model_dir = model_dir
         self.processors = processors
         self.password = password
@@ -80,7 +83,7 @@ class BenchServer:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("wb")
         command = [sys.executable, "-m", "elserve.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port)]
-        command += ["--data-dir", str(data_dir), "--log-level", "warning"]
+        command += ["--data-dir", str(data_dir), "--log-level", "warning", "--precision", self.precision]
         if self.processors is not None:
             command += ["--processors", str(self.processors)]
         # Its own session: stopping it reaches its workers too, never anything of ours.

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import os
 import secrets
 import time
@@ -21,11 +20,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from elserve.bench.agreement import compare, rows_by_id
 from elserve.bench.base_model import BERT_BASE, build_random_bert
 from elserve.bench.corpus import Workload, default_corpus_path, read_corpus
-from elserve.bench.inprocess import EXACT, InProcessJob, precisions, run_elserve
+from elserve.bench.inprocess import EXACT, FidelityJob, InProcessJob, precisions, run_elserve, run_fidelity
 from elserve.bench.isolated import RunnerFailed, run_isolated
 from elserve.bench.machine import machine_info, product_throughput
 from elserve.bench.measure import Measured, MeasureJob
-from elserve.bench.onnx_export import onnx_path_for, run_export
+from elserve.bench.onnx_export import onnx_path_for, quantize_export, run_export
 from elserve.bench.options import Allocation, BenchOptions
 from elserve.bench.peers import OFFLINE_ENV, PeerJob, missing_peer_libraries, run_onnxruntime, run_sentence_transformers
 from elserve.bench.report import best_peer, result_record, results_table, tuning_table, write_json
@@ -33,6 +32,7 @@ from elserve.bench.mixed_report import memory_table, mixed_table
 from elserve.bench.results import MixedLoad, RunnerResult, WorkerMemory
 from elserve.runtime import Encoder, Tokenizer
 from elserve.runtime.cpu import bf16_refusal
+from elserve.runtime.int8 import REFUSED
 
 if TYPE_CHECKING:  # the HTTP rows need httpx (the `bench` extra); imported when they run
     from elserve.bench.http_load import InferenceClient
@@ -52,6 +52,8 @@ class BenchSession:
         self.log_dir = self.work_dir / "logs" / stamp
         self.output = options.output or Path("bench-results") / f"{stamp}.json"
         self.results: list[RunnerResult] = []
+        self.fidelity: dict[str, dict] = {}
+        self.refusals: list[dict[str, str]] = []
         self.failures: list[dict[str, str]] = []
         self.workloads: dict[str, dict[str, Any]] = {}
 
@@ -87,7 +89,7 @@ class BenchSession:
                 f"({workload.tokens / workload.docs:.0f} a text, specials included)"
             )
             self._run_shape(shape, shape_dir, workload)
-        self.console.print(results_table(self.results, f"elserve bench, {options.threads} threads"))
+        self.console.print(results_table(self.results, f"elserve bench, {options.threads} threads", options.threads))
         if any(r.tuning for r in self.results):
             self.console.print(tuning_table(self.results))
         if any(r.mixed for r in self.results):
@@ -105,7 +107,9 @@ class BenchSession:
             "workloads": self.workloads,
             "best_peer": {s: getattr(best_peer(self.results, s), "name", None) for s in options.shapes},
             "results": [result_record(r, self.results) for r in self.results],
+            "fidelity": self.fidelity,
             "failures": self.failures,
+            "refused": self.refusals,
             "logs": str(self.log_dir),
         }
         self.console.print(f"results: {write_json(self.output, document)}")
@@ -145,12 +149,38 @@ class BenchSession:
                     name = f"elserve {precision}"
                     in_job = InProcessJob(model_dir, options.threads, precision, job(options.token_budgets))
                     rows += self._isolated(bars, shape, name, "elserve", "budget", run_elserve, in_job, env)
+                for precision in precisions()[1:]:
+                    if any(r.name == f"elserve {precision}" for r in rows):  # not refused here
+                        self._fidelity(shape, model_dir, workload, precision, env)
             if options.peers:
                 rows += self._peers(bars, shape, model_dir, job, env)
             if options.http:
                 rows += self._http(bars, shape, model_dir, workload, sample_texts)
+                if options.url is None and any(r.name == "elserve int8" for r in rows):
+                    rows += self._http(bars, shape, model_dir, workload, sample_texts, "int8")
         self._agreements(rows, model_dir, sample_texts)
         self.results += rows
+
+    def _fidelity(self, shape: str, model_dir: Path, workload: Workload, precision: str, env: dict) -> None:
+        """`precision`'s agreement with exact: passages' vectors and their top-10 ranking for
+        held-out queries (a fifth of the texts, cut to their first words)."""
+        texts = workload.texts[: self.options.sample_docs * 4]
+        job = FidelityJob(model_dir, self.options.threads, precision, texts, max(1, len(texts) // 5))
+        log = self.log_dir / f"{shape}-fidelity-{precision}.log"
+        try:
+            found = run_isolated(run_fidelity, job, log, env=env)
+        except RunnerFailed as e:
+            if REFUSED not in str(e):
+                self.failures.append({"shape": shape, "runner": f"fidelity {precision}", "error": str(e)})
+            return
+        self.fidelity[f"{shape} {precision}"] = found
+        p = found["passages"]
+        self.console.print(
+            f"{shape} {precision} vs exact: top-{p['top_k']} overlap {p['overlap_mean']:.3f} (lowest "
+            f"{p['overlap_min']:.2f}), largest weight error {p['max_abs_diff']:.3g}, top-{found['rank_k']} "
+            f"ranking agreement {found['ranking_mean']:.3f} (lowest {found['ranking_min']:.2f}) over "
+            f"{found['queries']} held-out queries"
+        )
 
     def _progress(self) -> Progress:
         return Progress(
@@ -216,19 +246,37 @@ class BenchSession:
             return rows + self._failed(bars, task, shape, "onnxruntime", e)
         bars.update(task, description=f"{shape} onnx export: {onnx_path}", total=1, completed=1)
         ort_job = PeerJob(model_dir, opts.threads, window, job(opts.ort_batch_sizes), onnx_path)
-        return rows + self._isolated(bars, shape, "onnxruntime", "peer", "batch", run_onnxruntime, ort_job, env)
+        rows += self._isolated(bars, shape, "onnxruntime", "peer", "batch", run_onnxruntime, ort_job, env)
+        # The fair approximate peer of `elserve int8`: ONNX Runtime's own dynamic int8 quantization
+        # of the same export.
+        int8_path = onnx_path.with_name(onnx_path.stem + "-int8.onnx")
+        try:
+            run_isolated(quantize_export, (onnx_path, int8_path), self.log_dir / f"{shape}-onnx-int8.log", env=env)
+        except RunnerFailed as e:
+            return rows + self._failed(bars, task, shape, "onnxruntime int8", e)
+        int8_job = PeerJob(model_dir, opts.threads, window, job(opts.ort_batch_sizes), int8_path)
+        # Its own group: "x best peer" compares with the best exact peer.
+        return rows + self._isolated(bars, shape, "onnxruntime int8", "approximate peer", "batch", run_onnxruntime, int8_job, env)
 
     def _http(
-        self, bars: Progress, shape: str, model_dir: Path, workload: Workload, sample_texts: list[str]
+        self,
+        bars: Progress,
+        shape: str,
+        model_dir: Path,
+        workload: Workload,
+        sample_texts: list[str],
+        precision: str = EXACT,
     ) -> list[RunnerResult]:
+        """The HTTP rows: each endpoint of `--allocations` on a server of `precision` (another
+        than exact: the first endpoint only)."""
         from elserve.bench.http_load import InferenceClient
         from elserve.bench.server import BenchServer
 
         opts = self.options
         configs = [Allocation.parse(a) for a in opts.allocations]
-        if shape != "tiny":
-            if opts.url is not None:
-                return []  # a running server serves its own model, not the generated one
+        if shape != "tiny" and opts.url is not None:
+            return []  # a running server serves its own model, not the generated one
+        if precision != EXACT:
             configs = configs[:1]
         server: BenchServer | None = None
         if opts.url is not None:
@@ -238,7 +286,11 @@ class BenchSession:
             # Room for the largest endpoint measured (3x1 on 2 cores is oversubscribed, but measurable).
             widest = max(a.allocations * a.threads for a in configs)
             server = BenchServer(
-                model_dir, secrets.token_urlsafe(18), self.log_dir / f"{shape}-server.log", processors=widest
+                model_dir,
+                secrets.token_urlsafe(18),
+                self.log_dir / f"{shape}-server-{precision}.log",
+                processors=widest,
+                precision=precision,
             )
             context = server
         rows: list[RunnerResult] = []
@@ -248,7 +300,9 @@ class BenchSession:
                 if server is not None:
                     client = InferenceClient(server.url, server.password)
                 for allocation in configs:
-                    row = self._http_config(bars, task, shape, client, server, allocation, workload, sample_texts)
+                    row = self._http_config(
+                        bars, task, shape, client, server, allocation, workload, sample_texts, precision
+                    )
                     rows.append(row)
         except Exception as e:  # the server or a request failed: report it, keep the other rows
             tail = server.log_tail() if server is not None else ""
@@ -265,11 +319,12 @@ class BenchSession:
         allocation: Allocation,
         workload: Workload,
         sample_texts: list[str],
+        precision: str = EXACT,
     ) -> RunnerResult:
         from elserve.bench.http_load import measure_http
 
         opts = self.options
-        name = f"elserve http {allocation}"
+        name = f"elserve http {allocation}" if precision == EXACT else f"elserve http {precision} {allocation}"
         inference_id = f"elserve-bench-{allocation}"
         bars.update(task, description=f"{shape} {name}: deploying", total=None, completed=0)
         with client.session() as http:
@@ -287,12 +342,11 @@ class BenchSession:
                     latency_requests=opts.latency_requests,
                     sample_texts=sample_texts,
                     progress=self._on_progress(bars, task, f"{shape} {name}"),
+                    min_seconds=opts.mixed_seconds,
                 )
                 rss = server.peak_rss_bytes() if server is not None else None
-                # As many texts as the bulk clients send in `mixed_seconds`, at the rate just measured.
-                mixed_texts = math.ceil(opts.mixed_seconds * measured.best.docs_per_s)
                 progress = self._on_progress(bars, task, f"{shape} {name}")
-                mixed = self._mixed(client, inference_id, workload.cycled(mixed_texts), progress)
+                mixed = self._mixed(client, inference_id, workload, progress)
                 memory = _inference_memory(server)
             finally:
                 client.delete_endpoint(http, inference_id)
@@ -312,7 +366,7 @@ class BenchSession:
             fresh_memory=fresh_memory,
             load_after=os.getloadavg()[0],
             notes=[
-                f"{opts.docs_per_request} texts a request, corpus order; endpoint deployed in {deploy_seconds:.1f}s",
+                f"{opts.docs_per_request} texts a request, random order, >= {opts.mixed_seconds:.0f}s; endpoint deployed in {deploy_seconds:.1f}s",
                 "peak RSS: server and its workers (sum of each one's VmHWM)" if server else "peak RSS: not local",
             ],
         )
@@ -334,6 +388,7 @@ class BenchSession:
             latency_requests=opts.latency_requests,
             progress=progress,
             query_interval_s=opts.query_interval_ms / 1000,
+            min_seconds=opts.mixed_seconds,
         )
 
     def _on_progress(self, bars: Progress, task: TaskID, label: str) -> Callable[[str, int, int], None]:
@@ -343,6 +398,10 @@ class BenchSession:
         return update
 
     def _failed(self, bars: Progress, task: TaskID, shape: str, name: str, error: Exception) -> list[RunnerResult]:
+        if REFUSED in str(error):  # an opt-in precision this CPU runs no faster than exact: not a failure
+            bars.update(task, description=f"[yellow]{shape} {name}: refused here (see the log)")
+            self.refusals.append({"shape": shape, "runner": name, "reason": str(error)})
+            return []
         bars.update(task, description=f"[red]{shape} {name}: failed")
         self.failures.append({"shape": shape, "runner": name, "error": str(error)})
         return []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -53,3 +54,70 @@ def _dense(vector: SparseVector, ids: np.ndarray) -> np.ndarray:
     out = np.zeros(len(ids), dtype=np.float64)
     out[np.searchsorted(ids, vector.indices)] = vector.weights
     return out
+
+
+RANK_K = 10
+
+
+@dataclass(frozen=True, slots=True)
+class Fidelity:
+    """What an approximate encoder states against `exact`: its vectors' agreement on the passages,
+    and how it ranks them for held-out queries."""
+
+    passages: Agreement
+    queries: int
+    rank_k: int
+    # Per query, the share of exact's top-`rank_k` passages that the other's top-`rank_k` holds too.
+    ranking_mean: float
+    ranking_min: float
+
+
+def ranking_agreement(
+    exact_passages: Sequence[SparseVector],
+    exact_queries: Sequence[SparseVector],
+    other_passages: Sequence[SparseVector],
+    other_queries: Sequence[SparseVector],
+    k: int = RANK_K,
+) -> tuple[float, float]:
+    """Mean and lowest share of exact's top-`k` passages per query (by sparse dot product, as a
+    `sparse_vector` query scores) that the other encoder's top-`k` holds too."""
+    want, got = _top(exact_passages, exact_queries, k), _top(other_passages, other_queries, k)
+    shares = [len(set(w) & set(g)) / len(w) for w, g in zip(want, got, strict=True)]
+    return (float(np.mean(shares)), min(shares)) if shares else (1.0, 1.0)
+
+
+def _top(passages: Sequence[SparseVector], queries: Sequence[SparseVector], k: int) -> list[list[int]]:
+    size = 1 + max((int(v.indices.max()) for v in (*passages, *queries) if len(v.indices)), default=0)
+    matrix = np.zeros((len(passages), size), dtype=np.float64)
+    for row, vector in zip(matrix, passages, strict=True):
+        row[vector.indices] = vector.weights
+    tops = []
+    for query in queries:
+        scores = matrix[:, query.indices] @ query.weights.astype(np.float64)
+        # Highest score first, ties by passage order (stable).
+        tops.append(np.argsort(-scores, kind="stable")[:k].tolist())
+    return tops
+
+
+class _Encodes(Protocol):
+    def encode(self, texts: list[str]) -> list[tuple[SparseVector, bool]]: ...
+
+
+def fidelity(exact: _Encodes, other: _Encodes, passages: list[str], queries: list[str]) -> Fidelity:
+    """`other` against `exact` on `passages` (top-`TOP_K` token overlap, largest weight difference)
+    and on ranking them for `queries` (held out: not among the passages)."""
+    encoded = {
+        name: ([v for v, _ in encoder.encode(passages)], [v for v, _ in encoder.encode(queries)])
+        for name, encoder in (("exact", exact), ("other", other))
+    }
+    (want_p, want_q), (got_p, got_q) = encoded["exact"], encoded["other"]
+    mean, lowest = ranking_agreement(want_p, want_q, got_p, got_q)
+    return Fidelity(agreement(want_p, got_p), len(queries), RANK_K, mean, lowest)
+
+
+def held_out_queries(texts: list[str], count: int, words: int = 12) -> tuple[list[str], list[str]]:
+    """`(passages, queries)`: the last `count` texts held out, each cut to its first `words` words
+    as a query; the rest are the passages they are scored against."""
+    if not 0 < count < len(texts):
+        raise ValueError(f"need fewer than {len(texts)} queries and at least one, got [{count}]")
+    return texts[:-count], [" ".join(text.split()[:words]) for text in texts[-count:]]

@@ -14,6 +14,7 @@ from elserve.runtime.config import ModelFormatError
 from elserve.runtime.cpu import bf16_refusal
 from elserve.runtime.elastic_config import PASS_THROUGH, read_task
 from elserve.runtime.head import MARGIN, ExactHead
+from elserve.runtime.int8 import checked_int8_layers
 from elserve.runtime.layout import HF, layout_of
 from elserve.runtime.pass_through import PassThroughEncoder
 from elserve.runtime.sparse import SparseVector
@@ -21,11 +22,12 @@ from elserve.runtime.tokenizer import Encoded, Tokenizer
 from elserve.runtime.torchscript import TorchScriptEncoder, extract_masked_lm, load_script
 from elserve.runtime.workers import Workers
 
-# Padded cost of one batch in `encode`, in tokens (longest text x texts).
+# Cost of one batch in `encode`, in tokens (the sum of its texts' lengths: the layers run unpadded).
 DEFAULT_BATCH_TOKENS = 8192
 
 EXACT = "exact"
 BF16 = "bf16"
+INT8 = "int8"
 # `exact`: fp32 layers, and a vocabulary head whose weights are those of a float64 head (see
 # screening.py), within a few 1e-6 of the plain fp32 computation (its own rounding).
 # `bf16`: opt-in, the encoder layers in bfloat16 (~1.5x as fast on CPUs with AVX-512 BF16), then
@@ -33,7 +35,11 @@ BF16 = "bf16"
 # with `agreement.py` on the first 500 texts of the benchmark corpus: top-20 overlap 0.995 (lowest
 # 0.95), largest weight difference 0.083. Refused on a CPU without native bf16 (`cpu.bf16_refusal`),
 # where it would be ~15x slower than exact.
-PRECISIONS = (EXACT, BF16)
+# `int8`: opt-in, the encoder layers' linears with int8 weights and dynamic int8 activations
+# (int8.py), then the same exact head. Its agreement is measured by `agreement.fidelity` (the
+# benchmark states it, docs/performance.md records it). Refused where it is not faster than exact
+# on the model's own layers, measured at load (`int8.checked_int8_layers`).
+PRECISIONS = (EXACT, BF16, INT8)
 # Batches of at least this many tokens are split between the workers (see workers.py); a
 # smaller one runs whole on one of them, single-threaded ...
 PARALLEL_TOKENS = 64
@@ -46,11 +52,10 @@ STREAMED_LAYER_BYTES = 64 * 2**20
 
 
 class Encoder:
-    """A BERT masked-LM with SPLADE max pooling; exact unless built with `precision="bf16"`."""
+    """A BERT masked-LM with SPLADE max pooling; exact unless built with `precision="bf16"` or `"int8"`."""
 
-    # The encoder layers run on a padded (texts, longest) batch, so a batch costs
-    # longest x texts; the vocabulary head itself runs on real tokens only.
-    is_padded = True
+    # The encoder layers and the vocabulary head run on real tokens only: a batch costs its tokens.
+    is_padded = False
 
     def __init__(
         self, model: BertMaskedLM, tokenizer: Tokenizer, precision: str = EXACT, head: str | None = None
@@ -86,6 +91,8 @@ class Encoder:
         # The layers that run: the model with its big linears packed for oneDNN where that is
         # faster here, or a bfloat16 copy of it (the head keeps the fp32 decoder).
         self._layers, layers = _choose_layers(model, precision, sample)
+        if precision == INT8:
+            self._layers, layers = checked_int8_layers(model, self._layers, scored), "int8"
         with torch.inference_mode():
             rows = self._rows([sample[0].numpy()], np.array([sample.shape[1]]))
         # The head LayerNorm's shift is in every row the head sees: the screen's centre.
@@ -101,7 +108,7 @@ class Encoder:
     ) -> Encoder | TorchScriptEncoder | PassThroughEncoder:
         """Load `model_dir` of either layout (`layout.py`); `num_threads` sets torch's intra-op
         threads (process-wide) and how many workers split a batch; `precision` is `exact` (the
-        default) or the opt-in `bf16` (see `PRECISIONS`); `head` as for the constructor.
+        default) or the opt-in `bf16` or `int8` (see `PRECISIONS`); `head` as for the constructor.
 
         A TorchScript model (Elastic layout) whose weights are a BERT or DistilBERT masked-LM runs
         as this encoder (`torchscript.extract_masked_lm`); any other runs as the TorchScript itself,
@@ -146,9 +153,8 @@ class Encoder:
     def encode_ids(self, batch: list[np.ndarray]) -> list[SparseVector]:
         """The SPLADE vector of each token id sequence ([CLS]/[SEP] included), in order.
 
-        The batch is padded to its longest sequence for the encoder layers (each worker's share
-        of it to its own longest), so batches of similar lengths waste least; the vocabulary
-        head sees real tokens only.
+        Nothing is padded: the layers and the head see each text's real tokens only (texts of
+        equal length next to each other share their attention's products).
         """
         if not batch:
             return []
@@ -189,29 +195,25 @@ class Encoder:
 
     def _rows(self, batch: list[np.ndarray], lengths: np.ndarray) -> torch.Tensor:
         """The head-transformed states of the texts' real tokens, `(sum(lengths), hidden)` fp32,
-        text after text: padding never reaches the head."""
-        longest = int(lengths.max())
-        padded = np.full((len(batch), longest), self.model.config.pad_token_id, dtype=np.int64)
-        for row, ids in zip(padded, batch, strict=True):
-            row[: len(ids)] = ids
-        lengths_t = torch.from_numpy(lengths)
-        hidden = self._layers.encode(torch.from_numpy(padded), lengths_t)
-        real = torch.arange(longest) < lengths_t[:, None]
-        return self._layers.transform(hidden[real]).float()
+        text after text: no padding anywhere (see bert.py)."""
+        ids = torch.from_numpy(np.concatenate(batch).astype(np.int64, copy=False))
+        hidden = self._layers.encode_packed(ids, torch.from_numpy(lengths))
+        return self._layers.transform(hidden).float()
 
     def encode(self, texts: list[str], max_batch_tokens: int = DEFAULT_BATCH_TOKENS) -> list[tuple[SparseVector, bool]]:
         """Tokenize and encode `texts`: `(vector, is_truncated)` for each, in order.
 
-        Texts are run in length-sorted batches of at most `max_batch_tokens` padded tokens.
+        Texts are run in length-sorted batches of at most `max_batch_tokens` tokens.
         """
         encoded = self.tokenize(texts)
         order = sorted(range(len(texts)), key=lambda i: len(encoded[i].ids))
         vectors: dict[int, SparseVector] = {}
         start = 0
         while start < len(order):
-            # Sorted ascending, so the last text taken is the longest of the batch.
             end = start + 1
-            while end < len(order) and len(encoded[order[end]].ids) * (end + 1 - start) <= max_batch_tokens:
+            tokens = len(encoded[order[start]].ids)
+            while end < len(order) and tokens + len(encoded[order[end]].ids) <= max_batch_tokens:
+                tokens += len(encoded[order[end]].ids)
                 end += 1
             chunk = order[start:end]
             for i, vector in zip(chunk, self.encode_ids([encoded[i].ids for i in chunk]), strict=True):
@@ -226,7 +228,7 @@ def _choose_layers(model: BertMaskedLM, precision: str, sample: torch.Tensor) ->
     the throughput of plain on an AVX-512 EPYC for BERT-base; other CPUs, other oneDNN kernels)."""
     if precision == BF16:
         return copy.deepcopy(model).to(torch.bfloat16), "bf16"
-    lengths = torch.tensor([sample.shape[1]])
+    ids, lengths = sample[0], torch.tensor([sample.shape[1]])
     seconds = {}
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # so that this thread's CPU time is all of it
@@ -236,9 +238,9 @@ def _choose_layers(model: BertMaskedLM, precision: str, sample: torch.Tensor) ->
             return model, "plain"
         with torch.inference_mode():
             for name, layers in (("packed", packed), ("plain", model)):
-                layers.encode(sample, lengths)  # warm
+                layers.encode_packed(ids, lengths)  # warm
                 started = time.thread_time()
-                layers.encode(sample, lengths)
+                layers.encode_packed(ids, lengths)
                 seconds[name] = time.thread_time() - started
     except (RuntimeError, NotImplementedError, AttributeError):  # no oneDNN linear on this build or CPU
         return model, "plain"
