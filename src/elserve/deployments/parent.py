@@ -218,6 +218,12 @@ class ModelParents:
                 log.warning("model parent %s of %s exited; starting another", parent.pid, key[0].name)
                 if attempt:
                     raise WorkerStartError(f"model parent of [{key[0].name}] exited while forking") from None
+                # Gone, whatever its process still reports: a parent killed an instant ago may not have
+                # been reaped yet, and the next attempt must start another, not ask this one again.
+                async with entry.lock:
+                    if entry.parent is parent:
+                        parent.kill()
+                        entry.parent = None
         raise AssertionError("unreachable")
 
     async def _running(self, entry: _Entry, key: Key) -> ModelParent:
