@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from elasticsearch import ApiError, Elasticsearch
 
-from tests.e2e.server import PASSWORD, Server
+from tests.support.server import PASSWORD, Server
 
 pytestmark = pytest.mark.console
 

@@ -16,7 +16,7 @@ from elserve.deployments.parent import ModelParents
 from elserve.deployments.parent_process import PARENT_NAME
 from elserve.deployments.states import DeploymentState
 from elserve.deployments.worker import WORKER_NAME
-from tests.model_factory import build_bert_dir
+from tests.support.model_factory import build_bert_dir
 
 TEXTS = [f"text {i} about cats and dogs " + "and more words " * (i % 20) for i in range(48)]
 

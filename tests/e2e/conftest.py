@@ -8,15 +8,15 @@ from pathlib import Path
 import pytest
 from elasticsearch import Elasticsearch
 
-from tests.e2e.server import PASSWORD, Server
-from tests.hold import HOLD_FILE_ENV
+from tests.support.server import PASSWORD, Server
+from tests.support.hold import HOLD_FILE_ENV
 
 SHARED_SERVER_ARGS = ["--processors", "64", "--ml-memory", "100%"]
 
 
 @pytest.fixture(scope="session")
 def server_hold_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """While this file exists, the session server's workers hold their batches (tests/hold.py)."""
+    """While this file exists, the session server's workers hold their batches (tests/support/hold.py)."""
     return tmp_path_factory.mktemp("hold") / "hold"
 
 

@@ -14,7 +14,7 @@ import pytest
 from elasticsearch import ApiError, Elasticsearch
 
 from tests.e2e.conftest import make_client
-from tests.e2e.server import Server
+from tests.support.server import Server
 from tests.e2e.test_hardening import AUTH, read_response
 
 LIMIT = 1 << 20  # --http-max-content-length 1mb

@@ -13,7 +13,7 @@ from elasticsearch import ApiError, Elasticsearch
 
 from elserve.deployments.worker import WORKER_NAME
 from tests.e2e.conftest import make_client
-from tests.e2e.server import PASSWORD, Server
+from tests.support.server import PASSWORD, Server
 
 LIMITS = ["--processors", "2", "--ml-memory", "4gb"]
 

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from elasticsearch import ApiError, Elasticsearch
 
-from tests.e2e.server import PASSWORD, Server
+from tests.support.server import PASSWORD, Server
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ import pytest
 from elserve.endpoints.put_request import parse_put_request
 from elserve.security.users import UserStore
 from elserve.store import SqliteRepository
-from tests.e2e.server import PASSWORD, Server, free_port
+from tests.support.server import PASSWORD, Server, free_port
 
 ELSER = {"service": "elasticsearch", "service_settings": {"model_id": ".elser_model_2", "num_allocations": 1, "num_threads": 1}}
 

@@ -1,6 +1,6 @@
 """Failures leave nothing behind (issue 25), over HTTP with the official client, on a node of 2 processors.
 
-A model whose workers cannot load (tests/unloadable_model.py: real processes, no mock) fails its starts;
+A model whose workers cannot load (tests/support/unloadable_model.py: real processes, no mock) fails its starts;
 a start that fails before its answer leaves no deployment (Elasticsearch deletes it), an endpoint `PUT`
 that is refused or fails stores nothing, and a deployment that fails after a 408 stays `failed` in stats
 holding no processor. A good `PUT` then fits with no `_stop` in between.
@@ -18,8 +18,8 @@ from typer.testing import CliRunner
 
 from elserve.cli import app
 from tests.e2e.conftest import make_client
-from tests.e2e.server import Server
-from tests.unloadable_model import build_unloadable_dir
+from tests.support.server import Server
+from tests.support.unloadable_model import build_unloadable_dir
 
 LIMITS = ["--processors", "2", "--ml-memory", "4gb"]
 LONG = "300s"  # a start's bound against a hang on a loaded machine, not its expected time

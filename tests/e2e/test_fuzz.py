@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.server import PASSWORD, Server
+from tests.support.server import PASSWORD, Server
 
 SOAK_EXAMPLES = int(os.environ.get("ELSERVE_FUZZ_EXAMPLES", "0"))
 

@@ -18,7 +18,7 @@ import pytest
 from elasticsearch import Elasticsearch
 
 from tests.e2e.conftest import make_client
-from tests.e2e.server import PASSWORD, Server
+from tests.support.server import PASSWORD, Server
 
 AUTH = "Basic " + base64.b64encode(f"elastic:{PASSWORD}".encode()).decode()
 

@@ -19,7 +19,7 @@ import httpx
 import pytest
 from elasticsearch import Elasticsearch
 
-from tests.e2e.server import PASSWORD, Server
+from tests.support.server import PASSWORD, Server
 
 FREE = 3  # --login-free-failures
 BASE_DELAY_S = 0.5  # the brake's first spacing (throttle.py)

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from elasticsearch import Elasticsearch
 
-from tests.e2e.server import Server
-from tests.model_factory import build_torchscript_dir, torchscript_reference
+from tests.support.server import Server
+from tests.support.model_factory import build_torchscript_dir, torchscript_reference
 from tests.runtime.reference import reference_model, reference_weights
 
 MODEL_ID = "my-splade"

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.e2e.server import PASSWORD, Server
+from tests.support.server import PASSWORD, Server
 
 AUTH = ("elastic", PASSWORD)
 

@@ -13,7 +13,7 @@ import bcrypt
 import httpx
 import pytest
 
-from tests.e2e.server import Server
+from tests.support.server import Server
 
 IGNORED = "ELASTIC_PASSWORD is ignored"
 

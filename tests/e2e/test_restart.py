@@ -11,8 +11,8 @@ import httpx
 from elasticsearch import Elasticsearch
 
 from tests.e2e.conftest import make_client
-from tests.e2e.server import Server
-from tests.hold import HOLD_FILE_ENV, held, wait_until_held
+from tests.support.server import Server
+from tests.support.hold import HOLD_FILE_ENV, held, wait_until_held
 
 
 def assert_gone(pid: int, log: str, grace: float = 120.0) -> None:

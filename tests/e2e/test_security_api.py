@@ -12,7 +12,7 @@ import httpx
 import pytest
 from elasticsearch import ApiError, AuthenticationException, AuthorizationException, Elasticsearch
 
-from tests.e2e.server import PASSWORD, Server
+from tests.support.server import PASSWORD, Server
 
 CHALLENGES = ['Basic realm="security", charset="UTF-8"', 'Bearer realm="security"', "ApiKey"]
 

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from elasticsearch import Elasticsearch
 
-from tests.e2e.server import PASSWORD, Server
+from tests.support.server import PASSWORD, Server
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,8 @@ import pytest
 from elasticsearch import ApiError, Elasticsearch
 
 from tests.e2e.test_model_upload import _reference_tokens, _upload
-from tests.hold import held
-from tests.model_factory import build_torchscript_dir
+from tests.support.hold import held
+from tests.support.model_factory import build_torchscript_dir
 
 DEPRECATION = (
     '"[POST /_ml/trained_models/{model_id}/deployment/_infer] is deprecated! '
@@ -199,7 +199,7 @@ def custom_input_model(tmp_path_factory: pytest.TempPathFactory, http: httpx.Cli
 
 @pytest.fixture(scope="module")
 def http(server) -> Any:  # type: ignore[no-untyped-def]  # module-scoped for the module fixture above
-    from tests.e2e.server import PASSWORD
+    from tests.support.server import PASSWORD
 
     with httpx.Client(base_url=server.url, auth=("elastic", PASSWORD), timeout=120) as client:
         yield client

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.server import PASSWORD, Server
+from tests.support.server import PASSWORD, Server
 
 CONFIG = {
     "model_type": "pytorch",

@@ -18,8 +18,8 @@ import httpx
 import pytest
 import torch
 
-from tests.e2e.server import PASSWORD, Server
-from tests.model_factory import build_torchscript_dir
+from tests.support.server import PASSWORD, Server
+from tests.support.model_factory import build_torchscript_dir
 
 CHECK_NAME = "elserve-check"
 

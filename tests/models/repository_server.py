@@ -52,7 +52,7 @@ def write_package(
 
 
 def package_elastic_dir(elastic_dir: Path, repository: Path, packaged_id: str) -> dict:
-    """Publish a model directory in the Elastic layout (`tests.model_factory.build_torchscript_dir`) as a package
+    """Publish a model directory in the Elastic layout (`tests.support.model_factory.build_torchscript_dir`) as a package
     of a repository: its configuration becomes the metadata, with the `.pt`'s size and sha256."""
     model = (elastic_dir / "model.pt").read_bytes()
     vocabulary = json.loads((elastic_dir / "vocab.json").read_text())["vocabulary"]

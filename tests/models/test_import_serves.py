@@ -14,9 +14,9 @@ from elasticsearch import Elasticsearch
 from typer.testing import CliRunner
 
 from elserve.cli import app
-from tests.e2e.server import PASSWORD, Server
+from tests.support.server import PASSWORD, Server
 from tests.runtime import reference
-from tests.model_factory import build_torchscript_dir, torchscript_reference
+from tests.support.model_factory import build_torchscript_dir, torchscript_reference
 from tests.models.hub_mirror import HubRepo, hub_mirror
 from tests.models.repository_server import package_elastic_dir
 

@@ -9,7 +9,7 @@ import pytest
 from elasticsearch import Elasticsearch
 
 from tests.e2e.conftest import SHARED_SERVER_ARGS, make_client
-from tests.e2e.server import Server
+from tests.support.server import Server
 from tests.yaml_rest.cluster import TEST_PASSWORD, TEST_USER, create_test_user, warm_up
 
 _RUN_MODULE = "tests/yaml_rest/test_yaml_rest.py::test_yaml_rest["

@@ -18,9 +18,9 @@ from elasticsearch import ApiError, Elasticsearch
 
 from elserve.runtime import to_token_weights
 from elserve.runtime.encoder import Encoder
-from tests.e2e.server import Server
-from tests.hold import held, wait_until_held
-from tests.ray.conftest import (
+from tests.support.server import Server
+from tests.support.hold import held, wait_until_held
+from tests.deployments.rayserve.conftest import (
     ENDPOINT_TIMEOUT,
     alive,
     deployment_stats,

@@ -19,8 +19,8 @@ from elasticsearch import Elasticsearch
 from elserve.runtime import to_token_weights
 from elserve.runtime.encoder import Encoder
 
-from tests.e2e.server import PASSWORD, Server
-from tests.hold import HOLD_FILE_ENV
+from tests.support.server import PASSWORD, Server
+from tests.support.hold import HOLD_FILE_ENV
 
 ENDPOINT_TIMEOUT = "300s"
 
@@ -116,7 +116,7 @@ def replica_pids(server: Server, application: str) -> list[int]:
 
 @pytest.fixture(scope="module")
 def ray_hold_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """While this file exists, the module server's replicas hold their batches (tests/hold.py)."""
+    """While this file exists, the module server's replicas hold their batches (tests/support/hold.py)."""
     return tmp_path_factory.mktemp("ray-hold") / "hold"
 
 

@@ -19,10 +19,10 @@ import pytest
 from elserve.models.cache import MARKER
 from elserve.models.sources.file import directory_sha256
 from elserve.runtime.encoder import Encoder
-from tests.e2e.server import PASSWORD, Server
+from tests.support.server import PASSWORD, Server
 from tests.e2e.test_model_upload import _upload
-from tests.model_factory import build_torchscript_dir
-from tests.ray.conftest import assert_local_vectors, deployment_stats, make_client, put_elser, put_endpoint, wait_for_stats
+from tests.support.model_factory import build_torchscript_dir
+from tests.deployments.rayserve.conftest import assert_local_vectors, deployment_stats, make_client, put_elser, put_endpoint, wait_for_stats
 
 pytestmark = pytest.mark.ray
 
