@@ -12,8 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from elasticsearch import ApiError, Elasticsearch
+from elasticsearch import ApiError
 
+from tests.support.clients import make_client
 from tests.support.server import PASSWORD, Server
 
 pytestmark = pytest.mark.console
@@ -110,7 +111,7 @@ def test_a_visitor_without_credentials_sees_only_the_login_form(console_server: 
 
 
 def test_a_user_creates_watches_tries_previews_scales_and_deletes(console_server: Server, page) -> None:
-    es = Elasticsearch(console_server.url, basic_auth=("elastic", PASSWORD), request_timeout=300)
+    es = make_client(console_server)
     log_in(page, console_server, "elastic", PASSWORD)
     shot(page, "01-logged-in")
 
@@ -189,7 +190,7 @@ def test_a_user_creates_watches_tries_previews_scales_and_deletes(console_server
 
 
 def test_a_monitor_inference_user_sees_state_and_no_button_that_would_fail(console_server: Server, page) -> None:
-    es = Elasticsearch(console_server.url, basic_auth=("elastic", PASSWORD), request_timeout=300)
+    es = make_client(console_server)
     es.security.put_user(username="watcher", password="watcher-pass", roles=["inference_user"])
     es.inference.put(
         task_type="sparse_embedding",
@@ -223,7 +224,7 @@ def test_narrow_screen_keeps_one_column(console_server: Server, browser) -> None
 
 
 def test_an_api_key_logs_in_too(console_server: Server, page) -> None:
-    es = Elasticsearch(console_server.url, basic_auth=("elastic", PASSWORD), request_timeout=60)
+    es = make_client(console_server)
     key = es.security.create_api_key(name="console-key")["encoded"]
     page.goto(console_server.url + "/_elserve/console")
     page.check("input[name=kind][value=apikey]")

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 from elasticsearch import ApiError, Elasticsearch
 
-from tests.e2e.conftest import make_client
+from tests.support.clients import make_client
 from tests.support.server import Server
 from tests.e2e.test_hardening import AUTH, read_response
 

@@ -12,7 +12,7 @@ import pytest
 from elasticsearch import ApiError, Elasticsearch
 
 from elserve.deployments.worker import WORKER_NAME
-from tests.e2e.conftest import make_client
+from tests.support.clients import make_client
 from tests.support.server import PASSWORD, Server
 
 LIMITS = ["--processors", "2", "--ml-memory", "4gb"]

@@ -17,7 +17,7 @@ from elasticsearch import ApiError, Elasticsearch, NotFoundError
 from typer.testing import CliRunner
 
 from elserve.cli import app
-from tests.e2e.conftest import make_client
+from tests.support.clients import make_client
 from tests.support.server import Server
 from tests.support.unloadable_model import build_unloadable_dir
 

@@ -17,7 +17,7 @@ import orjson
 import pytest
 from elasticsearch import Elasticsearch
 
-from tests.e2e.conftest import make_client
+from tests.support.clients import make_client
 from tests.support.server import PASSWORD, Server
 
 AUTH = "Basic " + base64.b64encode(f"elastic:{PASSWORD}".encode()).decode()

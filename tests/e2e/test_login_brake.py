@@ -19,6 +19,7 @@ import httpx
 import pytest
 from elasticsearch import Elasticsearch
 
+from tests.support.clients import make_client
 from tests.support.server import PASSWORD, Server
 
 FREE = 3  # --login-free-failures
@@ -34,7 +35,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 @pytest.fixture(scope="module")
 def es(server: Server) -> Iterator[Elasticsearch]:
-    client = Elasticsearch(server.url, basic_auth=("elastic", PASSWORD), request_timeout=60)
+    client = make_client(server)
     yield client
     client.close()
 

@@ -14,6 +14,7 @@ import httpx
 import pytest
 from elasticsearch import Elasticsearch
 
+from tests.support.clients import make_client
 from tests.support.server import PASSWORD, Server
 
 
@@ -39,7 +40,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, cert: tuple[Path, Path]) ->
 
 @pytest.fixture(scope="module")
 def es(server: Server, cert: tuple[Path, Path]) -> Iterator[Elasticsearch]:
-    client = Elasticsearch(server.url, basic_auth=("elastic", PASSWORD), ca_certs=str(cert[0]), request_timeout=60)
+    client = make_client(server, ca_certs=str(cert[0]), request_timeout=60)
     yield client
     client.close()
 

@@ -8,7 +8,8 @@ from collections.abc import Iterator
 import pytest
 from elasticsearch import Elasticsearch
 
-from tests.e2e.conftest import SHARED_SERVER_ARGS, make_client
+from tests.e2e.conftest import SHARED_SERVER_ARGS
+from tests.support.clients import make_client
 from tests.support.server import Server
 from tests.yaml_rest.cluster import TEST_PASSWORD, TEST_USER, create_test_user, warm_up
 

@@ -19,14 +19,11 @@ from elasticsearch import Elasticsearch
 from elserve.runtime import to_token_weights
 from elserve.runtime.encoder import Encoder
 
-from tests.support.server import PASSWORD, Server
+from tests.support.clients import make_client
 from tests.support.hold import HOLD_FILE_ENV
+from tests.support.server import Server
 
 ENDPOINT_TIMEOUT = "300s"
-
-
-def make_client(server: Server) -> Elasticsearch:
-    return Elasticsearch(server.url, basic_auth=("elastic", PASSWORD), request_timeout=300)
 
 
 def put_elser(es: Elasticsearch, inference_id: str, **service_settings: Any) -> None:

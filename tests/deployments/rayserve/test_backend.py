@@ -24,12 +24,12 @@ from tests.deployments.rayserve.conftest import (
     ENDPOINT_TIMEOUT,
     alive,
     deployment_stats,
-    make_client,
     put_elser,
     replica_pids,
     still_running,
     wait_for_stats,
 )
+from tests.support.clients import make_client
 
 pytestmark = pytest.mark.ray
 

@@ -19,10 +19,11 @@ import pytest
 from elserve.models.cache import MARKER
 from elserve.models.sources.file import directory_sha256
 from elserve.runtime.encoder import Encoder
+from tests.support.clients import make_client
 from tests.support.server import PASSWORD, Server
 from tests.e2e.test_model_upload import _upload
 from tests.support.model_factory import build_torchscript_dir
-from tests.deployments.rayserve.conftest import assert_local_vectors, deployment_stats, make_client, put_elser, put_endpoint, wait_for_stats
+from tests.deployments.rayserve.conftest import assert_local_vectors, deployment_stats, put_elser, put_endpoint, wait_for_stats
 
 pytestmark = pytest.mark.ray
 

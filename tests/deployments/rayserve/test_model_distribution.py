@@ -23,10 +23,11 @@ from elserve.cli import app
 from elserve.models.cache import MARKER
 from elserve.models.sources.file import directory_sha256
 from elserve.runtime.encoder import Encoder
+from tests.support.clients import make_client
 from tests.support.server import PASSWORD, Server
 from tests.e2e.test_model_upload import _upload
 from tests.support.model_factory import build_torchscript_dir
-from tests.deployments.rayserve.conftest import alive, assert_local_vectors, make_client, put_endpoint, wait_for_stats
+from tests.deployments.rayserve.conftest import alive, assert_local_vectors, put_endpoint, wait_for_stats
 
 pytestmark = pytest.mark.ray
 
