@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from elasticsearch import Elasticsearch
 
+from elserve.deployments.batch_hold import HOLD_FILE_ENV
 from tests.support.clients import make_client, make_http
 from tests.support.elser import elser_config
-from tests.support.hold import HOLD_FILE_ENV
 from tests.support.server import Server
 
 SHARED_SERVER_ARGS = ["--processors", "64", "--ml-memory", "100%"]

@@ -10,10 +10,11 @@ from pathlib import Path
 import httpx
 from elasticsearch import Elasticsearch
 
+from elserve.deployments.batch_hold import HOLD_FILE_ENV
 from tests.support.clients import make_client
 from tests.support.elser import elser_config
 from tests.support.server import Server
-from tests.support.hold import HOLD_FILE_ENV, held, wait_until_held
+from tests.support.hold import held, wait_until_held
 
 
 def assert_gone(pid: int, log: str, grace: float = 120.0) -> None:
