@@ -58,6 +58,24 @@ def _spawner(parents: ModelParents, model_dir: Path, hold: Path | None = None):
     return spawn
 
 
+def _allocation(parents: ModelParents, model_dir: Path, hold: Path | None = None) -> tuple[Allocation, Events]:
+    events = Events()
+    return Allocation(_spawner(parents, model_dir, hold), 1, on_exit=events.on_exit, on_free=events.on_free), events
+
+
+async def _started(parents: ModelParents, model_dir: Path, hold: Path | None = None) -> tuple[Allocation, Events]:
+    allocation, events = _allocation(parents, model_dir, hold)
+    await allocation.start()
+    return allocation, events
+
+
+async def _held_batch(allocation: Allocation, batch: list[np.ndarray], hold: Path) -> asyncio.Future:
+    """A batch sent, once the worker holds it (inside `held(hold)`)."""
+    future = allocation.submit(batch)
+    await asyncio.get_running_loop().run_in_executor(None, wait_until_held, hold)
+    return future
+
+
 def _alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -72,8 +90,8 @@ def test_a_batch_is_answered_as_the_encoder_answers_it_then_the_worker_stops(
     expected = Encoder.load(model_dir, num_threads=1).encode_ids(batch)
 
     async def main() -> None:
-        parents, events = ModelParents(), Events()
-        allocation = Allocation(_spawner(parents, model_dir), 1, on_exit=events.on_exit, on_free=events.on_free)
+        parents = ModelParents()
+        allocation, events = _allocation(parents, model_dir)
         assert allocation.state is RoutingState.STARTING and not allocation.can_take
         await allocation.start()
         assert allocation.state is RoutingState.STARTED and allocation.can_take
@@ -102,12 +120,10 @@ def test_a_killed_worker_fails_the_batch_it_holds(model_dir: Path, batch: list[n
     hold = tmp_path / "hold"
 
     async def main() -> None:
-        parents, events = ModelParents(), Events()
-        allocation = Allocation(_spawner(parents, model_dir, hold), 1, on_exit=events.on_exit, on_free=events.on_free)
-        await allocation.start()
+        parents = ModelParents()
+        allocation, events = await _started(parents, model_dir, hold)
         with held(hold):
-            future = allocation.submit(batch)
-            await asyncio.get_running_loop().run_in_executor(None, wait_until_held, hold)
+            future = await _held_batch(allocation, batch, hold)
             os.kill(allocation.pid, signal.SIGKILL)
             with pytest.raises(WorkerDied, match=rf"worker process {allocation.pid} exited unexpectedly"):
                 await asyncio.wait_for(future, 300)
@@ -125,12 +141,10 @@ def test_drain_waits_for_the_held_batch_and_takes_no_other(
     hold = tmp_path / "hold"
 
     async def main() -> None:
-        parents, events = ModelParents(), Events()
-        allocation = Allocation(_spawner(parents, model_dir, hold), 1, on_exit=events.on_exit, on_free=events.on_free)
-        await allocation.start()
+        parents = ModelParents()
+        allocation, events = await _started(parents, model_dir, hold)
         with held(hold):
-            future = allocation.submit(batch)
-            await asyncio.get_running_loop().run_in_executor(None, wait_until_held, hold)
+            future = await _held_batch(allocation, batch, hold)
             draining = asyncio.ensure_future(allocation.drain())
             await asyncio.sleep(0)
             assert not allocation.accepting and not allocation.can_take
@@ -150,8 +164,8 @@ def test_a_model_that_cannot_load_fails_the_start_with_its_reason(tmp_path: Path
     broken = build_unloadable_dir(tmp_path / "broken")
 
     async def main() -> None:
-        parents, events = ModelParents(), Events()
-        allocation = Allocation(_spawner(parents, broken), 1, on_exit=events.on_exit, on_free=events.on_free)
+        parents = ModelParents()
+        allocation, events = _allocation(parents, broken)
         with pytest.raises(WorkerStartError) as failed:
             await allocation.start()
         assert allocation.state is RoutingState.FAILED

@@ -19,10 +19,10 @@ from elserve.deployments.deployment import Deployment
 from elserve.deployments.scaling import ScalingBounds
 from elserve.deployments.states import DeploymentState
 from tests.support.model_factory import build_bert_dir
+from tests.support.waiting import wait_until_async
 
 # The tick never comes within a test (the wake and sample tests drive the scaler themselves).
 NO_TICK = ScalerTimings(interval_s=3600.0)
-HANG_TICKS = 3000  # at 0.1 s: a bound against a hang only
 
 
 @pytest.fixture(scope="module")
@@ -38,12 +38,8 @@ def _deployment(model_dir: Path, timings: ScalerTimings = NO_TICK, **config) -> 
     return Deployment(DeploymentConfig(**options), source, timings=timings, query_lane=False)
 
 
-async def _until(condition, what: str) -> None:
-    for _ in range(HANG_TICKS):
-        if condition():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"never: {what}")
+def _adaptive(floor: int) -> AdaptiveConfig:
+    return AdaptiveConfig(enabled=True, min_number_of_allocations=floor, max_number_of_allocations=2)
 
 
 @pytest.mark.parametrize(
@@ -85,17 +81,13 @@ def test_a_sample_is_the_deployments_counters_and_state(model_dir: Path) -> None
 
 def test_a_request_at_zero_wakes_one_allocation_once(model_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
     async def main() -> None:
-        d = _deployment(
-            model_dir,
-            number_of_allocations=0,
-            adaptive_allocations=AdaptiveConfig(enabled=True, min_number_of_allocations=0, max_number_of_allocations=2),
-        )
+        d = _deployment(model_dir, number_of_allocations=0, adaptive_allocations=_adaptive(0))
         await d.start()
         assert d.state is DeploymentState.STARTED and d.allocations == []
         with caplog.at_level(logging.INFO, logger="elserve.deployments"):
             d.autoscaler.wake()
             d.autoscaler.wake()  # the first is in flight: no second allocation
-            await _until(lambda: d.started_allocations == 1, "one allocation started")
+            await wait_until_async(lambda: d.started_allocations == 1, "one allocation started")
         assert d.config.number_of_allocations == 1 and len(d.allocations) == 1
         waking = [r for r in caplog.records if "waking [d]" in r.getMessage()]
         assert [r.getMessage() for r in waking] == ["adaptive allocations scaler: waking [d] with one allocation"]
@@ -120,14 +112,10 @@ def test_an_idle_deployment_is_scaled_to_zero_on_a_tick(model_dir: Path, caplog:
     timings = ScalerTimings(interval_s=0.1, scale_to_zero_after_s=0.3, scale_up_cooldown_s=0.0)
 
     async def main() -> None:
-        d = _deployment(
-            model_dir,
-            timings,
-            adaptive_allocations=AdaptiveConfig(enabled=True, min_number_of_allocations=0, max_number_of_allocations=2),
-        )
+        d = _deployment(model_dir, timings, adaptive_allocations=_adaptive(0))
         with caplog.at_level(logging.INFO, logger="elserve.deployments"):
             await d.start()
-            await _until(lambda: d.config.number_of_allocations == 0 and not d.allocations, "scaled to zero")
+            await wait_until_async(lambda: d.config.number_of_allocations == 0 and not d.allocations, "scaled to zero")
         assert d.state is DeploymentState.STARTED
         assert "adaptive allocations scaler: scaled [d] to [0] allocations." in [r.getMessage() for r in caplog.records]
         await d.stop()
@@ -139,11 +127,7 @@ def test_a_minimum_keeps_an_idle_deployment_up(model_dir: Path) -> None:
     timings = ScalerTimings(interval_s=0.05, scale_to_zero_after_s=0.1, scale_up_cooldown_s=0.0)
 
     async def main() -> None:
-        d = _deployment(
-            model_dir,
-            timings,
-            adaptive_allocations=AdaptiveConfig(enabled=True, min_number_of_allocations=1, max_number_of_allocations=2),
-        )
+        d = _deployment(model_dir, timings, adaptive_allocations=_adaptive(1))
         await d.start()
         scaler = Autoscaler(d, timings)
         decisions = asyncio.ensure_future(scaler.run())

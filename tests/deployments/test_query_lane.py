@@ -17,6 +17,7 @@ from elserve.deployments.query_lane import QueryLane
 from elserve.deployments.states import RoutingState
 from tests.support.model_factory import build_bert_dir
 from tests.support.unloadable_model import build_unloadable_dir
+from tests.support.waiting import wait_until_async
 
 HANG_S = 300  # a bound against a hang only
 
@@ -98,10 +99,7 @@ def test_a_lane_that_dies_is_dropped_and_the_next_ensure_starts_another(model_di
         assert dead is not None
         frees = lane.frees
         os.kill(dead.pid, signal.SIGKILL)
-        for _ in range(HANG_S * 100):
-            if lane.lane.allocation is None:
-                break
-            await asyncio.sleep(0.01)
+        await wait_until_async(lambda: lane.lane.allocation is None, "the dead lane dropped")
         assert lane.lane.allocation is None and lane.lane.ready() is None
         assert dead.state is RoutingState.FAILED and lane.frees > frees
         lane.lane.ensure()

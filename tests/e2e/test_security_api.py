@@ -28,9 +28,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 @pytest.fixture(scope="module")
 def es(server: Server) -> Iterator[Elasticsearch]:
-    client = make_client(server)
-    yield client
-    client.close()
+    with make_client(server) as client:
+        yield client
 
 
 def _client(server: Server, **auth: object) -> Elasticsearch:
