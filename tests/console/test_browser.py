@@ -46,9 +46,8 @@ STEP_MS = 60_000
 @pytest.fixture(scope="module")
 def console_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     # Room for two allocations of one thread whatever this machine has.
-    server = Server(tmp_path_factory.mktemp("console") / "data", args=["--processors", "4"]).start()
-    yield server
-    server.stop()
+    with Server(tmp_path_factory.mktemp("console") / "data", args=["--processors", "4"]).start() as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

@@ -36,9 +36,8 @@ def server(tmp_path_factory: pytest.TempPathFactory, splade_model_dir: Path) -> 
             app, ["models", "import", f"file:{path}", "--model-id", model_id, "--data-dir", str(data)]
         )
         assert result.exit_code == 0, result.output
-    srv = Server(data, args=LIMITS).start()
-    yield srv
-    srv.stop()
+    with Server(data, args=LIMITS).start() as srv:
+        yield srv
 
 
 @pytest.fixture

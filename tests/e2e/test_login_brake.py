@@ -28,9 +28,8 @@ BASE_DELAY_S = 0.5  # the brake's first spacing (throttle.py)
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    srv = Server(tmp_path_factory.mktemp("brake") / "data", args=["--login-free-failures", str(FREE)]).start()
-    yield srv
-    srv.stop()
+    with Server(tmp_path_factory.mktemp("brake") / "data", args=["--login-free-failures", str(FREE)]).start() as srv:
+        yield srv
 
 
 @pytest.fixture(scope="module")

@@ -169,9 +169,8 @@ async def _open_loop(
 
 @pytest.fixture(scope="module")
 def soak_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    srv = Server(tmp_path_factory.mktemp("elserve-soak") / "data").start()
-    yield srv
-    srv.stop()
+    with Server(tmp_path_factory.mktemp("elserve-soak") / "data").start() as srv:
+        yield srv
 
 
 @pytest.mark.slow

@@ -21,9 +21,8 @@ CHALLENGES = ['Basic realm="security", charset="UTF-8"', 'Bearer realm="security
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    srv = Server(tmp_path_factory.mktemp("security") / "data", args=["--login-free-failures", "100000"]).start()
-    yield srv
-    srv.stop()
+    with Server(tmp_path_factory.mktemp("security") / "data", args=["--login-free-failures", "100000"]).start() as srv:
+        yield srv
 
 
 @pytest.fixture(scope="module")

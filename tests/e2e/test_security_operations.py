@@ -33,9 +33,8 @@ def cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, cert: tuple[Path, Path]) -> Iterator[Server]:
     args = ["--ssl-certfile", str(cert[0]), "--ssl-keyfile", str(cert[1]), "--login-free-failures", "2"]
-    srv = Server(tmp_path_factory.mktemp("ops") / "data", args=args).start()
-    yield srv
-    srv.stop()
+    with Server(tmp_path_factory.mktemp("ops") / "data", args=args).start() as srv:
+        yield srv
 
 
 @pytest.fixture(scope="module")

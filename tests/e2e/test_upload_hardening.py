@@ -122,9 +122,8 @@ def _leftovers(data_dir: Path) -> list[str]:
 @pytest.fixture(scope="module")
 def checking_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """A server with the default upload check (time enough for a real check on a loaded machine)."""
-    server = Server(tmp_path_factory.mktemp("checking") / "data").start()
-    yield server
-    server.stop()
+    with Server(tmp_path_factory.mktemp("checking") / "data").start() as server:
+        yield server
 
 
 def test_a_forward_that_never_ends_is_refused_and_the_server_answers_meanwhile(model_dir: Path, tmp_path: Path) -> None:

@@ -18,9 +18,8 @@ _RUN_MODULE = "tests/yaml_rest/test_yaml_rest.py::test_yaml_rest["
 
 @pytest.fixture(scope="module")
 def yaml_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    srv = Server(tmp_path_factory.mktemp("yaml-rest") / "data", args=SHARED_SERVER_ARGS).start()
-    yield srv
-    srv.stop()
+    with Server(tmp_path_factory.mktemp("yaml-rest") / "data", args=SHARED_SERVER_ARGS).start() as srv:
+        yield srv
 
 
 @pytest.fixture(scope="module")
