@@ -142,7 +142,7 @@ def test_drain_waits_for_the_held_batch_and_takes_no_other(
 
     async def main() -> None:
         parents = ModelParents()
-        allocation, events = await _started(parents, model_dir, hold)
+        allocation, _ = await _started(parents, model_dir, hold)
         with held(hold):
             future = await _held_batch(allocation, batch, hold)
             draining = asyncio.ensure_future(allocation.drain())

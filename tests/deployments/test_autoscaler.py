@@ -47,7 +47,10 @@ def _adaptive(floor: int) -> AdaptiveConfig:
     [
         (None, ScalingBounds(enabled=False)),
         (AdaptiveConfig(enabled=False, min_number_of_allocations=1), ScalingBounds(False, 1, None)),
-        (AdaptiveConfig(enabled=True, min_number_of_allocations=0, max_number_of_allocations=3), ScalingBounds(True, 0, 3)),
+        (
+            AdaptiveConfig(enabled=True, min_number_of_allocations=0, max_number_of_allocations=3),
+            ScalingBounds(True, 0, 3),
+        ),
         (AdaptiveConfig(enabled=True), ScalingBounds(True, None, None)),
     ],
 )

@@ -120,7 +120,9 @@ def test_a_lane_that_cannot_start_is_given_up(tmp_path: Path, caplog: pytest.Log
             lane.lane.ensure()
             assert await lane.lane.wait(HANG_S) is False
         assert lane.lane.enabled is False and lane.lane.allocation is None
-        assert any("deployment [d]: query lane did not start: ModelFormatError" in r.getMessage() for r in caplog.records)
+        assert any(
+            "deployment [d]: query lane did not start: ModelFormatError" in r.getMessage() for r in caplog.records
+        )
         lane.lane.ensure()  # given up: queries keep going to the allocations
         assert lane.forks == [1] and lane.lane.allocation is None
         await lane.parents.release(lane.key, lane)
@@ -137,7 +139,9 @@ def test_wait_gives_up_after_its_timeout_while_the_lane_starts(model_dir: Path) 
             raise AssertionError("unreachable")
 
         tasks: list[asyncio.Future] = []
-        lane = QueryLane("d", fork_that_waits, lambda: None, lambda start: tasks.append(asyncio.ensure_future(start)), enabled=True)
+        lane = QueryLane(
+            "d", fork_that_waits, lambda: None, lambda start: tasks.append(asyncio.ensure_future(start)), enabled=True
+        )
         lane.ensure()
         assert await lane.wait(0.01) is False
         assert lane.allocation is not None and lane.allocation.state is RoutingState.STARTING

@@ -15,7 +15,9 @@ import pytest
 def small_tmpfs(mount: Path, size: str) -> Iterator[Path]:
     """`mount` (created) as a tmpfs of `size` (mount's syntax, e.g. "16m") inside the block."""
     mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)], capture_output=True, text=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)], capture_output=True, text=True
+    )
     if done.returncode != 0:
         pytest.skip(f"a tmpfs cannot be mounted here: {done.stderr.strip() or done.returncode}")
     try:

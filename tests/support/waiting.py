@@ -11,7 +11,9 @@ from collections.abc import Callable
 HANG_S = 300.0
 
 
-def wait_until(condition: Callable[[], object], what: str = "the condition", timeout: float = HANG_S, interval: float = 0.05) -> None:
+def wait_until(
+    condition: Callable[[], object], what: str = "the condition", timeout: float = HANG_S, interval: float = 0.05
+) -> None:
     """Until `condition()` is true; fails naming `what` after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while not condition():
@@ -19,7 +21,9 @@ def wait_until(condition: Callable[[], object], what: str = "the condition", tim
         time.sleep(interval)
 
 
-async def wait_until_async(condition: Callable[[], object], what: str = "the condition", timeout: float = HANG_S, interval: float = 0.05) -> None:
+async def wait_until_async(
+    condition: Callable[[], object], what: str = "the condition", timeout: float = HANG_S, interval: float = 0.05
+) -> None:
     """`wait_until` on an event loop (the loop runs meanwhile)."""
     deadline = time.monotonic() + timeout
     while not condition():

@@ -33,7 +33,10 @@ def test_an_unknown_asset_has_no_handler(client: TestClient) -> None:
     r = client.get("/_elserve/console/other.js", auth=None)
     # Elasticsearch's answer to a path no handler takes: a bare `error` string.
     assert r.status_code == 400
-    assert r.json() == {"error": "no handler found for uri [/_elserve/console/other.js] and method [GET]", "status": 400}
+    assert r.json() == {
+        "error": "no handler found for uri [/_elserve/console/other.js] and method [GET]",
+        "status": 400,
+    }
 
 
 def test_recent_errors_need_credentials_and_list_what_went_wrong(client: TestClient) -> None:

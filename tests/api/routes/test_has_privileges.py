@@ -50,8 +50,14 @@ def test_a_user_without_the_privilege_is_told_so(client: TestClient) -> None:
         ({"cluster": "monitor"}, ("parse_exception", "[cluster] must be an array of strings")),
         ({"cluster": [1]}, ("parse_exception", "[cluster] must be an array of strings")),
         ({"index": ["x"]}, ("parse_exception", "[index] must be an array of objects")),
-        ({"index": [{"names": "i", "privileges": ["read"]}]}, ("parse_exception", "[names] must be an array of strings")),
-        ({"application": [{"resources": ["*"]}]}, ("parse_exception", "[application] must be an array of objects with an [application]")),
+        (
+            {"index": [{"names": "i", "privileges": ["read"]}]},
+            ("parse_exception", "[names] must be an array of strings"),
+        ),
+        (
+            {"application": [{"resources": ["*"]}]},
+            ("parse_exception", "[application] must be an array of objects with an [application]"),
+        ),
     ],
 )
 def test_bad_bodies_are_refused(client: TestClient, body: dict[str, Any], error: tuple[str, str]) -> None:

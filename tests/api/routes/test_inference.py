@@ -38,8 +38,20 @@ def test_an_unknown_endpoint_is_a_404(client: TestClient, method: str, path: str
 @pytest.mark.parametrize(
     ("params", "error"),
     [
-        ({"timeout": "abc"}, ("parse_exception", "failed to parse setting [timeout] with value [abc] as a time value: unit is missing or unrecognized")),
-        ({"bogus": "1"}, ("illegal_argument_exception", "request [/_inference/sparse_embedding/routes-put] contains unrecognized parameter: [bogus]")),
+        (
+            {"timeout": "abc"},
+            (
+                "parse_exception",
+                "failed to parse setting [timeout] with value [abc] as a time value: unit is missing or unrecognized",
+            ),
+        ),
+        (
+            {"bogus": "1"},
+            (
+                "illegal_argument_exception",
+                "request [/_inference/sparse_embedding/routes-put] contains unrecognized parameter: [bogus]",
+            ),
+        ),
     ],
 )
 def test_put_parameters_are_checked_first(client: TestClient, params: dict[str, str], error: tuple[str, str]) -> None:
@@ -52,11 +64,17 @@ def test_put_parameters_are_checked_first(client: TestClient, params: dict[str, 
     ("path", "body", "error"),
     [
         ("/_inference/sparse_embedding/routes-put", None, ("parse_exception", "request body is required")),
-        ("/_inference/sparse_embedding/routes-put", {"service": "nope"}, ("status_exception", "Unknown service [nope]")),
+        (
+            "/_inference/sparse_embedding/routes-put",
+            {"service": "nope"},
+            ("status_exception", "Unknown service [nope]"),
+        ),
         ("/_inference/bogus_task/routes-put", elser_config(), ("status_exception", "Unknown task_type [bogus_task]")),
     ],
 )
-def test_put_bodies_and_task_types_are_refused(client: TestClient, path: str, body: dict | None, error: tuple[str, str]) -> None:
+def test_put_bodies_and_task_types_are_refused(
+    client: TestClient, path: str, body: dict | None, error: tuple[str, str]
+) -> None:
     assert error_of(client.put(path, json=body)) == (400, *error)
 
 
@@ -69,13 +87,34 @@ def test_an_invalid_endpoint_id_is_refused(client: TestClient) -> None:
 @pytest.mark.parametrize(
     ("params", "error"),
     [
-        ({"priority": "urgent"}, ("illegal_argument_exception", "[priority] must be one of [search, ingest], got [urgent]")),
-        ({"timeout": "-5"}, ("parse_exception", "failed to parse setting [timeout] with value [-5] as a time value: negative durations are not supported")),
-        ({"dry_run": "true"}, ("illegal_argument_exception", "request [/_inference/sparse_embedding/missing] contains unrecognized parameter: [dry_run]")),
+        (
+            {"priority": "urgent"},
+            ("illegal_argument_exception", "[priority] must be one of [search, ingest], got [urgent]"),
+        ),
+        (
+            {"timeout": "-5"},
+            (
+                "parse_exception",
+                "failed to parse setting [timeout] with value [-5] as a time value: "
+                "negative durations are not supported",
+            ),
+        ),
+        (
+            {"dry_run": "true"},
+            (
+                "illegal_argument_exception",
+                "request [/_inference/sparse_embedding/missing] contains unrecognized parameter: [dry_run]",
+            ),
+        ),
     ],
 )
-def test_infer_parameters_are_checked_before_the_lookup(client: TestClient, params: dict[str, str], error: tuple[str, str]) -> None:
-    assert error_of(client.post("/_inference/sparse_embedding/missing", params=params, json={"input": "x"})) == (400, *error)
+def test_infer_parameters_are_checked_before_the_lookup(
+    client: TestClient, params: dict[str, str], error: tuple[str, str]
+) -> None:
+    assert error_of(client.post("/_inference/sparse_embedding/missing", params=params, json={"input": "x"})) == (
+        400,
+        *error,
+    )
 
 
 def test_delete_parameters_are_booleans(client: TestClient) -> None:

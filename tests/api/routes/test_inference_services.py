@@ -8,7 +8,9 @@ from starlette.testclient import TestClient
 from tests.support.errors import error_of
 
 
-@pytest.mark.parametrize("path", ["/_inference/_services", "/_inference/_services/sparse_embedding", "/_inference/_services/any"])
+@pytest.mark.parametrize(
+    "path", ["/_inference/_services", "/_inference/_services/sparse_embedding", "/_inference/_services/any"]
+)
 def test_the_services_and_their_settings(client: TestClient, path: str) -> None:
     r = client.get(path)
     assert r.status_code == 200

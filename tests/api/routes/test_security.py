@@ -24,14 +24,26 @@ def test_authenticate_says_who_the_caller_is(client: TestClient) -> None:
 
 
 def test_a_user_is_created_read_updated_disabled_and_deleted(client: TestClient) -> None:
-    assert client.put("/_security/user/sec_bob", json={"password": "bob-password", "roles": ["monitor"]}).json() == {"created": True}
+    assert client.put("/_security/user/sec_bob", json={"password": "bob-password", "roles": ["monitor"]}).json() == {
+        "created": True
+    }
     assert client.put("/_security/user/sec_bob", json={"roles": []}).json() == {"created": False}
     assert client.get("/_security/user/sec_bob").json() == {
-        "sec_bob": {"username": "sec_bob", "roles": [], "full_name": None, "email": None, "metadata": {}, "enabled": True}
+        "sec_bob": {
+            "username": "sec_bob",
+            "roles": [],
+            "full_name": None,
+            "email": None,
+            "metadata": {},
+            "enabled": True,
+        }
     }
     assert client.put("/_security/user/sec_bob/_disable").status_code == 200
     assert client.get("/_security/user/sec_bob").json()["sec_bob"]["enabled"] is False
-    assert error_of(client.get("/_security/_authenticate", auth=("sec_bob", "bob-password")))[:2] == (401, "security_exception")
+    assert error_of(client.get("/_security/_authenticate", auth=("sec_bob", "bob-password")))[:2] == (
+        401,
+        "security_exception",
+    )
     assert client.post("/_security/user/sec_bob/_enable").status_code == 200
     assert client.get("/_security/_authenticate", auth=("sec_bob", "bob-password")).json()["username"] == "sec_bob"
     assert client.delete("/_security/user/sec_bob").json() == {"found": True}
@@ -48,11 +60,36 @@ def test_unknown_users_and_roles_are_empty_404s(client: TestClient) -> None:
 @pytest.mark.parametrize(
     ("method", "path", "body", "error"),
     [
-        ("PUT", "/_security/user/sec_short", {"password": "short"}, ("validation_exception", "Validation Failed: 1: passwords must be at least [6] characters long;")),
-        ("PUT", "/_security/user/_password", {"password": "x"}, ("validation_exception", "Validation Failed: 1: passwords must be at least [6] characters long;")),
-        ("PUT", "/_security/user/elastic/_disable", None, ("illegal_argument_exception", "users may not update the enabled status of their own account")),
-        ("PUT", "/_security/user/nobody/_disable", None, ("validation_exception", "Validation Failed: 1: user must exist in order to change enabled status;")),
-        ("PUT", "/_security/role/sec_role", {"cluster": ["monitor"], "unknown": 1}, ("parse_exception", "failed to parse role [sec_role]. unexpected field [unknown]")),
+        (
+            "PUT",
+            "/_security/user/sec_short",
+            {"password": "short"},
+            ("validation_exception", "Validation Failed: 1: passwords must be at least [6] characters long;"),
+        ),
+        (
+            "PUT",
+            "/_security/user/_password",
+            {"password": "x"},
+            ("validation_exception", "Validation Failed: 1: passwords must be at least [6] characters long;"),
+        ),
+        (
+            "PUT",
+            "/_security/user/elastic/_disable",
+            None,
+            ("illegal_argument_exception", "users may not update the enabled status of their own account"),
+        ),
+        (
+            "PUT",
+            "/_security/user/nobody/_disable",
+            None,
+            ("validation_exception", "Validation Failed: 1: user must exist in order to change enabled status;"),
+        ),
+        (
+            "PUT",
+            "/_security/role/sec_role",
+            {"cluster": ["monitor"], "unknown": 1},
+            ("parse_exception", "failed to parse role [sec_role]. unexpected field [unknown]"),
+        ),
     ],
 )
 def test_bad_user_and_role_requests_are_refused(
@@ -89,7 +126,10 @@ def test_an_api_key_authenticates_and_is_invalidated(client: TestClient) -> None
     assert [k["name"] for k in listed] == ["sec-key"]
     invalidated = client.request("DELETE", "/_security/api_key", json={"ids": [key["id"]]}).json()
     assert invalidated["invalidated_api_keys"] == [key["id"]] and invalidated["error_count"] == 0
-    assert error_of(client.get("/_security/_authenticate", headers=headers, auth=None))[:2] == (401, "security_exception")
+    assert error_of(client.get("/_security/_authenticate", headers=headers, auth=None))[:2] == (
+        401,
+        "security_exception",
+    )
 
 
 def test_an_unknown_api_key_id_lists_nothing(client: TestClient) -> None:
@@ -100,8 +140,18 @@ def test_an_unknown_api_key_id_lists_nothing(client: TestClient) -> None:
 @pytest.mark.parametrize(
     ("params", "error"),
     [
-        ({"owner": "true", "username": "elastic"}, (VALIDATION, "Validation Failed: 1: neither username nor realm-name may be specified when retrieving owned API keys;")),
-        ({"active_only": "x"}, ("illegal_argument_exception", "Failed to parse value [x] as only [true] or [false] are allowed.")),
+        (
+            {"owner": "true", "username": "elastic"},
+            (
+                VALIDATION,
+                "Validation Failed: 1: neither username nor realm-name may be specified "
+                "when retrieving owned API keys;",
+            ),
+        ),
+        (
+            {"active_only": "x"},
+            ("illegal_argument_exception", "Failed to parse value [x] as only [true] or [false] are allowed."),
+        ),
     ],
 )
 def test_bad_api_key_queries_are_refused(client: TestClient, params: dict[str, str], error: tuple[str, str]) -> None:
@@ -111,7 +161,14 @@ def test_bad_api_key_queries_are_refused(client: TestClient, params: dict[str, s
 @pytest.mark.parametrize(
     ("body", "error"),
     [
-        ({}, (VALIDATION, "Validation Failed: 1: One of [api key id(s), api key name, username, realm name] must be specified if [owner] flag is false;")),
+        (
+            {},
+            (
+                VALIDATION,
+                "Validation Failed: 1: One of [api key id(s), api key name, username, realm name] "
+                "must be specified if [owner] flag is false;",
+            ),
+        ),
         ({"bogus": 1}, ("parse_exception", "[invalidate_api_key] unknown field [bogus]")),
         ({"ids": "x"}, ("parse_exception", "[invalidate_api_key] failed to parse field [ids]")),
         ({"owner": "x"}, ("parse_exception", "[invalidate_api_key] failed to parse field [owner]")),

@@ -23,7 +23,11 @@ def test_nothing_uploaded_lists_nothing(client: TestClient) -> None:
 
 @pytest.mark.parametrize("path", ["/_ml/trained_models/missing", "/_ml/trained_models/missing/_stats"])
 def test_an_unknown_model_is_a_404(client: TestClient, path: str) -> None:
-    assert error_of(client.get(path)) == (404, "resource_not_found_exception", "No known trained model with model_id [missing]")
+    assert error_of(client.get(path)) == (
+        404,
+        "resource_not_found_exception",
+        "No known trained model with model_id [missing]",
+    )
 
 
 @pytest.mark.parametrize("path", ["/_ml/trained_models", "/_ml/trained_models/_stats"])
@@ -43,7 +47,11 @@ def test_paging_and_flags_are_checked(client: TestClient, path: str, params: dic
 @pytest.mark.parametrize(
     ("path", "body", "reason"),
     [
-        ("/_ml/trained_models/routes-model/definition/abc", {}, "Failed to parse int parameter [part] with value [abc]"),
+        (
+            "/_ml/trained_models/routes-model/definition/abc",
+            {},
+            "Failed to parse int parameter [part] with value [abc]",
+        ),
         ("/_ml/trained_models/routes-model/definition/0", {}, "[definition] must not be null."),
         ("/_ml/trained_models/routes-model/vocabulary", {}, "[vocabulary] must not be null."),
     ],
@@ -68,10 +76,36 @@ def test_delete_needs_a_known_model_and_a_boolean_force(client: TestClient) -> N
 @pytest.mark.parametrize(
     ("params", "body", "error"),
     [
-        ({"priority": "urgent"}, None, ("illegal_argument_exception", "No enum constant org.elasticsearch.xpack.core.ml.inference.assignment.Priority.URGENT")),
-        ({"number_of_allocations": "abc"}, None, ("illegal_argument_exception", "Failed to parse int parameter [number_of_allocations] with value [abc]")),
-        ({"timeout": "xyz"}, None, ("parse_exception", "failed to parse setting [timeout] with value [xyz] as a time value: unit is missing or unrecognized")),
-        ({}, {"priority": 5}, ("x_content_parse_exception", "[1:13] [cluster:admin/xpack/ml/trained_models/deployment/start] priority doesn't support values of type: VALUE_NUMBER")),
+        (
+            {"priority": "urgent"},
+            None,
+            (
+                "illegal_argument_exception",
+                "No enum constant org.elasticsearch.xpack.core.ml.inference.assignment.Priority.URGENT",
+            ),
+        ),
+        (
+            {"number_of_allocations": "abc"},
+            None,
+            ("illegal_argument_exception", "Failed to parse int parameter [number_of_allocations] with value [abc]"),
+        ),
+        (
+            {"timeout": "xyz"},
+            None,
+            (
+                "parse_exception",
+                "failed to parse setting [timeout] with value [xyz] as a time value: unit is missing or unrecognized",
+            ),
+        ),
+        (
+            {},
+            {"priority": 5},
+            (
+                "x_content_parse_exception",
+                "[1:13] [cluster:admin/xpack/ml/trained_models/deployment/start] "
+                "priority doesn't support values of type: VALUE_NUMBER",
+            ),
+        ),
     ],
 )
 def test_start_options_are_parsed_before_the_model_is_looked_at(
@@ -91,11 +125,20 @@ def test_start_of_an_unknown_model_is_a_404(client: TestClient) -> None:
 
 
 def test_update_and_stop_of_an_unknown_deployment(client: TestClient) -> None:
-    assert error_of(client.post("/_ml/trained_models/missing/deployment/_update", json={"number_of_allocations": 2})) == NO_DEPLOYMENT
+    assert (
+        error_of(client.post("/_ml/trained_models/missing/deployment/_update", json={"number_of_allocations": 2}))
+        == NO_DEPLOYMENT
+    )
     # Stop allows no match unless told otherwise, in the query (older clients) or the body (newer).
     assert client.post("/_ml/trained_models/missing/deployment/_stop").json() == {"stopped": True}
-    assert error_of(client.post("/_ml/trained_models/missing/deployment/_stop", params={"allow_no_match": "false"})) == NO_DEPLOYMENT
-    assert error_of(client.post("/_ml/trained_models/missing/deployment/_stop", json={"allow_no_match": False})) == NO_DEPLOYMENT
+    assert (
+        error_of(client.post("/_ml/trained_models/missing/deployment/_stop", params={"allow_no_match": "false"}))
+        == NO_DEPLOYMENT
+    )
+    assert (
+        error_of(client.post("/_ml/trained_models/missing/deployment/_stop", json={"allow_no_match": False}))
+        == NO_DEPLOYMENT
+    )
     # With a body, only the body counts.
     r = client.post("/_ml/trained_models/missing/deployment/_stop", params={"allow_no_match": "false"}, json={})
     assert r.json() == {"stopped": True}
@@ -105,10 +148,38 @@ def test_update_and_stop_of_an_unknown_deployment(client: TestClient) -> None:
     ("path", "params", "body", "error"),
     [
         ("/_ml/trained_models/missing/_infer", {}, None, (400, "status_exception", "requires body")),
-        ("/_ml/trained_models/missing/_infer", {}, {"docs": [{"text_field": "x"}]}, (404, "resource_not_found_exception", "Could not find trained model [missing]")),
-        ("/_ml/trained_models/missing/_infer", {"timeout": "zz"}, {"docs": [{"text_field": "x"}]}, (400, "parse_exception", "failed to parse setting [timeout] with value [zz] as a time value: unit is missing or unrecognized")),
-        ("/_ml/trained_models/missing/_infer", {}, {"docs": "x"}, (400, "x_content_parse_exception", "[1:9] [cluster:internal/xpack/ml/inference/infer] docs doesn't support values of type: VALUE_STRING")),
-        ("/_ml/trained_models/missing/deployment/_infer", {}, {"docs": [{"text_field": "x"}, {"text_field": "y"}]}, (400, "validation_exception", "Validation Failed: 1: multiple documents are not supported;")),
+        (
+            "/_ml/trained_models/missing/_infer",
+            {},
+            {"docs": [{"text_field": "x"}]},
+            (404, "resource_not_found_exception", "Could not find trained model [missing]"),
+        ),
+        (
+            "/_ml/trained_models/missing/_infer",
+            {"timeout": "zz"},
+            {"docs": [{"text_field": "x"}]},
+            (
+                400,
+                "parse_exception",
+                "failed to parse setting [timeout] with value [zz] as a time value: unit is missing or unrecognized",
+            ),
+        ),
+        (
+            "/_ml/trained_models/missing/_infer",
+            {},
+            {"docs": "x"},
+            (
+                400,
+                "x_content_parse_exception",
+                "[1:9] [cluster:internal/xpack/ml/inference/infer] docs doesn't support values of type: VALUE_STRING",
+            ),
+        ),
+        (
+            "/_ml/trained_models/missing/deployment/_infer",
+            {},
+            {"docs": [{"text_field": "x"}, {"text_field": "y"}]},
+            (400, "validation_exception", "Validation Failed: 1: multiple documents are not supported;"),
+        ),
     ],
 )
 def test_infer_requests_are_checked(
