@@ -25,6 +25,8 @@ def test_configured_reads_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_p
 def test_no_file_no_wait_and_no_marker(tmp_path: Path) -> None:
     hold = tmp_path / "hold"
     batch_hold.wait(None)
+    batch_hold.wait("")  # empty: no hook (not the current directory)
+    asyncio.run(batch_hold.wait_async(""))
     batch_hold.wait(str(hold))  # configured, but the file does not exist
     asyncio.run(batch_hold.wait_async(str(hold)))
     assert not batch_hold.held_marker(hold).exists()

@@ -35,7 +35,7 @@ def held_marker(hold: Path) -> Path:
 
 def wait(hold: str | None) -> None:
     """Before a batch (blocking): hold it while the file exists."""
-    if hold is None:
+    if not hold:
         return
     path = Path(hold)
     if path.exists():
@@ -46,7 +46,7 @@ def wait(hold: str | None) -> None:
 
 async def wait_async(hold: str | None) -> None:
     """Before a batch, on an event loop: hold it while the file exists."""
-    if hold is None:
+    if not hold:
         return
     path = Path(hold)
     if path.exists():
