@@ -61,7 +61,7 @@ $(RAY_STAMP): pyproject.toml $(STAMP)
 	touch $(RAY_STAMP)
 
 test-ray: $(RAY_STAMP)
-	$(BIN)/pytest -m ray tests/ray
+	$(BIN)/pytest -m ray tests/deployments/rayserve
 
 # `make test-console`: the console page in a real headless browser. Debian's chromium (Playwright's own
 # browser download cannot be reached here) and the `console` extra; screenshots in .test-artifacts/console/.

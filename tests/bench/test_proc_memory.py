@@ -14,7 +14,7 @@ from elserve.bench.results import RunnerResult, Timing, WorkerMemory
 from elserve.deployments.config import DeploymentConfig
 from elserve.deployments.deployment import Deployment
 from elserve.deployments.parent import running_fork_server_pid
-from tests.model_factory import build_bert_dir
+from tests.support.model_factory import build_bert_dir
 
 
 def test_the_parent_and_each_allocation_are_found_and_reported(tmp_path: Path) -> None:

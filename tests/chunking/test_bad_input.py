@@ -15,7 +15,7 @@ from elserve.chunking.settings import (
     WordChunkingSettings,
 )
 from tests.chunking.documents import MULTILINGUAL, PROSE
-from tests.chunking.test_properties import assert_covering, assert_in_order
+from tests.chunking.chunk_order import assert_covering, assert_in_order
 
 STRATEGIES = {
     "sentence": SentenceChunkingSettings(250, 1),

@@ -21,6 +21,8 @@ from elserve.chunking.settings import (
     WordChunkingSettings,
 )
 
+from tests.chunking.chunk_order import assert_covering, assert_in_order
+
 WORDS = st.sampled_from(
     ["river", "Sea", "42", "3.5", "naïve", "Straße", "東京", "สวัสดี", "мир", "نهر", "x", "don't", "A1"]
 )
@@ -45,23 +47,6 @@ def word_ends_within(words: WordIndex, chunk_offset: ChunkOffset) -> int:
     """The words that end inside a chunk, on the whole text's segmentation."""
     ends = words.word_ends()
     return int(np.searchsorted(ends, chunk_offset.end, "right") - np.searchsorted(ends, chunk_offset.start, "right"))
-
-
-def assert_in_order(chunks: list[ChunkOffset], length: int) -> None:
-    assert chunks and chunks[0].start == 0
-    for previous, following in zip(chunks, chunks[1:]):
-        assert previous.start <= following.start and previous.end <= following.end
-    for piece in chunks:
-        assert 0 <= piece.start <= piece.end <= length
-
-
-def assert_covering(chunks: list[ChunkOffset], length: int) -> None:
-    """In order, no gap, to the end. Neighbours may overlap even without `sentence_overlap`: a
-    sentence longer than a chunk is split by the word chunker with overlap min(20, (max - 1) / 2)."""
-    assert_in_order(chunks, length)
-    assert chunks[-1].end == length
-    for previous, following in zip(chunks, chunks[1:]):
-        assert following.start <= previous.end
 
 
 @SETTINGS

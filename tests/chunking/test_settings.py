@@ -18,7 +18,7 @@ from elserve.chunking.settings import (
     parse_chunking_settings,
 )
 
-from tests.errors import expect_error
+from tests.support.errors import expect_error
 
 VALIDATION = "validation_exception"
 

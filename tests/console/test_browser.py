@@ -12,9 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from elasticsearch import ApiError, Elasticsearch
+from elasticsearch import ApiError
 
-from tests.e2e.server import PASSWORD, Server
+from tests.support.clients import make_client
+from tests.support.server import PASSWORD, Server
 
 pytestmark = pytest.mark.console
 
@@ -45,9 +46,8 @@ STEP_MS = 60_000
 @pytest.fixture(scope="module")
 def console_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     # Room for two allocations of one thread whatever this machine has.
-    server = Server(tmp_path_factory.mktemp("console") / "data", args=["--processors", "4"]).start()
-    yield server
-    server.stop()
+    with Server(tmp_path_factory.mktemp("console") / "data", args=["--processors", "4"]).start() as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +110,7 @@ def test_a_visitor_without_credentials_sees_only_the_login_form(console_server: 
 
 
 def test_a_user_creates_watches_tries_previews_scales_and_deletes(console_server: Server, page) -> None:
-    es = Elasticsearch(console_server.url, basic_auth=("elastic", PASSWORD), request_timeout=300)
+    es = make_client(console_server)
     log_in(page, console_server, "elastic", PASSWORD)
     shot(page, "01-logged-in")
 
@@ -189,7 +189,7 @@ def test_a_user_creates_watches_tries_previews_scales_and_deletes(console_server
 
 
 def test_a_monitor_inference_user_sees_state_and_no_button_that_would_fail(console_server: Server, page) -> None:
-    es = Elasticsearch(console_server.url, basic_auth=("elastic", PASSWORD), request_timeout=300)
+    es = make_client(console_server)
     es.security.put_user(username="watcher", password="watcher-pass", roles=["inference_user"])
     es.inference.put(
         task_type="sparse_embedding",
@@ -223,7 +223,7 @@ def test_narrow_screen_keeps_one_column(console_server: Server, browser) -> None
 
 
 def test_an_api_key_logs_in_too(console_server: Server, page) -> None:
-    es = Elasticsearch(console_server.url, basic_auth=("elastic", PASSWORD), request_timeout=60)
+    es = make_client(console_server)
     key = es.security.create_api_key(name="console-key")["encoded"]
     page.goto(console_server.url + "/_elserve/console")
     page.check("input[name=kind][value=apikey]")

@@ -11,12 +11,13 @@ import numpy as np
 import pytest
 
 from elserve.deployments.autoscaler import ScalerTimings
+from elserve.deployments.batch_hold import HOLD_FILE_ENV
 from elserve.deployments.config import AdaptiveConfig, DeploymentConfig
 from elserve.deployments.deployment import Deployment
 from elserve.deployments.states import AllocationState, DeploymentState
 from elserve.errors import RejectedExecutionException, StatusException
 from elserve.runtime import Encoder
-from tests.hold import HOLD_FILE_ENV, held, wait_until_held
+from tests.support.hold import held, wait_until_held
 
 # Requests whose timeout is not under test have none (`timeout=None`): their encoding takes what the machine
 # takes (on a loaded 2-core machine several seconds for the bigger ones), and no test may time real work.
@@ -36,7 +37,7 @@ def _deployment(model_dir: Path, precision: str = "exact", **config) -> Deployme
 
 @pytest.fixture
 def hold_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The file that holds the workers this test starts (see tests/hold.py)."""
+    """The file that holds the workers this test starts (see tests/support/hold.py)."""
     path = tmp_path / "hold"
     monkeypatch.setenv(HOLD_FILE_ENV, str(path))
     return path

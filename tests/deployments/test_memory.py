@@ -9,7 +9,7 @@ from pathlib import Path
 
 from elserve.deployments.memory import estimate, measure, process_memory
 from elserve.runtime.memory import PROCESS_BYTES, WORKER_BYTES, estimate_memory
-from tests.model_factory import build_bert_dir
+from tests.support.model_factory import build_bert_dir
 
 
 def test_process_memory_of_a_live_process_and_of_none() -> None:

@@ -16,7 +16,8 @@ from elserve.deployments.parent import ModelParents
 from elserve.deployments.parent_process import PARENT_NAME
 from elserve.deployments.states import DeploymentState
 from elserve.deployments.worker import WORKER_NAME
-from tests.model_factory import build_bert_dir
+from tests.support.model_factory import build_bert_dir
+from tests.support.waiting import wait_until_async
 
 TEXTS = [f"text {i} about cats and dogs " + "and more words " * (i % 20) for i in range(48)]
 
@@ -52,15 +53,6 @@ def _field(pid: int, name: str) -> str:
         if line.startswith(f"{name}:"):
             return line.split(":", 1)[1].strip()
     raise KeyError(name)
-
-
-async def _until(condition, what: str) -> None:
-    """Wait for `condition` (the bound only guards against a hang: 10 minutes)."""
-    for _ in range(12000):
-        if condition():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"never: {what}")
 
 
 def _gone(pid: int) -> bool:
@@ -100,13 +92,13 @@ def test_extra_allocations_share_the_parents_memory_and_survive_kills(model_dir:
         # kill -9 of a worker: replaced from the same parent, and every request answered.
         os.kill(workers[0], signal.SIGKILL)
         replaced = lambda: d.started_allocations == 3 and workers[0] not in [a.pid for a in d.allocations]  # noqa: E731
-        await _until(replaced, "replaced")
+        await wait_until_async(replaced, "replaced")
         assert all(int(_field(a.pid, "PPid")) == parent for a in d.allocations)
         _same(await _vectors(d, TEXTS), expected)
 
         # kill -9 of the parent: its workers keep serving, and the next allocation comes from a new parent.
         os.kill(parent, signal.SIGKILL)
-        await _until(lambda: _gone(parent), "the parent exited")
+        await wait_until_async(lambda: _gone(parent), "the parent exited")
         _same(await _vectors(d, TEXTS), expected)
         await d.scale(4)
         assert d.started_allocations == 4
@@ -116,7 +108,7 @@ def test_extra_allocations_share_the_parents_memory_and_survive_kills(model_dir:
 
         last_parent, pids = d.parent_pid, [a.pid for a in d.allocations]
         await d.stop()
-        await _until(lambda: all(map(_gone, [last_parent, *pids])), "every process ended")
+        await wait_until_async(lambda: all(map(_gone, [last_parent, *pids])), "every process ended")
 
     asyncio.run(main())
 
@@ -142,7 +134,7 @@ def test_deployments_of_one_model_share_one_parent(model_dir: Path) -> None:
         measured = second.memory()
         assert measured is not None and second.memory_per()[1] == measured.per_allocation_bytes  # once a batch ran
         await second.stop()  # the last deployment of the model ends its parent
-        await _until(lambda: _gone(parent), "the parent exited")
+        await wait_until_async(lambda: _gone(parent), "the parent exited")
 
     asyncio.run(main())
 

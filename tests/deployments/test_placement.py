@@ -13,7 +13,7 @@ from elserve.deployments.config import AdaptiveConfig, DeploymentConfig
 from elserve.deployments.manager import DeploymentManager
 from elserve.deployments.states import DeploymentState
 from elserve.models import Catalogue, ModelCache, ModelDownloads, ModelSpec
-from tests.unloadable_model import build_unloadable_dir
+from tests.support.unloadable_model import build_unloadable_dir
 
 GB = 1 << 30
 

@@ -8,15 +8,17 @@ from pathlib import Path
 import pytest
 from elasticsearch import Elasticsearch
 
-from tests.e2e.server import PASSWORD, Server
-from tests.hold import HOLD_FILE_ENV
+from elserve.deployments.batch_hold import HOLD_FILE_ENV
+from tests.support.clients import make_client, make_http
+from tests.support.elser import elser_config
+from tests.support.server import Server
 
 SHARED_SERVER_ARGS = ["--processors", "64", "--ml-memory", "100%"]
 
 
 @pytest.fixture(scope="session")
 def server_hold_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """While this file exists, the session server's workers hold their batches (tests/hold.py)."""
+    """While this file exists, the session server's workers hold their batches (tests/support/hold.py)."""
     return tmp_path_factory.mktemp("hold") / "hold"
 
 
@@ -33,10 +35,6 @@ def server(tmp_path_factory: pytest.TempPathFactory, server_hold_file: Path) -> 
     srv.stop()
 
 
-def make_client(server: Server, **kwargs) -> Elasticsearch:
-    return Elasticsearch(server.url, basic_auth=("elastic", PASSWORD), request_timeout=120, **kwargs)
-
-
 @pytest.fixture(scope="session")
 def es(server: Server) -> Elasticsearch:
     return make_client(server)
@@ -48,10 +46,7 @@ def elser_endpoint(es: Elasticsearch) -> str:
     es.options(request_timeout=300).inference.put(
         task_type="sparse_embedding",
         inference_id="e2e-elser",
-        inference_config={
-            "service": "elasticsearch",
-            "service_settings": {"model_id": ".elser_model_2", "num_allocations": 1, "num_threads": 1},
-        },
+        inference_config=elser_config(),
         timeout="300s",
     )
     return "e2e-elser"
@@ -59,8 +54,6 @@ def elser_endpoint(es: Elasticsearch) -> str:
 
 @pytest.fixture
 def http(server: Server) -> Iterator:
-    import httpx
-
-    with httpx.Client(base_url=server.url, auth=("elastic", PASSWORD), timeout=120) as client:
+    with make_http(server) as client:
         yield client
 

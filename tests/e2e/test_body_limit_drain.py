@@ -13,18 +13,17 @@ from collections.abc import Iterator
 import pytest
 from elasticsearch import ApiError, Elasticsearch
 
-from tests.e2e.conftest import make_client
-from tests.e2e.server import Server
-from tests.e2e.test_hardening import AUTH, read_response
+from tests.support.clients import make_client
+from tests.support.raw_http import AUTH, read_response
+from tests.support.server import Server
 
 LIMIT = 1 << 20  # --http-max-content-length 1mb
 
 
 @pytest.fixture(scope="module")
 def small_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    srv = Server(tmp_path_factory.mktemp("elserve-drain") / "data", args=["--http-max-content-length", "1mb"]).start()
-    yield srv
-    srv.stop()
+    with Server(tmp_path_factory.mktemp("elserve-drain") / "data", args=["--http-max-content-length", "1mb"]).start() as srv:
+        yield srv
 
 
 def _post_head(length: int | None, extra: bytes = b"") -> bytes:

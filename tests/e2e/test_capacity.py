@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -12,8 +11,9 @@ import pytest
 from elasticsearch import ApiError, Elasticsearch
 
 from elserve.deployments.worker import WORKER_NAME
-from tests.e2e.conftest import make_client
-from tests.e2e.server import PASSWORD, Server
+from tests.support.clients import make_client
+from tests.support.server import PASSWORD, Server
+from tests.support.waiting import wait_until
 
 LIMITS = ["--processors", "2", "--ml-memory", "4gb"]
 
@@ -39,13 +39,6 @@ def _name(pid: int) -> str | None:
     except OSError:
         return None
 
-
-
-def _wait_for(predicate, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.2)
 
 
 def test_priority_is_validated_as_elasticsearch_validates_it(server: Server) -> None:
@@ -165,8 +158,8 @@ def test_what_no_longer_fits_after_a_restart_stays_unassigned(tmp_path: Path) ->
     smaller = Server(data, port=server.port, args=["--processors", "1", "--ml-memory", "4gb"]).start()
     try:
         es = make_client(smaller)
-        _wait_for(lambda: _deployment_stats(es, "fills")["allocation_status"]["allocation_count"] == 1)
-        _wait_for(lambda: _deployment_stats(es, "background")["allocation_status"]["allocation_count"] == 1)
+        wait_until(lambda: _deployment_stats(es, "fills")["allocation_status"]["allocation_count"] == 1)
+        wait_until(lambda: _deployment_stats(es, "background")["allocation_status"]["allocation_count"] == 1)
         stats = _deployment_stats(es, "fills")
         assert stats["allocation_status"] == {"allocation_count": 1, "target_allocation_count": 2, "state": "started"}
         assert "insufficient allocated processors" in stats["reason"]

@@ -14,6 +14,7 @@ from elasticsearch import BadRequestError, Elasticsearch
 from elserve.chunking import chunk, result_slots
 from elserve.chunking.settings import WordChunkingSettings, parse_chunking_settings
 from tests.chunking.documents import MULTILINGUAL, PROSE
+from tests.support.elser import elser_config
 
 HEADERS = {"accept": "application/json", "content-type": "application/json"}
 
@@ -155,11 +156,7 @@ def put(es: Elasticsearch, chunking_settings: dict[str, Any]) -> Any:
     return es.inference.put(
         task_type="sparse_embedding",
         inference_id="e2e-chunking-t6",
-        inference_config={
-            "service": "elasticsearch",
-            "service_settings": {"model_id": ".elser_model_2", "num_allocations": 1, "num_threads": 1},
-            "chunking_settings": chunking_settings,
-        },
+        inference_config=elser_config(chunking_settings=chunking_settings),
     )
 
 

@@ -9,7 +9,8 @@ import httpx
 import pytest
 from elasticsearch import ApiError, Elasticsearch
 
-from tests.e2e.server import PASSWORD, Server
+from tests.support.clients import make_client
+from tests.support.server import Server
 
 
 @pytest.mark.parametrize(
@@ -73,13 +74,13 @@ def test_has_privileges_answers_for_the_caller(server: Server, monitor_user: tup
         "index": {"docs": {"read": False}},
         "application": {},
     }
-    admin = Elasticsearch(server.url, basic_auth=("elastic", PASSWORD), request_timeout=60)
+    admin = make_client(server)
     everything = admin.security.has_privileges(cluster=["all", "manage_security"], index=[{"names": ["x"], "privileges": ["read"]}])
     assert everything["has_all_requested"] is True
 
 
 def test_has_privileges_validates_as_elasticsearch(server: Server) -> None:
-    admin = Elasticsearch(server.url, basic_auth=("elastic", PASSWORD), request_timeout=60)
+    admin = make_client(server)
     with pytest.raises(ApiError) as empty:
         admin.security.has_privileges(cluster=[])
     assert empty.value.meta.status == 400

@@ -15,9 +15,10 @@ import pytest
 from elserve.endpoints.put_request import parse_put_request
 from elserve.security.users import UserStore
 from elserve.store import SqliteRepository
-from tests.e2e.server import PASSWORD, Server, free_port
+from tests.support.elser import elser_config
+from tests.support.server import PASSWORD, Server, free_port
 
-ELSER = {"service": "elasticsearch", "service_settings": {"model_id": ".elser_model_2", "num_allocations": 1, "num_threads": 1}}
+ELSER = elser_config()
 
 
 def _store_with_elastic(data: Path) -> SqliteRepository:

@@ -22,8 +22,9 @@ import numpy as np
 import pytest
 from elasticsearch import Elasticsearch
 
-from tests.e2e.server import PASSWORD, Server
-from tests.model_factory import build_bert_dir, build_distilbert_dir
+from tests.support.clients import make_client
+from tests.support.server import PASSWORD, Server
+from tests.support.model_factory import build_bert_dir, build_distilbert_dir
 from tests.runtime.reference import reference_model, reference_weights
 
 ELAND_SITE = Path(sys.prefix) / "eland-site"
@@ -207,7 +208,7 @@ def test_eland_saved_model_imports_with_elserve_models_import(
     assert imported.returncode == 0, imported.stderr[-4000:]
     server = Server(data_dir).start()
     try:
-        es = Elasticsearch(server.url, basic_auth=("elastic", PASSWORD), request_timeout=300)
+        es = make_client(server)
         _put_endpoint(es, "frozen-import", "eland-frozen")
         _check_vectors(es, "frozen-import", hub_dir)
         log = server.log()

@@ -1,6 +1,6 @@
 """Failures leave nothing behind (issue 25), over HTTP with the official client, on a node of 2 processors.
 
-A model whose workers cannot load (tests/unloadable_model.py: real processes, no mock) fails its starts;
+A model whose workers cannot load (tests/support/unloadable_model.py: real processes, no mock) fails its starts;
 a start that fails before its answer leaves no deployment (Elasticsearch deletes it), an endpoint `PUT`
 that is refused or fails stores nothing, and a deployment that fails after a 408 stays `failed` in stats
 holding no processor. A good `PUT` then fits with no `_stop` in between.
@@ -8,7 +8,6 @@ holding no processor. A good `PUT` then fits with no `_stop` in between.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,9 +16,10 @@ from elasticsearch import ApiError, Elasticsearch, NotFoundError
 from typer.testing import CliRunner
 
 from elserve.cli import app
-from tests.e2e.conftest import make_client
-from tests.e2e.server import Server
-from tests.unloadable_model import build_unloadable_dir
+from tests.support.clients import make_client
+from tests.support.server import Server
+from tests.support.unloadable_model import build_unloadable_dir
+from tests.support.waiting import wait_until
 
 LIMITS = ["--processors", "2", "--ml-memory", "4gb"]
 LONG = "300s"  # a start's bound against a hang on a loaded machine, not its expected time
@@ -36,9 +36,8 @@ def server(tmp_path_factory: pytest.TempPathFactory, splade_model_dir: Path) -> 
             app, ["models", "import", f"file:{path}", "--model-id", model_id, "--data-dir", str(data)]
         )
         assert result.exit_code == 0, result.output
-    srv = Server(data, args=LIMITS).start()
-    yield srv
-    srv.stop()
+    with Server(data, args=LIMITS).start() as srv:
+        yield srv
 
 
 @pytest.fixture
@@ -69,13 +68,6 @@ def _deployments(es: Elasticsearch, model_id: str) -> dict[str, dict]:
     """The model's deployments in `_stats`, by id (none: the model alone is listed)."""
     entries = es.ml.get_trained_models_stats(model_id=model_id)["trained_model_stats"]
     return {e["deployment_stats"]["deployment_id"]: e["deployment_stats"] for e in entries if "deployment_stats" in e}
-
-
-def _until(predicate, timeout: float = 300.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.2)
 
 
 def test_failed_starts_and_a_refused_put_leave_room_for_a_good_put(es: Elasticsearch) -> None:
@@ -131,14 +123,14 @@ def test_a_put_that_times_out_keeps_its_endpoint_and_deploys(es: Elasticsearch) 
         "Use the trained model stats API to track the state of the deployment."
     )
     assert es.inference.get(inference_id="late-ep")["endpoints"][0]["inference_id"] == "late-ep"
-    _until(lambda: _deployments(es, "good")["late-ep"]["allocation_status"]["state"] == "fully_allocated")
+    wait_until(lambda: _deployments(es, "good")["late-ep"]["allocation_status"]["state"] == "fully_allocated")
     assert es.inference.sparse_embedding(inference_id="late-ep", input=["ready now"])["sparse_embedding"]
 
     # A deployment that fails after its 408: the endpoint stays, the deployment shows `failed` with its
     # reason, and it holds no processor: the node's last one still takes a good deployment.
     status, _ = _refused(lambda: _put(es, "broken-late", "broken", 1, timeout="1ms"))
     assert status == 408
-    _until(lambda: _deployments(es, "broken").get("broken-late", {}).get("state") == "failed")
+    wait_until(lambda: _deployments(es, "broken").get("broken-late", {}).get("state") == "failed")
     failed = _deployments(es, "broken")["broken-late"]
     assert "do not match config.json" in failed["reason"]
     assert es.inference.get(inference_id="broken-late")["endpoints"]

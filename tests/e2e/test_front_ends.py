@@ -13,8 +13,9 @@ import httpx
 import pytest
 from elasticsearch import AuthenticationException, Elasticsearch, NotFoundError
 
-from tests.e2e.conftest import SHARED_SERVER_ARGS, make_client
-from tests.e2e.server import PASSWORD, Server
+from tests.e2e.conftest import SHARED_SERVER_ARGS
+from tests.support.clients import make_client
+from tests.support.server import PASSWORD, Server
 from tests.store.postgres_cluster import PASSWORD as STORE_PASSWORD
 from tests.store.postgres_cluster import PostgresCluster, postgres_cluster, wait_for  # noqa: F401 - a fixture
 

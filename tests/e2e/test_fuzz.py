@@ -18,16 +18,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.server import PASSWORD, Server
+from tests.support.server import PASSWORD, Server
 
 SOAK_EXAMPLES = int(os.environ.get("ELSERVE_FUZZ_EXAMPLES", "0"))
 
 
 @pytest.fixture(scope="module")
 def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    srv = Server(tmp_path_factory.mktemp("elserve-fuzz") / "data").start()
-    yield srv
-    srv.stop()
+    with Server(tmp_path_factory.mktemp("elserve-fuzz") / "data").start() as srv:
+        yield srv
 
 
 @pytest.fixture(scope="module")

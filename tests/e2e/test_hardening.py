@@ -5,9 +5,7 @@ Raw sockets where a client library would refuse to send the request.
 
 from __future__ import annotations
 
-import base64
 import gzip
-import socket
 import time
 import zlib
 from collections.abc import Iterator
@@ -17,67 +15,9 @@ import orjson
 import pytest
 from elasticsearch import Elasticsearch
 
-from tests.e2e.conftest import make_client
-from tests.e2e.server import PASSWORD, Server
-
-AUTH = "Basic " + base64.b64encode(f"elastic:{PASSWORD}".encode()).decode()
-
-
-# -- raw HTTP ---------------------------------------------------------------------------------
-
-
-def connect(server: Server, timeout: float = 60.0) -> socket.socket:
-    sock = socket.create_connection(("127.0.0.1", server.port), timeout=timeout)
-    return sock
-
-
-def read_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
-    """One response (Content-Length framed), or status 0 when the server closed without one."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(65536)
-        if not chunk:
-            return 0, {}, data
-        data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    status = int(lines[0].split()[1])
-    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
-    length = int(headers.get("content-length", "0"))
-    while len(body) < length:
-        chunk = sock.recv(65536)
-        if not chunk:
-            break
-        body += chunk
-    return status, headers, body
-
-
-def send_raw(server: Server, request: bytes) -> tuple[int, dict[str, str], bytes]:
-    with connect(server) as sock:
-        try:
-            sock.sendall(request)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the server answered and closed before reading it all
-        return read_response(sock)
-
-
-def closed_by_server(sock: socket.socket) -> bool:
-    """True once the server closes the connection (reads until EOF; the socket's timeout bounds the wait)."""
-    try:
-        while sock.recv(65536):
-            pass
-        return True
-    except ConnectionResetError:
-        return True
-    except TimeoutError:
-        return False
-
-
-def es_error(body: bytes) -> dict:
-    parsed = orjson.loads(body)
-    assert set(parsed) == {"error", "status"}
-    return parsed
-
+from tests.support.clients import make_client
+from tests.support.raw_http import AUTH, closed_by_server, connect, es_error, read_response, send_raw
+from tests.support.server import PASSWORD, Server
 
 # -- a server with small limits and a short read timeout -------------------------------------------
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from tests.e2e.server import PASSWORD, Server
+from tests.support.server import PASSWORD, Server
 
 VENDOR9 = "application/vnd.elasticsearch+json; compatible-with=9"
 

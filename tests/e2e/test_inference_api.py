@@ -8,6 +8,8 @@ import httpx
 import pytest
 from elasticsearch import BadRequestError, Elasticsearch, NotFoundError
 
+from tests.support.elser import elser_config
+
 ELSER_BODY = {"service": "elser", "service_settings": {"num_allocations": 1, "num_threads": 1}}
 
 
@@ -149,10 +151,7 @@ def test_update_allocations(es: Elasticsearch) -> None:
     es.options(request_timeout=300).inference.put(
         task_type="sparse_embedding",
         inference_id="e2e-update",
-        inference_config={
-            "service": "elasticsearch",
-            "service_settings": {"model_id": ".elser_model_2", "num_allocations": 1, "num_threads": 1},
-        },
+        inference_config=elser_config(),
     )
     updated = es.inference.update(
         task_type="sparse_embedding",
@@ -170,11 +169,7 @@ def test_update_allocations(es: Elasticsearch) -> None:
 def test_delete(es: Elasticsearch, http: httpx.Client) -> None:
     es.options(request_timeout=300).inference.put(
         inference_id="e2e-delete",
-        inference_config={
-            "task_type": "sparse_embedding",
-            "service": "elasticsearch",
-            "service_settings": {"model_id": ".elser_model_2", "num_allocations": 1, "num_threads": 1},
-        },
+        inference_config=elser_config(task_type="sparse_embedding"),
     )
     dry = es.inference.delete(inference_id="e2e-delete", dry_run=True)
     assert dry.body == {"acknowledged": False, "pipelines": [], "indexes": [], "error_message": ""}
@@ -246,10 +241,7 @@ def test_put_timeout_answers_408_and_keeps_deploying(es: Elasticsearch, http: ht
     r = http.put(
         "/_inference/sparse_embedding/e2e-timeout",
         params={"timeout": "1ms"},
-        json={
-            "service": "elasticsearch",
-            "service_settings": {"model_id": ".elser_model_2", "num_allocations": 1, "num_threads": 1},
-        },
+        json=elser_config(),
     )
     assert r.status_code == 408
     assert r.json()["error"]["reason"] == (

@@ -19,7 +19,8 @@ import httpx
 import pytest
 from elasticsearch import Elasticsearch
 
-from tests.e2e.server import PASSWORD, Server
+from tests.support.clients import make_client
+from tests.support.server import PASSWORD, Server
 
 FREE = 3  # --login-free-failures
 BASE_DELAY_S = 0.5  # the brake's first spacing (throttle.py)
@@ -27,16 +28,14 @@ BASE_DELAY_S = 0.5  # the brake's first spacing (throttle.py)
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    srv = Server(tmp_path_factory.mktemp("brake") / "data", args=["--login-free-failures", str(FREE)]).start()
-    yield srv
-    srv.stop()
+    with Server(tmp_path_factory.mktemp("brake") / "data", args=["--login-free-failures", str(FREE)]).start() as srv:
+        yield srv
 
 
 @pytest.fixture(scope="module")
 def es(server: Server) -> Iterator[Elasticsearch]:
-    client = Elasticsearch(server.url, basic_auth=("elastic", PASSWORD), request_timeout=60)
-    yield client
-    client.close()
+    with make_client(server) as client:
+        yield client
 
 
 def _client(server: Server, source: str) -> httpx.Client:

@@ -9,48 +9,20 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
 import pytest
 from elasticsearch import Elasticsearch
 
-from tests.e2e.server import Server
-from tests.model_factory import build_torchscript_dir, torchscript_reference
-from tests.runtime.reference import reference_model, reference_weights
+from tests.support.errors import error_of
+from tests.support.model_factory import build_torchscript_dir
+from tests.support.server import Server
+from tests.support.uploads import PARTS, definition_parts, put_part, reference_tokens, upload_model
 
 MODEL_ID = "my-splade"
-PARTS = 3
 
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_torchscript_dir(tmp_path_factory.mktemp("upload") / "model")
-
-
-def _parts(model_dir: Path) -> list[bytes]:
-    data = (model_dir / "model.pt").read_bytes()
-    size = -(-len(data) // PARTS)
-    return [data[i : i + size] for i in range(0, len(data), size)]
-
-
-def _put_part(http: httpx.Client, model_id: str, part: int, data: bytes, total_length: int, total_parts: int = PARTS) -> httpx.Response:
-    body = {"definition": base64.b64encode(data).decode(), "total_definition_length": total_length, "total_parts": total_parts}
-    return http.put(f"/_ml/trained_models/{model_id}/definition/{part}", json=body)
-
-
-def _upload(http: httpx.Client, model_id: str, model_dir: Path) -> None:
-    config = json.loads((model_dir / "trained_model_config.json").read_text())
-    r = http.put(f"/_ml/trained_models/{model_id}", json=config)
-    assert r.status_code == 200, r.text
-    assert r.json()["model_id"] == model_id and r.json()["model_type"] == "pytorch"
-    # The tokenization's defaults filled in, as Elasticsearch answers.
-    assert r.json()["inference_config"]["text_expansion"]["tokenization"]["bert"]["span"] == -1
-    total = (model_dir / "model.pt").stat().st_size
-    for i, data in enumerate(_parts(model_dir)):
-        r = _put_part(http, model_id, i, data, total)
-        assert r.status_code == 200 and r.json() == {"acknowledged": True}, r.text
-    vocabulary = json.loads((model_dir / "vocab.json").read_text())
-    r = http.put(f"/_ml/trained_models/{model_id}/vocabulary", json=vocabulary)
-    assert r.status_code == 200 and r.json() == {"acknowledged": True}, r.text
 
 
 def _fully_defined(http: httpx.Client, model_id: str) -> bool:
@@ -90,16 +62,6 @@ def _name(pid: int) -> str:
         return ""
 
 
-def _reference_tokens(model_dir: Path, text: str) -> dict[str, float]:
-    from transformers import BertTokenizer
-
-    reference_dir = torchscript_reference(model_dir)
-    ids = np.array(BertTokenizer.from_pretrained(reference_dir)(text)["input_ids"])
-    weights = reference_weights(reference_model(reference_dir), [ids])[0]
-    vocabulary = json.loads((model_dir / "vocab.json").read_text())["vocabulary"]
-    return {vocabulary[i].replace(".", "__"): float(weights[i]) for i in np.flatnonzero(weights > 0)}
-
-
 def test_upload_then_infer_through_the_client(http: httpx.Client, es: Elasticsearch, model_dir: Path, server: Server) -> None:
     config = json.loads((model_dir / "trained_model_config.json").read_text())
     assert http.put(f"/_ml/trained_models/{MODEL_ID}", json=config).status_code == 200
@@ -108,10 +70,10 @@ def test_upload_then_infer_through_the_client(http: httpx.Client, es: Elasticsea
     r = http.post(f"/_ml/trained_models/{MODEL_ID}/deployment/_start")
     assert r.status_code == 404 and r.json()["error"]["reason"] == f"Could not find trained model definition [{MODEL_ID}]"
     total = (model_dir / "model.pt").stat().st_size
-    parts = _parts(model_dir)
+    parts = definition_parts(model_dir)
     for i in reversed(range(PARTS)):  # any order
-        assert _put_part(http, MODEL_ID, i, parts[i], total).status_code == 200
-    r = _put_part(http, MODEL_ID, 1, parts[1], total)
+        assert put_part(http, MODEL_ID, i, parts[i], total).status_code == 200
+    r = put_part(http, MODEL_ID, 1, parts[1], total)
     assert r.status_code == 400, r.text
     assert r.json()["error"]["type"] == "resource_already_exists_exception"
     assert r.json()["error"]["reason"] == f"Trained machine learning model chunked doc [{MODEL_ID}][1] already exists"
@@ -140,7 +102,7 @@ def test_upload_then_infer_through_the_client(http: httpx.Client, es: Elasticsea
     answer = es.inference.inference(inference_id="upload-e2e", input=texts)
     _check_memory_estimate(server, set(server.worker_pids()) - before, sizes["required_native_memory_bytes"])
     for text, result in zip(texts, answer["sparse_embedding"], strict=True):
-        got, want = result["embedding"], _reference_tokens(model_dir, text)
+        got, want = result["embedding"], reference_tokens(model_dir, text)
         assert set(got) == set(want), text
         assert max(abs(got[t] - want[t]) for t in want) <= 1e-4
 
@@ -164,7 +126,7 @@ def test_the_same_model_uploaded_twice_is_one_copy(http: httpx.Client, model_dir
 
     before = installed()
     for model_id in ("twin-a", "twin-b"):
-        _upload(http, model_id, model_dir)
+        upload_model(http, model_id, model_dir)
         assert _fully_defined(http, model_id)
     assert len(installed() - before) == 1  # content-addressed: one directory for both ids
     assert not any((server.data_dir / "model-uploads").glob("twin-*"))  # no staging left
@@ -202,11 +164,6 @@ def test_eland_calls_through_the_client(es: Elasticsearch, model_dir: Path) -> N
     assert es.options(ignore_status=404).ml.delete_trained_model(model_id="eland-style").meta.status == 404
 
 
-def _error(r: httpx.Response) -> tuple[int, str, str]:
-    error = r.json()["error"]
-    return r.status_code, error["type"], error["reason"]
-
-
 @pytest.mark.parametrize(
     ("body", "expected"),
     [
@@ -238,47 +195,47 @@ def _error(r: httpx.Response) -> tuple[int, str, str]:
     ],
 )
 def test_definition_part_errors(http: httpx.Client, body: dict[str, Any], expected: tuple[int, str, str]) -> None:
-    assert _error(http.put("/_ml/trained_models/no-such-upload/definition/0", json=body)) == expected
+    assert error_of(http.put("/_ml/trained_models/no-such-upload/definition/0", json=body)) == expected
 
 
 def test_configuration_and_vocabulary_errors(http: httpx.Client, model_dir: Path) -> None:
     config = json.loads((model_dir / "trained_model_config.json").read_text())
-    assert _error(http.put("/_ml/trained_models/Bad-Id", json=config)) == (
+    assert error_of(http.put("/_ml/trained_models/Bad-Id", json=config)) == (
         400,
         "action_request_validation_exception",
         "Validation Failed: 1: Invalid model_id; 'Bad-Id' can contain lowercase alphanumeric (a-z and 0-9), "
         "hyphens or underscores; must start and end with alphanumeric;",
     )
     embedding = {**config, "inference_config": {"text_embedding": {}}}
-    status, kind, reason = _error(http.put("/_ml/trained_models/an-embedder", json=embedding))
+    status, kind, reason = error_of(http.put("/_ml/trained_models/an-embedder", json=embedding))
     assert (status, kind) == (400, "status_exception") and "only ['text_expansion', 'pass_through']" in reason
-    assert _error(http.put("/_ml/trained_models/no-type", json={"inference_config": config["inference_config"]})) == (
+    assert error_of(http.put("/_ml/trained_models/no-type", json={"inference_config": config["inference_config"]})) == (
         400,
         "action_request_validation_exception",
         "Validation Failed: 1: [model_type] must be set if [definition] is not defined.;",
     )
     assert http.put("/_ml/trained_models/err-model", json=config).status_code == 200
-    assert _error(http.put("/_ml/trained_models/err-model", json=config)) == (
+    assert error_of(http.put("/_ml/trained_models/err-model", json=config)) == (
         400,
         "resource_already_exists_exception",
         "Trained machine learning model [err-model] already exists",
     )
-    assert _error(http.put("/_ml/trained_models/err-model/vocabulary", json={"vocabulary": []})) == (
+    assert error_of(http.put("/_ml/trained_models/err-model/vocabulary", json={"vocabulary": []})) == (
         400,
         "action_request_validation_exception",
         "Validation Failed: 1: [vocabulary] must not be empty;",
     )
-    assert _error(http.put("/_ml/trained_models/nobody/vocabulary", json={"vocabulary": ["a"]})) == (
+    assert error_of(http.put("/_ml/trained_models/nobody/vocabulary", json={"vocabulary": ["a"]})) == (
         404,
         "resource_not_found_exception",
         "Could not find trained model [nobody]",
     )
     # A part whose totals disagree with the first part's.
-    assert _put_part(http, "err-model", 0, b"abc", 6, 2).status_code == 200
-    status, kind, reason = _error(_put_part(http, "err-model", 1, b"abc", 7, 2))
+    assert put_part(http, "err-model", 0, b"abc", 6, 2).status_code == 200
+    status, kind, reason = error_of(put_part(http, "err-model", 1, b"abc", 7, 2))
     assert (status, kind) == (400, "status_exception") and "earlier parts gave [6] and [2]" in reason
     assert http.delete("/_ml/trained_models/err-model").status_code == 200
-    assert _error(http.delete("/_ml/trained_models/.elser_model_2"))[0] == 400
+    assert error_of(http.delete("/_ml/trained_models/.elser_model_2"))[0] == 400
 
 
 def test_an_unknown_top_level_field_is_refused_as_elasticsearch_refuses_it(http: httpx.Client) -> None:
@@ -288,7 +245,7 @@ def test_an_unknown_top_level_field_is_refused_as_elasticsearch_refuses_it(http:
         content=b'{"foo": 1, "model_type": "pytorch", "inference_config": {"text_expansion": {}}}',
         headers={"content-type": "application/json"},
     )
-    assert _error(r) == (400, "x_content_parse_exception", "[1:2] [trained_model_config] unknown field [foo]")
+    assert error_of(r) == (400, "x_content_parse_exception", "[1:2] [trained_model_config] unknown field [foo]")
     assert http.get("/_ml/trained_models/unknown-field").status_code == 404
 
 
@@ -296,9 +253,9 @@ def test_a_model_that_cannot_run_is_refused_when_complete(http: httpx.Client, mo
     config = json.loads((model_dir / "trained_model_config.json").read_text())
     assert http.put("/_ml/trained_models/bad-vocab", json=config).status_code == 200
     data = (model_dir / "model.pt").read_bytes()
-    assert _put_part(http, "bad-vocab", 0, data, len(data), 1).status_code == 200
+    assert put_part(http, "bad-vocab", 0, data, len(data), 1).status_code == 200
     vocabulary = json.loads((model_dir / "vocab.json").read_text())["vocabulary"] + ["extra1", "extra2"]
-    status, kind, reason = _error(http.put("/_ml/trained_models/bad-vocab/vocabulary", json={"vocabulary": vocabulary}))
+    status, kind, reason = error_of(http.put("/_ml/trained_models/bad-vocab/vocabulary", json={"vocabulary": vocabulary}))
     assert (status, kind) == (400, "status_exception")
     assert reason == (
         "model [bad-vocab] cannot be served: the vocabulary has [346] tokens but the model's output only [344] "

@@ -16,7 +16,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.e2e.server import PASSWORD, Server
+from tests.support.server import PASSWORD, Server
+from tests.support.waiting import wait_until
 
 AUTH = ("elastic", PASSWORD)
 
@@ -26,14 +27,6 @@ def _metric(http: httpx.Client, name: str, deployment: str) -> float:
         if line.startswith(f'{name}{{deployment="{deployment}"}}'):
             return float(line.rsplit(" ", 1)[1])
     return 0.0
-
-
-def _wait_for(condition, timeout: float = 120.0) -> None:
-    """Poll a condition (a generous deadline: this waits for the server, it does not time it)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.05)
 
 
 def _signal(pids: list[int], sig: int) -> None:
@@ -84,7 +77,7 @@ def test_overload_excess_is_429_at_once_and_recovers(server: Server, http: httpx
     pool = concurrent.futures.ThreadPoolExecutor(4)
     try:
         held = [pool.submit(_infer, held_client, overload_endpoint, f"held {i}") for i in range(4)]
-        _wait_for(lambda: _metric(http, "elserve_pending_requests", "overload-dep") == 4)
+        wait_until(lambda: _metric(http, "elserve_pending_requests", "overload-dep") == 4)
         # The queue is full: every further request is refused at once (it returns while no
         # worker can answer anything, so nothing waited for a worker).
         excess = [_infer(http, overload_endpoint, f"excess {i}") for i in range(20)]
@@ -117,7 +110,7 @@ def test_kill9_of_a_worker_under_load_answers_everything(server: Server, http: h
     # Each is answered: served (before, or retried after the restart), refused (queue full),
     # or failed with an Elasticsearch error; never a dropped connection.
     assert set(statuses) <= {200, 429, 500, 503, 409}
-    _wait_for(lambda: _infer(http, overload_endpoint).status_code == 200, timeout=300)
+    wait_until(lambda: _infer(http, overload_endpoint).status_code == 200)
     assert http.get("/_inference/overload-ep").status_code == 200  # nothing lost
 
 
@@ -176,9 +169,8 @@ async def _open_loop(
 
 @pytest.fixture(scope="module")
 def soak_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    srv = Server(tmp_path_factory.mktemp("elserve-soak") / "data").start()
-    yield srv
-    srv.stop()
+    with Server(tmp_path_factory.mktemp("elserve-soak") / "data").start() as srv:
+        yield srv
 
 
 @pytest.mark.slow
@@ -204,7 +196,7 @@ def test_soak_60s_at_twice_capacity(soak_server: Server) -> None:
         assert others == []
         assert rejected, "twice the capacity must overflow a queue of 16"
         # Recovery: once the load stops, everything is served again, and nothing is left pending.
-        _wait_for(lambda: _metric(http, "elserve_pending_requests", "soak-dep") == 0)
+        wait_until(lambda: _metric(http, "elserve_pending_requests", "soak-dep") == 0)
         assert [_infer(http, "soak-ep").status_code for _ in range(20)] == [200] * 20
         # Bounded by the queue (16 requests ahead at most), not by the length of the run: relative to the
         # measured capacity, so it holds on any machine.
@@ -227,7 +219,7 @@ def test_soak_repeated_kill9_under_load(tmp_path_factory: pytest.TempPathFactory
                 if server.process is not None and server.process.poll() is not None:
                     server = Server(data, port=server.port).start()  # after a kill -9 of the server
                     http = httpx.Client(base_url=server.url, auth=AUTH, timeout=300)
-                _wait_for(lambda: _infer(http, "chaos-ep").status_code == 200, timeout=300)
+                wait_until(lambda: _infer(http, "chaos-ep").status_code == 200)
             # Nothing lost: the endpoint, the deployment, the user.
             assert http.get("/_inference/chaos-ep").status_code == 200
             stats = http.get("/_ml/trained_models/_stats").json()["trained_model_stats"]

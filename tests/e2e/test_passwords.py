@@ -13,7 +13,7 @@ import bcrypt
 import httpx
 import pytest
 
-from tests.e2e.server import Server
+from tests.support.server import Server
 
 IGNORED = "ELASTIC_PASSWORD is ignored"
 
@@ -117,9 +117,8 @@ def test_row4_elastic_password_applies_while_it_is_the_bootstrap_password(tmp_pa
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    srv = Server(tmp_path_factory.mktemp("passwords") / "data", args=["--login-free-failures", "100000"]).start()
-    yield srv
-    srv.stop()
+    with Server(tmp_path_factory.mktemp("passwords") / "data", args=["--login-free-failures", "100000"]).start() as srv:
+        yield srv
 
 
 def test_row11_passwords_over_72_bytes_are_accepted_as_elasticsearch_does(server: Server) -> None:

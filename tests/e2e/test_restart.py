@@ -10,9 +10,11 @@ from pathlib import Path
 import httpx
 from elasticsearch import Elasticsearch
 
-from tests.e2e.conftest import make_client
-from tests.e2e.server import Server
-from tests.hold import HOLD_FILE_ENV, held, wait_until_held
+from elserve.deployments.batch_hold import HOLD_FILE_ENV
+from tests.support.clients import make_client
+from tests.support.elser import elser_config
+from tests.support.server import Server
+from tests.support.hold import held, wait_until_held
 
 
 def assert_gone(pid: int, log: str, grace: float = 120.0) -> None:
@@ -104,10 +106,7 @@ def test_sigterm_drains_in_flight_requests(tmp_path: Path) -> None:
     es.options(request_timeout=300).inference.put(  # a fresh server loads the model: as above, 300 s
         task_type="sparse_embedding",
         inference_id="drain",
-        inference_config={
-            "service": "elasticsearch",
-            "service_settings": {"model_id": ".elser_model_2", "num_allocations": 1, "num_threads": 1},
-        },
+        inference_config=elser_config(),
         timeout="300s",
     )
     workers = server.worker_pids()

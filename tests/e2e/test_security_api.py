@@ -12,23 +12,23 @@ import httpx
 import pytest
 from elasticsearch import ApiError, AuthenticationException, AuthorizationException, Elasticsearch
 
-from tests.e2e.server import PASSWORD, Server
+from tests.support.clients import make_client
+from tests.support.elser import elser_config
+from tests.support.server import PASSWORD, Server
 
 CHALLENGES = ['Basic realm="security", charset="UTF-8"', 'Bearer realm="security"', "ApiKey"]
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    srv = Server(tmp_path_factory.mktemp("security") / "data", args=["--login-free-failures", "100000"]).start()
-    yield srv
-    srv.stop()
+    with Server(tmp_path_factory.mktemp("security") / "data", args=["--login-free-failures", "100000"]).start() as srv:
+        yield srv
 
 
 @pytest.fixture(scope="module")
 def es(server: Server) -> Iterator[Elasticsearch]:
-    client = Elasticsearch(server.url, basic_auth=("elastic", PASSWORD), request_timeout=60)
-    yield client
-    client.close()
+    with make_client(server) as client:
+        yield client
 
 
 def _client(server: Server, **auth: object) -> Elasticsearch:
@@ -215,7 +215,7 @@ def test_client_users_roles_and_authenticate(es: Elasticsearch, server: Server) 
         bob.inference.put(
             inference_id="cl-ep",
             task_type="sparse_embedding",
-            inference_config={"service": "elasticsearch", "service_settings": {"model_id": ".elser_model_2", "num_allocations": 1, "num_threads": 1}},
+            inference_config=elser_config(),
         )
     assert caught.value.meta.status == 403
     assert caught.value.body["error"]["reason"] == (

@@ -14,7 +14,8 @@ import httpx
 import pytest
 from elasticsearch import Elasticsearch
 
-from tests.e2e.server import PASSWORD, Server
+from tests.support.clients import make_client
+from tests.support.server import PASSWORD, Server
 
 
 @pytest.fixture(scope="module")
@@ -32,14 +33,13 @@ def cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, cert: tuple[Path, Path]) -> Iterator[Server]:
     args = ["--ssl-certfile", str(cert[0]), "--ssl-keyfile", str(cert[1]), "--login-free-failures", "2"]
-    srv = Server(tmp_path_factory.mktemp("ops") / "data", args=args).start()
-    yield srv
-    srv.stop()
+    with Server(tmp_path_factory.mktemp("ops") / "data", args=args).start() as srv:
+        yield srv
 
 
 @pytest.fixture(scope="module")
 def es(server: Server, cert: tuple[Path, Path]) -> Iterator[Elasticsearch]:
-    client = Elasticsearch(server.url, basic_auth=("elastic", PASSWORD), ca_certs=str(cert[0]), request_timeout=60)
+    client = make_client(server, ca_certs=str(cert[0]), request_timeout=60)
     yield client
     client.close()
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.server import PASSWORD, Server, free_port
-from tests.e2e.test_hardening import AUTH, closed_by_server, connect, read_response
+from tests.support.server import PASSWORD, Server, free_port
+from tests.support.raw_http import AUTH, closed_by_server, connect, read_response
 
 
 def _serve(data: Path, *args: str, timeout: float = 540) -> subprocess.CompletedProcess[str]:
@@ -241,8 +241,9 @@ def test_row13_sigterm_to_the_process_group_drains_and_never_forks_again(tmp_pat
 
     import httpx
 
-    from tests.e2e.conftest import make_client
-    from tests.hold import HOLD_FILE_ENV, held, wait_until_held
+    from tests.support.clients import make_client
+    from elserve.deployments.batch_hold import HOLD_FILE_ENV
+    from tests.support.hold import held, wait_until_held
 
     hold = tmp_path / "hold"
     server = Server(tmp_path / "data", env={HOLD_FILE_ENV: str(hold)}).start()
@@ -378,7 +379,7 @@ def test_row7_models_import_works_beside_a_running_server(tmp_path: Path) -> Non
     serves the imported model on its next use."""
     import httpx
 
-    from tests.model_factory import build_bert_dir
+    from tests.support.model_factory import build_bert_dir
 
     source = build_bert_dir(tmp_path / "my-bert")
     server = Server(tmp_path / "data").start()

@@ -11,9 +11,10 @@ import httpx
 import pytest
 from elasticsearch import ApiError, Elasticsearch
 
-from tests.e2e.test_model_upload import _reference_tokens, _upload
-from tests.hold import held
-from tests.model_factory import build_torchscript_dir
+from tests.support.errors import error_of
+from tests.support.hold import held
+from tests.support.model_factory import build_torchscript_dir
+from tests.support.uploads import reference_tokens, upload_model
 
 DEPRECATION = (
     '"[POST /_ml/trained_models/{model_id}/deployment/_infer] is deprecated! '
@@ -28,11 +29,6 @@ def _close(got: dict[str, float], want: dict[str, float]) -> None:
     for token in set(got) | set(want):
         a, b = got.get(token, 0.0), want.get(token, 0.0)
         assert abs(a - b) <= 1e-4 * max(1.0, abs(a), abs(b)), (token, a, b)
-
-
-def _error(r: httpx.Response) -> tuple[int, str, str]:
-    error = r.json()["error"]
-    return r.status_code, error["type"], error["reason"]
 
 
 def test_infer_by_deployment_and_by_model_id_through_the_client(es: Elasticsearch, elser_endpoint: str) -> None:
@@ -67,7 +63,7 @@ def test_inference_config_update(http: httpx.Client, elser_endpoint: str) -> Non
     assert r.status_code == 200 and r.json()["inference_results"][0]["is_truncated"] is True
 
     none = {"text_expansion": {"tokenization": {"bert": {"truncate": "NONE"}}}}  # Truncate.fromString upper-cases
-    assert _error(http.post(url, json={"docs": [long_doc], "inference_config": none})) == (
+    assert error_of(http.post(url, json={"docs": [long_doc], "inference_config": none})) == (
         400, "status_exception", "Input too large. The tokenized input length [602] exceeds the maximum sequence length [512]",
     )
     assert http.post(url, json={"docs": [{"text_field": "short"}], "inference_config": none}).status_code == 200
@@ -75,17 +71,17 @@ def test_inference_config_update(http: httpx.Client, elser_endpoint: str) -> Non
     # A span only goes with `truncate: none`; the model's own truncation is `first`.
     span = {"text_expansion": {"tokenization": {"bert": {"span": 128}}}}
     r = http.post(url, json={"docs": [{"text_field": "a"}], "inference_config": span})
-    assert _error(r) == (400, "status_exception", "[span] must not be provided when [truncate] is [first]")
+    assert error_of(r) == (400, "status_exception", "[span] must not be provided when [truncate] is [first]")
     assert r.json()["error"]["caused_by"]["type"] == "illegal_argument_exception"
     both = {"text_expansion": {"tokenization": {"bert": {"truncate": "second", "span": 8}}}}
-    assert _error(http.post(url, json={"docs": [{"text_field": "a"}], "inference_config": both}))[2] == (
+    assert error_of(http.post(url, json={"docs": [{"text_field": "a"}], "inference_config": both}))[2] == (
         "[span] must not be provided when [truncate] is [second]"
     )
     other = {"text_expansion": {"tokenization": {"roberta": {"truncate": "first"}}}}
-    assert _error(http.post(url, json={"docs": [{"text_field": "a"}], "inference_config": other})) == (
+    assert error_of(http.post(url, json={"docs": [{"text_field": "a"}], "inference_config": other})) == (
         400, "status_exception", "Tokenization config of type [bert] can not be updated with a request of type [roberta]",
     )
-    assert _error(http.post(url, json={"docs": [{"text_field": "a"}], "inference_config": {"ner": {}}})) == (
+    assert error_of(http.post(url, json={"docs": [{"text_field": "a"}], "inference_config": {"ner": {}}})) == (
         403, "status_exception", "Trained model [.elser_model_2] is configured for task [text_expansion] but called with task [ner]",
     )
 
@@ -110,7 +106,7 @@ def test_inference_config_update(http: httpx.Client, elser_endpoint: str) -> Non
 def test_request_errors(http: httpx.Client, elser_endpoint: str, body: dict[str, Any], expected: tuple[int, str, str]) -> None:
     content = json.dumps(body, separators=(",", ":"))
     r = http.post(f"/_ml/trained_models/{elser_endpoint}/_infer", content=content, headers={"Content-Type": "application/json"})
-    assert _error(r) == expected
+    assert error_of(r) == expected
 
 
 def test_docs_as_a_single_object(http: httpx.Client, elser_endpoint: str) -> None:
@@ -121,9 +117,9 @@ def test_docs_as_a_single_object(http: httpx.Client, elser_endpoint: str) -> Non
 
 def test_no_body_unknown_parameter_and_bad_timeout(http: httpx.Client, elser_endpoint: str) -> None:
     url = f"/_ml/trained_models/{elser_endpoint}/_infer"
-    assert _error(http.post(url)) == (400, "status_exception", "requires body")
-    assert _error(http.post(url, params={"bogus": "1"}, json={"docs": []}))[1] == "illegal_argument_exception"
-    assert _error(http.post(url, params={"timeout": "soon"}, json={"docs": [{"text_field": "a"}]})) == (
+    assert error_of(http.post(url)) == (400, "status_exception", "requires body")
+    assert error_of(http.post(url, params={"bogus": "1"}, json={"docs": []}))[1] == "illegal_argument_exception"
+    assert error_of(http.post(url, params={"timeout": "soon"}, json={"docs": [{"text_field": "a"}]})) == (
         400, "parse_exception", "failed to parse setting [timeout] with value [soon] as a time value: unit is missing or unrecognized",
     )
 
@@ -131,17 +127,17 @@ def test_no_body_unknown_parameter_and_bad_timeout(http: httpx.Client, elser_end
 def test_timeout_is_a_408(http: httpx.Client, elser_endpoint: str, server_hold_file: Path) -> None:
     with held(server_hold_file):
         r = http.post(f"/_ml/trained_models/{elser_endpoint}/_infer", params={"timeout": "1s"}, json={"docs": [{"text_field": "held"}]})
-    assert _error(r) == (408, "status_exception", "timeout [1s] waiting for inference result")
+    assert error_of(r) == (408, "status_exception", "timeout [1s] waiting for inference result")
 
 
 def test_nothing_serves_the_id(http: httpx.Client) -> None:
-    assert _error(http.post("/_ml/trained_models/no-such-model/_infer", json={"docs": [{"text_field": "a"}]})) == (
+    assert error_of(http.post("/_ml/trained_models/no-such-model/_infer", json={"docs": [{"text_field": "a"}]})) == (
         404, "resource_not_found_exception", "Could not find trained model [no-such-model]",
     )
     config = {"model_type": "pytorch", "inference_config": {"text_expansion": {}}, "input": {"field_names": ["text_field"]}}
     assert http.put("/_ml/trained_models/infer-undeployed", json=config).status_code == 200
     try:
-        assert _error(http.post("/_ml/trained_models/infer-undeployed/_infer", json={"docs": [{"text_field": "a"}]})) == (
+        assert error_of(http.post("/_ml/trained_models/infer-undeployed/_infer", json={"docs": [{"text_field": "a"}]})) == (
             409, "status_exception",
             "Model [infer-undeployed] must be deployed to use. Please deploy with the start trained model deployment API.",
         )
@@ -160,10 +156,10 @@ def test_deprecated_deployment_infer(http: httpx.Client, elser_endpoint: str) ->
     assert "warning" not in expected.headers
     # Every answer carries the warning, errors included.
     r = http.post(url, json={"docs": [{"text_field": "a"}, {"text_field": "b"}]})
-    assert _error(r) == (400, "validation_exception", "Validation Failed: 1: multiple documents are not supported;")
+    assert error_of(r) == (400, "validation_exception", "Validation Failed: 1: multiple documents are not supported;")
     assert r.headers.get_list("warning")[0].endswith(DEPRECATION)
     r = http.post(url, json={"docs": []})
-    assert _error(r)[2] == "Validation Failed: 1: at least one document is required ;"
+    assert error_of(r)[2] == "Validation Failed: 1: at least one document is required ;"
     assert r.headers.get_list("warning")[0].endswith(DEPRECATION)
 
 
@@ -193,13 +189,13 @@ def custom_input_model(tmp_path_factory: pytest.TempPathFactory, http: httpx.Cli
     config["input"] = {"field_names": ["content.body"]}
     config["inference_config"]["text_expansion"]["results_field"] = "tokens"
     config_path.write_text(json.dumps(config))
-    _upload(http, "infer-custom-input", model_dir)
+    upload_model(http, "infer-custom-input", model_dir)
     return model_dir
 
 
 @pytest.fixture(scope="module")
 def http(server) -> Any:  # type: ignore[no-untyped-def]  # module-scoped for the module fixture above
-    from tests.e2e.server import PASSWORD
+    from tests.support.server import PASSWORD
 
     with httpx.Client(base_url=server.url, auth=("elastic", PASSWORD), timeout=120) as client:
         yield client
@@ -216,7 +212,7 @@ def test_the_models_own_input_field(es: Elasticsearch, http: httpx.Client, custo
         answer = es.ml.infer_trained_model(model_id="infer-custom-input", docs=docs)
         for text, result in zip(texts, answer["inference_results"], strict=True):
             assert list(result) == ["tokens"]
-            _close(result["tokens"], _reference_tokens(custom_input_model, text))
+            _close(result["tokens"], reference_tokens(custom_input_model, text))
         with pytest.raises(ApiError) as missing:
             es.ml.infer_trained_model(model_id="infer-custom-input", docs=[{"text_field": "a"}])
         assert missing.value.meta.status == 400

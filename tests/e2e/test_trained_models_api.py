@@ -9,7 +9,7 @@ import httpx
 import pytest
 from elasticsearch import BadRequestError, ConflictError, Elasticsearch
 
-from tests.hold import held, wait_until_held
+from tests.support.hold import held, wait_until_held
 
 
 def test_model_config_and_definition_status(es: Elasticsearch, elser_endpoint: str) -> None:

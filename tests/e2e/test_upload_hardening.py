@@ -10,7 +10,6 @@ import json
 import signal
 import sqlite3
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,8 +17,9 @@ import httpx
 import pytest
 import torch
 
-from tests.e2e.server import PASSWORD, Server
-from tests.model_factory import build_torchscript_dir
+from tests.support.server import PASSWORD, Server
+from tests.support.model_factory import build_torchscript_dir
+from tests.support.waiting import wait_until
 
 CHECK_NAME = "elserve-check"
 
@@ -109,14 +109,6 @@ def _rss(pid: int) -> int:
     raise AssertionError("no VmRSS")
 
 
-def _wait_for(predicate, what: str, timeout: float = 120.0) -> None:
-    """Poll until `predicate()` (a bound against a hang, not a timing)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"no {what} within {timeout}s"
-        time.sleep(0.05)
-
-
 def _leftovers(data_dir: Path) -> list[str]:
     """Assemblies, trash and staging directories anywhere under the models and uploads directories."""
     found = []
@@ -130,9 +122,8 @@ def _leftovers(data_dir: Path) -> list[str]:
 @pytest.fixture(scope="module")
 def checking_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """A server with the default upload check (time enough for a real check on a loaded machine)."""
-    server = Server(tmp_path_factory.mktemp("checking") / "data").start()
-    yield server
-    server.stop()
+    with Server(tmp_path_factory.mktemp("checking") / "data").start() as server:
+        yield server
 
 
 def test_a_forward_that_never_ends_is_refused_and_the_server_answers_meanwhile(model_dir: Path, tmp_path: Path) -> None:
@@ -145,7 +136,7 @@ def test_a_forward_that_never_ends_is_refused_and_the_server_answers_meanwhile(m
         answers: list[httpx.Response] = []
         completing = threading.Thread(target=lambda: answers.append(_put_vocabulary(http, "loops", model_dir)))
         completing.start()
-        _wait_for(lambda: _checks(strict_server), "check process")
+        wait_until(lambda: _checks(strict_server), "check process")
         # While the model's code spins in its child: the server answers, and takes another upload.
         with _client(strict_server) as other:
             assert other.get("/", timeout=60).status_code == 200
@@ -164,7 +155,7 @@ def test_a_forward_that_never_ends_is_refused_and_the_server_answers_meanwhile(m
         stats = http.get("/_ml/trained_models/loops/_stats").json()["trained_model_stats"][0]
         assert stats["upload"] == {"state": "failed", "reason": reason}
         assert http.post("/_ml/trained_models/loops/deployment/_start").status_code == 404
-        _wait_for(lambda: not _checks(strict_server), "end of the check process", 30)
+        wait_until(lambda: not _checks(strict_server), "end of the check process", 30)
         assert http.delete("/_ml/trained_models/loops").status_code == 200
         assert http.delete("/_ml/trained_models/meanwhile").status_code == 200
     assert _leftovers(strict_server.data_dir) == []
@@ -215,7 +206,7 @@ def test_a_delete_while_the_check_runs_ends_it(checking_server: Server, model_di
         answers: list[httpx.Response] = []
         completing = threading.Thread(target=lambda: answers.append(_put_vocabulary(http, "deleted-early", model_dir)))
         completing.start()
-        _wait_for(lambda: _checks(checking_server), "check process")
+        wait_until(lambda: _checks(checking_server), "check process")
         with _client(checking_server) as other:
             assert other.delete("/_ml/trained_models/deleted-early").status_code == 200
         # Ended at once, not at the check's 120 s limit (the bound is far below it, far above a kill).
@@ -223,7 +214,7 @@ def test_a_delete_while_the_check_runs_ends_it(checking_server: Server, model_di
         assert answers and _error(answers[0]) == (
             404, "resource_not_found_exception", "Could not find trained model [deleted-early]"
         )
-        _wait_for(lambda: not _checks(checking_server), "end of the check process", 30)
+        wait_until(lambda: not _checks(checking_server), "end of the check process", 30)
         assert http.get("/_ml/trained_models/deleted-early").status_code == 404
     assert _leftovers(checking_server.data_dir) == []
 
@@ -238,12 +229,12 @@ def test_sigterm_stops_a_server_whose_upload_check_is_running(
         _put_config(http, "spins", model_dir)
         assert _put_part(http, "spins", 0, definition, len(definition)).status_code == 200
         _in_background(lambda: _put_vocabulary(http, "spins", model_dir))
-        _wait_for(lambda: _checks(server), "check process")
+        wait_until(lambda: _checks(server), "check process")
         checks = _checks(server)
         # A bound against a hang: the graceful shutdown drains for up to 30 s (the check's request).
         assert server.stop(signal.SIGTERM, timeout=120) in (0, -signal.SIGTERM)
     for pid in checks:
-        _wait_for(lambda: _name(pid) != CHECK_NAME, "end of the check process", 30)
+        wait_until(lambda: _name(pid) != CHECK_NAME, "end of the check process", 30)
 
 
 def test_kill9_while_an_upload_completes_is_repaired_at_the_next_start(tmp_path: Path, model_dir: Path) -> None:
@@ -264,11 +255,11 @@ def test_kill9_while_an_upload_completes_is_repaired_at_the_next_start(tmp_path:
         assert _put_part(http, "interrupted", 0, definition[:half], len(definition), 2).status_code == 200
         assert _put_part(http, "interrupted", 1, definition[half:], len(definition), 2).status_code == 200
         _in_background(lambda: _put_vocabulary(http, "interrupted", model_dir))
-        _wait_for(lambda: _checks(server), "check process")
+        wait_until(lambda: _checks(server), "check process")
         checks = _checks(server)
         server.kill9()
     for pid in checks:  # the check dies with the server
-        _wait_for(lambda: _name(pid) != CHECK_NAME, "end of the check process", 30)
+        wait_until(lambda: _name(pid) != CHECK_NAME, "end of the check process", 30)
     assert _leftovers(data_dir), "the kill left no assembly: the test did not interrupt the completion"
     with sqlite3.connect(data_dir / "elserve.db") as db:
         db.execute("DELETE FROM documents WHERE kind = 'trained_model' AND key = 'orphan'")
@@ -279,8 +270,8 @@ def test_kill9_while_an_upload_completes_is_repaired_at_the_next_start(tmp_path:
     server = Server(data_dir).start()
     try:
         with _client(server) as http:
-            _wait_for(lambda: _fully_defined(http, "interrupted"), "completion after the restart")
-            _wait_for(lambda: _leftovers(data_dir) == [], "removal of the staging (after the registry's update)")
+            wait_until(lambda: _fully_defined(http, "interrupted"), "completion after the restart")
+            wait_until(lambda: _leftovers(data_dir) == [], "removal of the staging (after the registry's update)")
             assert not (data_dir / "model-uploads" / "interrupted").exists()
             assert not (data_dir / "model-uploads" / "orphan").exists()
             r = _put_part(http, "interrupted", 0, definition[:half], len(definition), 2)

@@ -13,8 +13,9 @@ import httpx
 import pytest
 
 from elserve.deployments.worker import FAIL_START_ENV
-from tests.e2e.server import PASSWORD, Server
-from tests.model_factory import build_torchscript_dir
+from tests.support.clients import make_http
+from tests.support.model_factory import build_torchscript_dir
+from tests.support.server import Server
 
 MODEL_ID = "fails-to-start"
 CAUSE = "injected start failure"
@@ -23,9 +24,8 @@ CAUSE = "injected start failure"
 @pytest.fixture(scope="module")
 def failing_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """A server whose every worker fails its start (the worker's test hook)."""
-    server = Server(tmp_path_factory.mktemp("failing") / "data", env={FAIL_START_ENV: CAUSE}).start()
-    yield server
-    server.stop()
+    with Server(tmp_path_factory.mktemp("failing") / "data", env={FAIL_START_ENV: CAUSE}).start() as server:
+        yield server
 
 
 def _upload(http: httpx.Client, model_dir: Path) -> None:
@@ -53,7 +53,7 @@ def _failed_stats(http: httpx.Client) -> dict:
 
 def test_a_worker_that_cannot_start_shows_its_cause_in_stats(failing_server: Server, tmp_path: Path) -> None:
     model_dir = build_torchscript_dir(tmp_path / "m", frozen=True)
-    with httpx.Client(base_url=failing_server.url, auth=("elastic", PASSWORD), timeout=300) as http:
+    with make_http(failing_server) as http:
         _upload(http, model_dir)
         # A start that waits: 500 with the cause (and, as Elasticsearch, no deployment left behind).
         r = http.post(f"/_ml/trained_models/{MODEL_ID}/deployment/_start", params={"timeout": "300s"})

@@ -19,7 +19,7 @@ from elserve.endpoints.lookup import (
 )
 from elserve.endpoints.task_types import TaskType
 
-from tests.errors import expect_error, raising
+from tests.support.errors import expect_error, raising
 
 
 @pytest.mark.parametrize("inference_id", ["a", "my-elser", "elser_1", "a.b", "0", "x" * 64])

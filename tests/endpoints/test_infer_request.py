@@ -10,7 +10,7 @@ from elserve.endpoints.infer_request import body_parsed_before_lookup, parse_inf
 from elserve.endpoints.preconfigured import default_elser_endpoint
 from elserve.endpoints.task_types import TaskType
 
-from tests.errors import expect_error
+from tests.support.errors import expect_error
 
 PARSE = "x_content_parse_exception"
 REQUEST_VALIDATION = "action_request_validation_exception"

@@ -14,7 +14,7 @@ from elserve.endpoints.preconfigured import (
 )
 from elserve.models.catalogue import platform_default_elser_model
 
-from tests.errors import expect_error
+from tests.support.errors import expect_error
 
 
 def test_default_elser_shape() -> None:

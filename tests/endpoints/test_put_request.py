@@ -10,7 +10,7 @@ from elserve.endpoints.adaptive import AdaptiveAllocations
 from elserve.endpoints.put_request import parse_put_request
 from elserve.models.catalogue import platform_default_elser_model
 
-from tests.errors import expect_error, raising
+from tests.support.errors import expect_error, raising
 
 LINUX = ".elser_model_2_linux-x86_64"
 AGNOSTIC = ".elser_model_2"

@@ -6,7 +6,7 @@ import pytest
 
 from elserve.endpoints.task_types import TaskType, check_served, parse_path_task_type, parse_task_type
 
-from tests.errors import expect_error
+from tests.support.errors import expect_error
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ from elserve.endpoints.service_settings import ServiceSettings
 from elserve.endpoints.task_types import TaskType
 from elserve.endpoints.update_request import apply_update, parse_update_body, parse_update_request
 
-from tests.errors import expect_error
+from tests.support.errors import expect_error
 
 STATUS = "status_exception"
 VALIDATION = "validation_exception"

@@ -13,11 +13,12 @@ from __future__ import annotations
 import hashlib
 import http.server
 import json
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
+
+from tests.support.http_server import loopback_http_server
 
 LFS_SUFFIXES = (".safetensors", ".bin", ".pt")
 
@@ -108,13 +109,5 @@ def hub_mirror(repos: list[HubRepo], corrupt: set[str] | None = None) -> Iterato
     handler = type(
         "Handler", (_Handler,), {"repos": {r.repo_id: r for r in repos}, "served": served, "corrupt": corrupt or set()}
     )
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", served
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with loopback_http_server(handler) as url:
+        yield url, served

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from tests.support.http_server import loopback_http_server
+
 VOCABULARY = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "b", "##c"]
 
 
@@ -52,7 +54,7 @@ def write_package(
 
 
 def package_elastic_dir(elastic_dir: Path, repository: Path, packaged_id: str) -> dict:
-    """Publish a model directory in the Elastic layout (`tests.model_factory.build_torchscript_dir`) as a package
+    """Publish a model directory in the Elastic layout (`tests.support.model_factory.build_torchscript_dir`) as a package
     of a repository: its configuration becomes the metadata, with the `.pt`'s size and sha256."""
     model = (elastic_dir / "model.pt").read_bytes()
     vocabulary = json.loads((elastic_dir / "vocab.json").read_text())["vocabulary"]
@@ -153,17 +155,11 @@ def serve_directory(root: Path, behaviour: Behaviour | None = None) -> Iterator[
     """Serve `root` on a free loopback port; yields (base URL, behaviour)."""
     behaviour = behaviour or Behaviour()
     handler = type("Handler", (_Handler,), {"root": root, "behaviour": behaviour})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/", behaviour
-    finally:
-        for gate in behaviour.gates.values():
-            gate.set()
-        for _, event in behaviour.stalls.values():
-            event.set()
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with loopback_http_server(handler) as url:
+        try:
+            yield f"{url}/", behaviour
+        finally:  # what waits on a gate or a stall goes, so that the server can stop
+            for gate in behaviour.gates.values():
+                gate.set()
+            for _, event in behaviour.stalls.values():
+                event.set()

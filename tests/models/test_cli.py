@@ -13,7 +13,7 @@ from elserve.deployments.config import DeploymentConfig
 from elserve.models.registry import ModelRegistry
 from elserve.settings import model_repository_from, read_config_file
 from elserve.store import SqliteRepository
-from tests.model_factory import build_bert_dir
+from tests.support.model_factory import build_bert_dir
 from tests.models.hub_mirror import HubRepo, hub_mirror
 from tests.models.repository_server import write_package
 

@@ -21,16 +21,7 @@ from elserve.models import (
     UnknownModelError,
     resolve,
 )
-from elserve.models.sources import Source, open_source
-
-
-class CountingOpener:
-    def __init__(self) -> None:
-        self.sources: list[str] = []
-
-    def __call__(self, source: str, sha256: str | None) -> Source:
-        self.sources.append(source)
-        return open_source(source, sha256)
+from tests.support.counting_opener import CountingOpener
 
 
 @pytest.fixture

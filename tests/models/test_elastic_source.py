@@ -228,7 +228,7 @@ def test_an_install_in_another_process_is_waited_for_not_repeated(tmp_path: Path
 
 @pytest.fixture(scope="module")
 def torchscript_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tests.model_factory import build_torchscript_dir
+    from tests.support.model_factory import build_torchscript_dir
 
     return build_torchscript_dir(tmp_path_factory.mktemp("ts") / "splade-ts")
 

@@ -16,19 +16,10 @@ import pytest
 from elserve.errors import StatusException
 from elserve.models import Catalogue, DownloadStatus, ModelCache, ModelDownloadError, ModelDownloads, ModelSpec
 from elserve.models.catalogue import ELSER_V2_MODEL, ELSER_V2_MODEL_LINUX_X86
-from elserve.models.sources import Source, open_source
 from elserve.models.sources.elastic import elastic_source
 from elserve.models.sources.file import directory_sha256
 from tests.models.repository_server import Behaviour, serve_directory, write_package
-
-
-class CountingOpener:
-    def __init__(self) -> None:
-        self.sources: list[str] = []
-
-    def __call__(self, source: str, sha256: str | None) -> Source:
-        self.sources.append(source)
-        return open_source(source, sha256)
+from tests.support.counting_opener import CountingOpener
 
 
 def closed_port_url() -> str:

@@ -11,7 +11,7 @@ from elserve.models import ModelCache, ModelDownloadError, ModelSpec
 from elserve.models.cache import MARKER
 from elserve.models.sources import SourceUnavailable
 from elserve.models.sources.hf import HfSource
-from tests.model_factory import build_bert_dir
+from tests.support.model_factory import build_bert_dir
 from tests.models.hub_mirror import HubRepo, hub_mirror
 
 REPO = "tiny-org/tiny-splade"

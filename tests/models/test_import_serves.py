@@ -9,14 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from elasticsearch import Elasticsearch
 from typer.testing import CliRunner
 
 from elserve.cli import app
-from tests.e2e.server import PASSWORD, Server
+from tests.support.clients import make_client
+from tests.support.server import Server
 from tests.runtime import reference
-from tests.model_factory import build_torchscript_dir, torchscript_reference
+from tests.support.model_factory import build_torchscript_dir, torchscript_reference
 from tests.models.hub_mirror import HubRepo, hub_mirror
 from tests.models.repository_server import package_elastic_dir
 
@@ -54,7 +53,7 @@ def test_imported_models_serve_the_reference_vectors(tmp_path: Path, monkeypatch
     vocabulary = json.loads((elastic_dir / "vocab.json").read_text())["vocabulary"]
     server = Server(data).start()
     try:
-        es = Elasticsearch(server.url, basic_auth=("elastic", PASSWORD), request_timeout=300)
+        es = make_client(server)
         for model_id in ("my-ts", "my-hf"):
             es.inference.put(
                 task_type="sparse_embedding",

@@ -14,20 +14,9 @@ import pytest
 
 from elserve.models import ModelCache, ModelDownloadError, ModelSpec, resolve
 from elserve.models.cache import MARKER, model_size_bytes
-from elserve.models.sources import Source, open_source
+from tests.support.counting_opener import CountingOpener
 
 MODEL_FILES = ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"]
-
-
-class CountingOpener:
-    """The real `open_source`, counting how often a source is fetched."""
-
-    def __init__(self) -> None:
-        self.sources: list[str] = []
-
-    def __call__(self, source: str, sha256: str | None) -> Source:
-        self.sources.append(source)
-        return open_source(source, sha256)
 
 
 def _leftovers(root: Path) -> list[Path]:

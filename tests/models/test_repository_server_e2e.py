@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.e2e.server import PASSWORD, Server
+from tests.support.server import PASSWORD, Server
 from tests.models.repository_server import write_package
 
 

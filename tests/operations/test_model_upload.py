@@ -16,7 +16,7 @@ from elserve.operations.model_upload import ModelUploads
 from elserve.operations.trained_model_config import parse_put_config
 from elserve.runtime.layout import ELASTIC, layout_of
 from elserve.store import SqliteRepository
-from tests.model_factory import build_torchscript_dir, default_vocab
+from tests.support.model_factory import build_torchscript_dir, default_vocab
 
 CONFIG = {
     "model_type": "pytorch",

@@ -15,7 +15,7 @@ from elserve.runtime import Encoder, ModelFormatError, SparseVector, Tokenizer
 from elserve.runtime.bert import BertMaskedLM, load_bert
 from elserve.runtime.config import BertConfig
 from elserve.runtime.encoder import streams_weights
-from tests.model_factory import build_bert_dir, default_vocab
+from tests.support.model_factory import build_bert_dir, default_vocab
 from tests.runtime.reference import (
     assert_matches_reference,
     dense,

@@ -17,7 +17,7 @@ from elserve.runtime import Encoder, Tokenizer
 from elserve.runtime.memory import estimate_memory
 from elserve.runtime.script_graph import masked_lm_weights
 from elserve.runtime.torchscript import TorchScriptEncoder
-from tests.model_factory import build_torchscript_dir, torchscript_reference
+from tests.support.model_factory import build_torchscript_dir, torchscript_reference
 from tests.runtime.reference import assert_matches_reference, reference_model, reference_weights
 
 TEXTS = [

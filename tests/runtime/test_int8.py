@@ -19,7 +19,7 @@ from elserve.runtime.int8 import (
     int8_refusal,
     machine_int8_refusal,
 )
-from tests.model_factory import build_bert_dir
+from tests.support.model_factory import build_bert_dir
 from tests.runtime.texts import VARIED_TEXTS
 
 

@@ -1,4 +1,4 @@
-"""The random-model factory of tests/model_factory.py builds models the runtime can run."""
+"""The random-model factory of tests/support/model_factory.py builds models the runtime can run."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from elserve.runtime import Encoder, TokenNames, to_token_weights
-from tests.model_factory import SPECIALS, build_bert_dir
+from tests.support.model_factory import SPECIALS, build_bert_dir
 from tests.runtime.reference import assert_matches_reference, reference_model, reference_weights
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.model_factory import build_distilbert_dir, build_torchscript_dir, torchscript_reference
+from tests.support.model_factory import build_distilbert_dir, build_torchscript_dir, torchscript_reference
 
 
 @pytest.mark.parametrize("architecture", ["bert", "distilbert"])

@@ -14,7 +14,7 @@ import torch
 from elserve.runtime import Encoder, ModelFormatError, Tokenizer
 from elserve.runtime.layout import ELASTIC, HF, layout_of
 from elserve.runtime.torchscript import TorchScriptEncoder
-from tests.model_factory import (
+from tests.support.model_factory import (
     build_bert_dir,
     build_distilbert_dir,
     build_torchscript_dir,

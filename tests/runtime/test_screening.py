@@ -16,7 +16,7 @@ from elserve.runtime.head import PLAIN, ExactHead, available_options
 from elserve.runtime.products import KERNELS, ProductKernel, is_exact
 from elserve.runtime.screening import QuantizedVocab, finish, screen, screened_pool, vocab_ranges
 from elserve.runtime.splade import splade_pool
-from tests.model_factory import build_bert_dir
+from tests.support.model_factory import build_bert_dir
 from tests.runtime.reference import dense
 from tests.runtime.texts import VARIED_TEXTS
 

@@ -10,7 +10,7 @@ import pytest
 import tokenizers
 
 from elserve.runtime import ModelFormatError, Tokenizer
-from tests.model_factory import build_bert_dir
+from tests.support.model_factory import build_bert_dir
 
 
 @pytest.fixture(scope="module")

@@ -13,13 +13,7 @@ from elserve.security.throttle import LoginThrottle
 from elserve.security.users import parse_put_user
 from elserve.store import SqliteRepository
 
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.clock import Clock
 
 
 @pytest.fixture

@@ -3,13 +3,7 @@ import pytest
 from elserve.errors import SecurityException
 from elserve.security.throttle import LoginThrottle, client_block
 
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.clock import Clock
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import pytest
 
 from elserve.store import SqliteRepository
 from elserve.store.schema import CURRENT_VERSION, POSTGRES, StoreSchemaError
-from tests.e2e.server import free_port
+from tests.support.server import free_port
 from tests.store.postgres_cluster import PASSWORD
 
 psycopg = pytest.importorskip("psycopg", reason="the `postgres` extra (make test-postgres installs it)")

@@ -19,7 +19,7 @@ import pytest
 
 from elserve.store import SqliteRepository
 from elserve.store.schema import CURRENT_VERSION, StoreSchemaError
-from tests.e2e.server import PASSWORD, Server
+from tests.support.server import PASSWORD, Server
 
 LEGACY_STORE = Path(__file__).parent / "legacy" / "elserve-before-versions.db"
 LEGACY_API_KEY = "OWs1TGlnb05qZ2NuN1VuLWQ1VnY6bkxxR0xnbF80MXlwc2RiYkJCQnJnUQ=="

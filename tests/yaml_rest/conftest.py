@@ -8,8 +8,9 @@ from collections.abc import Iterator
 import pytest
 from elasticsearch import Elasticsearch
 
-from tests.e2e.conftest import SHARED_SERVER_ARGS, make_client
-from tests.e2e.server import Server
+from tests.e2e.conftest import SHARED_SERVER_ARGS
+from tests.support.clients import make_client
+from tests.support.server import Server
 from tests.yaml_rest.cluster import TEST_PASSWORD, TEST_USER, create_test_user, warm_up
 
 _RUN_MODULE = "tests/yaml_rest/test_yaml_rest.py::test_yaml_rest["
@@ -17,9 +18,8 @@ _RUN_MODULE = "tests/yaml_rest/test_yaml_rest.py::test_yaml_rest["
 
 @pytest.fixture(scope="module")
 def yaml_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    srv = Server(tmp_path_factory.mktemp("yaml-rest") / "data", args=SHARED_SERVER_ARGS).start()
-    yield srv
-    srv.stop()
+    with Server(tmp_path_factory.mktemp("yaml-rest") / "data", args=SHARED_SERVER_ARGS).start() as srv:
+        yield srv
 
 
 @pytest.fixture(scope="module")

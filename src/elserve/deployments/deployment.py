@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
+from elserve.deployments import batch_hold
 from elserve.deployments.allocation import Allocation, WorkerDied, WorkerStartError
 from elserve.deployments.parent import ForkedWorker, ModelParents
-from elserve.deployments.worker import HOLD_FILE_ENV
 from elserve.deployments.autoscaler import Autoscaler, ScalerTimings
 from elserve.deployments.config import DeploymentConfig
 from elserve.deployments.lanes import is_search
@@ -296,8 +295,7 @@ class Deployment:
         return self._model_dir, self.precision
 
     async def _fork_worker(self, num_threads: int) -> ForkedWorker:
-        # (The test hook's file is read here, in the server: a worker has its model parent's environment.)
-        return await self._parents.fork(self._parent_key, num_threads, os.environ.get(HOLD_FILE_ENV))
+        return await self._parents.fork(self._parent_key, num_threads, batch_hold.configured())
 
     async def scale(self, n: int, *, within_capacity: bool = False) -> None:
         """Ask for `n` allocations; start or drain-and-stop workers until as many as the node grants are live.

@@ -20,10 +20,9 @@ import signal
 import socket
 import sys
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from elserve.deployments import frames
+from elserve.deployments import batch_hold, frames
 from elserve.deployments.start_failure import start_failed
 
 if TYPE_CHECKING:
@@ -31,11 +30,6 @@ if TYPE_CHECKING:
 
 _PR_SET_PDEATHSIG = 1
 _PR_SET_NAME = 15
-# A test hook: while the file this names (in the server's environment) exists, the worker holds each
-# batch before encoding it
-# (and marks that it does with `<file>.held`), so that tests of a full queue, of draining and of
-# timeouts make their own slowness instead of relying on how fast a machine encodes.
-HOLD_FILE_ENV = "ELSERVE_TEST_HOLD_FILE"
 # A test hook: when the server's environment sets this, every worker fails its start with a
 # RuntimeError of that text, so that tests see how a failed start is reported (start_failure.py).
 FAIL_START_ENV = "ELSERVE_TEST_FAIL_WORKER_START"
@@ -75,7 +69,7 @@ def trim_heap() -> None:
 def run_forked(sock: socket.socket, encoder: Encoder, num_threads: int, hold: str | None) -> None:
     """The worker's life, in the child just forked from the model's parent.
 
-    `hold`: the test hook's file (`HOLD_FILE_ENV`), if the server has one. The worker does not die
+    `hold`: the test hook's file (batch_hold.py), if the server has one. The worker does not die
     with the model's parent (a dead parent is replaced and its workers keep serving); it ends when
     the server closes its socket.
     """
@@ -114,8 +108,7 @@ def serve(sock: socket.socket, encoder: Encoder, hold: str | None) -> None:
         if message[0] == "stop":
             return
         _, batch_id, batch = message
-        if hold:
-            _wait_while(Path(hold))
+        batch_hold.wait(hold)
         started = time.perf_counter()
         try:
             vectors = encoder.encode_ids(batch)
@@ -128,10 +121,3 @@ def serve(sock: socket.socket, encoder: Encoder, hold: str | None) -> None:
             frames.send(sock, answer)
         except OSError:
             return  # the server has gone
-
-
-def _wait_while(hold: Path) -> None:
-    if hold.exists():
-        hold.with_name(hold.name + ".held").touch()
-    while hold.exists():
-        time.sleep(0.005)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from pathlib import Path
 
 import ray
 
+from elserve.deployments import batch_hold
 from elserve.deployments.config import DeploymentConfig
 from elserve.deployments.deployment import DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_BATCH_TOKENS, Observer
 from elserve.deployments.rayserve.cluster import RayCluster
@@ -17,7 +17,6 @@ from elserve.deployments.rayserve.mapping import ScalingDelays
 from elserve.deployments.rayserve.replica import ReplicaSpec
 from elserve.deployments.rayserve.shipping import ShippedModels
 from elserve.deployments.states import DeploymentState
-from elserve.deployments.worker import HOLD_FILE_ENV
 from elserve.errors import IllegalStateException, StatusException
 from elserve.models.downloads import ModelDownloads
 
@@ -112,7 +111,7 @@ class RayDeploymentManager:
             precision=self._precision,
             max_batch_tokens=self._max_batch_tokens,
             max_batch_size=DEFAULT_MAX_BATCH_SIZE,
-            hold=os.environ.get(HOLD_FILE_ENV),
+            hold=batch_hold.configured(),
             files=self._shipped.files_for(config.deployment_id, spec, self.downloads.cache) if self._ship else None,
         )
 

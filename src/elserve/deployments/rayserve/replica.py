@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from elserve.deployments import batch_hold
 from elserve.deployments.queue import Entry, RequestQueue
 from elserve.models.cache import ModelCache
 from elserve.models.catalogue import ModelSpec
@@ -52,7 +53,7 @@ class ReplicaSpec:
     precision: str
     max_batch_tokens: int
     max_batch_size: int
-    # The test hook of the local workers (worker.HOLD_FILE_ENV): while this file exists, batches wait.
+    # The test hook's file (deployments/batch_hold.py): while it exists, batches wait.
     hold: str | None = None
     # The installed directory's name where it is not derived from the source (an uploaded model's).
     key: str | None = None
@@ -106,8 +107,7 @@ class SparseEncoderReplica:
             entries = self._queue.take(self._spec.max_batch_tokens, self._spec.max_batch_size)
             if not entries:
                 continue
-            if self._spec.hold:
-                await _wait_while(Path(self._spec.hold))
+            await batch_hold.wait_async(self._spec.hold)
             started = time.perf_counter()
             try:
                 vectors = await asyncio.to_thread(self._encoder.encode_ids, [e.ids for e in entries])
@@ -150,14 +150,6 @@ def _fetch(spec: ReplicaSpec, files: ShippedFiles) -> PackedFiles:
             f"disk holds the source [{spec.source}]) could not be read from Ray's object store: "
             f"{type(exc).__name__}: {exc}"
         ) from exc
-
-
-async def _wait_while(hold: Path) -> None:
-    """The test hook: mark that a batch is held, then hold it while the file exists."""
-    if hold.exists():
-        hold.with_name(hold.name + ".held").touch()
-    while hold.exists():
-        await asyncio.sleep(0.005)
 
 
 def _ray_node_id() -> str:

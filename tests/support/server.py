@@ -81,6 +81,13 @@ class Server:
                 time.sleep(0.1)
         raise RuntimeError(f"elserve did not answer within {timeout}s:\n{self.log()}")
 
+    def __enter__(self) -> Server:
+        """`with Server(...).start() as server:` stops it when the block ends, however it ends."""
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 

@@ -19,10 +19,11 @@ import pytest
 from elserve.models.cache import MARKER
 from elserve.models.sources.file import directory_sha256
 from elserve.runtime.encoder import Encoder
-from tests.e2e.server import PASSWORD, Server
-from tests.e2e.test_model_upload import _upload
-from tests.model_factory import build_torchscript_dir
-from tests.ray.conftest import assert_local_vectors, deployment_stats, make_client, put_elser, put_endpoint, wait_for_stats
+from tests.support.clients import make_client
+from tests.support.server import PASSWORD, Server
+from tests.support.model_factory import build_torchscript_dir
+from tests.deployments.rayserve.conftest import assert_local_vectors, deployment_stats, put_elser, put_endpoint, wait_for_stats
+from tests.support.uploads import upload_model
 
 pytestmark = pytest.mark.ray
 
@@ -90,7 +91,7 @@ def test_two_nodes_one_replica_each(two_nodes, tmp_path: Path) -> None:
         # the cache's lock), under the server's directory name; the vectors are the local encoder's.
         model_dir = build_torchscript_dir(tmp_path / "upload")
         with httpx.Client(base_url=server.url, auth=("elastic", PASSWORD), timeout=120) as http:
-            _upload(http, "two-upload", model_dir)
+            upload_model(http, "two-upload", model_dir)
         put_endpoint(es, "two-upload-ep", "two-upload", num_allocations=2)
         wait_for_stats(
             es, "two-upload-ep", lambda s: s["allocation_status"]["allocation_count"] == 2 and len(s["nodes"]) == 2

@@ -16,17 +16,14 @@ import numpy as np
 import pytest
 from elasticsearch import Elasticsearch
 
+from elserve.deployments.batch_hold import HOLD_FILE_ENV
 from elserve.runtime import to_token_weights
 from elserve.runtime.encoder import Encoder
 
-from tests.e2e.server import PASSWORD, Server
-from tests.hold import HOLD_FILE_ENV
+from tests.support.clients import make_client
+from tests.support.server import Server
 
 ENDPOINT_TIMEOUT = "300s"
-
-
-def make_client(server: Server) -> Elasticsearch:
-    return Elasticsearch(server.url, basic_auth=("elastic", PASSWORD), request_timeout=300)
 
 
 def put_elser(es: Elasticsearch, inference_id: str, **service_settings: Any) -> None:
@@ -116,7 +113,7 @@ def replica_pids(server: Server, application: str) -> list[int]:
 
 @pytest.fixture(scope="module")
 def ray_hold_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """While this file exists, the module server's replicas hold their batches (tests/hold.py)."""
+    """While this file exists, the module server's replicas hold their batches (tests/support/hold.py)."""
     return tmp_path_factory.mktemp("ray-hold") / "hold"
 
 

@@ -23,10 +23,11 @@ from elserve.cli import app
 from elserve.models.cache import MARKER
 from elserve.models.sources.file import directory_sha256
 from elserve.runtime.encoder import Encoder
-from tests.e2e.server import PASSWORD, Server
-from tests.e2e.test_model_upload import _upload
-from tests.model_factory import build_torchscript_dir
-from tests.ray.conftest import alive, assert_local_vectors, make_client, put_endpoint, wait_for_stats
+from tests.support.clients import make_client
+from tests.support.server import PASSWORD, Server
+from tests.support.model_factory import build_torchscript_dir
+from tests.deployments.rayserve.conftest import alive, assert_local_vectors, put_endpoint, wait_for_stats
+from tests.support.uploads import upload_model
 
 pytestmark = pytest.mark.ray
 
@@ -65,7 +66,7 @@ def test_uploaded_and_file_imported_models_reach_replicas_through_the_object_sto
     try:
         es = make_client(server)
         with httpx.Client(base_url=server.url, auth=("elastic", PASSWORD), timeout=120) as http:
-            _upload(http, "ship-upload", model_dir)
+            upload_model(http, "ship-upload", model_dir)
             models = {m["model_id"]: m for m in http.get("/_ml/trained_models").json()["trained_model_configs"]}
         assert {"ship-upload", "ship-file", "ship-bad"} <= models.keys()
 

@@ -18,18 +18,18 @@ from elasticsearch import ApiError, Elasticsearch
 
 from elserve.runtime import to_token_weights
 from elserve.runtime.encoder import Encoder
-from tests.e2e.server import Server
-from tests.hold import held, wait_until_held
-from tests.ray.conftest import (
+from tests.support.server import Server
+from tests.support.hold import held, wait_until_held
+from tests.deployments.rayserve.conftest import (
     ENDPOINT_TIMEOUT,
     alive,
     deployment_stats,
-    make_client,
     put_elser,
     replica_pids,
     still_running,
     wait_for_stats,
 )
+from tests.support.clients import make_client
 
 pytestmark = pytest.mark.ray
 

@@ -1,10 +1,11 @@
-"""Asserting an Elasticsearch error: its `type`, its status and its exact reason."""
+"""Asserting an Elasticsearch error, raised or answered: its `type`, its status and its exact reason."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 import pytest
 
 from elserve.errors import ElasticsearchError
@@ -25,3 +26,13 @@ def raising(error: ElasticsearchError) -> Callable[[], Any]:
         raise error
 
     return call
+
+
+def error_of(response: httpx.Response) -> tuple[int, str, str]:
+    """An Elasticsearch error answer as (HTTP status, `error.type`, `error.reason`); its `status` field
+    and its `root_cause` list are checked to be there and to agree."""
+    body = response.json()
+    error = body["error"]
+    assert body["status"] == response.status_code, body
+    assert error["root_cause"], body
+    return response.status_code, error["type"], error["reason"]

@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.model_factory import build_bert_dir
+from tests.support.model_factory import build_bert_dir
 
 
 def build_unloadable_dir(path: Path, seed: int = 7) -> Path:
-    """A small random BERT (tests/model_factory.py) whose `config.json` then asks for one layer more than
+    """A small random BERT (tests/support/model_factory.py) whose `config.json` then asks for one layer more than
     its weights hold."""
     build_bert_dir(path, seed=seed)
     config_file = path / "config.json"
