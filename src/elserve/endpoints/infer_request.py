@@ -25,7 +25,7 @@ from typing import Any
 from elserve.endpoints.chunked_request import ChunkingRequest, chunking_request
 from elserve.endpoints.field_suggestions import did_you_mean
 from elserve.endpoints.endpoint import Endpoint
-from elserve.endpoints.json_location import FieldLocation, Location, Span, compact_source, top_level_fields
+from elserve.endpoints.json_location import FieldLocation, Location, Span, compact_source, json_token, top_level_fields
 from elserve.java_text import java_trim
 from elserve.endpoints.lookup import check_infer_task_type_matches
 from elserve.endpoints.task_types import TaskType, parse_path_task_type
@@ -88,14 +88,14 @@ def parse_infer_body(
     """The body's parse errors (x_content_parse_exception) then `validate()` (action_request_validation)."""
     task_type = parse_path_task_type(path_task_type)
     if not isinstance(body, Mapping):
-        raise XContentParseException(f"[1:1] [{PARSER_NAME}] Expected START_OBJECT but was: {_token(body)}")
+        raise XContentParseException(f"[1:1] [{PARSER_NAME}] Expected START_OBJECT but was: {json_token(body)}")
     locations = top_level_fields(compact_source(body) if source is None else source)
     values: dict[str, Any] = {}
     for name, value in body.items():
         where = locations.get(name) or _unknown_location()
         if name not in _FIELDS:
             raise XContentParseException(f"[{where.name}] [{PARSER_NAME}] unknown field [{name}]{did_you_mean(name, _FIELDS)}")
-        token = _token(value)
+        token = json_token(value)
         if token not in _FIELDS[name]:
             raise XContentParseException(
                 f"[{where.value.location}] [{PARSER_NAME}] {name} doesn't support values of type: {token}"
@@ -169,20 +169,6 @@ def _unknown_location() -> FieldLocation:
     return FieldLocation(unknown, Span(unknown, ""))
 
 
-def _token(value: Any) -> str:
-    if value is None:
-        return "VALUE_NULL"
-    if isinstance(value, bool):
-        return "VALUE_BOOLEAN"
-    if isinstance(value, (int, float)):
-        return "VALUE_NUMBER"
-    if isinstance(value, str):
-        return "VALUE_STRING"
-    if isinstance(value, Mapping):
-        return "START_OBJECT"
-    return "START_ARRAY"
-
-
 def _read_input(value: Any, where: FieldLocation) -> list[str]:
     if isinstance(value, str):
         return [value]
@@ -192,7 +178,7 @@ def _read_input(value: Any, where: FieldLocation) -> list[str]:
         if isinstance(item, list):
             raise _FieldFailure(span.location, IllegalStateException("expected value but got [START_ARRAY]"))
         if item is None or isinstance(item, Mapping):
-            token = _token(item)
+            token = json_token(item)
             raise _FieldFailure(span.location, IllegalStateException(f"Can't get text on a {token} at {span.location}"))
         if isinstance(item, str):
             texts.append(item)

@@ -186,3 +186,18 @@ class _Scanner:
                 self.pos += 1
             else:
                 self.skip_value()
+
+
+def json_token(value: Any) -> str:
+    """The Jackson token a parsed JSON value starts with, as Elasticsearch's parse errors name it."""
+    if value is None:
+        return "VALUE_NULL"
+    if isinstance(value, bool):
+        return "VALUE_BOOLEAN"
+    if isinstance(value, (int, float)):
+        return "VALUE_NUMBER"
+    if isinstance(value, str):
+        return "VALUE_STRING"
+    if isinstance(value, Mapping):
+        return "START_OBJECT"
+    return "START_ARRAY"

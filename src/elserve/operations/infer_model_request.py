@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from elserve.endpoints.field_suggestions import did_you_mean
-from elserve.endpoints.json_location import top_level_fields
+from elserve.endpoints.json_location import json_token, top_level_fields
 from elserve.errors import (
     ElasticsearchError,
     IllegalArgumentException,
@@ -86,20 +86,6 @@ class TextExpansionSettings:
     max_sequence_length: int
 
 
-def _token(value: Any) -> str:
-    if value is None:
-        return "VALUE_NULL"
-    if isinstance(value, bool):
-        return "VALUE_BOOLEAN"
-    if isinstance(value, (int, float)):
-        return "VALUE_NUMBER"
-    if isinstance(value, str):
-        return "VALUE_STRING"
-    if isinstance(value, Mapping):
-        return "START_OBJECT"
-    return "START_ARRAY"
-
-
 def parse_infer_model_body(body: Mapping[str, Any], source: bytes | None = None) -> InferModelRequest:
     """The body's fields in order; the first problem raises (the object parser stops at it)."""
     where = top_level_fields(source) if source is not None else {}
@@ -116,7 +102,7 @@ def parse_infer_model_body(body: Mapping[str, Any], source: bytes | None = None)
     for name, value in body.items():
         if name not in _FIELDS:
             raise XContentParseException(f"{at(name)}[{PARSER_NAME}] unknown field [{name}]{did_you_mean(name, _FIELDS)}")
-        token = _token(value)
+        token = json_token(value)
         if name == "docs":
             if token not in ("START_ARRAY", "START_OBJECT"):
                 raise XContentParseException(f"{at(name, True)}[{PARSER_NAME}] docs doesn't support values of type: {token}")
@@ -185,11 +171,11 @@ def _config_update(value: Mapping[str, Any]) -> ConfigUpdate:
             raise XContentParseException(f"[{name}] unknown field [{key}]")
         if key == "results_field":
             if not isinstance(setting, str):
-                raise XContentParseException(f"[{name}] results_field doesn't support values of type: {_token(setting)}")
+                raise XContentParseException(f"[{name}] results_field doesn't support values of type: {json_token(setting)}")
             results_field = setting
         else:
             if not isinstance(setting, Mapping):
-                raise XContentParseException(f"[{name}] tokenization doesn't support values of type: {_token(setting)}")
+                raise XContentParseException(f"[{name}] tokenization doesn't support values of type: {json_token(setting)}")
             tokenization = _tokenization_update(setting)
     return ConfigUpdate(name, results_field, tokenization)
 
@@ -203,7 +189,7 @@ def _tokenization_update(value: Mapping[str, Any]) -> TokenizationUpdate:
             raise XContentParseException(f"[{parser}] unknown field [{key}]")
         if key == "truncate":
             if not isinstance(setting, str):
-                raise XContentParseException(f"[{parser}] truncate doesn't support values of type: {_token(setting)}")
+                raise XContentParseException(f"[{parser}] truncate doesn't support values of type: {json_token(setting)}")
             if setting.lower() not in _TRUNCATES:  # Truncate.fromString: valueOf(value.toUpperCase(ROOT))
                 raise XContentParseException(
                     f"[{parser}] failed to parse field [truncate]",
@@ -218,7 +204,7 @@ def _tokenization_update(value: Mapping[str, Any]) -> TokenizationUpdate:
 def _int(parser: str, key: str, setting: Any) -> int:
     """`declareInt`: a number (a fraction is cut, as Jackson's `getIntValue`) or a numeric string."""
     if isinstance(setting, bool) or not isinstance(setting, (int, float, str)):
-        raise XContentParseException(f"[{parser}] {key} doesn't support values of type: {_token(setting)}")
+        raise XContentParseException(f"[{parser}] {key} doesn't support values of type: {json_token(setting)}")
     try:
         number = int(float(setting)) if isinstance(setting, str) else int(setting)
     except ValueError:

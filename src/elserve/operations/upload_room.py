@@ -12,7 +12,7 @@ import errno
 import os
 from pathlib import Path
 
-from elserve.bytesize import byte_size_text as byte_size
+from elserve.bytesize import byte_size_text
 from elserve.errors import ClusterBlockException, ElasticsearchError, StatusException
 from elserve.store import StoreWriteError
 from elserve.store.disk_space import FloodStage, disk_room
@@ -29,7 +29,7 @@ def flood_stage_block() -> ClusterBlockException:
 def store_full(limit: int) -> StatusException:
     """`TransportPutTrainedModelAction`'s refusal of a new PyTorch model when the store is past its size."""
     return StatusException(
-        f"Native model store has exceeded the maximum acceptable size of {byte_size(limit)}, "
+        f"Native model store has exceeded the maximum acceptable size of {byte_size_text(limit)}, "
         "please delete older unused pytorch models",
         409,
     )
@@ -43,8 +43,8 @@ def check_store(in_use: int, declared: int, limit: int, model_id: str) -> None:
     if in_use + declared > limit:
         raise StatusException(
             f"model [{model_id}] declares a total_definition_length of [{declared}] bytes; with the "
-            f"[{byte_size(in_use)}] uploaded models take already, that exceeds the native model store's "
-            f"maximum acceptable size of {byte_size(limit)}, please delete older unused pytorch models",
+            f"[{byte_size_text(in_use)}] uploaded models take already, that exceeds the native model store's "
+            f"maximum acceptable size of {byte_size_text(limit)}, please delete older unused pytorch models",
             409,
         )
 
@@ -58,8 +58,8 @@ def check_disk(where: Path, flood_stage: FloodStage, incoming: int, ahead: int, 
         raise flood_stage_block()
     if room.above_floor < incoming + ahead:
         raise StatusException(
-            f"model [{model_id}] needs [{byte_size(incoming + ahead)}] more on disk (its remaining definition "
-            f"and the installed copy) but [{byte_size(max(0, room.above_floor))}] is free below the "
+            f"model [{model_id}] needs [{byte_size_text(incoming + ahead)}] more on disk (its remaining definition "
+            f"and the installed copy) but [{byte_size_text(max(0, room.above_floor))}] is free below the "
             "flood-stage watermark; free disk space or delete unused models",
             429,
         )

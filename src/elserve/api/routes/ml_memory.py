@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from elserve.api.deps import require
 from elserve.api.params import parse_bool
 from elserve.api.rendering import render
-from elserve.api.views.trained_models import byte_size
+from elserve.bytesize import byte_size_text
 from elserve.security.privileges import ML_STATS
 
 router = APIRouter(prefix="/_ml/memory")
@@ -27,7 +27,7 @@ def _sizes(human: bool, **fields: int) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, value in fields.items():
         if human:
-            out[name] = byte_size(value)
+            out[name] = byte_size_text(value)
         out[f"{name}_in_bytes"] = value
     return out
 

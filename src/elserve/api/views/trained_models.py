@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from elserve.api.node import NodeInfo
+from elserve.bytesize import byte_size_text
 from elserve.deployments.backend import NodeShare, ServedDeployment
 from elserve.deployments.states import AllocationState, DeploymentState, RoutingState
 from elserve.deployments.stats import now_ms
@@ -18,14 +19,6 @@ from elserve.models.downloads import DownloadState, DownloadStatus
 from elserve.models.registry import RegisteredModel
 from elserve.operations.deployments import adaptive_allocations
 from elserve.operations.inference_cache import cache_bytes
-
-def byte_size(n: int) -> str:
-    """`ByteSizeValue.toString()`: the largest unit with one decimal, e.g. `16.8mb`."""
-    for unit, size in (("pb", 1 << 50), ("tb", 1 << 40), ("gb", 1 << 30), ("mb", 1 << 20), ("kb", 1 << 10)):
-        if n >= size:
-            value = round(n / size, 1)
-            return f"{value:g}{unit}" if value != int(value) else f"{int(value)}{unit}"
-    return f"{n}b"
 
 
 def required_memory(deployment: ServedDeployment | None, memory_per: tuple[int, int]) -> int:
@@ -132,7 +125,7 @@ def deployment_stats(deployment: ServedDeployment, node: NodeInfo, model_bytes: 
             "target_allocation_count": target,
             "state": str(AllocationState.of(count, target)),
         }
-    out["cache_size"] = byte_size(cache_bytes(config, model_bytes))
+    out["cache_size"] = byte_size_text(cache_bytes(config, model_bytes))
     out["priority"] = config.priority
     out["start_time"] = deployment.start_time_ms
     c = deployment.counters
@@ -197,7 +190,7 @@ def assignment(deployment: ServedDeployment, node: NodeInfo, model_bytes: int) -
             "number_of_allocations": config.number_of_allocations,
             "queue_capacity": config.queue_capacity,
             # `TaskParams.getStringRep()` of the size given at start; else the model's size.
-            "cache_size": config.cache_size if config.cache_size is not None else byte_size(model_bytes),
+            "cache_size": config.cache_size if config.cache_size is not None else byte_size_text(model_bytes),
             "priority": config.priority,
             "per_deployment_memory_bytes": per_deployment,
             "per_allocation_memory_bytes": per_allocation,
