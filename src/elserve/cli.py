@@ -187,8 +187,6 @@ def serve(
     """
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     os.umask(0o077)  # the data directory holds password hashes: owner-only, whatever is created
-    read_only = _check_data_dir(data_dir)
-    node_lock = _lock_data_dir(data_dir, read_only, checks_sqlite=store is None)
 
     import uvicorn
 
@@ -232,6 +230,10 @@ def serve(
     limits = _http_limits(
         http_max_content_length, http_max_header_size, http_max_initial_line_length, http_read_timeout, http_max_connections
     )
+    # The data directory is looked at and locked only once every flag is valid: a refused flag
+    # leaves nothing behind, not even a lock file.
+    read_only = _check_data_dir(data_dir)
+    node_lock = _lock_data_dir(data_dir, read_only, checks_sqlite=store is None)
     settings = ServerSettings(
         host=host,
         port=port,
