@@ -28,7 +28,8 @@ def _strings(value: Any, field: str) -> list[str]:
     return value
 
 
-@router.api_route("/_has_privileges", methods=["GET", "POST"])
+@router.get("/_has_privileges")
+@router.post("/_has_privileges")
 async def has_privileges(request: Request, caller: Caller) -> Response:
     body = await json_body(request) or {}
     unknown = [k for k in body if k not in _FIELDS]
