@@ -17,7 +17,7 @@ from elserve.deployments.backend import ServedDeployment
 from elserve.endpoints.adaptive import remove_adaptive_allocations
 from elserve.deployments.validation import parse_priority
 from elserve.endpoints import deprecation
-from elserve.endpoints.json_location import top_level_fields
+from elserve.endpoints.json_location import json_token, top_level_fields
 from elserve.errors import (
     ActionRequestValidationException,
     IllegalArgumentException,
@@ -220,10 +220,8 @@ async def _priority(body: dict[str, Any], request: Request) -> str:
         where = top_level_fields(await request.body()).get("priority")
         location = f"[{where.value.location}] " if where else ""
         if not isinstance(value, str):
-            kind = {bool: "VALUE_BOOLEAN", type(None): "VALUE_NULL", dict: "START_OBJECT", list: "START_ARRAY"}
             raise XContentParseException(
-                f"{location}[{_START_PARSER}] priority doesn't support values of type: "
-                f"{kind.get(type(value), 'VALUE_NUMBER')}"
+                f"{location}[{_START_PARSER}] priority doesn't support values of type: {json_token(value)}"
             )
         try:
             body_priority = parse_priority(value)
