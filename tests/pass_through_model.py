@@ -18,7 +18,11 @@ CONFIG = {
 
 class _Ids(torch.nn.Module):
     def forward(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor, position_ids: torch.Tensor
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        token_type_ids: torch.Tensor,
+        position_ids: torch.Tensor,
     ) -> torch.Tensor:
         return (input_ids * attention_mask).to(torch.float32).unsqueeze(-1)
 
@@ -27,7 +31,11 @@ class _Pooled(torch.nn.Module):
     """(texts, 2): the number of real tokens and the sum of their ids."""
 
     def forward(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor, position_ids: torch.Tensor
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        token_type_ids: torch.Tensor,
+        position_ids: torch.Tensor,
     ) -> torch.Tensor:
         return torch.stack([attention_mask.sum(1), (input_ids * attention_mask).sum(1)], dim=1).to(torch.float64)
 

@@ -23,8 +23,14 @@ def test_refused(text: str) -> None:
 
 @pytest.mark.parametrize(
     "text, size, rep",
-    [("0", 0, "0"), ("10kb", 10240, "10kb"), ("10KB", 10240, "10kb"), ("512b", 512, "512b"), ("1.5kb", 1536, "1536b"),
-     ("2.0mb", 2 << 20, "2mb")],
+    [
+        ("0", 0, "0"),
+        ("10kb", 10240, "10kb"),
+        ("10KB", 10240, "10kb"),
+        ("512b", 512, "512b"),
+        ("1.5kb", 1536, "1536b"),
+        ("2.0mb", 2 << 20, "2mb"),
+    ],
 )
 def test_string_rep(text: str, size: int, rep: str) -> None:
     """`ByteSizeValue.getStringRep()` of a size as given: what `task_parameters.cache_size` echoes."""

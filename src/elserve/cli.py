@@ -16,10 +16,10 @@ from elserve.bench.run import bench as bench_command  # its options; importing l
 from elserve.settings import HttpLimits, ServerSettings, UploadLimits
 
 if TYPE_CHECKING:
-    from elserve.store.node_lock import NodeLock
     from elserve.models.cache import ModelCache
     from elserve.models.catalogue import Catalogue
     from elserve.store import Repository
+    from elserve.store.node_lock import NodeLock
 
 app = typer.Typer(
     help="elserve: an Elasticsearch-compatible inference service for learned sparse embeddings (ELSER, SPLADE).",
@@ -152,15 +152,13 @@ def serve(
     upload_check_memory: Annotated[
         str | None,
         typer.Option(
-            help="The memory (heap) that upload check may use, e.g. 4gb. Default: 1gb plus 4 x the model's "
-            "definition.",
+            help="The memory (heap) that upload check may use, e.g. 4gb. Default: 1gb plus 4 x the model's definition.",
         ),
     ] = None,
     max_model_upload_store: Annotated[
         str,
         typer.Option(
-            help="What uploaded models may take on disk together (Elasticsearch's bound on its native "
-            "model store).",
+            help="What uploaded models may take on disk together (Elasticsearch's bound on its native model store).",
         ),
     ] = "50gb",
     disk_flood_stage: Annotated[
@@ -192,11 +190,10 @@ def serve(
 
     from elserve.api.app import create_app
     from elserve.api.protocol import protocol_class
+    from elserve.deployments.capacity import parse_memory
     from elserve.runtime.cpu import bf16_refusal
     from elserve.runtime.encoder import BF16, INT8, PRECISIONS
     from elserve.runtime.int8 import machine_int8_refusal
-
-    from elserve.deployments.capacity import parse_memory
 
     if precision not in PRECISIONS:
         raise typer.BadParameter(f"must be one of {', '.join(PRECISIONS)}", param_hint="--precision")
@@ -228,7 +225,11 @@ def serve(
         raise typer.BadParameter("--ssl-certfile and --ssl-keyfile go together", param_hint="--ssl-certfile")
     proxies = _trusted_proxies(trusted_proxies)
     limits = _http_limits(
-        http_max_content_length, http_max_header_size, http_max_initial_line_length, http_read_timeout, http_max_connections
+        http_max_content_length,
+        http_max_header_size,
+        http_max_initial_line_length,
+        http_read_timeout,
+        http_max_connections,
     )
     # The data directory is looked at and locked only once every flag is valid: a refused flag
     # leaves nothing behind, not even a lock file.
@@ -282,7 +283,9 @@ def _trusted_proxies(value: str | None) -> list[str]:
         try:
             ipaddress.ip_network(item, strict=False)
         except ValueError:
-            raise typer.BadParameter(f"[{item}] is not an IP address or network", param_hint="--trusted-proxies") from None
+            raise typer.BadParameter(
+                f"[{item}] is not an IP address or network", param_hint="--trusted-proxies"
+            ) from None
     return proxies
 
 
@@ -517,8 +520,12 @@ def _model_parts(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
     try:
-        yield repo, ModelCache(settings.model_cache_dir), Catalogue(model_repository=repository, registry=ModelRegistry(repo))
-    except Exception as exc:  # noqa: BLE001 - reported, not raised: a command line, not a server
+        yield (
+            repo,
+            ModelCache(settings.model_cache_dir),
+            Catalogue(model_repository=repository, registry=ModelRegistry(repo)),
+        )
+    except Exception as exc:
         typer.echo(f"error: {getattr(exc, 'reason', exc)}", err=True)
         raise typer.Exit(1) from None
     finally:
@@ -596,7 +603,9 @@ def models_import(
     from elserve.models.importing import import_model
 
     if not is_valid_id(model_id):
-        raise typer.BadParameter(invalid_id_message(model_id).replace("inference_id", "model_id"), param_hint="--model-id")
+        raise typer.BadParameter(
+            invalid_id_message(model_id).replace("inference_id", "model_id"), param_hint="--model-id"
+        )
     if len(model_id) > ID_LENGTH_LIMIT:
         raise typer.BadParameter(id_too_long_message("model_id", model_id), param_hint="--model-id")
     if sha256 is not None:
@@ -630,9 +639,12 @@ def models_rm(
 @users_app.command("reset-password")
 def reset_password(
     user: Annotated[str | None, typer.Argument(help="The user (default: elastic).", show_default=False)] = None,
-    username: Annotated[str | None, typer.Option("--username", "-u", help="The user, as elasticsearch-reset-password takes it.")] = None,
+    username: Annotated[
+        str | None, typer.Option("--username", "-u", help="The user, as elasticsearch-reset-password takes it.")
+    ] = None,
     enable: Annotated[
-        bool, typer.Option("--enable", help="Also enable the user if it is disabled (not in elasticsearch-reset-password).")
+        bool,
+        typer.Option("--enable", help="Also enable the user if it is disabled (not in elasticsearch-reset-password)."),
     ] = False,
     data_dir: DataDir = Path("data"),
     store: StoreUrl = None,

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping, MutableMapping
 from typing import Any
 
+from elserve.errors import ClassCastException, StatusException, ValidationErrors
 from elserve.java_text import (
     is_java_int,
     java_class_name,
@@ -24,8 +25,6 @@ from elserve.java_text import (
     java_text,
     parsed_capacity,
 )
-from elserve.errors import ClassCastException, StatusException, ValidationErrors
-
 
 _JAVA_CLASSES = {
     "String": "java.lang.String",

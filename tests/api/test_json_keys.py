@@ -57,7 +57,12 @@ def test_counting_colons_finds_exactly_the_repeated_keys(raw: bytes, repeated: b
     assert has_repeated_keys(raw, orjson.loads(raw)) is repeated
     stdlib_says = False
     try:
-        json.loads(raw, object_pairs_hook=lambda pairs: len({k for k, _ in pairs}) == len(pairs) or (_ for _ in ()).throw(KeyError()))
+        json.loads(
+            raw,
+            object_pairs_hook=lambda pairs: (
+                len({k for k, _ in pairs}) == len(pairs) or (_ for _ in ()).throw(KeyError())
+            ),
+        )
     except KeyError:
         stdlib_says = True
     assert stdlib_says is repeated

@@ -6,7 +6,16 @@ from elserve.timevalue import parse_time
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("30s", 30.0), ("500ms", 0.5), ("2m", 120.0), ("1h", 3600.0), ("1d", 86400.0), ("-1", None), ("0", 0.0), ("1.5s", 1.5)],
+    [
+        ("30s", 30.0),
+        ("500ms", 0.5),
+        ("2m", 120.0),
+        ("1h", 3600.0),
+        ("1d", 86400.0),
+        ("-1", None),
+        ("0", 0.0),
+        ("1.5s", 1.5),
+    ],
 )
 def test_units(text: str, seconds: float | None) -> None:
     value = parse_time(text, "timeout", "30s")
@@ -22,7 +31,10 @@ def test_default() -> None:
     [
         ("30", "failed to parse setting [timeout] with value [30] as a time value: unit is missing or unrecognized"),
         ("abc", "failed to parse setting [timeout] with value [abc] as a time value: unit is missing or unrecognized"),
-        ("-5s", "failed to parse setting [timeout] with value [-5s] as a time value: negative durations are not supported"),
+        (
+            "-5s",
+            "failed to parse setting [timeout] with value [-5s] as a time value: negative durations are not supported",
+        ),
     ],
 )
 def test_errors(text: str, reason: str) -> None:

@@ -18,7 +18,7 @@ def test_jsonl_reads_the_text_field(tmp_path: Path) -> None:
 
 def test_plain_text_is_one_passage_a_line(tmp_path: Path) -> None:
     path = tmp_path / "c.txt"
-    path.write_text("first line\n\n  second line  \n{\"text\": \"kept as it is\"}\n")
+    path.write_text('first line\n\n  second line  \n{"text": "kept as it is"}\n')
     assert read_corpus(path) == ["first line", "second line", '{"text": "kept as it is"}']
 
 

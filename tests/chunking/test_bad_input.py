@@ -14,8 +14,8 @@ from elserve.chunking.settings import (
     SentenceChunkingSettings,
     WordChunkingSettings,
 )
-from tests.chunking.documents import MULTILINGUAL, PROSE
 from tests.chunking.chunk_order import assert_covering, assert_in_order
+from tests.chunking.documents import MULTILINGUAL, PROSE
 
 STRATEGIES = {
     "sentence": SentenceChunkingSettings(250, 1),

@@ -20,7 +20,6 @@ from elserve.chunking.settings import (
     SentenceChunkingSettings,
     WordChunkingSettings,
 )
-
 from tests.chunking.chunk_order import assert_covering, assert_in_order
 
 WORDS = st.sampled_from(

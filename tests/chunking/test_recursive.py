@@ -73,7 +73,11 @@ def test_a_piece_that_fits_is_not_split_further(separators: list[str]) -> None:
     text = document(5, [b, a, c, b])
     first = 2 * N + len(b)
     second = 4 * N + len(b) + len(a) + len(c)
-    assert run(text, 25, separators) == [ChunkOffset(0, first), ChunkOffset(first, second), ChunkOffset(second, len(text))]
+    assert run(text, 25, separators) == [
+        ChunkOffset(0, first),
+        ChunkOffset(first, second),
+        ChunkOffset(second, len(text)),
+    ]
 
 
 @pytest.mark.parametrize("separators", SEPARATOR_LISTS)
@@ -114,8 +118,16 @@ def test_long_document(seed: int) -> None:
     assert run(text, 15, separators) == expected
 
 
-MARKDOWN_HEADERS = ["# Title\n", "## Title\n", "### Title\n", "#### Title\n", "##### Title\n", "###### Title\n",
-                    "Title\n-\n", "Title\n=\n"]
+MARKDOWN_HEADERS = [
+    "# Title\n",
+    "## Title\n",
+    "### Title\n",
+    "#### Title\n",
+    "##### Title\n",
+    "###### Title\n",
+    "Title\n-\n",
+    "Title\n=\n",
+]
 
 
 @pytest.mark.parametrize("leading", MARKDOWN_HEADERS)
@@ -141,7 +153,11 @@ def test_order_is_kept_when_pieces_resolve_at_different_depths() -> None:
     separators = [f"NO_A_{i}" for i in range(10)] + ["\n"] + [f"NO_B_{i}" for i in range(10)] + ["\t"]
     separators += [f"NO_C_{i}" for i in range(10)]
     text = document(3, ["\t", "\n"])
-    assert run(text, 10, separators) == [ChunkOffset(0, N), ChunkOffset(N, 2 * N + 1), ChunkOffset(2 * N + 1, len(text))]
+    assert run(text, 10, separators) == [
+        ChunkOffset(0, N),
+        ChunkOffset(N, 2 * N + 1),
+        ChunkOffset(2 * N + 1, len(text)),
+    ]
 
 
 def test_golden_word_count_starts_at_the_boundary_before_the_piece() -> None:

@@ -17,7 +17,6 @@ from elserve.chunking.settings import (
     chunking_settings_from_persisted,
     parse_chunking_settings,
 )
-
 from tests.support.errors import expect_error
 
 VALIDATION = "validation_exception"
@@ -49,8 +48,10 @@ def test_absent_or_empty_is_sentence_250_1(value: Any) -> None:
             {"strategy": "recursive", "max_chunk_size": 50, "separators": ["\n\n", "\n"]},
             RecursiveChunkingSettings(50, ("\n\n", "\n")),
         ),
-        ({"strategy": "recursive", "max_chunk_size": 50, "separator_group": " Markdown "
-            ""}, RecursiveChunkingSettings(50, SEPARATOR_GROUPS["markdown"])),
+        (
+            {"strategy": "recursive", "max_chunk_size": 50, "separator_group": " Markdown "},
+            RecursiveChunkingSettings(50, SEPARATOR_GROUPS["markdown"]),
+        ),
         ({"strategy": "none"}, NoneChunkingSettings()),
     ],
 )
@@ -89,8 +90,11 @@ def test_markdown_group_is_expanded_with_real_newlines() -> None:
 @pytest.mark.parametrize(
     ("value", "error_type", "reason"),
     [
-        ({"max_chunk_size": 100}, "illegal_argument_exception", "Can't generate Chunker without ChunkingStrategy "
-            "provided"),
+        (
+            {"max_chunk_size": 100},
+            "illegal_argument_exception",
+            "Can't generate Chunker without ChunkingStrategy provided",
+        ),
         ({"strategy": "paragraph"}, "illegal_argument_exception", "Invalid chunkingStrategy paragraph"),
         # Strategies are case-sensitive.
         ({"strategy": "Word"}, "illegal_argument_exception", "Invalid chunkingStrategy Word"),
@@ -113,8 +117,10 @@ def test_null_strategy_is_java_null_pointer() -> None:
 @pytest.mark.parametrize(
     ("value", "messages"),
     [
-        ({"strategy": "word", "overlap": 1}, ["[chunking_settings] does not contain the required setting "
-            "[max_chunk_size]"]),
+        (
+            {"strategy": "word", "overlap": 1},
+            ["[chunking_settings] does not contain the required setting [max_chunk_size]"],
+        ),
         (
             {"strategy": "word", "max_chunk_size": 0, "overlap": 1},
             ["[chunking_settings] Invalid value [0]. [max_chunk_size] must be a positive integer"],
@@ -129,16 +135,22 @@ def test_null_strategy_is_java_null_pointer() -> None:
         ),
         (
             {"strategy": "word", "max_chunk_size": 100.0, "overlap": 1},
-            ["field [max_chunk_size] is not of the expected type. The value [100.0] cannot be converted to a "
-                "[Integer]"],
+            [
+                "field [max_chunk_size] is not of the expected type. The value [100.0] cannot be converted to a "
+                "[Integer]"
+            ],
         ),
         (
             {"strategy": "word", "max_chunk_size": 2**31, "overlap": 1},
-            ["field [max_chunk_size] is not of the expected type. The value [2147483648] cannot be converted to a "
-                "[Integer]"],
+            [
+                "field [max_chunk_size] is not of the expected type. The value [2147483648] cannot be converted to a "
+                "[Integer]"
+            ],
         ),
-        ({"strategy": "word", "max_chunk_size": 100}, ["[chunking_settings] does not contain the required setting "
-            "[overlap]"]),
+        (
+            {"strategy": "word", "max_chunk_size": 100},
+            ["[chunking_settings] does not contain the required setting [overlap]"],
+        ),
         (
             {"strategy": "word", "max_chunk_size": 100, "overlap": 0},
             ["[chunking_settings] Invalid value [0]. [overlap] must be a positive integer"],
@@ -159,14 +171,20 @@ def test_null_strategy_is_java_null_pointer() -> None:
             {"strategy": "sentence", "max_chunk_size": 19},
             ["[chunking_settings] Invalid value [19.0]. [max_chunk_size] must be greater than or equal to [20.0]"],
         ),
-        ({"strategy": "sentence", "max_chunk_size": 100, "sentence_overlap": 2}, ["sentence_overlap[2] must be "
-            "either 0 or 1"]),
-        ({"strategy": "sentence", "max_chunk_size": 100, "sentence_overlap": -1}, ["sentence_overlap[-1] must be "
-            "either 0 or 1"]),
+        (
+            {"strategy": "sentence", "max_chunk_size": 100, "sentence_overlap": 2},
+            ["sentence_overlap[2] must be either 0 or 1"],
+        ),
+        (
+            {"strategy": "sentence", "max_chunk_size": 100, "sentence_overlap": -1},
+            ["sentence_overlap[-1] must be either 0 or 1"],
+        ),
         (
             {"strategy": "sentence", "max_chunk_size": 100, "sentence_overlap": True},
-            ["field [sentence_overlap] is not of the expected type. The value [true] cannot be converted to a "
-                "[Integer]"],
+            [
+                "field [sentence_overlap] is not of the expected type. The value [true] cannot be converted to a "
+                "[Integer]"
+            ],
         ),
         (
             {"strategy": "sentence", "max_chunk_size": 100, "overlap": 1},
@@ -178,8 +196,10 @@ def test_null_strategy_is_java_null_pointer() -> None:
         ),
         (
             {"strategy": "recursive", "max_chunk_size": 100, "separator_group": "html"},
-            ["[chunking_settings] Invalid value [html] received. [separator_group] must be one of [markdown, "
-                "plaintext]"],
+            [
+                "[chunking_settings] Invalid value [html] received. [separator_group] must be one of [markdown, "
+                "plaintext]"
+            ],
         ),
         (
             {"strategy": "recursive", "max_chunk_size": 100, "separator_group": ""},

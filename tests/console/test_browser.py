@@ -106,7 +106,9 @@ def test_a_visitor_without_credentials_sees_only_the_login_form(console_server: 
     shot(page, "00-wrong-password")
     figures = {"first_load_bytes": sum(loads), "first_contentful_paint_ms": round(first_paint or 0, 1)}
     (ARTIFACTS / "first-load.json").write_text(json.dumps(figures))
-    print(f"\nconsole first load: {figures['first_load_bytes'] / 1024:.1f} KB, first paint {figures['first_contentful_paint_ms']} ms")
+    print(
+        f"\nconsole first load: {figures['first_load_bytes'] / 1024:.1f} KB, first paint {figures['first_contentful_paint_ms']} ms"
+    )
 
 
 def test_a_user_creates_watches_tries_previews_scales_and_deletes(console_server: Server, page) -> None:
@@ -120,8 +122,14 @@ def test_a_user_creates_watches_tries_previews_scales_and_deletes(console_server
     page.click("#create-form button[type=submit]")
     page.wait_for_selector("#create-result.error")
     with pytest.raises(ApiError) as refused:
-        es.inference.put(task_type="sparse_embedding", inference_id="Bad Id", inference_config={
-            "service": "elasticsearch", "service_settings": {"model_id": ".elser_model_2", "num_allocations": 1, "num_threads": 1}})
+        es.inference.put(
+            task_type="sparse_embedding",
+            inference_id="Bad Id",
+            inference_config={
+                "service": "elasticsearch",
+                "service_settings": {"model_id": ".elser_model_2", "num_allocations": 1, "num_threads": 1},
+            },
+        )
     assert refused.value.body["error"]["reason"] in page.inner_text("#create-result")
     page.fill("#c-id", "console-elser")
     page.fill("#c-allocations", "1")
@@ -141,7 +149,9 @@ def test_a_user_creates_watches_tries_previews_scales_and_deletes(console_server
     page.fill("#try-text", "the quick brown fox jumps over the lazy dog")
     page.click("#try-form button[type=submit]")
     page.wait_for_selector("#try-chart .bars li")
-    embedding = es.inference.sparse_embedding(inference_id="console-elser", input=["the quick brown fox jumps over the lazy dog"])
+    embedding = es.inference.sparse_embedding(
+        inference_id="console-elser", input=["the quick brown fox jumps over the lazy dog"]
+    )
     weights = embedding["sparse_embedding"][0]["embedding"]
     top = max(weights, key=lambda token: weights[token])
     assert page.inner_text("#try-chart .bars li .token >> nth=0") == top
@@ -162,8 +172,12 @@ def test_a_user_creates_watches_tries_previews_scales_and_deletes(console_server
         "POST",
         "/_inference/sparse_embedding/console-elser",
         headers={"content-type": "application/json", "accept": "application/json"},
-        body={"input": [DOCUMENT], "chunk": True, "return_text": False,
-              "chunking_settings": {"strategy": "sentence", "max_chunk_size": 20, "sentence_overlap": 0}},
+        body={
+            "input": [DOCUMENT],
+            "chunk": True,
+            "return_text": False,
+            "chunking_settings": {"strategy": "sentence", "max_chunk_size": 20, "sentence_overlap": 0},
+        },
     )
     chunks = chunked.body["chunked_inference_service_result"][0]
     assert len(chunks) > 1
@@ -194,7 +208,10 @@ def test_a_monitor_inference_user_sees_state_and_no_button_that_would_fail(conso
     es.inference.put(
         task_type="sparse_embedding",
         inference_id="watched",
-        inference_config={"service": "elasticsearch", "service_settings": {"model_id": ".elser_model_2", "num_allocations": 1, "num_threads": 1}},
+        inference_config={
+            "service": "elasticsearch",
+            "service_settings": {"model_id": ".elser_model_2", "num_allocations": 1, "num_threads": 1},
+        },
         timeout="300s",
     )
     log_in(page, console_server, "watcher", "watcher-pass")

@@ -104,7 +104,9 @@ def test_machine_defaults() -> None:
     assert NodeCapacity.of_machine(3, 5 * GB) == NodeCapacity(3, 5 * GB)
 
 
-@pytest.mark.parametrize(("text", "value"), [("4gb", 4 * GB), ("512mb", 512 * MB), ("1.5GB", int(1.5 * GB)), ("10b", 10)])
+@pytest.mark.parametrize(
+    ("text", "value"), [("4gb", 4 * GB), ("512mb", 512 * MB), ("1.5GB", int(1.5 * GB)), ("10b", 10)]
+)
 def test_parse_memory_sizes(text: str, value: int) -> None:
     assert parse_memory(text) == value
 

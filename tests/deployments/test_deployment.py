@@ -30,9 +30,7 @@ def _deployment(model_dir: Path, precision: str = "exact", **config) -> Deployme
 
     options = {"deployment_id": "d", "model_id": "m", "number_of_allocations": 1, **config}
     timings = options.pop("timings", ScalerTimings())
-    return Deployment(
-        DeploymentConfig(**options), source, max_batch_tokens=2048, timings=timings, precision=precision
-    )
+    return Deployment(DeploymentConfig(**options), source, max_batch_tokens=2048, timings=timings, precision=precision)
 
 
 @pytest.fixture

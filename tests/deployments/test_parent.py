@@ -144,6 +144,7 @@ def test_a_worker_that_cannot_start_says_why(model_dir: Path, caplog: pytest.Log
     # (torch refuses zero intra-op threads), a real failure in the real process.
     async def main() -> None:
         parents = ModelParents()
+
         async def source() -> Path:
             return model_dir
 

@@ -56,4 +56,3 @@ def elser_endpoint(es: Elasticsearch) -> str:
 def http(server: Server) -> Iterator:
     with make_http(server) as client:
         yield client
-

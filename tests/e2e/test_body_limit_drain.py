@@ -22,7 +22,9 @@ LIMIT = 1 << 20  # --http-max-content-length 1mb
 
 @pytest.fixture(scope="module")
 def small_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    with Server(tmp_path_factory.mktemp("elserve-drain") / "data", args=["--http-max-content-length", "1mb"]).start() as srv:
+    with Server(
+        tmp_path_factory.mktemp("elserve-drain") / "data", args=["--http-max-content-length", "1mb"]
+    ).start() as srv:
         yield srv
 
 

@@ -40,7 +40,6 @@ def _name(pid: int) -> str | None:
         return None
 
 
-
 def test_priority_is_validated_as_elasticsearch_validates_it(server: Server) -> None:
     start = "/_ml/trained_models/.elser_model_2/deployment/_start"
     with httpx.Client(base_url=server.url, auth=("elastic", PASSWORD), timeout=60) as http:
@@ -99,7 +98,11 @@ def test_allocations_stay_within_the_processors(tmp_path: Path) -> None:
         [entry] = es.ml.get_trained_models_stats(model_id="fills")["trained_model_stats"]
         assert entry["model_size_stats"]["required_native_memory_bytes"] > 2 * per_allocation
         stats = _deployment_stats(es, "fills")
-        assert stats["allocation_status"] == {"allocation_count": 2, "target_allocation_count": 2, "state": "fully_allocated"}
+        assert stats["allocation_status"] == {
+            "allocation_count": 2,
+            "target_allocation_count": 2,
+            "state": "fully_allocated",
+        }
         [node] = stats["nodes"][0]["node"].values()
         assert node["attributes"]["ml.allocated_processors"] == "2"
         assert node["attributes"]["elserve.ml_memory_limit"] == str(4 << 30)

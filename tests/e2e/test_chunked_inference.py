@@ -112,8 +112,11 @@ def test_more_than_512_chunks_are_merged(es: Elasticsearch, elser_endpoint: str)
             "ELSER based models do not support chunk sizes larger than 300. Requested chunk size: 301",
         ),
         (
-            {"input": "x", "chunk": True, "chunking_settings": {"strategy": "recursive", "max_chunk_size": 20,
-                                                                 "separators": ["(unclosed"]}},
+            {
+                "input": "x",
+                "chunk": True,
+                "chunking_settings": {"strategy": "recursive", "max_chunk_size": 20, "separators": ["(unclosed"]},
+            },
             "validation_exception",
             "Validation Failed: 1: [chunking_settings] Invalid value [(unclosed]. [separators] must be valid "
             "regular expressions: missing ) at position 9;",
@@ -146,7 +149,9 @@ def test_a_catastrophic_separator_is_a_400(es: Elasticsearch, elser_endpoint: st
     }
     with pytest.raises(BadRequestError) as raised:
         chunked(es, elser_endpoint, body)
-    assert raised.value.body["error"]["reason"].startswith("Chunk separator regex [(x+x+)+y] has exceeded the time limit")
+    assert raised.value.body["error"]["reason"].startswith(
+        "Chunk separator regex [(x+x+)+y] has exceeded the time limit"
+    )
 
 
 # --- T6 through inference.put ----------------------------------------------------------------------

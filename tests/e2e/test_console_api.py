@@ -59,7 +59,12 @@ def monitor_user(es: Elasticsearch) -> tuple[str, str]:
 def test_has_privileges_answers_for_the_caller(server: Server, monitor_user: tuple[str, str]) -> None:
     watcher = Elasticsearch(server.url, basic_auth=monitor_user, request_timeout=60)
     answer = watcher.security.has_privileges(
-        cluster=["monitor_inference", "manage_inference", "cluster:monitor/xpack/inference", "cluster:admin/xpack/inference/put"],
+        cluster=[
+            "monitor_inference",
+            "manage_inference",
+            "cluster:monitor/xpack/inference",
+            "cluster:admin/xpack/inference/put",
+        ],
         index=[{"names": ["docs"], "privileges": ["read"]}],
     )
     assert answer.body == {
@@ -75,7 +80,9 @@ def test_has_privileges_answers_for_the_caller(server: Server, monitor_user: tup
         "application": {},
     }
     admin = make_client(server)
-    everything = admin.security.has_privileges(cluster=["all", "manage_security"], index=[{"names": ["x"], "privileges": ["read"]}])
+    everything = admin.security.has_privileges(
+        cluster=["all", "manage_security"], index=[{"names": ["x"], "privileges": ["read"]}]
+    )
     assert everything["has_all_requested"] is True
 
 

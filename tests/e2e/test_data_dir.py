@@ -133,7 +133,9 @@ def test_row12_an_unreadable_deployment_record_does_not_stop_the_server(tmp_path
     try:
         with _client(server) as http:
             stats = http.get("/_ml/trained_models/.elser_model_2/_stats").json()["trained_model_stats"]
-            deployment = next(s["deployment_stats"] for s in stats if s.get("deployment_stats", {}).get("deployment_id") == "broken")
+            deployment = next(
+                s["deployment_stats"] for s in stats if s.get("deployment_stats", {}).get("deployment_id") == "broken"
+            )
             assert deployment["state"] == "failed"
             assert "its stored record cannot be read" in deployment["reason"]
             r = http.post("/_inference/sparse_embedding/broken", json={"input": "hello"})

@@ -14,7 +14,7 @@ NULL_MODEL_ID = "Putting elasticsearch service inference endpoints (including el
 
 def _warnings(r: httpx.Response) -> list[str]:
     values = r.headers.get_list("warning")
-    assert all(v.startswith('299 Elasticsearch-9.5.0-') and v.endswith('"') for v in values), values
+    assert all(v.startswith("299 Elasticsearch-9.5.0-") and v.endswith('"') for v in values), values
     return [v.split(" ", 2)[2].strip('"') for v in values]
 
 
@@ -22,7 +22,10 @@ def test_refused_elser_put_carries_its_warnings(http: httpx.Client) -> None:
     body = {"service": "elser", "service_settings": {"num_allocations": 1, "num_threads": 1, "bogus": 1}}
     r = http.put("/_inference/sparse_embedding/warn-refused", json=body)
     assert r.status_code == 400, r.text
-    assert r.json()["error"]["reason"] == "Model configuration contains settings [{bogus=1}] unknown to the [elasticsearch] service"
+    assert (
+        r.json()["error"]["reason"]
+        == "Model configuration contains settings [{bogus=1}] unknown to the [elasticsearch] service"
+    )
     texts = _warnings(r)
     assert len(texts) == 2
     assert texts[0].startswith(NULL_MODEL_ID) and texts[1].startswith(ELSER)
@@ -34,13 +37,19 @@ def test_a_warning_comes_only_once_it_is_due(http: httpx.Client) -> None:
     r = http.put("/_inference/sparse_embedding/warn-early", json={"service": "elser"})
     assert r.status_code == 400 and "warning" not in r.headers
     # The elasticsearch service: no deprecation at all.
-    body = {"service": "elasticsearch", "service_settings": {"model_id": ".elser_model_2", "num_threads": 1, "bogus": 1}}
+    body = {
+        "service": "elasticsearch",
+        "service_settings": {"model_id": ".elser_model_2", "num_threads": 1, "bogus": 1},
+    }
     r = http.put("/_inference/sparse_embedding/warn-es", json=body)
     assert r.status_code == 400 and "warning" not in r.headers
 
 
 def test_elser_put_that_times_out_carries_its_warning(http: httpx.Client) -> None:
-    body = {"service": "elser", "service_settings": {"model_id": ".elser_model_2", "num_allocations": 1, "num_threads": 1}}
+    body = {
+        "service": "elser",
+        "service_settings": {"model_id": ".elser_model_2", "num_allocations": 1, "num_threads": 1},
+    }
     r = http.put("/_inference/sparse_embedding/warn-408", params={"timeout": "1ms"}, json=body)
     try:
         assert r.status_code == 408, r.text

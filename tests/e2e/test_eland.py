@@ -22,10 +22,10 @@ import numpy as np
 import pytest
 from elasticsearch import Elasticsearch
 
-from tests.support.clients import make_client
-from tests.support.server import PASSWORD, Server
-from tests.support.model_factory import build_bert_dir, build_distilbert_dir
 from tests.runtime.reference import reference_model, reference_weights
+from tests.support.clients import make_client
+from tests.support.model_factory import build_bert_dir, build_distilbert_dir
+from tests.support.server import PASSWORD, Server
 
 ELAND_SITE = Path(sys.prefix) / "eland-site"
 TEXTS = ["hello world", "The quick brown fox, e.g. w1 w2 ... jumps!", "a"]
@@ -110,8 +110,20 @@ def test_eland_import_hub_model_deploys_and_serves(server: Server, es: Elasticse
     before = set(models.iterdir()) if models.is_dir() else set()
     done = subprocess.run(
         [
-            str(eland), "--url", server.url, "-u", "elastic", "-p", PASSWORD,
-            "--hub-model-id", str(hub_dir), "--es-model-id", model_id, "--task-type", "text_expansion", "--start",
+            str(eland),
+            "--url",
+            server.url,
+            "-u",
+            "elastic",
+            "-p",
+            PASSWORD,
+            "--hub-model-id",
+            str(hub_dir),
+            "--es-model-id",
+            model_id,
+            "--task-type",
+            "text_expansion",
+            "--start",
         ],
         env=_eland_env(),
         capture_output=True,
@@ -199,8 +211,16 @@ def test_eland_saved_model_imports_with_elserve_models_import(
     data_dir = tmp_path / "data"
     elserve = Path(sys.executable).with_name("elserve")
     imported = subprocess.run(
-        [str(elserve), "models", "import", f"file:{model_dir}", "--model-id", "eland-frozen",
-         "--data-dir", str(data_dir)],
+        [
+            str(elserve),
+            "models",
+            "import",
+            f"file:{model_dir}",
+            "--model-id",
+            "eland-frozen",
+            "--data-dir",
+            str(data_dir),
+        ],
         capture_output=True,
         text=True,
         timeout=ELAND_TIMEOUT_S,

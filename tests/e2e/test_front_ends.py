@@ -14,10 +14,10 @@ import pytest
 from elasticsearch import AuthenticationException, Elasticsearch, NotFoundError
 
 from tests.e2e.conftest import SHARED_SERVER_ARGS
-from tests.support.clients import make_client
-from tests.support.server import PASSWORD, Server
 from tests.store.postgres_cluster import PASSWORD as STORE_PASSWORD
 from tests.store.postgres_cluster import PostgresCluster, postgres_cluster, wait_for  # noqa: F401 - a fixture
+from tests.support.clients import make_client
+from tests.support.server import PASSWORD, Server
 
 pytest.importorskip("psycopg", reason="the `postgres` extra (make test-postgres installs it)")
 pytestmark = pytest.mark.postgres

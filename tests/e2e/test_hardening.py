@@ -182,7 +182,7 @@ def test_row6_a_client_that_disconnects_is_not_a_server_error(server: Server, ht
         with connect(server) as sock:
             sock.sendall(
                 b"POST /_inference/sparse_embedding/x HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                b"Authorization: " + AUTH.encode() + b"\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{\"inp\r\n"
+                b"Authorization: " + AUTH.encode() + b'\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{"inp\r\n'
             )
             time.sleep(0.2)  # let the route start reading the body
     assert http.get("/").status_code == 200  # the server is fine; by now it has seen the three go
@@ -211,7 +211,7 @@ def test_row7_a_body_that_stalls_is_cut_off(small_server: Server) -> None:
     with connect(small_server, timeout=60) as sock:
         sock.sendall(
             b"POST /_inference/sparse_embedding/x HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            b"Authorization: " + AUTH.encode() + b"\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{\"inp\r\n"
+            b"Authorization: " + AUTH.encode() + b'\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{"inp\r\n'
         )
         assert closed_by_server(sock)
     assert "Exception in ASGI application" not in small_server.log()
@@ -248,7 +248,10 @@ def test_row8_duplicate_service_does_not_create_an_endpoint(http: httpx.Client) 
     "content_type, message",
     [
         ("text/plain", "Content-Type header [text/plain] is not supported"),
-        ("application/x-www-form-urlencoded", "Content-Type header [application/x-www-form-urlencoded] is not supported"),
+        (
+            "application/x-www-form-urlencoded",
+            "Content-Type header [application/x-www-form-urlencoded] is not supported",
+        ),
         (None, "Content-Type header is missing"),
     ],
 )
@@ -301,7 +304,9 @@ def test_row8_ids_over_64_characters(http: httpx.Client) -> None:
     assert "cannot contain more than 64 characters" in r.json()["error"]["reason"]
     r = http.post(f"/_ml/trained_models/.elser_model_2/deployment/_start?deployment_id={long_id}")
     assert r.status_code == 400
-    assert r.json()["error"]["reason"].endswith(f"Invalid deployment_id; '{long_id}' cannot contain more than 64 characters.;")
+    assert r.json()["error"]["reason"].endswith(
+        f"Invalid deployment_id; '{long_id}' cannot contain more than 64 characters.;"
+    )
 
 
 def test_server_is_healthy_after_all_this(es: Elasticsearch) -> None:

@@ -98,7 +98,9 @@ def test_wrong_method(http: httpx.Client) -> None:
     assert r.status_code == 405
     body = r.json()
     assert body["status"] == 405
-    assert body["error"].startswith("Incorrect HTTP method for uri [/_inference/some-id] and method [PATCH], allowed: [")
+    assert body["error"].startswith(
+        "Incorrect HTTP method for uri [/_inference/some-id] and method [PATCH], allowed: ["
+    )
     for method in ("DELETE", "GET", "POST", "PUT"):
         assert method in body["error"]
 

@@ -160,7 +160,11 @@ def test_update_allocations(es: Elasticsearch) -> None:
     )
     assert updated["service_settings"]["num_allocations"] == 2
     stats = es.ml.get_trained_models_stats(model_id="e2e-update")["trained_model_stats"][0]["deployment_stats"]
-    assert stats["allocation_status"] == {"allocation_count": 2, "target_allocation_count": 2, "state": "fully_allocated"}
+    assert stats["allocation_status"] == {
+        "allocation_count": 2,
+        "target_allocation_count": 2,
+        "state": "fully_allocated",
+    }
     result = es.inference.sparse_embedding(inference_id="e2e-update", input=["after the update"])
     assert result["sparse_embedding"][0]["embedding"]
     es.inference.delete(inference_id="e2e-update")

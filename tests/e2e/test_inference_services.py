@@ -83,8 +83,12 @@ def test_services_is_not_an_endpoint_id(http: httpx.Client) -> None:
 def test_needs_monitor_inference(http: httpx.Client, server) -> None:  # type: ignore[no-untyped-def]
     http.put("/_security/role/services_reader", json={"cluster": ["monitor_inference"]}).raise_for_status()
     http.put("/_security/role/services_none", json={"cluster": ["monitor_ml"]}).raise_for_status()
-    http.put("/_security/user/services_ok", json={"password": "services-password", "roles": ["services_reader"]}).raise_for_status()
-    http.put("/_security/user/services_no", json={"password": "services-password", "roles": ["services_none"]}).raise_for_status()
+    http.put(
+        "/_security/user/services_ok", json={"password": "services-password", "roles": ["services_reader"]}
+    ).raise_for_status()
+    http.put(
+        "/_security/user/services_no", json={"password": "services-password", "roles": ["services_none"]}
+    ).raise_for_status()
     with httpx.Client(base_url=server.url, auth=("services_ok", "services-password"), timeout=60) as reader:
         assert reader.get("/_inference/_services").status_code == 200
     with httpx.Client(base_url=server.url, auth=("services_no", "services-password"), timeout=60) as other:

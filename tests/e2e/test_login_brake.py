@@ -43,7 +43,9 @@ def _client(server: Server, source: str) -> httpx.Client:
     return httpx.Client(base_url=server.url, transport=httpx.HTTPTransport(local_address=source), timeout=120)
 
 
-def _login(server: Server, source: str, user: str, password: str, headers: dict[str, str] | None = None) -> httpx.Response:
+def _login(
+    server: Server, source: str, user: str, password: str, headers: dict[str, str] | None = None
+) -> httpx.Response:
     with _client(server, source) as client:
         return client.get("/_security/_authenticate", auth=(user, password), headers=headers)
 
@@ -151,7 +153,9 @@ def test_row2_braked_answers_do_not_depend_on_the_password(attack: Attack, serve
     assert set(guesser.statuses) <= {401, 429}, set(guesser.statuses)
     checks = guesser.statuses.count(401)
     assert FREE <= checks <= guesser.max_checks(attack.elapsed), (checks, attack.elapsed, len(guesser.statuses))
-    assert guesser.refusals == {(429, "security_exception", "too many failed authentication attempts for user [br_ann]; retry in [Ns]")}
+    assert guesser.refusals == {
+        (429, "security_exception", "too many failed authentication attempts for user [br_ann]; retry in [Ns]")
+    }
     for r, seconds in attack.probes:
         if r.status_code == 429:
             assert _shape(r) in guesser.refusals  # the same answer as a wrong password's
@@ -205,6 +209,9 @@ def test_row12_trusted_proxies_name_who_may_forward(tmp_path: Path) -> None:
         addresses = [line["origin.address"] for line in _audit(srv, "elastic")]
         assert addresses == ["198.51.100.7", "127.0.0.2"]
         # The brake counts the forwarded client: another one behind the same proxy is not slowed.
-        assert _login(srv, "127.0.0.1", "elastic", PASSWORD, headers={"X-Forwarded-For": "198.51.100.8"}).status_code == 200
+        assert (
+            _login(srv, "127.0.0.1", "elastic", PASSWORD, headers={"X-Forwarded-For": "198.51.100.8"}).status_code
+            == 200
+        )
     finally:
         srv.stop()

@@ -62,13 +62,17 @@ def _name(pid: int) -> str:
         return ""
 
 
-def test_upload_then_infer_through_the_client(http: httpx.Client, es: Elasticsearch, model_dir: Path, server: Server) -> None:
+def test_upload_then_infer_through_the_client(
+    http: httpx.Client, es: Elasticsearch, model_dir: Path, server: Server
+) -> None:
     config = json.loads((model_dir / "trained_model_config.json").read_text())
     assert http.put(f"/_ml/trained_models/{MODEL_ID}", json=config).status_code == 200
     assert not _fully_defined(http, MODEL_ID)
     # Not deployable before its definition is there.
     r = http.post(f"/_ml/trained_models/{MODEL_ID}/deployment/_start")
-    assert r.status_code == 404 and r.json()["error"]["reason"] == f"Could not find trained model definition [{MODEL_ID}]"
+    assert (
+        r.status_code == 404 and r.json()["error"]["reason"] == f"Could not find trained model definition [{MODEL_ID}]"
+    )
     total = (model_dir / "model.pt").stat().st_size
     parts = definition_parts(model_dir)
     for i in reversed(range(PARTS)):  # any order
@@ -255,7 +259,9 @@ def test_a_model_that_cannot_run_is_refused_when_complete(http: httpx.Client, mo
     data = (model_dir / "model.pt").read_bytes()
     assert put_part(http, "bad-vocab", 0, data, len(data), 1).status_code == 200
     vocabulary = json.loads((model_dir / "vocab.json").read_text())["vocabulary"] + ["extra1", "extra2"]
-    status, kind, reason = error_of(http.put("/_ml/trained_models/bad-vocab/vocabulary", json={"vocabulary": vocabulary}))
+    status, kind, reason = error_of(
+        http.put("/_ml/trained_models/bad-vocab/vocabulary", json={"vocabulary": vocabulary})
+    )
     assert (status, kind) == (400, "status_exception")
     assert reason == (
         "model [bad-vocab] cannot be served: the vocabulary has [346] tokens but the model's output only [344] "

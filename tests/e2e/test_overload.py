@@ -67,7 +67,9 @@ def overload_endpoint(server: Server, elser_endpoint: str) -> Iterator[str]:
         http.post("/_ml/trained_models/overload-dep/deployment/_stop", params={"force": "true"})
 
 
-def test_overload_excess_is_429_at_once_and_recovers(server: Server, http: httpx.Client, overload_endpoint: str) -> None:
+def test_overload_excess_is_429_at_once_and_recovers(
+    server: Server, http: httpx.Client, overload_endpoint: str
+) -> None:
     import concurrent.futures
 
     pids = server.worker_pids()
@@ -97,7 +99,9 @@ def test_overload_excess_is_429_at_once_and_recovers(server: Server, http: httpx
 
 @pytest.mark.slow  # ~20 s (a worker restart); the default run has tests/deployments' killed-worker test
 @pytest.mark.soak
-def test_kill9_of_a_worker_under_load_answers_everything(server: Server, http: httpx.Client, overload_endpoint: str) -> None:
+def test_kill9_of_a_worker_under_load_answers_everything(
+    server: Server, http: httpx.Client, overload_endpoint: str
+) -> None:
     import concurrent.futures
 
     statuses: list[int] = []
@@ -224,7 +228,9 @@ def test_soak_repeated_kill9_under_load(tmp_path_factory: pytest.TempPathFactory
             assert http.get("/_inference/chaos-ep").status_code == 200
             stats = http.get("/_ml/trained_models/_stats").json()["trained_model_stats"]
             assert any(s.get("deployment_stats", {}).get("deployment_id") == "chaos-dep" for s in stats)
-        print(f"\nchaos: outcomes of in-flight requests over 6 rounds (0 = connection closed by a dying server): {outcomes}")
+        print(
+            f"\nchaos: outcomes of in-flight requests over 6 rounds (0 = connection closed by a dying server): {outcomes}"
+        )
         # Answered (200), refused (429), failed with an Elasticsearch error, or cut by the server's death.
         assert set(outcomes) <= {"200", "429", "409", "500", "503", "0"}
     finally:

@@ -60,7 +60,9 @@ def test_infer_with_the_cache_and_clear_it(es: Elasticsearch, models: list[str])
         assert (stats["inference_count"], stats["inference_cache_hit_count"]) == (4, 1)  # a miss after _clear
         # Another results field is another answer: not taken from the cache.
         renamed = es.ml.infer_trained_model(
-            model_id=MODEL, docs=[{"input": "words are my"}], inference_config={"pass_through": {"results_field": "out"}}
+            model_id=MODEL,
+            docs=[{"input": "words are my"}],
+            inference_config={"pass_through": {"results_field": "out"}},
         )
         assert renamed["inference_results"] == [{"out": [[5.0], [3.0], [4.0]]}]
         assert _node_stats(es, MODEL)["inference_cache_hit_count"] == 1

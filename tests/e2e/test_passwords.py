@@ -53,8 +53,15 @@ def test_row4_a_password_set_through_the_api_outlives_elastic_password(tmp_path:
     first = Server(data, password="bootstrap-pass-1").start()
     try:
         with _as(first, "elastic", "bootstrap-pass-1") as client:
-            assert client.put(f"/_security/user/{ADMIN[0]}", json={"password": ADMIN[1], "roles": ["superuser"]}).status_code == 200
-            assert client.post("/_security/user/elastic/_password", json={"password": "rotated-pass-2"}).status_code == 200
+            assert (
+                client.put(
+                    f"/_security/user/{ADMIN[0]}", json={"password": ADMIN[1], "roles": ["superuser"]}
+                ).status_code
+                == 200
+            )
+            assert (
+                client.post("/_security/user/elastic/_password", json={"password": "rotated-pass-2"}).status_code == 200
+            )
     finally:
         first.stop()
 
@@ -97,7 +104,12 @@ def test_row4_elastic_password_applies_while_it_is_the_bootstrap_password(tmp_pa
     first = Server(data, password="bootstrap-pass-1").start()
     try:
         with _as(first, "elastic", "bootstrap-pass-1") as client:
-            assert client.put(f"/_security/user/{ADMIN[0]}", json={"password": ADMIN[1], "roles": ["superuser"]}).status_code == 200
+            assert (
+                client.put(
+                    f"/_security/user/{ADMIN[0]}", json={"password": ADMIN[1], "roles": ["superuser"]}
+                ).status_code
+                == 200
+            )
         with _as(first, *ADMIN) as admin:
             assert admin.post("/_security/user/elastic/_disable").status_code == 200
     finally:

@@ -13,8 +13,8 @@ from elasticsearch import Elasticsearch
 from elserve.deployments.batch_hold import HOLD_FILE_ENV
 from tests.support.clients import make_client
 from tests.support.elser import elser_config
-from tests.support.server import Server
 from tests.support.hold import held, wait_until_held
+from tests.support.server import Server
 
 
 def assert_gone(pid: int, log: str, grace: float = 120.0) -> None:

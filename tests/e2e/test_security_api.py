@@ -153,8 +153,18 @@ def _send(raw: httpx.Client, method: str, path: str, body: object, headers: dict
     return raw.request(method, path, json=body, headers=headers)
 
 
-@pytest.mark.parametrize(("method", "path", "body", "action", "allowed"), ROUTES, ids=[f"{r[0]} {r[1]}" for r in ROUTES])
-def test_matrix(raw: httpx.Client, identities: dict[str, dict[str, str]], method: str, path: str, body: object, action: str, allowed: set[str]) -> None:
+@pytest.mark.parametrize(
+    ("method", "path", "body", "action", "allowed"), ROUTES, ids=[f"{r[0]} {r[1]}" for r in ROUTES]
+)
+def test_matrix(
+    raw: httpx.Client,
+    identities: dict[str, dict[str, str]],
+    method: str,
+    path: str,
+    body: object,
+    action: str,
+    allowed: set[str],
+) -> None:
     superuser = _send(raw, method, path, body, identities["all"])
     assert superuser.status_code not in (401, 403), superuser.text
     bare_path = path.split("?")[0]
@@ -168,9 +178,12 @@ def test_matrix(raw: httpx.Client, identities: dict[str, dict[str, str]], method
             assert error["root_cause"][0]["header"]["WWW-Authenticate"] == CHALLENGES
             expected = {
                 "none": f"missing authentication credentials for REST request [{path}]",
-                "wrong_password": f"unable to authenticate user [mx_all] for REST request [{bare_path}" ,
+                "wrong_password": f"unable to authenticate user [mx_all] for REST request [{bare_path}",
                 "disabled": f"unable to authenticate user [mx_off] for REST request [{bare_path}",
-            }.get(name, "unable to authenticate with provided credentials and anonymous access is not allowed for this request")
+            }.get(
+                name,
+                "unable to authenticate with provided credentials and anonymous access is not allowed for this request",
+            )
             assert error["reason"].startswith(expected), (name, error["reason"])
         elif name in allowed:
             assert r.status_code == superuser.status_code, (name, r.text)
@@ -193,7 +206,9 @@ def _key_id(headers: dict[str, str]) -> str:
 
 def test_client_users_roles_and_authenticate(es: Elasticsearch, server: Server) -> None:
     assert es.security.put_role(name="cl_reader", cluster=["monitor_inference"])["role"]["created"] is True
-    assert es.security.put_user(username="cl_bob", password="bob-password", roles=["cl_reader"], full_name="Bob")["created"]
+    assert es.security.put_user(username="cl_bob", password="bob-password", roles=["cl_reader"], full_name="Bob")[
+        "created"
+    ]
     assert es.security.put_user(username="cl_bob", roles=["cl_reader"], email="bob@example.com")["created"] is False
     assert es.security.get_user(username="cl_bob")["cl_bob"]["email"] == "bob@example.com"
     assert es.security.get_role(name="cl_reader")["cl_reader"]["cluster"] == ["monitor_inference"]
@@ -271,7 +286,9 @@ def test_validation_errors_are_elasticsearch_bodies(es: Elasticsearch) -> None:
         es.security.put_user(username="cl_short", password="12345", roles=[])
     assert short.value.meta.status == 400
     assert short.value.body["error"]["type"] == "validation_exception"
-    assert short.value.body["error"]["reason"] == "Validation Failed: 1: passwords must be at least [6] characters long;"
+    assert (
+        short.value.body["error"]["reason"] == "Validation Failed: 1: passwords must be at least [6] characters long;"
+    )
     with pytest.raises(ApiError) as reserved:
         es.security.put_user(username="elastic", password="123456", roles=[])
     assert reserved.value.body["error"]["reason"] == (
@@ -339,11 +356,26 @@ def test_bad_input_is_a_4xx_not_a_500(raw: httpx.Client) -> None:
 
 
 JUNK = [
-    [], "x", 1, None, {"password": 1}, {"password": "long-enough", "roles": [1]}, {"roles": {}}, {"cluster": [1]},
-    {"cluster": "all", "indices": [1]}, {"indices": [{"names": [1], "privileges": ["read"]}]},
-    {"name": "k", "role_descriptors": {"a": 1}}, {"name": "k", "role_descriptors": {"a": {"cluster": [2]}}},
-    {"name": "k", "expiration": []}, {"name": "k", "metadata": []}, {"name": ["k"]}, {"metadata": {"a": 1}, "roles": []},
-    {"ids": [1]}, {"password_hash": "nothing"}, {"enabled": None, "roles": []}, {"run_as": [{}]},
+    [],
+    "x",
+    1,
+    None,
+    {"password": 1},
+    {"password": "long-enough", "roles": [1]},
+    {"roles": {}},
+    {"cluster": [1]},
+    {"cluster": "all", "indices": [1]},
+    {"indices": [{"names": [1], "privileges": ["read"]}]},
+    {"name": "k", "role_descriptors": {"a": 1}},
+    {"name": "k", "role_descriptors": {"a": {"cluster": [2]}}},
+    {"name": "k", "expiration": []},
+    {"name": "k", "metadata": []},
+    {"name": ["k"]},
+    {"metadata": {"a": 1}, "roles": []},
+    {"ids": [1]},
+    {"password_hash": "nothing"},
+    {"enabled": None, "roles": []},
+    {"run_as": [{}]},
 ]
 
 

@@ -44,7 +44,9 @@ def es(server: Server, cert: tuple[Path, Path]) -> Iterator[Elasticsearch]:
     client.close()
 
 
-def _get(server: Server, cert: tuple[Path, Path], user: str, password: str, source: str = "127.0.0.1") -> httpx.Response:
+def _get(
+    server: Server, cert: tuple[Path, Path], user: str, password: str, source: str = "127.0.0.1"
+) -> httpx.Response:
     """One request from a loopback `source` address (each is its own address to the login brake)."""
     transport = httpx.HTTPTransport(verify=ssl.create_default_context(cafile=str(cert[0])), local_address=source)
     with httpx.Client(transport=transport, timeout=60) as client:

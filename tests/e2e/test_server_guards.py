@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.server import PASSWORD, Server, free_port
 from tests.support.raw_http import AUTH, closed_by_server, connect, read_response
+from tests.support.server import PASSWORD, Server, free_port
 
 
 def _serve(data: Path, *args: str, timeout: float = 540) -> subprocess.CompletedProcess[str]:
@@ -241,8 +241,8 @@ def test_row13_sigterm_to_the_process_group_drains_and_never_forks_again(tmp_pat
 
     import httpx
 
-    from tests.support.clients import make_client
     from elserve.deployments.batch_hold import HOLD_FILE_ENV
+    from tests.support.clients import make_client
     from tests.support.hold import held, wait_until_held
 
     hold = tmp_path / "hold"

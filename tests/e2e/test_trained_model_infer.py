@@ -43,7 +43,9 @@ def test_infer_by_deployment_and_by_model_id_through_the_client(es: Elasticsearc
         assert len(results) == 3
         for result, expected in zip(results, reference, strict=True):
             # `is_truncated` only when true, as NlpInferenceResults prints it.
-            assert set(result) == ({"predicted_value", "is_truncated"} if expected["is_truncated"] else {"predicted_value"})
+            assert set(result) == (
+                {"predicted_value", "is_truncated"} if expected["is_truncated"] else {"predicted_value"}
+            )
             _close(result["predicted_value"], expected["embedding"])
             weights = list(result["predicted_value"].values())
             assert weights == sorted(weights, reverse=True)
@@ -54,7 +56,10 @@ def test_inference_config_update(http: httpx.Client, elser_endpoint: str) -> Non
     long_doc = {"text_field": "word " * 600}
     url = f"/_ml/trained_models/{elser_endpoint}/_infer"
 
-    renamed = http.post(url, json={"docs": [{"text_field": "hello"}], "inference_config": {"text_expansion": {"results_field": "tokens"}}})
+    renamed = http.post(
+        url,
+        json={"docs": [{"text_field": "hello"}], "inference_config": {"text_expansion": {"results_field": "tokens"}}},
+    )
     assert renamed.status_code == 200, renamed.text
     assert list(renamed.json()["inference_results"][0]) == ["tokens"]
 
@@ -64,7 +69,9 @@ def test_inference_config_update(http: httpx.Client, elser_endpoint: str) -> Non
 
     none = {"text_expansion": {"tokenization": {"bert": {"truncate": "NONE"}}}}  # Truncate.fromString upper-cases
     assert error_of(http.post(url, json={"docs": [long_doc], "inference_config": none})) == (
-        400, "status_exception", "Input too large. The tokenized input length [602] exceeds the maximum sequence length [512]",
+        400,
+        "status_exception",
+        "Input too large. The tokenized input length [602] exceeds the maximum sequence length [512]",
     )
     assert http.post(url, json={"docs": [{"text_field": "short"}], "inference_config": none}).status_code == 200
 
@@ -79,33 +86,74 @@ def test_inference_config_update(http: httpx.Client, elser_endpoint: str) -> Non
     )
     other = {"text_expansion": {"tokenization": {"roberta": {"truncate": "first"}}}}
     assert error_of(http.post(url, json={"docs": [{"text_field": "a"}], "inference_config": other})) == (
-        400, "status_exception", "Tokenization config of type [bert] can not be updated with a request of type [roberta]",
+        400,
+        "status_exception",
+        "Tokenization config of type [bert] can not be updated with a request of type [roberta]",
     )
     assert error_of(http.post(url, json={"docs": [{"text_field": "a"}], "inference_config": {"ner": {}}})) == (
-        403, "status_exception", "Trained model [.elser_model_2] is configured for task [text_expansion] but called with task [ner]",
+        403,
+        "status_exception",
+        "Trained model [.elser_model_2] is configured for task [text_expansion] but called with task [ner]",
     )
 
 
 @pytest.mark.parametrize(
     ("body", "expected"),
     [
-        ({"docs": []}, (400, "action_request_validation_exception", "Validation Failed: 1: at least one document is required ;")),
+        (
+            {"docs": []},
+            (400, "action_request_validation_exception", "Validation Failed: 1: at least one document is required ;"),
+        ),
         ({}, (400, "illegal_argument_exception", "[docs] must not be null.")),
-        ({"docs": [{"other": "x"}]}, (400, "status_exception", "Input field [text_field] does not exist in the source document")),
-        ({"docs": [{"text_field": "ok"}, {"text_field": 7}]}, (400, "status_exception", "Input value [7] for field [text_field] must be a string")),
-        ({"docs": [{"text_field": ["a", 1.5]}]}, (400, "status_exception", "Input value [[a, 1.5]] for field [text_field] must be a string")),
-        ({"docs": [{"text_field": "a"}], "doc": 1}, (400, "x_content_parse_exception", f"[1:30] [{INFER_PARSER}] unknown field [doc] did you mean [docs]?")),
-        ({"docs": "a"}, (400, "x_content_parse_exception", f"[1:9] [{INFER_PARSER}] docs doesn't support values of type: VALUE_STRING")),
+        (
+            {"docs": [{"other": "x"}]},
+            (400, "status_exception", "Input field [text_field] does not exist in the source document"),
+        ),
+        (
+            {"docs": [{"text_field": "ok"}, {"text_field": 7}]},
+            (400, "status_exception", "Input value [7] for field [text_field] must be a string"),
+        ),
+        (
+            {"docs": [{"text_field": ["a", 1.5]}]},
+            (400, "status_exception", "Input value [[a, 1.5]] for field [text_field] must be a string"),
+        ),
+        (
+            {"docs": [{"text_field": "a"}], "doc": 1},
+            (400, "x_content_parse_exception", f"[1:30] [{INFER_PARSER}] unknown field [doc] did you mean [docs]?"),
+        ),
+        (
+            {"docs": "a"},
+            (
+                400,
+                "x_content_parse_exception",
+                f"[1:9] [{INFER_PARSER}] docs doesn't support values of type: VALUE_STRING",
+            ),
+        ),
         ({"docs": ["a"]}, (400, "x_content_parse_exception", f"[1:9] [{INFER_PARSER}] failed to parse field [docs]")),
-        ({"docs": [{"text_field": "a"}], "timeout": "soon"}, (400, "x_content_parse_exception", f"[1:40] [{INFER_PARSER}] failed to parse field [timeout]")),
-        ({"docs": [{"text_field": "a"}], "inference_config": {"nope": {}}}, (400, "x_content_parse_exception", f"[1:49] [{INFER_PARSER}] failed to parse field [inference_config]")),
-        ({"docs": [{"text_field": "a"}], "inference_config": {"text_expansion": {"tokenization": {"bert": {"truncate": "last"}}}}},
-         (400, "x_content_parse_exception", f"[1:49] [{INFER_PARSER}] failed to parse field [inference_config]")),
+        (
+            {"docs": [{"text_field": "a"}], "timeout": "soon"},
+            (400, "x_content_parse_exception", f"[1:40] [{INFER_PARSER}] failed to parse field [timeout]"),
+        ),
+        (
+            {"docs": [{"text_field": "a"}], "inference_config": {"nope": {}}},
+            (400, "x_content_parse_exception", f"[1:49] [{INFER_PARSER}] failed to parse field [inference_config]"),
+        ),
+        (
+            {
+                "docs": [{"text_field": "a"}],
+                "inference_config": {"text_expansion": {"tokenization": {"bert": {"truncate": "last"}}}},
+            },
+            (400, "x_content_parse_exception", f"[1:49] [{INFER_PARSER}] failed to parse field [inference_config]"),
+        ),
     ],
 )
-def test_request_errors(http: httpx.Client, elser_endpoint: str, body: dict[str, Any], expected: tuple[int, str, str]) -> None:
+def test_request_errors(
+    http: httpx.Client, elser_endpoint: str, body: dict[str, Any], expected: tuple[int, str, str]
+) -> None:
     content = json.dumps(body, separators=(",", ":"))
-    r = http.post(f"/_ml/trained_models/{elser_endpoint}/_infer", content=content, headers={"Content-Type": "application/json"})
+    r = http.post(
+        f"/_ml/trained_models/{elser_endpoint}/_infer", content=content, headers={"Content-Type": "application/json"}
+    )
     assert error_of(r) == expected
 
 
@@ -120,25 +168,40 @@ def test_no_body_unknown_parameter_and_bad_timeout(http: httpx.Client, elser_end
     assert error_of(http.post(url)) == (400, "status_exception", "requires body")
     assert error_of(http.post(url, params={"bogus": "1"}, json={"docs": []}))[1] == "illegal_argument_exception"
     assert error_of(http.post(url, params={"timeout": "soon"}, json={"docs": [{"text_field": "a"}]})) == (
-        400, "parse_exception", "failed to parse setting [timeout] with value [soon] as a time value: unit is missing or unrecognized",
+        400,
+        "parse_exception",
+        "failed to parse setting [timeout] with value [soon] as a time value: unit is missing or unrecognized",
     )
 
 
 def test_timeout_is_a_408(http: httpx.Client, elser_endpoint: str, server_hold_file: Path) -> None:
     with held(server_hold_file):
-        r = http.post(f"/_ml/trained_models/{elser_endpoint}/_infer", params={"timeout": "1s"}, json={"docs": [{"text_field": "held"}]})
+        r = http.post(
+            f"/_ml/trained_models/{elser_endpoint}/_infer",
+            params={"timeout": "1s"},
+            json={"docs": [{"text_field": "held"}]},
+        )
     assert error_of(r) == (408, "status_exception", "timeout [1s] waiting for inference result")
 
 
 def test_nothing_serves_the_id(http: httpx.Client) -> None:
     assert error_of(http.post("/_ml/trained_models/no-such-model/_infer", json={"docs": [{"text_field": "a"}]})) == (
-        404, "resource_not_found_exception", "Could not find trained model [no-such-model]",
+        404,
+        "resource_not_found_exception",
+        "Could not find trained model [no-such-model]",
     )
-    config = {"model_type": "pytorch", "inference_config": {"text_expansion": {}}, "input": {"field_names": ["text_field"]}}
+    config = {
+        "model_type": "pytorch",
+        "inference_config": {"text_expansion": {}},
+        "input": {"field_names": ["text_field"]},
+    }
     assert http.put("/_ml/trained_models/infer-undeployed", json=config).status_code == 200
     try:
-        assert error_of(http.post("/_ml/trained_models/infer-undeployed/_infer", json={"docs": [{"text_field": "a"}]})) == (
-            409, "status_exception",
+        assert error_of(
+            http.post("/_ml/trained_models/infer-undeployed/_infer", json={"docs": [{"text_field": "a"}]})
+        ) == (
+            409,
+            "status_exception",
             "Model [infer-undeployed] must be deployed to use. Please deploy with the start trained model deployment API.",
         )
     finally:
@@ -217,7 +280,9 @@ def test_the_models_own_input_field(es: Elasticsearch, http: httpx.Client, custo
             es.ml.infer_trained_model(model_id="infer-custom-input", docs=[{"text_field": "a"}])
         assert missing.value.meta.status == 400
         assert missing.value.message == "status_exception"
-        assert missing.value.body["error"]["reason"] == "Input field [content.body] does not exist in the source document"
+        assert (
+            missing.value.body["error"]["reason"] == "Input field [content.body] does not exist in the source document"
+        )
     finally:
         es.ml.stop_trained_model_deployment(model_id="infer-custom-input", force=True)
         http.delete("/_ml/trained_models/infer-custom-input")

@@ -42,9 +42,7 @@ def test_start_update_stop_a_deployment(es: Elasticsearch, http: httpx.Client) -
     )
     # A model may not take a current deployment's id (TransportPutTrainedModelAction).
     with pytest.raises(BadRequestError) as taken:
-        es.ml.put_trained_model(
-            model_id="ml-dep", model_type="pytorch", inference_config={"text_expansion": {}}
-        )
+        es.ml.put_trained_model(model_id="ml-dep", model_type="pytorch", inference_config={"text_expansion": {}})
     assert taken.value.body["error"]["reason"] == (
         "Cannot create model [ml-dep] the id is the same as an current model deployment"
     )
@@ -136,7 +134,9 @@ def test_prometheus_metrics(http: httpx.Client, elser_endpoint: str) -> None:
     r = http.get("/_prometheus/metrics")
     assert r.status_code == 200
     text = r.text
-    assert 'elserve_http_requests_total{method="POST",route="/_inference/{task_type}/{inference_id}",status="200"}' in text
+    assert (
+        'elserve_http_requests_total{method="POST",route="/_inference/{task_type}/{inference_id}",status="200"}' in text
+    )
     assert f'elserve_allocations{{deployment="{elser_endpoint}"}} 1.0' in text
     assert "elserve_batch_tokens_bucket" in text
     assert httpx.get(str(http.base_url) + "/_prometheus/metrics").status_code == 401

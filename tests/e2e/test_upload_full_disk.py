@@ -68,9 +68,19 @@ def test_a_full_disk_blocks_uploads_deletes_still_work_and_a_restart_says_it_is_
             assert http.put(f"/_ml/trained_models/{model_id}", json=CONFIG).status_code == 200
             assert _part(http, model_id, b"x" * 1000, 2000).status_code == 200
         _fill(small_disk, "filler")
-        assert _error(http.put("/_ml/trained_models/kept/definition/1", json={
-            "definition": base64.b64encode(b"y" * 1000).decode(), "total_definition_length": 2000, "total_parts": 2,
-        })) == BLOCK
+        assert (
+            _error(
+                http.put(
+                    "/_ml/trained_models/kept/definition/1",
+                    json={
+                        "definition": base64.b64encode(b"y" * 1000).decode(),
+                        "total_definition_length": 2000,
+                        "total_parts": 2,
+                    },
+                )
+            )
+            == BLOCK
+        )
         assert _error(http.put("/_ml/trained_models/kept/vocabulary", json={"vocabulary": ["a"]})) == BLOCK
         # Deleting is what frees the disk: it goes through.
         r = http.delete("/_ml/trained_models/deleted")

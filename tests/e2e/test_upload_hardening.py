@@ -17,15 +17,17 @@ import httpx
 import pytest
 import torch
 
-from tests.support.server import PASSWORD, Server
 from tests.support.model_factory import build_torchscript_dir
+from tests.support.server import PASSWORD, Server
 from tests.support.waiting import wait_until
 
 CHECK_NAME = "elserve-check"
 
 
 class _Loops(torch.nn.Module):
-    def forward(self, input_ids: torch.Tensor, mask: torch.Tensor, types: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, input_ids: torch.Tensor, mask: torch.Tensor, types: torch.Tensor, positions: torch.Tensor
+    ) -> torch.Tensor:
         x = input_ids.float()
         while bool(x.sum() > -1.0):  # forever: the sum only grows
             x = x + 1.0
@@ -33,7 +35,9 @@ class _Loops(torch.nn.Module):
 
 
 class _Allocates(torch.nn.Module):
-    def forward(self, input_ids: torch.Tensor, mask: torch.Tensor, types: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, input_ids: torch.Tensor, mask: torch.Tensor, types: torch.Tensor, positions: torch.Tensor
+    ) -> torch.Tensor:
         big = torch.ones(1 << 30, 6)  # 24 GiB
         return big[:1].reshape(1, 1, 6) + input_ids.float().sum()
 
@@ -64,7 +68,9 @@ def _put_part(http: httpx.Client, model_id: str, part: int, data: bytes, total: 
 
 
 def _put_vocabulary(http: httpx.Client, model_id: str, model_dir: Path) -> httpx.Response:
-    return http.put(f"/_ml/trained_models/{model_id}/vocabulary", json=json.loads((model_dir / "vocab.json").read_text()))
+    return http.put(
+        f"/_ml/trained_models/{model_id}/vocabulary", json=json.loads((model_dir / "vocab.json").read_text())
+    )
 
 
 def _fully_defined(http: httpx.Client, model_id: str) -> bool:
@@ -212,7 +218,9 @@ def test_a_delete_while_the_check_runs_ends_it(checking_server: Server, model_di
         # Ended at once, not at the check's 120 s limit (the bound is far below it, far above a kill).
         completing.join(60)
         assert answers and _error(answers[0]) == (
-            404, "resource_not_found_exception", "Could not find trained model [deleted-early]"
+            404,
+            "resource_not_found_exception",
+            "Could not find trained model [deleted-early]",
         )
         wait_until(lambda: not _checks(checking_server), "end of the check process", 30)
         assert http.get("/_ml/trained_models/deleted-early").status_code == 404
@@ -220,9 +228,7 @@ def test_a_delete_while_the_check_runs_ends_it(checking_server: Server, model_di
 
 
 @pytest.mark.slow  # the graceful shutdown drains the check's request for its 30 s first
-def test_sigterm_stops_a_server_whose_upload_check_is_running(
-    tmp_path: Path, model_dir: Path
-) -> None:
+def test_sigterm_stops_a_server_whose_upload_check_is_running(tmp_path: Path, model_dir: Path) -> None:
     server = Server(tmp_path / "data", args=["--upload-check-timeout", "600s"]).start()
     definition = _script(_Loops(), tmp_path / "loops.pt")
     with _client(server) as http:

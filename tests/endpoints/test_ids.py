@@ -18,7 +18,6 @@ from elserve.endpoints.lookup import (
     is_all_or_wildcard,
 )
 from elserve.endpoints.task_types import TaskType
-
 from tests.support.errors import expect_error, raising
 
 
@@ -63,11 +62,11 @@ def test_reserved_ids(inference_id: str) -> None:
 
 
 def test_reserved_ids_are_the_three_defaults() -> None:
-    assert RESERVED_INFERENCE_IDS == {
+    assert {
         ".elser-2-elasticsearch",
         ".multilingual-e5-small-elasticsearch",
         ".rerank-v1-elasticsearch",
-    }
+    } == RESERVED_INFERENCE_IDS
 
 
 def test_id_taken_by_a_trained_model() -> None:

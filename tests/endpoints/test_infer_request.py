@@ -9,7 +9,6 @@ import pytest
 from elserve.endpoints.infer_request import body_parsed_before_lookup, parse_infer_body, parse_infer_request
 from elserve.endpoints.preconfigured import default_elser_endpoint
 from elserve.endpoints.task_types import TaskType
-
 from tests.support.errors import expect_error
 
 PARSE = "x_content_parse_exception"
@@ -47,8 +46,10 @@ def test_number_text_is_as_written_in_the_raw_body() -> None:
         ({"input": "x", "inputs": "y"}, f"[1:14] [{NAME}] unknown field [inputs] did you mean [input]?"),
         ({"foo": 1}, f"[1:2] [{NAME}] unknown field [foo]"),
         ({"input": "x", "top": 1}, f"[1:14] [{NAME}] unknown field [top] did you mean [top_n]?"),
-        ({"input": "x", "task_settings": "x"}, f"[1:30] [{NAME}] task_settings doesn't support values of type: "
-            "VALUE_STRING"),
+        (
+            {"input": "x", "task_settings": "x"},
+            f"[1:30] [{NAME}] task_settings doesn't support values of type: VALUE_STRING",
+        ),
         ({"input": "x", "query": 5}, f"[1:22] [{NAME}] query doesn't support values of type: VALUE_NUMBER"),
         ({"input": "x", "timeout": 5}, f"[1:24] [{NAME}] timeout doesn't support values of type: VALUE_NUMBER"),
     ],
@@ -78,8 +79,10 @@ def test_parse_errors(body: dict[str, Any], reason: str) -> None:
         (
             {"input": "x", "input_type": "bogus"},
             f"[1:27] [{NAME}] failed to parse field [input_type]",
-            {"type": "illegal_argument_exception", "reason": "No enum constant "
-                "org.elasticsearch.inference.InputType.BOGUS"},
+            {
+                "type": "illegal_argument_exception",
+                "reason": "No enum constant org.elasticsearch.inference.InputType.BOGUS",
+            },
         ),
         (
             {"input": "x", "input_type": "internal_ingest"},
@@ -89,8 +92,10 @@ def test_parse_errors(body: dict[str, Any], reason: str) -> None:
         (
             {"input": "x", "return_documents": "yes"},
             f"[1:33] [{NAME}] failed to parse field [return_documents]",
-            {"type": "illegal_argument_exception", "reason": "Failed to parse value [yes] as only [true] or "
-                "[false] are allowed."},
+            {
+                "type": "illegal_argument_exception",
+                "reason": "Failed to parse value [yes] as only [true] or [false] are allowed.",
+            },
         ),
         (
             {"input": "x", "top_n": "abc"},
@@ -103,7 +108,7 @@ def test_parse_errors(body: dict[str, Any], reason: str) -> None:
             {
                 "type": "parse_exception",
                 "reason": "failed to parse setting [timeout] with value [5x] as a time value: unit is missing or "
-                    "unrecognized",
+                "unrecognized",
             },
         ),
     ],
@@ -129,15 +134,21 @@ def test_locations_from_the_raw_body() -> None:
         ("sparse_embedding", {}, "Field [input] cannot be null"),
         ("sparse_embedding", {"input_type": "search"}, "Field [input] cannot be null"),
         ("sparse_embedding", {"input": []}, "Field [input] cannot be an empty array"),
-        ("sparse_embedding", {"input": "x", "top_n": 3}, "Field [top_n] cannot be specified for task type "
-            "[sparse_embedding]"),
+        (
+            "sparse_embedding",
+            {"input": "x", "top_n": 3},
+            "Field [top_n] cannot be specified for task type [sparse_embedding]",
+        ),
         (
             "sparse_embedding",
             {"input": "x", "return_documents": False},
             "Field [return_documents] cannot be specified for task type [sparse_embedding]",
         ),
-        ("sparse_embedding", {"input": "x", "query": "q"}, "Field [query] cannot be specified for task type "
-            "[sparse_embedding]"),
+        (
+            "sparse_embedding",
+            {"input": "x", "query": "q"},
+            "Field [query] cannot be specified for task type [sparse_embedding]",
+        ),
         (
             "sparse_embedding",
             {"input": "x", "input_type": "ingest"},
@@ -148,8 +159,9 @@ def test_locations_from_the_raw_body() -> None:
     ],
 )
 def test_validation(task_type: str, body: dict[str, Any], message: str) -> None:
-    expect_error(lambda: parse_infer_body(task_type, body), REQUEST_VALIDATION, 400, "Validation Failed: 1: "
-        f"{message};")
+    expect_error(
+        lambda: parse_infer_body(task_type, body), REQUEST_VALIDATION, 400, f"Validation Failed: 1: {message};"
+    )
 
 
 def test_without_a_path_task_type_rerank_fields_pass() -> None:

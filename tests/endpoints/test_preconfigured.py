@@ -13,7 +13,6 @@ from elserve.endpoints.preconfigured import (
     preconfigured_endpoints,
 )
 from elserve.models.catalogue import platform_default_elser_model
-
 from tests.support.errors import expect_error
 
 

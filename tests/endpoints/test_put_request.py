@@ -9,7 +9,6 @@ import pytest
 from elserve.endpoints.adaptive import AdaptiveAllocations
 from elserve.endpoints.put_request import parse_put_request
 from elserve.models.catalogue import platform_default_elser_model
-
 from tests.support.errors import expect_error, raising
 
 LINUX = ".elser_model_2_linux-x86_64"
@@ -78,12 +77,18 @@ def test_reserved_ids_fail_the_id_rule_first() -> None:
             "Cannot resolve conflicting task_type parameter in the request URL [text_embedding] "
             "and the request body [ Sparse_Embedding]",
         ),
-        ("sparse_embedding", {"service_settings": {}}, "Inference endpoint configuration is missing the [service] "
-            "setting"),
+        (
+            "sparse_embedding",
+            {"service_settings": {}},
+            "Inference endpoint configuration is missing the [service] setting",
+        ),
         ("sparse_embedding", {"service": "openai", "service_settings": {}}, "Unknown service [openai]"),
         ("sparse_embedding", {"service": "elser"}, "Missing required field [service_settings]"),
-        ("sparse_embedding", {"service": "elser", "service_settings": None}, "Missing required field "
-            "[service_settings]"),
+        (
+            "sparse_embedding",
+            {"service": "elser", "service_settings": None},
+            "Missing required field [service_settings]",
+        ),
         (
             "text_embedding",
             {"service": "elser", "service_settings": {}},
@@ -117,8 +122,9 @@ def test_unknown_top_level_keys_in_java_map_order() -> None:
 
 
 def test_id_taken_by_a_trained_model_comes_after_the_service() -> None:
-    expect_error(lambda: put({"service": "openai"}, trained_model_ids={"my-elser"}), STATUS, 400, "Unknown service "
-        "[openai]")
+    expect_error(
+        lambda: put({"service": "openai"}, trained_model_ids={"my-elser"}), STATUS, 400, "Unknown service [openai]"
+    )
     expect_error(
         lambda: put(elser(num_threads=1, num_allocations=1), trained_model_ids={"my-elser"}),
         STATUS,
@@ -162,12 +168,16 @@ def test_blind_java_casts_answer_400(body: dict[str, Any], java_class: str, targ
                 "adaptive_allocations]",
             ],
         ),
-        ({"num_threads": -2, "num_allocations": 1}, ["[service_settings] Invalid value [-2]. [num_threads] must be "
-            "a positive integer"]),
+        (
+            {"num_threads": -2, "num_allocations": 1},
+            ["[service_settings] Invalid value [-2]. [num_threads] must be a positive integer"],
+        ),
         (
             {"num_threads": 1},
-            ["[service_settings] does not contain one of the required settings [num_allocations, "
-                "adaptive_allocations]"],
+            [
+                "[service_settings] does not contain one of the required settings [num_allocations, "
+                "adaptive_allocations]"
+            ],
         ),
         (
             {"num_threads": "abc", "num_allocations": 1},
@@ -206,8 +216,9 @@ def test_unknown_service_settings_come_after_validation() -> None:
         lambda: put(elser(num_threads=1, foo="bar")),
         VALIDATION,
         400,
-        failed("[service_settings] does not contain one of the required settings [num_allocations, "
-            "adaptive_allocations]"),
+        failed(
+            "[service_settings] does not contain one of the required settings [num_allocations, adaptive_allocations]"
+        ),
     )
 
 
@@ -217,13 +228,22 @@ def test_unknown_service_settings_come_after_validation() -> None:
 @pytest.mark.parametrize(
     ("adaptive", "messages"),
     [
-        ({"enabled": True, "foo": 1, "bar": 2}, ["[adaptive_allocations] does not allow the setting "
-            "[bar]", "[adaptive_allocations] does not allow the setting [foo]"]),
+        (
+            {"enabled": True, "foo": 1, "bar": 2},
+            [
+                "[adaptive_allocations] does not allow the setting [bar]",
+                "[adaptive_allocations] does not allow the setting [foo]",
+            ],
+        ),
         ({"enabled": True, "min_number_of_allocations": -1}, []),  # -1 is Elasticsearch's "reset" placeholder
-        ({"enabled": True, "min_number_of_allocations": -2}, ["[min_number_of_allocations] must be a non-negative "
-            "integer or null"]),
-        ({"enabled": True, "max_number_of_allocations": 0}, ["[max_number_of_allocations] must be a positive "
-            "integer or null"]),
+        (
+            {"enabled": True, "min_number_of_allocations": -2},
+            ["[min_number_of_allocations] must be a non-negative integer or null"],
+        ),
+        (
+            {"enabled": True, "max_number_of_allocations": 0},
+            ["[max_number_of_allocations] must be a positive integer or null"],
+        ),
         (
             {"enabled": True, "min_number_of_allocations": 4, "max_number_of_allocations": 2},
             ["[min_number_of_allocations] must not be larger than [max_number_of_allocations]"],
@@ -272,10 +292,14 @@ def test_adaptive_echo_prints_enabled_false_when_unset() -> None:
 @pytest.mark.parametrize(
     ("settings", "messages"),
     [
-        ({"num_threads": 3, "num_allocations": 1}, ["[threads_per_allocation] must be a power of 2 less than or "
-            "equal to 32"]),
-        ({"num_threads": 64, "num_allocations": 1}, ["[threads_per_allocation] must be a power of 2 less than or "
-            "equal to 32"]),
+        (
+            {"num_threads": 3, "num_allocations": 1},
+            ["[threads_per_allocation] must be a power of 2 less than or equal to 32"],
+        ),
+        (
+            {"num_threads": 64, "num_allocations": 1},
+            ["[threads_per_allocation] must be a power of 2 less than or equal to 32"],
+        ),
         (
             {"num_threads": 1, "num_allocations": 2, "adaptive_allocations": {"enabled": True}},
             ["[number_of_allocations] cannot be set if adaptive allocations is enabled"],

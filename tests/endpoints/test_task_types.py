@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from elserve.endpoints.task_types import TaskType, check_served, parse_path_task_type, parse_task_type
-
 from tests.support.errors import expect_error
 
 

@@ -13,7 +13,6 @@ from elserve.endpoints.preconfigured import default_elser_endpoint
 from elserve.endpoints.service_settings import ServiceSettings
 from elserve.endpoints.task_types import TaskType
 from elserve.endpoints.update_request import apply_update, parse_update_body, parse_update_request
-
 from tests.support.errors import expect_error
 
 STATUS = "status_exception"
@@ -58,8 +57,12 @@ def update(
         (None, "parse_exception", 400, "request body is required"),
         ({}, STATUS, 400, "Request body is empty"),
         ({"task_type": 42}, STATUS, 400, "Failed to parse [task_type] in update request [{task_type=42}]"),
-        ({"task_type": None, "x": 1}, STATUS, 400, "Failed to parse [task_type] in update request "
-            "[{x=1, task_type=null}]"),
+        (
+            {"task_type": None, "x": 1},
+            STATUS,
+            400,
+            "Failed to parse [task_type] in update request [{x=1, task_type=null}]",
+        ),
         ({"task_type": "bad"}, STATUS, 400, "Unknown task_type [bad]"),
         (
             {"service_settings": "not_a_map"},
@@ -155,7 +158,9 @@ def test_chunking_settings_are_replaced_whole() -> None:
 
 def test_an_update_without_chunking_settings_keeps_them() -> None:
     # Unlike elastic/elasticsearch#139574, where such an update reset them to the default.
-    custom = update(FIXED, {"chunking_settings": {"strategy": "recursive", "max_chunk_size": 40, "separator_group": "markdown"}})
+    custom = update(
+        FIXED, {"chunking_settings": {"strategy": "recursive", "max_chunk_size": 40, "separator_group": "markdown"}}
+    )
     moved = update(custom, {"service_settings": {"num_allocations": 3}})
     assert moved.chunking_settings == custom.chunking_settings
     assert moved.to_dict()["chunking_settings"]["separators"][0] == "\n# "  # the group, expanded
@@ -193,13 +198,17 @@ def test_the_response_echo() -> None:
             STATUS,
             "Model configuration contains settings [{model_id=x}] unknown to the [elasticsearch] service",
         ),
-        ({"num_allocations": 0}, VALIDATION, failed("[service_settings] Invalid value [0]. [num_allocations] must "
-            "be a positive integer")),
+        (
+            {"num_allocations": 0},
+            VALIDATION,
+            failed("[service_settings] Invalid value [0]. [num_allocations] must be a positive integer"),
+        ),
         (
             {"num_allocations": "2"},
             VALIDATION,
-            failed("field [num_allocations] is not of the expected type. The value [2] cannot be converted to a "
-                "[Integer]"),
+            failed(
+                "field [num_allocations] is not of the expected type. The value [2] cannot be converted to a [Integer]"
+            ),
         ),
         (
             {"adaptive_allocations": {"enabled": True, "min_number_of_allocations": 5, "max_number_of_allocations": 1}},
@@ -214,8 +223,10 @@ def test_the_response_echo() -> None:
         (
             {"num_allocations": None},
             VALIDATION,
-            failed("[service_settings] does not contain one of the required settings [num_allocations, "
-                "adaptive_allocations]"),
+            failed(
+                "[service_settings] does not contain one of the required settings [num_allocations, "
+                "adaptive_allocations]"
+            ),
         ),
     ],
 )
@@ -250,15 +261,20 @@ def test_chunking_rules_apply() -> None:
 
 def test_task_type_must_match_the_endpoint() -> None:
     request = parse_update_body("my-elser", "text_embedding", {"service_settings": {"num_allocations": 2}})
-    expect_error(lambda: apply_update(FIXED, request), STATUS, 400, "Task type must match the task type of the "
-        "existing endpoint")
+    expect_error(
+        lambda: apply_update(FIXED, request), STATUS, 400, "Task type must match the task type of the existing endpoint"
+    )
 
 
 def test_default_endpoint_cannot_be_updated() -> None:
     default = default_elser_endpoint(".elser_model_2")
     request = parse_update_body("my-elser", "sparse_embedding", {"service_settings": {"num_allocations": 2}})
-    expect_error(lambda: apply_update(default, request), STATUS, 400, "Default endpoint [.elser-2-elasticsearch] "
-        "cannot be updated")
+    expect_error(
+        lambda: apply_update(default, request),
+        STATUS,
+        400,
+        "Default endpoint [.elser-2-elasticsearch] cannot be updated",
+    )
     # Through the whole request the id rule refuses it first, as in Elasticsearch.
     expect_error(
         lambda: parse_update_request(default, "sparse_embedding", {"service_settings": {"num_allocations": 2}}),

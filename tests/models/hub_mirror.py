@@ -70,7 +70,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 return
             if parts[4] == "revision":
                 files = repo.files()
-                return self._json({"id": repo.repo_id, "sha": repo.commit, "siblings": [{"rfilename": n} for n in files]})
+                return self._json(
+                    {"id": repo.repo_id, "sha": repo.commit, "siblings": [{"rfilename": n} for n in files]}
+                )
             return self._json([repo.entry(name, data) for name, data in repo.files().items()])
         if len(parts) == 5 and parts[2] == "resolve":
             repo = self.repos.get("/".join(parts[:2]))
@@ -95,10 +97,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return
         self.send_error(404)
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         self._route(head=False)
 
-    def do_HEAD(self) -> None:  # noqa: N802
+    def do_HEAD(self) -> None:
         self._route(head=True)
 
 

@@ -83,7 +83,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:  # quiet
         pass
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+    def do_GET(self) -> None:
         behaviour = self.behaviour
         name = urlsplit(self.path).path.lstrip("/")  # as a proxy, the request line holds the whole URL
         with behaviour.lock:

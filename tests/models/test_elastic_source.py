@@ -248,7 +248,10 @@ def test_a_torchscript_splade_package_over_http_with_a_drop(tmp_path: Path, torc
     assert (path / "model.pt").read_bytes() == (torchscript_dir / "model.pt").read_bytes()
     assert json.loads((path / "vocab.json").read_text()) == json.loads((torchscript_dir / "vocab.json").read_text())
     config = json.loads((path / "trained_model_config.json").read_text())
-    assert config["inference_config"] == json.loads((torchscript_dir / "trained_model_config.json").read_text())["inference_config"]
+    assert (
+        config["inference_config"]
+        == json.loads((torchscript_dir / "trained_model_config.json").read_text())["inference_config"]
+    )
     # the installed TorchScript loads and answers as the one built
     window = config["inference_config"]["text_expansion"]["tokenization"]["bert"]["max_sequence_length"]
     inputs = (

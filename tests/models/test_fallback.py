@@ -30,7 +30,9 @@ def closed_port_url() -> str:
 
 
 def _preferred(model_id: str, repository: str, package: str, model_dir: Path) -> ModelSpec:
-    fallback = ModelSpec(model_id, f"file:{model_dir}", directory_sha256(model_dir), f"{model_id}: the fallback, said so")
+    fallback = ModelSpec(
+        model_id, f"file:{model_dir}", directory_sha256(model_dir), f"{model_id}: the fallback, said so"
+    )
     return ModelSpec(model_id, elastic_source(repository, package), None, "the preferred", fallback=fallback)
 
 
@@ -41,14 +43,18 @@ def test_unreachable_repository_falls_back_once_per_process(
     a = _preferred("a", repository, "pkg_a", model_dir)
     b = _preferred("b", repository, "pkg_a", model_dir)  # the same package: the same source
     opener = CountingOpener()
-    downloads = ModelDownloads(ModelCache(tmp_path / "cache", open_source=opener), Catalogue([a, b]), progress_bar=False)
+    downloads = ModelDownloads(
+        ModelCache(tmp_path / "cache", open_source=opener), Catalogue([a, b]), progress_bar=False
+    )
     caplog.set_level(logging.INFO, logger="elserve.models")
     path = asyncio.run(downloads.ensure("a"))
     assert (path / "model.safetensors").is_file()
     assert opener.sources == [a.source, a.fallback.source]  # type: ignore[union-attr]
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1
-    assert warnings[0].startswith(f"[a] its source could not be reached ([{repository}pkg_a.metadata.json] could not be reached")
+    assert warnings[0].startswith(
+        f"[a] its source could not be reached ([{repository}pkg_a.metadata.json] could not be reached"
+    )
     assert "instead" in warnings[0] and a.fallback.source in warnings[0]  # type: ignore[union-attr]
     served = downloads.spec("a")
     assert served.description == "a: the fallback, said so"
@@ -137,7 +143,9 @@ def test_rm_of_a_builtin_deletes_its_files_unless_a_sharing_id_is_in_use(tmp_pat
     catalogue = Catalogue([a, b])
     path = cache.install(a)
     in_use: dict[str, list[str]] = {"b": ["b-endpoint"]}
-    with pytest.raises(StatusException, match=r"Cannot delete model \[a\] as it is currently used by \['b-endpoint'\] \(through \[b\]"):
+    with pytest.raises(
+        StatusException, match=r"Cannot delete model \[a\] as it is currently used by \['b-endpoint'\] \(through \[b\]"
+    ):
         remove_model("a", catalogue=catalogue, cache=cache, users=lambda m: in_use.get(m, []))
     assert path.is_dir()
     in_use.clear()

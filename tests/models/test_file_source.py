@@ -69,7 +69,9 @@ def test_missing_directory_and_files(tmp_path: Path) -> None:
         FileSource(tmp_path / "nope", None).fetch(dest, tmp_path, lambda d, t: None)
     (tmp_path / "half").mkdir()
     (tmp_path / "half" / "config.json").write_text("{}")
-    with pytest.raises(ModelDownloadError, match=r"lacks the model files \['model.safetensors', 'tokenizer.json or vocab.txt'\]"):
+    with pytest.raises(
+        ModelDownloadError, match=r"lacks the model files \['model.safetensors', 'tokenizer.json or vocab.txt'\]"
+    ):
         FileSource(tmp_path / "half", None).fetch(dest, tmp_path, lambda d, t: None)
 
 

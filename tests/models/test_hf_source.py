@@ -11,8 +11,8 @@ from elserve.models import ModelCache, ModelDownloadError, ModelSpec
 from elserve.models.cache import MARKER
 from elserve.models.sources import SourceUnavailable
 from elserve.models.sources.hf import HfSource
-from tests.support.model_factory import build_bert_dir
 from tests.models.hub_mirror import HubRepo, hub_mirror
+from tests.support.model_factory import build_bert_dir
 
 REPO = "tiny-org/tiny-splade"
 
@@ -34,7 +34,9 @@ def hub_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return cache
 
 
-def test_snapshot_from_a_mirror(tmp_path: Path, hub_repo: HubRepo, hub_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_snapshot_from_a_mirror(
+    tmp_path: Path, hub_repo: HubRepo, hub_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with hub_mirror([hub_repo]) as (endpoint, served):
         monkeypatch.setenv("HF_ENDPOINT", endpoint)
         cache = ModelCache(tmp_path / "cache")
@@ -65,7 +67,9 @@ def test_offline_serves_the_hub_cache_and_a_pinned_revision(
         ModelCache(tmp_path / "third").install(ModelSpec("m", "hf:tiny-org/absent", None))
 
 
-def test_a_corrupt_file_is_refused(tmp_path: Path, hub_repo: HubRepo, hub_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_corrupt_file_is_refused(
+    tmp_path: Path, hub_repo: HubRepo, hub_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with hub_mirror([hub_repo], corrupt={"tokenizer.json"}) as (endpoint, _):
         monkeypatch.setenv("HF_ENDPOINT", endpoint)
         cache = ModelCache(tmp_path / "cache")
@@ -75,7 +79,9 @@ def test_a_corrupt_file_is_refused(tmp_path: Path, hub_repo: HubRepo, hub_env: P
         assert cache.path_for(spec) is None
 
 
-def test_unknown_repository_and_bad_source_strings(tmp_path: Path, hub_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unknown_repository_and_bad_source_strings(
+    tmp_path: Path, hub_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with hub_mirror([]) as (endpoint, _):
         monkeypatch.setenv("HF_ENDPOINT", endpoint)
         with pytest.raises(SourceUnavailable, match=r"could not be fetched.*404"):

@@ -12,12 +12,12 @@ import pytest
 from typer.testing import CliRunner
 
 from elserve.cli import app
-from tests.support.clients import make_client
-from tests.support.server import Server
-from tests.runtime import reference
-from tests.support.model_factory import build_torchscript_dir, torchscript_reference
 from tests.models.hub_mirror import HubRepo, hub_mirror
 from tests.models.repository_server import package_elastic_dir
+from tests.runtime import reference
+from tests.support.clients import make_client
+from tests.support.model_factory import build_torchscript_dir, torchscript_reference
+from tests.support.server import Server
 
 TEXTS = ["hello world", "The quick brown fox, e.g. w1 w2 ... jumps!"]
 
@@ -39,8 +39,17 @@ def test_imported_models_serve_the_reference_vectors(tmp_path: Path, monkeypatch
     runner = CliRunner()
     result = runner.invoke(
         app,
-        ["models", "import", "elastic:my_ts", "--model-id", "my-ts", "--data-dir", str(data),
-         "--model-repository", (tmp_path / "repo").as_uri()],
+        [
+            "models",
+            "import",
+            "elastic:my_ts",
+            "--model-id",
+            "my-ts",
+            "--data-dir",
+            str(data),
+            "--model-repository",
+            (tmp_path / "repo").as_uri(),
+        ],
     )
     assert result.exit_code == 0, result.output
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))

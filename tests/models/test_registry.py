@@ -20,7 +20,12 @@ def test_add_get_list_put_remove_and_reopen(tmp_path: Path) -> None:
     assert registry.get("my-splade") is None and registry.list() == []
     uploaded = RegisteredModel("uploaded", CONFIG)  # a REST upload: no source, not yet fully defined
     imported = RegisteredModel(
-        "my-splade", CONFIG, source="hf:naver/splade-v3@0123abcd", sha256="a" * 64, cache_key="a" * 64, fully_defined=True
+        "my-splade",
+        CONFIG,
+        source="hf:naver/splade-v3@0123abcd",
+        sha256="a" * 64,
+        cache_key="a" * 64,
+        fully_defined=True,
     )
     assert registry.add(uploaded) and registry.add(imported)
     assert not registry.add(RegisteredModel("my-splade", {}))  # the id is taken: nothing replaced
@@ -28,7 +33,9 @@ def test_add_get_list_put_remove_and_reopen(tmp_path: Path) -> None:
     assert [m.model_id for m in registry.list()] == ["my-splade", "uploaded"]
     assert uploaded.create_time > 0 and not uploaded.fully_defined and uploaded.cache_key is None
 
-    registry.put(RegisteredModel("uploaded", CONFIG, cache_key="b" * 64, fully_defined=True, create_time=uploaded.create_time))
+    registry.put(
+        RegisteredModel("uploaded", CONFIG, cache_key="b" * 64, fully_defined=True, create_time=uploaded.create_time)
+    )
     repo.close()
     reopened = ModelRegistry(SqliteRepository(tmp_path / "elserve.db"))
     again = reopened.get("uploaded")

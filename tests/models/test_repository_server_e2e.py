@@ -9,8 +9,8 @@ from pathlib import Path
 
 import httpx
 
-from tests.support.server import PASSWORD, Server
 from tests.models.repository_server import write_package
+from tests.support.server import PASSWORD, Server
 
 
 def _wait(http: httpx.Client, model_id: str, done: str) -> dict:
@@ -36,16 +36,26 @@ def test_fallback_and_corrupt_package_through_the_api(tmp_path: Path) -> None:
     server = Server(tmp_path / "data", args=["--model-repository", repository.as_uri()]).start()
     try:
         http = httpx.Client(base_url=server.url, auth=("elastic", PASSWORD), timeout=60)
-        assert http.put("/_ml/trained_models/.elser_model_2_linux-x86_64", json={"input": {"field_names": ["text_field"]}}).status_code == 200
+        assert (
+            http.put(
+                "/_ml/trained_models/.elser_model_2_linux-x86_64", json={"input": {"field_names": ["text_field"]}}
+            ).status_code
+            == 200
+        )
         stats = _wait(http, ".elser_model_2_linux-x86_64", "failed")
         assert "Model sha256 checksums do not match, expected [" + "f" * 64 + "]" in stats["download"]["reason"]
         assert stats["download"]["source"] == f"elastic:{repository.as_uri()}/#elser_model_2_linux-x86_64"
         # never served: a deployment of it fails with that reason (the download is tried again, and fails again)
-        started = http.post("/_ml/trained_models/.elser_model_2_linux-x86_64/deployment/_start", params={"wait_for": "started"})
+        started = http.post(
+            "/_ml/trained_models/.elser_model_2_linux-x86_64/deployment/_start", params={"wait_for": "started"}
+        )
         assert started.status_code >= 400 and "checksums do not match" in started.text, started.text
         assert not [p for p in (server.data_dir / "models").iterdir() if (p / "model.pt").exists()]
 
-        assert http.put("/_ml/trained_models/.elser_model_2", json={"input": {"field_names": ["text_field"]}}).status_code == 200
+        assert (
+            http.put("/_ml/trained_models/.elser_model_2", json={"input": {"field_names": ["text_field"]}}).status_code
+            == 200
+        )
         config = _wait(http, ".elser_model_2", "fully_defined")
         assert "SPLADE-tiny" in config["description"]
         assert f"Elastic's model repository [{repository.as_uri()}/] could not be reached" in config["description"]

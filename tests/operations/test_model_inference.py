@@ -39,7 +39,14 @@ def test_extract_value(path: str, doc: dict[str, Any], expected: Any) -> None:
 
 @pytest.mark.parametrize(
     ("value", "text"),
-    [(7, "7"), (1.5, "1.5"), (1e20, "1.0E20"), (True, "true"), (["a", 1], "[a, 1]"), ({"k": {"x": False}}, "{k={x=false}}")],
+    [
+        (7, "7"),
+        (1.5, "1.5"),
+        (1e20, "1.0E20"),
+        (True, "true"),
+        (["a", 1], "[a, 1]"),
+        ({"k": {"x": False}}, "{k={x=false}}"),
+    ],
 )
 def test_java_text(value: Any, text: str) -> None:
     assert java_text(value) == text
@@ -95,7 +102,9 @@ def test_find_deployment_by_id_then_by_model_started_first() -> None:
         (DeploymentState.STARTING, "Trained model deployment [m] is not allocated to any nodes"),  # the id asked for
     ],
 )
-def test_a_deployment_that_cannot_serve_is_a_409_before_the_request_is_read(state: DeploymentState, reason: str) -> None:
+def test_a_deployment_that_cannot_serve_is_a_409_before_the_request_is_read(
+    state: DeploymentState, reason: str
+) -> None:
     inference = TrainedModelInference(_Manager(_Deployment("d1", "m", state)), lambda: ["m"])  # type: ignore[arg-type]
     with pytest.raises(ElasticsearchError) as caught:
         inference.deployment("m")

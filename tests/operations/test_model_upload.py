@@ -22,6 +22,8 @@ CONFIG = {
     "model_type": "pytorch",
     "inference_config": {"text_expansion": {"tokenization": {"bert": {"do_lower_case": True}}}},
 }
+
+
 @pytest.fixture(scope="module")
 def definition(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     return (build_torchscript_dir(tmp_path_factory.mktemp("ts") / "m") / "model.pt").read_bytes()
@@ -124,7 +126,13 @@ def test_configuration_defaults_are_filled_in() -> None:
     config = parse_put_config("my-model", {"model_type": "pytorch", "inference_config": {"text_expansion": {}}})
     assert config["input"] == {"field_names": ["input"]}  # TrainedModelType.PYTORCH's default
     assert config["inference_config"]["text_expansion"]["tokenization"] == {
-        "bert": {"do_lower_case": False, "with_special_tokens": True, "max_sequence_length": 512, "truncate": "first", "span": -1}
+        "bert": {
+            "do_lower_case": False,
+            "with_special_tokens": True,
+            "max_sequence_length": 512,
+            "truncate": "first",
+            "span": -1,
+        }
     }
 
 

@@ -15,8 +15,13 @@ def test_a_pass_through_configuration_is_accepted_with_its_defaults() -> None:
     assert config["inference_config"] == {
         "pass_through": {
             "tokenization": {
-                "bert": {"do_lower_case": False, "with_special_tokens": False, "max_sequence_length": 512,
-                         "truncate": "first", "span": -1}
+                "bert": {
+                    "do_lower_case": False,
+                    "with_special_tokens": False,
+                    "max_sequence_length": 512,
+                    "truncate": "first",
+                    "span": -1,
+                }
             },
             "vocabulary": {"index": ".ml-inference-native-000002"},
         }
@@ -26,8 +31,16 @@ def test_a_pass_through_configuration_is_accepted_with_its_defaults() -> None:
 @pytest.mark.parametrize(
     "settings, error, reason",
     [
-        ({"expansion_type": "splade"}, "x_content_parse_exception", r"\[pass_through\] unknown field \[expansion_type\]"),
-        ({"vocabulary": {"index": "x"}}, "status_exception", r"illegal setting \[vocabulary\] on inference model creation"),
+        (
+            {"expansion_type": "splade"},
+            "x_content_parse_exception",
+            r"\[pass_through\] unknown field \[expansion_type\]",
+        ),
+        (
+            {"vocabulary": {"index": "x"}},
+            "status_exception",
+            r"illegal setting \[vocabulary\] on inference model creation",
+        ),
         ({"tokenization": {"roberta": {}}}, "status_exception", r"elserve runs only \[bert\]"),
     ],
 )

@@ -14,8 +14,8 @@ from safetensors.torch import load_file, save_file
 from elserve.bench.base_model import bert_init
 from elserve.runtime import Encoder, ModelFormatError
 from elserve.runtime.bert import load_bert
-from tests.support.model_factory import build_bert_dir
 from tests.runtime.reference import assert_matches_reference, fp32_rounding, reference_model, reference_weights
+from tests.support.model_factory import build_bert_dir
 
 TEXTS = ["", "a", "hello w1 w2 w3, e.g. 42!", "the quick brown fox " * 5, "zzz " * 40, "中 😀 ..."]
 

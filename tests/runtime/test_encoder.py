@@ -15,7 +15,6 @@ from elserve.runtime import Encoder, ModelFormatError, SparseVector, Tokenizer
 from elserve.runtime.bert import BertMaskedLM, load_bert
 from elserve.runtime.config import BertConfig
 from elserve.runtime.encoder import streams_weights
-from tests.support.model_factory import build_bert_dir, default_vocab
 from tests.runtime.reference import (
     assert_matches_reference,
     dense,
@@ -24,6 +23,7 @@ from tests.runtime.reference import (
     reference_weights,
 )
 from tests.runtime.texts import VARIED_TEXTS
+from tests.support.model_factory import build_bert_dir, default_vocab
 
 
 @pytest.fixture(scope="module")
@@ -149,7 +149,9 @@ def test_embedding_rows_past_the_tokenizer_get_no_weight(tmp_path: Path) -> None
     for (v1, _), (v2, _) in zip(Encoder.load(plain).encode(texts), Encoder.load(padded).encode(texts), strict=True):
         assert bool((v2.indices < size - 3).all())
         want = dense(v1, size)
-        np.testing.assert_allclose(dense(v2, size), want, rtol=0, atol=fp32_rounding(torch.from_numpy(want), 64, layers=2))
+        np.testing.assert_allclose(
+            dense(v2, size), want, rtol=0, atol=fp32_rounding(torch.from_numpy(want), 64, layers=2)
+        )
 
 
 def test_tokenizer_larger_than_the_model_is_refused(tmp_path: Path) -> None:

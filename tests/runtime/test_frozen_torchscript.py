@@ -17,8 +17,8 @@ from elserve.runtime import Encoder, Tokenizer
 from elserve.runtime.memory import estimate_memory
 from elserve.runtime.script_graph import masked_lm_weights
 from elserve.runtime.torchscript import TorchScriptEncoder
-from tests.support.model_factory import build_torchscript_dir, torchscript_reference
 from tests.runtime.reference import assert_matches_reference, reference_model, reference_weights
+from tests.support.model_factory import build_torchscript_dir, torchscript_reference
 
 TEXTS = [
     "hello world",
@@ -128,8 +128,8 @@ def _without_parameters(model_dir: Path, keep) -> torch.nn.Module:  # type: igno
 
     model = AutoModelForMaskedLM.from_pretrained(torchscript_reference(model_dir)).eval()
     for module in model.modules():
-        for name, parameter in list(module._parameters.items()):  # noqa: SLF001
-            del module._parameters[name]  # noqa: SLF001
+        for name, parameter in list(module._parameters.items()):
+            del module._parameters[name]
             keep(module, name, parameter.detach())
     # transformers reads its device and dtype from its parameters.
     cpu = {"device": property(lambda _: torch.device("cpu")), "dtype": property(lambda _: torch.float32)}

@@ -19,8 +19,8 @@ from elserve.runtime.int8 import (
     int8_refusal,
     machine_int8_refusal,
 )
-from tests.support.model_factory import build_bert_dir
 from tests.runtime.texts import VARIED_TEXTS
+from tests.support.model_factory import build_bert_dir
 
 
 def test_int8_is_refused_unless_clearly_faster() -> None:
@@ -38,9 +38,13 @@ def test_a_model_whose_int8_layers_are_slower_is_refused_at_load(tmp_path: Path)
     def int8_slower(layers: torch.nn.Module, ids: torch.Tensor, lengths: torch.Tensor) -> float:
         return 0.003 if isinstance(layers.layers[0].query, Int8Linear) else 0.002
 
-    with pytest.raises(ValueError, match=r"precision \[int8\] is not faster than \[exact\].*3\.0 ms in int8 against 2\.0 ms"):
+    with pytest.raises(
+        ValueError, match=r"precision \[int8\] is not faster than \[exact\].*3\.0 ms in int8 against 2\.0 ms"
+    ):
         checked_int8_layers(model, model, model.config.vocab_size, seconds=int8_slower)
-    kept = checked_int8_layers(model, model, model.config.vocab_size, seconds=lambda layers, *_: 1.0 if layers is model else 0.1)
+    kept = checked_int8_layers(
+        model, model, model.config.vocab_size, seconds=lambda layers, *_: 1.0 if layers is model else 0.1
+    )
     assert isinstance(kept.layers[0].output, Int8Linear)
     assert isinstance(model.layers[0].output, torch.nn.Linear)  # the exact model is left as it was
     assert kept.embeddings.word.weight is model.embeddings.word.weight  # shared, not copied

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from elserve.runtime import Encoder, TokenNames, to_token_weights
-from tests.support.model_factory import SPECIALS, build_bert_dir
 from tests.runtime.reference import assert_matches_reference, reference_model, reference_weights
+from tests.support.model_factory import SPECIALS, build_bert_dir
 
 
 def _odd_vocab() -> list[str]:

@@ -14,6 +14,7 @@ import torch
 from elserve.runtime import Encoder, ModelFormatError, Tokenizer
 from elserve.runtime.layout import ELASTIC, HF, layout_of
 from elserve.runtime.torchscript import TorchScriptEncoder
+from tests.runtime.reference import assert_matches_reference, reference_model, reference_weights
 from tests.support.model_factory import (
     build_bert_dir,
     build_distilbert_dir,
@@ -21,7 +22,6 @@ from tests.support.model_factory import (
     default_vocab,
     torchscript_reference,
 )
-from tests.runtime.reference import assert_matches_reference, reference_model, reference_weights
 
 TEXTS = [
     "hello world",

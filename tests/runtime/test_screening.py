@@ -16,9 +16,9 @@ from elserve.runtime.head import PLAIN, ExactHead, available_options
 from elserve.runtime.products import KERNELS, ProductKernel, is_exact
 from elserve.runtime.screening import QuantizedVocab, finish, screen, screened_pool, vocab_ranges
 from elserve.runtime.splade import splade_pool
-from tests.support.model_factory import build_bert_dir
 from tests.runtime.reference import dense
 from tests.runtime.texts import VARIED_TEXTS
+from tests.support.model_factory import build_bert_dir
 
 
 def float64_head(rows: torch.Tensor, lengths: list[int], weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
@@ -210,7 +210,13 @@ def test_kernels_are_exact_at_the_extremes(kernel_name: str) -> None:
         pytest.skip(f"{kernel_name} is missing on this machine")
     if not is_exact(kernel):
         pytest.skip(f"{kernel_name} is not exact on this machine")
-    rows = torch.cat([decoder[:4].sign() * 127, -decoder[:4].sign() * 127, torch.randint(-127, 128, (9, hidden), generator=g, dtype=torch.int8)])
+    rows = torch.cat(
+        [
+            decoder[:4].sign() * 127,
+            -decoder[:4].sign() * 127,
+            torch.randint(-127, 128, (9, hidden), generator=g, dtype=torch.int8),
+        ]
+    )
     for v0, v1 in kernel.ranges:
         got = kernel.products(rows, v0, v1)
         assert torch.equal(got.double(), rows.double() @ decoder[v0:v1].double().T)

@@ -14,9 +14,7 @@ def _plain(rows: torch.Tensor, lengths: list[int], weight: torch.Tensor, bias: t
     return torch.stack([part.max(dim=0).values for part in logits.split(lengths)])
 
 
-@pytest.mark.parametrize(
-    ("row_block", "vocab_block"), [(1, 1), (3, 7), (5, 64), (16, 1000), (1024, 2048)]
-)
+@pytest.mark.parametrize(("row_block", "vocab_block"), [(1, 1), (3, 7), (5, 64), (16, 1000), (1024, 2048)])
 def test_blocks_do_not_change_the_result(row_block: int, vocab_block: int) -> None:
     g = torch.Generator().manual_seed(1)
     lengths = [1, 2, 9, 4, 17, 3, 1, 30]  # texts straddle row blocks of every size above

@@ -11,8 +11,8 @@ import torch
 from elserve.bench.base_model import bert_init
 from elserve.runtime import Encoder
 from elserve.runtime.bert import BertMaskedLM, length_runs, load_bert, positions_of
-from tests.support.model_factory import build_bert_dir
 from tests.runtime.reference import dense
+from tests.support.model_factory import build_bert_dir
 
 # Mixed lengths, the shortest and longest a text can have, equal lengths side by side (one run
 # of attention), and a single text.

@@ -48,7 +48,7 @@ VARIED_TEXTS: list[str] = [
     "for (int i = 0; i < n; ++i) { sum += a[i]; }",
     "SELECT id, name FROM users WHERE age > 21 ORDER BY name;",
     '{"query": {"sparse_vector": {"field": "ml.tokens", "inference_id": ".elser-2"}}}',
-    "<html><body><p class=\"x\">Hi &amp; bye</p></body></html>",
+    '<html><body><p class="x">Hi &amp; bye</p></body></html>',
     "git commit -m 'fix: handle empty input' && git push origin main",
     "import numpy as np; np.linalg.norm(np.ones((3, 3)))",
     "x => x.map(y => y * 2).filter(Boolean)",

@@ -12,14 +12,16 @@ from elserve.security.authc import Security
 from elserve.security.throttle import LoginThrottle
 from elserve.security.users import parse_put_user
 from elserve.store import SqliteRepository
-
 from tests.support.clock import Clock
 
 
 @pytest.fixture
 def security(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Security:
     clock = Clock()  # stands still: the brake's decisions do not depend on how fast this machine runs
-    sec = Security(SqliteRepository(tmp_path / "s.db"), LoginThrottle(free_failures=2, base_delay_s=0.05, max_delay_s=0.1, clock=clock))
+    sec = Security(
+        SqliteRepository(tmp_path / "s.db"),
+        LoginThrottle(free_failures=2, base_delay_s=0.05, max_delay_s=0.1, clock=clock),
+    )
     sec.users.put(parse_put_user("ann", {"password": "ann-password", "roles": []}))
     sec.bcrypt_calls = 0  # type: ignore[attr-defined]
     real = users_module.verify_password

@@ -16,10 +16,11 @@ from elserve.security.privileges import (
     USER_CHANGE_PASSWORD,
     USER_GET,
     USER_PUT,
-    grants,
     granted_by,
+    grants,
     is_valid_cluster_privilege,
 )
+
 
 # The "granted by" lists of Elasticsearch's 403s (spec 6.1).
 @pytest.mark.parametrize(
@@ -77,7 +78,9 @@ def test_denial_message_for_a_user() -> None:
 
 
 def test_api_key_is_the_intersection_of_its_descriptors_and_its_owner() -> None:
-    key = Principal("bob", (), (), (frozenset({"manage_inference"}), frozenset({"monitor_inference"})), api_key=ApiKeyRef("k1", "n"))
+    key = Principal(
+        "bob", (), (), (frozenset({"manage_inference"}), frozenset({"monitor_inference"})), api_key=ApiKeyRef("k1", "n")
+    )
     authorize(key, INFERENCE_POST)
     with pytest.raises(SecurityException) as caught:
         authorize(key, INFERENCE_PUT)

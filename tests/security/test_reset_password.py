@@ -25,7 +25,9 @@ def test_reset_password_of_any_native_user_in_a_stopped_servers_data_dir(tmp_pat
         assert UserStore(repo).authenticate(name, new).username == name
         repo.close()
     missing = runner.invoke(app, ["users", "reset-password", "nobody", "--data-dir", str(data)])
-    assert missing.exit_code != 0 and "user [nobody] does not exist" in " ".join(missing.output.replace("│", " ").split())
+    assert missing.exit_code != 0 and "user [nobody] does not exist" in " ".join(
+        missing.output.replace("│", " ").split()
+    )
 
 
 def test_reset_password_of_a_disabled_user_says_so_or_enables_it(tmp_path: Path) -> None:
@@ -58,7 +60,9 @@ def test_tls_flags_go_together(tmp_path: Path) -> None:
 
 def test_trusted_proxies_are_addresses_or_networks(tmp_path: Path) -> None:
     """Issue 24 row 12: a value that is not an address is refused, not silently ignored as uvicorn would."""
-    result = CliRunner().invoke(app, ["serve", "--trusted-proxies", "10.0.0.1,proxy.local", "--data-dir", str(tmp_path)])
+    result = CliRunner().invoke(
+        app, ["serve", "--trusted-proxies", "10.0.0.1,proxy.local", "--data-dir", str(tmp_path)]
+    )
     assert result.exit_code != 0
     words = " ".join(result.output.replace("│", " ").split())
     assert "[proxy.local] is not an IP address or network" in words

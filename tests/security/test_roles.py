@@ -9,7 +9,11 @@ from elserve.store import SqliteRepository
 
 def test_role_round_trip_with_index_privileges_stored(tmp_path: Path) -> None:
     roles = RoleStore(SqliteRepository(tmp_path / "s.db"))
-    body = {"cluster": ["monitor_inference"], "indices": [{"names": "logs-*", "privileges": ["read"]}], "description": "d"}
+    body = {
+        "cluster": ["monitor_inference"],
+        "indices": [{"names": "logs-*", "privileges": ["read"]}],
+        "description": "d",
+    }
     assert roles.put(parse_role("reader", body)) is True
     assert roles.put(parse_role("reader", body)) is False
     assert roles.get("reader").to_doc() == {

@@ -2,7 +2,6 @@ import pytest
 
 from elserve.errors import SecurityException
 from elserve.security.throttle import LoginThrottle, client_block
-
 from tests.support.clock import Clock
 
 

@@ -127,14 +127,22 @@ def test_put_user_creates_then_updates_keeping_the_password(users: UserStore) ->
     assert bob.roles == ("r2",) and bob.full_name is None
     assert users.authenticate("bob", "bob-pass").username == "bob"
     assert users.get("bob").to_doc() == {
-        "username": "bob", "roles": ["r2"], "full_name": None, "email": None, "metadata": {}, "enabled": True,
+        "username": "bob",
+        "roles": ["r2"],
+        "full_name": None,
+        "email": None,
+        "metadata": {},
+        "enabled": True,
     }
 
 
 def test_a_new_user_needs_a_password(users: UserStore) -> None:
     with pytest.raises(ValidationException) as caught:
         users.put(parse_put_user("bob", {"roles": []}))
-    assert caught.value.reason == "Validation Failed: 1: password must be specified unless you are updating an existing user;"
+    assert (
+        caught.value.reason
+        == "Validation Failed: 1: password must be specified unless you are updating an existing user;"
+    )
 
 
 @pytest.mark.parametrize(

@@ -40,7 +40,11 @@ def test_read_only_store_reads_and_refuses_writes(tmp_path: Path) -> None:
     ro = SqliteRepository(path, read_only=True)
     assert ro.get("endpoint", "a") == {"x": 1}
     assert ro.list("endpoint") == [("a", {"x": 1})]
-    for write in (lambda: ro.put("endpoint", "b", {}), lambda: ro.create("endpoint", "b", {}), lambda: ro.delete("endpoint", "a")):
+    for write in (
+        lambda: ro.put("endpoint", "b", {}),
+        lambda: ro.create("endpoint", "b", {}),
+        lambda: ro.delete("endpoint", "a"),
+    ):
         with pytest.raises(StoreWriteError):
             write()
     ro.close()

@@ -11,7 +11,6 @@ import pytest
 
 from elserve.store import SqliteRepository, StoreWriteError, check_data_dir
 from elserve.store.data_dir import RESERVE_FILE
-
 from tests.support.tmpfs import small_tmpfs
 
 

@@ -11,8 +11,8 @@ import pytest
 
 from elserve.store import SqliteRepository
 from elserve.store.schema import CURRENT_VERSION, POSTGRES, StoreSchemaError
-from tests.support.server import free_port
 from tests.store.postgres_cluster import PASSWORD
+from tests.support.server import free_port
 
 psycopg = pytest.importorskip("psycopg", reason="the `postgres` extra (make test-postgres installs it)")
 

@@ -10,8 +10,8 @@ trained_model_config.json).
 from __future__ import annotations
 
 import json
-import warnings
 import string
+import warnings
 from pathlib import Path
 
 import torch
@@ -155,7 +155,9 @@ def _randomise(model: torch.nn.Module, seed: int, init: Init) -> None:
                 normal(p, init.linear_std)
 
 
-def _write_tokenizer(path: Path, vocab: list[str], max_length: int, model_max_length: int, vocab_txt_only: bool) -> None:
+def _write_tokenizer(
+    path: Path, vocab: list[str], max_length: int, model_max_length: int, vocab_txt_only: bool
+) -> None:
     if vocab_txt_only:
         (path / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
     else:

@@ -63,7 +63,17 @@ class Server:
         elserve = Path(sys.executable).with_name("elserve")
         self._log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
-            [str(elserve), "serve", "--host", "127.0.0.1", "--port", str(self.port), "--data-dir", str(self.data_dir), *self.extra_args],
+            [
+                str(elserve),
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--data-dir",
+                str(self.data_dir),
+                *self.extra_args,
+            ],
             stdout=self._log,
             stderr=subprocess.STDOUT,
             env=env,

@@ -23,8 +23,14 @@ def definition_parts(model_dir: Path) -> list[bytes]:
     return [data[i : i + size] for i in range(0, len(data), size)]
 
 
-def put_part(http: httpx.Client, model_id: str, part: int, data: bytes, total_length: int, total_parts: int = PARTS) -> httpx.Response:
-    body = {"definition": base64.b64encode(data).decode(), "total_definition_length": total_length, "total_parts": total_parts}
+def put_part(
+    http: httpx.Client, model_id: str, part: int, data: bytes, total_length: int, total_parts: int = PARTS
+) -> httpx.Response:
+    body = {
+        "definition": base64.b64encode(data).decode(),
+        "total_definition_length": total_length,
+        "total_parts": total_parts,
+    }
     return http.put(f"/_ml/trained_models/{model_id}/definition/{part}", json=body)
 
 

@@ -20,8 +20,17 @@ from elserve.api.metrics import Metrics, RequestMetrics
 from elserve.api.node import NodeInfo
 from elserve.api.recent_errors import RecentErrors, RecordErrors
 from elserve.api.request_body import RequestBodyLimits
-from elserve.api.routes import console, has_privileges, inference, inference_services, metrics, ml_memory, openapi, root
-from elserve.api.routes import trained_models
+from elserve.api.routes import (
+    console,
+    has_privileges,
+    inference,
+    inference_services,
+    metrics,
+    ml_memory,
+    openapi,
+    root,
+    trained_models,
+)
 from elserve.api.routes import security as security_routes
 from elserve.deployments.autoscaler import ScalerTimings
 from elserve.deployments.backend import DeploymentBackend
@@ -31,8 +40,8 @@ from elserve.models.cache import ModelCache
 from elserve.models.catalogue import Catalogue
 from elserve.models.downloads import ModelDownloads
 from elserve.models.registry import ModelRegistry
-from elserve.operations.model_upload import ModelUploads
 from elserve.operations.inference import InferenceOperations
+from elserve.operations.model_upload import ModelUploads
 from elserve.operations.trained_models import TrainedModelOperations
 from elserve.security.authc import Security
 from elserve.security.throttle import LoginThrottle
@@ -90,8 +99,7 @@ def _print_generated_password(password: str) -> None:
     print(
         "\n" + "-" * 72 + "\n"
         f"The password of the `elastic` superuser was generated: {password}\n"
-        "It is stored only as a hash and shown only now. Set ELASTIC_PASSWORD to choose it.\n"
-        + "-" * 72 + "\n",
+        "It is stored only as a hash and shown only now. Set ELASTIC_PASSWORD to choose it.\n" + "-" * 72 + "\n",
         file=sys.stdout,
         flush=True,
     )
@@ -195,7 +203,7 @@ async def _reconcile(services: Services) -> None:
         await asyncio.sleep(RECONCILE_INTERVAL_S)
         try:
             await services.inference.reconcile()
-        except Exception:  # noqa: BLE001 - a store that is away now is tried again at the next pass
+        except Exception:
             log.warning("reconciling deployments with the store failed", exc_info=True)
 
 

@@ -126,9 +126,7 @@ async def json_body(request: Request, required: bool = True) -> dict[str, Any] |
     try:
         body = await parse_json_body(raw)
     except orjson.JSONDecodeError as exc:
-        raise ParseException(
-            "Failed to parse content to map", caused_by=JsonParseException(str(exc))
-        ) from None
+        raise ParseException("Failed to parse content to map", caused_by=JsonParseException(str(exc))) from None
     if not isinstance(body, dict):
         raise ParseException(
             "Failed to parse content to map",

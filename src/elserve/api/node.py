@@ -87,7 +87,6 @@ class NodeInfo:
             }
         }
 
-
     def selected_by(self, node_ids: str | None) -> bool:
         """Whether a node filter (`{node_id}` of the nodes APIs: comma-separated) selects this node,
         as `DiscoveryNodes.resolveNodes` resolves it over a one-node cluster: `_local`, `_all`, the

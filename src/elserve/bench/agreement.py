@@ -41,4 +41,3 @@ def _vector(row: SparseRow) -> SparseVector:
     return SparseVector(
         np.array([k for k, _ in ordered], dtype=np.int32), np.array([w for _, w in ordered], dtype=np.float32)
     )
-

@@ -99,7 +99,14 @@ def measure_http(
         client.infer(http, inference_id, workload.texts[:docs_per_request])  # warm the workers
         idle = idle_latency(client, http, inference_id, latency_requests, progress)
         bulk, under_load = bulk_load(
-            client, inference_id, workload, clients, docs_per_request, latency_requests, progress, min_seconds=min_seconds
+            client,
+            inference_id,
+            workload,
+            clients,
+            docs_per_request,
+            latency_requests,
+            progress,
+            min_seconds=min_seconds,
         )
         sample = client.infer(http, inference_id, sample_texts) if sample_texts else []
     return HttpMeasured(bulk, Latency.of(idle), Latency.of(under_load), sample)
@@ -237,7 +244,7 @@ def _probe(
                 if interval_s:
                     next_at = max(next_at + interval_s, time.perf_counter())
                     done.wait(max(0.0, next_at - time.perf_counter()))  # the pace; the load's end cuts it short
-    except Exception as e:  # noqa: BLE001 (reported to the bench, which raises it)
+    except Exception as e:
         results.put(f"{type(e).__name__}: {e}")
         return
     results.put(latencies)

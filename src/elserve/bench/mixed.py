@@ -33,7 +33,9 @@ def measure_mixed(
     with client.session() as http:
         client.infer(http, inference_id, workload.texts[:docs_per_request])  # warm the workers (and the lane)
         idle = idle_latency(client, http, inference_id, latency_requests, progress)
-    alone, _ = bulk_load(client, inference_id, workload, clients, docs_per_request, 0, progress, min_seconds=min_seconds)
+    alone, _ = bulk_load(
+        client, inference_id, workload, clients, docs_per_request, 0, progress, min_seconds=min_seconds
+    )
     with_queries, probe = bulk_load(
         client,
         inference_id,

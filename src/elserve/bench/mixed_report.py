@@ -10,9 +10,7 @@ _MIB = 1024 * 1024
 
 
 def mixed_table(results: list[RunnerResult]) -> Table:
-    table = Table(
-        title="mixed load (bulk clients + one query client)", title_justify="left"
-    )
+    table = Table(title="mixed load (bulk clients + one query client)", title_justify="left")
     for header in (
         "model",
         "runner",

@@ -43,9 +43,7 @@ class SentenceTransformersRunner:
 
         torch.set_num_threads(threads)
         transformer = Transformer(str(model_dir), transformer_task="fill-mask", max_seq_length=window)
-        self.model = SparseEncoder(
-            modules=[transformer, SpladePooling(pooling_strategy="max")], device="cpu"
-        ).eval()
+        self.model = SparseEncoder(modules=[transformer, SpladePooling(pooling_strategy="max")], device="cpu").eval()
 
     def encode(self, texts: list[str], setting: int) -> object:
         # The library's own output: one sparse COO tensor for the texts.

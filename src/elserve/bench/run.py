@@ -71,7 +71,9 @@ def bench(
     ] = 100.0,
     mixed_seconds: Annotated[
         float,
-        typer.Option(help="Each HTTP bulk pass (the row's and each mixed one) sends the corpus again until it lasts this long."),
+        typer.Option(
+            help="Each HTTP bulk pass (the row's and each mixed one) sends the corpus again until it lasts this long."
+        ),
     ] = 60.0,
     tune_docs: Annotated[int, typer.Option(help="Passages each batch setting is tried on.")] = 256,
     st_batch_sizes: Annotated[str, typer.Option(help="sentence-transformers batch sizes to try.")] = "1,8,32",

@@ -24,11 +24,11 @@ from elserve.bench.inprocess import EXACT, FidelityJob, InProcessJob, precisions
 from elserve.bench.isolated import RunnerFailed, run_isolated
 from elserve.bench.machine import machine_info, product_throughput
 from elserve.bench.measure import Measured, MeasureJob
+from elserve.bench.mixed_report import memory_table, mixed_table
 from elserve.bench.onnx_export import onnx_path_for, quantize_export, run_export
 from elserve.bench.options import Allocation, BenchOptions
 from elserve.bench.peers import OFFLINE_ENV, PeerJob, missing_peer_libraries, run_onnxruntime, run_sentence_transformers
 from elserve.bench.report import best_peer, result_record, results_table, tuning_table, write_json
-from elserve.bench.mixed_report import memory_table, mixed_table
 from elserve.bench.results import MixedLoad, RunnerResult, WorkerMemory
 from elserve.runtime import Encoder, Tokenizer
 from elserve.runtime.cpu import bf16_refusal
@@ -256,7 +256,9 @@ class BenchSession:
             return rows + self._failed(bars, task, shape, "onnxruntime int8", e)
         int8_job = PeerJob(model_dir, opts.threads, window, job(opts.ort_batch_sizes), int8_path)
         # Its own group: "x best peer" compares with the best exact peer.
-        return rows + self._isolated(bars, shape, "onnxruntime int8", "approximate peer", "batch", run_onnxruntime, int8_job, env)
+        return rows + self._isolated(
+            bars, shape, "onnxruntime int8", "approximate peer", "batch", run_onnxruntime, int8_job, env
+        )
 
     def _http(
         self,

@@ -18,6 +18,7 @@ from enum import Enum
 from typing import Any, ClassVar
 
 from elserve.chunking.java_regex import separator_error
+from elserve.errors import IllegalArgumentException, NullPointerException, ValidationErrors
 from elserve.java_text import (
     copy_capacity,
     hash_map_order,
@@ -33,7 +34,6 @@ from elserve.settings_map import (
     invalid_type_message,
     remove_as_type,
 )
-from elserve.errors import IllegalArgumentException, NullPointerException, ValidationErrors
 
 SCOPE = "chunking_settings"
 # RecursiveChunkingSettings.MAX_SEPARATOR_COUNT, enforced on user requests (PUT, _update).
@@ -274,7 +274,9 @@ def _check_separator_regexes(separators: list[str], errors: ValidationErrors) ->
     for separator in separators:
         reason = separator_error(separator)
         if reason is not None:
-            errors.add(f"[{SCOPE}] Invalid value [{separator}]. [separators] must be valid regular expressions: {reason}")
+            errors.add(
+                f"[{SCOPE}] Invalid value [{separator}]. [separators] must be valid regular expressions: {reason}"
+            )
 
 
 def chunking_settings_from_persisted(value: Mapping[str, Any] | None) -> ChunkingSettings:

@@ -16,7 +16,7 @@ import numpy as np
 class Utf16Text:
     """A Python string addressed by UTF-16 offsets, as a Java `String` is."""
 
-    __slots__ = ("text", "length", "_cp_to_u16")
+    __slots__ = ("_cp_to_u16", "length", "text")
 
     def __init__(self, text: str) -> None:
         self.text = text

@@ -24,7 +24,7 @@ from elserve.deployments.parent import ForkedWorker, WorkerStartError, running_f
 from elserve.deployments.states import RoutingState
 
 # (running_fork_server_pid: where it lived before the model parents; kept for its importers.)
-__all__ = ["Allocation", "WorkerDied", "WorkerStartError", "Vectors", "running_fork_server_pid"]
+__all__ = ["Allocation", "Vectors", "WorkerDied", "WorkerStartError", "running_fork_server_pid"]
 
 # One batch at a time per worker, cut when the worker is free: a batch formed ahead
 # would make a short request that arrives meanwhile wait for two batches instead of
@@ -236,4 +236,3 @@ def _renice(pid: int, nice: int) -> None:
             os.setpriority(os.PRIO_PROCESS, tid, nice)
         except OSError:  # the thread ended meanwhile, or no /proc: best effort
             pass
-

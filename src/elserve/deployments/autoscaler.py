@@ -50,9 +50,7 @@ class Autoscaler:
         adaptive = self._deployment.config.adaptive_allocations
         if adaptive is None:
             return ScalingBounds(enabled=False)
-        return ScalingBounds(
-            adaptive.enabled, adaptive.min_number_of_allocations, adaptive.max_number_of_allocations
-        )
+        return ScalingBounds(adaptive.enabled, adaptive.min_number_of_allocations, adaptive.max_number_of_allocations)
 
     def _sample(self) -> StatsSample:
         d = self._deployment

@@ -18,13 +18,13 @@ from typing import Protocol
 
 from elserve.deployments import batch_hold
 from elserve.deployments.allocation import Allocation, WorkerDied, WorkerStartError
-from elserve.deployments.parent import ForkedWorker, ModelParents
 from elserve.deployments.autoscaler import Autoscaler, ScalerTimings
 from elserve.deployments.config import DeploymentConfig
 from elserve.deployments.lanes import is_search
 from elserve.deployments.memory import DeploymentMemory, estimate, measure
-from elserve.deployments.queue import Admission, Entry, LanedQueue
+from elserve.deployments.parent import ForkedWorker, ModelParents
 from elserve.deployments.query_lane import QueryLane
+from elserve.deployments.queue import Admission, Entry, LanedQueue
 from elserve.deployments.states import DeploymentState, RoutingState
 from elserve.deployments.stats import DeploymentCounters, now_ms
 from elserve.errors import RejectedExecutionException, StatusException

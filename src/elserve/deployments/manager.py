@@ -9,7 +9,6 @@ from pathlib import Path
 from elserve.deployments.autoscaler import ScalerTimings
 from elserve.deployments.capacity import Demand, Fit, NodeCapacity, fit, held_allocations
 from elserve.deployments.config import DeploymentConfig
-from elserve.deployments.states import DeploymentState
 from elserve.deployments.deployment import (
     DEFAULT_MAX_BATCH_TOKENS,
     Deployment,
@@ -17,6 +16,7 @@ from elserve.deployments.deployment import (
 )
 from elserve.deployments.memory import estimate, process_memory
 from elserve.deployments.parent import ModelParents, running_fork_server_pid
+from elserve.deployments.states import DeploymentState
 from elserve.errors import IllegalStateException, StatusException
 from elserve.models.downloads import ModelDownloads
 

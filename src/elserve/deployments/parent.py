@@ -38,7 +38,7 @@ def running_fork_server_pid() -> int | None:
     """The fork server's pid if one runs (for its memory), without starting one."""
     from multiprocessing import forkserver
 
-    return forkserver._forkserver._forkserver_pid  # noqa: SLF001
+    return forkserver._forkserver._forkserver_pid
 
 
 def _fork_server_pid() -> int:
@@ -46,7 +46,7 @@ def _fork_server_pid() -> int:
     from multiprocessing import forkserver
 
     forkserver.ensure_running()
-    return forkserver._forkserver._forkserver_pid  # noqa: SLF001 (no public accessor)
+    return forkserver._forkserver._forkserver_pid
 
 
 def exit_status(code: int | None) -> str:
@@ -275,4 +275,4 @@ class ModelParents:
         parent = self._drop(key, holder)
         if parent is not None:
             parent.kill()
-            parent._close()  # noqa: SLF001
+            parent._close()

@@ -77,7 +77,7 @@ def main(conn: Connection, model_dir: str, precision: str, grandparent: int) -> 
                 conn.close()
                 ours.close()
                 worker.run_forked(theirs, encoder, num_threads, hold)
-            except BaseException:  # noqa: BLE001 (a worker must never return into this loop)
+            except BaseException:
                 code = 1
                 traceback.print_exc()  # into the server's log (the worker's stderr is the server's)
             finally:

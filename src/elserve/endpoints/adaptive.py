@@ -12,9 +12,9 @@ from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
+from elserve.errors import ValidationErrors
 from elserve.java_text import parsed_map_order
 from elserve.settings_map import cast_map, invalid_setting_message, remove_as_type
-from elserve.errors import ValidationErrors
 
 KEY = "adaptive_allocations"
 

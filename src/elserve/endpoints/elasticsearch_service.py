@@ -22,15 +22,15 @@ from elserve.chunking.settings import ChunkingSettings, parse_chunking_settings
 from elserve.endpoints import deprecation
 from elserve.endpoints.endpoint import CHUNKED_TASK_TYPES, SERVICE_NAME, Endpoint
 from elserve.endpoints.service_settings import RequestedServiceSettings, parse_service_settings
+from elserve.endpoints.task_types import TaskType, check_served
+from elserve.errors import IllegalArgumentException
+from elserve.models.catalogue import ELSER_V2_MODEL, is_elser_model
 from elserve.settings_map import (
     cast_string,
     remove_map_or_default_empty,
     remove_map_or_throw_if_null,
     unknown_settings_error,
 )
-from elserve.endpoints.task_types import TaskType, check_served
-from elserve.errors import IllegalArgumentException
-from elserve.models.catalogue import ELSER_V2_MODEL, is_elser_model
 
 ELSER_ALIAS = "elser"
 SERVICE_NAMES = frozenset({SERVICE_NAME, ELSER_ALIAS})

@@ -23,21 +23,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from elserve.endpoints.chunked_request import ChunkingRequest, chunking_request
-from elserve.endpoints.field_suggestions import did_you_mean
 from elserve.endpoints.endpoint import Endpoint
+from elserve.endpoints.field_suggestions import did_you_mean
 from elserve.endpoints.json_location import FieldLocation, Location, Span, compact_source, json_token, top_level_fields
-from elserve.java_text import java_trim
 from elserve.endpoints.lookup import check_infer_task_type_matches
 from elserve.endpoints.task_types import TaskType, parse_path_task_type
 from elserve.errors import (
-    IllegalStateException,
-    NumberFormatException,
     ActionRequestValidationException,
     ElasticsearchError,
     IllegalArgumentException,
+    IllegalStateException,
+    NumberFormatException,
     ParseException,
     XContentParseException,
 )
+from elserve.java_text import java_trim
 
 PARSER_NAME = "cluster:internal/xpack/inference"  # InferenceAction.NAME
 
@@ -94,7 +94,9 @@ def parse_infer_body(
     for name, value in body.items():
         where = locations.get(name) or _unknown_location()
         if name not in _FIELDS:
-            raise XContentParseException(f"[{where.name}] [{PARSER_NAME}] unknown field [{name}]{did_you_mean(name, _FIELDS)}")
+            raise XContentParseException(
+                f"[{where.name}] [{PARSER_NAME}] unknown field [{name}]{did_you_mean(name, _FIELDS)}"
+            )
         token = json_token(value)
         if token not in _FIELDS[name]:
             raise XContentParseException(

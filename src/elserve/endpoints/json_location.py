@@ -15,7 +15,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-
 _DELIMITERS = (b",", b"}", b"]", b" ", b"\t", b"\n", b"\r")
 
 
@@ -150,7 +149,7 @@ class _Scanner:
         start = self.pos + 1
         search = start
         while True:
-            end = data.index(b"\"", search)
+            end = data.index(b'"', search)
             backslashes = 0
             while end - backslashes - 1 >= start and data[end - backslashes - 1] == 0x5C:
                 backslashes += 1

@@ -24,10 +24,10 @@ from elserve.endpoints.elasticsearch_service import SERVICE_NAMES, PendingDeploy
 from elserve.endpoints.endpoint import Endpoint
 from elserve.endpoints.ids import check_not_reserved, check_not_taken_by_model, validate_inference_id
 from elserve.endpoints.service_settings import ServiceSettings, check_deployment_start
-from elserve.settings_map import cast_string
 from elserve.endpoints.task_types import TaskType, parse_path_task_type, parse_task_type
 from elserve.errors import ElasticsearchError, StatusException
 from elserve.models.catalogue import platform_default_elser_model
+from elserve.settings_map import cast_string
 
 
 @dataclass(frozen=True)

@@ -102,5 +102,9 @@ def service_configurations(task_type: TaskType) -> list[dict[str, Any]]:
     task_types = _task_types()
     if task_type is not TaskType.ANY and str(task_type) not in task_types:
         return []
-    configurations = {name: _SETTINGS[name].to_dict(task_types) for name in hash_map_order(list(_SETTINGS), _HASH_MAP_CAPACITY)}
-    return [{"service": SERVICE_NAME, "name": SERVICE_LABEL, "task_types": task_types, "configurations": configurations}]
+    configurations = {
+        name: _SETTINGS[name].to_dict(task_types) for name in hash_map_order(list(_SETTINGS), _HASH_MAP_CAPACITY)
+    }
+    return [
+        {"service": SERVICE_NAME, "name": SERVICE_LABEL, "task_types": task_types, "configurations": configurations}
+    ]

@@ -14,13 +14,13 @@ from typing import Any
 
 from elserve.deployments.validation import start_errors, update_errors
 from elserve.endpoints.adaptive import AdaptiveAllocations, remove_adaptive_allocations
+from elserve.errors import ActionRequestValidationException, ValidationErrors
 from elserve.settings_map import (
     extract_optional_positive_integer,
     extract_optional_string,
     extract_required_positive_integer,
     missing_one_of_message,
 )
-from elserve.errors import ActionRequestValidationException, ValidationErrors
 
 SCOPE = "service_settings"
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from enum import Enum
 
-from elserve.java_text import java_trim
 from elserve.errors import StatusException
+from elserve.java_text import java_trim
 
 
 class TaskType(str, Enum):

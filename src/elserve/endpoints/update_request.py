@@ -27,18 +27,18 @@ from elserve.endpoints.adaptive import AdaptiveAllocations, remove_adaptive_allo
 from elserve.endpoints.elasticsearch_service import check_elser_chunk_size
 from elserve.endpoints.endpoint import SERVICE_NAME, Endpoint
 from elserve.endpoints.ids import validate_inference_id
-from elserve.java_text import java_map_text, parsed_capacity
 from elserve.endpoints.preconfigured import check_updatable
 from elserve.endpoints.put_request import resolve_task_type
 from elserve.endpoints.service_settings import SCOPE, check_deployment_update
+from elserve.endpoints.task_types import TaskType, parse_path_task_type, parse_task_type
+from elserve.errors import ParseException, StatusException, ValidationErrors, ValidationException
+from elserve.java_text import java_map_text, parsed_capacity
+from elserve.models.catalogue import is_elser_model
 from elserve.settings_map import (
     extract_optional_positive_integer,
     missing_one_of_message,
     unknown_settings_error,
 )
-from elserve.endpoints.task_types import TaskType, parse_path_task_type, parse_task_type
-from elserve.errors import ParseException, StatusException, ValidationErrors, ValidationException
-from elserve.models.catalogue import is_elser_model
 
 _SECTIONS = ("service_settings", "task_settings", "chunking_settings")
 

@@ -119,9 +119,7 @@ def import_model(
     config = trained_model_config(path, pinned)
     if description is not None:
         config["description"] = description
-    model = RegisteredModel(
-        model_id, config, source=pinned, sha256=sha256, cache_key=path.name, fully_defined=True
-    )
+    model = RegisteredModel(model_id, config, source=pinned, sha256=sha256, cache_key=path.name, fully_defined=True)
     if not registry.add(model):
         raise ResourceAlreadyExistsException(f"Trained machine learning model [{model_id}] already exists")
     return model
@@ -143,7 +141,9 @@ def list_models(catalogue: Catalogue, cache: ModelCache) -> list[ModelListing]:
         spec = catalogue.get(model_id)
         served = cache.installed_spec(spec) or spec
         listing.append(
-            ModelListing(model_id, served.source, cache.path_for(spec), served.description, catalogue.is_builtin(model_id))
+            ModelListing(
+                model_id, served.source, cache.path_for(spec), served.description, catalogue.is_builtin(model_id)
+            )
         )
     return listing
 

@@ -27,7 +27,7 @@ from elserve.chunking.settings import ChunkingSettings
 from elserve.deployments.backend import ServedDeployment
 from elserve.deployments.deployment import InferenceResult
 from elserve.operations.model_window import model_window_text
-from elserve.runtime import SparseVector, TokenNames, Tokenizer, to_token_weights
+from elserve.runtime import SparseVector, Tokenizer, TokenNames, to_token_weights
 
 RESULT_FIELD = "chunked_inference_service_result"
 

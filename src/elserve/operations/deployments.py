@@ -6,8 +6,8 @@ import asyncio
 import logging
 import weakref
 
-from elserve.deployments.config import AdaptiveConfig, DeploymentConfig
 from elserve.deployments.backend import DeploymentBackend, ServedDeployment
+from elserve.deployments.config import AdaptiveConfig, DeploymentConfig
 from elserve.deployments.states import DeploymentState
 from elserve.endpoints.adaptive import AdaptiveAllocations
 from elserve.store import Repository
@@ -88,7 +88,7 @@ class DeploymentRecords:
         try:
             self._manager.check_update(deployment, wanted.number_of_allocations)
             await deployment.reconfigure(wanted)
-        except Exception as exc:  # noqa: BLE001 - this front end keeps its allocations; the next pass tries again
+        except Exception as exc:
             log.warning("deployment [%s]: the update could not be applied here: %s", deployment.deployment_id, exc)
 
     def restore(self, recorded: dict[str, dict] | None = None) -> None:
@@ -110,7 +110,7 @@ class DeploymentRecords:
             log.info("restoring deployment [%s]", deployment_id)
             try:
                 self._manager.start(config)
-            except Exception as exc:  # noqa: BLE001 - whatever it is, the other deployments and the server go on
+            except Exception as exc:
                 self._manager.add_failed(config, f"it could not be restored ({type(exc).__name__}: {exc})")
 
 
@@ -142,9 +142,7 @@ def adaptive_allocations(config: DeploymentConfig) -> AdaptiveAllocations | None
     adaptive = config.adaptive_allocations
     if adaptive is None:
         return None
-    return AdaptiveAllocations(
-        adaptive.enabled, adaptive.min_number_of_allocations, adaptive.max_number_of_allocations
-    )
+    return AdaptiveAllocations(adaptive.enabled, adaptive.min_number_of_allocations, adaptive.max_number_of_allocations)
 
 
 def initial_allocations(number_of_allocations: int | None, adaptive: AdaptiveAllocations | None) -> int:

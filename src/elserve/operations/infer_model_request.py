@@ -101,18 +101,24 @@ def parse_infer_model_body(body: Mapping[str, Any], source: bytes | None = None)
     timeout: TimeValue | None = None
     for name, value in body.items():
         if name not in _FIELDS:
-            raise XContentParseException(f"{at(name)}[{PARSER_NAME}] unknown field [{name}]{did_you_mean(name, _FIELDS)}")
+            raise XContentParseException(
+                f"{at(name)}[{PARSER_NAME}] unknown field [{name}]{did_you_mean(name, _FIELDS)}"
+            )
         token = json_token(value)
         if name == "docs":
             if token not in ("START_ARRAY", "START_OBJECT"):
-                raise XContentParseException(f"{at(name, True)}[{PARSER_NAME}] docs doesn't support values of type: {token}")
+                raise XContentParseException(
+                    f"{at(name, True)}[{PARSER_NAME}] docs doesn't support values of type: {token}"
+                )
             items = value if isinstance(value, list) else [value]  # one object reads as a one-element array
             if not all(isinstance(item, Mapping) for item in items):
                 raise XContentParseException(f"{at(name, True)}[{PARSER_NAME}] failed to parse field [docs]")
             docs = [dict(item) for item in items]
         elif name == "id":
             if token != "VALUE_STRING":
-                raise XContentParseException(f"{at(name, True)}[{PARSER_NAME}] id doesn't support values of type: {token}")
+                raise XContentParseException(
+                    f"{at(name, True)}[{PARSER_NAME}] id doesn't support values of type: {token}"
+                )
         elif name == "timeout":
             if token != "VALUE_STRING":
                 raise XContentParseException(
@@ -171,11 +177,15 @@ def _config_update(value: Mapping[str, Any]) -> ConfigUpdate:
             raise XContentParseException(f"[{name}] unknown field [{key}]")
         if key == "results_field":
             if not isinstance(setting, str):
-                raise XContentParseException(f"[{name}] results_field doesn't support values of type: {json_token(setting)}")
+                raise XContentParseException(
+                    f"[{name}] results_field doesn't support values of type: {json_token(setting)}"
+                )
             results_field = setting
         else:
             if not isinstance(setting, Mapping):
-                raise XContentParseException(f"[{name}] tokenization doesn't support values of type: {json_token(setting)}")
+                raise XContentParseException(
+                    f"[{name}] tokenization doesn't support values of type: {json_token(setting)}"
+                )
             tokenization = _tokenization_update(setting)
     return ConfigUpdate(name, results_field, tokenization)
 
@@ -189,7 +199,9 @@ def _tokenization_update(value: Mapping[str, Any]) -> TokenizationUpdate:
             raise XContentParseException(f"[{parser}] unknown field [{key}]")
         if key == "truncate":
             if not isinstance(setting, str):
-                raise XContentParseException(f"[{parser}] truncate doesn't support values of type: {json_token(setting)}")
+                raise XContentParseException(
+                    f"[{parser}] truncate doesn't support values of type: {json_token(setting)}"
+                )
             if setting.lower() not in _TRUNCATES:  # Truncate.fromString: valueOf(value.toUpperCase(ROOT))
                 raise XContentParseException(
                     f"[{parser}] failed to parse field [truncate]",
@@ -222,9 +234,7 @@ def _apply_failure(cause: ElasticsearchError) -> StatusException:
     return StatusException(cause.reason, cause.status, caused_by=cause)
 
 
-def settings_for(
-    model_id: str, model_config: Mapping[str, Any], update: ConfigUpdate | None
-) -> TextExpansionSettings:
+def settings_for(model_id: str, model_config: Mapping[str, Any], update: ConfigUpdate | None) -> TextExpansionSettings:
     """The model's `text_expansion` settings with `update` applied, or Elasticsearch's refusal."""
     task, config = next(iter((model_config.get("inference_config") or {TEXT_EXPANSION: {}}).items()))
     tokenization = dict(config.get("tokenization") or {"bert": {}})

@@ -14,13 +14,18 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from elserve.deployments.config import DeploymentConfig
-from elserve.deployments.backend import DeploymentBackend, ServedDeployment
-from elserve.deployments.states import DeploymentState
-from elserve.endpoints.endpoint import Endpoint
 from elserve.chunking.settings import DEFAULT_CHUNKING_SETTINGS
+from elserve.deployments.backend import DeploymentBackend, ServedDeployment
+from elserve.deployments.config import DeploymentConfig
+from elserve.deployments.states import DeploymentState
 from elserve.endpoints.elasticsearch_service import check_elser_chunk_size
-from elserve.endpoints.infer_request import InferRequest, body_parsed_before_lookup, parse_infer_body, parse_infer_request
+from elserve.endpoints.endpoint import Endpoint
+from elserve.endpoints.infer_request import (
+    InferRequest,
+    body_parsed_before_lookup,
+    parse_infer_body,
+    parse_infer_request,
+)
 from elserve.endpoints.lookup import (
     check_infer_task_type_matches,
     check_task_type_matches,
@@ -321,4 +326,3 @@ class InferenceOperations:
         """With a shared store: this front end's deployments towards the store's records (deployments.py)."""
         async with self._lock:
             await self._records.reconcile()
-

@@ -140,9 +140,7 @@ class ModelAliases:
         if referenced is None:
             raise StatusException(f"model_alias [{model_alias}] could not be found", 404)
         if referenced != model_id:
-            raise StatusException(
-                f"model_alias [{model_alias}] does not refer to provided model_id [{model_id}]", 409
-            )
+            raise StatusException(f"model_alias [{model_alias}] does not refer to provided model_id [{model_id}]", 409)
         self._repo.delete(KIND, model_alias)
 
     def delete_model(self, model_id: str) -> None:

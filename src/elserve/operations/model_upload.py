@@ -88,7 +88,9 @@ class _Staged:
 
 
 class ModelUploads:
-    def __init__(self, registry: ModelRegistry, cache: ModelCache, staging: Path, limits: UploadLimits | None = None) -> None:
+    def __init__(
+        self, registry: ModelRegistry, cache: ModelCache, staging: Path, limits: UploadLimits | None = None
+    ) -> None:
         self.registry = registry
         self._cache = cache
         self._staging = staging
@@ -173,7 +175,9 @@ class ModelUploads:
             model = self._registered(model_id)
             directory = self._dir(model_id)
             path = directory / _PART.format(part)
-            self._refuse_if_complete(model, f"Trained machine learning model chunked doc [{model_id}][{part}] already exists", path)
+            self._refuse_if_complete(
+                model, f"Trained machine learning model chunked doc [{model_id}][{part}] already exists", path
+            )
             expected = {"total_definition_length": total_definition_length, "total_parts": total_parts}
             stored = self._read_meta(model_id)
             if stored is not None and stored != expected:
@@ -191,7 +195,9 @@ class ModelUploads:
                     f"bytes, more than its total_definition_length [{total_definition_length}]",
                     400,
                 )
-            check_store(self.store_bytes(exclude=model_id), total_definition_length, self._limits.store_limit_bytes, model_id)
+            check_store(
+                self.store_bytes(exclude=model_id), total_definition_length, self._limits.store_limit_bytes, model_id
+            )
             # What follows this part: the rest of the definition, then its installed copy.
             ahead = total_definition_length - staged.bytes - len(data) + total_definition_length
             try:
@@ -208,7 +214,9 @@ class ModelUploads:
         if ready:
             self._complete(model)
 
-    def put_vocabulary(self, model_id: str, vocabulary: list[str], merges: list[str] | None, scores: list[float] | None) -> None:
+    def put_vocabulary(
+        self, model_id: str, vocabulary: list[str], merges: list[str] | None, scores: list[float] | None
+    ) -> None:
         errors = vocabulary_errors(vocabulary, scores)
         if errors:
             raise ActionRequestValidationException(errors)
@@ -222,7 +230,9 @@ class ModelUploads:
             model = self._registered(model_id)
             path = self._dir(model_id) / ELASTIC_VOCAB
             # Messages.INFERENCE_TRAINED_MODEL_VOCAB_EXISTS (text unconfirmed)
-            self._refuse_if_complete(model, f"Trained machine learning model [{model_id}] vocabulary already exists", path)
+            self._refuse_if_complete(
+                model, f"Trained machine learning model [{model_id}] vocabulary already exists", path
+            )
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 check_disk(path.parent, self._flood_stage, len(data), 0, model_id)
@@ -284,7 +294,9 @@ class ModelUploads:
                 if not current:  # deleted (and maybe created again) meanwhile
                     trash = self._unused_install(key)
                 else:
-                    self.registry.put(replace(model, cache_key=key, sha256=key, fully_defined=True, definition_error=None))
+                    self.registry.put(
+                        replace(model, cache_key=key, sha256=key, fully_defined=True, definition_error=None)
+                    )
                     self._staged.pop(model.model_id, None)
                     trash = self._trash(directory)
             _remove(trash)

@@ -17,9 +17,9 @@ import copy
 from collections.abc import Iterable
 from typing import Any
 
+from elserve.endpoints.field_suggestions import did_you_mean
 from elserve.endpoints.ids import ID_LENGTH_LIMIT, id_too_long_message, is_valid_id
 from elserve.endpoints.json_location import top_level_fields
-from elserve.endpoints.field_suggestions import did_you_mean
 from elserve.errors import (
     ActionRequestValidationException,
     StatusException,
@@ -87,7 +87,9 @@ def parse_put_config(model_id: str, body: dict[str, Any], raw: bytes | None = No
     body_id = config.get("model_id")
     if body_id is not None and body_id != model_id:
         raise ActionRequestValidationException(
-            [f"Inconsistent model_id; '{body_id}' specified in the body differs from '{model_id}' specified as a URL argument"]
+            [
+                f"Inconsistent model_id; '{body_id}' specified in the body differs from '{model_id}' specified as a URL argument"
+            ]
         )
     if not is_valid_id(model_id):
         errors.append(
@@ -164,7 +166,9 @@ def _nlp_config(model_id: str, inference: Any) -> dict[str, Any]:
         raise XContentParseException("[trained_model_config] failed to parse field [inference_config]")
     ((task, settings),) = inference.items()
     if task not in INFERENCE_CONFIG_NAMES:
-        raise XContentParseException(f"[trained_model_config] failed to parse field [inference_config]: unknown [{task}]")
+        raise XContentParseException(
+            f"[trained_model_config] failed to parse field [inference_config]: unknown [{task}]"
+        )
     if task not in SERVED_TASK_FIELDS:
         raise UnservedModel(
             f"elserve serves only {list(SERVED_TASK_FIELDS)} models; model [{model_id}] is [{task}]", 400

@@ -10,8 +10,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from elserve.deployments.config import DEFAULT_PRIORITY, DEFAULT_QUEUE_CAPACITY, DeploymentConfig
 from elserve.deployments.backend import DeploymentBackend, ServedDeployment
+from elserve.deployments.config import DEFAULT_PRIORITY, DEFAULT_QUEUE_CAPACITY, DeploymentConfig
 from elserve.deployments.deployment import DEFAULT_MAX_BATCH_TOKENS
 from elserve.deployments.memory import estimate
 from elserve.deployments.states import DeploymentState
@@ -29,13 +29,12 @@ from elserve.models.catalogue import BUILTIN_MODELS, ModelSpec, resolve
 from elserve.models.downloads import DownloadState, DownloadStatus, ModelDownloads
 from elserve.models.registry import RegisteredModel
 from elserve.operations.deployments import DeploymentRecords, adaptive_config, initial_allocations
-from elserve.operations.model_upload import ModelUploads, not_found
 from elserve.operations.inference_cache import InferenceCaches
 from elserve.operations.model_aliases import ModelAliases
+from elserve.operations.model_upload import ModelUploads, not_found
 from elserve.operations.trained_model_config import UnservedModel, parse_put_config
 from elserve.store import Repository
 from elserve.timevalue import TimeValue
-
 
 log = logging.getLogger("elserve.models")
 
@@ -127,7 +126,9 @@ class TrainedModelOperations:
         uploaded = self.uploads.registry.get(model_id)
         if uploaded is not None:
             download = (
-                self._downloads.state(model_id) if uploaded.fully_defined else DownloadState(model_id, DownloadStatus.ABSENT)
+                self._downloads.state(model_id)
+                if uploaded.fully_defined
+                else DownloadState(model_id, DownloadStatus.ABSENT)
             )
             return ConfigEntry(model_id, self.model_bytes(model_id), download, uploaded=uploaded)
         return ConfigEntry(
@@ -213,7 +214,6 @@ class TrainedModelOperations:
                 entries.append(ModelEntry(model_id, size_bytes, None, self.memory_estimate(model_id)))
         return len(models), entries
 
-
     # -- deployments -------------------------------------------------------------------------
 
     async def start(self, request: StartRequest, timeout: TimeValue) -> ServedDeployment:
@@ -268,9 +268,7 @@ class TrainedModelOperations:
             # and the same start can be tried again. One that fails after a 408 stays, `failed`, in stats.
             if self._manager.get(deployment_id) is deployment:
                 await self._records.stop(deployment_id)
-            raise StatusException(
-                f"Could not start model deployment [{deployment_id}]: {deployment.reason}", 500
-            )
+            raise StatusException(f"Could not start model deployment [{deployment_id}]: {deployment.reason}", 500)
         if deployment.state is DeploymentState.STOPPING:
             # Stopped by another request while this one waited: Elasticsearch's DeploymentStartedPredicate
             # (TransportStartTrainedModelDeploymentAction.java) answers at once, with this 400.
@@ -373,4 +371,3 @@ class StartRequest:
     adaptive_allocations: AdaptiveAllocations | None = None
     wait_for: str = "started"
     cache_size: str | None = None  # `ByteSizeValue.getStringRep()` of the size given
-

@@ -14,9 +14,9 @@ __all__ = [
     "Encoder",
     "ModelFormatError",
     "SparseVector",
+    "TokenNames",
     "Tokenizer",
     "sparsify",
-    "TokenNames",
     "to_token_weights",
     "token_name",
 ]

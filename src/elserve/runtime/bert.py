@@ -220,9 +220,14 @@ class BertMaskedLM(nn.Module):
         """A copy whose big fp32 linears are packed for oneDNN (`_PackedLinear`), the rest of its
         tensors shared with this model; this model itself where oneDNN is missing or no linear is
         big enough."""
+
         def big(model: BertMaskedLM) -> list[tuple[nn.Module, str]]:
             linears = [(layer, name) for layer in model.layers for name in LAYER_LINEARS]
-            return [(o, n) for o, n in [*linears, (model.head, "dense")] if getattr(o, n).weight.numel() >= _PACK_MIN_ELEMENTS]
+            return [
+                (o, n)
+                for o, n in [*linears, (model.head, "dense")]
+                if getattr(o, n).weight.numel() >= _PACK_MIN_ELEMENTS
+            ]
 
         if not torch.backends.mkldnn.is_available() or not big(self):
             return self

@@ -40,9 +40,7 @@ class BertConfig:
 
     def __post_init__(self) -> None:
         if self.hidden_act not in ACTIVATIONS:
-            raise ModelFormatError(
-                f"unsupported hidden_act [{self.hidden_act}]; supported: {sorted(ACTIVATIONS)}"
-            )
+            raise ModelFormatError(f"unsupported hidden_act [{self.hidden_act}]; supported: {sorted(ACTIVATIONS)}")
         if self.num_attention_heads <= 0 or self.hidden_size % self.num_attention_heads:
             raise ModelFormatError(
                 f"hidden_size [{self.hidden_size}] is not a multiple of "

@@ -70,7 +70,7 @@ def tokenization_of(config: dict[str, Any]) -> Tokenization:
     tokenization = (config["inference_config"][task] or {}).get("tokenization") or {SUPPORTED_TOKENIZATION: {}}
     if not isinstance(tokenization, dict) or len(tokenization) != 1:
         raise ModelFormatError(f"[tokenization] must name one tokenizer of {list(TOKENIZATIONS)}")
-    (name, settings), = tokenization.items()
+    ((name, settings),) = tokenization.items()
     if name != SUPPORTED_TOKENIZATION:
         raise ModelFormatError(
             f"tokenization [{name}] is not supported; this runtime runs [{SUPPORTED_TOKENIZATION}] (WordPiece) models"

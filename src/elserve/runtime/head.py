@@ -109,9 +109,7 @@ class ExactHead:
         return self._bulk.pool(rows, lengths, whole=False)
 
 
-def available_options(
-    weight: torch.Tensor, bias: torch.Tensor, centre: torch.Tensor
-) -> dict[str, _Option | None]:
+def available_options(weight: torch.Tensor, bias: torch.Tensor, centre: torch.Tensor) -> dict[str, _Option | None]:
     """Every option by name, in order of preference; None for a screen kernel that is missing or
     not exact on this machine."""
     vocabs: dict[int, QuantizedVocab] = {}

@@ -25,7 +25,9 @@ from elserve.runtime.torchscript import load_script
 ARGUMENTS_OF_ELASTIC = 4  # input_ids, attention_mask, token_type_ids, position_ids
 
 
-def run_pass_through(module: torch.jit.ScriptModule, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+def run_pass_through(
+    module: torch.jit.ScriptModule, input_ids: torch.Tensor, attention_mask: torch.Tensor
+) -> torch.Tensor:
     """The module's first output for a right-padded batch, with the inputs Elasticsearch sends;
     it must be a tensor of one entry per text."""
     if len(module.forward.schema.arguments) - 1 == ARGUMENTS_OF_ELASTIC:

@@ -67,7 +67,9 @@ class OneDnnPacked(ProductKernel):
         super().__init__(rows, ranges)
         self.levels = levels
         self.name = "onednn-u8s8" if levels == LEVELS_8 else "onednn-u8s7"
-        self._packs = {(v0, v1): torch.ops.onednn.qlinear_prepack(rows[v0:v1].contiguous(), None) for v0, v1 in self.ranges}
+        self._packs = {
+            (v0, v1): torch.ops.onednn.qlinear_prepack(rows[v0:v1].contiguous(), None) for v0, v1 in self.ranges
+        }
         widest = max(v1 - v0 for v0, v1 in self.ranges)
         self._scales = torch.ones(widest, dtype=torch.float32)
         self._zero_points = torch.zeros(widest, dtype=torch.int64)

@@ -20,7 +20,6 @@ from elserve.runtime import elastic_config, layout
 from elserve.runtime.config import ModelFormatError, read_config
 from elserve.runtime.sparse import TokenNames
 
-
 # [CLS] and [SEP], repeated in each overflow piece.
 _SPECIALS = 2
 # The most word-pieces one cut word can change (BERT's `max_input_chars_per_word` is 100).
@@ -155,9 +154,7 @@ def wordpiece(vocab: list[str], lowercase: bool, with_special_tokens: bool) -> t
     )
     inner.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     if with_special_tokens:
-        inner.post_processor = processors.BertProcessing(
-            ("[SEP]", ids["[SEP]"]), ("[CLS]", ids["[CLS]"])
-        )
+        inner.post_processor = processors.BertProcessing(("[SEP]", ids["[SEP]"]), ("[CLS]", ids["[CLS]"]))
     inner.add_special_tokens([t for t in SPECIAL_TOKENS if t in ids])
     return inner
 

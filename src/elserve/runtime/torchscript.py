@@ -36,7 +36,10 @@ from elserve.runtime.sparse import SparseVector, sparsify
 log = logging.getLogger("elserve.runtime")
 
 # Where each architecture's word embeddings sit in a masked-LM's state (after any wrapper's prefix).
-_MARKERS = ((DISTILBERT, "distilbert.embeddings.word_embeddings.weight"), (BERT, "bert.embeddings.word_embeddings.weight"))
+_MARKERS = (
+    (DISTILBERT, "distilbert.embeddings.word_embeddings.weight"),
+    (BERT, "bert.embeddings.word_embeddings.weight"),
+)
 # The fast model must give the TorchScript's outputs within this (relative to the largest output).
 AGREEMENT = 1e-4
 

@@ -38,9 +38,7 @@ class Workers:
         self._pool: ThreadPoolExecutor | None = None
         if size > 1:
             threads = torch.get_num_threads()
-            self._pool = ThreadPoolExecutor(
-                size, thread_name_prefix="elserve-worker", initializer=_single_threaded
-            )
+            self._pool = ThreadPoolExecutor(size, thread_name_prefix="elserve-worker", initializer=_single_threaded)
             # Start every worker now (each waits for all), so that their initializer has run ...
             barrier = Barrier(size)
             for future in [self._pool.submit(barrier.wait) for _ in range(size)]:

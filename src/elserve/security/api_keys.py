@@ -118,7 +118,9 @@ class ApiKeyStore:
         limited_by = owner_roles
         if owner.is_api_key:
             # Elasticsearch: a key made with a key may only hold no privileges.
-            if not body.get("role_descriptors") or any(d.cluster or d.indices or d.applications or d.run_as for d in descriptors.values()):
+            if not body.get("role_descriptors") or any(
+                d.cluster or d.indices or d.applications or d.run_as for d in descriptors.values()
+            ):
                 raise IllegalArgumentException(
                     "creating derived api keys requires an explicit role descriptor that is empty (has no privileges)"
                 )

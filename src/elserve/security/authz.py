@@ -57,7 +57,9 @@ class Principal:
         return self.api_key is not None
 
     @classmethod
-    def for_roles(cls, username: str, roles: tuple[str, ...], cluster_by_role: dict[str, tuple[str, ...]], **kw: Any) -> Principal:
+    def for_roles(
+        cls, username: str, roles: tuple[str, ...], cluster_by_role: dict[str, tuple[str, ...]], **kw: Any
+    ) -> Principal:
         """A user whose assigned `roles` resolved to `cluster_by_role` (roles not found are left out)."""
         privileges = frozenset(p for r in roles if r in cluster_by_role for p in cluster_by_role[r])
         effective = tuple(r for r in roles if r in cluster_by_role)

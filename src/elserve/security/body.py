@@ -24,6 +24,4 @@ def expect(field: str, value: Any, kind: type, kind_name: str, nullable: bool = 
     """`value` if it is a `kind` (or None when `nullable`), else Elasticsearch's parse error."""
     if (value is None and nullable) or isinstance(value, kind):
         return value
-    raise ParseException(
-        f"expected field [{field}] to be of type {kind_name}, but found [{token_name(value)}] instead"
-    )
+    raise ParseException(f"expected field [{field}] to be of type {kind_name}, but found [{token_name(value)}] instead")

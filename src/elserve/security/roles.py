@@ -86,15 +86,15 @@ def _string_list(role: str, key: str, value: Any) -> tuple[str, ...]:
     if isinstance(value, str):
         return (value,)
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ParseException(
-            f"failed to parse role [{role}]. could not parse [{key}] field. expected a string array"
-        )
+        raise ParseException(f"failed to parse role [{role}]. could not parse [{key}] field. expected a string array")
     return tuple(value)
 
 
 def _indices(role: str, value: Any) -> tuple[dict[str, Any], ...]:
     if not isinstance(value, list):
-        raise ParseException(f"failed to parse indices privileges for role [{role}]. expected field [indices] value to be an array")
+        raise ParseException(
+            f"failed to parse indices privileges for role [{role}]. expected field [indices] value to be an array"
+        )
     out = []
     for entry in value:
         if not isinstance(entry, dict):
@@ -103,9 +103,7 @@ def _indices(role: str, value: Any) -> tuple[dict[str, Any], ...]:
             )
         for key in entry:
             if key not in _INDEX_FIELDS:
-                raise ParseException(
-                    f"failed to parse indices privileges for role [{role}]. unexpected field [{key}]"
-                )
+                raise ParseException(f"failed to parse indices privileges for role [{role}]. unexpected field [{key}]")
         for required in ("names", "privileges"):
             if required not in entry:
                 raise ParseException(

@@ -122,7 +122,9 @@ def parse_put_user(username: str, body: dict[str, Any]) -> PutUser:
             enabled = expect(key, value, bool, "boolean")
         elif key == "username":
             if expect(key, value, str, "string") != username:
-                raise IllegalArgumentException(f"[username] in source does not match the username provided [{username}]")
+                raise IllegalArgumentException(
+                    f"[username] in source does not match the username provided [{username}]"
+                )
         else:
             raise ParseException(f"failed to parse add user request. unexpected field [{key}]")
     errors: list[str] = []
@@ -187,12 +189,16 @@ class UserStore:
             "metadata": request.metadata,
             "enabled": request.enabled,
         }
-        if request.password_hash is not None and self._repo.create(_KIND, request.username, {**doc, "password_hash": request.password_hash}):
+        if request.password_hash is not None and self._repo.create(
+            _KIND, request.username, {**doc, "password_hash": request.password_hash}
+        ):
             return True
         existing = self._repo.get(_KIND, request.username)
         if existing is None:
             raise ValidationException(["password must be specified unless you are updating an existing user"])
-        self._repo.put(_KIND, request.username, {**doc, "password_hash": request.password_hash or existing["password_hash"]})
+        self._repo.put(
+            _KIND, request.username, {**doc, "password_hash": request.password_hash or existing["password_hash"]}
+        )
         self._forget(request.username)
         return False
 

@@ -1,8 +1,8 @@
 """Persistence behind a small repository interface (SQLite by default)."""
 
-from elserve.store.repository import Repository
 from elserve.store.data_dir import DataDirCheck, check_data_dir
 from elserve.store.open_store import is_shared, open_store
+from elserve.store.repository import Repository
 from elserve.store.sqlite import SqliteRepository, StoreWriteError
 
 __all__ = [

@@ -14,6 +14,7 @@ from elserve.store.data_dir import keep_reserve, release_reserve, restrict_to_ow
 from elserve.store.schema import now_ms
 from elserve.store.sqlite_schema import migrate_sqlite
 
+
 class StoreWriteError(Exception):
     """A write the store could not make (read-only data directory, disk full, permissions changed)."""
 
@@ -107,16 +108,12 @@ class SqliteRepository:
 
     def get(self, kind: str, key: str) -> dict[str, Any] | None:
         with self._lock:
-            row = self._conn.execute(
-                "SELECT doc FROM documents WHERE kind = ? AND key = ?", (kind, key)
-            ).fetchone()
+            row = self._conn.execute("SELECT doc FROM documents WHERE kind = ? AND key = ?", (kind, key)).fetchone()
         return orjson.loads(row[0]) if row else None
 
     def list(self, kind: str) -> list[tuple[str, dict[str, Any]]]:
         with self._lock:
-            rows = self._conn.execute(
-                "SELECT key, doc FROM documents WHERE kind = ? ORDER BY key", (kind,)
-            ).fetchall()
+            rows = self._conn.execute("SELECT key, doc FROM documents WHERE kind = ? ORDER BY key", (kind,)).fetchall()
         return [(key, orjson.loads(doc)) for key, doc in rows]
 
     def put(self, kind: str, key: str, doc: dict[str, Any]) -> None:

@@ -19,7 +19,6 @@ from elasticsearch import Elasticsearch
 from elserve.deployments.batch_hold import HOLD_FILE_ENV
 from elserve.runtime import to_token_weights
 from elserve.runtime.encoder import Encoder
-
 from tests.support.clients import make_client
 from tests.support.server import Server
 

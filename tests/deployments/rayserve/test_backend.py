@@ -18,8 +18,6 @@ from elasticsearch import ApiError, Elasticsearch
 
 from elserve.runtime import to_token_weights
 from elserve.runtime.encoder import Encoder
-from tests.support.server import Server
-from tests.support.hold import held, wait_until_held
 from tests.deployments.rayserve.conftest import (
     ENDPOINT_TIMEOUT,
     alive,
@@ -30,6 +28,8 @@ from tests.deployments.rayserve.conftest import (
     wait_for_stats,
 )
 from tests.support.clients import make_client
+from tests.support.hold import held, wait_until_held
+from tests.support.server import Server
 
 pytestmark = pytest.mark.ray
 
@@ -46,11 +46,15 @@ def replicas(server: Server, deployment_id: str) -> list[int]:
 
 
 def _fully_allocated(n: int):
-    return lambda s: s["state"] == "started" and s["allocation_status"] == {
-        "allocation_count": n,
-        "target_allocation_count": n,
-        "state": "fully_allocated",
-    }
+    return lambda s: (
+        s["state"] == "started"
+        and s["allocation_status"]
+        == {
+            "allocation_count": n,
+            "target_allocation_count": n,
+            "state": "fully_allocated",
+        }
+    )
 
 
 def test_lifecycle_and_vectors_equal_local(
@@ -92,9 +96,10 @@ def test_lifecycle_and_vectors_equal_local(
     assert stats["nodes"][0]["inference_count"] == len(TEXTS)
 
     ray_es.inference.delete(inference_id="ray-life")
-    assert ray_es.ml.get_trained_models_stats(model_id=".elser_model_2")["trained_model_stats"][0].get(
-        "deployment_stats"
-    ) is None
+    assert (
+        ray_es.ml.get_trained_models_stats(model_id=".elser_model_2")["trained_model_stats"][0].get("deployment_stats")
+        is None
+    )
     assert not still_running(lambda: replicas(ray_server, "ray-life"))
 
 
@@ -103,7 +108,8 @@ def test_update_one_to_two_replicas(ray_es: Elasticsearch, ray_server: Server) -
     wait_for_stats(ray_es, "ray-update", _fully_allocated(1))
     ray_es.inference.update(
         task_type="sparse_embedding",
-        inference_id="ray-update", inference_config={"service_settings": {"num_allocations": 2}}
+        inference_id="ray-update",
+        inference_config={"service_settings": {"num_allocations": 2}},
     )
     stats = wait_for_stats(ray_es, "ray-update", _fully_allocated(2))
     assert sum(n["number_of_allocations"] for n in stats["nodes"]) == 2
@@ -123,9 +129,11 @@ def test_scale_to_zero_and_wake_up(ray_es: Elasticsearch, ray_server: Server) ->
     stats = wait_for_stats(
         ray_es,
         "ray-zero",
-        lambda s: s["allocation_status"]["allocation_count"] == 0
-        and s["nodes"] == []
-        and not replicas(ray_server, "ray-zero"),
+        lambda s: (
+            s["allocation_status"]["allocation_count"] == 0
+            and s["nodes"] == []
+            and not replicas(ray_server, "ray-zero")
+        ),
     )
     assert stats["state"] == "started"
     # A request wakes it: it waits for the new replica and is answered.

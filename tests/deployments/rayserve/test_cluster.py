@@ -19,10 +19,16 @@ import pytest
 from elserve.models.cache import MARKER
 from elserve.models.sources.file import directory_sha256
 from elserve.runtime.encoder import Encoder
+from tests.deployments.rayserve.conftest import (
+    assert_local_vectors,
+    deployment_stats,
+    put_elser,
+    put_endpoint,
+    wait_for_stats,
+)
 from tests.support.clients import make_client
-from tests.support.server import PASSWORD, Server
 from tests.support.model_factory import build_torchscript_dir
-from tests.deployments.rayserve.conftest import assert_local_vectors, deployment_stats, put_elser, put_endpoint, wait_for_stats
+from tests.support.server import PASSWORD, Server
 from tests.support.uploads import upload_model
 
 pytestmark = pytest.mark.ray
@@ -82,9 +88,10 @@ def test_two_nodes_one_replica_each(two_nodes, tmp_path: Path) -> None:
         assert len(es.inference.inference(inference_id="ray-two", input=["again"])["sparse_embedding"]) == 1
 
         es.inference.delete(inference_id="ray-two")
-        assert es.ml.get_trained_models_stats(model_id=".elser_model_2")["trained_model_stats"][0].get(
-            "deployment_stats"
-        ) is None
+        assert (
+            es.ml.get_trained_models_stats(model_id=".elser_model_2")["trained_model_stats"][0].get("deployment_stats")
+            is None
+        )
 
         # A model uploaded to this server (a source no node can read): the replicas on both nodes get its
         # files through the object store, installed once in the nodes' cache (here one directory for both:

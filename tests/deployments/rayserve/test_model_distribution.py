@@ -23,10 +23,10 @@ from elserve.cli import app
 from elserve.models.cache import MARKER
 from elserve.models.sources.file import directory_sha256
 from elserve.runtime.encoder import Encoder
-from tests.support.clients import make_client
-from tests.support.server import PASSWORD, Server
-from tests.support.model_factory import build_torchscript_dir
 from tests.deployments.rayserve.conftest import alive, assert_local_vectors, put_endpoint, wait_for_stats
+from tests.support.clients import make_client
+from tests.support.model_factory import build_torchscript_dir
+from tests.support.server import PASSWORD, Server
 from tests.support.uploads import upload_model
 
 pytestmark = pytest.mark.ray
@@ -53,15 +53,22 @@ def test_uploaded_and_file_imported_models_reach_replicas_through_the_object_sto
     for model_id, directory in (("ship-file", model_dir), ("ship-bad", other_dir)):
         result = runner.invoke(
             app,
-            ["models", "import", f"file:{directory}", "--model-id", model_id, "--data-dir", str(data),
-             "--sha256", directory_sha256(directory)],
+            [
+                "models",
+                "import",
+                f"file:{directory}",
+                "--model-id",
+                model_id,
+                "--data-dir",
+                str(data),
+                "--sha256",
+                directory_sha256(directory),
+            ],
         )
         assert result.exit_code == 0, result.output
 
     node_cache = tmp_path / "node-models"
-    server = Server(
-        data, args=["--backend", "ray", "--processors", "2", "--ray-model-cache", str(node_cache)]
-    ).start()
+    server = Server(data, args=["--backend", "ray", "--processors", "2", "--ray-model-cache", str(node_cache)]).start()
     pids: list[int] = []
     try:
         es = make_client(server)

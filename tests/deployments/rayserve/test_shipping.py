@@ -71,7 +71,9 @@ def test_files_shipped_once_per_key_installed_by_a_worker_and_dropped_with_the_l
     assert local_references(ref) == 1
 
     node_cache = tmp_path / "node-cache"  # another node's disk: nothing of the server's cache
-    spec = ReplicaSpec("up", "upload:up", "c" * 64, str(node_cache), 1, "exact", 4096, 16, key="upload-key", files=files)
+    spec = ReplicaSpec(
+        "up", "upload:up", "c" * 64, str(node_cache), 1, "exact", 4096, 16, key="upload-key", files=files
+    )
     # Serve pickles a replica's arguments at deploy and again at each update.
     blob, _ = cloudpickle.dumps(spec), cloudpickle.dumps(spec)
     assert local_references(ref) == 3  # Ray pins an ObjectRef pickled outside its own serialization

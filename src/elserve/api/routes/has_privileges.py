@@ -42,7 +42,9 @@ async def has_privileges(request: Request, caller: Caller) -> Response:
         if not isinstance(entry, dict):
             raise ParseException("[index] must be an array of objects")
         for name in _strings(entry.get("names", []), "names"):
-            index.setdefault(name, {}).update(dict.fromkeys(_strings(entry.get("privileges", []), "privileges"), superuser))
+            index.setdefault(name, {}).update(
+                dict.fromkeys(_strings(entry.get("privileges", []), "privileges"), superuser)
+            )
     application: dict[str, dict[str, dict[str, bool]]] = {}
     for entry in body.get("application", []):
         if not isinstance(entry, dict) or not isinstance(entry.get("application"), str):

@@ -119,7 +119,11 @@ async def put_user(request: Request, username: str, caller: Writer) -> Response:
 
 @router.get("/user")
 @router.get("/user/{usernames}")
-async def get_users(request: Request, caller: Annotated[Principal, Depends(authenticated(frozenset({"with_profile_uid"})))], usernames: str | None = None) -> Response:
+async def get_users(
+    request: Request,
+    caller: Annotated[Principal, Depends(authenticated(frozenset({"with_profile_uid"})))],
+    usernames: str | None = None,
+) -> Response:
     check(request, caller, USER_GET)
     users = security(request).users
     wanted = _names(usernames)
@@ -192,14 +196,18 @@ def _owner_filter(
 def _check_key_filters(errors: list[str], verb: str, ids: bool, name: bool, owner: bool, user_or_realm: bool) -> None:
     """The cross-field rules of `GetApiKeyRequest` / `InvalidateApiKeyRequest.validate`."""
     if (ids or name) and user_or_realm:
-        errors.append("username or realm name must not be specified when the api key id(s) or api key name are specified")
+        errors.append(
+            "username or realm name must not be specified when the api key id(s) or api key name are specified"
+        )
     if owner and user_or_realm:
         errors.append(f"neither username nor realm-name may be specified when {verb} owned API keys")
     if ids and name:
         errors.append("only one of [api key id(s), api key name] can be specified")
 
 
-_GET_PARAMS = frozenset({"id", "name", "username", "realm_name", "owner", "with_limited_by", "active_only", "with_profile_uid"})
+_GET_PARAMS = frozenset(
+    {"id", "name", "username", "realm_name", "owner", "with_limited_by", "active_only", "with_profile_uid"}
+)
 
 
 @router.get("/api_key")
@@ -208,7 +216,9 @@ async def get_api_keys(request: Request, caller: Annotated[Principal, Depends(au
     key_id, name = q.get("id"), q.get("name")
     owner = parse_bool(q.get("owner"), False)
     errors: list[str] = []
-    _check_key_filters(errors, "retrieving", bool(key_id), bool(name), owner, bool(q.get("username") or q.get("realm_name")))
+    _check_key_filters(
+        errors, "retrieving", bool(key_id), bool(name), owner, bool(q.get("username") or q.get("realm_name"))
+    )
     if errors:
         raise ActionRequestValidationException(errors)
     own, username, realm = _owner_filter(caller, owner, q.get("username"), q.get("realm_name"))
@@ -251,7 +261,9 @@ async def invalidate_api_keys(request: Request, caller: Caller) -> Response:
         errors.append("Field [ids] must not contain blank id")
     user_or_realm = bool(body.get("username") or body.get("realm_name"))
     if not (ids or name or owner or user_or_realm):
-        errors.append("One of [api key id(s), api key name, username, realm name] must be specified if [owner] flag is false")
+        errors.append(
+            "One of [api key id(s), api key name, username, realm name] must be specified if [owner] flag is false"
+        )
     _check_key_filters(errors, "invalidating", bool(ids), bool(name), owner, user_or_realm)
     if errors:
         raise ActionRequestValidationException(errors)

@@ -13,10 +13,11 @@ from elserve.api.json_parsing import large_body_slot
 from elserve.api.params import parse_bool, parse_int, parse_page_param
 from elserve.api.rendering import render
 from elserve.api.views.trained_models import assignment, model_config, stats_entry, uploaded_model_config
+from elserve.bytesize import byte_size_rep
 from elserve.deployments.backend import ServedDeployment
-from elserve.endpoints.adaptive import remove_adaptive_allocations
 from elserve.deployments.validation import parse_priority
 from elserve.endpoints import deprecation
+from elserve.endpoints.adaptive import remove_adaptive_allocations
 from elserve.endpoints.json_location import json_token, top_level_fields
 from elserve.errors import (
     ActionRequestValidationException,
@@ -46,7 +47,6 @@ from elserve.security.privileges import (
     ML_STOP,
     ML_UPDATE,
 )
-from elserve.bytesize import byte_size_rep
 from elserve.timevalue import parse_time
 
 router = APIRouter(prefix="/_ml/trained_models")
@@ -79,7 +79,9 @@ _get = [
     Depends(
         require(
             ML_GET,
-            frozenset({"allow_no_match", "from", "size", "tags", "exclude_generated", "decompress_definition", "include"}),
+            frozenset(
+                {"allow_no_match", "from", "size", "tags", "exclude_generated", "decompress_definition", "include"}
+            ),
         )
     )
 ]

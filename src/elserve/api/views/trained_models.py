@@ -228,9 +228,7 @@ def _iso(epoch_ms: int) -> str:
 _NATIVE_INDEX = ".ml-inference-native-000002"
 
 
-def model_config(
-    spec: ModelSpec, download: DownloadState, model_bytes: int, definition_status: bool
-) -> dict[str, Any]:
+def model_config(spec: ModelSpec, download: DownloadState, model_bytes: int, definition_status: bool) -> dict[str, Any]:
     """One `trained_model_configs` entry (`TrainedModelConfig.toXContent`) for a catalogue model."""
     config: dict[str, Any] = {
         "model_id": spec.model_id,
@@ -280,7 +278,15 @@ def uploaded_model_config(model: RegisteredModel, model_bytes: int, definition_s
         "estimated_operations": 0,
         "license_level": "platinum",
     }
-    for name in ("description", "tags", "metadata", "input", "inference_config", "prefix_strings", "platform_architecture"):
+    for name in (
+        "description",
+        "tags",
+        "metadata",
+        "input",
+        "inference_config",
+        "prefix_strings",
+        "platform_architecture",
+    ):
         if name in stored:
             config[name] = stored[name]
     config.setdefault("tags", [])

@@ -168,7 +168,11 @@ class RayDeployment:
         self._nodes = nodes
         state = deployment_state(status, self.state, self.config.number_of_allocations)
         if state is DeploymentState.FAILED and self.state is not DeploymentState.FAILED:
-            self.fail(failure_reason(status.message) if status and status.message else "Ray Serve could not deploy the replicas")
+            self.fail(
+                failure_reason(status.message)
+                if status and status.message
+                else "Ray Serve could not deploy the replicas"
+            )
         self.state = state
         if status is not None and self.config.adaptive_enabled and self.state is DeploymentState.STARTED:
             # Serve's autoscaler decides the count: the target is what it runs or starts.
@@ -293,9 +297,7 @@ class RayDeployment:
                 raise
             except BackPressureError:
                 self.counters.rejected_execution_count += 1
-                raise RejectedExecutionException(
-                    "inference process queue is full. Unable to execute command"
-                ) from None
+                raise RejectedExecutionException("inference process queue is full. Unable to execute command") from None
             except _REPLICA_LOST as exc:
                 if attempt == 2:
                     self.counters.error_count += len(batch)

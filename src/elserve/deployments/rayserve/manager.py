@@ -195,7 +195,7 @@ class RayDeploymentManager:
             deployments = list(self._deployments.values())
             try:
                 views = await asyncio.to_thread(self._read, [d.application for d in deployments])
-            except Exception as exc:  # noqa: BLE001 - a transient controller error: ask again next time
+            except Exception as exc:
                 log.warning("could not read Ray Serve's status: %s", exc)
             else:
                 nodes, seen = views

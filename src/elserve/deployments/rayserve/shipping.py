@@ -88,7 +88,7 @@ def _unpin(files: ShippedFiles) -> None:
     try:
         for _ in range(local_references(files.ref) - 1):
             core_worker.remove_object_ref_reference(files.ref)
-    except Exception as exc:  # noqa: BLE001 - Ray's internals changed: the object stays until shutdown
+    except Exception as exc:
         log.warning("could not release the model files' object %s: %s", files.ref.hex(), exc)
 
 

@@ -64,7 +64,7 @@ def normalize_repository(repository: str) -> str:
     parts = urlsplit(repository)
     if not parts.scheme:
         raise ModelDownloadError(
-            f"the model repository [{repository}] must contain a scheme, supported schemes are \"http\", \"https\", \"file\"",
+            f'the model repository [{repository}] must contain a scheme, supported schemes are "http", "https", "file"',
             status=400,
         )
     check_scheme(repository)
@@ -147,7 +147,9 @@ class ElasticRepositorySource:
 
     def metadata(self) -> PackageConfig:
         url = resolve_package_location(self.repository, self.packaged_model_id + METADATA_SUFFIX)
-        return PackageConfig.parse(fetch_bytes(url, limit=METADATA_SIZE_LIMIT, policy=self.policy), self.packaged_model_id)
+        return PackageConfig.parse(
+            fetch_bytes(url, limit=METADATA_SIZE_LIMIT, policy=self.policy), self.packaged_model_id
+        )
 
     def fetch(self, dest: Path, scratch: Path, progress: ProgressCallback) -> dict[str, Any]:
         package = self.metadata()

@@ -65,7 +65,8 @@ def _unavailable_or_failed(url: str, exc: BaseException) -> ModelDownloadError:
         if exc.code == 404:
             return SourceUnavailable(f"[{url}] not found", status=404)
         return ModelDownloadError(
-            f"error during downloading [{url}]. Got response code [{exc.code}]", status=exc.code if exc.code >= 400 else 500
+            f"error during downloading [{url}]. Got response code [{exc.code}]",
+            status=exc.code if exc.code >= 400 else 500,
         )
     reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
     if isinstance(reason, FileNotFoundError) or (isinstance(reason, OSError) and reason.errno == errno.ENOENT):
@@ -196,7 +197,9 @@ def download(
             if offset < size:
                 failures += 1  # the server closed a response early without an error
                 if failures > policy.retries:
-                    raise ModelDownloadError(f"Model size does not match, expected [{size}] but got [{offset}] from [{url}]")
+                    raise ModelDownloadError(
+                        f"Model size does not match, expected [{size}] but got [{offset}] from [{url}]"
+                    )
                 continue
             actual = file_sha256(partial)
             if actual == sha256:
