@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import resource
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
@@ -109,9 +109,21 @@ class ServeFlags:
     # Not a flag: the ELASTIC_PASSWORD environment variable.
     elastic_password: str | None = None
 
-    @classmethod
-    def names(cls) -> frozenset[str]:
-        return frozenset(f.name for f in fields(cls))
+
+# The flags the settings hold as they are given.
+_AS_GIVEN = (
+    "host",
+    "port",
+    "data_dir",
+    "elastic_password",
+    "login_free_failures",
+    "processors",
+    "ray_address",
+    "store",
+    "ssl_certfile",
+    "ssl_keyfile",
+    "log_level",
+)
 
 
 class FlagErrors(ValueError):
@@ -194,26 +206,16 @@ class ServerSettings:
         http = _http_limits(flags, problems)
         problems.raise_if_any()
         return cls(
-            host=flags.host,
-            port=flags.port,
-            data_dir=flags.data_dir,
-            elastic_password=flags.elastic_password,
+            **{name: getattr(flags, name) for name in _AS_GIVEN},
             precision=precision,
-            login_free_failures=flags.login_free_failures,
             http=http,
-            processors=flags.processors,
             ml_memory_bytes=ml_memory_bytes,
             model_repository=repository,
             backend=backend,
-            ray_address=flags.ray_address,
             ray_model_cache=None if flags.ray_model_cache is None else flags.ray_model_cache.resolve(),
             uploads=uploads,
-            store=flags.store,
             scale_to_zero_time_s=cls.scale_to_zero_time_s if scale_to_zero is None else scale_to_zero,
-            ssl_certfile=flags.ssl_certfile,
-            ssl_keyfile=flags.ssl_keyfile,
             trusted_proxies=proxies,
-            log_level=flags.log_level,
         )
 
     @property
