@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from elserve.bytesize import parse_byte_size
+from elserve.bytesize import byte_size_text, parse_byte_size
 from elserve.config_file import model_repository_from, read_config_file
 from elserve.errors import ParseException
 from elserve.models.sources import ModelDownloadError
@@ -72,42 +72,6 @@ class UploadLimits:
     check_memory_bytes: int | None = None
     store_limit_bytes: int = 50 * 2**30
     flood_stage: str = "95%"
-
-
-@dataclass(frozen=True)
-class ServeFlags:
-    """The command line's flags as given, before they are read (sizes, times and URLs still text).
-    Each default here is the flag's default, which the command line shows in its help."""
-
-    host: str = "127.0.0.1"
-    port: int = 9200
-    data_dir: Path = Path("data")
-    log_level: str = "info"
-    precision: str = Precision.EXACT.value
-    ssl_certfile: Path | None = None
-    ssl_keyfile: Path | None = None
-    login_free_failures: int = 5
-    trusted_proxies: str | None = None
-    http_max_content_length: str = "100mb"
-    http_max_header_size: str = "16kb"
-    http_max_initial_line_length: str = "4kb"
-    http_read_timeout: str = "10s"
-    http_max_connections: int | None = None
-    processors: int | None = None
-    ml_memory: str | None = None
-    model_repository: str | None = None
-    config: Path | None = None
-    backend: str = Backend.LOCAL.value
-    ray_address: str | None = None
-    ray_model_cache: Path | None = None
-    upload_check_timeout: str = "120s"
-    upload_check_memory: str | None = None
-    max_model_upload_store: str = "50gb"
-    disk_flood_stage: str = "95%"
-    scale_to_zero_time: str | None = None
-    store: str | None = None
-    # Not a flag: the ELASTIC_PASSWORD environment variable.
-    elastic_password: str | None = None
 
 
 # The flags the settings hold as they are given.
@@ -225,6 +189,42 @@ class ServerSettings:
     @property
     def model_cache_dir(self) -> Path:
         return self.data_dir / "models"
+
+
+@dataclass(frozen=True)
+class ServeFlags:
+    """The command line's flags as given, before they are read (sizes, times and URLs still text).
+    Each default here is the flag's default, which the command line shows in its help."""
+
+    host: str = ServerSettings.host
+    port: int = ServerSettings.port
+    data_dir: Path = ServerSettings.data_dir
+    log_level: str = ServerSettings.log_level
+    precision: str = ServerSettings.precision.value
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    login_free_failures: int = ServerSettings.login_free_failures
+    trusted_proxies: str | None = None
+    http_max_content_length: str = byte_size_text(HttpLimits.max_content_length)
+    http_max_header_size: str = byte_size_text(HttpLimits.max_header_size)
+    http_max_initial_line_length: str = byte_size_text(HttpLimits.max_initial_line_length)
+    http_read_timeout: str = "10s"
+    http_max_connections: int | None = None
+    processors: int | None = None
+    ml_memory: str | None = None
+    model_repository: str | None = None
+    config: Path | None = None
+    backend: str = ServerSettings.backend.value
+    ray_address: str | None = None
+    ray_model_cache: Path | None = None
+    upload_check_timeout: str = "120s"
+    upload_check_memory: str | None = None
+    max_model_upload_store: str = byte_size_text(UploadLimits.store_limit_bytes)
+    disk_flood_stage: str = UploadLimits.flood_stage
+    scale_to_zero_time: str | None = None
+    store: str | None = None
+    # Not a flag: the ELASTIC_PASSWORD environment variable.
+    elastic_password: str | None = None
 
 
 def _precision(text: str, problems: _Problems) -> Precision:
