@@ -180,10 +180,10 @@ def extract_required_positive_integer_at_least(
     source: MutableMapping[str, Any], key: str, minimum: int, scope: str, errors: ValidationErrors
 ) -> int | None:
     value = extract_required_positive_integer(source, key, scope, errors)
-    if value is not None and value < minimum:
-        errors.add(at_least_message(key, scope, value, minimum))
-        return None
-    return value
+    if value is None or value >= minimum:
+        return value
+    errors.add(at_least_message(key, scope, value, minimum))
+    return None
 
 
 def extract_required_positive_integer_at_most(

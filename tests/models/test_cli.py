@@ -9,9 +9,9 @@ import pytest
 from typer.testing import CliRunner
 
 from elserve.cli import app
+from elserve.config_file import model_repository_from, read_config_file
 from elserve.deployments.config import DeploymentConfig
 from elserve.models.registry import ModelRegistry
-from elserve.settings import model_repository_from, read_config_file
 from elserve.store import SqliteRepository
 from tests.models.hub_mirror import HubRepo, hub_mirror
 from tests.models.repository_server import write_package

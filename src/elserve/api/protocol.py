@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import resource
 import time
 from collections.abc import Callable
 
@@ -88,20 +87,6 @@ def protocol_class(limits: HttpLimits) -> type[HttpToolsProtocol]:
 
     LimitedHttpToolsProtocol.limits = limits
     return LimitedHttpToolsProtocol
-
-
-DEFAULT_MAX_CONNECTIONS = 10_000
-# Descriptors kept for the server's own use (its store, model files, workers' sockets, the listening socket).
-RESERVED_DESCRIPTORS = 256
-
-
-def default_max_connections() -> int:
-    """10,000 open connections, or fewer where the open-files limit would run out first: a client that
-    opens sockets until none are left would otherwise lock everyone out, with nothing logged."""
-    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY:
-        return DEFAULT_MAX_CONNECTIONS
-    return max(1, min(DEFAULT_MAX_CONNECTIONS, soft - RESERVED_DESCRIPTORS))
 
 
 class _Refusals:

@@ -3,7 +3,7 @@
 `PUT _ml/trained_models/{id}` registers the configuration (`fully_defined: false`);
 `PUT .../definition/{part}` stores each base64-decoded part of the TorchScript file;
 `PUT .../vocabulary` stores the vocabulary. Until all are there they wait in
-`<staging>/<model_id>/` (each file written whole, then renamed: a crash leaves whole parts
+`<staging>/<model_id>/` (`upload_staging.py`: each file written whole, then renamed: a crash leaves whole parts
 or none). Once the configuration, every part and the vocabulary are present, the model is
 assembled in the Elastic layout (`runtime/layout.py`) beside them, checked in a child process under
 a time and a memory limit (`upload_check.py`: uploaded code never runs in the server), and committed
@@ -27,11 +27,8 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
 import threading
-import uuid
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +46,16 @@ from elserve.operations.upload_check import CheckFailed, CheckInterrupted, Check
 from elserve.operations.upload_install import ASSEMBLY_PREFIX, LEGACY_PREFIXES, install
 from elserve.operations.upload_requests import part_errors, vocabulary_errors
 from elserve.operations.upload_room import check_disk, check_store, write_error
+from elserve.operations.upload_staging import (
+    META,
+    PART,
+    TRASH_PREFIX,
+    Staged,
+    move_to_trash,
+    read_meta,
+    remove,
+    write_whole,
+)
 from elserve.runtime.layout import ELASTIC_VOCAB
 from elserve.runtime.memory import SHAPES_FILE
 from elserve.settings import UploadLimits
@@ -56,35 +63,9 @@ from elserve.store.disk_space import parse_flood_stage
 
 log = logging.getLogger("elserve.models")
 
-_META = "parts.json"
-_PART = "part-{:05d}"
-_TRASH = ".deleted-"
-
 
 def not_found(model_id: str) -> ResourceNotFoundException:
     return ResourceNotFoundException(f"Could not find trained model [{model_id}]")
-
-
-def _write_whole(path: Path, data: bytes) -> None:
-    """Write `path` so that it is either absent or complete, even after a crash."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-@dataclass
-class _Staged:
-    """What one upload has stored so far (read from its directory once, then kept up to date)."""
-
-    parts: int = 0
-    bytes: int = 0
 
 
 class ModelUploads:
@@ -100,7 +81,7 @@ class ModelUploads:
         self._running = RunningChecks()
         # Short changes only (files and registry entries): never held while a model is assembled or checked.
         self._lock = threading.Lock()
-        self._staged: dict[str, _Staged] = {}
+        self._staged: dict[str, Staged] = {}
         self._completing: set[tuple[str, int]] = set()  # (model id, create time) being assembled and checked
 
     def _dir(self, model_id: str) -> Path:
@@ -116,8 +97,8 @@ class ModelUploads:
             if not self.registry.add(model):
                 raise ResourceAlreadyExistsException(f"Trained machine learning model [{model_id}] already exists")
             self._staged.pop(model_id, None)
-            trash = self._trash(self._dir(model_id))  # left by a deleted model of this id
-        _remove(trash)
+            trash = move_to_trash(self._dir(model_id))  # left by a deleted model of this id
+        remove(trash)
         return model
 
     def _registered(self, model_id: str) -> RegisteredModel:
@@ -133,20 +114,12 @@ class ModelUploads:
         return 0 if meta is None else int(meta["total_definition_length"])
 
     def _read_meta(self, model_id: str) -> dict[str, int] | None:
-        try:
-            return json.loads((self._dir(model_id) / _META).read_text())
-        except FileNotFoundError:
-            return None
+        return read_meta(self._dir(model_id))
 
-    def _staged_of(self, model_id: str) -> _Staged:
+    def _staged_of(self, model_id: str) -> Staged:
         staged = self._staged.get(model_id)
         if staged is None:
-            staged = _Staged()
-            directory = self._dir(model_id)
-            for path in directory.glob("part-*") if directory.is_dir() else []:
-                staged.parts += 1
-                staged.bytes += path.stat().st_size
-            self._staged[model_id] = staged
+            staged = self._staged[model_id] = Staged.read(self._dir(model_id))
         return staged
 
     def store_bytes(self, exclude: str | None = None) -> int:
@@ -174,7 +147,7 @@ class ModelUploads:
         with self._lock:
             model = self._registered(model_id)
             directory = self._dir(model_id)
-            path = directory / _PART.format(part)
+            path = directory / PART.format(part)
             self._refuse_if_complete(
                 model, f"Trained machine learning model chunked doc [{model_id}][{part}] already exists", path
             )
@@ -204,8 +177,8 @@ class ModelUploads:
                 directory.mkdir(parents=True, exist_ok=True)
                 check_disk(directory, self._flood_stage, len(data), ahead, model_id)
                 if stored is None:
-                    _write_whole(directory / _META, json.dumps(expected).encode())
-                _write_whole(path, data)
+                    write_whole(directory / META, json.dumps(expected).encode())
+                write_whole(path, data)
             except OSError as e:
                 raise write_error(e) from None
             staged.parts += 1
@@ -236,7 +209,7 @@ class ModelUploads:
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 check_disk(path.parent, self._flood_stage, len(data), 0, model_id)
-                _write_whole(path, data)
+                write_whole(path, data)
             except OSError as e:
                 raise write_error(e) from None
             ready = self._start_completion(model)
@@ -261,7 +234,7 @@ class ModelUploads:
         directory = self._dir(model.model_id)
         try:
             meta = self._read_meta(model.model_id) or {}
-            parts = [directory / _PART.format(i) for i in range(int(meta.get("total_parts", 0)))]
+            parts = [directory / PART.format(i) for i in range(int(meta.get("total_parts", 0)))]
             try:
                 length = sum(p.stat().st_size for p in parts)
                 if length != meta.get("total_definition_length"):
@@ -298,8 +271,8 @@ class ModelUploads:
                         replace(model, cache_key=key, sha256=key, fully_defined=True, definition_error=None)
                     )
                     self._staged.pop(model.model_id, None)
-                    trash = self._trash(directory)
-            _remove(trash)
+                    trash = move_to_trash(directory)
+            remove(trash)
             if not current:
                 raise not_found(model.model_id)
             log.info("[%s] uploaded model fully defined: %s", model.model_id, key)
@@ -333,30 +306,18 @@ class ModelUploads:
                 raise not_found(model_id)
             self._staged.pop(model_id, None)
             self._running.end(model_id)  # its check, if one runs: the answer is no longer wanted
-            trash = [self._trash(self._dir(model_id))]
+            trash = [move_to_trash(self._dir(model_id))]
             if model.cache_key is not None:
                 trash.append(self._unused_install(model.cache_key))
         for path in trash:
-            _remove(path)
+            remove(path)
 
     def _unused_install(self, key: str) -> Path | None:
         """Under the lock: the installed directory `key` renamed away when no registered model uses it
         (a directory half deleted is never taken for an install); its new path, to remove."""
         if any(other.cache_key == key for other in self.registry.list()):
             return None
-        return self._trash(self._cache.root / key)
-
-    def _trash(self, path: Path) -> Path | None:
-        """Rename `path` (if it exists) to a hidden name beside it, to be removed outside the lock."""
-        if not path.exists():
-            return None
-        trash = path.with_name(f"{_TRASH}{path.name}-{uuid.uuid4().hex}")
-        try:
-            os.rename(path, trash)
-        except OSError as e:  # a read-only directory: what stays is removed at the next start
-            log.warning("cannot remove [%s] now (%s); it is removed at the next start", path, e.strerror)
-            return None
-        return trash
+        return move_to_trash(self._cache.root / key)
 
     def close(self) -> None:
         """The server stops: checks running now are ended (their models stay as they are, and their
@@ -366,10 +327,10 @@ class ModelUploads:
     def recover(self) -> list[str]:
         """At start: remove what a crash left (assemblies cut short, trash, staging of models deleted or
         complete) and return the ids of models whose completion was cut short, for `resume`."""
-        for root, prefixes in ((self._cache.root, (*LEGACY_PREFIXES, _TRASH)), (self._staging, (_TRASH,))):
+        for root, prefixes in ((self._cache.root, (*LEGACY_PREFIXES, TRASH_PREFIX)), (self._staging, (TRASH_PREFIX,))):
             for path in sorted(root.iterdir()) if root.is_dir() else []:
                 if path.name.startswith(prefixes):
-                    _remove(path)
+                    remove(path)
         waiting = [
             model.model_id
             for model in self.registry.list()
@@ -383,11 +344,11 @@ class ModelUploads:
                 continue
             model = self.registry.get(directory.name)
             if model is None or model.fully_defined:
-                _remove(directory)
+                remove(directory)
                 continue
             for leftover in directory.iterdir():
                 if leftover.name.startswith((ASSEMBLY_PREFIX, ".")):
-                    _remove(leftover)
+                    remove(leftover)
             with self._lock:
                 if model.definition_error is None and self._start_completion(model):
                     waiting.append(model.model_id)
@@ -416,13 +377,4 @@ class ModelUploads:
             record = {"error": f"the upload check cannot read the model: {e}"}
         except CheckInterrupted:
             return
-        _write_whole(installed / SHAPES_FILE, json.dumps(record).encode())
-
-
-def _remove(path: Path | None) -> None:
-    if path is None:
-        return
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        path.unlink(missing_ok=True)
+        write_whole(installed / SHAPES_FILE, json.dumps(record).encode())

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from elserve.precision import Precision
 from elserve.runtime.bert import BertMaskedLM, load_bert
 from elserve.runtime.config import ModelFormatError
 from elserve.runtime.cpu import bf16_refusal
@@ -25,9 +26,10 @@ from elserve.runtime.workers import Workers
 # Cost of one batch in `encode`, in tokens (the sum of its texts' lengths: the layers run unpadded).
 DEFAULT_BATCH_TOKENS = 8192
 
-EXACT = "exact"
-BF16 = "bf16"
-INT8 = "int8"
+# The precisions (elserve/precision.py); the runtime takes them as plain strings, their values.
+EXACT = Precision.EXACT.value
+BF16 = Precision.BF16.value
+INT8 = Precision.INT8.value
 # `exact`: fp32 layers, and a vocabulary head whose weights are those of a float64 head (see
 # screening.py), within a few 1e-6 of the plain fp32 computation (its own rounding).
 # `bf16`: opt-in, the encoder layers in bfloat16 (~1.5x as fast on CPUs with AVX-512 BF16), then
@@ -39,7 +41,7 @@ INT8 = "int8"
 # (int8.py), then the same exact head. Its agreement is measured by `agreement.fidelity` (the
 # benchmark states it, docs/performance.md records it). Refused where it is not faster than exact
 # on the model's own layers, measured at load (`int8.checked_int8_layers`).
-PRECISIONS = (EXACT, BF16, INT8)
+PRECISIONS = tuple(p.value for p in Precision)
 # Batches of at least this many tokens are split between the workers (see workers.py); a
 # smaller one runs whole on one of them, single-threaded ...
 PARALLEL_TOKENS = 64

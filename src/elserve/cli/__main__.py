@@ -1,0 +1,5 @@
+"""`python -m elserve.cli`: the `elserve` command."""
+
+from elserve.cli import app
+
+app()
