@@ -47,7 +47,7 @@ def redact(url: str) -> str:
     except Exception:
         return "postgresql://?"
     parts.pop("password", None)
-    return make_conninfo(**parts)
+    return make_conninfo("", **parts)
 
 
 def check_store(url: str) -> tuple[str | None, int]:
