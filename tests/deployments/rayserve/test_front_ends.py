@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
-from elasticsearch import Elasticsearch, NotFoundError
+from elasticsearch import NotFoundError
 
 from tests.deployments.rayserve.conftest import deployment_stats, put_elser, wait_for_stats
 from tests.store.postgres_cluster import PostgresCluster, postgres_cluster, wait_for  # noqa: F401 - a fixture

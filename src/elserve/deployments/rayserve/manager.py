@@ -213,9 +213,10 @@ class RayDeploymentManager:
             self._owning_task = asyncio.create_task(self._own(self._shared), name="ray-lease")
 
     async def _own(self, shared: SharedApplications) -> None:
-        """Forever: share this front end's counters with the others; hold or contend for the lease. A front end that takes it brings every application to its
-        recorded settings (an update its last owner did not live to apply), then, while it holds it,
-        deletes the applications no deployment records."""
+        """Forever: hold or contend for the lease, and share this front end's counters with the others. A
+        front end that takes the lease brings every application to its recorded settings (an update its
+        last owner did not live to apply), then, while it holds it, deletes the applications no deployment
+        records."""
         while True:
             try:
                 owner, became = await asyncio.to_thread(shared.check)

@@ -11,6 +11,7 @@ Elasticsearch node's counters leave the stats with the node.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -124,7 +125,5 @@ class FrontEndCounters:
 
     def close(self) -> None:
         """Blocking. This front end stops: its counters leave the stats."""
-        try:
+        with contextlib.suppress(StoreWriteError):  # stale within a minute anyway
             self._repo.delete(_KIND, self.key)
-        except StoreWriteError:
-            pass  # stale within a minute anyway
