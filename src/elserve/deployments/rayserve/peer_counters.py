@@ -116,10 +116,6 @@ class FrontEndCounters:
                     others.setdefault(deployment_id, {}).setdefault(node_id, []).append(counters_from(counters))
         self._others = others
 
-    def nodes(self, deployment_id: str) -> set[str]:
-        """The Ray nodes other front ends sent this deployment's calls to."""
-        return {n for n in self._others.get(deployment_id, {}) if n != FRONT_END}
-
     def with_others(self, deployment_id: str, node_id: str, own: DeploymentCounters) -> DeploymentCounters:
         return summed([own, *self._others.get(deployment_id, {}).get(node_id, [])])
 
