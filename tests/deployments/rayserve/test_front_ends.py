@@ -143,7 +143,7 @@ def test_deleted_through_one_is_gone_everywhere_and_from_serve(fronts: list[Serv
 
 
 def test_kill_9_of_the_owner_under_load(fronts: list[Server]) -> None:
-    """Last in this file: it replaces the owner by a restarted front end."""
+    """Last in this file: it replaces the owner by a restarted front end, then stops the other."""
     [owner] = _holders(fronts)
     survivor = 1 - owner
     replicas = _replicas("elserve-fe-ray")
@@ -189,3 +189,9 @@ def test_kill_9_of_the_owner_under_load(fronts: list[Server]) -> None:
     assert _replicas("elserve-fe-ray") == replicas
     stats = [deployment_stats(make_client(s), "fe-ray") for s in fronts]
     assert stats[0]["allocation_status"] == stats[1]["allocation_status"]
+
+    # The owner stopped gracefully deletes nothing (the other serves on) and hands the lease on.
+    assert fronts[survivor].stop() in (0, -15)
+    wait_for(lambda: _holders([restarted], since=before) == [0], timeout=60)
+    assert _replicas("elserve-fe-ray") == replicas
+    assert len(es.inference.inference(inference_id="fe-ray", input=["still here"])["sparse_embedding"]) == 1
