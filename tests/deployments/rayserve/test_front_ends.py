@@ -142,6 +142,31 @@ def test_deleted_through_one_is_gone_everywhere_and_from_serve(fronts: list[Serv
     wait_for(lambda: not _replicas("elserve-fe-gone"), timeout=120)  # the owner deleted the application
 
 
+def test_the_same_put_on_both_at_once_one_wins_one_application(fronts: list[Server]) -> None:
+    body = {
+        "service": "elasticsearch",
+        "service_settings": {"model_id": ".elser_model_2", "num_allocations": 1, "num_threads": 1},
+    }
+    barrier = threading.Barrier(2)
+
+    def put(server: Server) -> httpx.Response:
+        with httpx.Client(base_url=server.url, auth=("elastic", PASSWORD), timeout=300) as http:
+            barrier.wait()
+            return http.put("/_inference/sparse_embedding/fe-race?timeout=300s", json=body)
+
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(put, fronts))
+    assert sorted(r.status_code for r in answers) == [200, 400], [r.text for r in answers]
+    [lost] = [r for r in answers if r.status_code == 400]
+    assert lost.json()["error"]["type"] == "resource_already_exists_exception"
+    for es in (make_client(s) for s in fronts):
+        wait_for_stats(es, "fe-race", lambda s: s["allocation_status"]["allocation_count"] == 1)
+        assert len(es.inference.inference(inference_id="fe-race", input=["race"])["sparse_embedding"]) == 1
+    assert len(_replicas("elserve-fe-race")) == 1
+    assert make_client(fronts[0]).inference.delete(inference_id="fe-race")["acknowledged"] is True
+    wait_for(lambda: not _replicas("elserve-fe-race"), timeout=120)
+
+
 def test_kill_9_of_the_owner_under_load(fronts: list[Server]) -> None:
     """Last in this file: it replaces the owner by a restarted front end, then stops the other."""
     [owner] = _holders(fronts)
