@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test test-all test-ray test-console test-postgres soak bench docs lint clean
+.PHONY: serve test test-all test-ray test-console test-postgres test-cluster soak bench docs lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -61,7 +61,7 @@ $(RAY_STAMP): pyproject.toml $(STAMP)
 	touch $(RAY_STAMP)
 
 test-ray: $(RAY_STAMP)
-	$(BIN)/pytest -m ray tests/deployments/rayserve
+	$(BIN)/pytest -m 'ray and not postgres' tests/deployments/rayserve
 
 # `make test-console`: the console page in a real headless browser. Debian's chromium (Playwright's own
 # browser download cannot be reached here) and the `console` extra; screenshots in .test-artifacts/console/.
@@ -85,6 +85,11 @@ $(POSTGRES_STAMP): pyproject.toml $(STAMP)
 
 test-postgres: $(POSTGRES_STAMP)
 	$(BIN)/pytest -m postgres tests/store tests/e2e/test_front_ends.py
+
+# `make test-cluster`: several front ends on one Ray cluster sharing one PostgreSQL (both extras, Debian's
+# `postgresql`): the scaler's lease and its failover, one owner of the Serve applications, kill -9 under load.
+test-cluster: $(POSTGRES_STAMP) $(RAY_STAMP)
+	$(BIN)/pytest -s -m 'ray and postgres' tests/deployments/rayserve
 
 # `make lint`: ruff (lint and format) and mypy on src/, with zero findings (the `lint` extra).
 LINT_STAMP := $(VENV)/.lint-installed

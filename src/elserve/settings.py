@@ -306,10 +306,6 @@ def _store(store: str | None, ray_address: str | None, problems: _Problems) -> N
     if not is_postgres_url(store):
         problems.add("--store", "must be a postgresql:// URL")
         return
-    if ray_address is not None:
-        # Every front end runs each recorded deployment itself; on one shared Ray cluster they would all
-        # own (and at shutdown delete) the same Serve applications: one owner per application is not built.
-        problems.add("--store", "front ends sharing a store cannot share one Ray cluster yet: each starts its own Ray")
     try:
         import psycopg  # noqa: F401
         import psycopg_pool  # noqa: F401

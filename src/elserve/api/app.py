@@ -133,7 +133,7 @@ def build_services(settings: ServerSettings) -> Services:
     metrics = Metrics()
     deployments: DeploymentBackend
     if settings.backend == "ray":
-        deployments = _ray_backend(settings, downloads, timings, metrics)
+        deployments = _ray_backend(settings, downloads, timings, metrics, repo)
     else:
         deployments = DeploymentManager(
             downloads,
@@ -175,7 +175,7 @@ def _resume_uploads(uploads: ModelUploads) -> None:
 
 
 def _ray_backend(
-    settings: ServerSettings, downloads: ModelDownloads, timings: ScalerTimings, metrics: Metrics
+    settings: ServerSettings, downloads: ModelDownloads, timings: ScalerTimings, metrics: Metrics, repo: Repository
 ) -> DeploymentBackend:
     """Ray Serve replicas instead of local workers; Ray is imported only here (an optional extra)."""
     from elserve.deployments.rayserve.cluster import RayCluster
@@ -195,6 +195,7 @@ def _ray_backend(
         observer=metrics,
         precision=settings.precision,
         replica_cache_root=settings.ray_model_cache,
+        repo=repo,
     )
 
 

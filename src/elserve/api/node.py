@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from elserve.api.params import parse_bool
 from elserve.deployments.capacity import NodeCapacity, machine_memory
-from elserve.store import Repository, StoreWriteError
+from elserve.store import Repository, StoreWriteError, is_shared
 from elserve.version import ES_VERSION
 
 _KIND = "node"
@@ -44,17 +44,17 @@ class NodeInfo:
 
     @classmethod
     def load(cls, repo: Repository, host: str, port: int, capacity: NodeCapacity) -> NodeInfo:
-        """The node and cluster ids persist in the data directory; the ephemeral id is per start."""
-        doc = repo.get(_KIND, "local")
-        if doc is None:
-            doc = {"node_id": _es_id(), "cluster_uuid": _es_id()}
-            try:
-                repo.put(_KIND, "local", doc)
-            except StoreWriteError:
-                pass  # a read-only data directory: ids for this run only
+        """The node and cluster ids persist in the store; the ephemeral id is per start. A store several front
+        ends share holds one cluster id, and a node id per front end: each is a node of that cluster, known by
+        its host name and port (a front end restarted there is the same node again)."""
+        doc = _ids(repo, "local")
+        name = socket.gethostname()
+        node_id = doc["node_id"]
+        if is_shared(repo):
+            node_id = _ids(repo, f"front_end:{name}:{port}")["node_id"]
         return cls(
-            node_id=doc["node_id"],
-            name=socket.gethostname(),
+            node_id=node_id,
+            name=name,
             cluster_name="elserve",
             cluster_uuid=doc["cluster_uuid"],
             ephemeral_id=_es_id(),
@@ -115,6 +115,21 @@ class NodeInfo:
                 if any(_simple_match(name, k) and _simple_match(value, v) for k, v in attributes.items()):
                     selected = True
         return selected
+
+
+def _ids(repo: Repository, key: str) -> dict:
+    """The ids recorded under `key`, made and recorded first if none are (of two front ends making them at
+    once, one's are kept and both use them)."""
+    doc = repo.get(_KIND, key)
+    if doc is None:
+        made = {"node_id": _es_id(), "cluster_uuid": _es_id()}
+        try:
+            if repo.create(_KIND, key, made):
+                return made
+        except StoreWriteError:
+            return made  # a read-only data directory: ids for this run only
+        doc = repo.get(_KIND, key) or made
+    return doc
 
 
 def _simple_match(pattern: str, value: str) -> bool:

@@ -47,7 +47,7 @@ def redact(url: str) -> str:
     except Exception:
         return "postgresql://?"
     parts.pop("password", None)
-    return make_conninfo(**parts)
+    return make_conninfo("", **parts)
 
 
 def check_store(url: str) -> tuple[str | None, int]:
@@ -85,6 +85,7 @@ class PostgresRepository:
         self._errors: tuple[type[Exception], ...] = (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout)
         self._pool_timeout = PoolTimeout  # no connection within WAIT_S: the server is away, no retry
         self._check_connection = ConnectionPool.check_connection
+        self.url = url  # for the connections that are not the pool's (store/lease.py)
         self._where = redact(url)
         self._pool = ConnectionPool(
             url,

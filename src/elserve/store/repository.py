@@ -11,7 +11,10 @@ class Repository(Protocol):
     Kinds used: `endpoint` (inference endpoint configurations), `deployment`
     (deployments started through the ML API or by endpoints), `user`, `role`,
     `api_key` (secrets and passwords only as hashes), `trained_model` (the model
-    registry), `model_alias` (a trained model alias -> `{"model_id": ...}`), `node`.
+    registry), `model_alias` (a trained model alias -> `{"model_id": ...}`), `node`
+    (the cluster's ids, and each front end's node id), and on a Ray cluster front
+    ends share, `ray_application` (what the lease holder last deployed) and
+    `front_end_stats` (each front end's counters).
     Every write is committed before the call returns, so a `kill -9` loses nothing
     that was acknowledged. Two implementations: `SqliteRepository` (the data
     directory's file) and `PostgresRepository` (a database several front ends

@@ -13,7 +13,7 @@ from elserve.api.node import NodeInfo
 from elserve.bytesize import byte_size_text
 from elserve.deployments.backend import NodeShare, ServedDeployment
 from elserve.deployments.states import AllocationState, DeploymentState, RoutingState
-from elserve.deployments.stats import now_ms
+from elserve.deployments.stats import DeploymentCounters, now_ms
 from elserve.models.catalogue import ModelSpec
 from elserve.models.downloads import DownloadState, DownloadStatus
 from elserve.models.registry import RegisteredModel
@@ -95,6 +95,13 @@ def _share_node(share: NodeShare, server: NodeInfo) -> dict[str, Any]:
     }
 
 
+def _counters(deployment: ServedDeployment) -> DeploymentCounters:
+    """The deployment's totals: on Ray with front ends sharing a store, what they all counted (rayserve's
+    `cluster_counters`), as Elasticsearch sums its nodes'; else this server's."""
+    summed = getattr(deployment, "cluster_counters", None)
+    return deployment.counters if summed is None else summed()
+
+
 def adaptive_dict(deployment: ServedDeployment) -> dict[str, Any] | None:
     """`adaptive_allocations` as Elasticsearch echoes it everywhere (one rule: `AdaptiveAllocations.to_dict`)."""
     adaptive = adaptive_allocations(deployment.config)
@@ -128,7 +135,7 @@ def deployment_stats(deployment: ServedDeployment, node: NodeInfo, model_bytes: 
     out["cache_size"] = byte_size_text(cache_bytes(config, model_bytes))
     out["priority"] = config.priority
     out["start_time"] = deployment.start_time_ms
-    c = deployment.counters
+    c = _counters(deployment)
     for name in ("inference_count", "error_count", "rejected_execution_count", "timeout_count"):
         if getattr(c, name):
             out[name] = getattr(c, name)
@@ -156,7 +163,7 @@ def stats_entry(
         },
         "pipeline_count": 0,
     }
-    c = deployment.counters if deployment is not None else None
+    c = _counters(deployment) if deployment is not None else None
     entry["inference_stats"] = {
         "failure_count": c.failures if c else 0,
         "inference_count": c.inference_count if c else 0,

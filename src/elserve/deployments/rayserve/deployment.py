@@ -33,6 +33,8 @@ from elserve.deployments.rayserve.mapping import (
     failure_reason,
     serve_options,
 )
+from elserve.deployments.rayserve.ownership import SharedApplications
+from elserve.deployments.rayserve.peer_counters import FRONT_END
 from elserve.deployments.rayserve.replica import ReplicaAnswer, ReplicaSpec, SparseEncoderReplica
 from elserve.deployments.states import DeploymentState, RoutingState
 from elserve.deployments.stats import DeploymentCounters, now_ms
@@ -73,8 +75,10 @@ class RayDeployment:
         delays: ScalingDelays = ScalingDelays(),
         observer: Observer | None = None,
         max_batch_tokens: int = 4096,
+        shared: SharedApplications | None = None,
     ) -> None:
         self.config = config
+        self._shared = shared  # front ends sharing the cluster: the lease holder deploys and deletes
         self.state = DeploymentState.STARTING
         self.reason: str | None = None
         self.failure_status = 500
@@ -150,18 +154,20 @@ class RayDeployment:
                 log.warning("deployment [%s]: Serve's build raced another thread (%s); again", self.deployment_id, exc)
 
     def _build_and_run(self) -> None:
-        app = (
-            serve.deployment(SparseEncoderReplica)
-            .options(**serve_options(self.config, self._delays))
-            .bind(self._replica_spec(self.config))
-        )
-        handle = serve._run(app, _blocking=False, name=self.application, route_prefix=None)
+        options = serve_options(self.config, self._delays)
+
+        def run() -> Any:
+            app = serve.deployment(SparseEncoderReplica).options(**options).bind(self._replica_spec(self.config))
+            return serve._run(app, _blocking=False, name=self.application, route_prefix=None)
+
+        shared = self._shared
+        handle = run() if shared is None else shared.deploy(self.application, {"model": self.model_id, **options}, run)
         self._handle = handle.options(method_name="encode")
 
     def observe(self, status: ServeStatus | None, placed: dict[str, list[int]], nodes: dict[str, RayNode]) -> None:
         """What Serve and Ray say now (the manager's poll): states, replicas, nodes."""
-        if self.tokenizer is None and self.state is DeploymentState.STARTING:
-            return  # not deployed yet: Serve knows nothing of it
+        if self._handle is None and self.state is DeploymentState.STARTING:
+            return  # not deployed (or attached) yet: nothing here can call it
         before = (self.state, self.started_allocations, self.serve_status)
         self.serve_status = status
         self._placed = placed
@@ -216,15 +222,15 @@ class RayDeployment:
         self.state = DeploymentState.STOPPING
         self._changed.set()
         await self._admission.idle.wait()
-        if self._handle is not None:
+        if self._handle is not None and (self._shared is None or self._shared.deletes()):
             await asyncio.to_thread(serve.delete, self.application)
         self._handle = None
 
     def kill(self) -> None:
         """Drop the application at once (a failed deployment about to be replaced)."""
-        if self._handle is not None:
+        if self._handle is not None and (self._shared is None or self._shared.deletes()):
             serve.delete(self.application, _blocking=False)
-            self._handle = None
+        self._handle = None
 
     async def reconfigure(self, config: DeploymentConfig) -> None:
         """New allocations or adaptive settings: the application is updated in place."""
@@ -249,12 +255,23 @@ class RayDeployment:
         shares = []
         for node_id, pids in sorted(self._placed.items()):
             node = self._nodes.get(node_id) or RayNode(node_id, node_id, "")
-            counters = self._node_counters.get(node_id) or DeploymentCounters()
+            counters = self._with_others(node_id, self._node_counters.get(node_id) or DeploymentCounters())
             state = RoutingState.FAILED if self.state is DeploymentState.FAILED else RoutingState.STARTED
             if self.state is DeploymentState.STOPPING:
                 state = RoutingState.STOPPING
             shares.append(NodeShare(node.node_id, node.name, node.address, len(pids), state, counters))
         return shares
+
+    def cluster_counters(self) -> DeploymentCounters:
+        """Its counters summed over the front ends that serve it (peer_counters.py): this one's if none other."""
+        return self._with_others(FRONT_END, self.counters)
+
+    def own_counters(self) -> dict[str, DeploymentCounters]:
+        """What this front end counted: in all, and per Ray node (published for the other front ends)."""
+        return {FRONT_END: self.counters, **self._node_counters}
+
+    def _with_others(self, node_id: str, own: DeploymentCounters) -> DeploymentCounters:
+        return own if self._shared is None else self._shared.counters.with_others(self.deployment_id, node_id, own)
 
     # -- inference ---------------------------------------------------------------------------
 

@@ -14,16 +14,21 @@ from elserve.deployments.deployment import DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_B
 from elserve.deployments.rayserve.cluster import RayCluster
 from elserve.deployments.rayserve.deployment import RayDeployment
 from elserve.deployments.rayserve.mapping import ScalingDelays
+from elserve.deployments.rayserve.ownership import SharedApplications
 from elserve.deployments.rayserve.replica import ReplicaSpec
 from elserve.deployments.rayserve.shipping import ShippedModels
 from elserve.deployments.states import DeploymentState
 from elserve.errors import IllegalStateException, StatusException
 from elserve.models.downloads import ModelDownloads
+from elserve.store import SCALER_LEASE, Repository, is_shared, open_lease
 
 log = logging.getLogger("elserve.deployments")
 
 # How often Serve's controller is asked for the applications' states (it pushes to no one outside Ray).
 _OBSERVE_INTERVAL_S = 0.5
+DEFAULT_DELAYS = ScalingDelays()
+# How often a front end renews the scaler lease, or tries to take it: the takeover time after its holder dies.
+LEASE_CHECK_S = 1.0
 
 
 class RayDeploymentManager:
@@ -33,11 +38,14 @@ class RayDeploymentManager:
         cluster: RayCluster,
         *,
         max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS,
-        delays: ScalingDelays = ScalingDelays(),
+        delays: ScalingDelays = DEFAULT_DELAYS,
         observer: Observer | None = None,
         precision: str = "exact",
         replica_cache_root: Path | None = None,
+        repo: Repository | None = None,
     ) -> None:
+        """`repo`: the store; one other front ends share (with a Ray cluster they share) makes the Serve
+        applications the lease holder's to deploy and delete (ownership.py)."""
         self.downloads = downloads
         self.cluster = cluster
         self._max_batch_tokens = max_batch_tokens
@@ -54,6 +62,10 @@ class RayDeploymentManager:
         self._starting: dict[str, asyncio.Task] = {}
         self._observer_task: asyncio.Task | None = None
         self._connected = False
+        self._shared: SharedApplications | None = None
+        if repo is not None and is_shared(repo) and not cluster.owned:
+            self._shared = SharedApplications(repo, open_lease(repo, SCALER_LEASE))
+        self._owning_task: asyncio.Task | None = None
 
     # -- the interface -------------------------------------------------------------------------
 
@@ -95,6 +107,7 @@ class RayDeploymentManager:
             delays=self._delays,
             observer=self._observer,
             max_batch_tokens=self._max_batch_tokens,
+            shared=self._shared,
         )
 
     def _replica_spec(self, config: DeploymentConfig) -> ReplicaSpec:
@@ -132,6 +145,8 @@ class RayDeploymentManager:
         if deployment is None:
             return
         task = self._starting.pop(deployment_id, None)
+        if self._shared is not None:
+            self._shared.give_up(deployment.application)  # a start waiting for the owner stops waiting
         if task is not None and not task.done():
             await asyncio.gather(task, return_exceptions=True)  # a half-made application is deleted below
         try:
@@ -141,7 +156,13 @@ class RayDeploymentManager:
             self._shipped.release(deployment_id)
 
     async def stop_all(self) -> None:
-        """Delete every application; stop Serve and Ray if this server started them (a given cluster stays)."""
+        """Delete every application; stop Serve and Ray if this server started them (a given cluster stays).
+        Front ends sharing the cluster delete nothing: the others serve the applications on."""
+        if self._shared is not None:
+            self._shared.close()
+            await asyncio.to_thread(self._shared.counters.close)
+        if self._owning_task is not None:
+            self._owning_task.cancel()
         await asyncio.gather(*(self.stop(d) for d in list(self._deployments)), return_exceptions=True)
         if self._observer_task is not None:
             self._observer_task.cancel()
@@ -188,6 +209,28 @@ class RayDeploymentManager:
             self._connected = True
         if self._observer_task is None:
             self._observer_task = asyncio.create_task(self._observe(), name="ray-observe")
+        if self._shared is not None and self._owning_task is None:
+            self._owning_task = asyncio.create_task(self._own(self._shared), name="ray-lease")
+
+    async def _own(self, shared: SharedApplications) -> None:
+        """Forever: hold or contend for the lease, and share this front end's counters with the others. A
+        front end that takes the lease brings every application to its recorded settings (an update its
+        last owner did not live to apply), then, while it holds it, deletes the applications no deployment
+        records."""
+        while True:
+            try:
+                owner, became = await asyncio.to_thread(shared.check)
+                if became:
+                    for d in self.all():
+                        if d.state in (DeploymentState.STARTING, DeploymentState.STARTED) and d.tokenizer:
+                            await d.reconfigure(d.config)
+                if owner:
+                    await asyncio.to_thread(shared.sweep)
+                counted = {d.deployment_id: d.own_counters() for d in self.all()}
+                await asyncio.to_thread(shared.counters.publish, counted)
+            except Exception as exc:
+                log.warning("the Serve applications' lease: %s: %s", type(exc).__name__, exc)
+            await asyncio.sleep(LEASE_CHECK_S)
 
     async def _observe(self) -> None:
         """Forever: read Serve's and Ray's view of every application, hand it to its deployment."""
