@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,8 +15,10 @@ from elserve.bench.base_model import bert_init
 from elserve.runtime import Encoder, SparseVector
 from elserve.runtime.agreement import fidelity, held_out_queries, ranking_agreement
 from elserve.runtime.bert import load_bert
+from elserve.runtime.cpu import cpu_flags
 from elserve.runtime.int8 import (
     Int8Linear,
+    activation_bits_of_this_cpu,
     checked_int8_layers,
     int8_layers,
     int8_refusal,
@@ -52,6 +57,38 @@ def test_a_model_whose_int8_layers_are_slower_is_refused_at_load(tmp_path: Path)
     assert machine_int8_refusal(seconds=lambda module, rows: 0.001 if isinstance(module, Int8Linear) else 0.002) is None
 
 
+def test_the_product_sums_exactly_at_the_activation_bits_chosen() -> None:
+    """Weights and inputs already on the int8 grids: the quantized linear must give the exact
+    integer sums, which a saturating int16 pair sum would not (the probe's reason)."""
+    bits = activation_bits_of_this_cpu()
+    assert bits in (7, 8)
+    levels = 2**bits - 1
+    generator = torch.Generator().manual_seed(3)
+    linear = torch.nn.Linear(256, 64)
+    with torch.no_grad():
+        linear.weight.copy_(torch.randint(-127, 128, (64, 256), generator=generator).float())
+        linear.weight[:, 0] = 127  # every row's scale is exactly 1
+        linear.bias.zero_()
+    rows = torch.randint(0, levels + 1, (4, 256), generator=generator).float()
+    rows[:, 0], rows[:, 1] = 0, levels  # the input's range is 0..levels: its scale is exactly 1
+    rows[0, :] = levels  # the saturating case: every pair at the top of both ranges
+    rows[0, 0] = 0
+    with torch.inference_mode():
+        got = Int8Linear(linear)(rows)
+    want = rows.double() @ linear.weight.double().t()
+    assert torch.equal(got.double(), want)
+
+
+@pytest.mark.skipif("avx2" not in cpu_flags(), reason="fbgemm's AVX2 kernel needs an AVX2 CPU")
+def test_a_saturating_product_gets_7_bit_activations() -> None:
+    """fbgemm capped at AVX2 sums u8 x s8 pairs in int16 (`vpmaddubsw`): the probe must see it."""
+    probe = "from elserve.runtime.int8 import activation_bits_of_this_cpu as bits; print(bits())"
+    env = os.environ | {"FBGEMM_ENABLE_INSTRUCTIONS": "AVX2"}
+    done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[-1] == "7"
+
+
 def test_int8_layers_stay_close_to_fp32(tmp_path: Path) -> None:
     model = load_bert(build_bert_dir(tmp_path, layers=2, hidden=256, heads=4, init=bert_init(256)))
     quantized = int8_layers(model)
@@ -62,6 +99,11 @@ def test_int8_layers_stay_close_to_fp32(tmp_path: Path) -> None:
         got = quantized.transform(quantized.encode_packed(ids, lengths))
     relative = float((got - want).norm() / want.norm())
     assert 0 < relative < 0.05  # an approximation, and a close one
+    if activation_bits_of_this_cpu() == 8:
+        with torch.inference_mode():
+            seven = int8_layers(model, activation_bits=7)
+            coarser = seven.transform(seven.encode_packed(ids, lengths))
+        assert relative < float((coarser - want).norm() / want.norm())
 
 
 def test_ranking_agreement_counts_shared_top_passages() -> None:
@@ -73,7 +115,7 @@ def test_ranking_agreement_counts_shared_top_passages() -> None:
     queries = [v({100: 1.0})]
     assert ranking_agreement(passages, queries, passages, queries) == (1.0, 1.0)
     # The other encoder swaps the best passage for the worst: 9 of the top 10 still shared.
-    swapped = passages[:11] + [v({11: 1.0, 100: 0.0})]
+    swapped = [*passages[:11], v({11: 1.0, 100: 0.0})]
     swapped[0] = v({0: 1.0, 100: 1.15})
     assert ranking_agreement(passages, queries, swapped, queries) == (0.9, 0.9)
 
@@ -94,3 +136,20 @@ def test_int8_fidelity_by_the_benchmarks_measurement(tmp_path: Path) -> None:
     assert 0 < found.passages.max_abs_diff < 0.5
     assert found.passages.overlap_mean >= 0.8
     assert 0.5 <= found.ranking_mean <= 1.0 and found.ranking_min <= found.ranking_mean
+
+
+def test_int8_fidelity_on_the_real_model(splade_model_dir: Path) -> None:
+    """The real SPLADE-tiny weights through int8 layers of either activation width (measured
+    whether or not they pay on this CPU: SPLADE-tiny's layers are too small to), against exact,
+    by the benchmark's measurement."""
+    exact = Encoder.load(splade_model_dir, num_threads=1)
+    approx = Encoder.load(splade_model_dir, num_threads=1)
+    assert isinstance(approx, Encoder)
+    passages, queries = held_out_queries([t for t in VARIED_TEXTS if t.strip()], 20)
+    # 8 bits only where the product sums them exactly; the 7-bit floors leave room for 8-bit's.
+    for bits in (7, 8)[: 1 + (activation_bits_of_this_cpu() == 8)]:
+        approx._layers = int8_layers(approx.model, activation_bits=bits)  # past the speed check
+        found = fidelity(exact, approx, passages, queries)
+        assert found.passages.overlap_mean >= (0.955 if bits == 7 else 0.965), bits
+        assert 0 < found.passages.max_abs_diff < (0.6 if bits == 7 else 0.3), bits
+        assert found.ranking_mean >= 0.94, bits
