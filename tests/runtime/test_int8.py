@@ -153,3 +153,30 @@ def test_int8_fidelity_on_the_real_model(splade_model_dir: Path) -> None:
         assert found.passages.overlap_mean >= (0.955 if bits == 7 else 0.965), bits
         assert 0 < found.passages.max_abs_diff < (0.6 if bits == 7 else 0.3), bits
         assert found.ranking_mean >= 0.94, bits
+
+
+def test_int8_unpadded_rows_agree_with_padded_and_with_each_text_alone(tmp_path: Path) -> None:
+    """int8 runs unpadded. Its activation scale is the batch's, so a text's rows move a little with
+    its batch-mates (and padding rows would take part in a padded batch's scale): within the
+    approximation, not bitwise. A single text without padding is the same batch either way."""
+    model = load_bert(build_bert_dir(tmp_path, layers=2, hidden=256, heads=4, max_positions=512, init=bert_init(256)))
+    quantized = int8_layers(model)
+    lengths = torch.tensor([1, 512, 37])
+    ids = torch.randint(5, model.config.vocab_size, (int(lengths.sum()),), generator=torch.Generator().manual_seed(4))
+    texts = list(ids.split(lengths.tolist()))
+    padded_ids = torch.nn.utils.rnn.pad_sequence(texts, batch_first=True)
+    real = torch.arange(padded_ids.shape[1]) < lengths[:, None]
+
+    def relative(got: torch.Tensor, want: torch.Tensor) -> float:
+        return float((got - want).norm() / want.norm())
+
+    with torch.inference_mode():
+        exact = model.encode_packed(ids, lengths)
+        unpadded = quantized.encode_packed(ids, lengths)
+        padded = quantized.encode(padded_ids, lengths)[real]
+        alone = torch.cat([quantized.encode_packed(t, torch.tensor([len(t)])) for t in texts])
+        single = quantized.encode_packed(texts[1], lengths[1:2])
+        single_padded = quantized.encode(texts[1][None], lengths[1:2])[0]
+    assert 0 < relative(unpadded, exact) < 0.02
+    assert relative(padded, unpadded) < 0.02 and relative(alone, unpadded) < 0.02
+    assert relative(single_padded, single) < 1e-3
