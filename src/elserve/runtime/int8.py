@@ -6,9 +6,10 @@ one scale and zero point for the batch's rows (torch's dynamic quantized linear,
 on x86-64). The input gets all 8 bits where the CPU's int8 product sums u8 x s8 pairs without
 saturating (VNNI's `vpdpbusd` adds them into int32), and 7 bits where it would saturate: AVX2's
 `vpmaddubsw` adds pairs into int16, which 255 x 127 x 2 overflows and 127 x 127 x 2 does not.
-Which one a CPU has is probed once, on the kernel itself (`activation_bits`), not read from flags:
-fbgemm picks its instruction set on its own (`FBGEMM_ENABLE_INSTRUCTIONS` caps it). Either way the
-integer sums are exact, so a CPU changes only the input's resolution, never the arithmetic.
+Which one a CPU has is probed once, on the kernel itself (`activation_bits_of_this_cpu`), not
+read from flags: fbgemm picks its instruction set on its own (`FBGEMM_ENABLE_INSTRUCTIONS` caps
+it). Either way the integer sums are exact, so a CPU changes only the input's resolution, never
+the arithmetic.
 Everything else stays fp32: embeddings, attention, LayerNorms, the head's transform and the exact
 vocabulary head, which then pools the approximate rows exactly.
 
