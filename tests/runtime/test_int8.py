@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,8 +15,10 @@ from elserve.bench.base_model import bert_init
 from elserve.runtime import Encoder, SparseVector
 from elserve.runtime.agreement import fidelity, held_out_queries, ranking_agreement
 from elserve.runtime.bert import load_bert
+from elserve.runtime.cpu import cpu_flags
 from elserve.runtime.int8 import (
     Int8Linear,
+    activation_bits_of_this_cpu,
     checked_int8_layers,
     int8_layers,
     int8_refusal,
@@ -52,6 +57,38 @@ def test_a_model_whose_int8_layers_are_slower_is_refused_at_load(tmp_path: Path)
     assert machine_int8_refusal(seconds=lambda module, rows: 0.001 if isinstance(module, Int8Linear) else 0.002) is None
 
 
+def test_the_product_sums_exactly_at_the_activation_bits_chosen() -> None:
+    """Weights and inputs already on the int8 grids: the quantized linear must give the exact
+    integer sums, which a saturating int16 pair sum would not (the probe's reason)."""
+    bits = activation_bits_of_this_cpu()
+    assert bits in (7, 8)
+    levels = 2**bits - 1
+    generator = torch.Generator().manual_seed(3)
+    linear = torch.nn.Linear(256, 64)
+    with torch.no_grad():
+        linear.weight.copy_(torch.randint(-127, 128, (64, 256), generator=generator).float())
+        linear.weight[:, 0] = 127  # every row's scale is exactly 1
+        linear.bias.zero_()
+    rows = torch.randint(0, levels + 1, (4, 256), generator=generator).float()
+    rows[:, 0], rows[:, 1] = 0, levels  # the input's range is 0..levels: its scale is exactly 1
+    rows[0, :] = levels  # the saturating case: every pair at the top of both ranges
+    rows[0, 0] = 0
+    with torch.inference_mode():
+        got = Int8Linear(linear)(rows)
+    want = rows.double() @ linear.weight.double().t()
+    assert torch.equal(got.double(), want)
+
+
+@pytest.mark.skipif("avx2" not in cpu_flags(), reason="fbgemm's AVX2 kernel needs an AVX2 CPU")
+def test_a_saturating_product_gets_7_bit_activations() -> None:
+    """fbgemm capped at AVX2 sums u8 x s8 pairs in int16 (`vpmaddubsw`): the probe must see it."""
+    probe = "from elserve.runtime.int8 import activation_bits_of_this_cpu as bits; print(bits())"
+    env = os.environ | {"FBGEMM_ENABLE_INSTRUCTIONS": "AVX2"}
+    done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[-1] == "7"
+
+
 def test_int8_layers_stay_close_to_fp32(tmp_path: Path) -> None:
     model = load_bert(build_bert_dir(tmp_path, layers=2, hidden=256, heads=4, init=bert_init(256)))
     quantized = int8_layers(model)
@@ -62,6 +99,11 @@ def test_int8_layers_stay_close_to_fp32(tmp_path: Path) -> None:
         got = quantized.transform(quantized.encode_packed(ids, lengths))
     relative = float((got - want).norm() / want.norm())
     assert 0 < relative < 0.05  # an approximation, and a close one
+    if activation_bits_of_this_cpu() == 8:
+        with torch.inference_mode():
+            seven = int8_layers(model, activation_bits=7)
+            coarser = seven.transform(seven.encode_packed(ids, lengths))
+        assert relative < float((coarser - want).norm() / want.norm())
 
 
 def test_ranking_agreement_counts_shared_top_passages() -> None:
@@ -73,7 +115,7 @@ def test_ranking_agreement_counts_shared_top_passages() -> None:
     queries = [v({100: 1.0})]
     assert ranking_agreement(passages, queries, passages, queries) == (1.0, 1.0)
     # The other encoder swaps the best passage for the worst: 9 of the top 10 still shared.
-    swapped = passages[:11] + [v({11: 1.0, 100: 0.0})]
+    swapped = [*passages[:11], v({11: 1.0, 100: 0.0})]
     swapped[0] = v({0: 1.0, 100: 1.15})
     assert ranking_agreement(passages, queries, swapped, queries) == (0.9, 0.9)
 
@@ -94,3 +136,47 @@ def test_int8_fidelity_by_the_benchmarks_measurement(tmp_path: Path) -> None:
     assert 0 < found.passages.max_abs_diff < 0.5
     assert found.passages.overlap_mean >= 0.8
     assert 0.5 <= found.ranking_mean <= 1.0 and found.ranking_min <= found.ranking_mean
+
+
+def test_int8_fidelity_on_the_real_model(splade_model_dir: Path) -> None:
+    """The real SPLADE-tiny weights through int8 layers of either activation width (measured
+    whether or not they pay on this CPU: SPLADE-tiny's layers are too small to), against exact,
+    by the benchmark's measurement."""
+    exact = Encoder.load(splade_model_dir, num_threads=1)
+    approx = Encoder.load(splade_model_dir, num_threads=1)
+    assert isinstance(approx, Encoder)
+    passages, queries = held_out_queries([t for t in VARIED_TEXTS if t.strip()], 20)
+    # 8 bits only where the product sums them exactly; the 7-bit floors leave room for 8-bit's.
+    for bits in (7, 8)[: 1 + (activation_bits_of_this_cpu() == 8)]:
+        approx._layers = int8_layers(approx.model, activation_bits=bits)  # past the speed check
+        found = fidelity(exact, approx, passages, queries)
+        assert found.passages.overlap_mean >= (0.955 if bits == 7 else 0.965), bits
+        assert 0 < found.passages.max_abs_diff < (0.6 if bits == 7 else 0.3), bits
+        assert found.ranking_mean >= 0.94, bits
+
+
+def test_int8_unpadded_rows_agree_with_padded_and_with_each_text_alone(tmp_path: Path) -> None:
+    """int8 runs unpadded. Its activation scale is the batch's, so a text's rows move a little with
+    its batch-mates (and padding rows would take part in a padded batch's scale): within the
+    approximation, not bitwise. A single text without padding is the same batch either way."""
+    model = load_bert(build_bert_dir(tmp_path, layers=2, hidden=256, heads=4, max_positions=512, init=bert_init(256)))
+    quantized = int8_layers(model)
+    lengths = torch.tensor([1, 512, 37])
+    ids = torch.randint(5, model.config.vocab_size, (int(lengths.sum()),), generator=torch.Generator().manual_seed(4))
+    texts = list(ids.split(lengths.tolist()))
+    padded_ids = torch.nn.utils.rnn.pad_sequence(texts, batch_first=True)
+    real = torch.arange(padded_ids.shape[1]) < lengths[:, None]
+
+    def relative(got: torch.Tensor, want: torch.Tensor) -> float:
+        return float((got - want).norm() / want.norm())
+
+    with torch.inference_mode():
+        exact = model.encode_packed(ids, lengths)
+        unpadded = quantized.encode_packed(ids, lengths)
+        padded = quantized.encode(padded_ids, lengths)[real]
+        alone = torch.cat([quantized.encode_packed(t, torch.tensor([len(t)])) for t in texts])
+        single = quantized.encode_packed(texts[1], lengths[1:2])
+        single_padded = quantized.encode(texts[1][None], lengths[1:2])[0]
+    assert 0 < relative(unpadded, exact) < 0.02
+    assert relative(padded, unpadded) < 0.02 and relative(alone, unpadded) < 0.02
+    assert relative(single_padded, single) < 1e-3

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import itertools
 import time
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from elserve.runtime.config import ModelFormatError
 from elserve.runtime.cpu import bf16_refusal
 from elserve.runtime.elastic_config import PASS_THROUGH, read_task
 from elserve.runtime.head import MARGIN, ExactHead
-from elserve.runtime.int8 import checked_int8_layers
+from elserve.runtime.int8 import activation_bits_of_this_cpu, checked_int8_layers
 from elserve.runtime.layout import HF, layout_of
 from elserve.runtime.pass_through import PassThroughEncoder
 from elserve.runtime.sparse import SparseVector
@@ -37,9 +38,10 @@ INT8 = Precision.INT8.value
 # with `agreement.py` on the first 500 texts of the benchmark corpus: top-20 overlap 0.995 (lowest
 # 0.95), largest weight difference 0.083. Refused on a CPU without native bf16 (`cpu.bf16_refusal`),
 # where it would be ~15x slower than exact.
-# `int8`: opt-in, the encoder layers' linears with int8 weights and dynamic int8 activations
-# (int8.py), then the same exact head. Its agreement is measured by `agreement.fidelity` (the
-# benchmark states it, docs/performance.md records it). Refused where it is not faster than exact
+# `int8`: opt-in, the encoder layers' linears with int8 weights and dynamic 8-bit activations
+# (7-bit where the CPU's int8 product would saturate; int8.py), then the same exact head. Its
+# agreement is measured by `agreement.fidelity` (the benchmark states it, docs/performance.md
+# records it). Refused where it is not faster than exact
 # on the model's own layers, measured at load (`int8.checked_int8_layers`).
 PRECISIONS = tuple(p.value for p in Precision)
 # Batches of at least this many tokens are split between the workers (see workers.py); a
@@ -103,6 +105,8 @@ class Encoder:
         )
         # What this machine runs, for the log and the benchmark.
         self.kernels = {"layers": layers, "head_short": self._head.choice.short, "head_bulk": self._head.choice.bulk}
+        if precision == INT8:
+            self.kernels["int8_activations"] = f"{activation_bits_of_this_cpu()}-bit"
 
     @classmethod
     def load(
@@ -188,7 +192,7 @@ class Encoder:
         total = np.cumsum(lengths)
         cuts = np.searchsorted(total, total[-1] * np.arange(1, self._workers.size) / self._workers.size)
         bounds = [0, *(int(c) + 1 for c in cuts), len(lengths)]
-        return [range(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
+        return [range(a, b) for a, b in itertools.pairwise(bounds) if b > a]
 
     def _encode(self, batch: list[np.ndarray], lengths: np.ndarray) -> list[SparseVector]:
         rows = self._rows(batch, lengths)
@@ -265,7 +269,7 @@ def _vectors(texts: int, text: np.ndarray, entry: np.ndarray, weight: np.ndarray
     text, entry, weight = text[keep], entry[keep], weight[keep]
     bounds = np.searchsorted(text, np.arange(texts + 1))
     vectors = []
-    for start, end in zip(bounds[:-1], bounds[1:], strict=True):
+    for start, end in itertools.pairwise(bounds):
         weights = weight[start:end]
         # Stable, on ids already ascending: equal weights stay in id order.
         order = np.argsort(-weights, kind="stable")
