@@ -8,6 +8,7 @@ scrape time by a collector instead of being copied on every change.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterator
 
@@ -99,10 +100,8 @@ class Metrics:
         live = {d.deployment_id for d in self._deployments.all()}
         for gone in self._labelled - live:
             for metric in (self.batch_size, self.batch_tokens, self.restarts):
-                try:
+                with contextlib.suppress(KeyError):  # this metric never had a series for it
                     metric.remove(gone)
-                except KeyError:  # this metric never had a series for it
-                    pass
         self._labelled &= live
 
     def exposition(self) -> bytes:

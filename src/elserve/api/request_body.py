@@ -83,9 +83,9 @@ class _Inflater:
 
     def __init__(self, encoding: str) -> None:
         self._encoding = encoding
-        self._inflater: zlib._Decompress | None = None  # type: ignore[name-defined]
+        self._inflater: zlib._Decompress | None = None
 
-    def _make(self, first: bytes) -> zlib._Decompress:  # type: ignore[name-defined]
+    def _make(self, first: bytes) -> zlib._Decompress:
         if "gzip" in self._encoding:
             return zlib.decompressobj(_GZIP)
         # `deflate` is zlib-wrapped by the RFC, raw in practice; Netty accepts both (ZLIB_OR_NONE).

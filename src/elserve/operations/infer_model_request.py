@@ -290,7 +290,8 @@ def _apply_tokenization(original: TextExpansionSettings, change: TokenizationUpd
     span = original.span if change.span is None else change.span
     if span < 0 and span != UNSET_SPAN:
         raise IllegalArgumentException(
-            f"[span] must be non-negative to indicate span length or [{UNSET_SPAN}] to indicate no windowing should occur"
+            f"[span] must be non-negative to indicate span length "
+            f"or [{UNSET_SPAN}] to indicate no windowing should occur"
         )
     if span > original.max_sequence_length:
         raise IllegalArgumentException(

@@ -88,7 +88,8 @@ def parse_put_config(model_id: str, body: dict[str, Any], raw: bytes | None = No
     if body_id is not None and body_id != model_id:
         raise ActionRequestValidationException(
             [
-                f"Inconsistent model_id; '{body_id}' specified in the body differs from '{model_id}' specified as a URL argument"
+                f"Inconsistent model_id; '{body_id}' specified in the body "
+                f"differs from '{model_id}' specified as a URL argument"
             ]
         )
     if not is_valid_id(model_id):

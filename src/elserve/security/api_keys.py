@@ -92,7 +92,7 @@ def _parse_create(body: dict[str, Any]) -> tuple[str, int | None, dict[str, Role
     descriptors_body = body.get("role_descriptors") or {}
     if not isinstance(descriptors_body, dict):
         raise XContentParseException("[api_key_request] failed to parse field [role_descriptors]")
-    descriptors = {}
+    descriptors: dict[str, RoleDescriptor] = {}
     for role_name, role_body in descriptors_body.items():
         if not isinstance(role_body, dict):
             raise XContentParseException("[api_key_request] failed to parse field [role_descriptors]")
@@ -105,6 +105,7 @@ def _parse_create(body: dict[str, Any]) -> tuple[str, int | None, dict[str, Role
             expiration_ms = _now_ms() + int(seconds * 1000)
     if errors:
         raise ActionRequestValidationException(errors)
+    assert isinstance(name, str)  # a missing or non-string name is one of the errors above
     return name, expiration_ms, descriptors, metadata
 
 

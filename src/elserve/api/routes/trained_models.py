@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Annotated, Any, overload
 
 from fastapi import APIRouter, Depends, Request, Response
 
@@ -202,6 +202,10 @@ def _option(body: dict[str, Any], request: Request, name: str) -> Any:
     return body.get(name)
 
 
+@overload
+def _int_option(body: dict[str, Any], request: Request, name: str, default: int) -> int: ...
+@overload
+def _int_option(body: dict[str, Any], request: Request, name: str, default: None) -> int | None: ...
 def _int_option(body: dict[str, Any], request: Request, name: str, default: int | None) -> int | None:
     value = _option(body, request, name)
     if value is None:
@@ -339,7 +343,7 @@ async def infer(request: Request, model_id: str) -> Response:
 
 @router.post("/{model_id}/deployment/_infer")
 async def deployment_infer(
-    request: Request, model_id: str, principal: Principal = Depends(authenticated(_INFER_PARAMS))
+    request: Request, model_id: str, principal: Annotated[Principal, Depends(authenticated(_INFER_PARAMS))]
 ) -> Response:
     """The older form: one document, its result's fields at the top level (`Response.toXContent`)."""
     deprecation.warn(DEPLOYMENT_INFER_DEPRECATION)  # after authentication, as the REST filter runs first
