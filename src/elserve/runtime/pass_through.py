@@ -20,9 +20,7 @@ import torch
 
 from elserve.runtime.config import ModelFormatError
 from elserve.runtime.sparse import SparseVector
-from elserve.runtime.torchscript import load_script
-
-ARGUMENTS_OF_ELASTIC = 4  # input_ids, attention_mask, token_type_ids, position_ids
+from elserve.runtime.torchscript import first_output, load_script
 
 
 def run_pass_through(
@@ -30,13 +28,7 @@ def run_pass_through(
 ) -> torch.Tensor:
     """The module's first output for a right-padded batch, with the inputs Elasticsearch sends;
     it must be a tensor of one entry per text."""
-    if len(module.forward.schema.arguments) - 1 == ARGUMENTS_OF_ELASTIC:
-        positions = torch.arange(input_ids.shape[1]).expand_as(input_ids)
-        output = module(input_ids, attention_mask, torch.zeros_like(input_ids), positions)
-    else:
-        output = module(input_ids, attention_mask)
-    if isinstance(output, (tuple, list)):
-        output = output[0]
+    output = first_output(module, input_ids, attention_mask)
     if not isinstance(output, torch.Tensor) or output.ndim not in (2, 3) or output.shape[0] != input_ids.shape[0]:
         raise ModelFormatError("a pass_through model must answer a (texts, dims) or (texts, tokens, dims) tensor")
     return output
