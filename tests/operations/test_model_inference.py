@@ -88,10 +88,10 @@ def test_find_deployment_by_id_then_by_model_started_first() -> None:
     starting = _Deployment("d2", "m", DeploymentState.STARTING)
     started = _Deployment("d3", "m", DeploymentState.STARTED)
     manager = _Manager(failed, starting, started)
-    assert find_deployment(manager, "d1") is failed  # type: ignore[arg-type]
-    assert find_deployment(manager, "m") is started  # type: ignore[arg-type]
-    assert find_deployment(_Manager(failed, starting), "m") is starting  # type: ignore[arg-type]
-    assert find_deployment(manager, "other") is None  # type: ignore[arg-type]
+    assert find_deployment(manager, "d1") is failed
+    assert find_deployment(manager, "m") is started
+    assert find_deployment(_Manager(failed, starting), "m") is starting
+    assert find_deployment(manager, "other") is None
 
 
 @pytest.mark.parametrize(
@@ -105,14 +105,14 @@ def test_find_deployment_by_id_then_by_model_started_first() -> None:
 def test_a_deployment_that_cannot_serve_is_a_409_before_the_request_is_read(
     state: DeploymentState, reason: str
 ) -> None:
-    inference = TrainedModelInference(_Manager(_Deployment("d1", "m", state)), lambda: ["m"])  # type: ignore[arg-type]
+    inference = TrainedModelInference(_Manager(_Deployment("d1", "m", state)), lambda: ["m"])
     with pytest.raises(ElasticsearchError) as caught:
         inference.deployment("m")
     assert (caught.value.status, caught.value.reason) == (409, reason)
 
 
 def test_nothing_deployed() -> None:
-    inference = TrainedModelInference(_Manager(), lambda: ["known"])  # type: ignore[arg-type]
+    inference = TrainedModelInference(_Manager(), lambda: ["known"])
     with pytest.raises(ElasticsearchError) as known:
         inference.deployment("known")
     assert known.value.status == 409 and known.value.reason.startswith("Model [known] must be deployed to use.")
