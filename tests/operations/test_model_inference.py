@@ -10,13 +10,13 @@ import pytest
 
 from elserve.deployments.states import DeploymentState
 from elserve.errors import ElasticsearchError
+from elserve.java_text import java_text
 from elserve.operations.model_inference import (
     TrainedModelInference,
     document_text,
     extract_value,
     find_deployment,
     input_field,
-    java_text,
 )
 
 
@@ -46,18 +46,19 @@ def test_extract_value(path: str, doc: dict[str, Any], expected: Any) -> None:
         (True, "true"),
         (["a", 1], "[a, 1]"),
         ({"k": {"x": False}}, "{k={x=false}}"),
+        ({"b": 1, "a": [{"z": 1, "y": 2}]}, "{b=1, a=[{z=1, y=2}]}"),  # LinkedHashMap: in the order sent
     ],
 )
-def test_java_text(value: Any, text: str) -> None:
-    assert java_text(value) == text
+def test_docs_print_as_ordered_maps(value: Any, text: str) -> None:
+    assert java_text(value, ordered=True) == text
 
 
 def test_document_text_errors() -> None:
     assert document_text({"body": {"text": "hi"}}, "body.text") == "hi"
     with pytest.raises(ElasticsearchError, match=r"^Input field \[t\] does not exist in the source document$"):
         document_text({}, "t")
-    with pytest.raises(ElasticsearchError, match=r"^Input value \[\{a=1\}\] for field \[t\] must be a string$"):
-        document_text({"t": {"a": 1}}, "t")
+    with pytest.raises(ElasticsearchError, match=r"^Input value \[\{b=1, a=2\}\] for field \[t\] must be a string$"):
+        document_text({"t": {"b": 1, "a": 2}}, "t")
 
 
 def test_input_field_defaults_to_text_field() -> None:

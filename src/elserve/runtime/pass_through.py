@@ -20,7 +20,7 @@ import torch
 
 from elserve.runtime.config import ModelFormatError
 from elserve.runtime.sparse import SparseVector
-from elserve.runtime.torchscript import first_output, load_script
+from elserve.runtime.torchscript import first_output, load_script, right_padded
 
 
 def run_pass_through(
@@ -64,12 +64,7 @@ class PassThroughEncoder:
     def encode_ids(self, batch: list[np.ndarray]) -> list[SparseVector]:
         if not batch:
             return []
-        longest = max(1, max(len(ids) for ids in batch))
-        ids = torch.full((len(batch), longest), self.pad_token_id, dtype=torch.long)
-        mask = torch.zeros((len(batch), longest), dtype=torch.long)
-        for row, one in enumerate(batch):
-            ids[row, : len(one)] = torch.from_numpy(one.astype(np.int64))
-            mask[row, : len(one)] = 1
+        ids, mask = right_padded(batch, self.pad_token_id)
         with torch.inference_mode():
             output = run_pass_through(self.module, ids, mask)
         # Elasticsearch runs each document alone: a per-token output covers its own tokens, not the

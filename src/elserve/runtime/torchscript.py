@@ -81,6 +81,18 @@ def first_output(module: torch.jit.ScriptModule, input_ids: torch.Tensor, attent
     return output[0] if isinstance(output, (tuple, list)) else output
 
 
+def right_padded(batch: list[np.ndarray], pad_token_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """`(input_ids, attention_mask)`, both `(texts, longest)` (at least one column): the texts' token
+    ids one per row, right-padded with `pad_token_id`, as Elasticsearch's tokenizer pads a batch."""
+    longest = max(1, max(len(ids) for ids in batch))
+    ids = torch.full((len(batch), longest), pad_token_id, dtype=torch.long)
+    mask = torch.zeros((len(batch), longest), dtype=torch.long)
+    for row, one in enumerate(batch):
+        ids[row, : len(one)] = torch.from_numpy(one.astype(np.int64))
+        mask[row, : len(one)] = 1
+    return ids, mask
+
+
 def run_script(module: torch.jit.ScriptModule, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
     """The module's first output for a right-padded batch: logits or pooled weights, as float32."""
     output = first_output(module, input_ids, attention_mask)
@@ -255,12 +267,7 @@ class TorchScriptEncoder:
     def _encode(self, batch: list[np.ndarray]) -> list[SparseVector]:
         if not batch:
             return []
-        longest = max(len(ids) for ids in batch)
-        ids = torch.full((len(batch), longest), self.pad_token_id, dtype=torch.long)
-        mask = torch.zeros((len(batch), longest), dtype=torch.long)
-        for row, one in enumerate(batch):
-            ids[row, : len(one)] = torch.from_numpy(one.astype(np.int64))
-            mask[row, : len(one)] = 1
+        ids, mask = right_padded(batch, self.pad_token_id)
         with torch.inference_mode():
             weights = splade(run_script(self.module, ids, mask), mask)[:, : self.vocab_size]
         return [sparsify(row) for row in weights.numpy()]
