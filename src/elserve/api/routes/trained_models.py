@@ -25,7 +25,8 @@ from elserve.errors import (
     StatusException,
     ValidationErrors,
     ValidationException,
-    XContentParseException,
+    field_parse_failed,
+    unsupported_value_type,
 )
 from elserve.operations.infer_model_request import parse_infer_model_body
 from elserve.operations.model_inference import TrainedModelInference
@@ -224,17 +225,13 @@ async def _priority(body: dict[str, Any], request: Request) -> str:
     if "priority" in body:
         value = body["priority"]
         where = top_level_fields(await request.body()).get("priority")
-        location = f"[{where.value.location}] " if where else ""
+        location = str(where.value.location) if where else ""
         if not isinstance(value, str):
-            raise XContentParseException(
-                f"{location}[{_START_PARSER}] priority doesn't support values of type: {json_token(value)}"
-            )
+            raise unsupported_value_type(_START_PARSER, "priority", json_token(value), location)
         try:
             body_priority = parse_priority(value)
         except IllegalArgumentException as exc:
-            raise XContentParseException(
-                f"{location}[{_START_PARSER}] failed to parse field [priority]", caused_by=exc
-            ) from None
+            raise field_parse_failed(_START_PARSER, "priority", location, caused_by=exc) from None
     else:
         body_priority = StartRequest.priority
     if "priority" in request.query_params:
