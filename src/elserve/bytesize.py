@@ -18,7 +18,8 @@ def parse_byte_size(text: str, setting: str) -> int:
     match = _SIZE.match(value)
     if match is None:
         raise ParseException(
-            f"failed to parse setting [{setting}] with value [{text}] as a size in bytes: unit is missing or unrecognized"
+            f"failed to parse setting [{setting}] with value [{text}] as a size in bytes: "
+            "unit is missing or unrecognized"
         )
     return int(float(match.group(1)) * _UNIT_BYTES[match.group(2)])
 

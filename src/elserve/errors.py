@@ -76,6 +76,21 @@ class XContentParseException(ElasticsearchError):
     status = 400
 
 
+def unsupported_value_type(parser: str, field: str, token: str, location: str = "") -> XContentParseException:
+    """`ObjectParser`'s refusal of a value whose JSON token the field is not declared for; `location` is
+    the value's `line:column` when known."""
+    where = f"[{location}] " if location else ""
+    return XContentParseException(f"{where}[{parser}] {field} doesn't support values of type: {token}")
+
+
+def field_parse_failed(
+    parser: str, field: str, location: str = "", caused_by: ElasticsearchError | None = None
+) -> XContentParseException:
+    """`ObjectParser`'s wrapper of a field whose value does not parse (the reason, if any, as its cause)."""
+    where = f"[{location}] " if location else ""
+    return XContentParseException(f"{where}[{parser}] failed to parse field [{field}]", caused_by=caused_by)
+
+
 class JsonParseException(ElasticsearchError):
     type = "json_parse_exception"
     status = 400

@@ -130,8 +130,10 @@ def is_java_int(value: Any) -> bool:
     return type(value) is int and _INT_MIN <= value <= _INT_MAX
 
 
-def java_text(value: Any) -> str:
-    """`String.valueOf(value)` for a value parsed from JSON (maps as parsed `HashMap`s)."""
+def java_text(value: Any, *, ordered: bool = False) -> str:
+    """`String.valueOf(value)` for a value parsed from JSON. Maps print as the parser built them: a
+    `HashMap` in bucket order (`XContentParser.map`), or with `ordered` a `LinkedHashMap` in the
+    order read (`XContentParser.mapOrdered`, as `InferModelAction.Request` parses its `docs`)."""
     if value is None:
         return "null"
     if value is True:
@@ -145,15 +147,17 @@ def java_text(value: Any) -> str:
     if isinstance(value, float):
         return java_double(value)
     if isinstance(value, Mapping):
+        if ordered:
+            return "{" + ", ".join(f"{key}={java_text(item, ordered=True)}" for key, item in value.items()) + "}"
         return java_map_text(value)
     if isinstance(value, (list, tuple)):
-        return java_list_text(value)
+        return java_list_text(value, ordered=ordered)
     return str(value)
 
 
-def java_list_text(items: Iterable[Any]) -> str:
-    """`ArrayList.toString()` / `Arrays.toString()`: `[a, b]`."""
-    return "[" + ", ".join(java_text(item) for item in items) + "]"
+def java_list_text(items: Iterable[Any], *, ordered: bool = False) -> str:
+    """`ArrayList.toString()` / `Arrays.toString()`: `[a, b]` (`ordered`: as `java_text`)."""
+    return "[" + ", ".join(java_text(item, ordered=ordered) for item in items) + "]"
 
 
 def java_map_text(mapping: Mapping[str, Any], capacity: int | None = None) -> str:

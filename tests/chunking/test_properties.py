@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -59,10 +61,10 @@ def test_word_chunker(text: str, size: int, data: st.DataObject) -> None:
     assert all(word_ends_within(words, c) <= size for c in chunks)
     # Whatever follows the last chunk holds no word.
     assert word_ends_within(words, ChunkOffset(chunks[-1].end, document.length)) == 0
-    for previous, following in zip(chunks, chunks[1:]):
+    for previous, following in pairwise(chunks):
         assert word_ends_within(words, ChunkOffset(following.start, previous.end)) == overlap
     if overlap == 0 and len(chunks) > 1:
-        assert all(p.end == f.start for p, f in zip(chunks, chunks[1:]))
+        assert all(p.end == f.start for p, f in pairwise(chunks))
 
 
 @SETTINGS

@@ -96,7 +96,8 @@ def test_a_visitor_without_credentials_sees_only_the_login_form(console_server: 
     assert page.is_hidden("#app")
     assert page.locator("#app table").count() == 0  # nothing was fetched to fill it
     first_paint = page.evaluate(
-        "performance.getEntriesByType('paint').filter(e => e.name === 'first-contentful-paint').map(e => e.startTime)[0]"
+        "performance.getEntriesByType('paint')"
+        ".filter(e => e.name === 'first-contentful-paint').map(e => e.startTime)[0]"
     )
     shot(page, "00-login-form")
     page.fill("#login-password", "wrong-password")
@@ -107,7 +108,8 @@ def test_a_visitor_without_credentials_sees_only_the_login_form(console_server: 
     figures = {"first_load_bytes": sum(loads), "first_contentful_paint_ms": round(first_paint or 0, 1)}
     (ARTIFACTS / "first-load.json").write_text(json.dumps(figures))
     print(
-        f"\nconsole first load: {figures['first_load_bytes'] / 1024:.1f} KB, first paint {figures['first_contentful_paint_ms']} ms"
+        f"\nconsole first load: {figures['first_load_bytes'] / 1024:.1f} KB, "
+        f"first paint {figures['first_contentful_paint_ms']} ms"
     )
 
 

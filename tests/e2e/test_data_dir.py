@@ -65,7 +65,7 @@ def test_row10_no_writable_dir_and_no_state_exits_with_one_clear_line(tmp_path: 
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
     elserve = Path(sys.executable).with_name("elserve")
-    env = {k: v for k, v in os.environ.items()} | {"ELASTIC_PASSWORD": PASSWORD}
+    env = dict(os.environ) | {"ELASTIC_PASSWORD": PASSWORD}
     done = subprocess.run(
         [str(elserve), "serve", "--port", str(free_port()), "--data-dir", str(blocker / "data")],
         capture_output=True,

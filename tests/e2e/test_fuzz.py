@@ -106,6 +106,8 @@ def test_fuzz_no_server_error_no_hang(fuzz_server: Server, schema_file: Path, au
     assert "Traceback" not in log and " ERROR " not in log, log[-4000:]
     assert fuzz_server.process is not None
     rss_kb = next(
-        int(line.split()[1]) for line in open(f"/proc/{fuzz_server.process.pid}/status") if line.startswith("VmRSS")
+        int(line.split()[1])
+        for line in Path(f"/proc/{fuzz_server.process.pid}/status").read_text().splitlines()
+        if line.startswith("VmRSS")
     )
     assert rss_kb < 1_500_000

@@ -9,6 +9,7 @@ import gzip
 import time
 import zlib
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import orjson
@@ -77,7 +78,7 @@ def test_row1_headers_just_under_the_limits_are_served(server: Server) -> None:
 
 
 def test_row2_non_ascii_basic_credentials_are_a_401(server: Server) -> None:
-    status, headers, body = send_raw(server, b"GET / HTTP/1.1\r\nHost: x\r\nAuthorization: Basic \xe9\r\n\r\n")
+    status, _headers, body = send_raw(server, b"GET / HTTP/1.1\r\nHost: x\r\nAuthorization: Basic \xe9\r\n\r\n")
     assert status == 401
     assert es_error(body)["error"]["type"] == "security_exception"
     assert "Traceback" not in server.log()
@@ -107,7 +108,7 @@ def test_row3_chunked_body_over_the_limit_is_413(small_server: Server) -> None:
     for _ in range(2):
         request += b"%x\r\n" % len(chunk) + chunk + b"\r\n"
     request += b"0\r\n\r\n"
-    status, headers, body = send_raw(small_server, request)
+    status, headers, _body = send_raw(small_server, request)
     assert status == 413
     assert headers["connection"] == "close"
 
@@ -318,7 +319,7 @@ def test_server_is_healthy_after_all_this(es: Elasticsearch) -> None:
 
 def _memory_mb(pid: int) -> dict[str, float]:
     fields = {}
-    for line in open(f"/proc/{pid}/status"):
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         name, _, value = line.partition(":")
         if name in ("VmRSS", "VmHWM"):
             fields[name] = int(value.split()[0]) / 1024

@@ -80,7 +80,7 @@ def test_services_is_not_an_endpoint_id(http: httpx.Client) -> None:
     assert http.get("/_inference/_services", params={"filter_path": "service"}).json() == [{"service": "elasticsearch"}]
 
 
-def test_needs_monitor_inference(http: httpx.Client, server) -> None:  # type: ignore[no-untyped-def]
+def test_needs_monitor_inference(http: httpx.Client, server) -> None:
     http.put("/_security/role/services_reader", json={"cluster": ["monitor_inference"]}).raise_for_status()
     http.put("/_security/role/services_none", json={"cluster": ["monitor_ml"]}).raise_for_status()
     http.put(

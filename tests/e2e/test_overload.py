@@ -8,6 +8,7 @@ for 60 s, and `kill -9` workers and the server under load; they print their figu
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import time
@@ -33,10 +34,8 @@ def _signal(pids: list[int], sig: int) -> None:
     """Signal each listed process; one that has exited since it was listed is skipped, so that the
     SIGCONT after a SIGSTOP still reaches all the others (a stopped server would hang every later test)."""
     for pid in pids:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, sig)
-        except ProcessLookupError:
-            pass
 
 
 def _start_deployment(http: httpx.Client, deployment_id: str, endpoint_id: str, queue_capacity: int) -> None:
@@ -105,12 +104,14 @@ def test_kill9_of_a_worker_under_load_answers_everything(
     import concurrent.futures
 
     statuses: list[int] = []
-    with httpx.Client(base_url=server.url, auth=AUTH, timeout=300) as client:
-        with concurrent.futures.ThreadPoolExecutor(3) as pool:
-            futures = [pool.submit(_infer, client, overload_endpoint, f"text {i}") for i in range(12)]
-            for pid in server.worker_pids():
-                os.kill(pid, signal.SIGKILL)
-            statuses = [f.result().status_code for f in futures]  # every one is answered: no hang
+    with (
+        httpx.Client(base_url=server.url, auth=AUTH, timeout=300) as client,
+        concurrent.futures.ThreadPoolExecutor(3) as pool,
+    ):
+        futures = [pool.submit(_infer, client, overload_endpoint, f"text {i}") for i in range(12)]
+        for pid in server.worker_pids():
+            os.kill(pid, signal.SIGKILL)
+        statuses = [f.result().status_code for f in futures]  # every one is answered: no hang
     # Each is answered: served (before, or retried after the restart), refused (queue full),
     # or failed with an Elasticsearch error; never a dropped connection.
     assert set(statuses) <= {200, 429, 500, 503, 409}
@@ -189,9 +190,13 @@ def test_soak_60s_at_twice_capacity(soak_server: Server) -> None:
         accepted = sorted(latency for status, latency in results if status == 200)
         rejected = sorted(latency for status, latency in results if status == 429)
         others = [status for status, _ in results if status not in (200, 429)]
-        p = lambda xs, q: xs[min(len(xs) - 1, int(q * len(xs)))] * 1000  # noqa: E731
+
+        def p(xs: list[float], q: float) -> float:
+            return xs[min(len(xs) - 1, int(q * len(xs)))] * 1000
+
         print(
-            f"\nsoak: capacity {capacity:.1f} req/s; offered {2 * capacity:.1f} req/s for 60 s = {len(results)} requests "
+            f"\nsoak: capacity {capacity:.1f} req/s; offered {2 * capacity:.1f} req/s for 60 s "
+            f"= {len(results)} requests "
             f"({offered:.1f} req/s over the run, answers included); "
             f"accepted {len(accepted)} (p50 {p(accepted, 0.5):.0f} ms, p99 {p(accepted, 0.99):.0f} ms); "
             f"429: {len(rejected)} = {100 * len(rejected) / len(results):.1f}% (p50 {p(rejected, 0.5):.1f} ms, "
@@ -223,13 +228,14 @@ def test_soak_repeated_kill9_under_load(tmp_path_factory: pytest.TempPathFactory
                 if server.process is not None and server.process.poll() is not None:
                     server = Server(data, port=server.port).start()  # after a kill -9 of the server
                     http = httpx.Client(base_url=server.url, auth=AUTH, timeout=300)
-                wait_until(lambda: _infer(http, "chaos-ep").status_code == 200)
+                wait_until(lambda http=http: _infer(http, "chaos-ep").status_code == 200)
             # Nothing lost: the endpoint, the deployment, the user.
             assert http.get("/_inference/chaos-ep").status_code == 200
             stats = http.get("/_ml/trained_models/_stats").json()["trained_model_stats"]
             assert any(s.get("deployment_stats", {}).get("deployment_id") == "chaos-dep" for s in stats)
         print(
-            f"\nchaos: outcomes of in-flight requests over 6 rounds (0 = connection closed by a dying server): {outcomes}"
+            "\nchaos: outcomes of in-flight requests over 6 rounds "
+            f"(0 = connection closed by a dying server): {outcomes}"
         )
         # Answered (200), refused (429), failed with an Elasticsearch error, or cut by the server's death.
         assert set(outcomes) <= {"200", "429", "409", "500", "503", "0"}

@@ -116,14 +116,14 @@ def test_model_aliases(es: Elasticsearch, models: list[str]) -> None:
             ) == (
                 400,
                 "status_exception",
-                f"cannot reassign model_alias [e2e-pt] to model [{OTHER}] from model [{MODEL}] as it is not yet deployed",
+                f"cannot reassign model_alias [e2e-pt] to model [{OTHER}] from model [{MODEL}] as it is not yet deployed",  # noqa: E501  # Elasticsearch's message, whole so that it greps
             )
         finally:
             es.ml.stop_trained_model_deployment(model_id=MODEL)
         es.ml.put_trained_model_alias(model_alias="e2e-pt", model_id=OTHER, reassign=True)
         assert es.ml.get_trained_models(model_id="e2e-pt")["trained_model_configs"][0]["model_id"] == OTHER
         assert _error(lambda: es.ml.put_trained_model(model_id="e2e-pt", **CONFIG))[2] == (
-            "requested model_id [e2e-pt] is the same as an existing model_alias. Model model_aliases and ids must be unique"
+            "requested model_id [e2e-pt] is the same as an existing model_alias. Model model_aliases and ids must be unique"  # noqa: E501  # Elasticsearch's message, whole so that it greps
         )
         assert _error(lambda: es.ml.delete_trained_model_alias(model_alias="e2e-pt", model_id=MODEL))[:2] == (
             409,

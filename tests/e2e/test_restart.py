@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from elasticsearch import Elasticsearch
 
 from elserve.deployments.batch_hold import HOLD_FILE_ENV
@@ -97,6 +98,10 @@ def test_generated_password_is_printed_once(tmp_path: Path) -> None:
         second.stop()
 
 
+# In the default run, test_server_guards.py's row 13 drains an in-flight request through a SIGTERM to the
+# whole process group (the harder case), and test_endpoints_survive_kill_9 sees the workers go after a
+# SIGTERM stop; this one adds a request of several batches and the refusal of new connections.
+@pytest.mark.slow
 def test_sigterm_drains_in_flight_requests(tmp_path: Path) -> None:
     import threading
 

@@ -64,7 +64,8 @@ def test_reset_password_on_a_running_server(es: Elasticsearch, server: Server, c
     es.security.put_user(username="ops_ann", password="ann-password", roles=[])
     assert _get(server, cert, "ops_ann", "ann-password").status_code == 200  # now remembered by the server
     out = subprocess.run(
-        [str(Path(sys.executable).with_name("elserve")), "users", "reset-password", "ops_ann", "--data-dir", str(server.data_dir)],
+        [str(Path(sys.executable).with_name("elserve")), "users", "reset-password", "ops_ann",
+         "--data-dir", str(server.data_dir)],
         check=True, capture_output=True, text=True,
     ).stdout  # fmt: skip
     assert "Password for the [ops_ann] user successfully reset." in out

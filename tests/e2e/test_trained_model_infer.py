@@ -202,7 +202,7 @@ def test_nothing_serves_the_id(http: httpx.Client) -> None:
         ) == (
             409,
             "status_exception",
-            "Model [infer-undeployed] must be deployed to use. Please deploy with the start trained model deployment API.",
+            "Model [infer-undeployed] must be deployed to use. Please deploy with the start trained model deployment API.",  # noqa: E501  # Elasticsearch's message, whole so that it greps
         )
     finally:
         http.delete("/_ml/trained_models/infer-undeployed")
@@ -226,7 +226,7 @@ def test_deprecated_deployment_infer(http: httpx.Client, elser_endpoint: str) ->
     assert r.headers.get_list("warning")[0].endswith(DEPRECATION)
 
 
-def test_privileges(http: httpx.Client, server) -> None:  # type: ignore[no-untyped-def]
+def test_privileges(http: httpx.Client, server) -> None:
     http.put("/_security/role/infer_monitor", json={"cluster": ["monitor_ml"]}).raise_for_status()
     http.put("/_security/role/infer_inference", json={"cluster": ["monitor_inference"]}).raise_for_status()
     for user, role in (("infer_mon", "infer_monitor"), ("infer_inf", "infer_inference")):
@@ -257,7 +257,7 @@ def custom_input_model(tmp_path_factory: pytest.TempPathFactory, http: httpx.Cli
 
 
 @pytest.fixture(scope="module")
-def http(server) -> Any:  # type: ignore[no-untyped-def]  # module-scoped for the module fixture above
+def http(server) -> Any:  # module-scoped for the module fixture above
     from tests.support.server import PASSWORD
 
     with httpx.Client(base_url=server.url, auth=("elastic", PASSWORD), timeout=120) as client:

@@ -6,6 +6,7 @@ bounded by their declared length, the store cap and the disk's flood-stage water
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import signal
 import sqlite3
@@ -87,10 +88,8 @@ def _in_background(call) -> threading.Thread:
     """Send a request from a thread whose server may be killed meanwhile (then it has no answer)."""
 
     def run() -> None:
-        try:
+        with contextlib.suppress(httpx.TransportError):
             call()
-        except httpx.TransportError:
-            pass
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
@@ -240,7 +239,7 @@ def test_sigterm_stops_a_server_whose_upload_check_is_running(tmp_path: Path, mo
         # A bound against a hang: the graceful shutdown drains for up to 30 s (the check's request).
         assert server.stop(signal.SIGTERM, timeout=120) in (0, -signal.SIGTERM)
     for pid in checks:
-        wait_until(lambda: _name(pid) != CHECK_NAME, "end of the check process", 30)
+        wait_until(lambda pid=pid: _name(pid) != CHECK_NAME, "end of the check process", 30)
 
 
 def test_kill9_while_an_upload_completes_is_repaired_at_the_next_start(tmp_path: Path, model_dir: Path) -> None:
@@ -265,7 +264,7 @@ def test_kill9_while_an_upload_completes_is_repaired_at_the_next_start(tmp_path:
         checks = _checks(server)
         server.kill9()
     for pid in checks:  # the check dies with the server
-        wait_until(lambda: _name(pid) != CHECK_NAME, "end of the check process", 30)
+        wait_until(lambda pid=pid: _name(pid) != CHECK_NAME, "end of the check process", 30)
     assert _leftovers(data_dir), "the kill left no assembly: the test did not interrupt the completion"
     with sqlite3.connect(data_dir / "elserve.db") as db:
         db.execute("DELETE FROM documents WHERE kind = 'trained_model' AND key = 'orphan'")
@@ -296,7 +295,7 @@ def test_uploads_are_bounded_by_the_declared_length_the_store_and_the_disk(tmp_p
         assert _error(_put_part(http, "bounded", 0, b"x" * 11, 10, 2)) == (
             400,
             "status_exception",
-            "part [0] of model [bounded] brings its definition to [11] bytes, more than its total_definition_length [10]",
+            "part [0] of model [bounded] brings its definition to [11] bytes, more than its total_definition_length [10]",  # noqa: E501  # Elasticsearch's message, whole so that it greps
         )
         assert _error(_put_part(http, "bounded", 0, b"x" * 10, 2 * 2**20, 2)) == (
             409,

@@ -84,6 +84,8 @@ def test_text_of_parsed_values() -> None:
     assert java_text(None) == "null"
     assert java_text(True) == "true"
     assert java_text([1, 2.5, None, True]) == "[1, 2.5, null, true]"
+    assert java_text({"b": 1, "a": [{"z": 1, "y": 2}]}) == "{a=[{y=2, z=1}], b=1}"  # HashMap: bucket order
+    assert java_text({"b": 1, "a": [{"z": 1, "y": 2}]}, ordered=True) == "{b=1, a=[{z=1, y=2}]}"  # LinkedHashMap
     assert java_map_text({"x": [1, 2.5, None, True], "inner": {"k": "v"}}) == "{x=[1, 2.5, null, true], inner={k=v}}"
 
 

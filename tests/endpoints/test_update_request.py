@@ -305,5 +305,6 @@ def test_attached_deployments_are_updated_elsewhere() -> None:
 
 def test_a_body_that_is_not_an_object_is_empty() -> None:
     not_an_object: Any = ["x"]
-    call = lambda: parse_update_body("my-elser", "sparse_embedding", not_an_object)  # noqa: E731
-    expect_error(call, STATUS, 400, "Request body is empty")
+    expect_error(
+        lambda: parse_update_body("my-elser", "sparse_embedding", not_an_object), STATUS, 400, "Request body is empty"
+    )

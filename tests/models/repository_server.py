@@ -14,7 +14,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -54,8 +54,8 @@ def write_package(
 
 
 def package_elastic_dir(elastic_dir: Path, repository: Path, packaged_id: str) -> dict:
-    """Publish a model directory in the Elastic layout (`tests.support.model_factory.build_torchscript_dir`) as a package
-    of a repository: its configuration becomes the metadata, with the `.pt`'s size and sha256."""
+    """Publish a model directory in the Elastic layout (`tests.support.model_factory.build_torchscript_dir`) as a
+    package of a repository: its configuration becomes the metadata, with the `.pt`'s size and sha256."""
     model = (elastic_dir / "model.pt").read_bytes()
     vocabulary = json.loads((elastic_dir / "vocab.json").read_text())["vocabulary"]
     metadata = write_package(repository, packaged_id, model, vocabulary=vocabulary)
@@ -136,10 +136,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 self.wfile.flush()
                 time.sleep(0.05)
             event.wait(60)  # the client is killed meanwhile; the rest goes nowhere
-            try:
+            with suppress(OSError):
                 self.wfile.write(body[sent:])
-            except OSError:
-                pass
             return
         if drop is not None:
             self.wfile.write(body[:drop])

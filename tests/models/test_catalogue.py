@@ -80,7 +80,7 @@ def test_both_v2_ids_prefer_elastics_repository_and_fall_back_to_the_splade_tiny
 def test_model_repository_setting() -> None:
     catalogue = Catalogue(model_repository="file:///srv/models")
     assert catalogue.get(ELSER_V2_MODEL).source == "elastic:file:///srv/models/#elser_model_2"
-    assert "[file:///srv/models/] could not be reached" in catalogue.get(ELSER_V2_MODEL).fallback.description  # type: ignore[union-attr]
+    assert "[file:///srv/models/] could not be reached" in catalogue.get(ELSER_V2_MODEL).fallback.description
     assert Catalogue(model_repository="http://mirror:8080/ml").get(ELSER_V2_MODEL_LINUX_X86).source == (
         "elastic:http://mirror:8080/ml/#elser_model_2_linux-x86_64"
     )
@@ -134,7 +134,7 @@ def test_cache_key() -> None:
     assert ModelSpec("m", "hf:a/b", None, key="k1").cache_key == "k1"
 
 
-def test_registered_models_resolve_after_the_builtins(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_registered_models_resolve_after_the_builtins(tmp_path) -> None:
     from elserve.models.registry import ModelRegistry, RegisteredModel
     from elserve.store import SqliteRepository
 

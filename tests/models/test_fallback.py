@@ -49,17 +49,17 @@ def test_unreachable_repository_falls_back_once_per_process(
     caplog.set_level(logging.INFO, logger="elserve.models")
     path = asyncio.run(downloads.ensure("a"))
     assert (path / "model.safetensors").is_file()
-    assert opener.sources == [a.source, a.fallback.source]  # type: ignore[union-attr]
+    assert opener.sources == [a.source, a.fallback.source]
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1
     assert warnings[0].startswith(
         f"[a] its source could not be reached ([{repository}pkg_a.metadata.json] could not be reached"
     )
-    assert "instead" in warnings[0] and a.fallback.source in warnings[0]  # type: ignore[union-attr]
+    assert "instead" in warnings[0] and a.fallback.source in warnings[0]
     served = downloads.spec("a")
     assert served.description == "a: the fallback, said so"
     state = downloads.state("a")
-    assert state.status is DownloadStatus.DOWNLOADED and state.source == a.fallback.source  # type: ignore[union-attr]
+    assert state.status is DownloadStatus.DOWNLOADED and state.source == a.fallback.source
     # b shares the fallback's copy: installed, nothing fetched, nothing probed again
     assert asyncio.run(downloads.ensure("b")) == path
     assert len(opener.sources) == 2

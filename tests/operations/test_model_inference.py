@@ -10,13 +10,13 @@ import pytest
 
 from elserve.deployments.states import DeploymentState
 from elserve.errors import ElasticsearchError
+from elserve.java_text import java_text
 from elserve.operations.model_inference import (
     TrainedModelInference,
     document_text,
     extract_value,
     find_deployment,
     input_field,
-    java_text,
 )
 
 
@@ -46,18 +46,19 @@ def test_extract_value(path: str, doc: dict[str, Any], expected: Any) -> None:
         (True, "true"),
         (["a", 1], "[a, 1]"),
         ({"k": {"x": False}}, "{k={x=false}}"),
+        ({"b": 1, "a": [{"z": 1, "y": 2}]}, "{b=1, a=[{z=1, y=2}]}"),  # LinkedHashMap: in the order sent
     ],
 )
-def test_java_text(value: Any, text: str) -> None:
-    assert java_text(value) == text
+def test_docs_print_as_ordered_maps(value: Any, text: str) -> None:
+    assert java_text(value, ordered=True) == text
 
 
 def test_document_text_errors() -> None:
     assert document_text({"body": {"text": "hi"}}, "body.text") == "hi"
     with pytest.raises(ElasticsearchError, match=r"^Input field \[t\] does not exist in the source document$"):
         document_text({}, "t")
-    with pytest.raises(ElasticsearchError, match=r"^Input value \[\{a=1\}\] for field \[t\] must be a string$"):
-        document_text({"t": {"a": 1}}, "t")
+    with pytest.raises(ElasticsearchError, match=r"^Input value \[\{b=1, a=2\}\] for field \[t\] must be a string$"):
+        document_text({"t": {"b": 1, "a": 2}}, "t")
 
 
 def test_input_field_defaults_to_text_field() -> None:
@@ -88,10 +89,10 @@ def test_find_deployment_by_id_then_by_model_started_first() -> None:
     starting = _Deployment("d2", "m", DeploymentState.STARTING)
     started = _Deployment("d3", "m", DeploymentState.STARTED)
     manager = _Manager(failed, starting, started)
-    assert find_deployment(manager, "d1") is failed  # type: ignore[arg-type]
-    assert find_deployment(manager, "m") is started  # type: ignore[arg-type]
-    assert find_deployment(_Manager(failed, starting), "m") is starting  # type: ignore[arg-type]
-    assert find_deployment(manager, "other") is None  # type: ignore[arg-type]
+    assert find_deployment(manager, "d1") is failed
+    assert find_deployment(manager, "m") is started
+    assert find_deployment(_Manager(failed, starting), "m") is starting
+    assert find_deployment(manager, "other") is None
 
 
 @pytest.mark.parametrize(
@@ -105,14 +106,14 @@ def test_find_deployment_by_id_then_by_model_started_first() -> None:
 def test_a_deployment_that_cannot_serve_is_a_409_before_the_request_is_read(
     state: DeploymentState, reason: str
 ) -> None:
-    inference = TrainedModelInference(_Manager(_Deployment("d1", "m", state)), lambda: ["m"])  # type: ignore[arg-type]
+    inference = TrainedModelInference(_Manager(_Deployment("d1", "m", state)), lambda: ["m"])
     with pytest.raises(ElasticsearchError) as caught:
         inference.deployment("m")
     assert (caught.value.status, caught.value.reason) == (409, reason)
 
 
 def test_nothing_deployed() -> None:
-    inference = TrainedModelInference(_Manager(), lambda: ["known"])  # type: ignore[arg-type]
+    inference = TrainedModelInference(_Manager(), lambda: ["known"])
     with pytest.raises(ElasticsearchError) as known:
         inference.deployment("known")
     assert known.value.status == 409 and known.value.reason.startswith("Model [known] must be deployed to use.")

@@ -141,7 +141,7 @@ def test_missing_files_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ModelFormatError, match=r"no \[model.safetensors\]"):
         load_bert(model_dir)
     (model_dir / "config.json").unlink()
-    with pytest.raises(ModelFormatError, match="no config.json"):
+    with pytest.raises(ModelFormatError, match=r"no config\.json"):
         load_bert(model_dir)
 
 

@@ -67,7 +67,7 @@ def test_frozen_masked_lm_runs_through_the_exact_head(tmp_path: Path, architectu
 
 def test_frozen_tied_decoder_is_the_word_embeddings(tmp_path: Path) -> None:
     model_dir = build_torchscript_dir(tmp_path / "m", frozen=True)
-    _, weights = masked_lm_weights(torch.jit.load(str(model_dir / "model.pt")))  # type: ignore[misc]
+    _, weights = masked_lm_weights(torch.jit.load(str(model_dir / "model.pt")))
     words = weights["bert.embeddings.word_embeddings.weight"]
     assert weights["cls.predictions.decoder.weight"] is words  # one copy, not two
 
@@ -79,7 +79,7 @@ class _Clamped(torch.nn.Module):
         super().__init__()
         self.inner = inner
 
-    def forward(self, input_ids, attention_mask, token_type_ids, position_ids):  # type: ignore[no-untyped-def]
+    def forward(self, input_ids, attention_mask, token_type_ids, position_ids):
         return (torch.clamp(self.inner(input_ids, attention_mask, token_type_ids, position_ids)[0], max=1e4),)
 
 
@@ -104,7 +104,7 @@ def test_frozen_graph_with_other_weights_runs_itself(tmp_path: Path) -> None:
             self.inner = inner
             self.scale = torch.nn.Parameter(torch.full((1,), 2.0))
 
-        def forward(self, input_ids, attention_mask, token_type_ids, position_ids):  # type: ignore[no-untyped-def]
+        def forward(self, input_ids, attention_mask, token_type_ids, position_ids):
             return (self.inner(input_ids, attention_mask, token_type_ids, position_ids)[0] * self.scale,)
 
     _resave(model_dir, Scaled())
@@ -121,7 +121,7 @@ def test_frozen_graph_with_other_weights_runs_itself(tmp_path: Path) -> None:
         assert_matches_reference(vector, expected)
 
 
-def _without_parameters(model_dir: Path, keep) -> torch.nn.Module:  # type: ignore[no-untyped-def]
+def _without_parameters(model_dir: Path, keep) -> torch.nn.Module:
     """transformers' model of `model_dir` with every parameter turned into something else by
     `keep(module, name, tensor)`."""
     from transformers import AutoModelForMaskedLM, PreTrainedModel
@@ -144,7 +144,7 @@ class _Logits(torch.nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, input_ids, attention_mask, token_type_ids, position_ids):  # type: ignore[no-untyped-def]
+    def forward(self, input_ids, attention_mask, token_type_ids, position_ids):
         return (self.model(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids).logits,)
 
 

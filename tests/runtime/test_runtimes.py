@@ -97,7 +97,7 @@ class _Scaled(torch.nn.Module):
         self.inner = inner
         self.scale = torch.nn.Parameter(torch.ones(()))
 
-    def forward(self, input_ids, attention_mask, token_type_ids, position_ids):  # type: ignore[no-untyped-def]
+    def forward(self, input_ids, attention_mask, token_type_ids, position_ids):
         return (self.inner(input_ids, attention_mask, token_type_ids, position_ids)[0] * self.scale,)
 
 
@@ -112,7 +112,7 @@ def test_other_torchscript_runs_itself(tmp_path: Path) -> None:
     _check(encoder, Tokenizer.from_dir(model_dir), torchscript_reference(model_dir))
 
 
-def _edit_json(path: Path, change) -> None:  # type: ignore[no-untyped-def]
+def _edit_json(path: Path, change) -> None:
     raw = json.loads(path.read_text())
     change(raw)
     path.write_text(json.dumps(raw))
@@ -128,7 +128,7 @@ def _edit_json(path: Path, change) -> None:  # type: ignore[no-untyped-def]
         ),
     ],
 )
-def test_other_architectures_are_refused(tmp_path: Path, change, message: str) -> None:  # type: ignore[no-untyped-def]
+def test_other_architectures_are_refused(tmp_path: Path, change, message: str) -> None:
     model_dir = build_distilbert_dir(tmp_path / "d")
     _edit_json(model_dir / "config.json", change)
     with pytest.raises(ModelFormatError, match=message):
@@ -166,7 +166,7 @@ def test_vocabulary_larger_than_the_decoder_is_refused(tmp_path: Path) -> None:
         ),
     ],
 )
-def test_unsupported_elastic_configurations_are_refused(tmp_path: Path, change, message: str) -> None:  # type: ignore[no-untyped-def]
+def test_unsupported_elastic_configurations_are_refused(tmp_path: Path, change, message: str) -> None:
     model_dir = build_torchscript_dir(tmp_path / "m")
     _edit_json(model_dir / "trained_model_config.json", change)
     with pytest.raises(ModelFormatError, match=message):

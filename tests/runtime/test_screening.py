@@ -325,7 +325,7 @@ def _assert_within_rounding(got: torch.Tensor, want: torch.Tensor) -> None:
 
 
 def test_real_model_equals_float64_head_and_fp32_head(splade_encoder: Encoder, real_rows: tuple) -> None:
-    rows, lengths, want, plain = real_rows
+    _rows, _lengths, want, plain = real_rows
     ids = [e.ids for e in splade_encoder.tokenize(VARIED_TEXTS)]
     got = torch.from_numpy(np.stack([dense(v, want.shape[1]) for v in splade_encoder.encode_ids(ids)]))
     if splade_encoder.kernels["head_bulk"] != PLAIN:

@@ -36,7 +36,7 @@ def test_truncation_cuts_inside_a_word(splade_tokenizer: Tokenizer, splade_model
     for text, encoded in zip(texts, splade_tokenizer.encode_batch(texts), strict=True):
         full = untruncated.encode(text).ids
         assert encoded.is_truncated == (len(full) > 512)
-        assert encoded.ids.tolist() == (full if len(full) <= 512 else full[:511] + [102])
+        assert encoded.ids.tolist() == (full if len(full) <= 512 else [*full[:511], 102])
 
 
 def test_short_window_of_a_small_model(tmp_path: Path) -> None:

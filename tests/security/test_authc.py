@@ -23,11 +23,11 @@ def security(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Security:
         LoginThrottle(free_failures=2, base_delay_s=0.05, max_delay_s=0.1, clock=clock),
     )
     sec.users.put(parse_put_user("ann", {"password": "ann-password", "roles": []}))
-    sec.bcrypt_calls = 0  # type: ignore[attr-defined]
+    sec.bcrypt_calls = 0
     real = users_module.verify_password
 
     def counted(password: str, hashed: str) -> bool:
-        sec.bcrypt_calls += 1  # type: ignore[attr-defined]
+        sec.bcrypt_calls += 1
         return real(password, hashed)
 
     monkeypatch.setattr(users_module, "verify_password", counted)
@@ -55,7 +55,7 @@ def test_a_cached_password_gets_the_braked_answer_too(security: Security) -> Non
 
     asyncio.run(run())
     assert wrong == [401, 401, 401, 429]  # two free failures, one turn of the brake, then refused
-    assert security.bcrypt_calls == 1 + 3  # type: ignore[attr-defined]
+    assert security.bcrypt_calls == 1 + 3
 
 
 def test_concurrent_attempts_with_one_credential_share_one_check(security: Security) -> None:
@@ -63,7 +63,7 @@ def test_concurrent_attempts_with_one_credential_share_one_check(security: Secur
         return list(await asyncio.gather(*(_answer(security, "ann-password") for _ in range(20))))
 
     assert asyncio.run(run()) == [200] * 20
-    assert security.bcrypt_calls == 1  # type: ignore[attr-defined]
+    assert security.bcrypt_calls == 1
 
 
 def test_concurrent_distinct_guesses_start_no_more_checks_than_the_free_failures(security: Security) -> None:
@@ -72,4 +72,4 @@ def test_concurrent_distinct_guesses_start_no_more_checks_than_the_free_failures
 
     answers = asyncio.run(run())
     assert answers.count(401) == 3 and answers.count(429) == 17  # two free failures and one turn
-    assert security.bcrypt_calls == 3  # type: ignore[attr-defined]
+    assert security.bcrypt_calls == 3

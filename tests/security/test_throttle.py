@@ -1,3 +1,5 @@
+from itertools import pairwise
+
 import pytest
 
 from elserve.errors import SecurityException
@@ -56,7 +58,7 @@ def test_checks_still_running_count_as_failures(clock: Clock) -> None:
             throttle.checking("elastic", "6.6.6.6")  # runs at once; the sleeping ones hold a reserved slot
     assert waits.count(0.0) == 3
     assert sorted(waits)[3:] == waits[3:]  # each later one after the one before it
-    assert all(b - a >= 0.5 for a, b in zip(waits[3:], waits[4:], strict=False))
+    assert all(b - a >= 0.5 for a, b in pairwise(waits[3:]))
     assert refused == 20 - len(waits) > 0
 
 

@@ -227,7 +227,7 @@ class _DistilBertWrapper(torch.nn.Module):
         super().__init__()
         self._model = model
 
-    def forward(self, input_ids, attention_mask, _token_type_ids, _position_ids):  # type: ignore[no-untyped-def]
+    def forward(self, input_ids, attention_mask, _token_type_ids, _position_ids):
         return (self._model(input_ids=input_ids, attention_mask=attention_mask).logits,)
 
 
@@ -239,7 +239,7 @@ class _BertWrapper(torch.nn.Module):
         super().__init__()
         self._hf_model = model
 
-    def forward(self, input_ids, attention_mask, token_type_ids, position_ids):  # type: ignore[no-untyped-def]
+    def forward(self, input_ids, attention_mask, token_type_ids, position_ids):
         # `(logits,)`, as a model loaded with transformers 4's `torchscript=True` answers.
         output = self._hf_model(
             input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids, position_ids=position_ids
@@ -254,7 +254,7 @@ class _PooledWrapper(torch.nn.Module):
         super().__init__()
         self.inner = model
 
-    def forward(self, input_ids, attention_mask, token_type_ids, position_ids):  # type: ignore[no-untyped-def]
+    def forward(self, input_ids, attention_mask, token_type_ids, position_ids):
         logits = self.inner(input_ids, attention_mask, token_type_ids, position_ids)[0]
         weights = torch.log1p(torch.relu(logits)) * attention_mask.unsqueeze(-1)
         return torch.max(weights, dim=1).values
@@ -287,9 +287,9 @@ def build_torchscript_dir(
 
     reference = torchscript_reference(path)
     if architecture == "distilbert":
-        build_distilbert_dir(reference, **model_kwargs)  # type: ignore[arg-type]
+        build_distilbert_dir(reference, **model_kwargs)
     else:
-        build_bert_dir(reference, **model_kwargs)  # type: ignore[arg-type]
+        build_bert_dir(reference, **model_kwargs)
     config = json.loads((reference / "config.json").read_text())
     window = max_sequence_length or config["max_position_embeddings"]
     model = AutoModelForMaskedLM.from_pretrained(reference).eval()

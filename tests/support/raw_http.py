@@ -4,6 +4,7 @@ the server answers it (its framing, its closing of the connection)."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import socket
 
 import orjson
@@ -41,10 +42,8 @@ def read_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
 
 def send_raw(server: Server, request: bytes) -> tuple[int, dict[str, str], bytes]:
     with connect(server) as sock:
-        try:
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # answered and closed before reading it all
             sock.sendall(request)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the server answered and closed before reading it all
         return read_response(sock)
 
 

@@ -61,7 +61,7 @@ class Server:
         if self.password is not None:
             env["ELASTIC_PASSWORD"] = self.password
         elserve = Path(sys.executable).with_name("elserve")
-        self._log = open(self.log_path, "ab")
+        self._log = open(self.log_path, "ab")  # noqa: SIM115  # the server's log while it runs; stop() closes it
         self.process = subprocess.Popen(
             [
                 str(elserve),

@@ -33,7 +33,7 @@ def equal(actual: Any, expected: Any) -> bool:
     if isinstance(expected, dict):
         return actual.keys() == expected.keys() and all(equal(actual[k], expected[k]) for k in expected)
     if isinstance(expected, list):
-        return len(actual) == len(expected) and all(equal(a, e) for a, e in zip(actual, expected))
+        return len(actual) == len(expected) and all(equal(a, e) for a, e in zip(actual, expected, strict=True))
     return actual == expected
 
 

@@ -9,6 +9,7 @@ and the trained models, each but the built-in ones (ids starting with `.`).
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 
 from elasticsearch import Elasticsearch, NotFoundError
@@ -46,10 +47,8 @@ def wipe(client: Elasticsearch) -> None:
         for endpoint in client.inference.get(inference_id="_all")["endpoints"]:
             if not endpoint["inference_id"].startswith("."):
                 client.inference.delete(inference_id=endpoint["inference_id"], force=True)
-        try:
+        with contextlib.suppress(NotFoundError):
             client.ml.stop_trained_model_deployment(model_id="_all", force=True, allow_no_match=True)
-        except NotFoundError:
-            pass
         for model in client.ml.get_trained_models(model_id="_all", size=10000)["trained_model_configs"]:
             if not model["model_id"].startswith("."):
                 client.ml.delete_trained_model(model_id=model["model_id"], force=True)

@@ -80,7 +80,10 @@ def why_skipped(name: str, suite: Suite, test: YamlTest, cluster: Cluster) -> st
         if api == "ml.put_trained_model" and not spec.get("catch"):
             kind = refused_model_kind((spec[api] or {}).get("body"))
             if kind is not None:
-                return f"PUTs a [{kind}] model; elserve serves only [pytorch text_expansion] and [pytorch pass_through] models (400 on PUT)"
+                return (
+                    f"PUTs a [{kind}] model; elserve serves only [pytorch text_expansion] "
+                    "and [pytorch pass_through] models (400 on PUT)"
+                )
     for api, _ in calls:
         if api not in APIS:
             return f"needs API [{api}], which elserve does not serve"

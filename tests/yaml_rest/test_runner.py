@@ -105,7 +105,7 @@ def test_the_path_with_the_most_given_parts_is_chosen_and_the_rest_is_query() ->
 
 
 def _runner() -> Runner:
-    return Runner(client=None, default_headers={})  # type: ignore[arg-type]
+    return Runner(client=None, default_headers={})
 
 
 ERROR = {"error": {"root_cause": [{"type": "x", "reason": "No model [m]"}], "type": "x", "reason": "No model [m]"}}
@@ -143,7 +143,7 @@ def test_strict_warnings_fail_on_the_unexpected_lenient_only_on_the_missing() ->
     strict._check_warnings("a", {"warnings": ['say "hi"'], "allowed_warnings_regex": [".*deprecated"]}, response)
     with pytest.raises(AssertionError, match="unexpected warning"):
         strict._check_warnings("a", {"warnings": ['say "hi"']}, response)
-    lenient = Runner(client=None, default_headers={}, strict_warnings=False)  # type: ignore[arg-type]
+    lenient = Runner(client=None, default_headers={}, strict_warnings=False)
     lenient._check_warnings("a", {}, response)
     with pytest.raises(AssertionError, match="did not get expected warning"):
         lenient._check_warnings("a", {"warnings": ["another"]}, response)
@@ -205,9 +205,9 @@ def test_models_elserve_refuses_are_skipped_unless_the_refusal_is_expected(tmp_p
 
 
 def test_the_vendored_files_are_those_listed_with_their_sources() -> None:
-    on_disk = {p for p in VENDORED.rglob("*.yml")}
+    on_disk = set(VENDORED.rglob("*.yml"))
     listed = {local_path(source, path) for source, path, _ in FILES}
     assert on_disk == listed
     readme = (VENDORED / "README.md").read_text()
-    for source, path, commit in FILES:
+    for _source, path, commit in FILES:
         assert re.search(rf"{re.escape(path)}.*{commit}", readme), f"README.md does not list {path} at {commit}"

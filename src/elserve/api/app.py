@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from elserve.api.deprecation_headers import DeprecationWarningHeaders
 from elserve.api.errors import install_error_handlers
+from elserve.api.http_middleware import HttpMiddleware
 from elserve.api.metrics import Metrics, RequestMetrics
 from elserve.api.node import NodeInfo
 from elserve.api.recent_errors import RecentErrors, RecordErrors
@@ -69,16 +70,10 @@ class Services:
     trained_models: TrainedModelOperations
 
 
-class ElasticProductHeader:
+class ElasticProductHeader(HttpMiddleware):
     """`X-Elastic-Product: Elasticsearch` on every answer: the official clients refuse a 2xx without it."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
 
         async def send_with_header(message: Message) -> None:
             if message["type"] == "http.response.start":

@@ -9,20 +9,15 @@ to remember to, and an error raised after the warning still carries it.
 
 from __future__ import annotations
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
+from elserve.api.http_middleware import HttpMiddleware
 from elserve.api.rendering import warning_header
 from elserve.endpoints import deprecation
 
 
-class DeprecationWarningHeaders:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+class DeprecationWarningHeaders(HttpMiddleware):
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         with deprecation.collecting() as warnings:
 
             async def send_with_warnings(message: Message) -> None:

@@ -8,14 +8,16 @@ scrape time by a collector instead of being copied on every change.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
+from elserve.api.http_middleware import HttpMiddleware
 from elserve.deployments.backend import DeploymentBackend
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
@@ -99,10 +101,8 @@ class Metrics:
         live = {d.deployment_id for d in self._deployments.all()}
         for gone in self._labelled - live:
             for metric in (self.batch_size, self.batch_tokens, self.restarts):
-                try:
+                with contextlib.suppress(KeyError):  # this metric never had a series for it
                     metric.remove(gone)
-                except KeyError:  # this metric never had a series for it
-                    pass
         self._labelled &= live
 
     def exposition(self) -> bytes:
@@ -110,16 +110,10 @@ class Metrics:
         return generate_latest(self.registry)
 
 
-class RequestMetrics:
+class RequestMetrics(HttpMiddleware):
     """ASGI middleware: count and time every request by its route template (not its raw path)."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         status = 500
 

@@ -117,7 +117,7 @@ def openapi_document(app: FastAPI) -> dict[str, Any]:
         (method, context.path_format): context
         for context in iter_route_contexts(app.routes)
         if isinstance(context.original_route, APIRoute)
-        for method in context.methods
+        for method in context.methods or ()  # an APIRoute always has its methods
     }
     for path, operations in doc.get("paths", {}).items():
         for method, operation in operations.items():

@@ -27,6 +27,7 @@ import logging
 import re
 import time
 from collections.abc import Callable
+from typing import Any
 
 import httptools
 import orjson
@@ -74,9 +75,9 @@ def _keep_http10_alive(cycle: RequestResponseCycle, shutting_down: Callable[[], 
             if b"connection" not in names and b"content-length" in names and not shutting_down():
                 cycle.keep_alive = True
                 message = {**message, "headers": [*headers, (b"connection", b"keep-alive")]}
-        await send(message)  # type: ignore[arg-type]
+        await send(message)  # type: ignore[arg-type]  # uvicorn types its send with its own message union
 
-    cycle.send = send_keep_alive  # type: ignore[method-assign, assignment]
+    cycle.send = send_keep_alive  # type: ignore[method-assign, assignment]  # wraps uvicorn's method on purpose
 
 
 def protocol_class(limits: HttpLimits) -> type[HttpToolsProtocol]:
@@ -115,7 +116,7 @@ class _Refusals:
 class _LimitedProtocol(HttpToolsProtocol):
     limits: HttpLimits = HttpLimits()
 
-    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._refused = False
         self._shutting_down = False
@@ -145,7 +146,7 @@ class _LimitedProtocol(HttpToolsProtocol):
 
     # -- the connection ----------------------------------------------------------------------
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]  # as uvicorn's own
         if len(self.connections) >= self.limits.max_connections:
             self._refused = True
             self.transport = transport
@@ -255,7 +256,7 @@ class _LimitedProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self.scope[ARRIVAL] = time.monotonic()  # type: ignore[literal-required]
+        self.scope[ARRIVAL] = time.monotonic()  # type: ignore[literal-required]  # elserve's key in the ASGI scope
 
     def on_headers_complete(self) -> None:
         self._in_head = False

@@ -17,6 +17,8 @@ from typing import Any
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from elserve.api.http_middleware import HttpMiddleware
+
 KEPT_STATUSES = frozenset({408, 409, 413, 429})
 CAPACITY = 100
 # An error body longer than this is cut before it is read: the type and reason come first.
@@ -63,17 +65,14 @@ class RecentErrors:
         return [asdict(e) for e in reversed(self._entries)]
 
 
-class RecordErrors:
+class RecordErrors(HttpMiddleware):
     """An ASGI middleware that adds every kept error answer to `errors`."""
 
     def __init__(self, app: ASGIApp, errors: RecentErrors) -> None:
-        self.app = app
+        super().__init__(app)
         self.errors = errors
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         status = 0
         body = bytearray()
 

@@ -23,6 +23,7 @@ import zlib
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from elserve.api.http_middleware import HttpMiddleware
 from elserve.errors import ParseException
 
 _GZIP = zlib.MAX_WBITS | 16
@@ -83,9 +84,9 @@ class _Inflater:
 
     def __init__(self, encoding: str) -> None:
         self._encoding = encoding
-        self._inflater: zlib._Decompress | None = None  # type: ignore[name-defined]
+        self._inflater: zlib._Decompress | None = None
 
-    def _make(self, first: bytes) -> zlib._Decompress:  # type: ignore[name-defined]
+    def _make(self, first: bytes) -> zlib._Decompress:
         if "gzip" in self._encoding:
             return zlib.decompressobj(_GZIP)
         # `deflate` is zlib-wrapped by the RFC, raw in practice; Netty accepts both (ZLIB_OR_NONE).
@@ -109,17 +110,14 @@ class _Inflater:
             raise DecompressionFailed(f"the {self._encoding} request body does not decompress: {exc}") from None
 
 
-class RequestBodyLimits:
+class RequestBodyLimits(HttpMiddleware):
     """ASGI middleware: 413 for a declared length over the limit; decompress and count the rest."""
 
     def __init__(self, app: ASGIApp, max_content_length: int) -> None:
-        self.app = app
+        super().__init__(app)
         self.max_content_length = max_content_length
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         encoding = ""
         declared = None
         for name, value in scope["headers"]:

@@ -75,13 +75,15 @@ class WordIndex:
         return self.cumulative[index - 1] if index > 0 else 0
 
     def count_words(self, start: int, end: int) -> int:
-        """`ChunkerUtils.countWords(start, end, iterator)`: from the boundary before `start` to the last at or before `end`."""
+        """`ChunkerUtils.countWords(start, end, iterator)`: words from the boundary before `start` to the last
+        boundary at or before `end`."""
         first = self._preceding_index(start)
         last = bisect_right(self.bounds, end) - 1
         return self.cumulative[last] - self._words_before(first)
 
     def skip_words(self, start: int, words: int) -> int:
-        """`SentenceBoundaryChunker.skipWords`: the boundary after `words` words, counted from the one before `start`."""
+        """`SentenceBoundaryChunker.skipWords`: the boundary after `words` words, counted from the boundary
+        before `start`."""
         first = self._preceding_index(start)
         if words <= 0:
             return self.bounds[first]

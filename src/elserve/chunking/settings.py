@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import Any, ClassVar
 
 from elserve.chunking.java_regex import separator_error
@@ -40,14 +40,11 @@ SCOPE = "chunking_settings"
 MAX_SEPARATOR_COUNT = 50
 
 
-class ChunkingStrategy(str, Enum):
+class ChunkingStrategy(StrEnum):
     WORD = "word"
     SENTENCE = "sentence"
     RECURSIVE = "recursive"
     NONE = "none"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 # SeparatorGroup.getSeparators(): Java regexes. The plaintext ones hold the two

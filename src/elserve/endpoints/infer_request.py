@@ -36,6 +36,8 @@ from elserve.errors import (
     NumberFormatException,
     ParseException,
     XContentParseException,
+    field_parse_failed,
+    unsupported_value_type,
 )
 from elserve.java_text import java_trim
 
@@ -99,15 +101,11 @@ def parse_infer_body(
             )
         token = json_token(value)
         if token not in _FIELDS[name]:
-            raise XContentParseException(
-                f"[{where.value.location}] [{PARSER_NAME}] {name} doesn't support values of type: {token}"
-            )
+            raise unsupported_value_type(PARSER_NAME, name, token, str(where.value.location))
         try:
             values[name] = _READERS[name](value, where)
         except _FieldFailure as failure:
-            raise XContentParseException(
-                f"[{failure.location}] [{PARSER_NAME}] failed to parse field [{name}]", caused_by=failure.cause
-            ) from None
+            raise field_parse_failed(PARSER_NAME, name, str(failure.location), caused_by=failure.cause) from None
     _validate(task_type, values)
     chunking = chunking_request(values)
     return InferRequest(

@@ -6,13 +6,13 @@ Every task type Elasticsearch knows parses; elserve's services serve only
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 from elserve.errors import StatusException
 from elserve.java_text import java_trim
 
 
-class TaskType(str, Enum):
+class TaskType(StrEnum):
     TEXT_EMBEDDING = "text_embedding"
     SPARSE_EMBEDDING = "sparse_embedding"
     RERANK = "rerank"
@@ -20,9 +20,6 @@ class TaskType(str, Enum):
     ANY = "any"
     CHAT_COMPLETION = "chat_completion"
     EMBEDDING = "embedding"
-
-    def __str__(self) -> str:
-        return self.value
 
     def is_any_or_same(self, other: TaskType) -> bool:
         """`TaskType.isAnyOrSame`: `other` is ANY or this very type (ANY accepts everything)."""

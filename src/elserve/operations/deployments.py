@@ -149,6 +149,5 @@ def initial_allocations(number_of_allocations: int | None, adaptive: AdaptiveAll
     """Elasticsearch's start: the explicit number, else the adaptive minimum when above 0, else 1."""
     if number_of_allocations is not None:
         return number_of_allocations
-    if adaptive is not None and adaptive.is_enabled and (adaptive.min_number_of_allocations or 0) > 0:
-        return adaptive.min_number_of_allocations
-    return 1
+    minimum = adaptive.min_number_of_allocations if adaptive is not None and adaptive.is_enabled else None
+    return minimum if minimum is not None and minimum > 0 else 1

@@ -24,6 +24,8 @@ from elserve.errors import (
     IllegalArgumentException,
     StatusException,
     XContentParseException,
+    field_parse_failed,
+    unsupported_value_type,
 )
 from elserve.operations.trained_model_config import (
     INFERENCE_CONFIG_NAMES,
@@ -90,11 +92,13 @@ def parse_infer_model_body(body: Mapping[str, Any], source: bytes | None = None)
     """The body's fields in order; the first problem raises (the object parser stops at it)."""
     where = top_level_fields(source) if source is not None else {}
 
-    def at(name: str, value: bool = False) -> str:
+    def at(name: str) -> str:
         location = where.get(name)
-        if location is None:
-            return ""
-        return f"[{location.value.location if value else location.name}] "
+        return "" if location is None else f"[{location.name}] "
+
+    def value_at(name: str) -> str:
+        location = where.get(name)
+        return "" if location is None else str(location.value.location)
 
     docs: list[dict[str, Any]] | None = None
     update: ConfigUpdate | None = None
@@ -107,40 +111,28 @@ def parse_infer_model_body(body: Mapping[str, Any], source: bytes | None = None)
         token = json_token(value)
         if name == "docs":
             if token not in ("START_ARRAY", "START_OBJECT"):
-                raise XContentParseException(
-                    f"{at(name, True)}[{PARSER_NAME}] docs doesn't support values of type: {token}"
-                )
+                raise unsupported_value_type(PARSER_NAME, "docs", token, value_at(name))
             items = value if isinstance(value, list) else [value]  # one object reads as a one-element array
             if not all(isinstance(item, Mapping) for item in items):
-                raise XContentParseException(f"{at(name, True)}[{PARSER_NAME}] failed to parse field [docs]")
+                raise field_parse_failed(PARSER_NAME, "docs", value_at(name))
             docs = [dict(item) for item in items]
         elif name == "id":
             if token != "VALUE_STRING":
-                raise XContentParseException(
-                    f"{at(name, True)}[{PARSER_NAME}] id doesn't support values of type: {token}"
-                )
+                raise unsupported_value_type(PARSER_NAME, "id", token, value_at(name))
         elif name == "timeout":
             if token != "VALUE_STRING":
-                raise XContentParseException(
-                    f"{at(name, True)}[{PARSER_NAME}] timeout doesn't support values of type: {token}"
-                )
+                raise unsupported_value_type(PARSER_NAME, "timeout", token, value_at(name))
             try:
                 timeout = parse_time(value, "timeout", "10s")
             except ElasticsearchError as exc:
-                raise XContentParseException(
-                    f"{at(name, True)}[{PARSER_NAME}] failed to parse field [timeout]", caused_by=exc
-                ) from None
+                raise field_parse_failed(PARSER_NAME, "timeout", value_at(name), caused_by=exc) from None
         else:
             if token != "START_OBJECT":
-                raise XContentParseException(
-                    f"{at(name, True)}[{PARSER_NAME}] inference_config doesn't support values of type: {token}"
-                )
+                raise unsupported_value_type(PARSER_NAME, "inference_config", token, value_at(name))
             try:
                 update = _config_update(value)
             except ElasticsearchError as exc:
-                raise XContentParseException(
-                    f"{at(name, True)}[{PARSER_NAME}] failed to parse field [inference_config]", caused_by=exc
-                ) from None
+                raise field_parse_failed(PARSER_NAME, "inference_config", value_at(name), caused_by=exc) from None
     if docs is None:
         # Request's constructor: ExceptionsHelper.requireNonNull(docs, "docs").
         raise IllegalArgumentException("[docs] must not be null.")
@@ -156,12 +148,13 @@ def _named(field: str, value: Mapping[str, Any], names: tuple[str, ...]) -> tupl
         )
     ((name, inner),) = value.items()
     if name not in names:
-        raise XContentParseException(
-            f"[{field}] failed to parse field [{name}]",
+        raise field_parse_failed(
+            field,
+            name,
             caused_by=NamedObjectNotFoundException(f"unknown field [{name}]"),
         )
     if not isinstance(inner, Mapping):
-        raise XContentParseException(f"[{field}] failed to parse field [{name}]")
+        raise field_parse_failed(field, name)
     return name, inner
 
 
@@ -177,15 +170,11 @@ def _config_update(value: Mapping[str, Any]) -> ConfigUpdate:
             raise XContentParseException(f"[{name}] unknown field [{key}]")
         if key == "results_field":
             if not isinstance(setting, str):
-                raise XContentParseException(
-                    f"[{name}] results_field doesn't support values of type: {json_token(setting)}"
-                )
+                raise unsupported_value_type(name, "results_field", json_token(setting))
             results_field = setting
         else:
             if not isinstance(setting, Mapping):
-                raise XContentParseException(
-                    f"[{name}] tokenization doesn't support values of type: {json_token(setting)}"
-                )
+                raise unsupported_value_type(name, "tokenization", json_token(setting))
             tokenization = _tokenization_update(setting)
     return ConfigUpdate(name, results_field, tokenization)
 
@@ -199,12 +188,11 @@ def _tokenization_update(value: Mapping[str, Any]) -> TokenizationUpdate:
             raise XContentParseException(f"[{parser}] unknown field [{key}]")
         if key == "truncate":
             if not isinstance(setting, str):
-                raise XContentParseException(
-                    f"[{parser}] truncate doesn't support values of type: {json_token(setting)}"
-                )
+                raise unsupported_value_type(parser, "truncate", json_token(setting))
             if setting.lower() not in _TRUNCATES:  # Truncate.fromString: valueOf(value.toUpperCase(ROOT))
-                raise XContentParseException(
-                    f"[{parser}] failed to parse field [truncate]",
+                raise field_parse_failed(
+                    parser,
+                    "truncate",
                     caused_by=IllegalArgumentException(f"No enum constant {_TRUNCATE_ENUM}.{setting.upper()}"),
                 )
             truncate = setting.lower()
@@ -216,13 +204,13 @@ def _tokenization_update(value: Mapping[str, Any]) -> TokenizationUpdate:
 def _int(parser: str, key: str, setting: Any) -> int:
     """`declareInt`: a number (a fraction is cut, as Jackson's `getIntValue`) or a numeric string."""
     if isinstance(setting, bool) or not isinstance(setting, (int, float, str)):
-        raise XContentParseException(f"[{parser}] {key} doesn't support values of type: {json_token(setting)}")
+        raise unsupported_value_type(parser, key, json_token(setting))
     try:
         number = int(float(setting)) if isinstance(setting, str) else int(setting)
     except ValueError:
-        raise XContentParseException(f"[{parser}] failed to parse field [{key}]") from None
+        raise field_parse_failed(parser, key) from None
     if not -(2**31) <= number <= 2**31 - 1:
-        raise XContentParseException(f"[{parser}] failed to parse field [{key}]")
+        raise field_parse_failed(parser, key)
     return number
 
 
@@ -290,7 +278,8 @@ def _apply_tokenization(original: TextExpansionSettings, change: TokenizationUpd
     span = original.span if change.span is None else change.span
     if span < 0 and span != UNSET_SPAN:
         raise IllegalArgumentException(
-            f"[span] must be non-negative to indicate span length or [{UNSET_SPAN}] to indicate no windowing should occur"
+            f"[span] must be non-negative to indicate span length "
+            f"or [{UNSET_SPAN}] to indicate no windowing should occur"
         )
     if span > original.max_sequence_length:
         raise IllegalArgumentException(

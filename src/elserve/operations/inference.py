@@ -111,7 +111,7 @@ class InferenceOperations:
     def get(self, inference_id: str | None, task_type: str | None) -> dict[str, Any]:
         """`GET /_inference[/{task_type}][/{id}]` (`_all` and `*` list)."""
         wanted = parse_path_task_type(task_type)
-        if is_all_or_wildcard(inference_id):
+        if inference_id is None or is_all_or_wildcard(inference_id):
             endpoints = [e for e in self._all() if wanted.is_any_or_same(e.task_type)]
             return {"endpoints": [self._render(e) for e in endpoints]}
         endpoint = self.find(inference_id)
@@ -174,7 +174,8 @@ class InferenceOperations:
 
     def _attach(self, request: PutRequest) -> Endpoint:
         """With `deployment_id`: use that existing deployment and copy its settings, as Elasticsearch does."""
-        deployment = self._manager.get(request.deployment_id)
+        deployment_id = request.deployment_id
+        deployment = None if deployment_id is None else self._manager.get(deployment_id)
         if deployment is None:
             raise request.deployment_not_found()
         config = deployment.config

@@ -28,7 +28,7 @@ from elserve.errors import (
     ResourceNotFoundException,
     StatusException,
 )
-from elserve.java_text import java_double
+from elserve.java_text import java_text
 from elserve.operations.infer_model_request import (
     UNSET_SPAN,
     InferModelRequest,
@@ -112,30 +112,16 @@ def _extract(parts: list[str], index: int, current: Any) -> Any:
         next_index += 1
 
 
-def java_text(value: Any) -> str:
-    """A parsed JSON value as Java's `toString` prints it (`LinkedHashMap`, `ArrayList`, boxed numbers)."""
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    if value is None:
-        return "null"
-    if isinstance(value, float):
-        return java_double(value)
-    if isinstance(value, list):
-        return "[" + ", ".join(java_text(v) for v in value) + "]"
-    if isinstance(value, Mapping):
-        return "{" + ", ".join(f"{k}={java_text(v)}" for k, v in value.items()) + "}"
-    return str(value)
-
-
 def document_text(doc: Mapping[str, Any], field: str) -> str:
     """`NlpInferenceInput.extractInput`: the field's value, which must be a string."""
     value = extract_value(field, doc)
     if value is None:
         raise StatusException(f"Input field [{field}] does not exist in the source document", 400)
     if not isinstance(value, str):
-        raise StatusException(f"Input value [{java_text(value)}] for field [{field}] must be a string", 400)
+        # The docs were parsed with `mapOrdered` (`InferModelAction.Request.PARSER`): maps print in the order sent.
+        raise StatusException(
+            f"Input value [{java_text(value, ordered=True)}] for field [{field}] must be a string", 400
+        )
     return value
 
 

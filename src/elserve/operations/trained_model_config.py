@@ -20,11 +20,7 @@ from typing import Any
 from elserve.endpoints.field_suggestions import did_you_mean
 from elserve.endpoints.ids import ID_LENGTH_LIMIT, id_too_long_message, is_valid_id
 from elserve.endpoints.json_location import top_level_fields
-from elserve.errors import (
-    ActionRequestValidationException,
-    StatusException,
-    XContentParseException,
-)
+from elserve.errors import ActionRequestValidationException, StatusException, XContentParseException, field_parse_failed
 
 PYTORCH = "pytorch"
 PYTORCH_DEFAULT_INPUT = "input"
@@ -88,7 +84,8 @@ def parse_put_config(model_id: str, body: dict[str, Any], raw: bytes | None = No
     if body_id is not None and body_id != model_id:
         raise ActionRequestValidationException(
             [
-                f"Inconsistent model_id; '{body_id}' specified in the body differs from '{model_id}' specified as a URL argument"
+                f"Inconsistent model_id; '{body_id}' specified in the body "
+                f"differs from '{model_id}' specified as a URL argument"
             ]
         )
     if not is_valid_id(model_id):
@@ -107,7 +104,7 @@ def parse_put_config(model_id: str, body: dict[str, Any], raw: bytes | None = No
         errors.append("[inference_config] must not be null.")
     tags = config.get("tags") or []
     if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
-        raise XContentParseException("[trained_model_config] failed to parse field [tags]")
+        raise field_parse_failed("trained_model_config", "tags")
     bad_tags = [t for t in tags if not is_valid_id(t) or len(t) > ID_LENGTH_LIMIT]
     if bad_tags:
         errors.append(
@@ -129,7 +126,7 @@ def parse_put_config(model_id: str, body: dict[str, Any], raw: bytes | None = No
     if errors:
         raise ActionRequestValidationException(errors)
     if model_type is not None and model_type not in _MODEL_TYPES:
-        raise XContentParseException("[trained_model_config] failed to parse field [model_type]")
+        raise field_parse_failed("trained_model_config", "model_type")
     if model_type != PYTORCH or has_definition:
         # No `model_type` beside a definition: Elasticsearch takes it as a tree ensemble (the
         # model's default location in `TransportPutTrainedModelAction`).
@@ -150,7 +147,7 @@ def _input_errors(value: Any) -> list[str]:
         return []
     names = value.get("field_names") if isinstance(value, dict) else None
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-        raise XContentParseException("[trained_model_config] failed to parse field [input]")
+        raise field_parse_failed("trained_model_config", "input")
     errors = []
     if not names:
         errors.append("[input.field_names] must not be empty")
@@ -163,7 +160,7 @@ def _nlp_config(model_id: str, inference: Any) -> dict[str, Any]:
     """`inference_config` of a served task (`text_expansion`, `pass_through`), with its
     tokenization's defaults filled in."""
     if not isinstance(inference, dict) or len(inference) != 1:
-        raise XContentParseException("[trained_model_config] failed to parse field [inference_config]")
+        raise field_parse_failed("trained_model_config", "inference_config")
     ((task, settings),) = inference.items()
     if task not in INFERENCE_CONFIG_NAMES:
         raise XContentParseException(
@@ -182,7 +179,7 @@ def _nlp_config(model_id: str, inference: Any) -> dict[str, Any]:
         raise StatusException("illegal setting [vocabulary] on inference model creation", 400)
     tokenization = settings.get("tokenization") or {"bert": {}}
     if not isinstance(tokenization, dict) or len(tokenization) != 1:
-        raise XContentParseException(f"[{task}] failed to parse field [tokenization]")
+        raise field_parse_failed(task, "tokenization")
     ((name, values),) = tokenization.items()
     if name not in TOKENIZATION_NAMES:
         raise XContentParseException(f"[{task}] unable to parse Tokenization with name [{name}]: parser not found")
@@ -203,12 +200,12 @@ def _bert(values: Any) -> dict[str, Any]:
     out = {**_BERT_DEFAULTS, **values}
     for name in ("do_lower_case", "with_special_tokens"):
         if not isinstance(out[name], bool):
-            raise XContentParseException(f"[bert] failed to parse field [{name}]")
+            raise field_parse_failed("bert", name)
     for name in ("max_sequence_length", "span"):
         if not isinstance(out[name], int) or isinstance(out[name], bool):
-            raise XContentParseException(f"[bert] failed to parse field [{name}]")
+            raise field_parse_failed("bert", name)
     if out["truncate"] not in TRUNCATE_VALUES:
-        raise XContentParseException("[bert] failed to parse field [truncate]")
+        raise field_parse_failed("bert", "truncate")
     errors = []
     if out["max_sequence_length"] <= 0:
         errors.append("[max_sequence_length] must be greater than 0")  # elserve: a window needs a token

@@ -15,7 +15,7 @@ import binascii
 from dataclasses import dataclass
 from typing import Any
 
-from elserve.errors import IllegalArgumentException, XContentParseException
+from elserve.errors import IllegalArgumentException, XContentParseException, field_parse_failed
 
 _PART_PARSER = "put_trained_model_part_action"
 _VOCABULARY_PARSER = "put_trained_model_vocabulary"
@@ -51,9 +51,9 @@ def _integer(parser: str, body: dict[str, Any], name: str, limit: int) -> int:
         try:
             value = int(value)
         except ValueError:
-            raise XContentParseException(f"[{parser}] failed to parse field [{name}]") from None
+            raise field_parse_failed(parser, name) from None
     if isinstance(value, bool) or not isinstance(value, int) or not -limit - 1 <= value <= limit:
-        raise XContentParseException(f"[{parser}] failed to parse field [{name}]")
+        raise field_parse_failed(parser, name)
     return value
 
 
@@ -63,12 +63,13 @@ def parse_definition_part(body: dict[str, Any]) -> DefinitionPart:
     if encoded is None:
         raise IllegalArgumentException("[definition] must not be null.")
     if not isinstance(encoded, str):
-        raise XContentParseException(f"[{_PART_PARSER}] failed to parse field [definition]")
+        raise field_parse_failed(_PART_PARSER, "definition")
     try:
         definition = base64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError):
-        raise XContentParseException(
-            f"[{_PART_PARSER}] failed to parse field [definition]",
+        raise field_parse_failed(
+            _PART_PARSER,
+            "definition",
             caused_by=IllegalArgumentException("the definition is not valid base64"),
         ) from None
     return DefinitionPart(
@@ -80,7 +81,7 @@ def parse_definition_part(body: dict[str, Any]) -> DefinitionPart:
 
 def _strings(name: str, value: Any) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise XContentParseException(f"[{_VOCABULARY_PARSER}] failed to parse field [{name}]")
+        raise field_parse_failed(_VOCABULARY_PARSER, name)
     return value
 
 
@@ -95,7 +96,7 @@ def parse_vocabulary(body: dict[str, Any]) -> Vocabulary:
         if not isinstance(scores, list) or not all(
             isinstance(v, (int, float)) and not isinstance(v, bool) for v in scores
         ):
-            raise XContentParseException(f"[{_VOCABULARY_PARSER}] failed to parse field [scores]")
+            raise field_parse_failed(_VOCABULARY_PARSER, "scores")
         scores = [float(v) for v in scores]
     return Vocabulary(vocabulary, merges, scores)
 

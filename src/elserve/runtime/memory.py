@@ -99,7 +99,7 @@ def _numel(shape: tuple[int, ...]) -> int:
 def _hf_shapes(model_dir: Path) -> _Shapes:
     config: BertConfig = read_config(model_dir)
     with safe_open(str(model_dir / WEIGHTS_FILE), framework="pt") as f:
-        tensors = {key: tuple(f.get_slice(key).get_shape()) for key in f.keys()}
+        tensors = {key: tuple(f.get_slice(key).get_shape()) for key in f.keys()}  # noqa: SIM118  # safe_open has keys() but is not iterable
     return _Shapes(tensors, config.vocab_size, config.hidden_size, config.intermediate_size)
 
 

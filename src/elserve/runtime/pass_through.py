@@ -20,9 +20,7 @@ import torch
 
 from elserve.runtime.config import ModelFormatError
 from elserve.runtime.sparse import SparseVector
-from elserve.runtime.torchscript import load_script
-
-ARGUMENTS_OF_ELASTIC = 4  # input_ids, attention_mask, token_type_ids, position_ids
+from elserve.runtime.torchscript import first_output, load_script, right_padded
 
 
 def run_pass_through(
@@ -30,13 +28,7 @@ def run_pass_through(
 ) -> torch.Tensor:
     """The module's first output for a right-padded batch, with the inputs Elasticsearch sends;
     it must be a tensor of one entry per text."""
-    if len(module.forward.schema.arguments) - 1 == ARGUMENTS_OF_ELASTIC:
-        positions = torch.arange(input_ids.shape[1]).expand_as(input_ids)
-        output = module(input_ids, attention_mask, torch.zeros_like(input_ids), positions)
-    else:
-        output = module(input_ids, attention_mask)
-    if isinstance(output, (tuple, list)):
-        output = output[0]
+    output = first_output(module, input_ids, attention_mask)
     if not isinstance(output, torch.Tensor) or output.ndim not in (2, 3) or output.shape[0] != input_ids.shape[0]:
         raise ModelFormatError("a pass_through model must answer a (texts, dims) or (texts, tokens, dims) tensor")
     return output
@@ -72,12 +64,7 @@ class PassThroughEncoder:
     def encode_ids(self, batch: list[np.ndarray]) -> list[SparseVector]:
         if not batch:
             return []
-        longest = max(1, max(len(ids) for ids in batch))
-        ids = torch.full((len(batch), longest), self.pad_token_id, dtype=torch.long)
-        mask = torch.zeros((len(batch), longest), dtype=torch.long)
-        for row, one in enumerate(batch):
-            ids[row, : len(one)] = torch.from_numpy(one.astype(np.int64))
-            mask[row, : len(one)] = 1
+        ids, mask = right_padded(batch, self.pad_token_id)
         with torch.inference_mode():
             output = run_pass_through(self.module, ids, mask)
         # Elasticsearch runs each document alone: a per-token output covers its own tokens, not the

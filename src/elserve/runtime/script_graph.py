@@ -28,6 +28,13 @@ from elserve.runtime.config import BERT, DISTILBERT
 
 log = logging.getLogger("elserve.runtime")
 
+
+def find_nodes(graph: torch.Graph, kind: str) -> list[torch.Node]:
+    """Every node of `kind` in the graph, nested blocks included, in the order they run."""
+    # `Graph.findAllNodes` is bound by torch but missing from its stubs (`Node.findAllNodes` is there).
+    return graph.findAllNodes(kind)  # type: ignore[attr-defined]  # see above
+
+
 # The ops a traced transformers BERT / DistilBERT masked-LM is made of once frozen (transformers 4 and
 # 5, SDPA or eager attention; SPLADE pooling inside, as Elastic's ELSER), weights aside. Any other op
 # computes something this runtime's model does not.
@@ -122,7 +129,7 @@ def as_constants(module: torch.jit.ScriptModule) -> torch.jit.ScriptModule | Non
     """The module with every tensor it holds as a graph constant: itself if frozen already (no
     attribute read in its graph), else a frozen copy; None when it cannot be frozen."""
     graph = module.inlined_graph
-    if not graph.findAllNodes("prim::GetAttr"):
+    if not find_nodes(graph, "prim::GetAttr"):
         return module
     try:
         with warnings.catch_warnings():
@@ -139,7 +146,7 @@ def graph_tensors(module: torch.jit.ScriptModule) -> list[torch.Tensor]:
     seen: set[int] = set()
     tensors = []
     graph = module.inlined_graph  # held: its nodes are invalid once it is freed
-    for node in graph.findAllNodes("prim::Constant"):
+    for node in find_nodes(graph, "prim::Constant"):
         tensor = _constant(node.output())
         if tensor is None or tensor.ndim == 0 or tensor.numel() == 0:  # weights, not the scalars computed with
             continue
@@ -169,7 +176,7 @@ def script_state(module: torch.jit.ScriptModule) -> dict[str, torch.Tensor]:
     inputs = list(graph.inputs())
     first = inputs[1].unique() if len(inputs) > 1 else None
     words = next(
-        (_constant(n.inputsAt(0)) for n in graph.findAllNodes("aten::embedding") if n.inputsAt(1).unique() == first),
+        (_constant(n.inputsAt(0)) for n in find_nodes(graph, "aten::embedding") if n.inputsAt(1).unique() == first),
         None,
     )
     named = {f"constant.{i}": t for i, t in enumerate(graph_tensors(constants))}
@@ -224,7 +231,7 @@ def masked_lm_weights(module: torch.jit.ScriptModule) -> tuple[str, dict[str, to
 def _stray_weights(graph: torch._C.Graph, used: set[int]) -> bool:
     """Whether a floating-point tensor of the graph, other than a scalar, is not one of the weights
     taken (it takes part in the computation some other way)."""
-    for node in graph.findAllNodes("prim::Constant"):
+    for node in find_nodes(graph, "prim::Constant"):
         tensor = _constant(node.output())
         if tensor is None or not tensor.is_floating_point() or tensor.ndim == 0:
             continue

@@ -30,7 +30,7 @@ import torch
 from elserve.runtime.bert import BertMaskedLM, model_from_weights
 from elserve.runtime.config import ACTIVATIONS, BERT, DISTILBERT, BertConfig, ModelFormatError
 from elserve.runtime.layout import ELASTIC_MODEL
-from elserve.runtime.script_graph import as_constants, masked_lm_weights
+from elserve.runtime.script_graph import as_constants, find_nodes, masked_lm_weights
 from elserve.runtime.sparse import SparseVector, sparsify
 
 log = logging.getLogger("elserve.runtime")
@@ -42,6 +42,8 @@ _MARKERS = (
 )
 # The fast model must give the TorchScript's outputs within this (relative to the largest output).
 AGREEMENT = 1e-4
+# What Elasticsearch's BERT tokenizer gives a model: input_ids, attention_mask, token_type_ids, position_ids.
+ARGUMENTS_OF_ELASTIC = 4
 
 
 def load_script(model_dir: Path) -> torch.jit.ScriptModule:
@@ -53,8 +55,8 @@ def load_script(model_dir: Path) -> torch.jit.ScriptModule:
             module = torch.jit.load(str(path), map_location="cpu")
     except (RuntimeError, ValueError) as e:
         raise ModelFormatError(f"[{path}] is not a TorchScript model torch can load: {e}") from e
-    inputs = len(module.forward.schema.arguments) - 1
-    if inputs not in (2, 4):
+    inputs = argument_count(module)
+    if inputs not in (2, ARGUMENTS_OF_ELASTIC):
         raise ModelFormatError(
             f"[{path}] takes {inputs} inputs; Elasticsearch's models take 4 (input_ids, attention_mask, "
             "token_type_ids, position_ids) or 2 (input_ids, attention_mask)"
@@ -62,15 +64,38 @@ def load_script(model_dir: Path) -> torch.jit.ScriptModule:
     return module.eval()
 
 
-def run_script(module: torch.jit.ScriptModule, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    """The module's first output for a right-padded batch, with the inputs Elasticsearch sends."""
-    if len(module.forward.schema.arguments) - 1 == 4:
+def argument_count(module: torch.jit.ScriptModule) -> int:
+    """The inputs the module's `forward` takes, `self` not counted."""
+    # `forward` is a ScriptMethod with a schema; torch's stubs type it as a plain callable.
+    return len(module.forward.schema.arguments) - 1  # type: ignore[attr-defined]  # see above
+
+
+def first_output(module: torch.jit.ScriptModule, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> object:
+    """The module's first output for a right-padded batch, with the inputs Elasticsearch sends (all
+    four, or the first two to a module that takes two)."""
+    if argument_count(module) == ARGUMENTS_OF_ELASTIC:
         positions = torch.arange(input_ids.shape[1]).expand_as(input_ids)
         output = module(input_ids, attention_mask, torch.zeros_like(input_ids), positions)
     else:
         output = module(input_ids, attention_mask)
-    if isinstance(output, (tuple, list)):
-        output = output[0]
+    return output[0] if isinstance(output, (tuple, list)) else output
+
+
+def right_padded(batch: list[np.ndarray], pad_token_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """`(input_ids, attention_mask)`, both `(texts, longest)` (at least one column): the texts' token
+    ids one per row, right-padded with `pad_token_id`, as Elasticsearch's tokenizer pads a batch."""
+    longest = max(1, max(len(ids) for ids in batch))
+    ids = torch.full((len(batch), longest), pad_token_id, dtype=torch.long)
+    mask = torch.zeros((len(batch), longest), dtype=torch.long)
+    for row, one in enumerate(batch):
+        ids[row, : len(one)] = torch.from_numpy(one.astype(np.int64))
+        mask[row, : len(one)] = 1
+    return ids, mask
+
+
+def run_script(module: torch.jit.ScriptModule, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """The module's first output for a right-padded batch: logits or pooled weights, as float32."""
+    output = first_output(module, input_ids, attention_mask)
     if not isinstance(output, torch.Tensor) or output.ndim not in (2, 3):
         raise ModelFormatError(
             "the TorchScript model must answer (texts, tokens, vocab) logits or (texts, vocab) weights"
@@ -121,12 +146,12 @@ def _graph_settings(module: torch.jit.ScriptModule) -> tuple[float, str] | None:
     """(LayerNorm eps, activation) read from the graph's constants; None when they are not plain."""
     graph = module.inlined_graph
     eps = set()
-    for node in graph.findAllNodes("aten::layer_norm"):
+    for node in find_nodes(graph, "aten::layer_norm"):
         value = node.inputsAt(4).toIValue()
-        if value is None:
+        if not isinstance(value, float | int):  # not a constant (None) or not a number
             return None
         eps.add(float(value))
-    gelu = {node.inputsAt(1).toIValue() for node in graph.findAllNodes("aten::gelu")}
+    gelu = {node.inputsAt(1).toIValue() for node in find_nodes(graph, "aten::gelu")}
     if len(eps) != 1 or len(gelu) > 1:
         return None
     if gelu:
@@ -134,7 +159,7 @@ def _graph_settings(module: torch.jit.ScriptModule) -> tuple[float, str] | None:
         act = next((name for name, mode in ACTIVATIONS.items() if mode == approximate and name != "relu"), None)
         if act is None:
             return None
-    elif graph.findAllNodes("aten::relu"):
+    elif find_nodes(graph, "aten::relu"):
         act = "relu"
     else:
         return None
@@ -242,12 +267,7 @@ class TorchScriptEncoder:
     def _encode(self, batch: list[np.ndarray]) -> list[SparseVector]:
         if not batch:
             return []
-        longest = max(len(ids) for ids in batch)
-        ids = torch.full((len(batch), longest), self.pad_token_id, dtype=torch.long)
-        mask = torch.zeros((len(batch), longest), dtype=torch.long)
-        for row, one in enumerate(batch):
-            ids[row, : len(one)] = torch.from_numpy(one.astype(np.int64))
-            mask[row, : len(one)] = 1
+        ids, mask = right_padded(batch, self.pad_token_id)
         with torch.inference_mode():
             weights = splade(run_script(self.module, ids, mask), mask)[:, : self.vocab_size]
         return [sparsify(row) for row in weights.numpy()]

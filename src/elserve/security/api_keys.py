@@ -24,6 +24,7 @@ from elserve.errors import (
     IllegalArgumentException,
     SecurityException,
     XContentParseException,
+    field_parse_failed,
 )
 from elserve.security.authz import API_KEY_REALM, ApiKeyRef, Principal, Realm
 from elserve.security.roles import RoleDescriptor, parse_role
@@ -86,16 +87,16 @@ def _parse_create(body: dict[str, Any]) -> tuple[str, int | None, dict[str, Role
             errors.append("api key name may not begin with an underscore")
     metadata = body.get("metadata") or {}
     if not isinstance(metadata, dict):
-        raise XContentParseException("[api_key_request] failed to parse field [metadata]")
+        raise field_parse_failed("api_key_request", "metadata")
     if any(k.startswith("_") for k in metadata):
         errors.append("API key metadata keys may not start with [_]")
     descriptors_body = body.get("role_descriptors") or {}
     if not isinstance(descriptors_body, dict):
-        raise XContentParseException("[api_key_request] failed to parse field [role_descriptors]")
-    descriptors = {}
+        raise field_parse_failed("api_key_request", "role_descriptors")
+    descriptors: dict[str, RoleDescriptor] = {}
     for role_name, role_body in descriptors_body.items():
         if not isinstance(role_body, dict):
-            raise XContentParseException("[api_key_request] failed to parse field [role_descriptors]")
+            raise field_parse_failed("api_key_request", "role_descriptors")
         descriptors[role_name] = parse_role(role_name, role_body, reserved_allowed=True)
     expiration = body.get("expiration")
     expiration_ms = None
@@ -105,6 +106,7 @@ def _parse_create(body: dict[str, Any]) -> tuple[str, int | None, dict[str, Role
             expiration_ms = _now_ms() + int(seconds * 1000)
     if errors:
         raise ActionRequestValidationException(errors)
+    assert isinstance(name, str)  # a missing or non-string name is one of the errors above
     return name, expiration_ms, descriptors, metadata
 
 

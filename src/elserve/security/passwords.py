@@ -1,4 +1,6 @@
-"""Password hashing: bcrypt with cost 10, Elasticsearch's default (`xpack.security.authc.password_hashing.algorithm`)."""
+"""Password hashing: bcrypt with cost 10, Elasticsearch's default.
+
+The setting is `xpack.security.authc.password_hashing.algorithm`."""
 
 from __future__ import annotations
 

@@ -99,7 +99,8 @@ def _indices(role: str, value: Any) -> tuple[dict[str, Any], ...]:
     for entry in value:
         if not isinstance(entry, dict):
             raise ParseException(
-                f"failed to parse indices privileges for role [{role}]. expected field [indices] value to be an array of objects"
+                f"failed to parse indices privileges for role [{role}]. "
+                "expected field [indices] value to be an array of objects"
             )
         for key in entry:
             if key not in _INDEX_FIELDS:

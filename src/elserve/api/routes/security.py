@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated, Any, Protocol, TypeVar
 
 from fastapi import APIRouter, Depends, Request, Response
 
@@ -39,6 +40,34 @@ Writer = Annotated[Principal, Depends(authenticated(_REFRESH))]
 
 def _names(value: str | None) -> list[str]:
     return [n for n in (value or "").split(",") if n]
+
+
+class _Documented(Protocol):
+    def to_doc(self) -> dict[str, Any]: ...
+
+
+_D = TypeVar("_D", bound=_Documented)
+
+
+def _render_named(
+    request: Request,
+    names: str | None,
+    get: Callable[[str], _D | None],
+    every: Callable[[], list[_D]],
+    key: Callable[[_D], str],
+) -> Response:
+    """`GET /_security/user|role[/{names}]`: the named entries that exist, or every one without names;
+    `{}` with a 404 when none of the named exists (`TransportGetUsersAction`, `TransportGetRolesAction`)."""
+    wanted = _names(names)
+    found = [e for e in (get(n) for n in wanted) if e is not None] if wanted else every()
+    if wanted and not found:
+        return render(request, {}, 404)
+    return render(request, {key(e): e.to_doc() for e in found})
+
+
+def _render_deleted(request: Request, found: bool) -> Response:
+    """A user or role deletion: `found`, and a 404 when there was nothing to delete."""
+    return render(request, {"found": found}, 200 if found else 404)
 
 
 # -- _authenticate --------------------------------------------------------------------------------
@@ -126,18 +155,13 @@ async def get_users(
 ) -> Response:
     check(request, caller, USER_GET)
     users = security(request).users
-    wanted = _names(usernames)
-    found = [u for u in (users.get(n) for n in wanted) if u is not None] if wanted else users.all()
-    if wanted and not found:
-        return render(request, {}, 404)
-    return render(request, {u.username: u.to_doc() for u in found})
+    return _render_named(request, usernames, users.get, users.all, lambda user: user.username)
 
 
 @router.delete("/user/{username}")
 async def delete_user(request: Request, username: str, caller: Writer) -> Response:
     check(request, caller, USER_DELETE)
-    found = security(request).users.delete(username)
-    return render(request, {"found": found}, 200 if found else 404)
+    return _render_deleted(request, security(request).users.delete(username))
 
 
 # -- roles ----------------------------------------------------------------------------------------
@@ -157,18 +181,13 @@ async def put_role(request: Request, name: str, caller: Writer) -> Response:
 async def get_roles(request: Request, caller: Caller, names: str | None = None) -> Response:
     check(request, caller, ROLE_GET)
     roles = security(request).roles
-    wanted = _names(names)
-    found = [r for r in (roles.get(n) for n in wanted) if r is not None] if wanted else roles.all()
-    if wanted and not found:
-        return render(request, {}, 404)
-    return render(request, {r.name: r.to_doc() for r in found})
+    return _render_named(request, names, roles.get, roles.all, lambda role: role.name)
 
 
 @router.delete("/role/{name}")
 async def delete_role(request: Request, name: str, caller: Writer) -> Response:
     check(request, caller, ROLE_DELETE)
-    found = security(request).roles.delete(name)
-    return render(request, {"found": found}, 200 if found else 404)
+    return _render_deleted(request, security(request).roles.delete(name))
 
 
 # -- API keys -------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Annotated, Any, overload
 
 from fastapi import APIRouter, Depends, Request, Response
 
@@ -25,7 +25,8 @@ from elserve.errors import (
     StatusException,
     ValidationErrors,
     ValidationException,
-    XContentParseException,
+    field_parse_failed,
+    unsupported_value_type,
 )
 from elserve.operations.infer_model_request import parse_infer_model_body
 from elserve.operations.model_inference import TrainedModelInference
@@ -202,6 +203,10 @@ def _option(body: dict[str, Any], request: Request, name: str) -> Any:
     return body.get(name)
 
 
+@overload
+def _int_option(body: dict[str, Any], request: Request, name: str, default: int) -> int: ...
+@overload
+def _int_option(body: dict[str, Any], request: Request, name: str, default: None) -> int | None: ...
 def _int_option(body: dict[str, Any], request: Request, name: str, default: int | None) -> int | None:
     value = _option(body, request, name)
     if value is None:
@@ -220,17 +225,13 @@ async def _priority(body: dict[str, Any], request: Request) -> str:
     if "priority" in body:
         value = body["priority"]
         where = top_level_fields(await request.body()).get("priority")
-        location = f"[{where.value.location}] " if where else ""
+        location = str(where.value.location) if where else ""
         if not isinstance(value, str):
-            raise XContentParseException(
-                f"{location}[{_START_PARSER}] priority doesn't support values of type: {json_token(value)}"
-            )
+            raise unsupported_value_type(_START_PARSER, "priority", json_token(value), location)
         try:
             body_priority = parse_priority(value)
         except IllegalArgumentException as exc:
-            raise XContentParseException(
-                f"{location}[{_START_PARSER}] failed to parse field [priority]", caused_by=exc
-            ) from None
+            raise field_parse_failed(_START_PARSER, "priority", location, caused_by=exc) from None
     else:
         body_priority = StartRequest.priority
     if "priority" in request.query_params:
@@ -339,7 +340,7 @@ async def infer(request: Request, model_id: str) -> Response:
 
 @router.post("/{model_id}/deployment/_infer")
 async def deployment_infer(
-    request: Request, model_id: str, principal: Principal = Depends(authenticated(_INFER_PARAMS))
+    request: Request, model_id: str, principal: Annotated[Principal, Depends(authenticated(_INFER_PARAMS))]
 ) -> Response:
     """The older form: one document, its result's fields at the top level (`Response.toXContent`)."""
     deprecation.warn(DEPLOYMENT_INFER_DEPRECATION)  # after authentication, as the REST filter runs first

@@ -80,7 +80,7 @@ def _progress_class(progress: ProgressCallback) -> type:
     """A tqdm class for `snapshot_download` that shows nothing and reports the bytes written."""
     from huggingface_hub.utils import tqdm as hf_tqdm
 
-    class _Report(hf_tqdm):  # type: ignore[misc, valid-type]
+    class _Report(hf_tqdm):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             # The aggregate bar of bytes written; the per-file and file-count bars are ignored.
             self._reports = kwargs.get("name") == "huggingface_hub.snapshot_download" and kwargs.get("unit") == "B"

@@ -87,7 +87,7 @@ class _SameOriginRedirects(urllib.request.HTTPRedirectHandler):
 
 
 def _watched(base: type[http.client.HTTPConnection], deadline: Deadline) -> type[http.client.HTTPConnection]:
-    class Watched(base):  # type: ignore[valid-type, misc]
+    class Watched(base):  # type: ignore[valid-type, misc]  # a base class held in a variable
         def connect(self) -> None:
             super().connect()
             deadline.watch(self.sock)

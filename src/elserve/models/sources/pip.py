@@ -113,8 +113,9 @@ class PipSource:
         stderr_tail: deque[str] = deque(maxlen=_TAIL_LINES)
         stdout_tail: deque[str] = deque(maxlen=_TAIL_LINES)
         assert proc.stdout is not None and proc.stderr is not None
+        stderr = proc.stderr
         stderr_reader = threading.Thread(
-            target=lambda: stderr_tail.extend(line.rstrip() for line in proc.stderr),  # type: ignore[union-attr]
+            target=lambda: stderr_tail.extend(line.rstrip() for line in stderr),
             daemon=True,
         )
         stderr_reader.start()
