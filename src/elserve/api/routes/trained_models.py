@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, overload
 
 from fastapi import APIRouter, Depends, Request, Response
 
@@ -15,7 +15,7 @@ from elserve.api.rendering import render
 from elserve.api.views.trained_models import assignment, model_config, stats_entry, uploaded_model_config
 from elserve.bytesize import byte_size_rep
 from elserve.deployments.backend import ServedDeployment
-from elserve.deployments.validation import parse_priority
+from elserve.deployments.priority import Priority
 from elserve.endpoints import deprecation
 from elserve.endpoints.adaptive import remove_adaptive_allocations
 from elserve.endpoints.json_location import json_token, top_level_fields
@@ -202,6 +202,14 @@ def _option(body: dict[str, Any], request: Request, name: str) -> Any:
     return body.get(name)
 
 
+@overload
+def _int_option(body: dict[str, Any], request: Request, name: str, default: int) -> int: ...
+
+
+@overload
+def _int_option(body: dict[str, Any], request: Request, name: str, default: None) -> int | None: ...
+
+
 def _int_option(body: dict[str, Any], request: Request, name: str, default: int | None) -> int | None:
     value = _option(body, request, name)
     if value is None:
@@ -215,7 +223,7 @@ def _int_option(body: dict[str, Any], request: Request, name: str, default: int 
 _START_PARSER = "cluster:admin/xpack/ml/trained_models/deployment/start"
 
 
-async def _priority(body: dict[str, Any], request: Request) -> str:
+async def _priority(body: dict[str, Any], request: Request) -> Priority:
     """`priority` as Elasticsearch reads it: the body first (a parse error names the field), then the query."""
     if "priority" in body:
         value = body["priority"]
@@ -226,7 +234,7 @@ async def _priority(body: dict[str, Any], request: Request) -> str:
                 f"{location}[{_START_PARSER}] priority doesn't support values of type: {json_token(value)}"
             )
         try:
-            body_priority = parse_priority(value)
+            body_priority = Priority.parse(value)
         except IllegalArgumentException as exc:
             raise XContentParseException(
                 f"{location}[{_START_PARSER}] failed to parse field [priority]", caused_by=exc
@@ -234,7 +242,7 @@ async def _priority(body: dict[str, Any], request: Request) -> str:
     else:
         body_priority = StartRequest.priority
     if "priority" in request.query_params:
-        return parse_priority(request.query_params["priority"])
+        return Priority.parse(request.query_params["priority"])
     return body_priority
 
 
@@ -300,6 +308,7 @@ def _text(value: Any) -> str | None:
 
 _INFER_PARAMS = frozenset({"timeout"})
 _infer = [Depends(require(ML_INFER, _INFER_PARAMS))]
+_infer_principal = authenticated(_INFER_PARAMS)
 # `RestInferTrainedModelDeploymentAction`: kept in 9 (`deprecateAndKeep`), every answer warns.
 DEPLOYMENT_INFER_DEPRECATION = (
     "[POST /_ml/trained_models/{model_id}/deployment/_infer] is deprecated! "
@@ -339,7 +348,7 @@ async def infer(request: Request, model_id: str) -> Response:
 
 @router.post("/{model_id}/deployment/_infer")
 async def deployment_infer(
-    request: Request, model_id: str, principal: Principal = Depends(authenticated(_INFER_PARAMS))
+    request: Request, model_id: str, principal: Principal = Depends(_infer_principal)
 ) -> Response:
     """The older form: one document, its result's fields at the top level (`Response.toXContent`)."""
     deprecation.warn(DEPLOYMENT_INFER_DEPRECATION)  # after authentication, as the REST filter runs first
