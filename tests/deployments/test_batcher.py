@@ -37,6 +37,25 @@ class EchoWorker:
             future.set_result(([(ids, np.ones(len(ids), np.float32)) for ids in batch], 0.01 * len(batch)))
         return future
 
+    def withdraw(self, future: asyncio.Future[BatchAnswer]) -> None:
+        raise AssertionError("a batch answered at once is never withdrawn")
+
+
+class HeldWorker:
+    """Holds every batch (its future never resolves by itself); records what was withdrawn."""
+
+    def __init__(self) -> None:
+        self.running: list[asyncio.Future[BatchAnswer]] = []
+        self.withdrawn: list[asyncio.Future[BatchAnswer]] = []
+
+    def submit(self, batch: list[np.ndarray]) -> asyncio.Future[BatchAnswer]:
+        self.running.append(asyncio.get_running_loop().create_future())
+        return self.running[-1]
+
+    def withdraw(self, future: asyncio.Future[BatchAnswer]) -> None:
+        self.withdrawn.append(future)
+        future.cancel()
+
 
 class Observed:
     def __init__(self) -> None:
@@ -138,6 +157,35 @@ def test_a_failed_batch_answers_each_text(raised: Exception, status: int, reason
             error = entry.future.exception()
             assert isinstance(error, ElasticsearchError) and (error.status, error.reason) == (status, reason)
         assert batcher.counters.error_count == (2 if counted else 0)
+
+    asyncio.run(main())
+
+
+def test_a_batch_whose_callers_all_went_is_withdrawn() -> None:
+    async def main() -> None:
+        queue = LanedQueue()
+        batcher = Batcher(
+            "d", queue, DeploymentCounters(), Observed(), max_batch_tokens=100, max_batch_size=256, failed=lambda: False
+        )
+        worker = HeldWorker()
+        dispatcher = asyncio.ensure_future(batcher.run(lambda search_waiting: (worker, False)))
+        first, second = _entries([5, 5]), _entries([5])
+        for entries in (first, second):
+            queue.push(entries)
+            batcher.wake()
+            await asyncio.sleep(0)
+        assert len(worker.running) == 2
+        first[0].future.cancel()
+        await asyncio.sleep(0)
+        assert worker.withdrawn == []  # one of its callers still waits
+        first[1].future.cancel()
+        await asyncio.sleep(0)
+        assert worker.withdrawn == [worker.running[0]]
+        worker.running[1].set_result(([(second[0].ids, np.ones(5, np.float32))], 0.01))
+        await asyncio.sleep(0)
+        assert second[0].future.result().indices.size == 5 and worker.withdrawn == [worker.running[0]]
+        assert batcher.counters.error_count == 0
+        dispatcher.cancel()
 
     asyncio.run(main())
 

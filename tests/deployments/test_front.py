@@ -79,6 +79,9 @@ class InlineBackend(DeploymentFront):
         future.set_result(([(ids, np.ones(len(ids), np.float32)) for ids in batch], 0.001))
         return future
 
+    def withdraw(self, future: asyncio.Future[BatchAnswer]) -> None:
+        pass  # answered at once: nothing runs to stop
+
     @property
     def allocations(self) -> list[_Route]:
         return [_Route(RoutingState.STARTED)] * self.running

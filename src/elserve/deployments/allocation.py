@@ -122,6 +122,9 @@ class Allocation:
         self._send(("encode", batch_id, batch))
         return future
 
+    def withdraw(self, future: asyncio.Future) -> None:
+        """A batch sent to the worker process runs to its end (its answer is dropped)."""
+
     def _send(self, message: tuple) -> None:
         assert self._sock is not None
         with contextlib.suppress(OSError):  # the worker has gone: its socket reads as closed, which fails its batches

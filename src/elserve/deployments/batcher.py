@@ -46,6 +46,10 @@ class Worker(Protocol):
         (answered as it is), or any other exception (the encoder's: `inference failed`)."""
         ...
 
+    def withdraw(self, future: asyncio.Future[BatchAnswer]) -> None:
+        """Every caller of the batch has gone (timed out): stop it if the worker can."""
+        ...
+
 
 # Who takes the next batch, and whether only search entries may go there; None: none is free, wait.
 Pick = Callable[[bool], "tuple[Worker, bool] | None"]
@@ -93,6 +97,7 @@ class Batcher:
             future = worker.submit([e.ids for e in entries])
             self.observer.batch(self.deployment_id, len(entries), sum(e.size for e in entries))
             future.add_done_callback(functools.partial(self._batch_done, entries))
+            _withdraw_when_abandoned(worker, future, entries)
 
     def _batch_done(self, entries: list[Entry], future: asyncio.Future[BatchAnswer]) -> None:
         exc = None if future.cancelled() else future.exception()
@@ -130,3 +135,17 @@ class Batcher:
                 if count:
                     self.counters.error_count += 1
                 entry.future.set_exception(error)
+
+
+def _withdraw_when_abandoned(worker: Worker, future: asyncio.Future[BatchAnswer], entries: list[Entry]) -> None:
+    """Once every text of a running batch is cancelled (its callers timed out), the worker may stop it."""
+    waiting = len(entries)
+
+    def gone(_: asyncio.Future) -> None:
+        nonlocal waiting
+        waiting -= 1
+        if not waiting and not future.done() and all(e.future.cancelled() for e in entries):
+            worker.withdraw(future)
+
+    for entry in entries:
+        entry.future.add_done_callback(gone)

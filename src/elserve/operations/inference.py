@@ -15,6 +15,7 @@ import asyncio
 from typing import Any
 
 from elserve.chunking.settings import DEFAULT_CHUNKING_SETTINGS
+from elserve.deployments import messages
 from elserve.deployments.backend import DeploymentBackend, ServedDeployment
 from elserve.deployments.config import DeploymentConfig
 from elserve.deployments.states import DeploymentState
@@ -111,7 +112,7 @@ class InferenceOperations:
     def get(self, inference_id: str | None, task_type: str | None) -> dict[str, Any]:
         """`GET /_inference[/{task_type}][/{id}]` (`_all` and `*` list)."""
         wanted = parse_path_task_type(task_type)
-        if is_all_or_wildcard(inference_id):
+        if inference_id is None or is_all_or_wildcard(inference_id):
             endpoints = [e for e in self._all() if wanted.is_any_or_same(e.task_type)]
             return {"endpoints": [self._render(e) for e in endpoints]}
         endpoint = self.find(inference_id)
@@ -174,6 +175,7 @@ class InferenceOperations:
 
     def _attach(self, request: PutRequest) -> Endpoint:
         """With `deployment_id`: use that existing deployment and copy its settings, as Elasticsearch does."""
+        assert request.deployment_id is not None  # called for a request that names one
         deployment = self._manager.get(request.deployment_id)
         if deployment is None:
             raise request.deployment_not_found()
@@ -314,9 +316,7 @@ class InferenceOperations:
             if deployment is not None:
                 await deployment.wait_started(timeout.seconds)
         if deployment is None:
-            raise StatusException(
-                f"Trained model deployment [{endpoint.deployment_id}] is not allocated to any nodes", 409
-            )
+            raise messages.not_allocated(endpoint.deployment_id)
         return deployment
 
     def restore(self) -> None:

@@ -215,6 +215,10 @@ class RayDeployment(DeploymentFront):
     def submit(self, batch: list[np.ndarray]) -> asyncio.Future[BatchAnswer]:
         return asyncio.ensure_future(self._call(batch))
 
+    def withdraw(self, future: asyncio.Future[BatchAnswer]) -> None:
+        """Its callers have gone: the call is cancelled in Serve too."""
+        future.cancel()
+
     async def _call(self, batch: list[np.ndarray]) -> BatchAnswer:
         handle = self._handle
         if handle is None:
