@@ -17,6 +17,8 @@ from pathlib import Path
 
 from elserve.bytesize import byte_size_text, parse_byte_size
 from elserve.config_file import model_repository_from, read_config_file
+from elserve.deployments.adaptive import DEFAULT_SCALE_TO_ZERO_AFTER_S, DEFAULT_SCALE_UP_COOLDOWN_S, TIME_INTERVAL_S
+from elserve.deployments.config import DEFAULT_MAX_BATCH_TOKENS
 from elserve.errors import ParseException
 from elserve.models.sources import ModelDownloadError
 from elserve.models.sources.elastic import DEFAULT_MODEL_REPOSITORY, normalize_repository
@@ -122,12 +124,12 @@ class ServerSettings:
     precision: Precision = Precision.EXACT
     # Failed logins of a user from one address answered at full speed before the login brake spaces its attempts.
     login_free_failures: int = 5
-    # Batches are cut by tokens; see deployments/deployment.py.
-    max_batch_tokens: int = 4096
-    # Adaptive allocations (Elasticsearch cluster settings of the same meaning).
-    scale_to_zero_time_s: float = 24 * 3600.0
-    scale_up_cooldown_s: float = 300.0
-    scaler_interval_s: float = 10.0
+    # Batches are cut by tokens; see deployments/batcher.py.
+    max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS
+    # Adaptive allocations (Elasticsearch cluster settings of the same meaning; deployments/adaptive.py).
+    scale_to_zero_time_s: float = DEFAULT_SCALE_TO_ZERO_AFTER_S
+    scale_up_cooldown_s: float = DEFAULT_SCALE_UP_COOLDOWN_S
+    scaler_interval_s: float = TIME_INTERVAL_S
     http: HttpLimits = HttpLimits()
     # The data directory cannot be written: its store is served as it is, and writes fail (503).
     read_only: bool = False

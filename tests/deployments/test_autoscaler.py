@@ -1,6 +1,7 @@
 """The adaptive allocations scaler at run time (deployments/autoscaler.py) on a real deployment with real
-workers: what it samples, the bounds it reads, a request at zero waking one allocation (once), an idle
-deployment scaled to zero, and a deployment without adaptive allocations left alone.
+workers: what it samples (the deployment's `stats_sample`), the bounds it reads, a request at zero waking
+one allocation (once), an idle deployment scaled to zero, and a deployment without adaptive allocations
+left alone.
 
 The decisions themselves are scaling.py's (test_scaling.py); these check that the scaler feeds them the
 deployment's figures and carries their answers out."""
@@ -13,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from elserve.deployments.adaptive import AdaptiveAllocations
 from elserve.deployments.autoscaler import Autoscaler, ScalerTimings
-from elserve.deployments.config import AdaptiveConfig, DeploymentConfig
+from elserve.deployments.config import DeploymentConfig
 from elserve.deployments.deployment import Deployment
-from elserve.deployments.scaling import ScalingBounds
 from elserve.deployments.states import DeploymentState
 from tests.support.model_factory import build_bert_dir
 from tests.support.waiting import wait_until_async
@@ -38,38 +39,48 @@ def _deployment(model_dir: Path, timings: ScalerTimings = NO_TICK, **config) -> 
     return Deployment(DeploymentConfig(**options), source, timings=timings, query_lane=False)
 
 
-def _adaptive(floor: int) -> AdaptiveConfig:
-    return AdaptiveConfig(enabled=True, min_number_of_allocations=floor, max_number_of_allocations=2)
+def _adaptive(floor: int) -> AdaptiveAllocations:
+    return AdaptiveAllocations(enabled=True, min_number_of_allocations=floor, max_number_of_allocations=2)
+
+
+def _scaler(d: Deployment, timings: ScalerTimings = NO_TICK) -> Autoscaler:
+    """A second scaler over the deployment, built as the deployment builds its own."""
+    return Autoscaler(
+        d.deployment_id,
+        timings,
+        adaptive=lambda: d.config.adaptive_allocations,
+        sample=d.stats_sample,
+        scale=lambda n: d.scale(n, within_capacity=True),
+    )
 
 
 @pytest.mark.parametrize(
-    ("adaptive", "bounds"),
+    ("adaptive", "enabled"),
     [
-        (None, ScalingBounds(enabled=False)),
-        (AdaptiveConfig(enabled=False, min_number_of_allocations=1), ScalingBounds(False, 1, None)),
-        (
-            AdaptiveConfig(enabled=True, min_number_of_allocations=0, max_number_of_allocations=3),
-            ScalingBounds(True, 0, 3),
-        ),
-        (AdaptiveConfig(enabled=True), ScalingBounds(True, None, None)),
+        (None, False),
+        (AdaptiveAllocations(enabled=False, min_number_of_allocations=1), False),
+        (AdaptiveAllocations(enabled=True, min_number_of_allocations=0, max_number_of_allocations=3), True),
+        (AdaptiveAllocations(enabled=True), True),
     ],
 )
 def test_bounds_are_the_deployments_adaptive_allocations(
-    model_dir: Path, adaptive: AdaptiveConfig | None, bounds: ScalingBounds
+    model_dir: Path, adaptive: AdaptiveAllocations | None, enabled: bool
 ) -> None:
     d = _deployment(model_dir, adaptive_allocations=adaptive)
-    assert Autoscaler(d, NO_TICK)._bounds() == bounds
+    bounds = _scaler(d)._bounds()
+    assert bounds.is_enabled is enabled
+    if adaptive is not None:
+        assert bounds == adaptive
 
 
 def test_a_sample_is_the_deployments_counters_and_state(model_dir: Path) -> None:
     async def main() -> None:
         d = _deployment(model_dir)
-        scaler = Autoscaler(d, NO_TICK)
-        starting = scaler._sample()
+        starting = d.stats_sample()
         assert starting.assignment_state == "starting" and starting.inference_count == 0
         await d.start()
         await d.infer(["one", "two", "three"], timeout=None)
-        sample = scaler._sample()
+        sample = d.stats_sample()
         assert sample.number_of_allocations == 1
         assert sample.inference_count == d.counters.inference_count == 3
         assert sample.pending_count == d.pending_requests == 0
@@ -132,7 +143,7 @@ def test_a_minimum_keeps_an_idle_deployment_up(model_dir: Path) -> None:
     async def main() -> None:
         d = _deployment(model_dir, timings, adaptive_allocations=_adaptive(1))
         await d.start()
-        scaler = Autoscaler(d, timings)
+        scaler = _scaler(d, timings)
         decisions = asyncio.ensure_future(scaler.run())
         await asyncio.sleep(1.0)  # many ticks of both scalers, idle all along
         decisions.cancel()

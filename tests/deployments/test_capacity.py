@@ -13,8 +13,9 @@ from elserve.deployments.capacity import (
     machine_memory,
     parse_memory,
 )
+from elserve.deployments.priority import Priority
 from elserve.deployments.states import DeploymentState, RoutingState
-from elserve.deployments.validation import parse_priority, start_errors
+from elserve.deployments.validation import start_errors
 from elserve.errors import IllegalArgumentException
 
 GB = 1 << 30
@@ -119,17 +120,17 @@ def test_parse_memory_percent_and_errors() -> None:
 
 
 def test_priority_is_parsed_as_elasticsearch_parses_it() -> None:
-    assert parse_priority("low") == "low"
-    assert parse_priority("NORMAL") == "normal"
+    assert Priority.parse("low") is Priority.LOW and str(Priority.LOW) == "low"
+    assert Priority.parse("NORMAL") is Priority.NORMAL
     with pytest.raises(IllegalArgumentException) as info:
-        parse_priority("high")
+        Priority.parse("high")
     assert info.value.reason == "No enum constant org.elasticsearch.xpack.core.ml.inference.assignment.Priority.HIGH"
 
 
 def test_low_priority_allows_only_one_allocation_of_one_thread() -> None:
-    assert start_errors(1, 1, None, None, "low") == []
-    assert start_errors(None, 1, None, None, "low") == []
-    assert start_errors(2, 2, None, None, "low") == [
+    assert start_errors(1, 1, None, None, Priority.LOW) == []
+    assert start_errors(None, 1, None, None, Priority.LOW) == []
+    assert start_errors(2, 2, None, None, Priority.LOW) == [
         "[number_of_allocations] must be 1 when [priority] is low",
         "[threads_per_allocation] must be 1 when [priority] is low",
     ]

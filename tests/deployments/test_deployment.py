@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from elserve.deployments.autoscaler import ScalerTimings
+from elserve.deployments.adaptive import AdaptiveAllocations, ScalerTimings
 from elserve.deployments.batch_hold import HOLD_FILE_ENV
-from elserve.deployments.config import AdaptiveConfig, DeploymentConfig
+from elserve.deployments.config import DeploymentConfig
 from elserve.deployments.deployment import Deployment
 from elserve.deployments.states import AllocationState, DeploymentState
 from elserve.errors import RejectedExecutionException, StatusException
@@ -171,7 +171,9 @@ def test_adaptive_scales_to_zero_and_wakes(splade_model_dir: Path) -> None:
     async def main() -> None:
         d = _deployment(
             splade_model_dir,
-            adaptive_allocations=AdaptiveConfig(enabled=True, min_number_of_allocations=0, max_number_of_allocations=2),
+            adaptive_allocations=AdaptiveAllocations(
+                enabled=True, min_number_of_allocations=0, max_number_of_allocations=2
+            ),
             timings=timings,
         )
         await d.start()

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from elserve.deployments.config import DeploymentConfig
-from elserve.deployments.deployment import DEFAULT_MAX_BATCH_TOKENS, Deployment
+from elserve.deployments.config import DEFAULT_MAX_BATCH_TOKENS, DeploymentConfig
+from elserve.deployments.deployment import Deployment
 from elserve.deployments.memory import estimate, process_memory
 from elserve.deployments.parent import ModelParents
 from elserve.deployments.parent_process import PARENT_NAME

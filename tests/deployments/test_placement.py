@@ -8,8 +8,9 @@ import os
 import signal
 from pathlib import Path
 
+from elserve.deployments.adaptive import AdaptiveAllocations
 from elserve.deployments.capacity import NodeCapacity
-from elserve.deployments.config import AdaptiveConfig, DeploymentConfig
+from elserve.deployments.config import DeploymentConfig
 from elserve.deployments.manager import DeploymentManager
 from elserve.deployments.states import DeploymentState
 from elserve.models import Catalogue, ModelCache, ModelDownloads, ModelSpec
@@ -32,7 +33,7 @@ def test_deployments_share_the_processors(tmp_path: Path, splade_model_dir: Path
         first = manager.start(DeploymentConfig("first", "tiny", number_of_allocations=1))
         assert await first.wait_until("fully_allocated", 300)
         # As a deployment restored beside others: asks for 2 while 1 processor is left.
-        adaptive = AdaptiveConfig(enabled=True, min_number_of_allocations=1, max_number_of_allocations=100)
+        adaptive = AdaptiveAllocations(enabled=True, min_number_of_allocations=1, max_number_of_allocations=100)
         second = manager.start(DeploymentConfig("second", "tiny", 2, adaptive_allocations=adaptive))
         assert await second.wait_until("started", 300)
         assert second.state is DeploymentState.STARTED

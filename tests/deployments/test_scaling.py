@@ -12,14 +12,12 @@ import random
 
 import pytest
 
+from elserve.deployments.adaptive import DEFAULT_SCALE_TO_ZERO_AFTER_S, DEFAULT_SCALE_UP_COOLDOWN_S, AdaptiveAllocations
 from elserve.deployments.estimators import KalmanFilter1d
 from elserve.deployments.scaling import (
-    DEFAULT_SCALE_TO_ZERO_AFTER_S,
-    DEFAULT_SCALE_UP_COOLDOWN_S,
     SCALE_UP_THRESHOLD,
     RecentStats,
     ScalerState,
-    ScalingBounds,
     StatsSample,
     _scale_down,
     _scale_up,
@@ -29,7 +27,7 @@ from elserve.deployments.scaling import (
     scale,
 )
 
-UNBOUNDED = ScalingBounds(enabled=True)
+UNBOUNDED = AdaptiveAllocations(enabled=True)
 NAN = math.nan
 
 
@@ -38,7 +36,7 @@ class Deployment:
 
     def __init__(
         self,
-        bounds: ScalingBounds = UNBOUNDED,
+        bounds: AdaptiveAllocations = UNBOUNDED,
         *,
         allocations: int = 1,
         interval_s: float = 10.0,
@@ -97,7 +95,7 @@ def scaler_step(
     stats: tuple[int, int, int, float],
     interval_s: float,
     allocations: int,
-    bounds: ScalingBounds = UNBOUNDED,
+    bounds: AdaptiveAllocations = UNBOUNDED,
     scale_to_zero_after_s: float = DEFAULT_SCALE_TO_ZERO_AFTER_S,
 ) -> tuple[int | None, ScalerState]:
     """Elasticsearch's `scaler.process(new Stats(...), interval, allocations); scaler.scale()`."""
@@ -182,7 +180,7 @@ def test_filter_nan_update_reads_as_no_value():
 # --- AdaptiveAllocationsScalerTests.java --------------------------------------------------------
 
 
-def run_scaler(rows, bounds: ScalingBounds = UNBOUNDED, interval_s: float = 10.0, **kw) -> list[int | None]:
+def run_scaler(rows, bounds: AdaptiveAllocations = UNBOUNDED, interval_s: float = 10.0, **kw) -> list[int | None]:
     """Rows of ((success, pending, failed, time), allocations) -> the decisions of `scale()`."""
     state, decisions = ScalerState(), []
     for stats, allocations in rows:
@@ -211,7 +209,7 @@ def test_es_no_oscillating():
 
 
 def test_es_respect_min_max():
-    bounds = ScalingBounds(True, 2, 5)
+    bounds = AdaptiveAllocations(True, 2, 5)
     rows = [
         ((0, 0, 0, 0.010), 1),
         ((0, 0, 0, 0.010), 2),
@@ -232,9 +230,9 @@ def test_es_respect_min_max():
 def test_es_max_allocations_safeguard():
     state = process(ScalerState(), RecentStats(1_000_000, 10_000_000, 1, 0.05), 10.0)
     assert scale(UNBOUNDED, state, 1)[0] == 32
-    assert scale(ScalingBounds(True, 2, 77), state, 1)[0] == 77
+    assert scale(AdaptiveAllocations(True, 2, 77), state, 1)[0] == 77
     # min_number_of_allocations wins over the safeguard when no max is set
-    assert scale(ScalingBounds(True, 40, None), state, 1)[0] == 40
+    assert scale(AdaptiveAllocations(True, 40, None), state, 1)[0] == 40
 
 
 def test_es_scale_down_to_zero_after_no_requests():
@@ -261,7 +259,7 @@ def test_es_scale_down_to_zero_after_no_requests():
 def test_es_no_scale_to_zero_with_min_allocations():
     state = ScalerState()
     for _ in range(3600):
-        decision, state = scaler_step(state, (1, 0, 0, 0.05), 1, 1, ScalingBounds(True, 1, None), 900)
+        decision, state = scaler_step(state, (1, 0, 0, 0.05), 1, 1, AdaptiveAllocations(True, 1, None), 900)
         assert decision is None
 
 
@@ -338,7 +336,7 @@ def test_burst_after_idle_scales_up_at_once():
     assert d.tick(1000, 0.05) == 6
     assert 99.8 < d.state.request_rate.estimate < 100.0
     assert 4.8 < d.state.load_lower < 4.9 < 5.1 < d.state.load_upper < 5.2
-    capped = Deployment(ScalingBounds(True, None, 4), cooldown_s=0)
+    capped = Deployment(AdaptiveAllocations(True, None, 4), cooldown_s=0)
     capped.run([(0, 0.0)] * 30)
     assert capped.tick(1000, 0.05) == 4
     assert capped.state.needed_number_of_allocations == 6
@@ -356,7 +354,7 @@ def test_first_sample_is_only_the_baseline():
 
 
 def test_steady_load_climbs_to_max_and_no_further_without_waiting_for_the_cooldown():
-    d = Deployment(ScalingBounds(True, 1, 4), cooldown_s=300)
+    d = Deployment(AdaptiveAllocations(True, 1, 4), cooldown_s=300)
     # the load grows by about one allocation's worth each interval
     rows = [(180 * k, 0.05) for k in range(1, 8)] + [(2000, 0.05)] * 5
     assert d.run(rows) == [None, 2, 3, 4, None, None, None, None, None, None, None, None]
@@ -365,7 +363,7 @@ def test_steady_load_climbs_to_max_and_no_further_without_waiting_for_the_cooldo
 
 
 def test_no_max_caps_at_32():
-    d = Deployment(ScalingBounds(True, None, None))
+    d = Deployment(AdaptiveAllocations(True, None, None))
     assert d.tick(100_000, 0.05) == 32
     assert d.tick(100_000, 0.05) is None
 
@@ -404,10 +402,10 @@ def test_only_started_deployments_are_rescaled():
 @pytest.mark.parametrize(
     ("bounds", "expected"),
     [
-        (ScalingBounds(True, None, None), [None, None, None, 0, None, None]),
-        (ScalingBounds(True, 0, 3), [None, None, None, 0, None, None]),
-        (ScalingBounds(True, 1, None), [None] * 6),
-        (ScalingBounds(True, 2, None), [2, None, None, None, None, None]),
+        (AdaptiveAllocations(True, None, None), [None, None, None, 0, None, None]),
+        (AdaptiveAllocations(True, 0, 3), [None, None, None, 0, None, None]),
+        (AdaptiveAllocations(True, 1, None), [None] * 6),
+        (AdaptiveAllocations(True, 2, None), [2, None, None, None, None, None]),
     ],
     ids=["min-unset", "min-0", "min-1", "min-2"],
 )
@@ -435,11 +433,11 @@ def test_at_zero_a_request_asks_for_one_allocation_and_holds_off_the_next_scale_
 @pytest.mark.parametrize(
     ("bounds", "in_flight", "expected", "idle_reset"),
     [
-        (ScalingBounds(True, None, 2), False, 1, True),
-        (ScalingBounds(True, 0, 2), False, 1, True),
-        (ScalingBounds(True, 0, 2), True, None, True),  # one scale-from-zero at a time
-        (ScalingBounds(True, 1, 2), False, None, False),
-        (ScalingBounds(False, None, None), False, None, False),
+        (AdaptiveAllocations(True, None, 2), False, 1, True),
+        (AdaptiveAllocations(True, 0, 2), False, 1, True),
+        (AdaptiveAllocations(True, 0, 2), True, None, True),  # one scale-from-zero at a time
+        (AdaptiveAllocations(True, 1, 2), False, None, False),
+        (AdaptiveAllocations(False, None, None), False, None, False),
     ],
 )
 def test_on_request_at_zero(bounds, in_flight, expected, idle_reset):
@@ -452,7 +450,7 @@ def test_on_request_at_zero(bounds, in_flight, expected, idle_reset):
 
 
 def test_nothing_happens_when_disabled():
-    d = Deployment(ScalingBounds(False, 0, 8), scale_to_zero_after_s=10)
+    d = Deployment(AdaptiveAllocations(False, 0, 8), scale_to_zero_after_s=10)
     assert d.run([(100_000, 0.05)] * 3 + [(0, 0.0)] * 5) == [None] * 8
     assert d.state == ScalerState()
 
@@ -460,7 +458,7 @@ def test_nothing_happens_when_disabled():
 def test_disabling_forgets_the_stats_but_not_the_last_scale_up():
     d = Deployment(cooldown_s=1000)
     assert d.tick(1000, 0.05) == 6
-    d.bounds = ScalingBounds(False)
+    d.bounds = AdaptiveAllocations(False)
     assert d.tick(0) is None
     assert d.state == ScalerState(last_scale_up_time_s=10.0)
     d.bounds = UNBOUNDED

@@ -33,7 +33,7 @@ from elserve.api.routes import (
     trained_models,
 )
 from elserve.api.routes import security as security_routes
-from elserve.deployments.autoscaler import ScalerTimings
+from elserve.deployments.adaptive import ScalerTimings
 from elserve.deployments.backend import DeploymentBackend
 from elserve.deployments.capacity import NodeCapacity
 from elserve.deployments.manager import DeploymentManager
@@ -175,18 +175,12 @@ def _ray_backend(
     """Ray Serve replicas instead of local workers; Ray is imported only here (an optional extra)."""
     from elserve.deployments.rayserve.cluster import RayCluster
     from elserve.deployments.rayserve.manager import RayDeploymentManager
-    from elserve.deployments.rayserve.mapping import ScalingDelays
 
-    delays = ScalingDelays(
-        upscale_s=timings.interval_s,
-        downscale_s=timings.scale_up_cooldown_s,
-        to_zero_s=timings.scale_to_zero_after_s,
-    )
     return RayDeploymentManager(
         downloads,
         RayCluster(settings.ray_address, num_cpus=settings.processors),
         max_batch_tokens=settings.max_batch_tokens,
-        delays=delays,
+        timings=timings,
         observer=metrics,
         precision=settings.precision,
         replica_cache_root=settings.ray_model_cache,

@@ -10,6 +10,7 @@ retry), so no caller waits forever.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import os
@@ -20,6 +21,7 @@ from collections.abc import Awaitable, Callable
 import numpy as np
 
 from elserve.deployments import frames
+from elserve.deployments.batcher import WorkerDied
 from elserve.deployments.parent import ForkedWorker, WorkerStartError, running_fork_server_pid
 from elserve.deployments.states import RoutingState
 
@@ -41,10 +43,6 @@ _batch_ids = itertools.count()
 
 # Forks a worker with this many threads (from the model's parent).
 Spawner = Callable[[int], Awaitable[ForkedWorker]]
-
-
-class WorkerDied(Exception):
-    """The worker process exited while it held batches."""
 
 
 Vectors = list[tuple[np.ndarray, np.ndarray]]
@@ -124,12 +122,13 @@ class Allocation:
         self._send(("encode", batch_id, batch))
         return future
 
+    def withdraw(self, future: asyncio.Future) -> None:
+        """A batch sent to the worker process runs to its end (its answer is dropped)."""
+
     def _send(self, message: tuple) -> None:
         assert self._sock is not None
-        try:
+        with contextlib.suppress(OSError):  # the worker has gone: its socket reads as closed, which fails its batches
             frames.send(self._sock, message)
-        except OSError:
-            pass  # the worker has gone: its socket reads as closed, which fails its batches
 
     def _awaited_ready(self) -> asyncio.Future | None:
         """The future of the worker's first message (ready, or why not) while that is awaited."""
@@ -232,7 +231,5 @@ def _renice(pid: int, nice: int) -> None:
     except OSError:
         tids = [pid]
     for tid in tids:
-        try:
+        with contextlib.suppress(OSError):  # the thread ended meanwhile, or no /proc: best effort
             os.setpriority(os.PRIO_PROCESS, tid, nice)
-        except OSError:  # the thread ended meanwhile, or no /proc: best effort
-            pass

@@ -33,23 +33,26 @@ def held_marker(hold: Path) -> Path:
     return hold.with_name(hold.name + ".held")
 
 
+def _holding(hold: str | None) -> Path | None:
+    """The hold file if it exists now (an allocation is about to hold its batch: marked so), else None."""
+    if not hold:
+        return None
+    path = Path(hold)
+    if not path.exists():
+        return None
+    held_marker(path).touch()
+    return path
+
+
 def wait(hold: str | None) -> None:
     """Before a batch (blocking): hold it while the file exists."""
-    if not hold:
-        return
-    path = Path(hold)
-    if path.exists():
-        held_marker(path).touch()
-    while path.exists():
+    path = _holding(hold)
+    while path is not None and path.exists():
         time.sleep(_POLL_S)
 
 
 async def wait_async(hold: str | None) -> None:
     """Before a batch, on an event loop: hold it while the file exists."""
-    if not hold:
-        return
-    path = Path(hold)
-    if path.exists():
-        held_marker(path).touch()
-    while path.exists():
+    path = _holding(hold)
+    while path is not None and path.exists():
         await asyncio.sleep(_POLL_S)

@@ -6,17 +6,16 @@ import asyncio
 import logging
 from pathlib import Path
 
-from elserve.deployments.autoscaler import ScalerTimings
+from elserve.deployments.adaptive import DEFAULT_TIMINGS, ScalerTimings
+from elserve.deployments.batcher import DEFAULT_MAX_BATCH_TOKENS
 from elserve.deployments.capacity import Demand, Fit, NodeCapacity, fit, held_allocations
 from elserve.deployments.config import DeploymentConfig
-from elserve.deployments.deployment import (
-    DEFAULT_MAX_BATCH_TOKENS,
-    Deployment,
-    Observer,
-)
+from elserve.deployments.deployment import Deployment
+from elserve.deployments.front import DeploymentFront, Observer
 from elserve.deployments.memory import estimate, process_memory
 from elserve.deployments.parent import ModelParents, running_fork_server_pid
 from elserve.deployments.states import DeploymentState
+from elserve.deployments.table import DeploymentTable
 from elserve.errors import IllegalStateException, StatusException
 from elserve.models.downloads import ModelDownloads
 
@@ -27,13 +26,13 @@ async def _no_model_dir() -> Path:
     raise RuntimeError("a failed deployment has no model")
 
 
-class DeploymentManager:
+class DeploymentManager(DeploymentTable[Deployment]):
     def __init__(
         self,
         downloads: ModelDownloads,
         *,
         max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS,
-        timings: ScalerTimings = ScalerTimings(),
+        timings: ScalerTimings = DEFAULT_TIMINGS,
         observer: Observer | None = None,
         precision: str = "exact",
         capacity: NodeCapacity | None = None,
@@ -50,15 +49,6 @@ class DeploymentManager:
         self._observer = observer
         self._precision = precision
         self._parents = ModelParents()  # one loaded parent per model, its workers forked from it
-
-    def get(self, deployment_id: str) -> Deployment | None:
-        return self._deployments.get(deployment_id)
-
-    def all(self) -> list[Deployment]:
-        return sorted(self._deployments.values(), key=lambda d: (d.model_id, d.deployment_id))
-
-    def of_model(self, model_id: str) -> list[Deployment]:
-        return [d for d in self.all() if d.model_id == model_id]
 
     def start(self, config: DeploymentConfig) -> Deployment:
         """Create the deployment and start it in the background (download included)."""
@@ -100,14 +90,14 @@ class DeploymentManager:
         if deployment is not None:
             return deployment.memory_per()
         model_dir = self.downloads.state(config.model_id).path
-        return estimate(model_dir, self._max_batch_tokens, query_lane=config.priority != "low")
+        return estimate(model_dir, self._max_batch_tokens, query_lane=not config.low_priority)
 
     def _demand(self, config: DeploymentConfig, allocations: int, deployment: Deployment | None = None) -> Demand:
         deployment_memory, allocation_memory = self.memory_per(config, deployment)
         return Demand(
             allocations=allocations,
             threads_per_allocation=config.threads_per_allocation,
-            low_priority=config.priority == "low",
+            low_priority=config.low_priority,
             deployment_memory=deployment_memory,
             allocation_memory=allocation_memory,
         )
@@ -164,7 +154,7 @@ class DeploymentManager:
             429,
         )
 
-    def check_update(self, deployment: Deployment, allocations: int) -> None:
+    def check_update(self, deployment: DeploymentFront, allocations: int) -> None:
         """Refuse more allocations than fit (`increaseNumberOfAllocations`, 429)."""
         if allocations <= deployment.config.number_of_allocations:
             return

@@ -12,7 +12,7 @@ Ported from elastic/elasticsearch,
 * `KalmanFilter1d.java` -> `estimators.py`.
 
 No clock and no I/O: the caller passes each sample's time (Elasticsearch
-samples every `TIME_INTERVAL_S`), applies the returned number of allocations,
+samples every `adaptive.TIME_INTERVAL_S`), applies the returned number of allocations,
 and keeps the returned state. Shape after Ray Serve's
 `replica_queue_length_autoscaling_policy`.
 
@@ -31,42 +31,23 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 
+from elserve.deployments.adaptive import (
+    DEFAULT_SCALE_TO_ZERO_AFTER_S,
+    DEFAULT_SCALE_UP_COOLDOWN_S,
+    MAX_NUMBER_OF_ALLOCATIONS_SAFEGUARD,
+    AdaptiveAllocations,
+)
 from elserve.deployments.estimators import KalmanFilter1d, java_divide
-
-# AdaptiveAllocationsScalerService.DEFAULT_TIME_INTERVAL_SECONDS: seconds between two stats samples
-# (elastic/elasticsearch#128914 makes it xpack.ml.trained_models.adaptive_allocations.trigger_time, min 10s).
-TIME_INTERVAL_S = 10.0
-# xpack.ml.trained_models.adaptive_allocations.scale_to_zero_time (dynamic; default 24h since
-# elastic/elasticsearch#128914, a hard-coded 15m before). Idle means: the summed intervals without a request.
-DEFAULT_SCALE_TO_ZERO_AFTER_S = 24 * 3600.0
-# xpack.ml.trained_models.adaptive_allocations.scale_up_cooldown_time (dynamic; default 5m).
-DEFAULT_SCALE_UP_COOLDOWN_S = 5 * 60.0
 
 # AdaptiveAllocationsScaler: scale up while the load's lower bound per allocation exceeds this...
 SCALE_UP_THRESHOLD = 0.9
 # ...and down while the load's upper bound spread over one allocation fewer stays below this.
 SCALE_DOWN_THRESHOLD = 0.85
-# The cap when max_number_of_allocations is not set (MAX_NUMBER_OF_ALLOCATIONS_SAFEGUARD).
-MAX_NUMBER_OF_ALLOCATIONS_SAFEGUARD = 32
 # Both filters weigh roughly the last 100 samples (about 15 minutes at 10 s).
 SMOOTHING_FACTOR = 100.0
 
 STARTED = "started"  # AssignmentState.STARTED; only started deployments are rescaled
 _UNBOUNDED = 2**31 - 1  # Java's Integer.MAX_VALUE
-
-
-@dataclass(frozen=True)
-class ScalingBounds:
-    """A deployment's `adaptive_allocations` as the scaler reads them."""
-
-    enabled: bool
-    min_number_of_allocations: int | None = None
-    max_number_of_allocations: int | None = None
-
-    @property
-    def scales_to_zero(self) -> bool:
-        """Enabled with no minimum or a minimum of 0: idle time may take it to 0 and a request wakes it."""
-        return self.enabled and not self.min_number_of_allocations
 
 
 @dataclass(frozen=True)
@@ -221,7 +202,7 @@ def _scale_down(load: float, allocations: int) -> int:
 
 
 def scale(
-    bounds: ScalingBounds,
+    bounds: AdaptiveAllocations,
     state: ScalerState,
     number_of_allocations: int,
     *,
@@ -257,7 +238,7 @@ def scale(
 
 
 def decide(
-    bounds: ScalingBounds,
+    bounds: AdaptiveAllocations,
     sample: StatsSample,
     state: ScalerState,
     *,
@@ -271,7 +252,7 @@ def decide(
     while an allocation is starting, and within the cooldown of the route's
     start; nothing is changed unless the deployment is `started`.
     """
-    if not bounds.enabled:
+    if not bounds.is_enabled:
         # Elasticsearch drops the scaler and the remembered stats (enabling again starts afresh),
         # but not the time of the last scale-up.
         return None, ScalerState(last_scale_up_time_s=state.last_scale_up_time_s)
@@ -307,7 +288,7 @@ def decide(
 
 
 def on_request_at_zero(
-    bounds: ScalingBounds,
+    bounds: AdaptiveAllocations,
     state: ScalerState,
     *,
     now_s: float,

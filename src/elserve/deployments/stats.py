@@ -6,6 +6,8 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
+from elserve.deployments.states import RoutingState
+
 
 def now_ms() -> int:
     return int(time.time() * 1000)
@@ -66,3 +68,15 @@ class DeploymentCounters:
     @property
     def failures(self) -> int:
         return self.error_count + self.timeout_count + self.rejected_execution_count
+
+
+@dataclass(frozen=True)
+class NodeShare:
+    """One node's part of a deployment: `deployment_stats.nodes[]` (Ray: one per Ray node holding replicas)."""
+
+    node_id: str
+    name: str
+    address: str
+    allocations: int
+    routing_state: RoutingState
+    counters: DeploymentCounters

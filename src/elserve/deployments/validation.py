@@ -8,21 +8,10 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from elserve.errors import IllegalArgumentException
+from elserve.deployments.priority import Priority
 
 MAX_THREADS_PER_ALLOCATION = 32
 MAX_QUEUE_CAPACITY = 100_000
-PRIORITIES = ("normal", "low")
-# Where Elasticsearch's enum lives: its name is in the message for an unknown priority.
-_PRIORITY_ENUM = "org.elasticsearch.xpack.core.ml.inference.assignment.Priority"
-
-
-def parse_priority(value: str) -> str:
-    """`Priority.fromString`: case-insensitive `normal` or `low`; anything else is Java's `valueOf` error."""
-    name = value.upper()
-    if name.lower() not in PRIORITIES:
-        raise IllegalArgumentException(f"No enum constant {_PRIORITY_ENUM}.{name}")
-    return name.lower()
 
 
 class AdaptiveLike(Protocol):
@@ -41,7 +30,7 @@ def start_errors(
     threads_per_allocation: int,
     adaptive: AdaptiveLike | None,
     queue_capacity: int | None = None,
-    priority: str | None = None,
+    priority: Priority | None = None,
 ) -> list[str]:
     """Messages `_start` would refuse with, in Elasticsearch's order."""
     errors = _allocations_errors(number_of_allocations, adaptive)
@@ -58,7 +47,7 @@ def start_errors(
             errors.append("[queue_capacity] must be a positive integer")
         if queue_capacity > MAX_QUEUE_CAPACITY:
             errors.append(f"[queue_capacity] must be less than {MAX_QUEUE_CAPACITY}")
-    if priority == "low":
+    if priority == Priority.LOW:
         if number_of_allocations is not None and number_of_allocations > 1:
             errors.append("[number_of_allocations] must be 1 when [priority] is low")
         if threads_per_allocation > 1:

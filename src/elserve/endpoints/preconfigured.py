@@ -11,6 +11,7 @@ adaptive allocations from the cluster settings `xpack.ml.models.default_allocati
 from __future__ import annotations
 
 from elserve.chunking.settings import DEFAULT_CHUNKING_SETTINGS
+from elserve.deployments.adaptive import MAX_NUMBER_OF_ALLOCATIONS_SAFEGUARD
 from elserve.endpoints.adaptive import AdaptiveAllocations
 from elserve.endpoints.endpoint import Endpoint
 from elserve.endpoints.ids import DEFAULT_ELSER_ID, RESERVED_INFERENCE_IDS
@@ -20,7 +21,8 @@ from elserve.errors import StatusException
 from elserve.models.catalogue import platform_default_elser_model
 
 DEFAULT_MIN_ALLOCATIONS = 0
-DEFAULT_MAX_ALLOCATIONS = 32
+# The default endpoint scales as far as adaptive allocations do without a maximum.
+DEFAULT_MAX_ALLOCATIONS = MAX_NUMBER_OF_ALLOCATIONS_SAFEGUARD
 
 
 def default_elser_endpoint(

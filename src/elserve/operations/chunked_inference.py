@@ -25,7 +25,7 @@ import numpy as np
 from elserve.chunking import ChunkOffset, Utf16Text, chunk, merged_offsets, result_slots
 from elserve.chunking.settings import ChunkingSettings
 from elserve.deployments.backend import ServedDeployment
-from elserve.deployments.deployment import InferenceResult
+from elserve.deployments.front import InferenceResult
 from elserve.operations.model_window import model_window_text
 from elserve.runtime import SparseVector, Tokenizer, TokenNames, to_token_weights
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
+from dataclasses import replace
 
+from elserve.deployments.adaptive import AdaptiveAllocations
 from elserve.deployments.backend import DeploymentBackend, ServedDeployment
-from elserve.deployments.config import AdaptiveConfig, DeploymentConfig
+from elserve.deployments.config import DeploymentConfig
 from elserve.deployments.states import DeploymentState
-from elserve.endpoints.adaptive import AdaptiveAllocations
 from elserve.store import Repository
 
 log = logging.getLogger("elserve.deployments")
@@ -126,28 +127,23 @@ def _placeholder(deployment_id: str, doc: object) -> DeploymentConfig:
     )
 
 
-def adaptive_config(adaptive: AdaptiveAllocations | None) -> AdaptiveConfig | None:
-    """An endpoint's or a request's `adaptive_allocations` as the deployment holds them."""
+def adaptive_config(adaptive: AdaptiveAllocations | None) -> AdaptiveAllocations | None:
+    """An endpoint's or a request's `adaptive_allocations` as the deployment holds them: `enabled` a plain bool."""
     if adaptive is None:
         return None
-    return AdaptiveConfig(
-        enabled=adaptive.is_enabled,
-        min_number_of_allocations=adaptive.min_number_of_allocations,
-        max_number_of_allocations=adaptive.max_number_of_allocations,
-    )
+    return replace(adaptive, enabled=adaptive.is_enabled)
 
 
 def adaptive_allocations(config: DeploymentConfig) -> AdaptiveAllocations | None:
     """A deployment's adaptive settings as endpoints and responses hold them (the other direction)."""
-    adaptive = config.adaptive_allocations
-    if adaptive is None:
-        return None
-    return AdaptiveAllocations(adaptive.enabled, adaptive.min_number_of_allocations, adaptive.max_number_of_allocations)
+    return config.adaptive_allocations
 
 
 def initial_allocations(number_of_allocations: int | None, adaptive: AdaptiveAllocations | None) -> int:
     """Elasticsearch's start: the explicit number, else the adaptive minimum when above 0, else 1."""
     if number_of_allocations is not None:
         return number_of_allocations
-    minimum = adaptive.min_number_of_allocations if adaptive is not None and adaptive.is_enabled else None
-    return minimum if minimum is not None and minimum > 0 else 1
+    floor = adaptive.floor if adaptive is not None and adaptive.is_enabled else 0
+    if floor > 0:
+        return floor
+    return 1

@@ -15,6 +15,7 @@ import asyncio
 from typing import Any
 
 from elserve.chunking.settings import DEFAULT_CHUNKING_SETTINGS
+from elserve.deployments import messages
 from elserve.deployments.backend import DeploymentBackend, ServedDeployment
 from elserve.deployments.config import DeploymentConfig
 from elserve.deployments.states import DeploymentState
@@ -315,9 +316,7 @@ class InferenceOperations:
             if deployment is not None:
                 await deployment.wait_started(timeout.seconds)
         if deployment is None:
-            raise StatusException(
-                f"Trained model deployment [{endpoint.deployment_id}] is not allocated to any nodes", 409
-            )
+            raise messages.not_allocated(endpoint.deployment_id)
         return deployment
 
     def restore(self) -> None:

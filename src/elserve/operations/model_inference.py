@@ -21,6 +21,7 @@ import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from elserve.deployments import messages
 from elserve.deployments.backend import DeploymentBackend, ServedDeployment
 from elserve.deployments.states import DeploymentState
 from elserve.errors import (
@@ -154,13 +155,11 @@ class TrainedModelInference:
         if deployment is None:
             raise not_deployed(deployment_or_model_id, self._known_models)
         if deployment.state in (DeploymentState.STOPPING, DeploymentState.FAILED):
-            raise StatusException(f"Trained model [{deployment.deployment_id}] is [{deployment.state}]", 409)
+            raise messages.not_serving(deployment.deployment_id, deployment.state)
         if deployment.state is DeploymentState.STARTING:
             # Named by the id asked for. (A started deployment scaled to zero is woken and waited
             # for, as elserve's inference does, instead of this 409.)
-            raise StatusException(
-                f"Trained model deployment [{deployment_or_model_id}] is not allocated to any nodes", 409
-            )
+            raise messages.not_allocated(deployment_or_model_id)
         return deployment
 
     async def infer(

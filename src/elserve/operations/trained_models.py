@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from elserve.deployments.backend import DeploymentBackend, ServedDeployment
+from elserve.deployments.batcher import DEFAULT_MAX_BATCH_TOKENS
 from elserve.deployments.config import DEFAULT_PRIORITY, DEFAULT_QUEUE_CAPACITY, DeploymentConfig
-from elserve.deployments.deployment import DEFAULT_MAX_BATCH_TOKENS
 from elserve.deployments.memory import estimate
+from elserve.deployments.priority import Priority
 from elserve.deployments.states import DeploymentState
 from elserve.deployments.validation import start_errors, update_errors
 from elserve.endpoints.adaptive import AdaptiveAllocations
@@ -367,7 +368,7 @@ class StartRequest:
     number_of_allocations: int | None = None
     threads_per_allocation: int = 1
     queue_capacity: int = DEFAULT_QUEUE_CAPACITY
-    priority: str = DEFAULT_PRIORITY
+    priority: Priority = DEFAULT_PRIORITY
     adaptive_allocations: AdaptiveAllocations | None = None
     wait_for: str = "started"
     cache_size: str | None = None  # `ByteSizeValue.getStringRep()` of the size given

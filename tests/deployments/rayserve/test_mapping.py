@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from elserve.deployments.config import AdaptiveConfig, DeploymentConfig
+from elserve.deployments.adaptive import AdaptiveAllocations, ScalerTimings
+from elserve.deployments.config import DeploymentConfig
 from elserve.deployments.rayserve.mapping import (
     MAX_ONGOING_REQUESTS,
-    ScalingDelays,
     ServeStatus,
     deployment_state,
     failure_reason,
@@ -32,14 +32,15 @@ def test_allocations_and_threads_become_replicas_and_cpus() -> None:
 @pytest.mark.parametrize(
     ("adaptive", "allocations", "expected"),
     [
-        (AdaptiveConfig(True, 0, 4), 1, (0, 4, 1)),  # min 0: scale to zero allowed
-        (AdaptiveConfig(True, 2, 3), 1, (2, 3, 2)),  # the initial count within the bounds
-        (AdaptiveConfig(True, None, None), 5, (0, 32, 5)),  # Elasticsearch's defaults: 0 .. 32
+        (AdaptiveAllocations(True, 0, 4), 1, (0, 4, 1)),  # min 0: scale to zero allowed
+        (AdaptiveAllocations(True, 2, 3), 1, (2, 3, 2)),  # the initial count within the bounds
+        (AdaptiveAllocations(True, None, None), 5, (0, 32, 5)),  # Elasticsearch's defaults: 0 .. 32
     ],
 )
 def test_adaptive_allocations_become_autoscaling(adaptive, allocations, expected) -> None:
-    delays = ScalingDelays(upscale_s=10, downscale_s=300, to_zero_s=900)
-    options = serve_options(_config(adaptive_allocations=adaptive, number_of_allocations=allocations), delays)
+    # Serve scales up after one sampling interval, down after the cooldown, to zero after the idle time.
+    timings = ScalerTimings(interval_s=10, scale_up_cooldown_s=300, scale_to_zero_after_s=900)
+    options = serve_options(_config(adaptive_allocations=adaptive, number_of_allocations=allocations), timings)
     auto = options["autoscaling_config"]
     assert "num_replicas" not in options
     assert (auto["min_replicas"], auto["max_replicas"], auto["initial_replicas"]) == expected
@@ -47,7 +48,7 @@ def test_adaptive_allocations_become_autoscaling(adaptive, allocations, expected
 
 
 def test_disabled_adaptive_is_a_fixed_count() -> None:
-    options = serve_options(_config(adaptive_allocations=AdaptiveConfig(False, 0, 4)))
+    options = serve_options(_config(adaptive_allocations=AdaptiveAllocations(False, 0, 4)))
     assert options["num_replicas"] == 2 and "autoscaling_config" not in options
 
 
@@ -76,7 +77,8 @@ def test_no_status_keeps_the_state() -> None:
 # Serve's message when a replica's constructor raised (Ray 2.60, shortened): its tracebacks, the last
 # one ending in what the replica raised.
 _SERVE_FAILED = """Failed to update the deployments ['encoder'].; The deployment failed to start 3 times in a row. \
-This may be due to a problem with its constructor or initial health check failing. See controller logs for details. Error:
+This may be due to a problem with its constructor or initial health check failing. \
+See controller logs for details. Error:
 ray::ServeReplica:elserve-d:encoder.initialize_and_get_metadata() (pid=1, ip=127.0.0.1)
   File "/venv/ray/serve/_private/replica.py", line 1928, in initialize
     raise RuntimeError(traceback.format_exc()) from None

@@ -15,7 +15,7 @@ from elserve.api.rendering import render
 from elserve.api.views.trained_models import assignment, model_config, stats_entry, uploaded_model_config
 from elserve.bytesize import byte_size_rep
 from elserve.deployments.backend import ServedDeployment
-from elserve.deployments.validation import parse_priority
+from elserve.deployments.priority import Priority
 from elserve.endpoints import deprecation
 from elserve.endpoints.adaptive import remove_adaptive_allocations
 from elserve.endpoints.json_location import json_token, top_level_fields
@@ -220,7 +220,7 @@ def _int_option(body: dict[str, Any], request: Request, name: str, default: int 
 _START_PARSER = "cluster:admin/xpack/ml/trained_models/deployment/start"
 
 
-async def _priority(body: dict[str, Any], request: Request) -> str:
+async def _priority(body: dict[str, Any], request: Request) -> Priority:
     """`priority` as Elasticsearch reads it: the body first (a parse error names the field), then the query."""
     if "priority" in body:
         value = body["priority"]
@@ -229,13 +229,13 @@ async def _priority(body: dict[str, Any], request: Request) -> str:
         if not isinstance(value, str):
             raise unsupported_value_type(_START_PARSER, "priority", json_token(value), location)
         try:
-            body_priority = parse_priority(value)
+            body_priority = Priority.parse(value)
         except IllegalArgumentException as exc:
             raise field_parse_failed(_START_PARSER, "priority", location, caused_by=exc) from None
     else:
         body_priority = StartRequest.priority
     if "priority" in request.query_params:
-        return parse_priority(request.query_params["priority"])
+        return Priority.parse(request.query_params["priority"])
     return body_priority
 
 

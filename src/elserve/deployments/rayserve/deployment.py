@@ -1,9 +1,11 @@
 """One elserve deployment on Ray Serve: a Serve application of one deployment (`encoder`).
 
-The front-end half lives here, in the server: admission (queue_capacity: 429), tokenizing, cutting a
-request into calls of at most one token budget (so that Serve spreads a bulk request over the
-replicas), and mapping Serve's answers and failures to Elasticsearch's. Inside each replica the
-calls that arrive together are batched again by the same budget (replica.py).
+The front half is front.py's, as for local workers: admission (queue_capacity: 429), tokenizing, the
+lanes, and batches cut by the token budget (batcher.py); each batch is one call to Serve, which
+spreads a bulk request's calls over the replicas. This module implements only the backend's contract:
+deploy, delete and rescale the Serve application, run a batch as a call (its failures as
+Elasticsearch's), and read Serve's view of the replicas. Inside each replica the calls that arrive
+together are batched again by the same budget (replica.py).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,26 +22,19 @@ import ray
 from ray import serve
 from ray.serve.exceptions import BackPressureError
 
-from elserve.deployments.backend import NodeShare
+from elserve.deployments import messages
+from elserve.deployments.adaptive import DEFAULT_TIMINGS, ScalerTimings
+from elserve.deployments.batcher import DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_BATCH_TOKENS, BatchAnswer, WorkerDied
 from elserve.deployments.config import DeploymentConfig
-from elserve.deployments.deployment import InferenceResult, Observer, read_model
+from elserve.deployments.front import DeploymentFront, Observer
 from elserve.deployments.memory import DeploymentMemory, estimate
-from elserve.deployments.queue import Admission
 from elserve.deployments.rayserve.cluster import RayNode
-from elserve.deployments.rayserve.mapping import (
-    ScalingDelays,
-    ServeStatus,
-    deployment_state,
-    failure_reason,
-    serve_options,
-)
+from elserve.deployments.rayserve.mapping import ServeStatus, deployment_state, failure_reason, serve_options
 from elserve.deployments.rayserve.ownership import SharedApplications
 from elserve.deployments.rayserve.peer_counters import FRONT_END
 from elserve.deployments.rayserve.replica import ReplicaAnswer, ReplicaSpec, SparseEncoderReplica
 from elserve.deployments.states import DeploymentState, RoutingState
-from elserve.deployments.stats import DeploymentCounters, now_ms
-from elserve.errors import RejectedExecutionException, StatusException
-from elserve.runtime import SparseVector, Tokenizer
+from elserve.deployments.stats import DeploymentCounters, NodeShare
 
 log = logging.getLogger("elserve.deployments")
 
@@ -65,48 +60,33 @@ def application_name(deployment_id: str) -> str:
     return f"elserve-{deployment_id}"
 
 
-class RayDeployment:
+class RayDeployment(DeploymentFront):
     def __init__(
         self,
         config: DeploymentConfig,
         model_dir: Callable[[], Awaitable[Path]],
         replica_spec: Callable[[DeploymentConfig], ReplicaSpec],
         *,
-        delays: ScalingDelays = ScalingDelays(),
+        timings: ScalerTimings = DEFAULT_TIMINGS,
         observer: Observer | None = None,
-        max_batch_tokens: int = 4096,
+        max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS,
         shared: SharedApplications | None = None,
     ) -> None:
-        self.config = config
+        super().__init__(
+            config,
+            model_dir,
+            max_batch_tokens=max_batch_tokens,
+            max_batch_size=DEFAULT_MAX_BATCH_SIZE,
+            observer=observer,
+        )
         self._shared = shared  # front ends sharing the cluster: the lease holder deploys and deletes
-        self.state = DeploymentState.STARTING
-        self.reason: str | None = None
-        self.failure_status = 500
-        self.placement_reason: str | None = None
-        self.start_time_ms = now_ms()
-        self.counters = DeploymentCounters()
-        self.tokenizer: Tokenizer | None = None
         self.serve_status: ServeStatus | None = None
-        self._model_dir_source = model_dir
-        self._model_dir: Path | None = None  # here once fetched: what the estimate sizes
         self._replica_spec = replica_spec
-        self._delays = delays
-        self._observer = observer
-        self._max_batch_tokens = max_batch_tokens
-        self._admission = Admission(config.queue_capacity)
+        self._timings = timings
         self._handle: Any = None
-        self._changed = asyncio.Event()  # state or replicas changed (set by `observe`)
         self._placed: dict[str, list[int]] = {}
         self._nodes: dict[str, RayNode] = {}
         self._node_counters: dict[str, DeploymentCounters] = {}
-
-    @property
-    def deployment_id(self) -> str:
-        return self.config.deployment_id
-
-    @property
-    def model_id(self) -> str:
-        return self.config.model_id
 
     @property
     def application(self) -> str:
@@ -123,24 +103,11 @@ class RayDeployment:
             return []
         return [Replica(RoutingState.STARTED)] * status.running + [Replica(RoutingState.STARTING)] * status.starting
 
-    @property
-    def queued_texts(self) -> int:
-        return 0  # texts wait in Serve's handles and replicas, which do not tell
-
-    @property
-    def pending_requests(self) -> int:
-        return self._admission.count
-
     # -- lifecycle ---------------------------------------------------------------------------
 
-    async def start(self) -> None:
-        """Get the model for the tokenizer here; deploy the application; replicas fetch the model themselves."""
-        try:
-            self._model_dir = model_dir = await self._model_dir_source()
-            self.tokenizer = await asyncio.to_thread(read_model, model_dir, self._max_batch_tokens)
-            await asyncio.to_thread(self._deploy)
-        except Exception as exc:  # whatever stops the start (download, Ray) fails the deployment
-            self.fail(getattr(exc, "reason", None) or f"{type(exc).__name__}: {exc}", getattr(exc, "status", 500))
+    async def _begin(self) -> None:
+        """Deploy the application; replicas fetch the model themselves."""
+        await asyncio.to_thread(self._deploy)
 
     def _deploy(self) -> None:
         """Create or update the Serve application; Serve changes replica counts in place (no restart)."""
@@ -154,10 +121,12 @@ class RayDeployment:
                 log.warning("deployment [%s]: Serve's build raced another thread (%s); again", self.deployment_id, exc)
 
     def _build_and_run(self) -> None:
-        options = serve_options(self.config, self._delays)
+        options = serve_options(self.config, self._timings)
 
         def run() -> Any:
-            app = serve.deployment(SparseEncoderReplica).options(**options).bind(self._replica_spec(self.config))
+            # Serve's overloads type a class argument as a decorator's; it is a Deployment.
+            deployment: Any = serve.deployment(SparseEncoderReplica)
+            app = deployment.options(**options).bind(self._replica_spec(self.config))
             return serve._run(app, _blocking=False, name=self.application, route_prefix=None)
 
         shared = self._shared
@@ -186,42 +155,10 @@ class RayDeployment:
         waiting = status is not None and status.running < self.config.number_of_allocations and status.starting
         self.placement_reason = "waiting for Ray to place replicas (resources)" if waiting else None
         if before != (self.state, self.started_allocations, self.serve_status):
-            self._changed.set()
+            self._notify()
 
-    async def wait_started(self, timeout: float | None) -> bool:
-        return await self.wait_until("started", timeout)
-
-    async def wait_until(self, condition: str, timeout: float | None) -> bool:
-        def reached() -> bool:
-            if self.state in (DeploymentState.FAILED, DeploymentState.STOPPING):
-                return True
-            if self.state is not DeploymentState.STARTED:
-                return False
-            return condition != "fully_allocated" or self.started_allocations >= self.config.number_of_allocations
-
-        async def wait() -> None:
-            while not reached():
-                self._changed.clear()
-                await self._changed.wait()
-
-        try:
-            await asyncio.wait_for(wait(), timeout)
-        except TimeoutError:
-            return False
-        return True
-
-    def fail(self, reason: str, status: int = 500) -> None:
-        log.error("deployment [%s] failed: %s", self.deployment_id, reason)
-        self.state = DeploymentState.FAILED
-        self.reason = reason
-        self.failure_status = status
-        self._changed.set()
-
-    async def stop(self) -> None:
-        """Finish the requests inside, then delete the Serve application (its replicas stop)."""
-        self.state = DeploymentState.STOPPING
-        self._changed.set()
-        await self._admission.idle.wait()
+    async def _end(self) -> None:
+        """Delete the Serve application (its replicas stop); with a shared cluster, only its owner does."""
         if self._handle is not None and (self._shared is None or self._shared.deletes()):
             await asyncio.to_thread(serve.delete, self.application)
         self._handle = None
@@ -232,16 +169,11 @@ class RayDeployment:
             serve.delete(self.application, _blocking=False)
         self._handle = None
 
-    async def reconfigure(self, config: DeploymentConfig) -> None:
-        """New allocations or adaptive settings: the application is updated in place."""
-        self.config = replace(
-            self.config,
-            adaptive_allocations=config.adaptive_allocations,
-            number_of_allocations=config.number_of_allocations,
-        )
+    async def _resize(self, n: int) -> None:
+        """The application is updated in place."""
+        self.config = self.config.with_allocations(n)
         if self._handle is not None:
             await asyncio.to_thread(self._deploy)
-        self._changed.set()
 
     def memory_per(self) -> tuple[int, int]:
         """Estimated from the model's files: the replicas' processes are on other nodes, out of this
@@ -273,85 +205,37 @@ class RayDeployment:
     def _with_others(self, node_id: str, own: DeploymentCounters) -> DeploymentCounters:
         return own if self._shared is None else self._shared.counters.with_others(self.deployment_id, node_id, own)
 
-    # -- inference ---------------------------------------------------------------------------
+    # -- a batch: one call to Serve ----------------------------------------------------------------
 
-    async def infer(
-        self, texts: list[str], timeout: float | None, priority: str | None = None
-    ) -> list[InferenceResult]:
-        """Encode `texts` on the replicas; `priority` has no lane here (one per replica would double them)."""
-        self._check_serving()
-        if not self._admission.try_acquire():
-            self.counters.rejected_execution_count += 1
-            raise RejectedExecutionException("inference process queue is full. Unable to execute command")
+    def _pick(self, search_waiting: bool) -> tuple[RayDeployment, bool]:
+        """Every batch goes to Serve at once: its handle spreads the calls over the replicas and queues
+        them (up to `max_queued_requests`); there is no query lane (one per replica would double them)."""
+        return self, False
+
+    def submit(self, batch: list[np.ndarray]) -> asyncio.Future[BatchAnswer]:
+        return asyncio.ensure_future(self._call(batch))
+
+    def withdraw(self, future: asyncio.Future[BatchAnswer]) -> None:
+        """Its callers have gone: the call is cancelled in Serve too."""
+        future.cancel()
+
+    async def _call(self, batch: list[np.ndarray]) -> BatchAnswer:
+        handle = self._handle
+        if handle is None:
+            raise messages.not_serving(self.deployment_id, self.state)
+        response = handle.remote(batch)
         try:
-            assert self.tokenizer is not None
-            encoded = await asyncio.to_thread(self.tokenizer.encode_batch, texts)
-            cut = _cut([e.ids for e in encoded], self._max_batch_tokens)
-            calls = [asyncio.ensure_future(self._call(c)) for c in cut]
-            try:
-                parts = await asyncio.wait_for(asyncio.gather(*calls), timeout)
-            except TimeoutError:
-                self.counters.timeout_count += 1
-                raise
-            finally:
-                for call in calls:  # one call refused or failed: the request's other calls are dropped
-                    call.cancel()
-        finally:
-            self._admission.release()
-        vectors = [SparseVector(i, w) for part in parts for i, w in part]
-        return [InferenceResult(v, e.is_truncated) for v, e in zip(vectors, encoded, strict=True)]
-
-    async def _call(self, batch: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
-        for attempt in (1, 2):
-            handle = self._handle
-            if handle is None:
-                raise StatusException(f"Trained model [{self.deployment_id}] is [{self.state}]", 409)
-            response = handle.remote(batch)
-            try:
-                answer: ReplicaAnswer = await response
-            except asyncio.CancelledError:
-                response.cancel()
-                raise
-            except BackPressureError:
-                self.counters.rejected_execution_count += 1
-                raise RejectedExecutionException("inference process queue is full. Unable to execute command") from None
-            except _REPLICA_LOST as exc:
-                if attempt == 2:
-                    self.counters.error_count += len(batch)
-                    raise StatusException(f"inference process crashed due to reason [{exc}]", 500) from None
-                log.warning("deployment [%s]: a replica was lost (%s); retrying on another", self.deployment_id, exc)
-                if self._observer is not None:
-                    self._observer.worker_restart(self.deployment_id)
-                continue
-            except Exception as exc:
-                self.counters.error_count += len(batch)
-                raise StatusException(f"inference failed: {exc}", 500) from None
-            self._record(batch, answer)
-            return answer.vectors
-        raise AssertionError("unreachable")
-
-    def _record(self, batch: list[np.ndarray], answer: ReplicaAnswer) -> None:
+            answer: ReplicaAnswer = await response
+        except asyncio.CancelledError:
+            response.cancel()
+            raise
+        except BackPressureError:
+            self.counters.rejected_execution_count += 1
+            raise messages.queue_full() from None
+        except _REPLICA_LOST as exc:
+            log.warning("deployment [%s]: a replica was lost (%s); retrying on another", self.deployment_id, exc)
+            self._observer.worker_restart(self.deployment_id)
+            raise WorkerDied(str(exc)) from None
         each = answer.seconds / max(1, len(batch))
-        self.counters.record(len(batch), each)
         self._node_counters.setdefault(answer.node_id, DeploymentCounters()).record(len(batch), each)
-        if self._observer is not None:
-            self._observer.batch(self.deployment_id, len(batch), sum(len(ids) for ids in batch))
-
-    def _check_serving(self) -> None:
-        if self.state in (DeploymentState.STOPPING, DeploymentState.FAILED):
-            raise StatusException(f"Trained model [{self.deployment_id}] is [{self.state}]", 409)
-        if self.state is DeploymentState.STARTING:
-            raise StatusException(f"Trained model deployment [{self.deployment_id}] is not allocated to any nodes", 409)
-
-
-def _cut(batch: list[np.ndarray], max_tokens: int) -> list[list[np.ndarray]]:
-    """Consecutive calls of at most `max_tokens` tokens each (a longer text alone), order kept."""
-    calls: list[list[np.ndarray]] = []
-    tokens = 0
-    for ids in batch:
-        if not calls or tokens + len(ids) > max_tokens:
-            calls.append([])
-            tokens = 0
-        calls[-1].append(ids)
-        tokens += len(ids)
-    return calls
+        return answer.vectors, answer.seconds

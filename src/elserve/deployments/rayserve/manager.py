@@ -9,15 +9,17 @@ from pathlib import Path
 import ray
 
 from elserve.deployments import batch_hold
+from elserve.deployments.adaptive import DEFAULT_TIMINGS, ScalerTimings
+from elserve.deployments.batcher import DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_BATCH_TOKENS
 from elserve.deployments.config import DeploymentConfig
-from elserve.deployments.deployment import DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_BATCH_TOKENS, Observer
+from elserve.deployments.front import DeploymentFront, Observer
 from elserve.deployments.rayserve.cluster import RayCluster
 from elserve.deployments.rayserve.deployment import RayDeployment
-from elserve.deployments.rayserve.mapping import ScalingDelays
 from elserve.deployments.rayserve.ownership import SharedApplications
 from elserve.deployments.rayserve.replica import ReplicaSpec
 from elserve.deployments.rayserve.shipping import ShippedModels
 from elserve.deployments.states import DeploymentState
+from elserve.deployments.table import DeploymentTable
 from elserve.errors import IllegalStateException, StatusException
 from elserve.models.downloads import ModelDownloads
 from elserve.store import SCALER_LEASE, Repository, is_shared, open_lease
@@ -26,19 +28,18 @@ log = logging.getLogger("elserve.deployments")
 
 # How often Serve's controller is asked for the applications' states (it pushes to no one outside Ray).
 _OBSERVE_INTERVAL_S = 0.5
-DEFAULT_DELAYS = ScalingDelays()
 # How often a front end renews the scaler lease, or tries to take it: the takeover time after its holder dies.
 LEASE_CHECK_S = 1.0
 
 
-class RayDeploymentManager:
+class RayDeploymentManager(DeploymentTable[RayDeployment]):
     def __init__(
         self,
         downloads: ModelDownloads,
         cluster: RayCluster,
         *,
         max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS,
-        delays: ScalingDelays = DEFAULT_DELAYS,
+        timings: ScalerTimings = DEFAULT_TIMINGS,
         observer: Observer | None = None,
         precision: str = "exact",
         replica_cache_root: Path | None = None,
@@ -49,7 +50,7 @@ class RayDeploymentManager:
         self.downloads = downloads
         self.cluster = cluster
         self._max_batch_tokens = max_batch_tokens
-        self._delays = delays
+        self._timings = timings
         self._observer = observer
         self._precision = precision
         # Where each node keeps its models: the same path on every node, each node's own disk.
@@ -68,15 +69,6 @@ class RayDeploymentManager:
         self._owning_task: asyncio.Task | None = None
 
     # -- the interface -------------------------------------------------------------------------
-
-    def get(self, deployment_id: str) -> RayDeployment | None:
-        return self._deployments.get(deployment_id)
-
-    def all(self) -> list[RayDeployment]:
-        return sorted(self._deployments.values(), key=lambda d: (d.model_id, d.deployment_id))
-
-    def of_model(self, model_id: str) -> list[RayDeployment]:
-        return [d for d in self.all() if d.model_id == model_id]
 
     def start(self, config: DeploymentConfig) -> RayDeployment:
         assert config.deployment_id not in self._deployments
@@ -104,7 +96,7 @@ class RayDeploymentManager:
             config,
             model_dir,
             self._replica_spec,
-            delays=self._delays,
+            timings=self._timings,
             observer=self._observer,
             max_batch_tokens=self._max_batch_tokens,
             shared=self._shared,
@@ -174,7 +166,7 @@ class RayDeploymentManager:
         """429 when the cluster's CPUs cannot hold every deployment's replicas (Ray would wait forever)."""
         self._check_room(config, config.number_of_allocations, "start deployment")
 
-    def check_update(self, deployment: RayDeployment, allocations: int) -> None:
+    def check_update(self, deployment: DeploymentFront, allocations: int) -> None:
         if allocations > deployment.config.number_of_allocations:
             self._check_room(deployment.config, allocations, "update deployment")
 

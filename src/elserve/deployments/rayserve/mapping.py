@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from elserve.deployments.adaptive import DEFAULT_TIMINGS, ScalerTimings
 from elserve.deployments.config import DeploymentConfig
 from elserve.deployments.states import DeploymentState
 
@@ -27,16 +28,7 @@ MAX_ONGOING_REQUESTS = 8
 TARGET_ONGOING_REQUESTS = 2.0
 
 
-@dataclass(frozen=True)
-class ScalingDelays:
-    """Elasticsearch's adaptive-allocation timings as Serve's autoscaling delays (seconds)."""
-
-    upscale_s: float = 10.0
-    downscale_s: float = 300.0
-    to_zero_s: float = 24 * 3600.0
-
-
-def serve_options(config: DeploymentConfig, delays: ScalingDelays = ScalingDelays()) -> dict[str, Any]:
+def serve_options(config: DeploymentConfig, timings: ScalerTimings = DEFAULT_TIMINGS) -> dict[str, Any]:
     """The `Deployment.options(...)` of one elserve deployment."""
     options: dict[str, Any] = {
         "name": "encoder",
@@ -48,13 +40,16 @@ def serve_options(config: DeploymentConfig, delays: ScalingDelays = ScalingDelay
         "graceful_shutdown_timeout_s": 30,
     }
     if config.adaptive_enabled:
-        options["autoscaling_config"] = autoscaling_config(config, delays)
+        options["autoscaling_config"] = autoscaling_config(config, timings)
     else:
         options["num_replicas"] = config.number_of_allocations
     return options
 
 
-def autoscaling_config(config: DeploymentConfig, delays: ScalingDelays) -> dict[str, Any]:
+def autoscaling_config(config: DeploymentConfig, timings: ScalerTimings) -> dict[str, Any]:
+    """Elasticsearch's adaptive-allocation timings as Serve's delays: it scales up after one sampling
+    interval, down after the scale-up cooldown, and to zero after the scale-to-zero time."""
+    upscale_s, downscale_s = timings.interval_s, timings.scale_up_cooldown_s
     adaptive = config.adaptive_allocations
     assert adaptive is not None
     low = adaptive.floor
@@ -64,12 +59,12 @@ def autoscaling_config(config: DeploymentConfig, delays: ScalingDelays) -> dict[
         "max_replicas": high,
         "initial_replicas": min(max(config.number_of_allocations, low), high),
         "target_ongoing_requests": TARGET_ONGOING_REQUESTS,
-        "upscale_delay_s": delays.upscale_s,
-        "downscale_delay_s": delays.downscale_s,
-        "downscale_to_zero_delay_s": delays.to_zero_s,
+        "upscale_delay_s": upscale_s,
+        "downscale_delay_s": downscale_s,
+        "downscale_to_zero_delay_s": timings.scale_to_zero_after_s,
         # Serve looks at the load over this window (shorter than the delays, or they never pass),
         # reported by the replicas at least twice in it.
-        "look_back_period_s": (window := max(2.0, min(30.0, delays.upscale_s, delays.downscale_s))),
+        "look_back_period_s": (window := max(2.0, min(30.0, upscale_s, downscale_s))),
         "metrics_interval_s": window / 2,
     }
 
