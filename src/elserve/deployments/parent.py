@@ -9,6 +9,7 @@ replaced by the next fork; the workers it forked before keep running (they do no
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -38,7 +39,7 @@ def running_fork_server_pid() -> int | None:
     """The fork server's pid if one runs (for its memory), without starting one."""
     from multiprocessing import forkserver
 
-    return forkserver._forkserver._forkserver_pid
+    return forkserver._forkserver._forkserver_pid  # type: ignore[attr-defined]  # no public accessor
 
 
 def _fork_server_pid() -> int:
@@ -46,7 +47,7 @@ def _fork_server_pid() -> int:
     from multiprocessing import forkserver
 
     forkserver.ensure_running()
-    return forkserver._forkserver._forkserver_pid
+    return forkserver._forkserver._forkserver_pid  # type: ignore[attr-defined]  # no public accessor
 
 
 def exit_status(code: int | None) -> str:
@@ -77,10 +78,8 @@ class ForkedWorker:
     sock: socket.socket
 
     def kill(self) -> None:
-        try:
+        with contextlib.suppress(OSError, ValueError):  # already gone, or the descriptor is closed
             signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
-        except (OSError, ValueError):  # already gone, or the descriptor is closed
-            pass
 
     def wait(self, timeout: float) -> bool:
         """True once the worker has exited (a pidfd reads ready then), False after `timeout`."""
@@ -91,10 +90,8 @@ class ForkedWorker:
         return bool(ready)
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
             os.close(self.pidfd)
-        except OSError:
-            pass
         self.sock.close()
 
 
@@ -106,7 +103,7 @@ class ModelParent:
         self.precision = precision
         self.pid: int | None = None
         self.kernels: dict[str, str] = {}
-        self._process = None
+        self._process: multiprocessing.process.BaseProcess | None = None
         self._conn: Connection | None = None
         self._lock = asyncio.Lock()  # one request on the pipe at a time
 
@@ -163,10 +160,8 @@ class ModelParent:
         if self._process is None:
             return
         if self._conn is not None:
-            try:
+            with contextlib.suppress(OSError, ValueError):
                 self._conn.send(("stop",))
-            except (OSError, ValueError):
-                pass
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, self._process.join, STOP_GRACE_S)
         self.kill()

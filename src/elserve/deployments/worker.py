@@ -12,6 +12,7 @@ Protocol over one socket (pickled tuples, framed by frames.py):
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import faulthandler
 import os
@@ -26,7 +27,7 @@ from elserve.deployments import batch_hold, frames
 from elserve.deployments.start_failure import start_failed
 
 if TYPE_CHECKING:
-    from elserve.runtime.encoder import Encoder
+    from elserve.runtime.encoder import LoadedEncoder
 
 _PR_SET_PDEATHSIG = 1
 _PR_SET_NAME = 15
@@ -60,13 +61,11 @@ def trim_heap() -> None:
     Done after loading and when idle, never between two batches of a busy worker.
     """
     if sys.platform.startswith("linux"):
-        try:
+        with contextlib.suppress(OSError, AttributeError):  # not glibc
             ctypes.CDLL(None).malloc_trim(0)
-        except (OSError, AttributeError):  # not glibc
-            pass
 
 
-def run_forked(sock: socket.socket, encoder: Encoder, num_threads: int, hold: str | None) -> None:
+def run_forked(sock: socket.socket, encoder: LoadedEncoder, num_threads: int, hold: str | None) -> None:
     """The worker's life, in the child just forked from the model's parent.
 
     `hold`: the test hook's file (batch_hold.py), if the server has one. The worker does not die
@@ -89,11 +88,14 @@ def run_forked(sock: socket.socket, encoder: Encoder, num_threads: int, hold: st
     except Exception as exc:  # the server learns why, instead of seeing the socket close
         frames.send(sock, start_failed(exc))
         raise
-    frames.send(sock, ("ready", os.getpid(), encoder.kernels))
+    try:
+        frames.send(sock, ("ready", os.getpid(), encoder.kernels))
+    except OSError:
+        return  # the server stopped this worker while it started: nothing to report
     serve(sock, encoder, hold)
 
 
-def serve(sock: socket.socket, encoder: Encoder, hold: str | None) -> None:
+def serve(sock: socket.socket, encoder: LoadedEncoder, hold: str | None) -> None:
     """Answer batches until the server says stop or goes."""
     trimmed = False
     while True:

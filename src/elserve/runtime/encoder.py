@@ -111,7 +111,7 @@ class Encoder:
     @classmethod
     def load(
         cls, model_dir: Path, num_threads: int | None = None, precision: str = EXACT, head: str | None = None
-    ) -> Encoder | TorchScriptEncoder | PassThroughEncoder:
+    ) -> LoadedEncoder:
         """Load `model_dir` of either layout (`layout.py`); `num_threads` sets torch's intra-op
         threads (process-wide) and how many workers split a batch; `precision` is `exact` (the
         default) or the opt-in `bf16` or `int8` (see `PRECISIONS`); `head` as for the constructor.
@@ -275,3 +275,7 @@ def _vectors(texts: int, text: np.ndarray, entry: np.ndarray, weight: np.ndarray
         order = np.argsort(-weights, kind="stable")
         vectors.append(SparseVector(entry[start:end][order].astype(np.int32), weights[order].astype(np.float32)))
     return vectors
+
+
+# What `Encoder.load` gives: the exact encoder, or a model run as itself (its TorchScript, or pass-through).
+LoadedEncoder = Encoder | TorchScriptEncoder | PassThroughEncoder

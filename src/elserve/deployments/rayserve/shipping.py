@@ -84,7 +84,7 @@ def _unpin(files: ShippedFiles) -> None:
     and Ray then pins every ObjectRef inside for the life of this process (its out-of-band rule: one
     reference per pickling, never removed). Remove those: the object then goes when the last reference
     (ours, any replica's) does. Our `files.ref` is the one Python ObjectRef of it in this process."""
-    core_worker = ray._private.worker.global_worker.core_worker
+    core_worker = ray._private.worker.global_worker.core_worker  # type: ignore[attr-defined]  # Ray's internal
     try:
         for _ in range(local_references(files.ref) - 1):
             core_worker.remove_object_ref_reference(files.ref)
@@ -95,7 +95,8 @@ def _unpin(files: ShippedFiles) -> None:
 def local_references(ref: ray.ObjectRef) -> int:
     """This process's local references to `ref` as Ray counts them (0: none; the object is freed
     once no other process borrows it)."""
-    counts = ray._private.worker.global_worker.core_worker.get_all_reference_counts()
+    worker = ray._private.worker.global_worker
+    counts = worker.core_worker.get_all_reference_counts()  # type: ignore[attr-defined]  # Ray's internal
     hex_id = ref.hex()
     found = counts.get(hex_id.encode(), counts.get(hex_id, {}))  # Ray keys the table by the hex id
     return int(found.get("local", 0))
