@@ -13,6 +13,7 @@ from typing import Any
 
 import ray
 from ray import serve
+from ray.exceptions import ActorAlreadyExistsError
 
 from elserve.deployments.rayserve.mapping import ServeStatus
 
@@ -57,7 +58,12 @@ class RayCluster:
         else:
             ray.init(address=self.address, namespace=NAMESPACE, log_to_driver=False)
         # No Serve HTTP proxy: elserve's own API is the front end; the replicas are reached by handle.
-        serve.start(http_options={"location": "NoServer"})
+        try:
+            serve.start(http_options={"location": "NoServer"})
+        except ActorAlreadyExistsError:
+            # Another front end started Serve on this cluster at the same moment (its controller is a
+            # named actor): this one then uses it, as `serve.start` does once the controller exists.
+            serve.start(http_options={"location": "NoServer"})
         how = "started here" if self.owned else "given"
         log.info("connected to Ray at [%s] (%s)", self.address or "a local Ray", how)
 
