@@ -8,6 +8,8 @@ import os
 import signal
 from pathlib import Path
 
+import pytest
+
 from elserve.deployments.adaptive import AdaptiveAllocations
 from elserve.deployments.capacity import NodeCapacity
 from elserve.deployments.config import DeploymentConfig
@@ -55,6 +57,8 @@ def test_deployments_share_the_processors(tmp_path: Path, splade_model_dir: Path
     asyncio.run(main())
 
 
+# Slow: tests/e2e/test_failed_starts.py checks the same rule through the API in the default run.
+@pytest.mark.slow
 def test_failed_deployments_leave_their_room(tmp_path: Path, splade_model_dir: Path) -> None:
     """Two deployments whose workers fail at start take nothing from the node: 2 allocations of a good model
     fit on its 2 processors beside them, with no stop in between (issue 25)."""

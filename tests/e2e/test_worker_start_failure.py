@@ -51,6 +51,9 @@ def _failed_stats(http: httpx.Client) -> dict:
     raise AssertionError("the deployment never failed")
 
 
+# Slow: the default run checks the cause's way up in tests/deployments/test_parent.py
+# (test_a_worker_that_cannot_start_says_why); this one adds its rendering in `_stats`.
+@pytest.mark.slow
 def test_a_worker_that_cannot_start_shows_its_cause_in_stats(failing_server: Server, tmp_path: Path) -> None:
     model_dir = build_torchscript_dir(tmp_path / "m", frozen=True)
     with make_http(failing_server) as http:
