@@ -22,23 +22,23 @@ def corpus(tmp_path: Path) -> Path:
 
 
 def small_options(corpus: Path, tmp_path: Path, model_dir: Path, **overrides: object) -> BenchOptions:
-    settings: dict = dict(
-        corpus=corpus,
-        model_dir=model_dir,
-        data_dir=tmp_path / "data",
-        output=tmp_path / "out" / "result.json",
-        tune_docs=8,
-        latency_requests=5,
-        sample_docs=4,
-        token_budgets=(1024, 4096),
-        st_batch_sizes=(1, 4),
-        ort_batch_sizes=(1, 4),
-        clients=3,
-        docs_per_request=4,
-        allocations=("1x1",),
-        model_shape="tiny",
-        mixed_seconds=0.5,
-    )
+    settings: dict = {
+        "corpus": corpus,
+        "model_dir": model_dir,
+        "data_dir": tmp_path / "data",
+        "output": tmp_path / "out" / "result.json",
+        "tune_docs": 8,
+        "latency_requests": 5,
+        "sample_docs": 4,
+        "token_budgets": (1024, 4096),
+        "st_batch_sizes": (1, 4),
+        "ort_batch_sizes": (1, 4),
+        "clients": 3,
+        "docs_per_request": 4,
+        "allocations": ("1x1",),
+        "model_shape": "tiny",
+        "tiny_row_seconds": 0.5,
+    }
     settings.update(overrides)
     return BenchOptions(**settings)
 

@@ -22,18 +22,28 @@ from elserve.bench.results import Latency, SparseRow, Timing
 
 USER = "elastic"
 TASK_TYPE = "sparse_embedding"
-# The inference timeout a bulk client sets on each request (`?timeout=`): an indexer sending
-# batches to a busy model waits for them rather than failing on the interactive default of 30s
-# (Elasticsearch's `InferenceAction.Request.DEFAULT_TIMEOUT`): 8 clients x 16 BERT-base passages
-# queued on 2 busy cores wait minutes, not seconds.
+# The inference timeout a bulk client sets on each request (`?timeout=`), instead of the
+# interactive default of 30s (Elasticsearch's `InferenceAction.Request.DEFAULT_TIMEOUT`). An indexer
+# chooses its own: elasticsearch-py's bulk helpers (`streaming_bulk`, `parallel_bulk`) set none,
+# so a request gets the client's `request_timeout` (elastic_transport's `NodeConfig`: 10s), which
+# indexers raise to minutes for slow pipelines. A bulk client here waits for its place in a queue of
+# `clients` requests on a busy model: minutes, not seconds, at BERT-base's size on 2 cores.
 BULK_TIMEOUT = "300s"
 
 
 @dataclass(frozen=True)
+class BulkLoad:
+    """The bulk clients: how many, texts a request, and how long a pass lasts at least."""
+
+    clients: int
+    docs_per_request: int
+    min_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
 class HttpMeasured:
-    best: Timing
-    latency: Latency | None
-    latency_under_load: Latency | None
+    best: Timing  # the bulk load alone
+    latency: Latency | None  # one short text, the endpoint idle
     sample: list[SparseRow]
 
 
@@ -82,34 +92,26 @@ def measure_http(
     client: InferenceClient,
     inference_id: str,
     workload: Workload,
+    load: BulkLoad,
     *,
-    clients: int,
-    docs_per_request: int,
     latency_requests: int,
     sample_texts: list[str],
     progress: ProgressCallback,
-    min_seconds: float = 0.0,
 ) -> HttpMeasured:
-    """Idle latency, then the bulk load with a latency probe beside it, then the sample vectors.
+    """Idle latency, then the bulk load alone (the row's tokens/s), then the sample vectors.
 
-    The corpus goes in random order (as clients send it), `docs_per_request` texts a request, for
-    at least `min_seconds`; the probe sends one short text at a time for as long as the load runs.
+    The corpus goes in random order (as clients send it), `load.docs_per_request` texts a
+    request, for at least `load.min_seconds`. Nothing else runs beside it: a query client beside
+    the bulk is the mixed pass's (mixed.py), paced as a search box sends queries.
     """
     with client.session() as http:
-        client.infer(http, inference_id, workload.texts[:docs_per_request])  # warm the workers
+        client.infer(http, inference_id, workload.texts[: load.docs_per_request])  # warm the workers
         idle = idle_latency(client, http, inference_id, latency_requests, progress)
-        bulk, under_load = bulk_load(
-            client,
-            inference_id,
-            workload,
-            clients,
-            docs_per_request,
-            latency_requests,
-            progress,
-            min_seconds=min_seconds,
-        )
-        sample = client.infer(http, inference_id, sample_texts) if sample_texts else []
-    return HttpMeasured(bulk, Latency.of(idle), Latency.of(under_load), sample)
+        bulk, _ = bulk_load(client, inference_id, workload, load, progress)
+        sample: list[SparseRow] = []
+        if sample_texts:
+            sample.extend(client.infer(http, inference_id, sample_texts))
+    return HttpMeasured(bulk, Latency.of(idle), sample)
 
 
 def idle_latency(
@@ -131,20 +133,18 @@ def bulk_load(
     client: InferenceClient,
     inference_id: str,
     workload: Workload,
-    clients: int,
-    docs_per_request: int,
-    probe_requests: int,
+    load: BulkLoad,
     progress: ProgressCallback,
     probe_interval_s: float | None = None,
-    min_seconds: float = 0.0,
 ) -> tuple[Timing, list[float]]:
-    """The bulk load, with a client beside it sending one short text at a time (up to
-    `probe_requests`; back to back, or one every `probe_interval_s`); its latencies come back.
+    """The bulk load; with `probe_interval_s`, a client beside it sending one short text every
+    `probe_interval_s` for as long as the load runs, whose latencies come back.
 
     The clients send the corpus in a random order (seeded; texts arrive as clients send them, not
-    sorted by length), pass after pass, until it was sent whole once and `min_seconds` have gone
-    by; the texts of the requests answered are credited. Each request carries a bulk indexer's
-    timeout (`BULK_TIMEOUT`), not the interactive default."""
+    sorted by length), pass after pass, until it was sent whole once and `load.min_seconds` have
+    gone by; the texts of the requests answered are credited. Each request carries a bulk
+    indexer's timeout (`BULK_TIMEOUT`), not the interactive default."""
+    clients, docs_per_request, min_seconds = load.clients, load.docs_per_request, load.min_seconds
     began = time.perf_counter()
     batches = _shuffled_batches(workload.docs, docs_per_request, lambda: time.perf_counter() - began >= min_seconds)
     lock = threading.Lock()
@@ -154,11 +154,11 @@ def bulk_load(
     tokens = 0
     label = f"{clients} clients x {docs_per_request} texts" + (" + queries" if probe_interval_s else "")
 
-    def next_batch() -> range | None:
+    def next_batch() -> list[int] | None:
         with lock:
             return next(batches, None)
 
-    def load() -> None:
+    def send() -> None:
         nonlocal completed, tokens
         try:
             with client.session() as http:
@@ -173,8 +173,8 @@ def bulk_load(
             errors.append(e)
             done.set()
 
-    workers = [threading.Thread(target=load, name=f"bench client {i}", daemon=True) for i in range(clients)]
-    prober = _Probe(client, inference_id, probe_requests, probe_interval_s) if probe_requests else None
+    workers = [threading.Thread(target=send, name=f"bench client {i}", daemon=True) for i in range(clients)]
+    prober = _Probe(client, inference_id, probe_interval_s) if probe_interval_s else None
     for worker in workers:
         worker.start()
     for worker in workers:
@@ -196,13 +196,13 @@ class _Probe:
     process: beside the bulk clients' threads, a probe's answer would wait for the GIL while they
     parse theirs, and the client's own waits would count as the server's."""
 
-    def __init__(self, client: InferenceClient, inference_id: str, requests: int, interval_s: float | None) -> None:
+    def __init__(self, client: InferenceClient, inference_id: str, interval_s: float) -> None:
         self._done = _SPAWN.Event()
         ready = _SPAWN.Event()
         self._results: multiprocessing.Queue = _SPAWN.Queue()
         self._process = _SPAWN.Process(
             target=_probe,
-            args=(client, inference_id, requests, interval_s, ready, self._done, self._results),
+            args=(client, inference_id, interval_s, ready, self._done, self._results),
             name="bench latency probe",
             daemon=True,
         )
@@ -223,27 +223,25 @@ class _Probe:
 def _probe(
     client: InferenceClient,
     inference_id: str,
-    requests: int,
-    interval_s: float | None,
+    interval_s: float,
     ready: Event,
     done: Event,
     results: multiprocessing.Queue,
 ) -> None:
-    """One short text at a time (back to back, or one every `interval_s`) until `done`; the
-    latencies go to `results` (or the error's text)."""
+    """One short text every `interval_s` until `done`; the latencies go to `results` (or the
+    error's text)."""
     latencies: list[float] = []
     try:
         with client.session() as http:
             ready.set()
             next_at = time.perf_counter()
-            while not done.is_set() and len(latencies) < requests:
+            while not done.is_set():
                 began = time.perf_counter()
                 client.infer(http, inference_id, [SHORT_TEXT])
                 if not done.is_set():  # a request that outlived the load saw no load at its end
                     latencies.append(time.perf_counter() - began)
-                if interval_s:
-                    next_at = max(next_at + interval_s, time.perf_counter())
-                    done.wait(max(0.0, next_at - time.perf_counter()))  # the pace; the load's end cuts it short
+                next_at = max(next_at + interval_s, time.perf_counter())
+                done.wait(max(0.0, next_at - time.perf_counter()))  # the pace; the load's end cuts it short
     except Exception as e:
         results.put(f"{type(e).__name__}: {e}")
         return

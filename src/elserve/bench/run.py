@@ -59,6 +59,9 @@ def bench(
         int,
         typer.Option(help="Sequential requests of one short text (the median of many: a shared machine has bursts)."),
     ] = 1000,
+    base_latency_requests: Annotated[
+        int, typer.Option(help="At most this many of them for the BERT-base shape (~100x the cost).")
+    ] = 200,
     mixed: Annotated[
         bool,
         typer.Option(
@@ -69,12 +72,14 @@ def bench(
     query_interval_ms: Annotated[
         float, typer.Option(help="The mixed load's query client sends one short text this often.")
     ] = 100.0,
-    mixed_seconds: Annotated[
+    row_seconds: Annotated[
         float,
         typer.Option(
-            help="Each HTTP bulk pass (the row's and each mixed one) sends the corpus again until it lasts this long."
+            help="BERT-base: each HTTP bulk pass (the row's and the mixed one) sends the corpus again until it "
+            "lasts this long."
         ),
     ] = 60.0,
+    tiny_row_seconds: Annotated[float, typer.Option(help="The same for SPLADE-tiny.")] = 60.0,
     tune_docs: Annotated[int, typer.Option(help="Passages each batch setting is tried on.")] = 256,
     st_batch_sizes: Annotated[str, typer.Option(help="sentence-transformers batch sizes to try.")] = "1,8,32",
     ort_batch_sizes: Annotated[str, typer.Option(help="ONNX Runtime batch sizes to try.")] = "1,4,16",
@@ -104,9 +109,11 @@ def bench(
             clients=clients,
             docs_per_request=docs_per_request,
             latency_requests=latency_requests,
+            base_latency_requests=base_latency_requests,
             mixed=mixed,
             query_interval_ms=query_interval_ms,
-            mixed_seconds=mixed_seconds,
+            row_seconds=row_seconds,
+            tiny_row_seconds=tiny_row_seconds,
             tune_docs=tune_docs,
             st_batch_sizes=_ints(st_batch_sizes, "--st-batch-sizes"),
             ort_batch_sizes=_ints(ort_batch_sizes, "--ort-batch-sizes"),
