@@ -59,3 +59,9 @@ def test_row_seconds_and_latency_requests_per_shape() -> None:
         BenchOptions(tiny_row_seconds=0)
     with pytest.raises(ValueError, match="--base-latency-requests must be at least 1"):
         BenchOptions(base_latency_requests=0)
+
+
+def test_precisions_named_must_include_exact() -> None:
+    assert BenchOptions(precisions=("exact",)).precisions == ("exact",)
+    with pytest.raises(ValueError, match="--precisions must include exact"):
+        BenchOptions(precisions=("int8",))

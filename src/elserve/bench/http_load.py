@@ -3,7 +3,9 @@ the corpus, and one short text's latency with the server idle and under that loa
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
+import os
 import random
 import threading
 import time
@@ -160,6 +162,7 @@ def bulk_load(
 
     def send() -> None:
         nonlocal completed, tokens
+        _lower_this_thread()
         try:
             with client.session() as http:
                 while not done.is_set() and (batch := next_batch()) is not None:
@@ -185,6 +188,18 @@ def bulk_load(
     if errors:
         raise errors[0]
     return Timing(clients, seconds, completed, tokens), probe
+
+
+def _lower_this_thread() -> None:
+    """Run this bulk client thread at the allocations' OS priority: the clients stand for indexers
+    on other machines, so on the server's own cores they must not take the CPU from what the server
+    runs above its allocations (its event loop, the query lane) when they parse their answers.
+    The query client keeps the normal priority, as the search box it stands for."""
+    # Imported here: the query client's process (spawned) need not load the deployments' modules.
+    from elserve.deployments.deployment import ALLOCATION_NICE
+
+    with contextlib.suppress(OSError, AttributeError):  # not Linux (a thread's own nice): as they are
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), ALLOCATION_NICE)
 
 
 # Spawned, not forked: the bench holds threads (the bulk clients, its progress bar).

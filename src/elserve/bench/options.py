@@ -42,6 +42,8 @@ class BenchOptions:
     model_shape: str = "both"  # base (a random BERT-base, ELSER v2's size), tiny, or both (base first)
     base_limit: int = 100  # texts for the BERT-base shape, which costs ~100x per token
     threads: int = 2
+    # elserve's precisions to run in-process (and int8 over HTTP); None: every one this CPU offers.
+    precisions: tuple[str, ...] | None = None
     peers: bool = True
     inprocess: bool = True
     http: bool = True
@@ -81,6 +83,11 @@ class BenchOptions:
             raise ValueError("--limit must be at least 1")
         for allocation in self.allocations:
             Allocation.parse(allocation)
+        if self.precisions is not None:
+            from elserve.bench.inprocess import EXACT  # loads torch: only when precisions are named
+
+            if EXACT not in self.precisions:
+                raise ValueError(f"--precisions must include {EXACT} (the reference every row is compared with)")
         if self.url is not None and self.password is None:
             raise ValueError("--url needs --password (of the elastic user)")
 

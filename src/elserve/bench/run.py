@@ -41,6 +41,13 @@ def bench(
     ] = "both",
     base_limit: Annotated[int, typer.Option(help="Passages for the BERT-base shape.")] = 100,
     threads: Annotated[int, typer.Option(help="Intra-op threads of every in-process runner.")] = 2,
+    precisions: Annotated[
+        str | None,
+        typer.Option(
+            help="elserve's precisions to measure, comma-separated (exact, bf16, int8), exact included. "
+            "Default: every one this CPU runs."
+        ),
+    ] = None,
     peers: Annotated[bool, typer.Option("--peers/--no-peers", help="sentence-transformers and ONNX Runtime.")] = True,
     in_process: Annotated[
         bool, typer.Option("--in-process/--no-in-process", help="elserve's encoder in-process.")
@@ -100,6 +107,7 @@ def bench(
             model_shape=model_shape,
             base_limit=base_limit,
             threads=threads,
+            precisions=None if precisions is None else tuple(p.strip() for p in precisions.split(",") if p.strip()),
             peers=peers,
             inprocess=in_process,
             http=http,

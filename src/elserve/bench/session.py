@@ -138,11 +138,12 @@ class BenchSession:
         rows: list[RunnerResult] = []
         with self._progress() as bars:
             if options.inprocess:
-                for precision in precisions():
+                offered = [p for p in precisions() if options.precisions is None or p in options.precisions]
+                for precision in offered:
                     name = f"elserve {precision}"
                     in_job = InProcessJob(model_dir, options.threads, precision, job(options.token_budgets))
                     rows += self._isolated(bars, shape, name, "elserve", "budget", run_elserve, in_job, env)
-                for precision in precisions()[1:]:
+                for precision in offered[1:]:
                     if any(r.name == f"elserve {precision}" for r in rows):  # not refused here
                         self._fidelity(shape, model_dir, workload, precision, env)
             if options.peers:
