@@ -85,6 +85,12 @@ def test_every_runner_on_twenty_texts(corpus: Path, tmp_path: Path, splade_model
     http = rows["elserve http 1x1"]
     assert http["best"]["docs"] >= len(PASSAGES) and http["latency"]["count"] == 5
     assert http["peak_rss_bytes"] > 0
+    # The mixed pass reuses the row's idle latency and bulk-alone pass, and charges the queries' CPU.
+    mixed = http["mixed"]
+    alone, row = mixed["bulk_alone"], http["best"]
+    assert mixed["idle"] == http["latency"] and (alone["tokens"], alone["seconds"]) == (row["tokens"], row["seconds"])
+    assert mixed["bulk_with_queries"]["docs"] >= len(PASSAGES) and mixed["query_cpu_share"] is not None
+    assert "queries' CPU" in printed and "x in-" in printed
     roles = [w["role"] for w in http["workers_memory"]]  # read from /proc after the load
     assert roles.count("model parent") == 1 and roles.count("allocation") == 1
     assert "first allocation" in printed
