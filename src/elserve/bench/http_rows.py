@@ -116,17 +116,20 @@ class HttpRows:
                 )
                 mixed: MixedLoad | None = None
                 if opts.mixed and measured.latency is not None:
-                    mixed = measure_mixed(
-                        client,
-                        inference_id,
-                        workload,
-                        load,
-                        idle=measured.latency,
-                        alone=measured.best,
-                        progress=progress,
-                        query_interval_s=opts.query_interval_ms / 1000,
-                        lane_cpu=_lane_cpu(server),
-                    )
+                    try:
+                        mixed = measure_mixed(
+                            client,
+                            inference_id,
+                            workload,
+                            load,
+                            idle=measured.latency,
+                            alone=measured.best,
+                            progress=progress,
+                            query_interval_s=opts.query_interval_ms / 1000,
+                            lane_cpu=_lane_cpu(server),
+                        )
+                    except Exception as e:  # the row's own passes stand: report the mixed pass alone
+                        self._failed(bars, task, shape, f"{name} mixed load", RunnerFailed(str(e)))
                 rss = server.peak_rss_bytes() if server is not None else None
                 memory = _inference_memory(server)
             finally:
