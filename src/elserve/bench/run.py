@@ -97,6 +97,9 @@ def bench(
 
     Every runner sees the same texts and is credited with the same tokens (the model's
     tokenizer, specials included, cut at its window). The peers need the `bench` extra.
+    For an AVX2 CPU's table on an AVX-512 machine, run it with ATEN_CPU_CAPABILITY=avx2
+    ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2 in its environment: every runner, the
+    server and its workers inherit it (ONNX Runtime has no such switch).
     """
     try:
         options = BenchOptions(
