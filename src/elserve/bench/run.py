@@ -73,7 +73,7 @@ def bench(
         bool,
         typer.Option(
             "--mixed/--no-mixed",
-            help="Per endpoint, the bulk load again alone and with one query client (mixed-load row).",
+            help="Per endpoint, the bulk load again with one query client beside it (the mixed-load table).",
         ),
     ] = True,
     query_interval_ms: Annotated[
