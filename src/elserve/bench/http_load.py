@@ -147,6 +147,8 @@ def bulk_load(
     gone by; the texts of the requests answered are credited. Each request carries a bulk
     indexer's timeout (`BULK_TIMEOUT`), not the interactive default."""
     clients, docs_per_request, min_seconds = load.clients, load.docs_per_request, load.min_seconds
+    # The query client's process is started (and its start waited for) before the clock starts.
+    prober = _Probe(client, inference_id, probe_interval_s) if probe_interval_s else None
     began = time.perf_counter()
     batches = _shuffled_batches(workload.docs, docs_per_request, lambda: time.perf_counter() - began >= min_seconds)
     lock = threading.Lock()
@@ -177,7 +179,8 @@ def bulk_load(
             done.set()
 
     workers = [threading.Thread(target=send, name=f"bench client {i}", daemon=True) for i in range(clients)]
-    prober = _Probe(client, inference_id, probe_interval_s) if probe_interval_s else None
+    if prober is not None:
+        prober.begin()
     for worker in workers:
         worker.start()
     for worker in workers:
@@ -213,11 +216,12 @@ class _Probe:
 
     def __init__(self, client: InferenceClient, inference_id: str, interval_s: float) -> None:
         self._done = _SPAWN.Event()
+        self._go = _SPAWN.Event()
         ready = _SPAWN.Event()
         self._results: multiprocessing.Queue = _SPAWN.Queue()
         self._process = _SPAWN.Process(
             target=_probe,
-            args=(client, inference_id, interval_s, ready, self._done, self._results),
+            args=(client, inference_id, interval_s, ready, self._go, self._done, self._results),
             name="bench latency probe",
             daemon=True,
         )
@@ -226,8 +230,13 @@ class _Probe:
             self._process.kill()
             raise RuntimeError("the latency probe did not start")
 
+    def begin(self) -> None:
+        """Start sending queries (the bulk load starts now)."""
+        self._go.set()
+
     def stop(self) -> list[float]:
         self._done.set()
+        self._go.set()  # a probe never begun ends at once
         outcome = self._results.get(timeout=600)
         self._process.join(60)
         if isinstance(outcome, str):
@@ -240,15 +249,17 @@ def _probe(
     inference_id: str,
     interval_s: float,
     ready: Event,
+    go: Event,
     done: Event,
     results: multiprocessing.Queue,
 ) -> None:
-    """One short text every `interval_s` until `done`; the latencies go to `results` (or the
-    error's text)."""
+    """Once `go` is set, one short text every `interval_s` until `done`; the latencies go to
+    `results` (or the error's text)."""
     latencies: list[float] = []
     try:
         with client.session() as http:
             ready.set()
+            go.wait()
             next_at = time.perf_counter()
             while not done.is_set():
                 began = time.perf_counter()
