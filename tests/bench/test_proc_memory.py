@@ -9,7 +9,15 @@ from pathlib import Path
 from rich.console import Console
 
 from elserve.bench.mixed_report import memory_table
-from elserve.bench.proc_memory import ALLOCATION, FORK_SERVER, PARENT, inference_processes
+from elserve.bench.proc_memory import (
+    ALLOCATION,
+    FORK_SERVER,
+    PARENT,
+    QUERY_LANE,
+    cpu_seconds,
+    inference_processes,
+    role_cpu_seconds,
+)
 from elserve.bench.results import RunnerResult, Timing, WorkerMemory
 from elserve.deployments.config import DeploymentConfig
 from elserve.deployments.deployment import Deployment
@@ -48,3 +56,34 @@ def test_the_parent_and_each_allocation_are_found_and_reported(tmp_path: Path) -
     console.print(memory_table([row]))
     text = console.export_text()
     assert "model parent" in text and "first allocation" in text and "extra allocation 1" in text
+
+
+def test_the_query_lanes_cpu_time_is_read_from_its_process(tmp_path: Path) -> None:
+    """What the mixed load charges to the queries: the CPU time of the query lane's worker, which
+    grows as it serves them."""
+    model_dir = build_bert_dir(tmp_path / "model")
+
+    async def source() -> Path:
+        return model_dir
+
+    async def main() -> tuple[float, float, int | None]:
+        d = Deployment(DeploymentConfig(deployment_id="d", model_id="m", number_of_allocations=1), source)
+        await d.start()
+        try:
+            await d.infer(["a passage of ingest"], timeout=120, priority="ingest")  # the lane starts on ingest
+            assert await d.query_lane.wait(120)
+            lane = d.query_lane.running_pid
+            before = role_cpu_seconds(os.getpid(), QUERY_LANE)
+            after = before
+            for _ in range(2000):  # CPU time moves in clock ticks: until it has moved
+                await d.infer(["what is elser? " * 20], timeout=120, priority="search")
+                after = role_cpu_seconds(os.getpid(), QUERY_LANE)
+                if after > before:
+                    break
+            return before, after, lane
+        finally:
+            await d.stop()
+
+    before, after, lane = asyncio.run(main())
+    assert lane is not None and after > before >= 0
+    assert (cpu_seconds(os.getpid()) or 0) > 0

@@ -80,5 +80,5 @@ def test_allocations_parse(text: str, expected: tuple[int, int]) -> None:
 
 @pytest.mark.parametrize("text", ["2", "x2", "1x2x3", "0x2", "ax1"])
 def test_bad_allocations_are_refused(text: str) -> None:
-    with pytest.raises(ValueError, match="ALLOCATIONSxTHREADS|at least 1"):
+    with pytest.raises(ValueError, match=r"ALLOCATIONSxTHREADS|at least 1"):
         Allocation.parse(text)

@@ -22,23 +22,23 @@ def corpus(tmp_path: Path) -> Path:
 
 
 def small_options(corpus: Path, tmp_path: Path, model_dir: Path, **overrides: object) -> BenchOptions:
-    settings: dict = dict(
-        corpus=corpus,
-        model_dir=model_dir,
-        data_dir=tmp_path / "data",
-        output=tmp_path / "out" / "result.json",
-        tune_docs=8,
-        latency_requests=5,
-        sample_docs=4,
-        token_budgets=(1024, 4096),
-        st_batch_sizes=(1, 4),
-        ort_batch_sizes=(1, 4),
-        clients=3,
-        docs_per_request=4,
-        allocations=("1x1",),
-        model_shape="tiny",
-        mixed_seconds=0.5,
-    )
+    settings: dict = {
+        "corpus": corpus,
+        "model_dir": model_dir,
+        "data_dir": tmp_path / "data",
+        "output": tmp_path / "out" / "result.json",
+        "tune_docs": 8,
+        "latency_requests": 5,
+        "sample_docs": 4,
+        "token_budgets": (1024, 4096),
+        "st_batch_sizes": (1, 4),
+        "ort_batch_sizes": (1, 4),
+        "clients": 3,
+        "docs_per_request": 4,
+        "allocations": ("1x1",),
+        "model_shape": "tiny",
+        "tiny_row_seconds": 0.5,
+    }
     settings.update(overrides)
     return BenchOptions(**settings)
 
@@ -85,6 +85,12 @@ def test_every_runner_on_twenty_texts(corpus: Path, tmp_path: Path, splade_model
     http = rows["elserve http 1x1"]
     assert http["best"]["docs"] >= len(PASSAGES) and http["latency"]["count"] == 5
     assert http["peak_rss_bytes"] > 0
+    # The mixed pass reuses the row's idle latency and bulk-alone pass, and charges the queries' CPU.
+    mixed = http["mixed"]
+    alone, row = mixed["bulk_alone"], http["best"]
+    assert mixed["idle"] == http["latency"] and (alone["tokens"], alone["seconds"]) == (row["tokens"], row["seconds"])
+    assert mixed["bulk_with_queries"]["docs"] >= len(PASSAGES) and mixed["query_cpu_share"] is not None
+    assert "queries' CPU" in printed and "x in-" in printed
     roles = [w["role"] for w in http["workers_memory"]]  # read from /proc after the load
     assert roles.count("model parent") == 1 and roles.count("allocation") == 1
     assert "first allocation" in printed

@@ -73,3 +73,30 @@ def test_admission_counts_and_idles() -> None:
         assert admission.idle.is_set()
 
     asyncio.run(main())
+
+
+def test_a_request_that_fits_its_turn_is_answered_by_one_batch() -> None:
+    """Bulk clients each waiting for their answer: the first requests end with the first batch (and
+    their clients send more), rather than every request ending with the last batch."""
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        queue = RequestQueue()
+        requests = [_entries(loop, *([100] * 4)) for _ in range(5)]
+        for request in requests:
+            queue.push(request)
+        first = queue.take(max_tokens=1000, max_size=64)
+        assert sum(e.size for e in first) == 1000
+        assert set(requests[0]) | set(requests[1]) <= set(first)  # whole
+        assert len(set(requests[2]) & set(first)) == 2 and not set(requests[3]) & set(first)
+        # A request longer than a turn (half the budget) lets the next one in after 500 tokens;
+        # the room left after every turn goes to it again.
+        long = _entries(loop, *([100] * 10))
+        short = _entries(loop, *([100] * 4))
+        queue = RequestQueue()
+        queue.push(long)
+        queue.push(short)
+        second = queue.take(max_tokens=1000, max_size=64)
+        assert set(short) <= set(second) and [e for e in second if e in long] == long[:6]
+
+    asyncio.run(main())

@@ -3,7 +3,9 @@ the corpus, and one short text's latency with the server idle and under that loa
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
+import os
 import random
 import threading
 import time
@@ -22,18 +24,28 @@ from elserve.bench.results import Latency, SparseRow, Timing
 
 USER = "elastic"
 TASK_TYPE = "sparse_embedding"
-# The inference timeout a bulk client sets on each request (`?timeout=`): an indexer sending
-# batches to a busy model waits for them rather than failing on the interactive default of 30s
-# (Elasticsearch's `InferenceAction.Request.DEFAULT_TIMEOUT`): 8 clients x 16 BERT-base passages
-# queued on 2 busy cores wait minutes, not seconds.
+# The inference timeout a bulk client sets on each request (`?timeout=`), instead of the
+# interactive default of 30s (Elasticsearch's `InferenceAction.Request.DEFAULT_TIMEOUT`). An indexer
+# chooses its own: elasticsearch-py's bulk helpers (`streaming_bulk`, `parallel_bulk`) set none,
+# so a request gets the client's `request_timeout` (elastic_transport's `NodeConfig`: 10s), which
+# indexers raise to minutes for slow pipelines. A bulk client here waits for its place in a queue of
+# `clients` requests on a busy model: minutes, not seconds, at BERT-base's size on 2 cores.
 BULK_TIMEOUT = "300s"
 
 
 @dataclass(frozen=True)
+class BulkLoad:
+    """The bulk clients: how many, texts a request, and how long a pass lasts at least."""
+
+    clients: int
+    docs_per_request: int
+    min_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
 class HttpMeasured:
-    best: Timing
-    latency: Latency | None
-    latency_under_load: Latency | None
+    best: Timing  # the bulk load alone
+    latency: Latency | None  # one short text, the endpoint idle
     sample: list[SparseRow]
 
 
@@ -82,34 +94,26 @@ def measure_http(
     client: InferenceClient,
     inference_id: str,
     workload: Workload,
+    load: BulkLoad,
     *,
-    clients: int,
-    docs_per_request: int,
     latency_requests: int,
     sample_texts: list[str],
     progress: ProgressCallback,
-    min_seconds: float = 0.0,
 ) -> HttpMeasured:
-    """Idle latency, then the bulk load with a latency probe beside it, then the sample vectors.
+    """Idle latency, then the bulk load alone (the row's tokens/s), then the sample vectors.
 
-    The corpus goes in random order (as clients send it), `docs_per_request` texts a request, for
-    at least `min_seconds`; the probe sends one short text at a time for as long as the load runs.
+    The corpus goes in random order (as clients send it), `load.docs_per_request` texts a
+    request, for at least `load.min_seconds`. Nothing else runs beside it: a query client beside
+    the bulk is the mixed pass's (mixed.py), paced as a search box sends queries.
     """
     with client.session() as http:
-        client.infer(http, inference_id, workload.texts[:docs_per_request])  # warm the workers
+        client.infer(http, inference_id, workload.texts[: load.docs_per_request])  # warm the workers
         idle = idle_latency(client, http, inference_id, latency_requests, progress)
-        bulk, under_load = bulk_load(
-            client,
-            inference_id,
-            workload,
-            clients,
-            docs_per_request,
-            latency_requests,
-            progress,
-            min_seconds=min_seconds,
-        )
-        sample = client.infer(http, inference_id, sample_texts) if sample_texts else []
-    return HttpMeasured(bulk, Latency.of(idle), Latency.of(under_load), sample)
+        bulk, _ = bulk_load(client, inference_id, workload, load, progress)
+        sample: list[SparseRow] = []
+        if sample_texts:
+            sample.extend(client.infer(http, inference_id, sample_texts))
+    return HttpMeasured(bulk, Latency.of(idle), sample)
 
 
 def idle_latency(
@@ -131,20 +135,20 @@ def bulk_load(
     client: InferenceClient,
     inference_id: str,
     workload: Workload,
-    clients: int,
-    docs_per_request: int,
-    probe_requests: int,
+    load: BulkLoad,
     progress: ProgressCallback,
     probe_interval_s: float | None = None,
-    min_seconds: float = 0.0,
 ) -> tuple[Timing, list[float]]:
-    """The bulk load, with a client beside it sending one short text at a time (up to
-    `probe_requests`; back to back, or one every `probe_interval_s`); its latencies come back.
+    """The bulk load; with `probe_interval_s`, a client beside it sending one short text every
+    `probe_interval_s` for as long as the load runs, whose latencies come back.
 
     The clients send the corpus in a random order (seeded; texts arrive as clients send them, not
-    sorted by length), pass after pass, until it was sent whole once and `min_seconds` have gone
-    by; the texts of the requests answered are credited. Each request carries a bulk indexer's
-    timeout (`BULK_TIMEOUT`), not the interactive default."""
+    sorted by length), pass after pass, until it was sent whole once and `load.min_seconds` have
+    gone by; the texts of the requests answered are credited. Each request carries a bulk
+    indexer's timeout (`BULK_TIMEOUT`), not the interactive default."""
+    clients, docs_per_request, min_seconds = load.clients, load.docs_per_request, load.min_seconds
+    # The query client's process is started (and its start waited for) before the clock starts.
+    prober = _Probe(client, inference_id, probe_interval_s) if probe_interval_s else None
     began = time.perf_counter()
     batches = _shuffled_batches(workload.docs, docs_per_request, lambda: time.perf_counter() - began >= min_seconds)
     lock = threading.Lock()
@@ -154,12 +158,13 @@ def bulk_load(
     tokens = 0
     label = f"{clients} clients x {docs_per_request} texts" + (" + queries" if probe_interval_s else "")
 
-    def next_batch() -> range | None:
+    def next_batch() -> list[int] | None:
         with lock:
             return next(batches, None)
 
-    def load() -> None:
+    def send() -> None:
         nonlocal completed, tokens
+        _lower_this_thread()
         try:
             with client.session() as http:
                 while not done.is_set() and (batch := next_batch()) is not None:
@@ -173,8 +178,9 @@ def bulk_load(
             errors.append(e)
             done.set()
 
-    workers = [threading.Thread(target=load, name=f"bench client {i}", daemon=True) for i in range(clients)]
-    prober = _Probe(client, inference_id, probe_requests, probe_interval_s) if probe_requests else None
+    workers = [threading.Thread(target=send, name=f"bench client {i}", daemon=True) for i in range(clients)]
+    if prober is not None:
+        prober.begin()
     for worker in workers:
         worker.start()
     for worker in workers:
@@ -187,6 +193,18 @@ def bulk_load(
     return Timing(clients, seconds, completed, tokens), probe
 
 
+def _lower_this_thread() -> None:
+    """Run this bulk client thread at the allocations' OS priority: the clients stand for indexers
+    on other machines, so on the server's own cores they must not take the CPU from what the server
+    runs above its allocations (its event loop, the query lane) when they parse their answers.
+    The query client keeps the normal priority, as the search box it stands for."""
+    # Imported here: the query client's process (spawned) need not load the deployments' modules.
+    from elserve.deployments.deployment import ALLOCATION_NICE
+
+    with contextlib.suppress(OSError, AttributeError):  # not Linux (a thread's own nice): as they are
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), ALLOCATION_NICE)
+
+
 # Spawned, not forked: the bench holds threads (the bulk clients, its progress bar).
 _SPAWN = multiprocessing.get_context("spawn")
 
@@ -196,13 +214,14 @@ class _Probe:
     process: beside the bulk clients' threads, a probe's answer would wait for the GIL while they
     parse theirs, and the client's own waits would count as the server's."""
 
-    def __init__(self, client: InferenceClient, inference_id: str, requests: int, interval_s: float | None) -> None:
+    def __init__(self, client: InferenceClient, inference_id: str, interval_s: float) -> None:
         self._done = _SPAWN.Event()
+        self._go = _SPAWN.Event()
         ready = _SPAWN.Event()
         self._results: multiprocessing.Queue = _SPAWN.Queue()
         self._process = _SPAWN.Process(
             target=_probe,
-            args=(client, inference_id, requests, interval_s, ready, self._done, self._results),
+            args=(client, inference_id, interval_s, ready, self._go, self._done, self._results),
             name="bench latency probe",
             daemon=True,
         )
@@ -211,8 +230,13 @@ class _Probe:
             self._process.kill()
             raise RuntimeError("the latency probe did not start")
 
+    def begin(self) -> None:
+        """Start sending queries (the bulk load starts now)."""
+        self._go.set()
+
     def stop(self) -> list[float]:
         self._done.set()
+        self._go.set()  # a probe never begun ends at once
         outcome = self._results.get(timeout=600)
         self._process.join(60)
         if isinstance(outcome, str):
@@ -223,27 +247,27 @@ class _Probe:
 def _probe(
     client: InferenceClient,
     inference_id: str,
-    requests: int,
-    interval_s: float | None,
+    interval_s: float,
     ready: Event,
+    go: Event,
     done: Event,
     results: multiprocessing.Queue,
 ) -> None:
-    """One short text at a time (back to back, or one every `interval_s`) until `done`; the
-    latencies go to `results` (or the error's text)."""
+    """Once `go` is set, one short text every `interval_s` until `done`; the latencies go to
+    `results` (or the error's text)."""
     latencies: list[float] = []
     try:
         with client.session() as http:
             ready.set()
+            go.wait()
             next_at = time.perf_counter()
-            while not done.is_set() and len(latencies) < requests:
+            while not done.is_set():
                 began = time.perf_counter()
                 client.infer(http, inference_id, [SHORT_TEXT])
                 if not done.is_set():  # a request that outlived the load saw no load at its end
                     latencies.append(time.perf_counter() - began)
-                if interval_s:
-                    next_at = max(next_at + interval_s, time.perf_counter())
-                    done.wait(max(0.0, next_at - time.perf_counter()))  # the pace; the load's end cuts it short
+                next_at = max(next_at + interval_s, time.perf_counter())
+                done.wait(max(0.0, next_at - time.perf_counter()))  # the pace; the load's end cuts it short
     except Exception as e:
         results.put(f"{type(e).__name__}: {e}")
         return

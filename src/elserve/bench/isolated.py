@@ -84,10 +84,12 @@ def run_isolated(
     # child that dies while starting would leave the parent blocked writing that payload.
     try:
         parent.send((target, job))
-    except OSError:
+    except OSError as e:
         process.join()
         parent.close()
-        raise RunnerFailed(f"the runner process died at start (exit code {process.exitcode}):\n{_tail(log_path)}")
+        raise RunnerFailed(
+            f"the runner process died at start (exit code {process.exitcode}):\n{_tail(log_path)}"
+        ) from e
     try:
         while True:
             # Wake on a message or on the child's death, whichever comes first.

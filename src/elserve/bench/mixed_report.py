@@ -20,6 +20,7 @@ def mixed_table(results: list[RunnerResult]) -> Table:
         "p99 x idle",
         "bulk tokens/s\nalone / with queries",
         "bulk x",
+        "queries' CPU\n% of machine",
     ):
         table.add_column(header, justify="left" if header in ("model", "runner") else "right")
     for r in results:
@@ -35,6 +36,7 @@ def mixed_table(results: list[RunnerResult]) -> Table:
             "-" if m.p99_ratio is None else f"{m.p99_ratio:.2f}",
             f"{m.bulk_alone.tokens_per_s:,.0f} / {m.bulk_with_queries.tokens_per_s:,.0f}",
             f"{m.throughput_ratio:.2f}",
+            "-" if m.query_cpu_share is None else f"{m.query_cpu_share:.1%}",
         ]
         table.add_row(*row)
     return table

@@ -42,6 +42,8 @@ class BenchOptions:
     model_shape: str = "both"  # base (a random BERT-base, ELSER v2's size), tiny, or both (base first)
     base_limit: int = 100  # texts for the BERT-base shape, which costs ~100x per token
     threads: int = 2
+    # elserve's precisions to run in-process (and int8 over HTTP); None: every one this CPU offers.
+    precisions: tuple[str, ...] | None = None
     peers: bool = True
     inprocess: bool = True
     http: bool = True
@@ -51,12 +53,16 @@ class BenchOptions:
     clients: int = 8
     docs_per_request: int = 16
     latency_requests: int = 1000
+    # One short text at BERT-base's size costs ~100x SPLADE-tiny's: fewer requests, same p99 rank.
+    base_latency_requests: int = 200
     # The mixed-load passes (bulk alone, bulk with a query client sending one every query_interval_ms).
     mixed: bool = True
     query_interval_ms: float = 100.0
-    # Each bulk pass over HTTP (the row's, and each mixed pass) lasts at least this long (the
-    # corpus sent again as needed): a stable rate, and a query p99 of a few hundred queries.
-    mixed_seconds: float = 60.0
+    # Each bulk pass over HTTP (the row's, and the mixed one) lasts at least this long (the corpus
+    # sent again as needed): a stable rate, and a query p99 of a few hundred queries. BERT-base's
+    # rows are the headline: a minute each; SPLADE-tiny's can be shorter (`tiny_row_seconds`).
+    row_seconds: float = 60.0
+    tiny_row_seconds: float = 60.0
     tune_docs: int = 256
     sample_docs: int = 32
     st_batch_sizes: tuple[int, ...] = (1, 8, 32)
@@ -67,18 +73,32 @@ class BenchOptions:
     def __post_init__(self) -> None:
         if self.model_shape not in SHAPES:
             raise ValueError(f"--model-shape must be one of {', '.join(SHAPES)}; got [{self.model_shape}]")
-        for name in ("threads", "clients", "docs_per_request", "base_limit", "tune_docs"):
+        for name in ("threads", "clients", "docs_per_request", "base_limit", "tune_docs", "base_latency_requests"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
-        if self.mixed_seconds <= 0:
-            raise ValueError("--mixed-seconds must be positive")
+        for name in ("row_seconds", "tiny_row_seconds"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"--{name.replace('_', '-')} must be positive")
         if self.limit is not None and self.limit < 1:
             raise ValueError("--limit must be at least 1")
         for allocation in self.allocations:
             Allocation.parse(allocation)
+        if self.precisions is not None:
+            from elserve.bench.inprocess import EXACT  # loads torch: only when precisions are named
+
+            if EXACT not in self.precisions:
+                raise ValueError(f"--precisions must include {EXACT} (the reference every row is compared with)")
         if self.url is not None and self.password is None:
             raise ValueError("--url needs --password (of the elastic user)")
 
     @property
     def shapes(self) -> list[str]:
         return ["base", "tiny"] if self.model_shape == "both" else [self.model_shape]
+
+    def row_seconds_for(self, shape: str) -> float:
+        """How long each HTTP bulk pass of `shape` lasts at least."""
+        return self.tiny_row_seconds if shape == "tiny" else self.row_seconds
+
+    def latency_requests_for(self, shape: str) -> int:
+        """Sequential short-text requests of `shape`'s latency rows."""
+        return self.latency_requests if shape == "tiny" else min(self.latency_requests, self.base_latency_requests)

@@ -8,6 +8,7 @@ from is the server's child started as `forkserver`.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,3 +58,19 @@ def _role(pid: int, server_pid: int) -> str | None:
     if int(stat[1]) == server_pid and b"forkserver" in command:
         return FORK_SERVER
     return None
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """The CPU time (user and system) `pid` has used so far; None once it has gone."""
+    try:
+        # utime and stime are the 12th and 13th fields after the parenthesised command name.
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def role_cpu_seconds(server_pid: int, role: str) -> float:
+    """The CPU time the server's inference processes of `role` (such as QUERY_LANE) have used so
+    far: a process that has gone meanwhile no longer counts."""
+    return sum(cpu_seconds(p.pid) or 0.0 for p in inference_processes(server_pid) if p.role == role)

@@ -30,6 +30,19 @@ def ratio_to_best_peer(result: RunnerResult, results: list[RunnerResult]) -> flo
     return result.best.tokens_per_s / peer.best.tokens_per_s
 
 
+def ratio_to_in_process(result: RunnerResult, results: list[RunnerResult]) -> float | None:
+    """An HTTP row's tokens/s over elserve's own in-process row of the same precision (whose
+    corpus is sorted by length as a whole): what serving costs."""
+    if result.group != "http":
+        return None
+    words = result.name.split()  # "elserve http 1x2", "elserve http int8 1x2"
+    precision = words[2] if len(words) == 4 else "exact"
+    own = next((r for r in results if r.shape == result.shape and r.name == f"elserve {precision}"), None)
+    if own is None or own.best.tokens_per_s == 0:
+        return None
+    return result.best.tokens_per_s / own.best.tokens_per_s
+
+
 def threads_of(result: RunnerResult, threads: int) -> int:
     """The threads a row ran on: its endpoint's allocations x threads over HTTP, else `threads`."""
     if result.group == "http":
@@ -47,6 +60,7 @@ def results_table(results: list[RunnerResult], title: str, threads: int) -> Tabl
         (f"per thread\n(ELSER {ELSER_TOKENS_PER_THREAD})", "right"),
         ("docs/s", "right"),
         ("x best\npeer", "right"),
+        ("x in-\nprocess", "right"),
         ("short text ms\np50 / p99", "right"),
         ("under load ms\np50 / p99", "right"),
         ("peak RSS\nMiB", "right"),
@@ -57,6 +71,7 @@ def results_table(results: list[RunnerResult], title: str, threads: int) -> Tabl
         table.add_column(header, justify=justify)  # type: ignore[arg-type]
     for r in results:
         ratio = ratio_to_best_peer(r, results)
+        served = ratio_to_in_process(r, results)
         agreement = "reference" if r.name == "elserve exact" else "-"
         if r.agreement is not None:
             agreement = f"{r.agreement.max_abs_diff:.1e} / {r.agreement.overlap_mean:.0%}"
@@ -68,6 +83,7 @@ def results_table(results: list[RunnerResult], title: str, threads: int) -> Tabl
             f"{r.best.tokens_per_s / threads_of(r, threads):,.0f}",
             f"{r.best.docs_per_s:,.1f}",
             "-" if ratio is None else f"{ratio:.2f}",
+            "-" if served is None else f"{served:.2f}",
             _latency(r.latency),
             _latency(r.latency_under_load),
             "-" if r.peak_rss_bytes is None else f"{r.peak_rss_bytes / _MIB:,.0f}",
@@ -114,6 +130,7 @@ def result_record(result: RunnerResult, results: list[RunnerResult]) -> dict[str
         timing["tokens_per_s"] = timing["tokens"] / timing["seconds"] if timing["seconds"] else None
         timing["docs_per_s"] = timing["docs"] / timing["seconds"] if timing["seconds"] else None
     record["ratio_to_best_peer"] = ratio_to_best_peer(result, results)
+    record["ratio_to_in_process"] = ratio_to_in_process(result, results)
     return record
 
 

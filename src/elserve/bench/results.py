@@ -68,6 +68,9 @@ class MixedLoad:
     bulk_alone: Timing
     bulk_with_queries: Timing
     query_interval_ms: float
+    # The query lane's CPU time over the pass with queries, as a share of the machine's (None: not
+    # measured, a remote server): what the queries themselves take from the bulk.
+    query_cpu_share: float | None = None
 
     @property
     def p99_ratio(self) -> float | None:

@@ -41,6 +41,13 @@ def bench(
     ] = "both",
     base_limit: Annotated[int, typer.Option(help="Passages for the BERT-base shape.")] = 100,
     threads: Annotated[int, typer.Option(help="Intra-op threads of every in-process runner.")] = 2,
+    precisions: Annotated[
+        str | None,
+        typer.Option(
+            help="elserve's precisions to measure, comma-separated (exact, bf16, int8), exact included. "
+            "Default: every one this CPU runs."
+        ),
+    ] = None,
     peers: Annotated[bool, typer.Option("--peers/--no-peers", help="sentence-transformers and ONNX Runtime.")] = True,
     in_process: Annotated[
         bool, typer.Option("--in-process/--no-in-process", help="elserve's encoder in-process.")
@@ -59,22 +66,27 @@ def bench(
         int,
         typer.Option(help="Sequential requests of one short text (the median of many: a shared machine has bursts)."),
     ] = 1000,
+    base_latency_requests: Annotated[
+        int, typer.Option(help="At most this many of them for the BERT-base shape (~100x the cost).")
+    ] = 200,
     mixed: Annotated[
         bool,
         typer.Option(
             "--mixed/--no-mixed",
-            help="Per endpoint, the bulk load again alone and with one query client (mixed-load row).",
+            help="Per endpoint, the bulk load again with one query client beside it (the mixed-load table).",
         ),
     ] = True,
     query_interval_ms: Annotated[
         float, typer.Option(help="The mixed load's query client sends one short text this often.")
     ] = 100.0,
-    mixed_seconds: Annotated[
+    row_seconds: Annotated[
         float,
         typer.Option(
-            help="Each HTTP bulk pass (the row's and each mixed one) sends the corpus again until it lasts this long."
+            help="BERT-base: each HTTP bulk pass (the row's and the mixed one) sends the corpus again until it "
+            "lasts this long."
         ),
     ] = 60.0,
+    tiny_row_seconds: Annotated[float, typer.Option(help="The same for SPLADE-tiny.")] = 60.0,
     tune_docs: Annotated[int, typer.Option(help="Passages each batch setting is tried on.")] = 256,
     st_batch_sizes: Annotated[str, typer.Option(help="sentence-transformers batch sizes to try.")] = "1,8,32",
     ort_batch_sizes: Annotated[str, typer.Option(help="ONNX Runtime batch sizes to try.")] = "1,4,16",
@@ -85,6 +97,9 @@ def bench(
 
     Every runner sees the same texts and is credited with the same tokens (the model's
     tokenizer, specials included, cut at its window). The peers need the `bench` extra.
+    For an AVX2 CPU's table on an AVX-512 machine, run it with ATEN_CPU_CAPABILITY=avx2
+    ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2 in its environment: every runner, the
+    server and its workers inherit it (ONNX Runtime has no such switch).
     """
     try:
         options = BenchOptions(
@@ -95,6 +110,7 @@ def bench(
             model_shape=model_shape,
             base_limit=base_limit,
             threads=threads,
+            precisions=None if precisions is None else tuple(p.strip() for p in precisions.split(",") if p.strip()),
             peers=peers,
             inprocess=in_process,
             http=http,
@@ -104,9 +120,11 @@ def bench(
             clients=clients,
             docs_per_request=docs_per_request,
             latency_requests=latency_requests,
+            base_latency_requests=base_latency_requests,
             mixed=mixed,
             query_interval_ms=query_interval_ms,
-            mixed_seconds=mixed_seconds,
+            row_seconds=row_seconds,
+            tiny_row_seconds=tiny_row_seconds,
             tune_docs=tune_docs,
             st_batch_sizes=_ints(st_batch_sizes, "--st-batch-sizes"),
             ort_batch_sizes=_ints(ort_batch_sizes, "--ort-batch-sizes"),

@@ -4,14 +4,11 @@ then agreement against elserve's exact vectors, the tables, and the JSON file.""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-import secrets
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -26,17 +23,13 @@ from elserve.bench.machine import machine_info, product_throughput
 from elserve.bench.measure import Measured, MeasureJob
 from elserve.bench.mixed_report import memory_table, mixed_table
 from elserve.bench.onnx_export import onnx_path_for, quantize_export, run_export
-from elserve.bench.options import Allocation, BenchOptions
+from elserve.bench.options import BenchOptions
 from elserve.bench.peers import OFFLINE_ENV, PeerJob, missing_peer_libraries, run_onnxruntime, run_sentence_transformers
 from elserve.bench.report import best_peer, result_record, results_table, tuning_table, write_json
-from elserve.bench.results import MixedLoad, RunnerResult, WorkerMemory
+from elserve.bench.results import RunnerResult
 from elserve.runtime import Encoder, Tokenizer
 from elserve.runtime.cpu import bf16_refusal
 from elserve.runtime.int8 import REFUSED
-
-if TYPE_CHECKING:  # the HTTP rows need httpx (the `bench` extra); imported when they run
-    from elserve.bench.http_load import InferenceClient
-    from elserve.bench.server import BenchServer
 
 REFERENCE = f"elserve {EXACT}"
 
@@ -63,7 +56,7 @@ class BenchSession:
         if corpus is None:
             self.console.print("[red]no corpus: pass --corpus (../shared/bench/corpus.jsonl is not there)")
             return 2
-        machine = machine_info()
+        machine: dict[str, Any] = machine_info()
         self.console.print(f"[bold]elserve bench[/] on {machine['cpu_model']} ({machine['usable_cpus']} CPUs usable)")
         cpu = machine["cpu"]
         forced = " ".join(f"{k}={v}" for k, v in cpu["forced"].items())
@@ -98,7 +91,7 @@ class BenchSession:
             self.console.print(memory_table(self.results))
         for failure in self.failures:
             self.console.print(f"[red]{failure['runner']} failed:[/] {failure['error'].splitlines()[-1]}")
-        document = {
+        document: dict[str, object] = {
             "date": self.started.isoformat(),
             "finished": datetime.now(UTC).isoformat(),
             "corpus": str(corpus),
@@ -140,24 +133,29 @@ class BenchSession:
         env = {"OMP_NUM_THREADS": str(options.threads)}
 
         def job(settings: tuple[int, ...]) -> MeasureJob:
-            return MeasureJob(workload, settings, tune_docs, options.latency_requests, sample_texts)
+            return MeasureJob(workload, settings, tune_docs, options.latency_requests_for(shape), sample_texts)
 
         rows: list[RunnerResult] = []
         with self._progress() as bars:
             if options.inprocess:
-                for precision in precisions():
+                offered = [p for p in precisions() if options.precisions is None or p in options.precisions]
+                for precision in offered:
                     name = f"elserve {precision}"
                     in_job = InProcessJob(model_dir, options.threads, precision, job(options.token_budgets))
                     rows += self._isolated(bars, shape, name, "elserve", "budget", run_elserve, in_job, env)
-                for precision in precisions()[1:]:
+                for precision in offered[1:]:
                     if any(r.name == f"elserve {precision}" for r in rows):  # not refused here
                         self._fidelity(shape, model_dir, workload, precision, env)
             if options.peers:
                 rows += self._peers(bars, shape, model_dir, job, env)
             if options.http:
-                rows += self._http(bars, shape, model_dir, workload, sample_texts)
+                # Imported here: the HTTP rows need httpx (the `bench` extra).
+                from elserve.bench.http_rows import HttpRows
+
+                http = HttpRows(options, self.log_dir, self._on_progress, self._failed)
+                rows += http.run(bars, shape, model_dir, workload, sample_texts)
                 if options.url is None and any(r.name == "elserve int8" for r in rows):
-                    rows += self._http(bars, shape, model_dir, workload, sample_texts, "int8")
+                    rows += http.run(bars, shape, model_dir, workload, sample_texts, "int8")
         self._agreements(rows, model_dir, sample_texts)
         self.results += rows
 
@@ -260,139 +258,6 @@ class BenchSession:
             bars, shape, "onnxruntime int8", "approximate peer", "batch", run_onnxruntime, int8_job, env
         )
 
-    def _http(
-        self,
-        bars: Progress,
-        shape: str,
-        model_dir: Path,
-        workload: Workload,
-        sample_texts: list[str],
-        precision: str = EXACT,
-    ) -> list[RunnerResult]:
-        """The HTTP rows: each endpoint of `--allocations` on a server of `precision` (another
-        than exact: the first endpoint only)."""
-        from elserve.bench.http_load import InferenceClient
-        from elserve.bench.server import BenchServer
-
-        opts = self.options
-        configs = [Allocation.parse(a) for a in opts.allocations]
-        if shape != "tiny" and opts.url is not None:
-            return []  # a running server serves its own model, not the generated one
-        if precision != EXACT:
-            configs = configs[:1]
-        server: BenchServer | None = None
-        if opts.url is not None:
-            client = InferenceClient(opts.url, opts.password or "")
-            context: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
-        else:
-            # Room for the largest endpoint measured (3x1 on 2 cores is oversubscribed, but measurable).
-            widest = max(a.allocations * a.threads for a in configs)
-            server = BenchServer(
-                model_dir,
-                secrets.token_urlsafe(18),
-                self.log_dir / f"{shape}-server-{precision}.log",
-                processors=widest,
-                precision=precision,
-            )
-            context = server
-        rows: list[RunnerResult] = []
-        task = bars.add_task(f"{shape} elserve http: starting the server", total=None)
-        try:
-            with context:
-                if server is not None:
-                    client = InferenceClient(server.url, server.password)
-                for allocation in configs:
-                    row = self._http_config(
-                        bars, task, shape, client, server, allocation, workload, sample_texts, precision
-                    )
-                    rows.append(row)
-        except Exception as e:  # the server or a request failed: report it, keep the other rows
-            tail = server.log_tail() if server is not None else ""
-            return rows + self._failed(bars, task, shape, "elserve http", RunnerFailed(f"{e}\n{tail}"))
-        return rows
-
-    def _http_config(
-        self,
-        bars: Progress,
-        task: TaskID,
-        shape: str,
-        client: InferenceClient,
-        server: BenchServer | None,
-        allocation: Allocation,
-        workload: Workload,
-        sample_texts: list[str],
-        precision: str = EXACT,
-    ) -> RunnerResult:
-        from elserve.bench.http_load import measure_http
-
-        opts = self.options
-        name = f"elserve http {allocation}" if precision == EXACT else f"elserve http {precision} {allocation}"
-        inference_id = f"elserve-bench-{allocation}"
-        bars.update(task, description=f"{shape} {name}: deploying", total=None, completed=0)
-        with client.session() as http:
-            began = time.perf_counter()
-            client.create_endpoint(http, inference_id, allocation)
-            deploy_seconds = time.perf_counter() - began
-            fresh_memory = _inference_memory(server)
-            try:
-                measured = measure_http(
-                    client,
-                    inference_id,
-                    workload,
-                    clients=opts.clients,
-                    docs_per_request=opts.docs_per_request,
-                    latency_requests=opts.latency_requests,
-                    sample_texts=sample_texts,
-                    progress=self._on_progress(bars, task, f"{shape} {name}"),
-                    min_seconds=opts.mixed_seconds,
-                )
-                rss = server.peak_rss_bytes() if server is not None else None
-                progress = self._on_progress(bars, task, f"{shape} {name}")
-                mixed = self._mixed(client, inference_id, workload, progress)
-                memory = _inference_memory(server)
-            finally:
-                client.delete_endpoint(http, inference_id)
-        bars.update(task, description=f"{shape} {name}: {measured.best.tokens_per_s:,.0f} tokens/s")
-        return RunnerResult(
-            name=name,
-            group="http",
-            shape=shape,
-            setting_name="clients",
-            best=measured.best,
-            latency=measured.latency,
-            latency_under_load=measured.latency_under_load,
-            peak_rss_bytes=rss,
-            sample=measured.sample,
-            mixed=mixed,
-            workers_memory=memory,
-            fresh_memory=fresh_memory,
-            load_after=os.getloadavg()[0],
-            notes=[
-                f"{opts.docs_per_request} texts a request, random order, >= {opts.mixed_seconds:.0f}s; endpoint deployed in {deploy_seconds:.1f}s",
-                "peak RSS: server and its workers (sum of each one's VmHWM)" if server else "peak RSS: not local",
-            ],
-        )
-
-    def _mixed(
-        self, client: InferenceClient, inference_id: str, workload: Workload, progress: Callable[[str, int, int], None]
-    ) -> MixedLoad | None:
-        from elserve.bench.mixed import measure_mixed
-
-        opts = self.options
-        if not opts.mixed:
-            return None
-        return measure_mixed(
-            client,
-            inference_id,
-            workload,
-            clients=opts.clients,
-            docs_per_request=opts.docs_per_request,
-            latency_requests=opts.latency_requests,
-            progress=progress,
-            query_interval_s=opts.query_interval_ms / 1000,
-            min_seconds=opts.mixed_seconds,
-        )
-
     def _on_progress(self, bars: Progress, task: TaskID, label: str) -> Callable[[str, int, int], None]:
         def update(phase: str, done: int, total: int) -> None:
             bars.update(task, description=f"{label}: {phase}", completed=done, total=total)
@@ -416,6 +281,7 @@ class BenchSession:
         reference = next((r.sample for r in rows if r.name == REFERENCE), None)
         if reference is None:
             encoder = Encoder.load(model_dir, num_threads=self.options.threads)
+            assert isinstance(encoder, Encoder)  # a SPLADE model's directory, not TorchScript
             reference = [
                 dict(zip(v.indices.tolist(), v.weights.tolist(), strict=True)) for v, _ in encoder.encode(sample_texts)
             ]
@@ -428,18 +294,3 @@ class BenchSession:
                 vocab = vocab or Tokenizer.from_dir(model_dir).vocab
                 sample = rows_by_id(sample, vocab)
             row.agreement = compare(reference, sample)
-
-
-def _inference_memory(server: BenchServer | None) -> list[WorkerMemory]:
-    """The fork server's, the model's parent's and each worker's memory, idle (read once the workers
-    have had time to give their free heap back: worker.IDLE_TRIM_S)."""
-    from elserve.bench.proc_memory import inference_processes
-    from elserve.deployments.worker import IDLE_TRIM_S
-
-    if server is None or server.process is None:
-        return []
-    time.sleep(4 * IDLE_TRIM_S)
-    return [
-        WorkerMemory(p.memory.uss_bytes, p.memory.pss_bytes, p.memory.rss_bytes, p.role)
-        for p in inference_processes(server.process.pid)
-    ]

@@ -15,6 +15,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+# A request's turn gives a batch at most this share of its token budget (at least one entry): two
+# requests of half a budget share a batch, and a request of 16 passages of ~120 tokens fits a turn
+# of the default 4,096-token budget.
+TURN_SHARE = 2
+
 
 @dataclass(eq=False)
 class Entry:
@@ -55,9 +60,12 @@ class Admission:
 class RequestQueue:
     """Entries grouped by request; batches take from the requests in turn.
 
-    Within a request, order is kept. Across requests, each batch takes one entry
-    from each waiting request in turn (round robin) while the budget allows, so a
-    short request is not stuck behind a bulk one that arrived first.
+    Within a request, order is kept. Across requests, each waiting request in turn gives the
+    batch its next entries, up to a turn's share of the budget (`TURN_SHARE`), while the budget
+    allows (deficit round robin): a short request is not stuck behind a bulk one that arrived
+    first, and a request that fits in a turn is answered by one batch. With one entry a turn, a
+    bulk load's requests would all end together, with its last batch: its clients, each waiting
+    for its answer before sending more, would leave the workers idle until the last batch ended.
     """
 
     def __init__(self) -> None:
@@ -89,20 +97,27 @@ class RequestQueue:
     def _take(self, max_tokens: int, max_size: int) -> list[Entry]:
         batch: list[Entry] = []
         tokens = 0
+        turn_tokens = max(1, max_tokens // TURN_SHARE)
         progressed = True
         while progressed and len(batch) < max_size:
             progressed = False
             for key in list(self._groups):
                 group = self._groups[key]
-                while group and group[0].future.done():  # its caller timed out or went away
-                    group.popleft()
-                    self._count -= 1
-                served = bool(group) and (not batch or tokens + group[0].size <= max_tokens)
-                if served:
+                served = 0  # this request's tokens in this turn
+                while len(batch) < max_size:
+                    while group and group[0].future.done():  # its caller timed out or went away
+                        group.popleft()
+                        self._count -= 1
+                    if not group:
+                        break
+                    size = group[0].size
+                    if batch and (tokens + size > max_tokens or (served and served + size > turn_tokens)):
+                        break
                     entry = group.popleft()
                     self._count -= 1
                     batch.append(entry)
                     tokens += entry.size
+                    served += size
                     progressed = True
                 if not group:
                     del self._groups[key]
