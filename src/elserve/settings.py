@@ -309,8 +309,8 @@ def _store(store: str | None, ray_address: str | None, problems: _Problems) -> N
         problems.add("--store", "must be a postgresql:// URL")
         return
     try:
-        import psycopg  # noqa: F401
-        import psycopg_pool  # noqa: F401
+        import psycopg  # noqa: F401  # imported only to check that the extra is installed
+        import psycopg_pool  # noqa: F401  # likewise
     except ImportError:
         problems.add("--store", INSTALL_HINT)
 

@@ -32,7 +32,7 @@ def rows_by_id(rows: list[SparseRow], vocab: list[str]) -> list[SparseRow]:
     ids: dict[str, int] = {}
     for token_id, token in enumerate(vocab):
         ids.setdefault(token_name(token), token_id)
-    return [{ids[name]: weight for name, weight in row.items()} for row in rows]
+    return [{ids[str(name)]: weight for name, weight in row.items()} for row in rows]
 
 
 def _vector(row: SparseRow) -> SparseVector:

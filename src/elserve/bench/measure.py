@@ -78,8 +78,8 @@ def measure(runner: Runner, job: MeasureJob, progress: ProgressCallback) -> Meas
             progress("short-text latency", i, job.latency_requests)
     progress("short-text latency", job.latency_requests, job.latency_requests)
     rss = peak_rss_bytes()
-    sample = runner.vectors(job.sample_texts, best_setting) if job.sample_texts else []
-    return Measured(best, tuning, Latency.of(latencies), rss, sample, getattr(runner, "kernels", None))
+    vectors = runner.vectors(job.sample_texts, best_setting) if job.sample_texts else []
+    return Measured(best, tuning, Latency.of(latencies), rss, vectors, getattr(runner, "kernels", None))
 
 
 def reset_peak_rss() -> bool:

@@ -43,7 +43,7 @@ from elserve.operations.inference_cache import (
 )
 from elserve.operations.trained_model_config import PASS_THROUGH
 from elserve.runtime import to_token_weights
-from elserve.runtime.pass_through import unpack
+from elserve.runtime.sparse import unpack
 from elserve.timevalue import TimeValue
 
 DEFAULT_INPUT_FIELD = "text_field"

@@ -26,8 +26,10 @@ from safetensors.torch import load_file
 from torch import nn
 
 from elserve.runtime.config import ACTIVATIONS, DISTILBERT, BertConfig, ModelFormatError, read_config
+from elserve.runtime.kernel_sizes import PACK_MIN_ELEMENTS
+from elserve.runtime.layout import HF_WEIGHTS
 
-WEIGHTS_FILE = "model.safetensors"
+WEIGHTS_FILE = HF_WEIGHTS
 
 
 def _activation(name: str, x: torch.Tensor) -> torch.Tensor:
@@ -163,10 +165,6 @@ class _PackedLinear(nn.Module):
 
 
 LAYER_LINEARS = ("query", "key", "value", "attn_out", "intermediate", "output")
-# Smaller weights stay plain: they sit in the caches anyway, and for a short request the packed
-# kernel's overhead costs more than it saves (128 x 128: 86 us against 55 with cold caches;
-# 768 x 768: 273 against 309 us).
-_PACK_MIN_ELEMENTS = 1 << 18
 
 
 class BertMaskedLM(nn.Module):
@@ -223,7 +221,7 @@ class BertMaskedLM(nn.Module):
             return [
                 (o, n)
                 for o, n in [*linears, (model.head, "dense")]
-                if getattr(o, n).weight.numel() >= _PACK_MIN_ELEMENTS
+                if getattr(o, n).weight.numel() >= PACK_MIN_ELEMENTS
             ]
 
         if not torch.backends.mkldnn.is_available() or not big(self):

@@ -11,8 +11,6 @@ import os
 import platform
 from pathlib import Path
 
-import torch
-
 # The features that matter here, as /proc/cpuinfo names them ("asimd" is NEON on aarch64).
 FEATURES = (
     "avx2",
@@ -72,6 +70,8 @@ def bf16_refusal(flags: set[str] | None = None, onednn_max_isa: str | None = Non
 
 def machine_kernels() -> dict[str, object]:
     """The CPU's model, features and torch's dispatch level, for the log and the benchmark."""
+    import torch  # here: the API process reads the CPU's flags without loading torch
+
     return {
         "arch": platform.machine(),
         "torch_capability": torch.backends.cpu.get_cpu_capability(),

@@ -13,8 +13,9 @@ the model; a worker holds only what it writes itself:
 - `weights`: every tensor of the checkpoint as fp32 (`model.safetensors`, or the TorchScript's
   state, or its graph's constants when it has no state: script_graph.py), shared tensors (a tied
   decoder) once.
-- `packed`: the encoder layers' linears of at least `bert._PACK_MIN_ELEMENTS` weights, copied once
-  into oneDNN's blocked layout (`bert._PackedLinear`) where oneDNN is present.
+- `packed`: the encoder layers' linears of at least `kernel_sizes.PACK_MIN_ELEMENTS` weights, copied once
+  into oneDNN's blocked layout (`bert._PackedLinear`); counted whether or not this torch build has
+  oneDNN (every x86-64 and aarch64 build has): an estimate may err high, never low.
 - `head`: the exact head's int8 decoder rows (vocab x hidden bytes), the screen's per-entry factors
   (6 x vocab fp32), and the product kernel's own copy of the decoder: at most the fp32 transpose of
   `products.Fp32Products` (4 x vocab x hidden); an int8 kernel keeps 1 x, the plain head none. The
@@ -42,15 +43,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
 from safetensors import safe_open
 
-from elserve.runtime.bert import _PACK_MIN_ELEMENTS, WEIGHTS_FILE
 from elserve.runtime.config import BertConfig, ModelFormatError, read_config
 from elserve.runtime.elastic_config import PASS_THROUGH, read_task
-from elserve.runtime.layout import ELASTIC_MODEL, HF, layout_of
-from elserve.runtime.screening import ROW_BLOCK, VOCAB_BLOCK
-from elserve.runtime.script_graph import script_state
+from elserve.runtime.kernel_sizes import PACK_MIN_ELEMENTS, ROW_BLOCK, VOCAB_BLOCK
+from elserve.runtime.layout import ELASTIC_MODEL, HF, HF_WEIGHTS, layout_of
 
 PROCESS_BYTES = 158 * 2**20
 WORKER_BYTES = 16 * 2**20
@@ -98,7 +96,7 @@ def _numel(shape: tuple[int, ...]) -> int:
 
 def _hf_shapes(model_dir: Path) -> _Shapes:
     config: BertConfig = read_config(model_dir)
-    with safe_open(str(model_dir / WEIGHTS_FILE), framework="pt") as f:
+    with safe_open(str(model_dir / HF_WEIGHTS), framework="numpy") as f:
         tensors = {key: tuple(f.get_slice(key).get_shape()) for key in f.keys()}  # noqa: SIM118  # safe_open has keys() but is not iterable
     return _Shapes(tensors, config.vocab_size, config.hidden_size, config.intermediate_size)
 
@@ -133,6 +131,10 @@ def _elastic_shapes(model_dir: Path) -> _Shapes:
             return _recorded_shapes(json.loads(recorded.read_text()))
         except (ValueError, KeyError, TypeError, AttributeError) as e:
             raise ModelFormatError(f"[{SHAPES_FILE}] of the model cannot be read: {e}") from e
+    import torch  # only for a model without a shapes record (this module is imported without torch)
+
+    from elserve.runtime.script_graph import script_state
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         module = torch.jit.load(str(model_dir / ELASTIC_MODEL), map_location="cpu")
@@ -174,16 +176,14 @@ def estimate_memory(model_dir: Path, max_batch_tokens: int) -> MemoryEstimate:
     """The memory a deployment of `model_dir` needs, batches of up to `max_batch_tokens` included."""
     shapes = _shapes(model_dir, model_dir.stat().st_mtime)
     weights = sum(_numel(s) for s in shapes.tensors.values()) * _FP32
-    packed = 0
-    if torch.backends.mkldnn.is_available():
-        packed = sum(
-            _numel(s) * _FP32
-            for key, s in shapes.tensors.items()
-            if len(s) == 2
-            and "embeddings" not in key
-            and shapes.vocab not in s  # the decoder stays as it is
-            and _numel(s) >= _PACK_MIN_ELEMENTS
-        )
+    packed = sum(
+        _numel(s) * _FP32
+        for key, s in shapes.tensors.items()
+        if len(s) == 2
+        and "embeddings" not in key
+        and shapes.vocab not in s  # the decoder stays as it is
+        and _numel(s) >= PACK_MIN_ELEMENTS
+    )
     vocab, hidden = shapes.vocab, shapes.hidden
     head = vocab * hidden * (1 + _FP32) + vocab * _HEAD_FACTORS_PER_ENTRY
     tokens = max_batch_tokens

@@ -8,7 +8,7 @@ answering `(texts, dims)` gives each document one row.
 
 Results travel from the workers as SparseVector's two arrays (`indices`, `weights`), as every other
 result does: for a dense output, `indices` holds the document's shape (rows, columns) and
-`weights` its values row after row (`pack` and `unpack`).
+`weights` its values row after row (`pack`, and `sparse.unpack`).
 """
 
 from __future__ import annotations
@@ -39,12 +39,6 @@ def pack(document: torch.Tensor) -> SparseVector:
     rows = document.reshape(1, -1) if document.ndim == 1 else document
     values = rows.detach().to(torch.float64).numpy()
     return SparseVector(np.asarray(values.shape, dtype=np.int32), values.reshape(-1))
-
-
-def unpack(vector: SparseVector) -> list[list[float]]:
-    """`predicted_value` of one document: its rows of doubles."""
-    rows, columns = (int(n) for n in vector.indices)
-    return np.asarray(vector.weights, dtype=np.float64).reshape(rows, columns).tolist()
 
 
 class PassThroughEncoder:

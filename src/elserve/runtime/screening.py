@@ -47,6 +47,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from elserve.runtime.kernel_sizes import ROW_BLOCK, VOCAB_BLOCK
 from elserve.runtime.products import ProductKernel
 
 # 127 levels each side, symmetric, so that a negated row quantizes to the negated integers.
@@ -58,13 +59,9 @@ _TINY = 2.0**-100
 # The smallest decoder-row scale t_j (see `QuantizedVocab.build`).
 _SMALLEST_SCALE = 2.0**-60
 
-# Big batches are screened in blocks: at most ROW_BLOCK token rows against VOCAB_BLOCK entries,
-# into one buffer that stays in cache (1024 x 1024 int32: 4 MiB; tuned on a 2-core AMD EPYC,
-# Zen 4, 1 MiB L2 per core). Each block costs ~10 torch calls, so a short request (up to
-# SMALL_ROWS rows) takes the whole vocabulary in one product instead, whose call overhead would
-# otherwise dominate.
-ROW_BLOCK = 1024
-VOCAB_BLOCK = 1024
+# Big batches are screened in blocks of ROW_BLOCK x VOCAB_BLOCK (kernel_sizes.py). Each block costs ~10
+# torch calls, so a short request (up to SMALL_ROWS rows) takes the whole vocabulary in one product
+# instead, whose call overhead would otherwise dominate.
 SMALL_ROWS = 32
 
 

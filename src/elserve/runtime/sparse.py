@@ -75,3 +75,10 @@ def to_token_weights(vector: SparseVector, names: TokenNames) -> dict[str, float
     for key, weight in zip(keys, weights, strict=True):
         rendered.setdefault(key, weight)
     return rendered
+
+
+def unpack(vector: SparseVector) -> list[list[float]]:
+    """`predicted_value` of one pass-through model's document: its rows of doubles (the vector holds
+    the rows' shape in `indices` and their values in `weights`: `pass_through.pack`)."""
+    rows, columns = (int(n) for n in vector.indices)
+    return np.asarray(vector.weights, dtype=np.float64).reshape(rows, columns).tolist()

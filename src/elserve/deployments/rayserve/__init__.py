@@ -11,8 +11,8 @@ INSTALL_HINT = "the ray backend needs Ray Serve: pip install 'elserve[ray]'"
 
 def ray_available() -> bool:
     try:
-        import ray  # noqa: F401
-        from ray import serve  # noqa: F401
+        import ray  # noqa: F401  # imported only to check that the extra is installed
+        from ray import serve  # noqa: F401  # likewise
     except ImportError:
         return False
     return True
