@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import ray
 
@@ -79,12 +80,18 @@ def _put(spec: ModelSpec, directory: Path) -> ShippedFiles:
     return files
 
 
+def _core_worker() -> Any:
+    # Ray's internal reference table: untyped (its stubs declare no `core_worker`).
+    worker: Any = ray._private.worker.global_worker
+    return worker.core_worker
+
+
 def _unpin(files: ShippedFiles) -> None:
     """Serve pickles a replica's arguments with cloudpickle, outside Ray's serialization of task arguments,
     and Ray then pins every ObjectRef inside for the life of this process (its out-of-band rule: one
     reference per pickling, never removed). Remove those: the object then goes when the last reference
     (ours, any replica's) does. Our `files.ref` is the one Python ObjectRef of it in this process."""
-    core_worker = ray._private.worker.global_worker.core_worker  # type: ignore[attr-defined]  # Ray's internal
+    core_worker = _core_worker()
     try:
         for _ in range(local_references(files.ref) - 1):
             core_worker.remove_object_ref_reference(files.ref)
@@ -95,8 +102,7 @@ def _unpin(files: ShippedFiles) -> None:
 def local_references(ref: ray.ObjectRef) -> int:
     """This process's local references to `ref` as Ray counts them (0: none; the object is freed
     once no other process borrows it)."""
-    worker = ray._private.worker.global_worker
-    counts = worker.core_worker.get_all_reference_counts()  # type: ignore[attr-defined]  # Ray's internal
+    counts = _core_worker().get_all_reference_counts()
     hex_id = ref.hex()
     found = counts.get(hex_id.encode(), counts.get(hex_id, {}))  # Ray keys the table by the hex id
     return int(found.get("local", 0))
