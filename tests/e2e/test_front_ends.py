@@ -16,7 +16,7 @@ from elasticsearch import AuthenticationException, Elasticsearch, NotFoundError
 from tests.e2e.conftest import SHARED_SERVER_ARGS
 from tests.store.postgres_cluster import PASSWORD as STORE_PASSWORD
 from tests.store.postgres_cluster import PostgresCluster, postgres_cluster, wait_for  # noqa: F401 - a fixture
-from tests.support.clients import make_client
+from tests.support.clients import make_client, put_at_once
 from tests.support.server import PASSWORD, Server
 
 pytest.importorskip("psycopg", reason="the `postgres` extra (make test-postgres installs it)")
@@ -120,15 +120,7 @@ def test_an_update_on_a_applies_on_b(clients: list[Elasticsearch]) -> None:
 
 
 def test_the_same_put_on_a_and_b_at_once_one_wins(fronts: list[Server]) -> None:
-    barrier = threading.Barrier(2)
-
-    def put(server: Server) -> httpx.Response:
-        with httpx.Client(base_url=server.url, auth=("elastic", PASSWORD), timeout=300) as http:
-            barrier.wait()
-            return http.put("/_inference/sparse_embedding/fe-race?timeout=300s", json=ELSER)
-
-    with ThreadPoolExecutor(2) as pool:
-        answers = list(pool.map(put, fronts))
+    answers = put_at_once(fronts, "/_inference/sparse_embedding/fe-race?timeout=300s", ELSER)
     assert sorted(r.status_code for r in answers) == [200, 400], [r.text for r in answers]
     loser = next(r for r in answers if r.status_code == 400).json()
     assert loser["error"]["type"] == "resource_already_exists_exception"

@@ -24,7 +24,7 @@ from elasticsearch import NotFoundError
 
 from tests.deployments.rayserve.conftest import deployment_stats, put_elser, wait_for_stats
 from tests.store.postgres_cluster import PostgresCluster, postgres_cluster, wait_for  # noqa: F401 - a fixture
-from tests.support.clients import make_client
+from tests.support.clients import make_client, put_at_once
 from tests.support.server import PASSWORD, Server
 
 pytest.importorskip("psycopg", reason="the `postgres` extra (make test-cluster installs it)")
@@ -147,15 +147,7 @@ def test_the_same_put_on_both_at_once_one_wins_one_application(fronts: list[Serv
         "service": "elasticsearch",
         "service_settings": {"model_id": ".elser_model_2", "num_allocations": 1, "num_threads": 1},
     }
-    barrier = threading.Barrier(2)
-
-    def put(server: Server) -> httpx.Response:
-        with httpx.Client(base_url=server.url, auth=("elastic", PASSWORD), timeout=300) as http:
-            barrier.wait()
-            return http.put("/_inference/sparse_embedding/fe-race?timeout=300s", json=body)
-
-    with ThreadPoolExecutor(2) as pool:
-        answers = list(pool.map(put, fronts))
+    answers = put_at_once(fronts, "/_inference/sparse_embedding/fe-race?timeout=300s", body)
     assert sorted(r.status_code for r in answers) == [200, 400], [r.text for r in answers]
     [lost] = [r for r in answers if r.status_code == 400]
     assert lost.json()["error"]["type"] == "resource_already_exists_exception"
