@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -17,7 +16,7 @@ from tests.e2e.conftest import SHARED_SERVER_ARGS
 from tests.store.postgres_cluster import PASSWORD as STORE_PASSWORD
 from tests.store.postgres_cluster import PostgresCluster, postgres_cluster, wait_for  # noqa: F401 - a fixture
 from tests.support.clients import make_client, put_at_once
-from tests.support.server import PASSWORD, Server
+from tests.support.server import PASSWORD, Server, started_together
 
 pytest.importorskip("psycopg", reason="the `postgres` extra (make test-postgres installs it)")
 pytestmark = pytest.mark.postgres
@@ -36,16 +35,10 @@ def fronts(postgres_cluster: PostgresCluster, tmp_path_factory: pytest.TempPathF
         Server(tmp_path_factory.mktemp(f"front-{name}") / "data", args=[*SHARED_SERVER_ARGS, "--store", url])
         for name in "ab"
     ]
-    try:
-        with ThreadPoolExecutor(2) as pool:
-            list(pool.map(Server.start, servers))
+    with started_together(servers):
         yield servers
-    finally:
-        for server in servers:
-            if server.process is not None:
-                server.stop()
-        for server in servers:
-            assert "store [" in server.log() and STORE_PASSWORD not in server.log()  # said, without its password
+    for server in servers:
+        assert "store [" in server.log() and STORE_PASSWORD not in server.log()  # said, without its password
 
 
 @pytest.fixture(scope="module")

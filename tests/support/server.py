@@ -8,6 +8,9 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -148,3 +151,16 @@ class Server:
         self.process.kill()
         self.process.wait()
         self._log.close()
+
+
+@contextmanager
+def started_together(servers: list[Server]) -> Iterator[list[Server]]:
+    """Every server started at once (one thread each), and those that started stopped on the way out."""
+    try:
+        with ThreadPoolExecutor(len(servers)) as pool:
+            list(pool.map(Server.start, servers))
+        yield servers
+    finally:
+        for server in servers:
+            if server.process is not None:
+                server.stop()

@@ -14,7 +14,6 @@ import re
 import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,7 @@ from elasticsearch import NotFoundError
 from tests.deployments.rayserve.conftest import deployment_stats, put_elser, wait_for_stats
 from tests.store.postgres_cluster import PostgresCluster, postgres_cluster, wait_for  # noqa: F401 - a fixture
 from tests.support.clients import make_client, put_at_once
-from tests.support.server import PASSWORD, Server
+from tests.support.server import PASSWORD, Server, started_together
 
 pytest.importorskip("psycopg", reason="the `postgres` extra (make test-cluster installs it)")
 pytestmark = [pytest.mark.ray, pytest.mark.postgres]
@@ -56,14 +55,8 @@ def fronts(
     url = postgres_cluster.new_database()
     args = ["--backend", "ray", "--ray-address", ray_two_nodes.address, "--store", url]
     servers = [Server(tmp_path_factory.mktemp(f"front-{name}") / "data", args=args) for name in "ab"]
-    try:
-        with ThreadPoolExecutor(2) as pool:
-            list(pool.map(Server.start, servers))
+    with started_together(servers):
         yield servers
-    finally:
-        for server in servers:
-            if server.process is not None:
-                server.stop()
 
 
 def _replicas(application: str) -> list[int]:
