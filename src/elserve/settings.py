@@ -165,7 +165,7 @@ class ServerSettings:
         backend = _backend(flags, problems)
         scale_to_zero = _time(flags.scale_to_zero_time, "--scale-to-zero-time", problems, positive=False)
         uploads = _upload_limits(flags, problems)
-        _store(flags.store, flags.ray_address, problems)
+        _store(flags.store, problems)
         if (flags.ssl_certfile is None) != (flags.ssl_keyfile is None):
             problems.add("--ssl-certfile", "--ssl-certfile and --ssl-keyfile go together")
         proxies = _trusted_proxies(flags.trusted_proxies, problems)
@@ -298,7 +298,7 @@ def _backend(flags: ServeFlags, problems: _Problems) -> Backend:
     return backend
 
 
-def _store(store: str | None, ray_address: str | None, problems: _Problems) -> None:
+def _store(store: str | None, problems: _Problems) -> None:
     """--store: a postgresql:// URL, with psycopg installed (whether the database can be used is
     asked at start, store/postgres.py `check_store`)."""
     if store is None:

@@ -29,8 +29,6 @@ from elserve.runtime.config import ACTIVATIONS, DISTILBERT, BertConfig, ModelFor
 from elserve.runtime.kernel_sizes import PACK_MIN_ELEMENTS
 from elserve.runtime.layout import HF_WEIGHTS
 
-WEIGHTS_FILE = HF_WEIGHTS
-
 
 def _activation(name: str, x: torch.Tensor) -> torch.Tensor:
     mode = ACTIVATIONS[name]
@@ -340,9 +338,9 @@ def model_from_weights(
 def load_bert(model_dir: Path) -> BertMaskedLM:
     """The model of a Hugging Face directory (config.json and model.safetensors), in fp32, for inference."""
     config = read_config(model_dir)
-    path = model_dir / WEIGHTS_FILE
+    path = model_dir / HF_WEIGHTS
     if not path.exists():
-        raise ModelFormatError(f"no [{WEIGHTS_FILE}] in [{model_dir}]")
+        raise ModelFormatError(f"no [{HF_WEIGHTS}] in [{model_dir}]")
     try:
         raw = load_file(str(path))
     except SafetensorError as e:
