@@ -9,7 +9,7 @@ from pathlib import Path
 from elserve.bench.isolated import ProgressCallback
 from elserve.bench.measure import Measured, MeasureJob, measure
 from elserve.bench.results import SparseRow
-from elserve.runtime import Encoder
+from elserve.runtime import Encoder, heap
 from elserve.runtime.agreement import fidelity, held_out_queries
 from elserve.runtime.cpu import bf16_refusal
 from elserve.runtime.int8 import machine_int8_refusal
@@ -46,6 +46,7 @@ def _splade_encoder(model_dir: Path, threads: int, **options: str) -> Encoder:
 
 class ElserveRunner:
     def __init__(self, model_dir: Path, threads: int, precision: str = EXACT) -> None:
+        heap.keep_freed()  # as a server's worker keeps its heap (this runs in a process of its own)
         options = {} if precision == EXACT and len(precisions()) == 1 else {"precision": precision}
         self.encoder = _splade_encoder(model_dir, threads, **options)
         self.kernels = getattr(self.encoder, "kernels", None)

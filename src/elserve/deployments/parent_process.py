@@ -31,6 +31,7 @@ from pathlib import Path
 
 from elserve.deployments import worker
 from elserve.deployments.start_failure import start_failed
+from elserve.runtime import heap
 
 PARENT_NAME = "elserve-parent"
 
@@ -56,7 +57,7 @@ def main(conn: Connection, model_dir: str, precision: str, grandparent: int) -> 
     except Exception as exc:  # any other load failure is reported with where it happened
         conn.send(start_failed(exc))
         return
-    worker.trim_heap()  # what the load-time measurements left free
+    heap.trim()  # what the load-time measurements left free
     gc.collect()
     gc.freeze()
     signal.signal(signal.SIGCHLD, _reap)

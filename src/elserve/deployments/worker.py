@@ -12,7 +12,6 @@ Protocol over one socket (pickled tuples, framed by frames.py):
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import faulthandler
 import os
@@ -25,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from elserve.deployments import batch_hold, frames
 from elserve.deployments.start_failure import start_failed
+from elserve.runtime import heap
 
 if TYPE_CHECKING:
     from elserve.runtime.encoder import LoadedEncoder
@@ -37,7 +37,7 @@ FAIL_START_ENV = "ELSERVE_TEST_FAIL_WORKER_START"
 # The process names (/proc/<pid>/comm) of a model's parent and of its workers: `ps` and the benchmark
 # tell them apart by these.
 WORKER_NAME = "elserve-worker"
-# Idle this long (no batch waiting), a worker gives its free heap back to the system (see trim_heap).
+# Idle this long (no batch waiting), a worker gives its free heap back to the system (runtime/heap.py).
 IDLE_TRIM_S = 0.5
 
 
@@ -55,16 +55,6 @@ def set_name(name: str) -> None:
         ctypes.CDLL(None).prctl(_PR_SET_NAME, name.encode()[:15], 0, 0, 0)
 
 
-def trim_heap() -> None:
-    """glibc keeps freed heap for reuse (a batch's working set stays private to the worker); give it back.
-
-    Done after loading and when idle, never between two batches of a busy worker.
-    """
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):  # not glibc
-            ctypes.CDLL(None).malloc_trim(0)
-
-
 def run_forked(sock: socket.socket, encoder: LoadedEncoder, num_threads: int, hold: str | None) -> None:
     """The worker's life, in the child just forked from the model's parent.
 
@@ -74,6 +64,7 @@ def run_forked(sock: socket.socket, encoder: LoadedEncoder, num_threads: int, ho
     """
     try:
         set_name(WORKER_NAME)
+        heap.keep_freed()  # one batch's freed working set is the next one's, without page faults
         # A crash in native code prints its Python stack into the server's log (the worker's stderr).
         faulthandler.enable()
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
@@ -101,7 +92,7 @@ def serve(sock: socket.socket, encoder: LoadedEncoder, hold: str | None) -> None
     while True:
         try:
             if not trimmed and not select.select([sock], [], [], IDLE_TRIM_S)[0]:
-                trim_heap()
+                heap.trim()
                 trimmed = True
             message = frames.recv(sock)
             trimmed = False
