@@ -17,11 +17,15 @@ from elserve.runtime.agreement import fidelity, held_out_queries, ranking_agreem
 from elserve.runtime.bert import load_bert
 from elserve.runtime.cpu import cpu_flags
 from elserve.runtime.int8 import (
+    KERNELS,
+    FbgemmLinear,
     Int8Linear,
-    activation_bits_of_this_cpu,
+    OneDnnLinear,
+    activation_bits_of,
     checked_int8_layers,
     int8_layers,
     int8_refusal,
+    kernel_of,
     machine_int8_refusal,
 )
 from tests.runtime.texts import VARIED_TEXTS
@@ -57,10 +61,27 @@ def test_a_model_whose_int8_layers_are_slower_is_refused_at_load(tmp_path: Path)
     assert machine_int8_refusal(seconds=lambda module, rows: 0.001 if isinstance(module, Int8Linear) else 0.002) is None
 
 
-def test_the_product_sums_exactly_at_the_activation_bits_chosen() -> None:
-    """Weights and inputs already on the int8 grids: the quantized linear must give the exact
+def test_the_faster_kernel_is_kept_and_an_earlier_one_wins_a_near_tie(tmp_path: Path) -> None:
+    model = load_bert(build_bert_dir(tmp_path, layers=1, hidden=64, heads=4))
+
+    def timed(fbgemm: float, onednn: float) -> type[Int8Linear]:
+        def seconds(layers: torch.nn.Module, ids: torch.Tensor, lengths: torch.Tensor) -> float:
+            if layers is model:
+                return 1.0  # exact
+            return fbgemm if isinstance(kernel_of(layers), FbgemmLinear) else onednn
+
+        return type(kernel_of(checked_int8_layers(model, model, model.config.vocab_size, seconds=seconds)))
+
+    assert timed(fbgemm=0.4, onednn=0.2) is OneDnnLinear
+    assert timed(fbgemm=0.2, onednn=0.4) is FbgemmLinear
+    assert timed(fbgemm=0.4, onednn=0.36) is FbgemmLinear  # 90%: within the noise a switch must beat
+
+
+@pytest.mark.parametrize("kernel", KERNELS, ids=lambda k: k.kernel)
+def test_the_product_sums_exactly_at_the_activation_bits_chosen(kernel: type[Int8Linear]) -> None:
+    """Weights and inputs already on the int8 grids: each quantized linear must give the exact
     integer sums, which a saturating int16 pair sum would not (the probe's reason)."""
-    bits = activation_bits_of_this_cpu()
+    bits = activation_bits_of(kernel)
     assert bits in (7, 8)
     levels = 2**bits - 1
     generator = torch.Generator().manual_seed(3)
@@ -74,36 +95,51 @@ def test_the_product_sums_exactly_at_the_activation_bits_chosen() -> None:
     rows[0, :] = levels  # the saturating case: every pair at the top of both ranges
     rows[0, 0] = 0
     with torch.inference_mode():
-        got = Int8Linear(linear)(rows)
+        got = kernel(linear)(rows)
     want = rows.double() @ linear.weight.double().t()
     assert torch.equal(got.double(), want)
 
 
-@pytest.mark.skipif("avx2" not in cpu_flags(), reason="fbgemm's AVX2 kernel needs an AVX2 CPU")
-def test_a_saturating_product_gets_7_bit_activations() -> None:
-    """fbgemm capped at AVX2 sums u8 x s8 pairs in int16 (`vpmaddubsw`): the probe must see it."""
-    probe = "from elserve.runtime.int8 import activation_bits_of_this_cpu as bits; print(bits())"
-    env = os.environ | {"FBGEMM_ENABLE_INSTRUCTIONS": "AVX2"}
-    done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=300)
+@pytest.mark.skipif("avx2" not in cpu_flags(), reason="the AVX2 kernels need an AVX2 CPU")
+@pytest.mark.parametrize(
+    ("kernel", "cap"),
+    [("FbgemmLinear", {"FBGEMM_ENABLE_INSTRUCTIONS": "AVX2"}), ("OneDnnLinear", {"ONEDNN_MAX_CPU_ISA": "AVX2"})],
+)
+def test_a_saturating_product_gets_7_bit_activations(kernel: str, cap: dict[str, str]) -> None:
+    """fbgemm or oneDNN capped at AVX2 sums u8 x s8 pairs in int16 (`vpmaddubsw`): the probe must see it."""
+    probe = f"from elserve.runtime.int8 import activation_bits_of, {kernel}; print(activation_bits_of({kernel}))"
+    done = subprocess.run(
+        [sys.executable, "-c", probe], env=os.environ | cap, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split()[-1] == "7"
 
 
-def test_int8_layers_stay_close_to_fp32(tmp_path: Path) -> None:
+def test_int8_layers_stay_close_to_fp32_and_the_kernels_agree(tmp_path: Path) -> None:
     model = load_bert(build_bert_dir(tmp_path, layers=2, hidden=256, heads=4, init=bert_init(256)))
-    quantized = int8_layers(model)
     lengths = torch.tensor([1, 30, 17])
     ids = torch.randint(5, model.config.vocab_size, (int(lengths.sum()),), generator=torch.Generator().manual_seed(2))
     with torch.inference_mode():
         want = model.transform(model.encode_packed(ids, lengths))
-        got = quantized.transform(quantized.encode_packed(ids, lengths))
-    relative = float((got - want).norm() / want.norm())
-    assert 0 < relative < 0.05  # an approximation, and a close one
-    if activation_bits_of_this_cpu() == 8:
+    by_kernel = {}
+    for kernel in KERNELS:
+        bits = activation_bits_of(kernel)
+        quantized = int8_layers(model, kernel=kernel)
         with torch.inference_mode():
-            seven = int8_layers(model, activation_bits=7)
-            coarser = seven.transform(seven.encode_packed(ids, lengths))
-        assert relative < float((coarser - want).norm() / want.norm())
+            got = quantized.transform(quantized.encode_packed(ids, lengths))
+        relative = float((got - want).norm() / want.norm())
+        assert 0 < relative < 0.05, kernel  # an approximation, and a close one
+        by_kernel[kernel, bits] = got
+        if bits == 8:
+            with torch.inference_mode():
+                seven = int8_layers(model, activation_bits=7, kernel=kernel)
+                coarser = seven.transform(seven.encode_packed(ids, lengths))
+            assert relative < float((coarser - want).norm() / want.norm()), kernel
+    # The same integer sums by either kernel, at the same width: the same rows but for fp32 rounding.
+    if len({bits for _, bits in by_kernel}) == 1:
+        first, *others = by_kernel.values()
+        for other in others:
+            assert float((other - first).norm() / first.norm()) < 1e-4
 
 
 def test_ranking_agreement_counts_shared_top_passages() -> None:
@@ -129,7 +165,7 @@ def test_int8_fidelity_by_the_benchmarks_measurement(tmp_path: Path) -> None:
         approx = Encoder.load(model_dir, num_threads=1, precision="int8")
     except ValueError as e:  # a CPU where int8 does not pay (the refusal is tested above)
         pytest.skip(str(e))
-    assert approx.kernels["layers"] == "int8"
+    assert approx.kernels["layers"] in {f"int8-{k.kernel}" for k in KERNELS}
     passages, queries = held_out_queries([t for t in VARIED_TEXTS if t.strip()], 20)
     found = fidelity(exact, approx, passages, queries)
     assert found.passages.texts == len(passages) and found.queries == 20 and found.rank_k == 10
@@ -147,7 +183,7 @@ def test_int8_fidelity_on_the_real_model(splade_model_dir: Path) -> None:
     assert isinstance(approx, Encoder)
     passages, queries = held_out_queries([t for t in VARIED_TEXTS if t.strip()], 20)
     # 8 bits only where the product sums them exactly; the 7-bit floors leave room for 8-bit's.
-    for bits in (7, 8)[: 1 + (activation_bits_of_this_cpu() == 8)]:
+    for bits in (7, 8)[: 1 + (activation_bits_of(FbgemmLinear) == 8)]:
         approx._layers = int8_layers(approx.model, activation_bits=bits)  # past the speed check
         found = fidelity(exact, approx, passages, queries)
         assert found.passages.overlap_mean >= (0.955 if bits == 7 else 0.965), bits

@@ -16,7 +16,7 @@ from elserve.runtime.config import ModelFormatError
 from elserve.runtime.cpu import bf16_refusal
 from elserve.runtime.elastic_config import PASS_THROUGH, read_task
 from elserve.runtime.head import MARGIN, ExactHead
-from elserve.runtime.int8 import activation_bits_of_this_cpu, checked_int8_layers
+from elserve.runtime.int8 import checked_int8_layers, kernel_of
 from elserve.runtime.layout import HF, layout_of
 from elserve.runtime.pass_through import PassThroughEncoder
 from elserve.runtime.sparse import SparseVector
@@ -39,7 +39,8 @@ INT8 = Precision.INT8.value
 # 0.95), largest weight difference 0.083. Refused on a CPU without native bf16 (`cpu.bf16_refusal`),
 # where it would be ~15x slower than exact.
 # `int8`: opt-in, the encoder layers' linears with int8 weights and dynamic 8-bit activations
-# (7-bit where the CPU's int8 product would saturate; int8.py), then the same exact head. Its
+# (7-bit where the CPU's int8 product would saturate) on the faster of fbgemm's and oneDNN's
+# kernels here (int8.py), then the same exact head. Its
 # agreement is measured by `agreement.fidelity` (the benchmark states it, docs/performance.md
 # records it). Refused where it is not faster than exact
 # on the model's own layers, measured at load (`int8.checked_int8_layers`).
@@ -96,7 +97,8 @@ class Encoder:
         # faster here, or a bfloat16 copy of it (the head keeps the fp32 decoder).
         self._layers, layers = _choose_layers(model, precision, sample)
         if precision == INT8:
-            self._layers, layers = checked_int8_layers(model, self._layers, scored), "int8"
+            self._layers = checked_int8_layers(model, self._layers, scored)
+            layers = f"int8-{kernel_of(self._layers).kernel}"
         with torch.inference_mode():
             rows = self._rows([sample[0].numpy()], np.array([sample.shape[1]]))
         # The head LayerNorm's shift is in every row the head sees: the screen's centre.
@@ -106,7 +108,7 @@ class Encoder:
         # What this machine runs, for the log and the benchmark.
         self.kernels = {"layers": layers, "head_short": self._head.choice.short, "head_bulk": self._head.choice.bulk}
         if precision == INT8:
-            self.kernels["int8_activations"] = f"{activation_bits_of_this_cpu()}-bit"
+            self.kernels["int8_activations"] = f"{kernel_of(self._layers).activation_bits}-bit"
 
     @classmethod
     def load(

@@ -2,14 +2,19 @@
 
 Each linear of the encoder layers keeps its weight as int8 with one scale per output row
 (symmetric, 127 levels each side), and quantizes its input on the fly to unsigned integers with
-one scale and zero point for the batch's rows (torch's dynamic quantized linear, fbgemm's kernel
-on x86-64). The input gets all 8 bits where the CPU's int8 product sums u8 x s8 pairs without
-saturating (VNNI's `vpdpbusd` adds them into int32), and 7 bits where it would saturate: AVX2's
+one scale and zero point for the batch's rows. Two kernels compute it (`KERNELS`): fbgemm's
+dynamic quantized linear, and oneDNN's quantized linear (which runs on AMX's int8 tiles where the
+CPU has them). Each worker builds both at load, times them on the model's own layers and keeps
+the faster (`checked_int8_layers`); both compute the same integer sums, so the choice changes
+speed only.
+
+The input gets all 8 bits where a kernel's int8 product sums u8 x s8 pairs without saturating
+(VNNI's `vpdpbusd` and AMX add them into int32), and 7 bits where it would saturate: AVX2's
 `vpmaddubsw` adds pairs into int16, which 255 x 127 x 2 overflows and 127 x 127 x 2 does not.
-Which one a CPU has is probed once, on the kernel itself (`activation_bits_of_this_cpu`), not
-read from flags: fbgemm picks its instruction set on its own (`FBGEMM_ENABLE_INSTRUCTIONS` caps
-it). Either way the integer sums are exact, so a CPU changes only the input's resolution, never
-the arithmetic.
+Which one a kernel has on this CPU is probed once, on the kernel itself (`activation_bits_of`),
+not read from flags: each library picks its instruction set on its own
+(`FBGEMM_ENABLE_INSTRUCTIONS`, `ONEDNN_MAX_CPU_ISA` cap them). Either way the integer sums are
+exact, so a CPU changes only the input's resolution, never the arithmetic.
 Everything else stays fp32: embeddings, attention, LayerNorms, the head's transform and the exact
 vocabulary head, which then pools the approximate rows exactly.
 
@@ -37,64 +42,134 @@ from elserve.runtime.bert import LAYER_LINEARS, BertMaskedLM
 MAX_INT8_SHARE = 0.9
 # How every refusal of int8 for speed begins (the benchmark tells a refusal from a failure by it).
 REFUSED = "precision [int8] is not faster than [exact] on this CPU"
+# A later kernel of `KERNELS` is chosen over an earlier one only where it takes at most this share
+# of its time: within timing noise, the earlier one stays.
+SWITCH_SHARE = 0.85
 # The sample the layers are timed on at load: a few texts, as a small bulk batch holds them.
 SAMPLE_TEXTS, SAMPLE_LENGTH = 4, 32
 
 
 class Int8Linear(nn.Module):
     """A `Linear` with int8 weights (a scale per output row) and dynamic activations of
-    `activation_bits` bits (8, or 7 where 8 would saturate: see the module's docstring)."""
+    `activation_bits` bits (8, or 7 where 8 would saturate: see the module's docstring); the
+    kernel that computes it is the subclass's."""
+
+    kernel = ""
 
     def __init__(self, linear: nn.Module, activation_bits: int | None = None) -> None:
         super().__init__()
-        bits = activation_bits or activation_bits_of_this_cpu()
+        bits = activation_bits or activation_bits_of(type(self))
         if bits not in (7, 8):
             raise ValueError(f"activation bits must be 7 or 8, got [{bits}]")
         self.activation_bits = bits
         weight, bias = linear.weight, linear.bias
         assert isinstance(weight, torch.Tensor) and isinstance(bias, torch.Tensor)
-        self._packed = _prepack(weight.detach().float(), bias.detach().float())
+        self._pack(weight.detach().float(), bias.detach().float())
+
+    def _pack(self, weight: torch.Tensor, bias: torch.Tensor) -> None:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class FbgemmLinear(Int8Linear):
+    """torch's dynamic quantized linear (fbgemm on x86-64): it quantizes the input itself."""
+
+    kernel = "fbgemm"
+
+    def _pack(self, weight: torch.Tensor, bias: torch.Tensor) -> None:
+        scales, zeros = _row_scales(weight)
+        with warnings.catch_warnings():
+            # Quantized tensors are flagged for removal in a later torch; this one (pinned) has them.
+            warnings.filterwarnings("ignore", category=UserWarning)
+            warnings.filterwarnings("ignore", category=DeprecationWarning)
+            quantized = torch.quantize_per_channel(weight, scales.double(), zeros, 0, torch.qint8)
+            self._packed = torch.ops.quantized.linear_prepack(quantized, bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # reduce_range: the input quantized to 0..127 instead of 0..255.
         return torch.ops.quantized.linear_dynamic(x, self._packed, self.activation_bits == 7)
 
 
-def _prepack(weight: torch.Tensor, bias: torch.Tensor | None) -> object:
-    """`weight` as int8 with a symmetric scale per output row, packed for fbgemm with `bias`."""
-    scales = (weight.abs().amax(dim=1) / 127).clamp_min(torch.finfo(torch.float32).tiny).double()
-    zeros = torch.zeros(weight.shape[0], dtype=torch.long)
-    with warnings.catch_warnings():
-        # Quantized tensors are flagged for removal in a later torch; this one (pinned) has them.
-        warnings.filterwarnings("ignore", category=UserWarning)
-        warnings.filterwarnings("ignore", category=DeprecationWarning)
-        quantized = torch.quantize_per_channel(weight, scales, zeros, 0, torch.qint8)
-        return torch.ops.quantized.linear_prepack(quantized, bias)
+class OneDnnLinear(Int8Linear):
+    """oneDNN's quantized linear on an input quantized here (one scale and zero point for the
+    batch, as fbgemm's), its weight packed once into oneDNN's layout, bias and output scale fused."""
+
+    kernel = "onednn"
+
+    def _pack(self, weight: torch.Tensor, bias: torch.Tensor) -> None:
+        scales, zeros = _row_scales(weight)
+        rows = torch.round(weight / scales[:, None]).clamp(-127, 127).to(torch.int8)
+        self._packed = torch.ops.onednn.qlinear_prepack(rows, None)
+        self._scales, self._zeros, self._bias = scales, zeros, bias
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.numel() == 0:  # no rows: no range to quantize by
+            return x.new_zeros((*x.shape[:-1], self._bias.shape[0]))
+        scale, zero_point = _input_grid(x, 2**self.activation_bits - 1)
+        # One pass to quantize, and a view of its bytes (not `int_repr`'s copy) for oneDNN.
+        q = torch.quantize_per_tensor(x, scale, zero_point, torch.quint8).view(torch.uint8)
+        return torch.ops.onednn.qlinear_pointwise(
+            q, scale, zero_point, self._packed, self._scales, self._zeros, self._bias,
+            1.0, 0, torch.float32, "none", [], "",
+        )  # fmt: skip
+
+
+def _input_grid(x: torch.Tensor, levels: int) -> tuple[float, int]:
+    """The scale and zero point that map `x`'s range (widened to hold 0) onto 0..`levels`, as
+    `torch.quantize_per_tensor_dynamic` chooses them, from one pass over `x`."""
+    low, high = (float(v) for v in torch.aminmax(x))
+    low, high = min(low, 0.0), max(high, 0.0)
+    scale = (high - low) / levels or 1.0
+    return scale, min(levels, max(0, round(-low / scale)))
+
+
+# The kernels, in order of preference: a later one is chosen only where it is faster here.
+KERNELS: tuple[type[Int8Linear], ...] = (FbgemmLinear, OneDnnLinear)
+
+
+def _row_scales(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A symmetric scale per output row of `weight` (its largest magnitude at 127), zero points 0."""
+    scales = (weight.abs().amax(dim=1) / 127).clamp_min(torch.finfo(torch.float32).tiny)
+    return scales, torch.zeros(weight.shape[0], dtype=torch.long)
 
 
 @functools.cache
-def activation_bits_of_this_cpu() -> int:
-    """8 where the quantized linear's product sums u8 x s8 pairs exactly, else 7: a probe whose
+def activation_bits_of(kernel: type[Int8Linear]) -> int:
+    """8 where `kernel`'s product sums u8 x s8 pairs exactly on this CPU, else 7: a probe whose
     every pair is 255 x 127 (an input at its range's top, weights at theirs), which an int16
     pair sum clips to 32,767 and an int32 one does not."""
     width = 64
-    packed = _prepack(torch.ones(8, width), None)
+    linear = nn.Linear(width, 8)
+    with torch.no_grad():
+        linear.weight.fill_(1.0)
+        linear.bias.zero_()
     rows = torch.ones(2, width)
     with torch.inference_mode():
-        sums = torch.ops.quantized.linear_dynamic(rows, packed, False)
+        sums = kernel(linear, activation_bits=8)(rows)
     return 8 if torch.allclose(sums, torch.full_like(sums, float(width)), rtol=1e-3) else 7
 
 
-def int8_layers(model: BertMaskedLM, activation_bits: int | None = None) -> BertMaskedLM:
-    """A copy of `model` whose encoder layers' linears are `Int8Linear`s, every other tensor
-    shared with `model`; `activation_bits` by default this CPU's (`activation_bits_of_this_cpu`).
-    Raises RuntimeError where this torch build has no quantized linear."""
+def int8_layers(
+    model: BertMaskedLM, activation_bits: int | None = None, kernel: type[Int8Linear] = FbgemmLinear
+) -> BertMaskedLM:
+    """A copy of `model` whose encoder layers' linears are `kernel`s, every other tensor shared
+    with `model`; `activation_bits` by default the kernel's on this CPU (`activation_bits_of`).
+    Raises RuntimeError where this torch build has no such quantized linear."""
     shared = {id(t): t for t in (*model.parameters(), *model.buffers())}
     quantized = copy.deepcopy(model, memo=shared)
     for layer in quantized.layers:
         for name in LAYER_LINEARS:
-            setattr(layer, name, Int8Linear(getattr(layer, name), activation_bits))
+            setattr(layer, name, kernel(getattr(layer, name), activation_bits))
     return quantized
+
+
+def kernel_of(layers: BertMaskedLM) -> Int8Linear:
+    """The first int8 linear of `int8_layers`' output: which kernel, at how many bits."""
+    linear = getattr(layers.layers[0], LAYER_LINEARS[0])
+    assert isinstance(linear, Int8Linear)
+    return linear
 
 
 def layer_seconds(layers: BertMaskedLM, ids: torch.Tensor, lengths: torch.Tensor) -> float:
@@ -137,38 +212,54 @@ def int8_refusal(exact_seconds: float, int8_seconds: float, timed: str = "the mo
 def checked_int8_layers(
     model: BertMaskedLM, exact: BertMaskedLM, scored: int, seconds: Callable[..., float] = layer_seconds
 ) -> BertMaskedLM:
-    """`int8_layers(model)` where they run faster than `exact` (the layers `exact` would run) on
-    a sample of this model's own tokens; ValueError naming the reason otherwise. `seconds`: how
-    a layers' time is taken (`layer_seconds`; tests inject one)."""
-    try:
-        quantized = int8_layers(model)
-    except (RuntimeError, NotImplementedError, AttributeError) as e:
-        raise ValueError(
-            f"precision [int8] needs torch's quantized linear, which this build or CPU lacks ({e}): "
-            "use precision [exact]"
-        ) from e
+    """`int8_layers(model)` with the fastest of `KERNELS` on a sample of this model's own tokens
+    (a later kernel only where it takes at most `SWITCH_SHARE` of an earlier one's time), where
+    it runs faster than `exact` (the layers `exact` would run); ValueError naming the reason
+    otherwise. `seconds`: how a layers' time is taken (`layer_seconds`; tests inject one)."""
     ids, lengths = sample_batch(scored)
-    refusal = int8_refusal(seconds(exact, ids, lengths), seconds(quantized, ids, lengths))
+    best: tuple[BertMaskedLM, float] | None = None
+    missing = []
+    for kernel in KERNELS:
+        try:
+            quantized = int8_layers(model, kernel=kernel)
+        except (RuntimeError, NotImplementedError, AttributeError) as e:
+            missing.append(f"{kernel.kernel}: {e}")
+            continue
+        took = seconds(quantized, ids, lengths)
+        if best is None or took <= best[1] * SWITCH_SHARE:
+            best = (quantized, took)
+    if best is None:
+        raise ValueError(_no_kernel(missing))
+    refusal = int8_refusal(seconds(exact, ids, lengths), best[1])
     if refusal:
         raise ValueError(refusal)
-    return quantized
+    return best[0]
 
 
 def machine_int8_refusal(seconds: Callable[[nn.Module, torch.Tensor], float] | None = None) -> str | None:
     """Why `int8` cannot pay on this machine at all, before any model is loaded (`elserve serve`
-    checks it at start): one linear of BERT-base's feed-forward shape, fp32 against int8, on 128
-    rows. Each model is measured again on its own layers when it loads (`checked_int8_layers`)."""
+    checks it at start): one linear of BERT-base's feed-forward shape, fp32 against the fastest
+    int8 kernel, on 128 rows. Each model is measured again on its own layers when it loads
+    (`checked_int8_layers`)."""
     linear = nn.Linear(768, 3072)
     rows = torch.randn(128, 768, generator=torch.Generator().manual_seed(0))
-    try:
-        quantized = Int8Linear(linear)
-    except (RuntimeError, NotImplementedError, AttributeError) as e:
-        return (
-            f"precision [int8] needs torch's quantized linear, which this build or CPU lacks ({e}): "
-            "use precision [exact]"
-        )
     timed = seconds or _module_seconds
-    return int8_refusal(timed(linear, rows), timed(quantized, rows), "a linear of BERT-base's shape")
+    times, missing = [], []
+    for kernel in KERNELS:
+        try:
+            times.append(timed(kernel(linear), rows))
+        except (RuntimeError, NotImplementedError, AttributeError) as e:
+            missing.append(f"{kernel.kernel}: {e}")
+    if not times:
+        return _no_kernel(missing)
+    return int8_refusal(timed(linear, rows), min(times), "a linear of BERT-base's shape")
+
+
+def _no_kernel(missing: list[str]) -> str:
+    return (
+        f"precision [int8] needs torch's quantized linear, which this build or CPU lacks ({'; '.join(missing)}): "
+        "use precision [exact]"
+    )
 
 
 def _module_seconds(module: nn.Module, rows: torch.Tensor) -> float:
