@@ -31,14 +31,14 @@ class Lane:
     """A query lane as its deployment wires it: forks from the model's parent, runs its start as a task,
     counts how often it said it is free (the dispatcher would look again)."""
 
-    def __init__(self, model_dir: Path, *, enabled: bool = True, threads: int = 1) -> None:
+    def __init__(self, model_dir: Path, *, enabled: bool = True) -> None:
         self.key = (model_dir, "exact")
         self.parents = ModelParents()
         self.parents.hold(self.key, self)
         self.forks: list[int] = []
         self.frees = 0
         self.tasks: list[asyncio.Future] = []
-        self.lane = QueryLane("d", self._fork, self._free, self._spawn, enabled=enabled, threads=threads)
+        self.lane = QueryLane("d", self._fork, self._free, self._spawn, enabled=enabled)
 
     async def _fork(self, num_threads: int) -> ForkedWorker:
         self.forks.append(num_threads)
@@ -68,10 +68,9 @@ def test_a_disabled_lane_starts_nothing(model_dir: Path) -> None:
     asyncio.run(main())
 
 
-@pytest.mark.parametrize("threads", [1, 2])
-def test_the_lane_starts_once_with_an_allocations_threads_at_normal_priority(model_dir: Path, threads: int) -> None:
+def test_the_lane_starts_once_with_one_thread_at_normal_priority(model_dir: Path) -> None:
     async def main() -> None:
-        lane = Lane(model_dir, threads=threads)
+        lane = Lane(model_dir)
         lane.lane.ensure()
         first = lane.lane.allocation
         assert first is not None and first.state is RoutingState.STARTING
@@ -79,7 +78,7 @@ def test_the_lane_starts_once_with_an_allocations_threads_at_normal_priority(mod
         lane.lane.ensure()  # starting already: no second worker
         assert lane.lane.allocation is first
         assert await lane.lane.wait(HANG_S) is True
-        assert lane.forks == [threads]  # a query is served on as many threads as an allocation has
+        assert lane.forks == [1]
         assert lane.lane.ready() is first and lane.lane.running_pid == first.pid
         assert lane.lane.workers() == [first]
         assert first.nice == 0

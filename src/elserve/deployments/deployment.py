@@ -82,7 +82,6 @@ class Deployment(DeploymentFront):
             self.batcher.wake,
             self._spawn,
             enabled=query_lane and config.priority is not Priority.LOW,
-            threads=config.threads_per_allocation,
         )
         self._parents = parents or ModelParents()
         self._memory = MemoryAccount(self._processes)

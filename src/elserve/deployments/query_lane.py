@@ -1,8 +1,6 @@
 """A deployment's query lane: one worker at normal OS priority that serves search-like batches only
 (the rule is lanes.py's), while the allocations run at a lower one, so that a query does not wait
-for a bulk batch to end. It runs on as many threads as one of the deployment's allocations, so
-that a query is served as fast as an allocation would serve it: a big model's short batch runs on
-all of them, which share fetching its weights (docs/performance.md, "one short text").
+for a bulk batch to end.
 
 It starts when the deployment first sees ingest (a deployment that only serves search does not
 pay a process for it). A lane that dies is dropped and the next ingest request starts another; its
@@ -31,12 +29,10 @@ class QueryLane:
         spawn: Callable[[Awaitable[None]], None],
         *,
         enabled: bool,
-        threads: int = 1,
     ) -> None:
         """`on_free`: the lane is free or gone (the dispatcher looks again); `spawn`: runs its start
         as one of the deployment's tasks (cancelled when it stops)."""
         self.enabled = enabled
-        self.threads = threads
         self.allocation: Allocation | None = None
         self._deployment_id = deployment_id
         self._fork = fork
@@ -45,11 +41,11 @@ class QueryLane:
         self._settled = asyncio.Event()
 
     def ensure(self) -> None:
-        """Start the lane unless it runs, is starting, or is not wanted: at normal priority."""
+        """Start the lane unless it runs, is starting, or is not wanted: one thread at normal priority."""
         if self.allocation is not None or not self.enabled:
             return
         self._settled.clear()
-        self.allocation = Allocation(self._fork, self.threads, on_exit=self._exited, on_free=self._on_free)
+        self.allocation = Allocation(self._fork, 1, on_exit=self._exited, on_free=self._on_free)
         self._spawn(self._start(self.allocation))
 
     async def _start(self, allocation: Allocation) -> None:
