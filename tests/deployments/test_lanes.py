@@ -13,6 +13,7 @@ from elserve.deployments.config import DeploymentConfig
 from elserve.deployments.deployment import ALLOCATION_NICE, Deployment
 from elserve.deployments.lanes import is_search, parse_request_priority
 from elserve.errors import IllegalArgumentException
+from tests.support.waiting import wait_until_async
 
 # No request here has a timeout: they wait for what real workers take, however slow the machine.
 BULK = [f"document number {i} about cats and dogs" for i in range(40)]
@@ -75,16 +76,24 @@ def test_queries_are_answered_before_bulk(splade_model_dir: Path) -> None:
         [allocation] = d.allocations
         assert os.getpriority(os.PRIO_PROCESS, allocation.pid) == ALLOCATION_NICE
         assert os.getpriority(os.PRIO_PROCESS, d.query_lane.allocation.pid) == os.getpriority(os.PRIO_PROCESS, 0)
+        lane = d.query_lane.allocation
+        # An idle deployment answers a query on the allocation, with all its threads.
+        served = (allocation.freed_at, lane.freed_at)
+        await d.infer(["cats"], None)
+        assert allocation.freed_at > served[0] and lane.freed_at == served[1]
         bulk = asyncio.ensure_future(d.infer(BULK * 4, None))  # some eighty batches
+        while not allocation.in_flight:  # the allocation runs a bulk batch
+            await asyncio.sleep(0.001)
         await d.infer(["cats"], None)
         assert not bulk.done()
-        assert d.query_lane.allocation.freed_at > 0  # the lane answered the query
+        assert lane.freed_at > served[1]  # the lane answered the query
         await bulk
 
-        # kill -9 of the lane: the query it may have held is retried, none is lost; ingest starts another.
+        # kill -9 of the lane: queries go on (to the idle allocation); it is dropped, and ingest starts another.
         dead = d.query_lane.allocation.pid
         os.kill(dead, signal.SIGKILL)
         assert len(await d.infer(["cats"], None)) == 1
+        await wait_until_async(lambda: d.query_lane.allocation is None)
         await d.infer(BULK[:8], None)
         assert await d.query_lane.wait(300) and d.query_lane.allocation.pid != dead
         assert len(await d.infer(["dogs"], None)) == 1

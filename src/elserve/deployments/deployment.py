@@ -301,13 +301,24 @@ class Deployment(DeploymentFront):
     def _pick(self, search_waiting: bool) -> tuple[Allocation, bool] | None:
         """Who takes the next batch, and whether only search entries may go there; None: wait.
 
-        Queries go to the query lane when it is free (the allocations stay on bulk); otherwise
-        any free allocation takes the next batch, search entries first; of several idle ones, the
-        last to finish (its caches are warm).
+        Queries on an idle deployment go to an allocation, in a batch of their own: they run on its
+        threads, which share fetching a big model's weights. While an allocation runs a batch, they
+        go to the query lane (one thread at normal priority; two there would wait for each other
+        while the allocations' threads run: docs/performance.md), and the allocations stay on bulk.
+        Otherwise any free allocation takes the next batch, search entries first; of several, the
+        last to finish one (its caches are warm: `_warmest`).
         """
-        if search_waiting and (lane := self.query_lane.ready()) is not None:
-            return lane, True
         ready = [a for a in self.allocations if a.can_take]
+        if search_waiting:
+            if ready and not any(a.in_flight for a in self.allocations):  # idle: a batch of queries alone
+                return _warmest(ready), True
+            if (lane := self.query_lane.ready()) is not None:
+                return lane, True
         if ready:
-            return min(ready, key=lambda a: (a.in_flight, -a.freed_at)), False
+            return _warmest(ready), False
         return None
+
+
+def _warmest(ready: list[Allocation]) -> Allocation:
+    """The allocation with the fewest batches in flight; of equals, the last to finish one."""
+    return min(ready, key=lambda a: (a.in_flight, -a.freed_at))
