@@ -50,6 +50,7 @@ def main(conn: Connection, model_dir: str, precision: str, grandparent: int) -> 
         from elserve.runtime.encoder import Encoder
 
         torch.set_num_threads(1)  # before any operation: no intra-op thread pool is ever started here
+        heap.keep_freed()  # as its workers will: the kernels are timed at load as they will run
         encoder = Encoder.load(Path(model_dir), num_threads=1, precision=precision)
     except ValueError as exc:  # the model's fault (ModelFormatError) or a refused precision: said as it is
         conn.send(("start_failed", f"{type(exc).__name__}: {exc}", ""))

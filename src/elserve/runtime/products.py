@@ -122,12 +122,12 @@ class Fp32Products(ProductKernel):
 
 
 # Every kernel by name, with the decoder levels it needs, in order of preference: tighter bound
-# first, and among equals the one that writes into a reused buffer (`_int_mm`: oneDNN's packed
-# product answers a fresh tensor, page faults on big blocks). `head.py` keeps an earlier kernel over
-# a later one that is not clearly faster.
+# first, and among equals oneDNN's packed product, which streams the decoder better (its fresh
+# result tensors cost no page faults in a process that keeps its heap: runtime/heap.py). `head.py`
+# keeps an earlier kernel over a later one that is not clearly faster.
 KERNELS: dict[str, tuple[int, Callable[[torch.Tensor, Iterable[tuple[int, int]]], ProductKernel]]] = {
-    "int_mm": (LEVELS_8, IntMm),
     "onednn-u8s8": (LEVELS_8, lambda rows, ranges: OneDnnPacked(rows, ranges, LEVELS_8)),
+    "int_mm": (LEVELS_8, IntMm),
     "onednn-u8s7": (LEVELS_7, lambda rows, ranges: OneDnnPacked(rows, ranges, LEVELS_7)),
     "fp32-screen": (LEVELS_8, Fp32Products),
 }
