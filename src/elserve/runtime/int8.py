@@ -27,7 +27,6 @@ it is refused with the two timings.
 from __future__ import annotations
 
 import copy
-import functools
 import time
 import warnings
 from collections.abc import Callable
@@ -135,11 +134,12 @@ def _row_scales(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return scales, torch.zeros(weight.shape[0], dtype=torch.long)
 
 
-@functools.cache
 def activation_bits_of(kernel: type[Int8Linear]) -> int:
     """8 where `kernel`'s product sums u8 x s8 pairs exactly on this CPU, else 7: a probe whose
     every pair is 255 x 127 (an input at its range's top, weights at theirs), which an int16
-    pair sum clips to 32,767 and an int32 one does not."""
+    pair sum clips to 32,767 and an int32 one does not. Probed once per kernel and process."""
+    if kernel in _BITS:
+        return _BITS[kernel]
     width = 64
     linear = nn.Linear(width, 8)
     with torch.no_grad():
@@ -148,7 +148,11 @@ def activation_bits_of(kernel: type[Int8Linear]) -> int:
     rows = torch.ones(2, width)
     with torch.inference_mode():
         sums = kernel(linear, activation_bits=8)(rows)
-    return 8 if torch.allclose(sums, torch.full_like(sums, float(width)), rtol=1e-3) else 7
+    _BITS[kernel] = 8 if torch.allclose(sums, torch.full_like(sums, float(width)), rtol=1e-3) else 7
+    return _BITS[kernel]
+
+
+_BITS: dict[type[Int8Linear], int] = {}
 
 
 def int8_layers(
