@@ -8,9 +8,10 @@ bulk); elserve does, by this rule, overridable per request with its
 `priority` query parameter (`search` or `ingest`).
 
 Search-like entries are taken before ingest-like ones, in batches of their
-own, and a deployment that has seen ingest runs them on a query lane: one
-worker at normal OS priority while the allocations run at a lower one, so a
-query does not wait for a bulk batch to finish (`query_lane.py`).
+own, and a deployment that has seen ingest runs them on a query lane while an
+allocation runs a batch: one worker at normal OS priority while the allocations
+run at a lower one, so a query does not wait for a bulk batch to finish
+(`query_lane.py`; `deployment.py` routes them).
 """
 
 from __future__ import annotations

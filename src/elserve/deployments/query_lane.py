@@ -1,6 +1,7 @@
 """A deployment's query lane: one worker at normal OS priority that serves search-like batches only
-(the rule is lanes.py's), while the allocations run at a lower one, so that a query does not wait
-for a bulk batch to end.
+(the rule is lanes.py's) while an allocation runs a batch (an idle deployment runs them on an
+allocation: `Deployment._pick`); the allocations run at a lower priority, so that a query does not
+wait for a bulk batch to end.
 
 It starts when the deployment first sees ingest (a deployment that only serves search does not
 pay a process for it). A lane that dies is dropped and the next ingest request starts another; its
