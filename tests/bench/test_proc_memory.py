@@ -75,11 +75,18 @@ def test_the_query_lanes_cpu_time_is_read_from_its_process(tmp_path: Path) -> No
             lane = d.query_lane.running_pid
             before = role_cpu_seconds(os.getpid(), QUERY_LANE)
             after = before
+            bulk: asyncio.Future | None = None
             for _ in range(2000):  # CPU time moves in clock ticks: until it has moved
+                if bulk is None or bulk.done():  # queries go to the lane while the allocation runs bulk
+                    bulk = asyncio.ensure_future(d.infer(["a passage of ingest"] * 64, timeout=120, priority="ingest"))
+                    while not d.allocations[0].in_flight and not bulk.done():
+                        await asyncio.sleep(0.001)
                 await d.infer(["what is elser? " * 20], timeout=120, priority="search")
                 after = role_cpu_seconds(os.getpid(), QUERY_LANE)
                 if after > before:
                     break
+            if bulk is not None:
+                await bulk
             return before, after, lane
         finally:
             await d.stop()
