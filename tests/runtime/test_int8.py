@@ -121,7 +121,6 @@ def test_int8_layers_stay_close_to_fp32_and_the_kernels_agree(tmp_path: Path) ->
     ids = torch.randint(5, model.config.vocab_size, (int(lengths.sum()),), generator=torch.Generator().manual_seed(2))
     with torch.inference_mode():
         want = model.transform(model.encode_packed(ids, lengths))
-    by_kernel = {}
     for kernel in KERNELS:
         bits = activation_bits_of(kernel)
         quantized = int8_layers(model, kernel=kernel)
@@ -129,17 +128,21 @@ def test_int8_layers_stay_close_to_fp32_and_the_kernels_agree(tmp_path: Path) ->
             got = quantized.transform(quantized.encode_packed(ids, lengths))
         relative = float((got - want).norm() / want.norm())
         assert 0 < relative < 0.05, kernel  # an approximation, and a close one
-        by_kernel[kernel, bits] = got
         if bits == 8:
             with torch.inference_mode():
                 seven = int8_layers(model, activation_bits=7, kernel=kernel)
                 coarser = seven.transform(seven.encode_packed(ids, lengths))
             assert relative < float((coarser - want).norm() / want.norm()), kernel
-    # The same integer sums by either kernel, at the same width: the same rows but for fp32 rounding.
-    if len({bits for _, bits in by_kernel}) == 1:
-        first, *others = by_kernel.values()
-        for other in others:
-            assert float((other - first).norm() / first.norm()) < 1e-4
+    # The same quantized input and integer sums by either kernel, at the same width: one linear's
+    # rows are the same but for the fp32 rounding of scaling them back. (Through layers that
+    # rounding can flip the next layer's input quantization, so whole encoders differ a little more,
+    # by how much depends on the CPU's fp32 kernels.)
+    linear = model.layers[0].intermediate
+    rows = torch.randn(64, linear.in_features, generator=torch.Generator().manual_seed(5))
+    with torch.inference_mode():
+        first, *others = (kernel(linear, activation_bits=7)(rows) for kernel in KERNELS)
+    for other in others:
+        assert float((other - first).norm() / first.norm()) < 1e-4
 
 
 def test_ranking_agreement_counts_shared_top_passages() -> None:
