@@ -96,9 +96,11 @@ class Encoder:
         # The layers that run: the model with its big linears packed for oneDNN where that is
         # faster here, or a bfloat16 copy of it (the head keeps the fp32 decoder).
         self._layers, layers = _choose_layers(model, precision, sample)
+        int8 = None
         if precision == INT8:
             self._layers = checked_int8_layers(model, self._layers, scored)
-            layers = f"int8-{kernel_of(self._layers).kernel}"
+            int8 = kernel_of(self._layers)
+            layers = f"int8-{int8.kernel}"
         with torch.inference_mode():
             rows = self._rows([sample[0].numpy()], np.array([sample.shape[1]]))
         # The head LayerNorm's shift is in every row the head sees: the screen's centre.
@@ -107,8 +109,8 @@ class Encoder:
         )
         # What this machine runs, for the log and the benchmark.
         self.kernels = {"layers": layers, "head_short": self._head.choice.short, "head_bulk": self._head.choice.bulk}
-        if precision == INT8:
-            self.kernels["int8_activations"] = f"{kernel_of(self._layers).activation_bits}-bit"
+        if int8 is not None:
+            self.kernels["int8_activations"] = f"{int8.activation_bits}-bit"
 
     @classmethod
     def load(

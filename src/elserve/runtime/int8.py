@@ -30,11 +30,14 @@ import copy
 import time
 import warnings
 from collections.abc import Callable
+from typing import TypeVar
 
 import torch
 from torch import nn
 
 from elserve.runtime.bert import LAYER_LINEARS, BertMaskedLM
+
+T = TypeVar("T")
 
 # int8 must take at most this share of exact's time on the sample to be allowed at all: an
 # approximation that is not clearly faster has no reason to run.
@@ -221,19 +224,16 @@ def checked_int8_layers(
     it runs faster than `exact` (the layers `exact` would run); ValueError naming the reason
     otherwise. `seconds`: how a layers' time is taken (`layer_seconds`; tests inject one)."""
     ids, lengths = sample_batch(scored)
+
+    def built(kernel: type[Int8Linear]) -> tuple[BertMaskedLM, float]:
+        quantized = int8_layers(model, kernel=kernel)
+        return quantized, seconds(quantized, ids, lengths)
+
     best: tuple[BertMaskedLM, float] | None = None
-    missing = []
-    for kernel in KERNELS:
-        try:
-            quantized = int8_layers(model, kernel=kernel)
-        except (RuntimeError, NotImplementedError, AttributeError) as e:
-            missing.append(f"{kernel.kernel}: {e}")
-            continue
-        took = seconds(quantized, ids, lengths)
+    for quantized, took in _each_kernel(built):
         if best is None or took <= best[1] * SWITCH_SHARE:
             best = (quantized, took)
-    if best is None:
-        raise ValueError(_no_kernel(missing))
+    assert best is not None  # _each_kernel raised where no kernel ran
     refusal = int8_refusal(seconds(exact, ids, lengths), best[1])
     if refusal:
         raise ValueError(refusal)
@@ -248,15 +248,26 @@ def machine_int8_refusal(seconds: Callable[[nn.Module, torch.Tensor], float] | N
     linear = nn.Linear(768, 3072)
     rows = torch.randn(128, 768, generator=torch.Generator().manual_seed(0))
     timed = seconds or _module_seconds
-    times, missing = [], []
+    try:
+        times = [took for _, took in _each_kernel(lambda kernel: (None, timed(kernel(linear), rows)))]
+    except ValueError as e:
+        return str(e)
+    return int8_refusal(timed(linear, rows), min(times), "a linear of BERT-base's shape")
+
+
+def _each_kernel(run: Callable[[type[Int8Linear]], tuple[T, float]]) -> list[tuple[T, float]]:
+    """`run(kernel)` (what it built, and its time) for each of `KERNELS` in order, leaving out a
+    kernel that this build or CPU lacks (building or running it raises); ValueError naming them
+    all where none ran."""
+    ran, missing = [], []
     for kernel in KERNELS:
         try:
-            times.append(timed(kernel(linear), rows))
+            ran.append(run(kernel))
         except (RuntimeError, NotImplementedError, AttributeError) as e:
             missing.append(f"{kernel.kernel}: {e}")
-    if not times:
-        return _no_kernel(missing)
-    return int8_refusal(timed(linear, rows), min(times), "a linear of BERT-base's shape")
+    if not ran:
+        raise ValueError(_no_kernel(missing))
+    return ran
 
 
 def _no_kernel(missing: list[str]) -> str:
