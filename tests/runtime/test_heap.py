@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-# In a process of its own (the setting is process-wide): the page faults of touching a 64 MB
-# buffer the second time, after the first was freed, and the resident size after a trim.
+# In a process of its own (the setting is process-wide): the page faults of touching a
+# 56 MB buffer after a 64 MB one was freed, and the resident size after a trim.
 _PROBE = """
 import resource, sys
 import torch
@@ -25,7 +25,8 @@ def resident_mb():
 
 torch.ones(16 * 2**20).sum()  # 64 MB, freed at once
 before = faults()
-torch.ones(16 * 2**20).sum()
+# A little smaller, as batches vary: a small allocation may have taken the freed block's first bytes.
+torch.ones(14 * 2**20).sum()
 second = faults() - before
 kept = resident_mb()
 heap.trim()
@@ -43,7 +44,7 @@ def _probe(mode: str) -> tuple[int, float]:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc")
 def test_freed_batches_are_reused_without_page_faults_and_given_back_on_trim() -> None:
     faults, released = _probe("keep")
-    assert faults < 1000  # 64 MB is 16,384 pages: reused, not faulted in again
+    assert faults < 1000  # 56 MB is 14,336 pages: reused, not faulted in again
     assert released > 32  # the trim gave the kept buffer back
     default_faults, _ = _probe("default")
     assert default_faults > 10_000  # glibc's default maps and unmaps such a buffer each time
