@@ -16,6 +16,7 @@ from elserve.deployments.parent import ModelParents
 from elserve.deployments.parent_process import PARENT_NAME
 from elserve.deployments.states import DeploymentState
 from elserve.deployments.worker import WORKER_NAME
+from elserve.runtime.heap import HUGE_PAGES_TUNABLE, TUNABLES_ENV
 from tests.support.model_factory import build_bert_dir
 from tests.support.waiting import wait_until_async
 
@@ -77,6 +78,8 @@ def test_extra_allocations_share_the_parents_memory_and_survive_kills(model_dir:
         for pid in workers:
             assert Path(f"/proc/{pid}/comm").read_text().strip() == WORKER_NAME
             assert int(_field(pid, "PPid")) == parent
+            # Started (by way of the fork server) with malloc asking for huge pages (runtime/heap.py).
+            assert HUGE_PAGES_TUNABLE.encode() in Path(f"/proc/{pid}/environ").read_bytes()
 
         # What an allocation would hold had it loaded the model itself (the parent's resident pages),
         # against what each forked one holds alone: a fraction of it.
@@ -111,6 +114,18 @@ def test_extra_allocations_share_the_parents_memory_and_survive_kills(model_dir:
         await wait_until_async(lambda: all(map(_gone, [last_parent, *pids])), "every process ended")
 
     asyncio.run(main())
+
+
+def test_the_servers_own_environment_keeps_its_glibc_tunables(model_dir: Path) -> None:
+    before = os.environ.get(TUNABLES_ENV)
+
+    async def main() -> None:
+        d = _deployment(model_dir, ModelParents())
+        await d.start()
+        await d.stop()
+
+    asyncio.run(main())
+    assert os.environ.get(TUNABLES_ENV) == before  # only the fork server was started with the tunable
 
 
 def test_deployments_of_one_model_share_one_parent(model_dir: Path) -> None:

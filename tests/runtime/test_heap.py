@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import platform
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+
+from elserve.runtime import heap
 
 # In a process of its own (the setting is process-wide): the page faults of touching a
 # 56 MB buffer after a 64 MB one was freed, and the resident size after a trim.
@@ -48,3 +53,50 @@ def test_freed_batches_are_reused_without_page_faults_and_given_back_on_trim() -
     assert released > 32  # the trim gave the kept buffer back
     default_faults, _ = _probe("default")
     assert default_faults > 10_000  # glibc's default maps and unmaps such a buffer each time
+
+
+def _thp_mode() -> str:
+    """The kernel's transparent huge page mode: the bracketed word of `always [madvise] never`."""
+    try:
+        text = Path("/sys/kernel/mm/transparent_hugepage/enabled").read_text()
+    except OSError:
+        return "never"
+    return text.split("[", 1)[1].split("]", 1)[0] if "[" in text else "never"
+
+
+# The memory of a touched 64 MB buffer that sits in transparent huge pages, in kB.
+_HUGE_PROBE = """
+import torch
+buffer = torch.ones(16 * 2**20)
+with open("/proc/self/smaps_rollup") as f:
+    print(next(int(line.split()[1]) for line in f if line.startswith("AnonHugePages:")))
+"""
+
+
+def _huge_kb(env: dict[str, str]) -> int:
+    done = subprocess.run([sys.executable, "-c", _HUGE_PROBE], capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return int(done.stdout)
+
+
+@pytest.mark.skipif(_thp_mode() == "never", reason="this kernel gives no transparent huge pages")
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux") or tuple(map(int, platform.libc_ver()[1].split(".")[:2] or (0, 0))) < (2, 35),
+    reason="glibc.malloc.hugetlb needs glibc 2.35",
+)
+def test_the_tunable_puts_mallocs_memory_in_huge_pages() -> None:
+    env = {k: v for k, v in os.environ.items() if k != heap.TUNABLES_ENV}
+    assert _huge_kb({**env, heap.TUNABLES_ENV: heap.huge_pages_tunables(None)}) >= 32 * 1024
+    if _thp_mode() == "madvise":  # only what malloc asks for gets them
+        assert _huge_kb(env) == 0
+
+
+def test_the_tunable_is_added_to_the_operators_own() -> None:
+    assert heap.huge_pages_tunables(None) == HUGE
+    assert heap.huge_pages_tunables("") == HUGE
+    assert heap.huge_pages_tunables("glibc.malloc.arena_max=2") == f"glibc.malloc.arena_max=2:{HUGE}"
+    # An operator who set hugetlb (0: off; 2: hugetlbfs pages) keeps that.
+    assert heap.huge_pages_tunables("glibc.malloc.hugetlb=0") == "glibc.malloc.hugetlb=0"
+
+
+HUGE = heap.HUGE_PAGES_TUNABLE

@@ -27,7 +27,7 @@ from elserve.bench.options import BenchOptions
 from elserve.bench.peers import OFFLINE_ENV, PeerJob, missing_peer_libraries, run_onnxruntime, run_sentence_transformers
 from elserve.bench.report import best_peer, result_record, results_table, tuning_table, write_json
 from elserve.bench.results import RunnerResult
-from elserve.runtime import Encoder, Tokenizer
+from elserve.runtime import Encoder, Tokenizer, heap
 from elserve.runtime.cpu import bf16_refusal
 from elserve.runtime.int8 import REFUSED
 
@@ -131,6 +131,8 @@ class BenchSession:
         # The BERT-base shape costs ~100x a token: try settings on fewer texts.
         tune_docs = options.tune_docs if shape == "tiny" else min(options.tune_docs, max(8, workload.docs // 8))
         env = {"OMP_NUM_THREADS": str(options.threads)}
+        # elserve's own processes as its server starts them: malloc on huge pages (runtime/heap.py).
+        own_env = {**env, heap.TUNABLES_ENV: heap.huge_pages_tunables(os.environ.get(heap.TUNABLES_ENV))}
 
         def job(settings: tuple[int, ...]) -> MeasureJob:
             return MeasureJob(workload, settings, tune_docs, options.latency_requests_for(shape), sample_texts)
@@ -142,10 +144,10 @@ class BenchSession:
                 for precision in offered:
                     name = f"elserve {precision}"
                     in_job = InProcessJob(model_dir, options.threads, precision, job(options.token_budgets))
-                    rows += self._isolated(bars, shape, name, "elserve", "budget", run_elserve, in_job, env)
+                    rows += self._isolated(bars, shape, name, "elserve", "budget", run_elserve, in_job, own_env)
                 for precision in offered[1:]:
                     if any(r.name == f"elserve {precision}" for r in rows):  # not refused here
-                        self._fidelity(shape, model_dir, workload, precision, env)
+                        self._fidelity(shape, model_dir, workload, precision, own_env)
             if options.peers:
                 rows += self._peers(bars, shape, model_dir, job, env)
             if options.http:

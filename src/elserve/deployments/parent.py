@@ -16,17 +16,20 @@ import os
 import select
 import signal
 import socket
+import threading
 from dataclasses import dataclass, field
 from multiprocessing import reduction
 from multiprocessing.connection import Connection
 from pathlib import Path
 
 from elserve.deployments import parent_process
+from elserve.runtime import heap
 
 log = logging.getLogger("elserve.deployments")
 
 STOP_GRACE_S = 5.0
 _spawn = multiprocessing.get_context("forkserver")
+_environ_lock = threading.Lock()
 # The fork server imports the runtime once (no model, no thread started); each model's parent forked
 # from it shares those pages copy-on-write instead of importing PyTorch again.
 # `fork_server` makes it (and so every parent) ignore a SIGTERM sent to the whole process group.
@@ -43,10 +46,23 @@ def running_fork_server_pid() -> int | None:
 
 
 def _fork_server_pid() -> int:
-    """The parents' parent: they die with it (PR_SET_PDEATHSIG), and it exits when the server does."""
+    """The parents' parent: they die with it (PR_SET_PDEATHSIG), and it exits when the server does.
+
+    Started with glibc's malloc asking for transparent huge pages (`heap.huge_pages_tunables`), which
+    every model's parent and worker forked from it keeps: their weights sit in 2 MiB pages. Only
+    these processes get it, for only they hold a model."""
     from multiprocessing import forkserver
 
-    forkserver.ensure_running()
+    with _environ_lock:  # the environment is the process's: one swap at a time
+        saved = os.environ.get(heap.TUNABLES_ENV)
+        os.environ[heap.TUNABLES_ENV] = heap.huge_pages_tunables(saved)
+        try:
+            forkserver.ensure_running()  # the fork server copies the environment at its start
+        finally:
+            if saved is None:
+                del os.environ[heap.TUNABLES_ENV]
+            else:
+                os.environ[heap.TUNABLES_ENV] = saved
     return forkserver._forkserver._forkserver_pid  # type: ignore[attr-defined]  # no public accessor
 
 
