@@ -150,8 +150,8 @@ def test_packed_linears_are_a_copy_with_the_same_outputs(tmp_path: Path) -> None
     model = load_bert(build_bert_dir(tmp_path, layers=1, hidden=512, heads=8, intermediate=1024))
     packed = model.with_packed_linears()
     layer, plain = packed.layers[0], model.layers[0]
-    assert type(layer.query).__name__ == "_PackedLinear" and type(layer.output).__name__ == "_PackedLinear"
-    assert isinstance(plain.query, torch.nn.Linear)  # the model itself is left as it was
+    assert type(layer.qkv).__name__ == "_PackedLinear" and type(layer.output).__name__ == "_PackedLinear"
+    assert isinstance(plain.qkv, torch.nn.Linear)  # the model itself is left as it was
     assert packed.embeddings.word.weight is model.embeddings.word.weight  # shared, not copied
     assert packed.decoder_weight is model.decoder_weight
     ids = torch.randint(5, 200, (3, 9), generator=torch.Generator().manual_seed(1))
@@ -163,7 +163,7 @@ def test_packed_linears_are_a_copy_with_the_same_outputs(tmp_path: Path) -> None
     # The longest sum is the 1,024-wide intermediate; packed kernels add in another order.
     torch.testing.assert_close(got[real], want[real], atol=fp32_rounding(want[real], 1024), rtol=0)
     small = load_bert(build_bert_dir(tmp_path / "small"))
-    assert isinstance(small.with_packed_linears().layers[0].query, torch.nn.Linear)
+    assert isinstance(small.with_packed_linears().layers[0].qkv, torch.nn.Linear)
 
 
 @pytest.mark.slow

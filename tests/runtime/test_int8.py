@@ -45,7 +45,7 @@ def test_a_model_whose_int8_layers_are_slower_is_refused_at_load(tmp_path: Path)
     model = load_bert(build_bert_dir(tmp_path, layers=1, hidden=64, heads=4))
 
     def int8_slower(layers: torch.nn.Module, ids: torch.Tensor, lengths: torch.Tensor) -> float:
-        return 0.003 if isinstance(layers.layers[0].query, Int8Linear) else 0.002
+        return 0.003 if isinstance(layers.layers[0].qkv, Int8Linear) else 0.002
 
     with pytest.raises(
         ValueError, match=r"precision \[int8\] is not faster than \[exact\].*3\.0 ms in int8 against 2\.0 ms"

@@ -24,9 +24,9 @@ def bf16_encoder(splade_model_dir: Path) -> Encoder:
 def test_default_is_exact_and_bf16_is_opt_in(splade_encoder: Encoder, bf16_encoder: Encoder) -> None:
     assert splade_encoder.precision == "exact"
     assert bf16_encoder.precision == "bf16"
-    assert bf16_encoder._layers.layers[0].query.weight.dtype == torch.bfloat16
+    assert bf16_encoder._layers.layers[0].qkv.weight.dtype == torch.bfloat16
     # The exact model is left in fp32 (the bf16 layers are a copy).
-    assert bf16_encoder.model.layers[0].query.weight.dtype == torch.float32
+    assert bf16_encoder.model.layers[0].qkv.weight.dtype == torch.float32
 
 
 def test_unknown_precision_is_refused(splade_model_dir: Path) -> None:

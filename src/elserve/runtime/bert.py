@@ -87,7 +87,7 @@ def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int, runs:
     fused CPU kernel, within fp32 rounding of it."""
     size = q.shape[1] // heads
     scale = size**-0.5
-    out = torch.empty_like(q)
+    out = q.new_empty(q.shape)  # dense, whatever the strides of `q`
     for start, count, length in runs:
         rows = slice(start, start + count * length)
         qh, kh, vh = (x[rows].view(count, length, heads, size).transpose(1, 2) for x in (q, k, v))
@@ -103,9 +103,10 @@ class _Layer(nn.Module):
         d = config.hidden_size
         self.heads = config.num_attention_heads
         self.act = config.hidden_act
-        self.query = nn.Linear(d, d)
-        self.key = nn.Linear(d, d)
-        self.value = nn.Linear(d, d)
+        # Query, key and value in one linear (their rows stacked, `fused_attention_inputs`): one
+        # pass over the input instead of three, and for int8 one quantization of it. BERT-base,
+        # two threads, one short text: 0.4-1.0 ms less exact, 1.2-1.9 ms less int8.
+        self.qkv = nn.Linear(d, 3 * d)
         self.attn_out = nn.Linear(d, d)
         self.attn_norm = nn.LayerNorm(d, eps=config.layer_norm_eps)
         self.intermediate = nn.Linear(d, config.intermediate_size)
@@ -118,15 +119,15 @@ class _Layer(nn.Module):
         def split(t: torch.Tensor) -> torch.Tensor:
             return t.view(b, n, self.heads, d // self.heads).transpose(1, 2)
 
-        ctx = F.scaled_dot_product_attention(
-            split(self.query(x)), split(self.key(x)), split(self.value(x)), attn_mask=key_mask
-        )
+        q, k, v = self.qkv(x).split(d, dim=-1)
+        ctx = F.scaled_dot_product_attention(split(q), split(k), split(v), attn_mask=key_mask)
         x = self.attn_norm(x + self.attn_out(ctx.transpose(1, 2).reshape(b, n, d)))
         return self.out_norm(x + self.output(_activation(self.act, self.intermediate(x))))
 
     def packed(self, x: torch.Tensor, runs: list[Run]) -> torch.Tensor:
         """`forward` of concatenated texts: `x` is `(tokens, hidden)`, `runs` their texts."""
-        ctx = _attend(self.query(x), self.key(x), self.value(x), self.heads, runs)
+        q, k, v = self.qkv(x).split(x.shape[1], dim=-1)  # views: rows of 3 x hidden
+        ctx = _attend(q, k, v, self.heads, runs)
         x = self.attn_norm(x + self.attn_out(ctx))
         return self.out_norm(x + self.output(_activation(self.act, self.intermediate(x))))
 
@@ -162,7 +163,7 @@ class _PackedLinear(nn.Module):
         return torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, "none", [], "")
 
 
-LAYER_LINEARS = ("query", "key", "value", "attn_out", "intermediate", "output")
+LAYER_LINEARS = ("qkv", "attn_out", "intermediate", "output")
 
 
 class BertMaskedLM(nn.Module):
@@ -303,6 +304,17 @@ def sinusoidal_positions(positions: int, hidden: int) -> torch.Tensor:
     return out.float()
 
 
+def fused_attention_inputs(state: dict[str, torch.Tensor], layers: int) -> None:
+    """Replace each layer's `query`, `key` and `value` weights and biases in `state` by the `qkv`
+    linear's: theirs stacked, query first. A layer whose three are not all there is left as it
+    is, for `load_state_dict` to name what is missing."""
+    for i in range(layers):
+        for kind in ("weight", "bias"):
+            names = [f"layers.{i}.{part}.{kind}" for part in ("query", "key", "value")]
+            if all(name in state for name in names):
+                state[f"layers.{i}.qkv.{kind}"] = torch.cat([state.pop(name) for name in names])
+
+
 def model_from_weights(
     config: BertConfig, raw: dict[str, torch.Tensor], where: str, described_by: str = "config.json"
 ) -> BertMaskedLM:
@@ -318,6 +330,7 @@ def model_from_weights(
     if "head.decoder_weight" not in state and "embeddings.word.weight" in state:
         # Tied decoder: the very same tensor as the word embeddings, not a copy.
         state["head.decoder_weight"] = state["embeddings.word.weight"]
+    fused_attention_inputs(state, config.num_hidden_layers)
     if config.architecture == DISTILBERT:
         # No token types: the one embedding every token adds is zeros.
         state.setdefault("embeddings.token_type.weight", torch.zeros(1, config.hidden_size))
