@@ -55,6 +55,42 @@ def test_freed_batches_are_reused_without_page_faults_and_given_back_on_trim() -
     assert default_faults > 10_000  # glibc's default maps and unmaps such a buffer each time
 
 
+# The same reuse when the buffers are allocated by other threads than the main one, as a batch
+# split between a worker's threads allocates them (runtime/workers.py).
+_THREAD_PROBE = """
+import resource, sys, threading
+import torch
+from elserve.runtime import heap
+if sys.argv[1] == "keep":
+    heap.keep_freed()
+torch.set_num_threads(1)
+
+def faults():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+def run(elements):
+    thread = threading.Thread(target=lambda: torch.ones(elements).sum())
+    thread.start()
+    thread.join()
+
+run(16 * 2**20)
+before = faults()
+run(14 * 2**20)
+print(faults() - before)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc")
+def test_buffers_freed_by_one_thread_are_reused_by_another() -> None:
+    def probe(mode: str) -> int:
+        done = subprocess.run([sys.executable, "-c", _THREAD_PROBE, mode], capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return int(done.stdout)
+
+    assert probe("keep") < 1000
+    assert probe("default") > 10_000  # each thread's own arena maps such a buffer afresh
+
+
 def _thp_mode() -> str:
     """The kernel's transparent huge page mode: the bracketed word of `always [madvise] never`."""
     try:

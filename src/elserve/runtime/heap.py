@@ -5,8 +5,10 @@ a fresh mapping and unmaps it when freed, and trims the heap's top past its trim
 batch allocates tens of megabytes per operation (a 2,048-token feed-forward activation of
 BERT-base is 25 MB), so each batch faulted its working set in again, page by page: ~147,000 page
 faults per batch of 16 texts of 128 tokens, a quarter of an int8 batch's time (docs/performance.md).
-`keep_freed` makes glibc keep what a batch frees for the next one; `trim` gives it back when the
-process is idle. Neither does anything where the C library is not glibc.
+`keep_freed` makes glibc keep what a batch frees for the next one, in one arena for every thread
+(a batch split between worker threads allocated in per-thread arenas, whose heaps are mapped 64
+MiB at most: BERT-base's activations went to fresh mappings there, ~530,000 page faults per
+11,000 tokens, whatever the thresholds); `trim` gives it back when the process is idle. Neither does anything where the C library is not glibc.
 
 `huge_pages_tunables` has glibc's malloc ask for transparent huge pages for the processes that hold a
 model's weights. Each short text streams all of them (a BERT-base's layers: 340 MB) through
@@ -21,6 +23,7 @@ import sys
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
+_M_ARENA_MAX = -8
 # Every allocation from the heap, however large: glibc keeps the threshold it is given (from 2.36;
 # an older one refuses more than its arena size's half, 32 MiB on 64-bit, the fallback).
 _MMAP_THRESHOLDS = (1 << 30, 32 << 20)
@@ -45,10 +48,14 @@ def huge_pages_tunables(tunables: str | None) -> str:
 
 
 def keep_freed() -> None:
-    """Serve big allocations from the heap and never trim it on free (process-wide; see `trim`)."""
+    """Serve big allocations from the heap, every thread's from the one arena, and never trim it
+    on free (process-wide, before any thread allocates; see `trim`)."""
     libc = _glibc()
     if libc is None:
         return
+    # One arena: its lock is taken a few times per operation of milliseconds, and only this
+    # arena's heap (the process's own) grows past 64 MiB and keeps what it is given.
+    libc.mallopt(_M_ARENA_MAX, 1)
     for threshold in _MMAP_THRESHOLDS:
         if libc.mallopt(_M_MMAP_THRESHOLD, threshold):
             break
