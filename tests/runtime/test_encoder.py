@@ -165,6 +165,7 @@ def test_only_models_whose_layers_outgrow_the_caches_stream_their_weights(splade
     # SPLADE-tiny's layers (1.6 MB) stay on one worker thread; a BERT-base's (340 MB) run an
     # unsplit batch on torch's intra-op threads. Built on the meta device: shapes, no memory.
     assert not streams_weights(splade_encoder.model)
+    assert not splade_encoder.one_arena  # its threads keep their own malloc arenas (runtime/heap.py)
     base = BertConfig(
         vocab_size=30522,
         hidden_size=768,

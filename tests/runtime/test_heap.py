@@ -63,6 +63,7 @@ import torch
 from elserve.runtime import heap
 if sys.argv[1] == "keep":
     heap.keep_freed()
+    heap.share_one_arena()
 torch.set_num_threads(1)
 
 def faults():

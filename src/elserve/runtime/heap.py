@@ -5,10 +5,13 @@ a fresh mapping and unmaps it when freed, and trims the heap's top past its trim
 batch allocates tens of megabytes per operation (a 2,048-token feed-forward activation of
 BERT-base is 25 MB), so each batch faulted its working set in again, page by page: ~147,000 page
 faults per batch of 16 texts of 128 tokens, a quarter of an int8 batch's time (docs/performance.md).
-`keep_freed` makes glibc keep what a batch frees for the next one, in one arena for every thread
-(a batch split between worker threads allocated in per-thread arenas, whose heaps are mapped 64
-MiB at most: BERT-base's activations went to fresh mappings there, ~530,000 page faults per
-11,000 tokens, whatever the thresholds); `trim` gives it back when the process is idle. Neither does anything where the C library is not glibc.
+`keep_freed` makes glibc keep what a batch frees for the next one; `trim` gives it back when the
+process is idle. A batch split between worker threads (workers.py) allocates in each thread's
+own arena, whose heaps are mapped 64 MiB at most: BERT-base's activations went to fresh mappings
+there, ~530,000 page faults per 11,000 tokens, whatever the thresholds. `share_one_arena` puts
+every thread in the main arena, whose heap keeps what it is given; the encoder says whether its
+buffers need that (`Encoder.one_arena`): a small model's are better in their own arenas. None of
+this does anything where the C library is not glibc.
 
 `huge_pages_tunables` has glibc's malloc ask for transparent huge pages for the processes that hold a
 model's weights. Each short text streams all of them (a BERT-base's layers: 340 MB) through
@@ -48,18 +51,23 @@ def huge_pages_tunables(tunables: str | None) -> str:
 
 
 def keep_freed() -> None:
-    """Serve big allocations from the heap, every thread's from the one arena, and never trim it
-    on free (process-wide, before any thread allocates; see `trim`)."""
+    """Serve big allocations from the heap and never trim it on free (process-wide; see `trim`)."""
     libc = _glibc()
     if libc is None:
         return
-    # One arena: its lock is taken a few times per operation of milliseconds, and only this
-    # arena's heap (the process's own) grows past 64 MiB and keeps what it is given.
-    libc.mallopt(_M_ARENA_MAX, 1)
     for threshold in _MMAP_THRESHOLDS:
         if libc.mallopt(_M_MMAP_THRESHOLD, threshold):
             break
     libc.mallopt(_M_TRIM_THRESHOLD, 1 << 30)
+
+
+def share_one_arena() -> None:
+    """Every thread started from now on allocates from the main arena (process-wide; call it
+    before the threads that will run batches start). Its lock is taken a few times per operation
+    of milliseconds; in exchange, big buffers freed by one thread are reused by the next."""
+    libc = _glibc()
+    if libc is not None:
+        libc.mallopt(_M_ARENA_MAX, 1)
 
 
 def trim() -> None:
