@@ -104,8 +104,8 @@ class _Layer(nn.Module):
         self.heads = config.num_attention_heads
         self.act = config.hidden_act
         # Query, key and value in one linear (their rows stacked, `fused_attention_inputs`): one
-        # pass over the input instead of three, and for int8 one quantization of it. BERT-base,
-        # two threads, one short text: 0.4-1.0 ms less exact, 1.2-1.9 ms less int8.
+        # product over the input instead of three, and for int8 one quantization of it
+        # (docs/performance.md, "Query, key and value in one linear").
         self.qkv = nn.Linear(d, 3 * d)
         self.attn_out = nn.Linear(d, d)
         self.attn_norm = nn.LayerNorm(d, eps=config.layer_norm_eps)

@@ -89,9 +89,9 @@ class Encoder:
         self._workers = Workers(torch.get_num_threads())
         self._streams_weights = streams_weights(model)
         # Whether the workers' threads should share one malloc arena (runtime/heap.py): a big
-        # model's split batches allocate buffers past what a thread's own arena keeps (BERT-base
-        # in-process: 1.1x exact, 1.17x int8), while a small model's threads run faster in their
-        # own (SPLADE-tiny: 41,500 against 39,800 tokens/s, docs/performance.md).
+        # model's split batches allocate buffers past what a thread's own arena keeps, while a
+        # small model's threads run faster in their own (docs/performance.md, "A worker keeps
+        # its heap").
         self.one_arena = self._streams_weights
         # Models whose embedding matrix is padded past the tokenizer's vocabulary get no weight
         # for those rows: no text maps to them and they have no token to be rendered as.

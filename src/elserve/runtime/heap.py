@@ -8,15 +8,15 @@ faults per batch of 16 texts of 128 tokens, a quarter of an int8 batch's time (d
 `keep_freed` makes glibc keep what a batch frees for the next one; `trim` gives it back when the
 process is idle. A batch split between worker threads (workers.py) allocates in each thread's
 own arena, whose heaps are mapped 64 MiB at most: BERT-base's activations went to fresh mappings
-there, ~530,000 page faults per 11,000 tokens, whatever the thresholds. `share_one_arena` puts
+there, page by page again, whatever the thresholds. `share_one_arena` puts
 every thread in the main arena, whose heap keeps what it is given; the encoder says whether its
 buffers need that (`Encoder.one_arena`): a small model's are better in their own arenas. None of
 this does anything where the C library is not glibc.
 
 `huge_pages_tunables` has glibc's malloc ask for transparent huge pages for the processes that hold a
 model's weights. Each short text streams all of them (a BERT-base's layers: 340 MB) through
-the caches, one 4 KiB page and one TLB miss at a time otherwise: the layers of one short text take
-8% less time on 2 MiB pages (docs/performance.md).
+the caches, with a TLB miss every 4 KiB on ordinary pages (docs/performance.md, "The weights in
+huge pages").
 """
 
 from __future__ import annotations
