@@ -47,13 +47,11 @@ def _splade_encoder(model_dir: Path, threads: int, **options: str) -> Encoder:
 class ElserveRunner:
     def __init__(self, model_dir: Path, threads: int, precision: str = EXACT) -> None:
         # As a server's model parent loads and its worker then runs (this runs in a process of its
-        # own): the heap kept, the model loaded on one thread, one malloc arena if the encoder
-        # asks for it, then the threads.
+        # own): the heap kept, the model loaded on one thread, then the threads (in one malloc
+        # arena where the encoder needs it).
         heap.keep_freed()
         options = {} if precision == EXACT and len(precisions()) == 1 else {"precision": precision}
         self.encoder = _splade_encoder(model_dir, 1, **options)
-        if self.encoder.one_arena:
-            heap.share_one_arena()
         self.encoder.use_threads(threads)
         self.kernels = getattr(self.encoder, "kernels", None)
 

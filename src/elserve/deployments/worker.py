@@ -73,8 +73,6 @@ def run_forked(sock: socket.socket, encoder: LoadedEncoder, num_threads: int, ho
         # then restart in the middle of its shutdown. A worker ends when its socket closes.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        if encoder.one_arena:  # before its threads start (runtime/heap.py)
-            heap.share_one_arena()
         encoder.use_threads(num_threads)  # no thread crosses a fork: this worker starts its own
         if injected := os.environ.get(FAIL_START_ENV):
             raise RuntimeError(injected)

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from elserve.precision import Precision
+from elserve.runtime import heap
 from elserve.runtime.bert import BertMaskedLM, load_bert
 from elserve.runtime.config import ModelFormatError
 from elserve.runtime.cpu import bf16_refusal
@@ -88,11 +89,6 @@ class Encoder:
         # has now (`load` sets it first); see workers.py for why not intra-op threads.
         self._workers = Workers(torch.get_num_threads())
         self._streams_weights = streams_weights(model)
-        # Whether the workers' threads should share one malloc arena (runtime/heap.py): a big
-        # model's split batches allocate buffers past what a thread's own arena keeps, while a
-        # small model's threads run faster in their own (docs/performance.md, "A worker keeps
-        # its heap").
-        self.one_arena = self._streams_weights
         # Models whose embedding matrix is padded past the tokenizer's vocabulary get no weight
         # for those rows: no text maps to them and they have no token to be rendered as.
         scored = len(tokenizer.vocab)
@@ -146,10 +142,20 @@ class Encoder:
         del module  # its weights now live in `model` (shared tensors)
         return cls(model, tokenizer, precision, head)
 
+    @property
+    def one_arena(self) -> bool:
+        """Whether the threads that split a batch share malloc's main arena (runtime/heap.py): a big
+        model's split batches allocate buffers past what a thread's own arena keeps, while a small
+        model's threads run faster in their own (docs/performance.md, "A worker keeps its heap")."""
+        return self._streams_weights
+
     def use_threads(self, num_threads: int) -> None:
         """Run on `num_threads` from now on: torch's intra-op threads and the workers that split a
-        batch. For a process forked from one that loaded the encoder on one thread (no thread
-        crosses a fork, and none must have started before it: see deployments/parent_process.py)."""
+        batch, in one malloc arena where `one_arena`. For a process forked from one that loaded the
+        encoder on one thread (no thread crosses a fork, and none must have started before it: see
+        deployments/parent_process.py)."""
+        if self.one_arena:  # before the threads start: a thread keeps the arena it first takes
+            heap.share_one_arena()
         torch.set_num_threads(num_threads)
         self._workers.close()
         self._workers = Workers(num_threads)

@@ -10,8 +10,8 @@ process is idle. A batch split between worker threads (workers.py) allocates in 
 own arena, whose heaps are mapped 64 MiB at most: BERT-base's activations went to fresh mappings
 there, page by page again, whatever the thresholds. `share_one_arena` puts
 every thread in the main arena, whose heap keeps what it is given; the encoder says whether its
-buffers need that (`Encoder.one_arena`): a small model's are better in their own arenas. None of
-this does anything where the C library is not glibc.
+buffers need that (`Encoder.one_arena`, applied by `Encoder.use_threads`): a small model's are
+better in their own arenas. None of this does anything where the C library is not glibc.
 
 `huge_pages_tunables` has glibc's malloc ask for transparent huge pages for the processes that hold a
 model's weights. Each short text streams all of them (a BERT-base's layers: 340 MB) through

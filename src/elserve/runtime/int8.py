@@ -29,7 +29,7 @@ from __future__ import annotations
 import copy
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 import torch
@@ -255,19 +255,21 @@ def machine_int8_refusal(seconds: Callable[[nn.Module, torch.Tensor], float] | N
     return int8_refusal(timed(linear, rows), min(times), "a linear of BERT-base's shape")
 
 
-def _each_kernel(run: Callable[[type[Int8Linear]], tuple[T, float]]) -> list[tuple[T, float]]:
-    """`run(kernel)` (what it built, and its time) for each of `KERNELS` in order, leaving out a
-    kernel that this build or CPU lacks (building or running it raises); ValueError naming them
-    all where none ran."""
-    ran, missing = [], []
+def _each_kernel(run: Callable[[type[Int8Linear]], tuple[T, float]]) -> Iterator[tuple[T, float]]:
+    """`run(kernel)` (what it built, and its time) for each of `KERNELS` in order, one at a time
+    (a caller keeps only the copy it chooses), leaving out a kernel that this build or CPU lacks
+    (building or running it raises); ValueError naming them all, at the end, where none ran."""
+    ran, missing = 0, []
     for kernel in KERNELS:
         try:
-            ran.append(run(kernel))
+            result = run(kernel)
         except (RuntimeError, NotImplementedError, AttributeError) as e:
             missing.append(f"{kernel.kernel}: {e}")
+            continue
+        ran += 1
+        yield result
     if not ran:
         raise ValueError(_no_kernel(missing))
-    return ran
 
 
 def _no_kernel(missing: list[str]) -> str:

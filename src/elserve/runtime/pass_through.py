@@ -46,8 +46,6 @@ class PassThroughEncoder:
     `encoder.Encoder` that the workers make."""
 
     is_padded = True
-    # Batches run on the calling thread: no worker threads to give one malloc arena (runtime/heap.py).
-    one_arena = False
 
     def __init__(self, module: torch.jit.ScriptModule, pad_token_id: int = 0) -> None:
         self.module = module

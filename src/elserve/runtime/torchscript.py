@@ -236,8 +236,6 @@ class TorchScriptEncoder:
     positive weights. The same calls as `encoder.Encoder` that the workers make."""
 
     is_padded = True
-    # Batches run on the calling thread: no worker threads to give one malloc arena (runtime/heap.py).
-    one_arena = False
 
     def __init__(self, module: torch.jit.ScriptModule, vocab_size: int, pad_token_id: int = 0) -> None:
         self.module = module
