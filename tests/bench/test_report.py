@@ -49,6 +49,19 @@ def test_the_mixed_table_states_what_the_queries_cost_the_machine() -> None:
     assert mixed.throughput_ratio == pytest.approx(0.85) and mixed.p99_ratio == pytest.approx(2.25)
 
 
+def test_the_mixed_tables_p99_ratio_is_against_the_paced_idle_queries_when_measured() -> None:
+    back_to_back, paced = Latency(3.0, 5.0, 300), Latency(8.0, 12.0, 300)
+    alone, with_queries = Timing(8, 20.0, 100, 40_000), Timing(8, 20.0, 95, 38_000)
+    mixed = MixedLoad(back_to_back, Latency(9.0, 30.0, 200), alone, with_queries, 100.0, 0.02, paced_idle=paced)
+    assert mixed.baseline is paced and mixed.p99_ratio == pytest.approx(2.5)
+    result = row("elserve http 2x1", 1000, "http")
+    result.mixed = mixed
+    console = Console(width=250, record=True)
+    console.print(mixed_table([result]))
+    text = console.export_text()
+    assert "3.0 / 5.0" in text and "8.0 / 12.0" in text and "2.50" in text  # both idles, ratio to paced
+
+
 def test_row_seconds_and_latency_requests_per_shape() -> None:
     options = BenchOptions(row_seconds=60, tiny_row_seconds=15, latency_requests=1000, base_latency_requests=200)
     assert (options.row_seconds_for("base"), options.row_seconds_for("tiny")) == (60, 15)

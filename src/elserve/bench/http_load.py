@@ -274,6 +274,22 @@ def _probe(
     results.put(latencies)
 
 
+def paced_latency(
+    client: InferenceClient, inference_id: str, interval_s: float, seconds: float, progress: ProgressCallback
+) -> list[float]:
+    """Seconds of one short text sent every `interval_s` for `seconds`, with nothing else running:
+    the mixed pass's query client (the same process and pace) without the bulk load."""
+    prober = _Probe(client, inference_id, interval_s)
+    label = f"idle queries, one every {interval_s * 1000:.0f} ms"
+    began = time.perf_counter()
+    prober.begin()
+    while (elapsed := time.perf_counter() - began) < seconds:
+        progress(label, int(elapsed), int(seconds))
+        time.sleep(min(1.0, seconds - elapsed))
+    progress(label, int(seconds), int(seconds))
+    return prober.stop()
+
+
 def _shuffled_batches(docs: int, size: int, enough: Callable[[], bool]) -> Iterator[list[int]]:
     """Batches of `size` text indices, each pass over the corpus in its own seeded random order,
     until a pass has ended and `enough()` holds."""

@@ -14,10 +14,11 @@ def mixed_table(results: list[RunnerResult]) -> Table:
     for header in (
         "model",
         "runner",
-        "query ms idle\np50 / p99",
+        "query ms idle\nback to back\np50 / p99",
+        "query ms idle\npaced\np50 / p99",
         "query ms under bulk\np50 / p99",
         "queries",
-        "p99 x idle",
+        "p99 x idle\n(paced)",
         "bulk tokens/s\nalone / with queries",
         "bulk x",
         "queries' CPU\n% of machine",
@@ -31,6 +32,7 @@ def mixed_table(results: list[RunnerResult]) -> Table:
         under = "-" if m.under_load is None else f"{m.under_load.p50_ms:.1f} / {m.under_load.p99_ms:.1f}"
         row += [
             f"{m.idle.p50_ms:.1f} / {m.idle.p99_ms:.1f}",
+            "-" if m.paced_idle is None else f"{m.paced_idle.p50_ms:.1f} / {m.paced_idle.p99_ms:.1f}",
             under,
             "-" if m.under_load is None else str(m.under_load.count),
             "-" if m.p99_ratio is None else f"{m.p99_ratio:.2f}",
