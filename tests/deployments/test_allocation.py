@@ -1,6 +1,6 @@
 """One allocation (deployments/allocation.py): the server's side of a real worker forked from a real model
-parent. Its states, one batch at a time, answers equal to the encoder's, draining, a stop, a worker killed
-while it holds a batch, and a start that fails."""
+parent. Its states, one batch at a time (or one per thread, beside each other), answers equal to the
+encoder's, draining, a stop, a worker killed while it holds a batch, and a start that fails."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from elserve.deployments.allocation import MAX_IN_FLIGHT, Allocation, WorkerDied, WorkerStartError
+from elserve.deployments.allocation import Allocation, WorkerDied, WorkerStartError
 from elserve.deployments.parent import ForkedWorker, ModelParents
 from elserve.deployments.states import RoutingState
 from elserve.runtime.encoder import Encoder
@@ -58,9 +58,12 @@ def _spawner(parents: ModelParents, model_dir: Path, hold: Path | None = None):
     return spawn
 
 
-def _allocation(parents: ModelParents, model_dir: Path, hold: Path | None = None) -> tuple[Allocation, Events]:
+def _allocation(
+    parents: ModelParents, model_dir: Path, hold: Path | None = None, threads: int = 1
+) -> tuple[Allocation, Events]:
     events = Events()
-    return Allocation(_spawner(parents, model_dir, hold), 1, on_exit=events.on_exit, on_free=events.on_free), events
+    spawn = _spawner(parents, model_dir, hold)
+    return Allocation(spawn, threads, on_exit=events.on_exit, on_free=events.on_free), events
 
 
 async def _started(parents: ModelParents, model_dir: Path, hold: Path | None = None) -> tuple[Allocation, Events]:
@@ -98,7 +101,8 @@ def test_a_batch_is_answered_as_the_encoder_answers_it_then_the_worker_stops(
         assert allocation.pid is not None and _alive(allocation.pid)
         assert allocation.kernels  # what the parent measured, handed over in the worker's "ready"
         future = allocation.submit(batch)
-        assert allocation.in_flight == MAX_IN_FLIGHT == 1 and not allocation.can_take  # one batch at a time
+        assert allocation.slots == 1  # one thread: one batch at a time
+        assert allocation.in_flight == 1 and not allocation.can_take
         vectors, seconds = await future
         assert seconds > 0 and allocation.in_flight == 0 and allocation.can_take
         assert events.freed == 1 and allocation.freed_at > 0
@@ -111,6 +115,52 @@ def test_a_batch_is_answered_as_the_encoder_answers_it_then_the_worker_stops(
         assert allocation.state is RoutingState.STOPPED and not allocation.can_take
         assert not _alive(pid)
         assert allocation.reason is None  # a stop asked for is no failure
+        await parents.release((model_dir, "exact"), "test")
+
+    asyncio.run(main())
+
+
+def test_a_worker_of_two_threads_runs_a_lone_batch_on_both_and_a_backlog_one_batch_a_thread(
+    model_dir: Path, batch: list[np.ndarray]
+) -> None:
+    encoder = Encoder.load(model_dir, num_threads=1)
+    expected = encoder.encode_ids(batch)
+    # Long enough that a short batch sent after it, beside it, ends first only if it runs at once.
+    long_batch = [e.ids for e in encoder.tokenize(["cats and dogs and more words " * 20] * 400)]  # ~0.1 s
+
+    def check(answer: tuple, want: list) -> None:
+        vectors, seconds = answer
+        assert seconds > 0 and len(vectors) == len(want)
+        for (indices, weights), one in zip(vectors, want, strict=True):
+            np.testing.assert_array_equal(indices, one.indices)
+            np.testing.assert_allclose(weights, one.weights, rtol=0, atol=1e-5)
+
+    async def main() -> None:
+        parents = ModelParents()
+        allocation, _ = _allocation(parents, model_dir, threads=2)
+        await allocation.start()
+        assert allocation.slots == 2
+        alone = allocation.submit(batch)  # nothing held, nothing waiting: on both threads
+        assert allocation.in_flight == 1 and not allocation.can_take
+        check(await asyncio.wait_for(alone, 300), expected)
+        assert allocation.can_take
+        ended: list[str] = []
+        first = allocation.submit(long_batch, more_waiting=True)  # a backlog: one thread
+        first.add_done_callback(lambda _: ended.append("long"))
+        assert allocation.in_flight == 1 and allocation.can_take  # the other thread is free
+        second = allocation.submit(batch)  # beside the first, though nothing waits behind it
+        second.add_done_callback(lambda _: ended.append("short"))
+        assert allocation.in_flight == 2 and not allocation.can_take
+        bad = [np.asarray([0, 10**6])]  # an id past the vocabulary: the encoder's error, beside
+        check(await asyncio.wait_for(second, 300), expected)
+        assert allocation.can_take
+        failing = allocation.submit(bad, more_waiting=True)
+        with pytest.raises(RuntimeError, match="token ids must be in"):
+            await asyncio.wait_for(failing, 300)
+        check(await asyncio.wait_for(first, 300), encoder.encode_ids(long_batch))
+        assert ended == ["short", "long"]  # the short batch did not wait for the long one
+        assert allocation.in_flight == 0 and allocation.can_take
+        await allocation.stop()
         await parents.release((model_dir, "exact"), "test")
 
     asyncio.run(main())

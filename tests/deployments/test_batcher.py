@@ -24,12 +24,15 @@ from elserve.errors import ElasticsearchError, RejectedExecutionException, Statu
 class EchoWorker:
     """Runs a batch at once: each text's indices are its ids; `fail` (per batch, in order) raises instead."""
 
-    def __init__(self, failures: list[Exception] | None = None) -> None:
+    def __init__(self, failures: list[Exception] | None = None, slots: int = 1) -> None:
         self.batches: list[list[int]] = []  # the sizes (tokens) of each batch's texts
+        self.more_waiting: list[bool] = []  # what the dispatcher said of each batch
+        self.slots = slots
         self._failures = list(failures or [])
 
-    def submit(self, batch: list[np.ndarray]) -> asyncio.Future[BatchAnswer]:
+    def submit(self, batch: list[np.ndarray], more_waiting: bool = False) -> asyncio.Future[BatchAnswer]:
         self.batches.append([len(ids) for ids in batch])
+        self.more_waiting.append(more_waiting)
         future: asyncio.Future[BatchAnswer] = asyncio.get_running_loop().create_future()
         if self._failures:
             future.set_exception(self._failures.pop(0))
@@ -44,11 +47,13 @@ class EchoWorker:
 class HeldWorker:
     """Holds every batch (its future never resolves by itself); records what was withdrawn."""
 
+    slots = 1
+
     def __init__(self) -> None:
         self.running: list[asyncio.Future[BatchAnswer]] = []
         self.withdrawn: list[asyncio.Future[BatchAnswer]] = []
 
-    def submit(self, batch: list[np.ndarray]) -> asyncio.Future[BatchAnswer]:
+    def submit(self, batch: list[np.ndarray], more_waiting: bool = False) -> asyncio.Future[BatchAnswer]:
         self.running.append(asyncio.get_running_loop().create_future())
         return self.running[-1]
 
@@ -102,6 +107,18 @@ def test_batches_are_cut_by_the_token_budget_and_each_text_gets_its_own_answer()
             np.testing.assert_array_equal(vector.indices, entry.ids)
         assert batcher.counters.inference_count == 5 and batcher.counters.error_count == 0
         assert observed.batches == [(2, 80), (1, 40), (1, 150), (1, 10)]
+
+    asyncio.run(main())
+
+
+def test_a_worker_with_two_slots_gets_batches_of_half_the_budget_told_whether_more_wait() -> None:
+    async def main() -> None:
+        worker = EchoWorker(slots=2)
+        await _run([30, 30, 30, 10], worker, max_tokens=100)
+        # Each batch is cut to a slot's share (50 tokens), so that two beside each other hold what
+        # one batch of the whole budget would; the last is told that nothing waits behind it.
+        assert worker.batches == [[30], [30], [10, 30]]  # (a batch is sorted by length)
+        assert worker.more_waiting == [True, True, False]
 
     asyncio.run(main())
 

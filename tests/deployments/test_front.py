@@ -40,6 +40,8 @@ class InlineBackend(DeploymentFront):
     """Allocations that are a count, and one worker that answers a batch in the event loop; while the test
     holds it (`hold`), the worker is busy and texts wait in the queue."""
 
+    slots = 1
+
     def __init__(self, model_dir: Path, **config) -> None:
         async def source() -> Path:
             return model_dir
@@ -74,7 +76,7 @@ class InlineBackend(DeploymentFront):
     def _pick(self, search_waiting: bool) -> tuple[InlineBackend, bool] | None:
         return None if self.held else (self, False)
 
-    def submit(self, batch: list[np.ndarray]) -> asyncio.Future[BatchAnswer]:
+    def submit(self, batch: list[np.ndarray], more_waiting: bool = False) -> asyncio.Future[BatchAnswer]:
         future: asyncio.Future[BatchAnswer] = asyncio.get_running_loop().create_future()
         future.set_result(([(ids, np.ones(len(ids), np.float32)) for ids in batch], 0.001))
         return future

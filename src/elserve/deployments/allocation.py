@@ -28,12 +28,15 @@ from elserve.deployments.states import RoutingState
 # (running_fork_server_pid: where it lived before the model parents; kept for its importers.)
 __all__ = ["Allocation", "Vectors", "WorkerDied", "WorkerStartError", "running_fork_server_pid"]
 
-# One batch at a time per worker, cut when the worker is free: a batch formed ahead
-# would make a short request that arrives meanwhile wait for two batches instead of
-# one (measured with `elserve bench`: one short text under bulk load, p50 about 1 s
+# No batch is sent ahead: each is cut when a thread is free to run it. A batch formed
+# ahead would make a short request that arrives meanwhile wait for two batches instead
+# of one (measured with `elserve bench`: one short text under bulk load, p50 about 1 s
 # with one batch prefetched and 8,192-token batches, about 0.25 s with none and
-# 4,096), while the pipe's round trip it would hide is about a millisecond.
-MAX_IN_FLIGHT = 1
+# 4,096), while the pipe's round trip it would hide is about a millisecond. So a
+# worker holds one batch on all its threads, or with a backlog one batch per thread
+# (its `slots`, worker.py): threads that split every batch wait for each other at its
+# end, and on a busy machine the slower half sets the pace of both (SPLADE-tiny over
+# HTTP, 1 x 2: docs/performance.md).
 STOP_GRACE_S = 5.0
 # What one read of a worker's socket takes at most (a bulk batch's answer is a few hundred KB).
 _READ_BYTES = 1 << 20
@@ -69,6 +72,10 @@ class Allocation:
         self._on_exit = on_exit
         self._on_free = on_free  # a batch finished: the dispatcher may send another
         self._pending: dict[int, asyncio.Future] = {}
+        # Batches the worker can run beside each other, one per thread (worker.py); 1 until it says.
+        self.slots = 1
+        self._held = 0  # slots its batches hold: all of them for a batch on every thread
+        self._holds: dict[int, int] = {}
         self._sock: socket.socket | None = None
         self._frames = frames.FrameReader()
         self._ready: asyncio.Future | None = None  # the worker's first message
@@ -82,7 +89,7 @@ class Allocation:
 
     @property
     def can_take(self) -> bool:
-        return self.state is RoutingState.STARTED and self.accepting and self.in_flight < MAX_IN_FLIGHT
+        return self.state is RoutingState.STARTED and self.accepting and self._held < self.slots
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -106,20 +113,27 @@ class Allocation:
             raise WorkerStartError(message[1])
         self.pid = message[1]
         self.kernels = message[2]  # what the model's parent measured fastest on this machine
+        self.slots = message[3]
         log.info("worker %s ready: kernels %s", self.pid, self.kernels)
         if self.nice:
             _renice(self.pid, self.nice)
         self.state = RoutingState.STARTED
 
-    def submit(self, batch: list[np.ndarray]) -> asyncio.Future:
-        """Send a batch of token-id arrays; the future resolves to `(vectors, seconds)`."""
+    def submit(self, batch: list[np.ndarray], more_waiting: bool = False) -> asyncio.Future:
+        """Send a batch of token-id arrays; the future resolves to `(vectors, seconds)`. It runs on
+        all the worker's threads if it is alone (none held, `more_waiting` false), else beside the
+        others on one thread."""
         assert self._loop is not None and self._sock is not None
         batch_id = next(_batch_ids)
         future = self._loop.create_future()
         self._pending[batch_id] = future
-        # Sent from the event loop: the worker holds at most this one batch, so it is waiting on
-        # its socket and the write (a batch's ids, well under the socket's buffer) does not block.
-        self._send(("encode", batch_id, batch))
+        beside = self.slots > 1 and (more_waiting or self._held > 0)
+        self._holds[batch_id] = 1 if beside else self.slots
+        self._held += self._holds[batch_id]
+        # Sent from the event loop: the worker's main thread is waiting on its socket (a batch on
+        # all its threads holds every slot, so none is sent then), and the write (a batch's ids,
+        # well under the socket's buffer) does not block.
+        self._send(("beside" if beside else "encode", batch_id, batch))
         return future
 
     def withdraw(self, future: asyncio.Future) -> None:
@@ -165,6 +179,7 @@ class Allocation:
 
     def _answer(self, message: tuple) -> None:
         kind, batch_id = message[0], message[1]
+        self._held -= self._holds.pop(batch_id, 0)
         future = self._pending.pop(batch_id, None)
         if future is None or future.done():
             return
@@ -181,6 +196,8 @@ class Allocation:
             self.reason = f"worker process {self.pid} exited unexpectedly"
             self._close_worker()
         pending, self._pending = self._pending, {}
+        self._holds.clear()
+        self._held = 0
         for future in pending.values():
             if not future.done():
                 future.set_exception(WorkerDied(self.reason or "worker stopped"))

@@ -41,9 +41,14 @@ class WorkerDied(Exception):
 
 
 class Worker(Protocol):
-    def submit(self, batch: list[np.ndarray]) -> asyncio.Future[BatchAnswer]:
-        """Run a batch of token-id arrays; the future fails with `WorkerDied`, an Elasticsearch error
-        (answered as it is), or any other exception (the encoder's: `inference failed`)."""
+    # Batches it runs beside each other, one per thread, when it has a backlog: each is cut to its
+    # share of the token budget, so that they hold the memory one batch of the whole budget would.
+    slots: int
+
+    def submit(self, batch: list[np.ndarray], more_waiting: bool = False) -> asyncio.Future[BatchAnswer]:
+        """Run a batch of token-id arrays (`more_waiting`: texts are still queued after it); the
+        future fails with `WorkerDied`, an Elasticsearch error (answered as it is), or any other
+        exception (the encoder's: `inference failed`)."""
         ...
 
     def withdraw(self, future: asyncio.Future[BatchAnswer]) -> None:
@@ -91,10 +96,10 @@ class Batcher:
                 await self._free.wait()
                 continue
             worker, search_only = picked
-            entries = self.queue.take(self.max_batch_tokens, self.max_batch_size, search_only)
+            entries = self.queue.take(max(1, self.max_batch_tokens // worker.slots), self.max_batch_size, search_only)
             if not entries:  # their callers had gone
                 continue
-            future = worker.submit([e.ids for e in entries])
+            future = worker.submit([e.ids for e in entries], more_waiting=len(self.queue) > 0)
             self.observer.batch(self.deployment_id, len(entries), sum(e.size for e in entries))
             future.add_done_callback(functools.partial(self._batch_done, entries))
             _withdraw_when_abandoned(worker, future, entries)

@@ -5,21 +5,29 @@ quantized copies are the parent's pages, shared copy-on-write. The worker only s
 threads (none crossed the fork) and serves.
 
 Protocol over one socket (pickled tuples, framed by frames.py):
-  parent -> worker: ("encode", batch_id, [ids arrays])   |  ("stop",)
-  worker -> parent: ("ready", pid, kernels)  |  ("start_failed", reason, details) (start_failure.py)
+  parent -> worker: ("encode", batch_id, [ids arrays])  |  ("beside", batch_id, [ids arrays])  |  ("stop",)
+  worker -> parent: ("ready", pid, kernels, slots)  |  ("start_failed", reason, details) (start_failure.py)
                     ("result", batch_id, [(indices, weights)], seconds)  |  ("error", batch_id, reason)
+
+An "encode" batch runs on all the worker's threads, alone; a "beside" batch runs whole on one of
+them, beside other such batches, up to `slots` at a time (the allocation keeps count: allocation.py).
+Answers go back as batches end, in any order.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import faulthandler
+import functools
 import os
 import select
 import signal
 import socket
 import sys
+import threading
 import time
+from concurrent.futures import Future
 from typing import TYPE_CHECKING
 
 from elserve.deployments import batch_hold, frames
@@ -27,6 +35,7 @@ from elserve.deployments.start_failure import start_failed
 from elserve.runtime import heap
 
 if TYPE_CHECKING:
+    from elserve.runtime import SparseVector
     from elserve.runtime.encoder import LoadedEncoder
 
 _PR_SET_PDEATHSIG = 1
@@ -79,38 +88,73 @@ def run_forked(sock: socket.socket, encoder: LoadedEncoder, num_threads: int, ho
     except Exception as exc:  # the server learns why, instead of seeing the socket close
         frames.send(sock, start_failed(exc))
         raise
+    slots = num_threads if encoder.side_by_side else 1
     try:
-        frames.send(sock, ("ready", os.getpid(), encoder.kernels))
+        frames.send(sock, ("ready", os.getpid(), encoder.kernels, slots))
     except OSError:
         return  # the server stopped this worker while it started: nothing to report
     serve(sock, encoder, hold)
 
 
+class _Answers:
+    """The worker's answers, sent one at a time from whichever thread ends a batch."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self._lock = threading.Lock()
+        self.beside = 0  # "beside" batches running
+
+    def send(self, answer: tuple) -> None:
+        with self._lock, contextlib.suppress(OSError):  # the server has gone: the main loop sees it
+            frames.send(self._sock, answer)
+
+    def started_beside(self) -> None:
+        with self._lock:
+            self.beside += 1
+
+    def ended_beside(self, batch_id: int, started: float, future: Future) -> None:
+        with self._lock:
+            self.beside -= 1
+        exc = future.exception()
+        self.send(_error(batch_id, exc) if exc is not None else _result(batch_id, future.result(), started))
+
+
 def serve(sock: socket.socket, encoder: LoadedEncoder, hold: str | None) -> None:
     """Answer batches until the server says stop or goes."""
+    answers = _Answers(sock)
     trimmed = False
     while True:
         try:
             if not trimmed and not select.select([sock], [], [], IDLE_TRIM_S)[0]:
-                heap.trim()
-                trimmed = True
+                if not answers.beside:  # no batch holds the heap
+                    heap.trim()
+                    trimmed = True
+                continue
             message = frames.recv(sock)
             trimmed = False
         except (EOFError, OSError):
             return  # the server has gone
         if message[0] == "stop":
             return
-        _, batch_id, batch = message
+        kind, batch_id, batch = message
         batch_hold.wait(hold)
         started = time.perf_counter()
+        if kind == "beside":
+            answers.started_beside()
+            future = encoder.submit_ids(batch)
+            future.add_done_callback(functools.partial(answers.ended_beside, batch_id, started))
+            continue
         try:
             vectors = encoder.encode_ids(batch)
         except Exception as exc:
-            answer: tuple = ("error", batch_id, f"{type(exc).__name__}: {exc}")
+            answers.send(_error(batch_id, exc))
         else:
-            payload = [(v.indices, v.weights) for v in vectors]
-            answer = ("result", batch_id, payload, time.perf_counter() - started)
-        try:
-            frames.send(sock, answer)
-        except OSError:
-            return  # the server has gone
+            answers.send(_result(batch_id, vectors, started))
+
+
+def _result(batch_id: int, vectors: list[SparseVector], started: float) -> tuple:
+    return ("result", batch_id, [(v.indices, v.weights) for v in vectors], time.perf_counter() - started)
+
+
+def _error(batch_id: int, exc: BaseException) -> tuple:
+    return ("error", batch_id, f"{type(exc).__name__}: {exc}")

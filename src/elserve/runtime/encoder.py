@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import itertools
 import time
+from concurrent.futures import Future
 from pathlib import Path
 
 import numpy as np
@@ -179,6 +180,38 @@ class Encoder:
         """
         if not batch:
             return []
+        lengths = self._checked_lengths(batch)
+        with torch.inference_mode():
+            groups = self._groups(lengths)
+            if len(groups) == 1 and self._streams_weights:  # in this thread, on the intra-op threads
+                return self._encode(batch, lengths)
+            parts = self._workers.map(
+                lambda g: self._encode(batch[g.start : g.stop], lengths[g.start : g.stop]), groups
+            )
+        return [vector for part in parts for vector in part]
+
+    @property
+    def side_by_side(self) -> bool:
+        """Whether `submit_ids` can run batches beside each other, one per thread."""
+        return self._workers.size > 1
+
+    def submit_ids(self, batch: list[np.ndarray]) -> Future[list[SparseVector]]:
+        """`encode_ids` of the batch whole, on one of the threads, single-threaded, beside whatever
+        the others run: a worker with a backlog keeps each thread on a batch of its own instead of
+        splitting every batch between them, whose halves wait for each other at its end (on a
+        busy machine, the slower half sets the pace of both: docs/performance.md)."""
+
+        def run() -> list[SparseVector]:
+            if not batch:
+                return []
+            lengths = self._checked_lengths(batch)
+            with torch.inference_mode():
+                return self._encode(batch, lengths)
+
+        return self._workers.submit(run)
+
+    def _checked_lengths(self, batch: list[np.ndarray]) -> np.ndarray:
+        """The batch's lengths, once every sequence's length and ids are known to fit the model."""
         lengths = np.fromiter((len(ids) for ids in batch), dtype=np.int64, count=len(batch))
         limit = self.model.config.max_position_embeddings
         if lengths.min() < 1 or lengths.max() > limit:
@@ -189,14 +222,7 @@ class Encoder:
         highest = max(int(ids.max()) for ids in batch)
         if lowest < 0 or highest >= self.model.config.vocab_size:
             raise ValueError(f"token ids must be in [0, {self.model.config.vocab_size}), got {lowest}..{highest}")
-        with torch.inference_mode():
-            groups = self._groups(lengths)
-            if len(groups) == 1 and self._streams_weights:  # in this thread, on the intra-op threads
-                return self._encode(batch, lengths)
-            parts = self._workers.map(
-                lambda g: self._encode(batch[g.start : g.stop], lengths[g.start : g.stop]), groups
-            )
-        return [vector for part in parts for vector in part]
+        return lengths
 
     def _groups(self, lengths: np.ndarray) -> list[range]:
         """The batch cut into one group of texts per worker, or kept whole when it is too small

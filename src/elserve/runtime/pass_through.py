@@ -46,6 +46,8 @@ class PassThroughEncoder:
     `encoder.Encoder` that the workers make."""
 
     is_padded = True
+    # One batch at a time, on torch's intra-op threads (no `submit_ids`).
+    side_by_side = False
 
     def __init__(self, module: torch.jit.ScriptModule, pad_token_id: int = 0) -> None:
         self.module = module

@@ -1,4 +1,5 @@
-"""A few single-threaded torch workers that split one batch's texts between them.
+"""A few single-threaded torch workers that split one batch's texts between them, or each run a
+batch of its own beside the others (`submit`: a worker process with a backlog, deployments/worker.py).
 
 torch's intra-op threads meet at a barrier after every operation, hundreds per batch, and on a
 shared machine one descheduled thread stalls every barrier: measured on 2 busy cores, 2 intra-op
@@ -16,7 +17,7 @@ caches does run such a batch on torch's threads: `encoder.STREAMED_LAYER_BYTES`.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from threading import Barrier
 from typing import TypeVar
 
@@ -59,6 +60,12 @@ class Workers:
                 return fn(item)
 
         return list(self._pool.map(run, items))
+
+    def submit(self, fn: Callable[[], R]) -> Future[R]:
+        """Run `fn` on one worker, single-threaded, beside whatever the others run (`size > 1`)."""
+        if self._pool is None:
+            raise RuntimeError("one worker runs in the caller's thread: nothing runs beside it")
+        return self._pool.submit(fn)
 
     def close(self) -> None:
         if self._pool is not None:

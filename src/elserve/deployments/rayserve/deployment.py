@@ -61,6 +61,10 @@ def application_name(deployment_id: str) -> str:
 
 
 class RayDeployment(DeploymentFront):
+    # The deployment is the dispatcher's one worker: each batch is a call to Serve, cut to the
+    # whole token budget, and Serve's handle spreads the calls over the replicas.
+    slots = 1
+
     def __init__(
         self,
         config: DeploymentConfig,
@@ -212,7 +216,7 @@ class RayDeployment(DeploymentFront):
         them (up to `max_queued_requests`); there is no query lane (one per replica would double them)."""
         return self, False
 
-    def submit(self, batch: list[np.ndarray]) -> asyncio.Future[BatchAnswer]:
+    def submit(self, batch: list[np.ndarray], more_waiting: bool = False) -> asyncio.Future[BatchAnswer]:
         return asyncio.ensure_future(self._call(batch))
 
     def withdraw(self, future: asyncio.Future[BatchAnswer]) -> None:
