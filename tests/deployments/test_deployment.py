@@ -12,6 +12,7 @@ import pytest
 
 from elserve.deployments.adaptive import AdaptiveAllocations, ScalerTimings
 from elserve.deployments.batch_hold import HOLD_FILE_ENV
+from elserve.deployments.capacity import machine_processors
 from elserve.deployments.config import DeploymentConfig
 from elserve.deployments.deployment import Deployment
 from elserve.deployments.states import AllocationState, DeploymentState
@@ -87,6 +88,29 @@ def test_full_queue_is_refused_at_once(splade_model_dir: Path, hold_file: Path) 
         assert d.counters.rejected_execution_count == 1
         done = await asyncio.gather(*first)
         assert all(len(r) == 40 for r in done)
+        await d.stop()
+
+    asyncio.run(main())
+
+
+def test_an_idle_2x1_deployment_runs_a_query_on_its_lanes_two_threads(splade_model_dir: Path, hold_file: Path) -> None:
+    if machine_processors() < 2:
+        pytest.skip("the lane has the machine's threads at most: one here")
+
+    async def main() -> None:
+        d = _deployment(splade_model_dir, number_of_allocations=2, threads_per_allocation=1)
+        await d.start()
+        await d.infer(TEXTS[:16], timeout=None)  # ingest: the deployment starts its query lane
+        assert await d.query_lane.wait(300) is True
+        lane = d.query_lane.allocation
+        assert lane is not None and lane.num_threads == 2  # what the two allocations hold together
+        with held(hold_file):
+            query = asyncio.ensure_future(d.infer(["what do cats eat"], timeout=None))
+            await asyncio.get_running_loop().run_in_executor(None, wait_until_held, hold_file)
+            # On the lane's two threads (every slot of it held), not on an allocation's one.
+            assert lane.in_flight == 1 and not lane.can_take
+            assert not any(a.in_flight for a in d.allocations)
+        assert len(await query) == 1
         await d.stop()
 
     asyncio.run(main())

@@ -1,5 +1,6 @@
 """A deployment's query lane (deployments/query_lane.py) with real workers forked from a real model parent:
-started once on demand at normal priority, replaced after it dies, given up when it cannot start."""
+started once on demand at normal priority, a query on all its threads or on one, replaced after it dies,
+given up when it cannot start."""
 
 from __future__ import annotations
 
@@ -10,11 +11,14 @@ import signal
 from collections.abc import Awaitable
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from elserve.deployments.parent import ForkedWorker, ModelParents
 from elserve.deployments.query_lane import QueryLane
 from elserve.deployments.states import RoutingState
+from elserve.runtime.encoder import Encoder
+from elserve.runtime.tokenizer import Tokenizer
 from tests.support.model_factory import build_bert_dir
 from tests.support.unloadable_model import build_unloadable_dir
 from tests.support.waiting import wait_until_async
@@ -31,14 +35,17 @@ class Lane:
     """A query lane as its deployment wires it: forks from the model's parent, runs its start as a task,
     counts how often it said it is free (the dispatcher would look again)."""
 
-    def __init__(self, model_dir: Path, *, enabled: bool = True) -> None:
+    def __init__(self, model_dir: Path, *, enabled: bool = True, threads: int = 1) -> None:
         self.key = (model_dir, "exact")
         self.parents = ModelParents()
         self.parents.hold(self.key, self)
         self.forks: list[int] = []
         self.frees = 0
         self.tasks: list[asyncio.Future] = []
-        self.lane = QueryLane("d", self._fork, self._free, self._spawn, enabled=enabled)
+        self.busy = False  # whether the deployment's allocations run batches
+        self.lane = QueryLane(
+            "d", self._fork, self._free, self._spawn, enabled=enabled, threads=lambda: threads, busy=lambda: self.busy
+        )
 
     async def _fork(self, num_threads: int) -> ForkedWorker:
         self.forks.append(num_threads)
@@ -86,6 +93,35 @@ def test_the_lane_starts_once_with_one_thread_at_normal_priority(model_dir: Path
         assert lane.frees >= 1  # started: the dispatcher was told to look again
         await lane.close()
         assert lane.lane.allocation is None
+
+    asyncio.run(main())
+
+
+def test_a_lane_of_two_threads_runs_a_query_on_both_while_idle_and_on_one_while_the_allocations_run(
+    model_dir: Path,
+) -> None:
+    query = [np.asarray(e.ids) for e in Tokenizer.from_dir(model_dir).encode_batch(["what do cats eat"])]
+    want = Encoder.load(model_dir, num_threads=1).encode_ids(query)[0]
+
+    async def answer(future: asyncio.Future) -> None:
+        [(indices, weights)], _ = await asyncio.wait_for(future, HANG_S)
+        np.testing.assert_array_equal(indices, want.indices)
+        np.testing.assert_allclose(weights, want.weights, rtol=0, atol=1e-5)
+
+    async def main() -> None:
+        lane = Lane(model_dir, threads=2)
+        lane.lane.ensure()
+        assert await lane.lane.wait(HANG_S) is True
+        worker = lane.lane.allocation
+        assert worker is not None and lane.forks == [2] and worker.slots == 2
+        alone = worker.submit(query)  # an idle deployment: the query on both threads
+        assert not worker.can_take
+        await answer(alone)
+        lane.busy = True
+        beside = worker.submit(query)  # bulk runs: one thread, the other left for the next query
+        assert worker.can_take
+        await answer(beside)
+        await lane.close()
 
     asyncio.run(main())
 

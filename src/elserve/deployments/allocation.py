@@ -59,7 +59,10 @@ class Allocation:
         on_exit: Callable[[Allocation], None],
         on_free: Callable[[], None],
         nice: int = 0,
+        beside: Callable[[], bool] = lambda: False,
     ) -> None:
+        """`beside`: whether a batch sent alone must still leave the other threads free (the query
+        lane's, while the deployment's allocations run batches: query_lane.py)."""
         self._spawn_worker = spawn
         self.num_threads = num_threads
         self.state = RoutingState.STARTING
@@ -76,6 +79,7 @@ class Allocation:
         self.slots = 1
         self._held = 0  # slots its batches hold: all of them for a batch on every thread
         self._holds: dict[int, int] = {}
+        self._beside = beside
         self._sock: socket.socket | None = None
         self._frames = frames.FrameReader()
         self._ready: asyncio.Future | None = None  # the worker's first message
@@ -121,13 +125,13 @@ class Allocation:
 
     def submit(self, batch: list[np.ndarray], more_waiting: bool = False) -> asyncio.Future:
         """Send a batch of token-id arrays; the future resolves to `(vectors, seconds)`. It runs on
-        all the worker's threads if it is alone (none held, `more_waiting` false), else beside the
-        others on one thread."""
+        all the worker's threads if it is alone (none held, `more_waiting` false, not `beside()`),
+        else beside the others on one thread."""
         assert self._loop is not None and self._sock is not None
         batch_id = next(_batch_ids)
         future = self._loop.create_future()
         self._pending[batch_id] = future
-        beside = self.slots > 1 and (more_waiting or self._held > 0)
+        beside = self.slots > 1 and (more_waiting or self._held > 0 or self._beside())
         self._holds[batch_id] = 1 if beside else self.slots
         self._held += self._holds[batch_id]
         # Sent from the event loop: the worker's main thread is waiting on its socket (a batch on

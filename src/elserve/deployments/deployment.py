@@ -18,6 +18,7 @@ from elserve.deployments.adaptive import DEFAULT_TIMINGS, ScalerTimings
 from elserve.deployments.allocation import Allocation, WorkerStartError
 from elserve.deployments.autoscaler import Autoscaler
 from elserve.deployments.batcher import DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_BATCH_TOKENS
+from elserve.deployments.capacity import machine_processors
 from elserve.deployments.config import DeploymentConfig
 from elserve.deployments.front import DeploymentFront, Observer
 from elserve.deployments.memory import DeploymentMemory
@@ -82,6 +83,8 @@ class Deployment(DeploymentFront):
             self.batcher.wake,
             self._spawn,
             enabled=query_lane and config.priority is not Priority.LOW,
+            threads=self._lane_threads,
+            busy=lambda: any(a.in_flight for a in self.allocations),
         )
         self._parents = parents or ModelParents()
         self._memory = MemoryAccount(self._processes)
@@ -298,21 +301,31 @@ class Deployment(DeploymentFront):
         if not search and self.state is DeploymentState.STARTED:
             self.query_lane.ensure()
 
+    def _lane_threads(self) -> int:
+        """The query lane's threads: what the allocations hold together, within the machine's."""
+        config = self.config
+        return min(config.number_of_allocations * config.threads_per_allocation, machine_processors())
+
     def _pick(self, search_waiting: bool) -> tuple[Allocation, bool] | None:
         """Who takes the next batch, and whether only search entries may go there; None: wait.
 
-        Queries on an idle deployment go to an allocation, in a batch of their own: they run on its
-        threads, which share fetching a big model's weights. While an allocation runs a batch, they
-        go to the query lane (one thread at normal priority; two there would wait for each other
-        while the allocations' threads run: docs/performance.md), and the allocations stay on bulk.
-        Otherwise any free allocation takes the next batch, search entries first; of several, the
-        last to finish one (its caches are warm: `_warmest`).
+        Queries on an idle deployment run in a batch of their own on all the threads of an
+        allocation or of the query lane, whichever has more (they share fetching a big model's
+        weights). While an allocation runs a batch, they go to the query lane, one thread each (at
+        normal priority; two threads there would wait for each other while the allocations' threads
+        run: docs/performance.md), and the allocations stay on bulk. Otherwise any free allocation
+        takes the next batch, search entries first; of several, the last to finish one (its caches
+        are warm: `_warmest`).
         """
         ready = [a for a in self.allocations if a.can_take]
         if search_waiting:
+            lane = self.query_lane.ready()
             if ready and not any(a.in_flight for a in self.allocations):  # idle: a batch of queries alone
-                return _warmest(ready), True
-            if (lane := self.query_lane.ready()) is not None:
+                allocation = _warmest(ready)
+                if lane is not None and lane.num_threads > allocation.num_threads:
+                    return lane, True
+                return allocation, True
+            if lane is not None:
                 return lane, True
         if ready:
             return _warmest(ready), False

@@ -1,7 +1,11 @@
 """A deployment's query lane: one worker at normal OS priority that serves search-like batches only
-(the rule is lanes.py's) while an allocation runs a batch (an idle deployment runs them on an
-allocation: `Deployment._pick`); the allocations run at a lower priority, so that a query does not
-wait for a bulk batch to end.
+(the rule is lanes.py's); the allocations run at a lower priority, so that a query does not wait for
+a bulk batch to end. While an allocation runs a batch, each query runs on one of the lane's threads
+(two threads on one query would wait for each other at every operation while the allocations' threads
+hold the cores: docs/performance.md). On an idle deployment a query runs on all the threads of the
+lane or of an allocation, whichever has more (`Deployment._pick`): the lane has as many as the
+deployment's allocations hold together, so that a query on an idle 2 x 1 deployment of a big model
+uses both cores, as one on 1 x 2 does.
 
 It starts when the deployment first sees ingest (a deployment that only serves search does not
 pay a process for it). A lane that dies is dropped and the next ingest request starts another; its
@@ -30,10 +34,15 @@ class QueryLane:
         spawn: Callable[[Awaitable[None]], None],
         *,
         enabled: bool,
+        threads: Callable[[], int] = lambda: 1,
+        busy: Callable[[], bool] = lambda: False,
     ) -> None:
         """`on_free`: the lane is free or gone (the dispatcher looks again); `spawn`: runs its start
-        as one of the deployment's tasks (cancelled when it stops)."""
+        as one of the deployment's tasks (cancelled when it stops); `threads`: how many the lane
+        starts with; `busy`: whether an allocation runs a batch (a query then gets one thread)."""
         self.enabled = enabled
+        self._threads = threads
+        self._busy = busy
         self.allocation: Allocation | None = None
         self._deployment_id = deployment_id
         self._fork = fork
@@ -42,11 +51,13 @@ class QueryLane:
         self._settled = asyncio.Event()
 
     def ensure(self) -> None:
-        """Start the lane unless it runs, is starting, or is not wanted: one thread at normal priority."""
+        """Start the lane unless it runs, is starting, or is not wanted: at normal priority."""
         if self.allocation is not None or not self.enabled:
             return
         self._settled.clear()
-        self.allocation = Allocation(self._fork, 1, on_exit=self._exited, on_free=self._on_free)
+        self.allocation = Allocation(
+            self._fork, max(1, self._threads()), on_exit=self._exited, on_free=self._on_free, beside=self._busy
+        )
         self._spawn(self._start(self.allocation))
 
     async def _start(self, allocation: Allocation) -> None:
