@@ -44,6 +44,9 @@ def test_a_pass_through_model_loads_as_itself_and_answers_its_output(tmp_path: P
     first, second = encoder.encode_ids(ids)
     assert unpack(first) == [[5.0], [3.0], [4.0]]
     assert unpack(second) == [[2.0]]  # its own tokens only, not the batch's padding
+    # One batch at a time: a worker never sends it one "beside" another, and `submit_ids` runs it now.
+    assert not encoder.side_by_side
+    assert [unpack(a) for a in encoder.submit_ids(ids).result(timeout=0)] == [unpack(first), unpack(second)]
 
 
 def test_a_two_dimensional_output_is_one_row_per_document(tmp_path: Path) -> None:

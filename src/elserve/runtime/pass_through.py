@@ -13,6 +13,7 @@ result does: for a dense output, `indices` holds the document's shape (rows, col
 
 from __future__ import annotations
 
+from concurrent.futures import Future
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ import torch
 from elserve.runtime.config import ModelFormatError
 from elserve.runtime.sparse import SparseVector
 from elserve.runtime.torchscript import first_output, load_script, right_padded
+from elserve.runtime.workers import run_now
 
 
 def run_pass_through(
@@ -46,7 +48,7 @@ class PassThroughEncoder:
     `encoder.Encoder` that the workers make."""
 
     is_padded = True
-    # One batch at a time, on torch's intra-op threads (no `submit_ids`).
+    # One batch at a time, on torch's intra-op threads (`submit_ids` runs it in the caller's thread).
     side_by_side = False
 
     def __init__(self, module: torch.jit.ScriptModule, pad_token_id: int = 0) -> None:
@@ -56,6 +58,10 @@ class PassThroughEncoder:
 
     def use_threads(self, num_threads: int) -> None:
         torch.set_num_threads(num_threads)
+
+    def submit_ids(self, batch: list[np.ndarray]) -> Future[list[SparseVector]]:
+        """`encode_ids`, run now in the caller's thread: nothing runs beside it (`side_by_side`)."""
+        return run_now(lambda: self.encode_ids(batch))
 
     def encode_ids(self, batch: list[np.ndarray]) -> list[SparseVector]:
         if not batch:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import Iterable
+from concurrent.futures import Future
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,7 @@ from elserve.runtime.config import ACTIVATIONS, BERT, DISTILBERT, BertConfig, Mo
 from elserve.runtime.layout import ELASTIC_MODEL
 from elserve.runtime.script_graph import as_constants, find_nodes, masked_lm_weights
 from elserve.runtime.sparse import SparseVector, sparsify
+from elserve.runtime.workers import run_now
 
 log = logging.getLogger("elserve.runtime")
 
@@ -236,7 +238,7 @@ class TorchScriptEncoder:
     positive weights. The same calls as `encoder.Encoder` that the workers make."""
 
     is_padded = True
-    # One batch at a time, on torch's intra-op threads (no `submit_ids`).
+    # One batch at a time, on torch's intra-op threads (`submit_ids` runs it in the caller's thread).
     side_by_side = False
 
     def __init__(self, module: torch.jit.ScriptModule, vocab_size: int, pad_token_id: int = 0) -> None:
@@ -260,6 +262,10 @@ class TorchScriptEncoder:
     def use_threads(self, num_threads: int) -> None:
         """As `Encoder.use_threads`: the graph runs on torch's intra-op threads, `num_threads` of them."""
         torch.set_num_threads(num_threads)
+
+    def submit_ids(self, batch: list[np.ndarray]) -> Future[list[SparseVector]]:
+        """`encode_ids`, run now in the caller's thread: nothing runs beside it (`side_by_side`)."""
+        return run_now(lambda: self.encode_ids(batch))
 
     def encode_ids(self, batch: list[np.ndarray]) -> list[SparseVector]:
         if self.per_text and len(batch) > 1:

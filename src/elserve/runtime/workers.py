@@ -72,6 +72,16 @@ class Workers:
             self._pool.shutdown(wait=True)
 
 
+def run_now(fn: Callable[[], R]) -> Future[R]:
+    """`fn` run in the caller's thread, as a finished future (an encoder that runs nothing beside)."""
+    future: Future[R] = Future()
+    try:
+        future.set_result(fn())
+    except Exception as exc:
+        future.set_exception(exc)
+    return future
+
+
 def _single_threaded() -> None:
     # torch sets a thread's count lazily, on its first use, from the process-wide default; use
     # it first, so that the default restored by the caller afterwards cannot undo the 1.
