@@ -77,7 +77,7 @@ class Allocation:
         self._pending: dict[int, asyncio.Future] = {}
         # Batches the worker can run beside each other, one per thread (worker.py); 1 until it says.
         self.slots = 1
-        self._held = 0  # slots its batches hold: all of them for a batch on every thread
+        # The slots each batch in flight holds: all of them for a batch on every thread, else one.
         self._holds: dict[int, int] = {}
         self._beside = beside
         self._sock: socket.socket | None = None
@@ -90,6 +90,10 @@ class Allocation:
     @property
     def in_flight(self) -> int:
         return len(self._pending)
+
+    @property
+    def _held(self) -> int:
+        return sum(self._holds.values())
 
     @property
     def can_take(self) -> bool:
@@ -133,7 +137,6 @@ class Allocation:
         self._pending[batch_id] = future
         beside = self.slots > 1 and (more_waiting or self._held > 0 or self._beside())
         self._holds[batch_id] = 1 if beside else self.slots
-        self._held += self._holds[batch_id]
         # Sent from the event loop: the worker's main thread is waiting on its socket (a batch on
         # all its threads holds every slot, so none is sent then), and the write (a batch's ids,
         # well under the socket's buffer) does not block.
@@ -183,7 +186,7 @@ class Allocation:
 
     def _answer(self, message: tuple) -> None:
         kind, batch_id = message[0], message[1]
-        self._held -= self._holds.pop(batch_id, 0)
+        self._holds.pop(batch_id, None)
         future = self._pending.pop(batch_id, None)
         if future is None or future.done():
             return
@@ -201,7 +204,6 @@ class Allocation:
             self._close_worker()
         pending, self._pending = self._pending, {}
         self._holds.clear()
-        self._held = 0
         for future in pending.values():
             if not future.done():
                 future.set_exception(WorkerDied(self.reason or "worker stopped"))

@@ -84,7 +84,7 @@ class Deployment(DeploymentFront):
             self._spawn,
             enabled=query_lane and config.priority is not Priority.LOW,
             threads=self._lane_threads,
-            busy=lambda: any(a.in_flight for a in self.allocations),
+            busy=self._allocations_busy,
         )
         self._parents = parents or ModelParents()
         self._memory = MemoryAccount(self._processes)
@@ -301,6 +301,10 @@ class Deployment(DeploymentFront):
         if not search and self.state is DeploymentState.STARTED:
             self.query_lane.ensure()
 
+    def _allocations_busy(self) -> bool:
+        """Whether an allocation runs a batch: queries then go to the query lane, one thread each."""
+        return any(a.in_flight for a in self.allocations)
+
     def _lane_threads(self) -> int:
         """The query lane's threads: what the allocations hold together, within the machine's."""
         config = self.config
@@ -320,7 +324,7 @@ class Deployment(DeploymentFront):
         ready = [a for a in self.allocations if a.can_take]
         if search_waiting:
             lane = self.query_lane.ready()
-            if ready and not any(a.in_flight for a in self.allocations):  # idle: a batch of queries alone
+            if ready and not self._allocations_busy():  # idle: a batch of queries alone
                 allocation = _warmest(ready)
                 if lane is not None and lane.num_threads > allocation.num_threads:
                     return lane, True
