@@ -14,7 +14,8 @@ import torch
 from elserve.bench.base_model import bert_init
 from elserve.runtime import Encoder, SparseVector
 from elserve.runtime.agreement import fidelity, held_out_queries, ranking_agreement
-from elserve.runtime.bert import load_bert
+from elserve.runtime.bert import _activation, load_bert
+from elserve.runtime.config import ACTIVATIONS
 from elserve.runtime.cpu import cpu_flags
 from elserve.runtime.int8 import (
     KERNELS,
@@ -75,6 +76,26 @@ def test_the_faster_kernel_is_kept_and_an_earlier_one_wins_a_near_tie(tmp_path: 
     assert timed(fbgemm=0.4, onednn=0.2) is OneDnnLinear
     assert timed(fbgemm=0.2, onednn=0.4) is FbgemmLinear
     assert timed(fbgemm=0.4, onednn=0.36) is FbgemmLinear  # 90%: within the noise a switch must beat
+
+
+@pytest.mark.parametrize("act", sorted(ACTIVATIONS))
+@pytest.mark.parametrize("kernel", KERNELS, ids=lambda k: k.kernel)
+def test_a_kernel_fuses_the_activation_and_the_residual_with_the_same_outputs(
+    kernel: type[Int8Linear], act: str
+) -> None:
+    generator = torch.Generator().manual_seed(4)
+    linear = torch.nn.Linear(96, 160)
+    with torch.no_grad():
+        linear.weight.normal_(0, 0.02, generator=generator)
+        linear.bias.normal_(0, 0.02, generator=generator)
+    int8 = kernel(linear)
+    rows, residual = torch.randn(21, 96, generator=generator), torch.randn(21, 160, generator=generator)
+    with torch.inference_mode():
+        apart = int8(rows)
+        torch.testing.assert_close(int8.activated(rows, act), _activation(act, apart), atol=1e-6, rtol=0)
+        assert torch.equal(int8.plus(rows, residual), residual + apart)
+        none = rows[:0]  # no rows: nothing to quantize by, and nothing to answer
+        assert int8.activated(none, act).shape == (0, 160) and int8.plus(none, residual[:0]).shape == (0, 160)
 
 
 @pytest.mark.parametrize("kernel", KERNELS, ids=lambda k: k.kernel)

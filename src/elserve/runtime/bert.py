@@ -35,6 +35,36 @@ def _activation(name: str, x: torch.Tensor) -> torch.Tensor:
     return F.relu(x) if mode == "relu" else F.gelu(x, approximate=mode)
 
 
+# oneDNN's post-op (name, algorithm) for each mode of `ACTIVATIONS`: the same function, to fp32's
+# rounding (erf GELU and ReLU to the bit, tanh GELU within 2.4e-7 of torch's).
+ONEDNN_ACTIVATIONS = {"none": ("gelu", "none"), "tanh": ("gelu", "tanh"), "relu": ("relu", "")}
+
+
+class OutputFusing(nn.Module):
+    """A linear whose kernel can apply what follows it in a layer as it writes its output: the
+    activation after the feed-forward's first product, the residual added after the attention's
+    output and the feed-forward's second. Each fused op saves a pass over a (tokens, width)
+    activation: BERT-base int8 ran 6-9% faster, exact 2-3%, with the same output to the bit
+    (docs/performance.md, "The activation and the residual in the product"). These defaults
+    run them apart, for kernels that cannot fuse them."""
+
+    def activated(self, x: torch.Tensor, act: str) -> torch.Tensor:
+        """`act(self(x))`, `act` a `hidden_act` of `ACTIVATIONS`."""
+        return _activation(act, self(x))
+
+    def plus(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        """`residual + self(x)`."""
+        return residual + self(x)
+
+
+def _activated(linear: nn.Module, x: torch.Tensor, act: str) -> torch.Tensor:
+    return linear.activated(x, act) if isinstance(linear, OutputFusing) else _activation(act, linear(x))
+
+
+def _plus(linear: nn.Module, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+    return linear.plus(x, residual) if isinstance(linear, OutputFusing) else residual + linear(x)
+
+
 class _Embeddings(nn.Module):
     def __init__(self, config: BertConfig) -> None:
         super().__init__()
@@ -128,8 +158,8 @@ class _Layer(nn.Module):
         """`forward` of concatenated texts: `x` is `(tokens, hidden)`, `runs` their texts."""
         q, k, v = self.qkv(x).split(x.shape[1], dim=-1)  # views: rows of 3 x hidden
         ctx = _attend(q, k, v, self.heads, runs)
-        x = self.attn_norm(x + self.attn_out(ctx))
-        return self.out_norm(x + self.output(_activation(self.act, self.intermediate(x))))
+        x = self.attn_norm(_plus(self.attn_out, ctx, x))
+        return self.out_norm(_plus(self.output, _activated(self.intermediate, x, self.act), x))
 
 
 class _Head(nn.Module):
@@ -144,7 +174,7 @@ class _Head(nn.Module):
         self.bias = nn.Parameter(torch.empty(config.vocab_size))
 
 
-class _PackedLinear(nn.Module):
+class _PackedLinear(OutputFusing):
     """A `Linear` whose weight oneDNN has reordered once into its own blocked layout.
 
     The layout streams the weights better than the plain one for every batch shape: on the
@@ -161,6 +191,13 @@ class _PackedLinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, "none", [], "")
+
+    def activated(self, x: torch.Tensor, act: str) -> torch.Tensor:
+        name, algorithm = ONEDNN_ACTIVATIONS[ACTIVATIONS[act]]
+        return torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, name, [], algorithm)
+
+    def plus(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        return torch.ops.mkldnn._linear_pointwise(x, residual, self.weight, self.bias, "add")
 
 
 LAYER_LINEARS = ("qkv", "attn_out", "intermediate", "output")
@@ -199,7 +236,7 @@ class BertMaskedLM(nn.Module):
     def transform(self, hidden: torch.Tensor) -> torch.Tensor:
         """The MLM head's transform of hidden states `(..., hidden)`; the decoder comes after."""
         head = self.head
-        return head.norm(_activation(head.act, head.dense(hidden)))
+        return head.norm(_activated(head.dense, hidden, head.act))
 
     @property
     def decoder_weight(self) -> torch.Tensor:

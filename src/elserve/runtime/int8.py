@@ -35,7 +35,8 @@ from typing import TypeVar
 import torch
 from torch import nn
 
-from elserve.runtime.bert import LAYER_LINEARS, BertMaskedLM
+from elserve.runtime.bert import LAYER_LINEARS, ONEDNN_ACTIVATIONS, BertMaskedLM, OutputFusing
+from elserve.runtime.config import ACTIVATIONS
 
 T = TypeVar("T")
 
@@ -51,10 +52,10 @@ SWITCH_SHARE = 0.85
 SAMPLE_TEXTS, SAMPLE_LENGTH = 4, 32
 
 
-class Int8Linear(nn.Module):
+class Int8Linear(OutputFusing):
     """A `Linear` with int8 weights (a scale per output row) and dynamic activations of
     `activation_bits` bits (8, or 7 where 8 would saturate: see the module's docstring); the
-    kernel that computes it is the subclass's."""
+    kernel that computes it is the subclass's, and fuses what follows it where it can."""
 
     kernel = ""
 
@@ -107,15 +108,34 @@ class OneDnnLinear(Int8Linear):
         self._scales, self._zeros, self._bias = scales, zeros, bias
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._product(x, "none", "")
+
+    def activated(self, x: torch.Tensor, act: str) -> torch.Tensor:
+        return self._product(x, *ONEDNN_ACTIVATIONS[ACTIVATIONS[act]])
+
+    def plus(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        if x.numel() == 0:
+            return residual.clone()
+        q, scale, zero_point = self._quantized(x)
+        return torch.ops.onednn.qlinear_pointwise.binary(
+            q, scale, zero_point, self._packed, self._scales, self._zeros, residual, self._bias,
+            1.0, 0, torch.float32, 1.0, 0, "add", 1.0, "none", [], "",
+        )  # fmt: skip
+
+    def _product(self, x: torch.Tensor, post_op: str, algorithm: str) -> torch.Tensor:
         if x.numel() == 0:  # no rows: no range to quantize by
             return x.new_zeros((*x.shape[:-1], self._bias.shape[0]))
+        q, scale, zero_point = self._quantized(x)
+        return torch.ops.onednn.qlinear_pointwise(
+            q, scale, zero_point, self._packed, self._scales, self._zeros, self._bias,
+            1.0, 0, torch.float32, post_op, [], algorithm,
+        )  # fmt: skip
+
+    def _quantized(self, x: torch.Tensor) -> tuple[torch.Tensor, float, int]:
         scale, zero_point = _input_grid(x, 2**self.activation_bits - 1)
         # One pass to quantize, and a view of its bytes (not `int_repr`'s copy) for oneDNN.
         q = torch.quantize_per_tensor(x, scale, zero_point, torch.quint8).view(torch.uint8)
-        return torch.ops.onednn.qlinear_pointwise(
-            q, scale, zero_point, self._packed, self._scales, self._zeros, self._bias,
-            1.0, 0, torch.float32, "none", [], "",
-        )  # fmt: skip
+        return q, scale, zero_point
 
 
 def _input_grid(x: torch.Tensor, levels: int) -> tuple[float, int]:
