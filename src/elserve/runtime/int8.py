@@ -35,7 +35,7 @@ from typing import TypeVar
 import torch
 from torch import nn
 
-from elserve.runtime.bert import LAYER_LINEARS, ONEDNN_ACTIVATIONS, BertMaskedLM, OutputFusing
+from elserve.runtime.bert import LAYER_LINEARS, BertMaskedLM, OutputFusing
 from elserve.runtime.config import ACTIVATIONS
 
 T = TypeVar("T")
@@ -48,6 +48,9 @@ REFUSED = "precision [int8] is not faster than [exact] on this CPU"
 # A later kernel of `KERNELS` is chosen over an earlier one only where it takes at most this share
 # of its time: within timing noise, the earlier one stays.
 SWITCH_SHARE = 0.85
+# oneDNN's post-op (name, algorithm) for each mode of `ACTIVATIONS`: the same function, to fp32's
+# rounding (erf GELU and ReLU to the bit, tanh GELU within 2.4e-7 of torch's).
+ONEDNN_ACTIVATIONS = {"none": ("gelu", "none"), "tanh": ("gelu", "tanh"), "relu": ("relu", "")}
 # The sample the layers are timed on at load: a few texts, as a small bulk batch holds them.
 SAMPLE_TEXTS, SAMPLE_LENGTH = 4, 32
 
