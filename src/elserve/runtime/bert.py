@@ -177,6 +177,11 @@ class _PackedLinear(nn.Module):
     thread (20 against 46 ms on two). Same sums in another order: the outputs differ from
     `F.linear` by fp32 rounding (~1e-6 with BERT's initialisation). The packed copy is private to
     the process (a BERT-base's linears: ~340 MB), where the loaded weights are shared page cache.
+
+    Not an `OutputFusing`: with the activation or the residual as post-ops, oneDNN's fp32 linear
+    ran 12 of BERT-base's feed-forward linears on 7 rows in 10.6 ms against 6.6, and on 128 rows
+    in 33.6 against 31.2 apart (docs/performance.md, "The activation and the residual in the
+    product").
     """
 
     def __init__(self, linear: nn.Linear) -> None:
@@ -186,11 +191,6 @@ class _PackedLinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, "none", [], "")
-
-    # Not an `OutputFusing`: with the activation or the residual as post-ops, oneDNN's fp32 linear
-    # ran 12 of BERT-base's feed-forward linears on 7 rows in 10.6 ms against 6.6, and on 128 rows
-    # in 33.6 against 31.2 apart (docs/performance.md, "The activation and the residual in the
-    # product").
 
 
 LAYER_LINEARS = ("qkv", "attn_out", "intermediate", "output")

@@ -100,7 +100,9 @@ class FbgemmLinear(Int8Linear):
 
 class OneDnnLinear(Int8Linear):
     """oneDNN's quantized linear on an input quantized here (one scale and zero point for the
-    batch, as fbgemm's), its weight packed once into oneDNN's layout, bias and output scale fused."""
+    batch, as fbgemm's), its weight packed once into oneDNN's layout; bias and output scale, and
+    the layer's activation or residual where it follows (`OutputFusing`), are applied as the
+    product writes its output."""
 
     kernel = "onednn"
 
