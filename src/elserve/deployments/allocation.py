@@ -74,11 +74,11 @@ class Allocation:
         self.nice = nice  # the worker's OS priority: allocations run below the query lane
         self._on_exit = on_exit
         self._on_free = on_free  # a batch finished: the dispatcher may send another
-        self._pending: dict[int, asyncio.Future] = {}
+        # Each batch in flight: its future, and the slots it holds (all of them for a batch on every
+        # thread, else one).
+        self._pending: dict[int, tuple[asyncio.Future, int]] = {}
         # Batches the worker can run beside each other, one per thread (worker.py); 1 until it says.
         self.slots = 1
-        # The slots each batch in flight holds: all of them for a batch on every thread, else one.
-        self._holds: dict[int, int] = {}
         self._beside = beside
         self._sock: socket.socket | None = None
         self._frames = frames.FrameReader()
@@ -93,7 +93,7 @@ class Allocation:
 
     @property
     def _held(self) -> int:
-        return sum(self._holds.values())
+        return sum(holds for _, holds in self._pending.values())
 
     @property
     def can_take(self) -> bool:
@@ -134,9 +134,8 @@ class Allocation:
         assert self._loop is not None and self._sock is not None
         batch_id = next(_batch_ids)
         future = self._loop.create_future()
-        self._pending[batch_id] = future
         beside = self.slots > 1 and (more_waiting or self._held > 0 or self._beside())
-        self._holds[batch_id] = 1 if beside else self.slots
+        self._pending[batch_id] = (future, 1 if beside else self.slots)
         # Sent from the event loop: the worker's main thread is waiting on its socket (a batch on
         # all its threads holds every slot, so none is sent then), and the write (a batch's ids,
         # well under the socket's buffer) does not block.
@@ -186,8 +185,7 @@ class Allocation:
 
     def _answer(self, message: tuple) -> None:
         kind, batch_id = message[0], message[1]
-        self._holds.pop(batch_id, None)
-        future = self._pending.pop(batch_id, None)
+        future, _ = self._pending.pop(batch_id, (None, 0))
         if future is None or future.done():
             return
         if kind == "result":
@@ -203,8 +201,7 @@ class Allocation:
             self.reason = f"worker process {self.pid} exited unexpectedly"
             self._close_worker()
         pending, self._pending = self._pending, {}
-        self._holds.clear()
-        for future in pending.values():
+        for future, _ in pending.values():
             if not future.done():
                 future.set_exception(WorkerDied(self.reason or "worker stopped"))
         self._on_exit(self)
@@ -212,7 +209,7 @@ class Allocation:
     async def drain(self) -> None:
         """Stop taking batches and wait for the ones held to finish."""
         self.accepting = False
-        pending = [f for f in self._pending.values() if not f.done()]
+        pending = [f for f, _ in self._pending.values() if not f.done()]
         if pending:
             await asyncio.wait(pending)
 
