@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -97,6 +98,28 @@ def test_encode_returns_truncation_flags_in_order(splade_encoder: Encoder, expec
         assert truncated == encoded.is_truncated
         assert_matches_reference(vector, want)
     assert sum(truncated for _, truncated in results) == 8
+
+
+def test_a_backlog_runs_one_batch_per_thread(
+    splade_encoder: Encoder, expected: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Many batches on two threads: each runs whole on one worker thread, single-threaded, cut to
+    # that thread's share of the budget, and the vectors come back in input order all the same.
+    ran: list[tuple[str, int, int, int]] = []
+    encode = splade_encoder._encode
+
+    def recorded(batch: list[np.ndarray], lengths: np.ndarray) -> list[SparseVector]:
+        ran.append((threading.current_thread().name, torch.get_num_threads(), len(batch), int(lengths.sum())))
+        return encode(batch, lengths)
+
+    monkeypatch.setattr(splade_encoder, "_encode", recorded)
+    results = splade_encoder.encode(VARIED_TEXTS, max_batch_tokens=600)
+    assert len(ran) > 2 and sum(texts for _, _, texts, _ in ran) == len(VARIED_TEXTS)
+    for thread, threads, texts, tokens in ran:
+        assert thread.startswith("elserve-worker") and threads == 1
+        assert tokens <= 300 or texts == 1
+    for (vector, _), want in zip(results, expected, strict=True):
+        assert_matches_reference(vector, want)
 
 
 def test_vectors_are_sorted_positive_float32(splade_encoder: Encoder) -> None:

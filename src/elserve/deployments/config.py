@@ -6,12 +6,13 @@ from dataclasses import dataclass, replace
 
 from elserve.deployments.adaptive import AdaptiveAllocations
 from elserve.deployments.priority import Priority
+from elserve.runtime.kernel_sizes import BATCH_TOKENS
 
 # Elasticsearch's `StartTrainedModelDeploymentAction` defaults.
 DEFAULT_QUEUE_CAPACITY = 10_000
 DEFAULT_PRIORITY = Priority.NORMAL
 # Batches are cut by tokens, not texts: the cost of a batch is its tokens (batcher.py).
-DEFAULT_MAX_BATCH_TOKENS = 4096
+DEFAULT_MAX_BATCH_TOKENS = BATCH_TOKENS
 DEFAULT_MAX_BATCH_SIZE = 256
 
 

@@ -19,15 +19,13 @@ from elserve.runtime.cpu import bf16_refusal
 from elserve.runtime.elastic_config import PASS_THROUGH, read_task
 from elserve.runtime.head import MARGIN, ExactHead
 from elserve.runtime.int8 import checked_int8_layers, kernel_of
+from elserve.runtime.kernel_sizes import BATCH_TOKENS
 from elserve.runtime.layout import HF, layout_of
 from elserve.runtime.pass_through import PassThroughEncoder
 from elserve.runtime.sparse import SparseVector
 from elserve.runtime.tokenizer import Encoded, Tokenizer
 from elserve.runtime.torchscript import TorchScriptEncoder, extract_masked_lm, load_script
 from elserve.runtime.workers import Workers
-
-# Cost of one batch in `encode`, in tokens (the sum of its texts' lengths: the layers run unpadded).
-DEFAULT_BATCH_TOKENS = 8192
 
 # The precisions (elserve/precision.py); the runtime takes them as plain strings, their values.
 EXACT = Precision.EXACT.value
@@ -247,26 +245,47 @@ class Encoder:
         hidden = self._layers.encode_packed(ids, torch.from_numpy(lengths))
         return self._layers.transform(hidden).float()
 
-    def encode(self, texts: list[str], max_batch_tokens: int = DEFAULT_BATCH_TOKENS) -> list[tuple[SparseVector, bool]]:
+    def encode(self, texts: list[str], max_batch_tokens: int = BATCH_TOKENS) -> list[tuple[SparseVector, bool]]:
         """Tokenize and encode `texts`: `(vector, is_truncated)` for each, in order.
 
-        Texts are run in length-sorted batches of at most `max_batch_tokens` tokens.
+        Texts are run in length-sorted batches of at most `max_batch_tokens` tokens (a batch's cost
+        is the sum of its texts' lengths: the layers run unpadded). Where that makes more than one
+        batch and the encoder has several threads, it is a backlog, run as a server's worker runs
+        one (`submit_ids`): one batch per thread, each cut to its thread's share of the budget,
+        each thread taking the next as it ends its own, instead of every batch split between the
+        threads and its halves waiting for each other.
         """
         encoded = self.tokenize(texts)
-        order = sorted(range(len(texts)), key=lambda i: len(encoded[i].ids))
+        lengths = [len(e.ids) for e in encoded]
+        batches = _sorted_batches(lengths, max_batch_tokens)
+        if len(batches) > 1 and self.side_by_side:
+            batches = _sorted_batches(lengths, max(1, max_batch_tokens // self._workers.size))
+            futures = [self.submit_ids([encoded[i].ids for i in batch]) for batch in batches]
+            try:
+                parts = [future.result() for future in futures]
+            finally:
+                for future in futures:  # after a failure, the batches not yet started
+                    future.cancel()
+        else:
+            parts = [self.encode_ids([encoded[i].ids for i in batch]) for batch in batches]
         vectors: dict[int, SparseVector] = {}
-        start = 0
-        while start < len(order):
-            end = start + 1
-            tokens = len(encoded[order[start]].ids)
-            while end < len(order) and tokens + len(encoded[order[end]].ids) <= max_batch_tokens:
-                tokens += len(encoded[order[end]].ids)
-                end += 1
-            chunk = order[start:end]
-            for i, vector in zip(chunk, self.encode_ids([encoded[i].ids for i in chunk]), strict=True):
-                vectors[i] = vector
-            start = end
+        for batch, part in zip(batches, parts, strict=True):
+            vectors.update(zip(batch, part, strict=True))
         return [(vectors[i], e.is_truncated) for i, e in enumerate(encoded)]
+
+
+def _sorted_batches(lengths: list[int], max_batch_tokens: int) -> list[list[int]]:
+    """The texts' indices, shortest first, cut into consecutive batches of at most
+    `max_batch_tokens` tokens (a longer text alone in its own)."""
+    batches: list[list[int]] = []
+    tokens = 0
+    for i in sorted(range(len(lengths)), key=lengths.__getitem__):
+        if not batches or tokens + lengths[i] > max_batch_tokens:
+            batches.append([])
+            tokens = 0
+        batches[-1].append(i)
+        tokens += lengths[i]
+    return batches
 
 
 def _choose_layers(model: BertMaskedLM, precision: str, sample: torch.Tensor) -> tuple[BertMaskedLM, str]:

@@ -1,4 +1,4 @@
-"""The sizes the runtime's kernels are built with, in a module without torch.
+"""The sizes the runtime builds its kernels and batches with, in a module without torch.
 
 The memory estimate (memory.py) sizes a deployment from them in the API process, which serves HTTP
 and never loads torch itself: the workers' parents do.
@@ -13,3 +13,9 @@ PACK_MIN_ELEMENTS = 1 << 18
 # one int32 buffer small enough to stay in a core's L2 cache (screening.py).
 ROW_BLOCK = 1024
 VOCAB_BLOCK = 1024
+
+# A batch's token budget where none is given: the server's (`--max-batch-tokens`) and
+# `Encoder.encode`'s. With a backlog each thread runs a batch of its own share of it (2,048 tokens
+# on two threads): at BERT-base, batches of 4,096 tokens per thread ran 0.88x as fast as batches
+# of 2,048 (docs/performance.md, "A backlog runs one batch per thread").
+BATCH_TOKENS = 4096
