@@ -16,6 +16,6 @@ VOCAB_BLOCK = 1024
 
 # A batch's token budget where none is given: the server's (`--max-batch-tokens`) and
 # `Encoder.encode`'s. With a backlog each thread runs a batch of its own share of it (2,048 tokens
-# on two threads): at BERT-base, batches of 4,096 tokens per thread ran 0.88x as fast as batches
-# of 2,048 (docs/performance.md, "A backlog runs one batch per thread").
+# on two threads), where BERT-base ran faster per thread than at twice that (docs/performance.md,
+# "A backlog runs one batch per thread").
 BATCH_TOKENS = 4096
