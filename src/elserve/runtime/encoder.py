@@ -198,15 +198,15 @@ class Encoder:
         the others run: a worker with a backlog keeps each thread on a batch of its own instead of
         splitting every batch between them, whose halves wait for each other at its end (on a
         busy machine, the slower half sets the pace of both: docs/performance.md)."""
+        return self._workers.submit(lambda: self._encode_whole(batch))
 
-        def run() -> list[SparseVector]:
-            if not batch:
-                return []
-            lengths = self._checked_lengths(batch)
-            with torch.inference_mode():
-                return self._encode(batch, lengths)
-
-        return self._workers.submit(run)
+    def _encode_whole(self, batch: list[np.ndarray]) -> list[SparseVector]:
+        """`encode_ids` of the batch whole, in this thread, on the intra-op threads it has."""
+        if not batch:
+            return []
+        lengths = self._checked_lengths(batch)
+        with torch.inference_mode():
+            return self._encode(batch, lengths)
 
     def _checked_lengths(self, batch: list[np.ndarray]) -> np.ndarray:
         """The batch's lengths, once every sequence's length and ids are known to fit the model."""
@@ -257,17 +257,12 @@ class Encoder:
         """
         encoded = self.tokenize(texts)
         lengths = [len(e.ids) for e in encoded]
-        batches = _sorted_batches(lengths, max_batch_tokens)
-        if len(batches) > 1 and self.side_by_side:
-            batches = _sorted_batches(lengths, max(1, max_batch_tokens // self._workers.size))
-            futures = [self.submit_ids([encoded[i].ids for i in batch]) for batch in batches]
-            try:
-                parts = [future.result() for future in futures]
-            finally:
-                for future in futures:  # after a failure, the batches not yet started
-                    future.cancel()
-        else:
-            parts = [self.encode_ids([encoded[i].ids for i in batch]) for batch in batches]
+        # Two texts or more past the budget: more than one batch, so a backlog.
+        backlog = self.side_by_side and len(lengths) > 1 and sum(lengths) > max_batch_tokens
+        budget = max(1, max_batch_tokens // self._workers.size) if backlog else max_batch_tokens
+        batches = _sorted_batches(lengths, budget)
+        ids = [[encoded[i].ids for i in batch] for batch in batches]
+        parts = self._workers.map(self._encode_whole, ids) if backlog else [self.encode_ids(b) for b in ids]
         vectors: dict[int, SparseVector] = {}
         for batch, part in zip(batches, parts, strict=True):
             vectors.update(zip(batch, part, strict=True))
