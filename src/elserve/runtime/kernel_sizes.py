@@ -14,8 +14,8 @@ PACK_MIN_ELEMENTS = 1 << 18
 ROW_BLOCK = 1024
 VOCAB_BLOCK = 1024
 
-# A batch's token budget where none is given: the server's (`--max-batch-tokens`) and
-# `Encoder.encode`'s. With a backlog each thread runs a batch of its own share of it (2,048 tokens
-# on two threads), where BERT-base ran faster per thread than at twice that (docs/performance.md,
-# "A backlog runs one batch per thread").
+# A batch's token budget where none is given: the server's (`Settings.max_batch_tokens`, which no
+# flag sets) and `Encoder.encode`'s. With a backlog each thread runs a batch of its own share of it
+# (2,048 tokens on two threads), where BERT-base ran faster per thread than at twice that
+# (docs/performance.md, "A backlog runs one batch per thread").
 BATCH_TOKENS = 4096
