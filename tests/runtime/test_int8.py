@@ -29,6 +29,7 @@ from elserve.runtime.int8 import (
     kernel_of,
     machine_int8_refusal,
 )
+from elserve.runtime.screening import SMALL_ROWS
 from tests.runtime.texts import VARIED_TEXTS
 from tests.support.model_factory import build_bert_dir
 
@@ -55,9 +56,10 @@ def test_a_model_whose_int8_layers_are_slower_is_refused_at_load(tmp_path: Path)
     kept = checked_int8_layers(
         model, model, model.config.vocab_size, seconds=lambda layers, *_: 1.0 if layers is model else 0.1
     )
-    assert isinstance(kept.layers[0].output, Int8Linear)
+    assert kept.short is kept.bulk  # one kernel the faster at both: one copy
+    assert isinstance(kept.bulk.layers[0].output, Int8Linear)
     assert isinstance(model.layers[0].output, torch.nn.Linear)  # the exact model is left as it was
-    assert kept.embeddings.word.weight is model.embeddings.word.weight  # shared, not copied
+    assert kept.bulk.embeddings.word.weight is model.embeddings.word.weight  # shared, not copied
     assert machine_int8_refusal(seconds=lambda module, rows: 0.003 if isinstance(module, Int8Linear) else 0.002)
     assert machine_int8_refusal(seconds=lambda module, rows: 0.001 if isinstance(module, Int8Linear) else 0.002) is None
 
@@ -71,11 +73,28 @@ def test_the_faster_kernel_is_kept_and_an_earlier_one_wins_a_near_tie(tmp_path: 
                 return 1.0  # exact
             return fbgemm if isinstance(kernel_of(layers), FbgemmLinear) else onednn
 
-        return type(kernel_of(checked_int8_layers(model, model, model.config.vocab_size, seconds=seconds)))
+        return type(kernel_of(checked_int8_layers(model, model, model.config.vocab_size, seconds=seconds).bulk))
 
     assert timed(fbgemm=0.4, onednn=0.2) is OneDnnLinear
     assert timed(fbgemm=0.2, onednn=0.4) is FbgemmLinear
-    assert timed(fbgemm=0.4, onednn=0.36) is FbgemmLinear  # 90%: within the noise a switch must beat
+    assert timed(fbgemm=0.36, onednn=0.4) is OneDnnLinear  # 90%: within the noise a switch must beat
+
+
+def test_short_requests_and_bulk_batches_each_keep_their_faster_kernel(tmp_path: Path) -> None:
+    """Kernels that part between a short text and a bulk batch (oneDNN's ran a short text 2.5x as
+    slow as fbgemm's and a bulk batch faster, AVX2 on a Xeon): each kind of batch keeps its own."""
+    model = load_bert(build_bert_dir(tmp_path, layers=1, hidden=64, heads=4))
+
+    def seconds(layers: torch.nn.Module, ids: torch.Tensor, lengths: torch.Tensor) -> float:
+        if layers is model:
+            return 1.0  # exact
+        short = ids.shape[0] <= SMALL_ROWS
+        return 0.1 if isinstance(kernel_of(layers), FbgemmLinear) == short else 0.25
+
+    chosen = checked_int8_layers(model, model, model.config.vocab_size, seconds=seconds)
+    assert isinstance(kernel_of(chosen.short), FbgemmLinear)
+    assert isinstance(kernel_of(chosen.bulk), OneDnnLinear)
+    assert len(chosen.bulk.layers) == len(model.layers)  # timed on one layer, built whole
 
 
 @pytest.mark.parametrize("act", sorted(ACTIVATIONS))
@@ -208,7 +227,8 @@ def test_int8_fidelity_on_the_real_model(splade_model_dir: Path) -> None:
     passages, queries = held_out_queries([t for t in VARIED_TEXTS if t.strip()], 20)
     # 8 bits only where the product sums them exactly; the 7-bit floors leave room for 8-bit's.
     for bits in (7, 8)[: 1 + (activation_bits_of(FbgemmLinear) == 8)]:
-        approx._layers = int8_layers(approx.model, activation_bits=bits)  # past the speed check
+        # Past the speed check, for short and bulk batches alike.
+        approx._layers = approx._short_layers = int8_layers(approx.model, activation_bits=bits)
         found = fidelity(exact, approx, passages, queries)
         assert found.passages.overlap_mean >= (0.955 if bits == 7 else 0.965), bits
         assert 0 < found.passages.max_abs_diff < (0.6 if bits == 7 else 0.3), bits

@@ -22,6 +22,7 @@ from elserve.runtime.int8 import checked_int8_layers, kernel_of
 from elserve.runtime.kernel_sizes import BATCH_TOKENS
 from elserve.runtime.layout import HF, layout_of
 from elserve.runtime.pass_through import PassThroughEncoder
+from elserve.runtime.screening import SMALL_ROWS
 from elserve.runtime.sparse import SparseVector
 from elserve.runtime.tokenizer import Encoded, Tokenizer
 from elserve.runtime.torchscript import TorchScriptEncoder, extract_masked_lm, load_script
@@ -40,7 +41,7 @@ INT8 = Precision.INT8.value
 # where it would be ~15x slower than exact.
 # `int8`: opt-in, the encoder layers' linears with int8 weights and dynamic 8-bit activations
 # (7-bit where the CPU's int8 product would saturate) on the faster of fbgemm's and oneDNN's
-# kernels here (int8.py), then the same exact head. Its
+# kernels here, for short requests and bulk batches apart (int8.py), then the same exact head. Its
 # agreement is measured by `agreement.fidelity` (the benchmark states it, docs/performance.md
 # records it). Refused where it is not faster than exact
 # on the model's own layers, measured at load (`int8.checked_int8_layers`).
@@ -96,10 +97,14 @@ class Encoder:
         # The layers that run: the model with its big linears packed for oneDNN where that is
         # faster here, or a bfloat16 copy of it (the head keeps the fp32 decoder).
         self._layers, layers = _choose_layers(model, precision, sample)
+        # What a short request runs (up to SMALL_ROWS token rows): the same layers, except where
+        # int8's kernels part between short and bulk batches (int8.Int8Layers).
+        self._short_layers = self._layers
         int8 = None
         if precision == INT8:
-            self._layers = checked_int8_layers(model, self._layers, scored)
-            int8 = kernel_of(self._layers)
+            chosen = checked_int8_layers(model, self._layers, scored)
+            self._short_layers, self._layers = chosen.short, chosen.bulk
+            int8, short = kernel_of(chosen.bulk), kernel_of(chosen.short)
             layers = f"int8-{int8.kernel}"
         with torch.inference_mode():
             rows = self._rows([sample[0].numpy()], np.array([sample.shape[1]]))
@@ -110,7 +115,10 @@ class Encoder:
         # What this machine runs, for the log and the benchmark.
         self.kernels = {"layers": layers, "head_short": self._head.choice.short, "head_bulk": self._head.choice.bulk}
         if int8 is not None:
+            self.kernels["layers_short"] = f"int8-{short.kernel}"
             self.kernels["int8_activations"] = f"{int8.activation_bits}-bit"
+            if short.activation_bits != int8.activation_bits:
+                self.kernels["int8_activations"] += f", {short.activation_bits}-bit short"
 
     @classmethod
     def load(
@@ -242,8 +250,9 @@ class Encoder:
         """The head-transformed states of the texts' real tokens, `(sum(lengths), hidden)` fp32,
         text after text: no padding anywhere (see bert.py)."""
         ids = torch.from_numpy(np.concatenate(batch).astype(np.int64, copy=False))
-        hidden = self._layers.encode_packed(ids, torch.from_numpy(lengths))
-        return self._layers.transform(hidden).float()
+        layers = self._short_layers if ids.shape[0] <= SMALL_ROWS else self._layers
+        hidden = layers.encode_packed(ids, torch.from_numpy(lengths))
+        return layers.transform(hidden).float()
 
     def encode(self, texts: list[str], max_batch_tokens: int = BATCH_TOKENS) -> list[tuple[SparseVector, bool]]:
         """Tokenize and encode `texts`: `(vector, is_truncated)` for each, in order.

@@ -4,9 +4,9 @@ Each linear of the encoder layers keeps its weight as int8 with one scale per ou
 (symmetric, 127 levels each side), and quantizes its input on the fly to unsigned integers with
 one scale and zero point for the batch's rows. Two kernels compute it (`KERNELS`): fbgemm's
 dynamic quantized linear, and oneDNN's quantized linear (which runs on AMX's int8 tiles where the
-CPU has them). Each worker builds both at load, times them on the model's own layers and keeps
-the faster (`checked_int8_layers`); both compute the same integer sums, so the choice changes
-speed only.
+CPU has them). Each worker times both at load, on a short request and on the model's first layer
+at a bulk batch's rows, and keeps the faster at each (`checked_int8_layers`: one copy, or two
+where the kernels part); both compute the same integer sums, so the choice changes speed only.
 
 The input gets all 8 bits where a kernel's int8 product sums u8 x s8 pairs without saturating
 (VNNI's `vpdpbusd` and AMX add them into int32), and 7 bits where it would saturate: AVX2's
@@ -30,6 +30,7 @@ import copy
 import time
 import warnings
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import TypeVar
 
 import torch
@@ -37,8 +38,13 @@ from torch import nn
 
 from elserve.runtime.bert import LAYER_LINEARS, BertMaskedLM, OutputFusing
 from elserve.runtime.config import ACTIVATIONS
+from elserve.runtime.kernel_sizes import BATCH_TOKENS
 
 T = TypeVar("T")
+
+# Quantized tensors are flagged for removal in a later torch; this one (pinned) has them.
+# `OneDnnLinear` makes one on every call, which would print the warning in every worker's log.
+warnings.filterwarnings("ignore", message="torch.quantize_per_tensor, torch.quantize_per_channel", category=UserWarning)
 
 # int8 must take at most this share of exact's time on the sample to be allowed at all: an
 # approximation that is not clearly faster has no reason to run.
@@ -51,8 +57,16 @@ SWITCH_SHARE = 0.85
 # oneDNN's post-op (name, algorithm) for each mode of `ACTIVATIONS`: the same function, to fp32's
 # rounding (erf GELU and ReLU to the bit, tanh GELU within 2.4e-7 of torch's).
 ONEDNN_ACTIVATIONS = {"none": ("gelu", "none"), "tanh": ("gelu", "tanh"), "relu": ("relu", "")}
-# The sample the layers are timed on at load: a few texts, as a small bulk batch holds them.
+# The sample int8 is timed against exact on at load: a few texts, as a small bulk batch holds them.
 SAMPLE_TEXTS, SAMPLE_LENGTH = 4, 32
+# The samples the kernels are timed on against each other, for each kind of batch the encoder
+# runs apart (`Int8Layers`): a short request's text (a query: 8 tokens), and one layer on a bulk
+# batch's rows (a backlog's batch per thread on two threads, `kernel_sizes.BATCH_TOKENS`). The
+# kernels part between them: on an AVX-512 VNNI EPYC fbgemm ran a short text's layers 7% faster
+# and oneDNN a bulk batch's 1.1-1.4x as fast; with AVX2 forced on a Xeon, oneDNN's ran a bulk
+# batch 3.5% faster and a short text 2.5x as slow (docs/performance.md).
+SHORT_TEXTS, SHORT_LENGTH = 1, 8
+BULK_ROWS, BULK_LENGTH = BATCH_TOKENS // 2, 128
 
 
 class Int8Linear(OutputFusing):
@@ -152,8 +166,21 @@ def _input_grid(x: torch.Tensor, levels: int) -> tuple[float, int]:
     return scale, min(levels, max(0, round(-low / scale)))
 
 
-# The kernels, in order of preference: a later one is chosen only where it is faster here.
-KERNELS: tuple[type[Int8Linear], ...] = (FbgemmLinear, OneDnnLinear)
+# The kernels, in order of preference: a later one is chosen only where it is faster here. oneDNN's
+# first: it applies the activation and the residual as it writes its output, so it makes fewer
+# passes over a bulk batch's wide tensors, which counts most when a worker's threads run batches
+# side by side and share the caches, as a one-thread timing does not show (docs/performance.md).
+KERNELS: tuple[type[Int8Linear], ...] = (OneDnnLinear, FbgemmLinear)
+
+
+@dataclass(frozen=True, eq=False)
+class Int8Layers:
+    """The int8 copies of a model an encoder runs: `short` for a short request (up to
+    `screening.SMALL_ROWS` token rows, as the head draws the line), `bulk` for bigger batches;
+    one copy where one kernel is the faster at both."""
+
+    short: BertMaskedLM
+    bulk: BertMaskedLM
 
 
 def _row_scales(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -184,13 +211,19 @@ _BITS: dict[type[Int8Linear], int] = {}
 
 
 def int8_layers(
-    model: BertMaskedLM, activation_bits: int | None = None, kernel: type[Int8Linear] = FbgemmLinear
+    model: BertMaskedLM,
+    activation_bits: int | None = None,
+    kernel: type[Int8Linear] = FbgemmLinear,
+    depth: int | None = None,
 ) -> BertMaskedLM:
     """A copy of `model` whose encoder layers' linears are `kernel`s, every other tensor shared
-    with `model`; `activation_bits` by default the kernel's on this CPU (`activation_bits_of`).
-    Raises RuntimeError where this torch build has no such quantized linear."""
+    with `model`; `activation_bits` by default the kernel's on this CPU (`activation_bits_of`);
+    `depth`: keep only that many first layers (to time a kernel on). Raises RuntimeError where
+    this torch build has no such quantized linear."""
     shared = {id(t): t for t in (*model.parameters(), *model.buffers())}
     quantized = copy.deepcopy(model, memo=shared)
+    if depth is not None:
+        quantized.layers = quantized.layers[:depth]
     for layer in quantized.layers:
         for name in LAYER_LINEARS:
             setattr(layer, name, kernel(getattr(layer, name), activation_bits))
@@ -222,11 +255,13 @@ def layer_seconds(layers: BertMaskedLM, ids: torch.Tensor, lengths: torch.Tensor
     return min(times)
 
 
-def sample_batch(scored: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """`SAMPLE_TEXTS` texts of `SAMPLE_LENGTH` ids below `scored`, packed: `(ids, lengths)`."""
+def sample_batch(
+    scored: int, texts: int = SAMPLE_TEXTS, length: int = SAMPLE_LENGTH
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`texts` texts of `length` ids below `scored`, packed: `(ids, lengths)`."""
     generator = torch.Generator().manual_seed(0)
-    ids = torch.randint(min(1000, scored // 2), scored, (SAMPLE_TEXTS * SAMPLE_LENGTH,), generator=generator)
-    return ids, torch.full((SAMPLE_TEXTS,), SAMPLE_LENGTH)
+    ids = torch.randint(min(1000, scored // 2), scored, (texts * length,), generator=generator)
+    return ids, torch.full((texts,), length)
 
 
 def int8_refusal(exact_seconds: float, int8_seconds: float, timed: str = "the model's layers") -> str | None:
@@ -243,26 +278,40 @@ def int8_refusal(exact_seconds: float, int8_seconds: float, timed: str = "the mo
 
 def checked_int8_layers(
     model: BertMaskedLM, exact: BertMaskedLM, scored: int, seconds: Callable[..., float] = layer_seconds
-) -> BertMaskedLM:
-    """`int8_layers(model)` with the fastest of `KERNELS` on a sample of this model's own tokens
-    (a later kernel only where it takes at most `SWITCH_SHARE` of an earlier one's time), where
-    it runs faster than `exact` (the layers `exact` would run); ValueError naming the reason
-    otherwise. `seconds`: how a layers' time is taken (`layer_seconds`; tests inject one)."""
-    ids, lengths = sample_batch(scored)
+) -> Int8Layers:
+    """`int8_layers(model)` with the fastest of `KERNELS` for each kind of batch, on this model's
+    own tokens: a short request (`SHORT_TEXTS`), and a bulk batch's rows through the first layer
+    (`BULK_ROWS`); a later kernel only where it takes at most `SWITCH_SHARE` of an earlier one's
+    time. ValueError naming the reason where the bulk choice does not run faster than `exact` (the
+    layers `exact` would run) on a small batch (`SAMPLE_TEXTS`). `seconds`: how a layers' time is
+    taken (`layer_seconds`; tests inject one)."""
+    short = sample_batch(scored, SHORT_TEXTS, SHORT_LENGTH)
+    length = min(BULK_LENGTH, model.config.max_position_embeddings)
+    bulk = sample_batch(scored, BULK_ROWS // length, length)
 
-    def built(kernel: type[Int8Linear]) -> tuple[BertMaskedLM, float]:
+    def timed(kernel: type[Int8Linear]) -> tuple[BertMaskedLM, tuple[float, float]]:
         quantized = int8_layers(model, kernel=kernel)
-        return quantized, seconds(quantized, ids, lengths)
+        first_layer = int8_layers(model, kernel=kernel, depth=1)
+        return quantized, (seconds(quantized, *short), seconds(first_layer, *bulk))
 
-    best: tuple[BertMaskedLM, float] | None = None
-    for quantized, took in _each_kernel(built):
-        if best is None or took <= best[1] * SWITCH_SHARE:
-            best = (quantized, took)
-    assert best is not None  # _each_kernel raised where no kernel ran
-    refusal = int8_refusal(seconds(exact, ids, lengths), best[1])
+    short_best: tuple[BertMaskedLM, float] | None = None
+    bulk_best: tuple[BertMaskedLM, float] | None = None
+    for quantized, (short_took, bulk_took) in _each_kernel(timed):
+        short_best = _preferred(short_best, quantized, short_took)
+        bulk_best = _preferred(bulk_best, quantized, bulk_took)
+    assert short_best is not None and bulk_best is not None  # _each_kernel raised where none ran
+    layers = Int8Layers(short=short_best[0], bulk=bulk_best[0])
+    ids, lengths = sample_batch(scored)
+    refusal = int8_refusal(seconds(exact, ids, lengths), seconds(layers.bulk, ids, lengths))
     if refusal:
         raise ValueError(refusal)
-    return best[0]
+    return layers
+
+
+def _preferred(best: tuple[T, float] | None, candidate: T, took: float) -> tuple[T, float]:
+    """`(candidate, took)` over the `best` so far (an earlier kernel's) only where it takes at most
+    `SWITCH_SHARE` of its time."""
+    return (candidate, took) if best is None or took <= best[1] * SWITCH_SHARE else best
 
 
 def machine_int8_refusal(seconds: Callable[[nn.Module, torch.Tensor], float] | None = None) -> str | None:
