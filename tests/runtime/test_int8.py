@@ -97,6 +97,31 @@ def test_short_requests_and_bulk_batches_each_keep_their_faster_kernel(tmp_path:
     assert len(chosen.bulk.layers) == len(model.layers)  # timed on one layer, built whole
 
 
+def test_a_short_request_runs_the_short_layers_and_a_bigger_batch_the_bulk_ones(tmp_path: Path) -> None:
+    """Routing by the batch's rows (`SMALL_ROWS`, the head's line): with exact layers for short
+    requests and int8 ones in bulk, a short text alone comes out exact and in a big batch not."""
+    model_dir = build_bert_dir(tmp_path, layers=1, hidden=64, heads=4)
+    exact = Encoder.load(model_dir, num_threads=1)
+    routed = Encoder.load(model_dir, num_threads=1)
+    assert isinstance(exact, Encoder) and isinstance(routed, Encoder)
+    routed._layers = int8_layers(routed.model)  # bulk only; short requests keep the exact layers
+    texts = [t for t in VARIED_TEXTS if t.strip()]
+    ids = [np.asarray(e.ids) for e in exact.tokenize(texts)]
+    short = next(i for i in ids if len(i) <= SMALL_ROWS // 2)
+    batch = [short, *[i for i in ids if i is not short]]
+    assert sum(len(i) for i in batch) > SMALL_ROWS
+
+    def gap(a: SparseVector, b: SparseVector) -> float:
+        dense = np.zeros((2, exact.model.config.vocab_size))
+        for row, vector in zip(dense, (a, b), strict=True):
+            row[vector.indices] = vector.weights
+        return float(np.abs(dense[0] - dense[1]).max())
+
+    want = exact.encode_ids([short])[0]
+    assert gap(routed.encode_ids([short])[0], want) <= 1e-5
+    assert gap(routed.encode_ids(batch)[0], want) > 1e-4
+
+
 @pytest.mark.parametrize("act", sorted(ACTIVATIONS))
 @pytest.mark.parametrize("kernel", KERNELS, ids=lambda k: k.kernel)
 def test_a_kernel_fuses_the_activation_and_the_residual_with_the_same_outputs(
