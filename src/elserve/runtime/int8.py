@@ -329,8 +329,8 @@ def machine_int8_refusal(seconds: Callable[[nn.Module, torch.Tensor], float] | N
     return int8_refusal(timed(linear, rows), min(times), "a linear of BERT-base's shape")
 
 
-def _each_kernel(run: Callable[[type[Int8Linear]], tuple[T, float]]) -> Iterator[tuple[T, float]]:
-    """`run(kernel)` (what it built, and its time) for each of `KERNELS` in order, one at a time
+def _each_kernel(run: Callable[[type[Int8Linear]], T]) -> Iterator[T]:
+    """`run(kernel)` (what it built, and its times) for each of `KERNELS` in order, one at a time
     (a caller keeps only the copy it chooses), leaving out a kernel that this build or CPU lacks
     (building or running it raises); ValueError naming them all, at the end, where none ran."""
     ran, missing = 0, []
