@@ -13,7 +13,7 @@ import torch
 
 from elserve.bench.base_model import bert_init
 from elserve.runtime import Encoder, SparseVector
-from elserve.runtime.agreement import fidelity, held_out_queries, ranking_agreement
+from elserve.runtime.agreement import agreement, fidelity, held_out_queries, ranking_agreement
 from elserve.runtime.bert import _activation, load_bert
 from elserve.runtime.config import ACTIVATIONS
 from elserve.runtime.cpu import cpu_flags
@@ -111,15 +111,9 @@ def test_a_short_request_runs_the_short_layers_and_a_bigger_batch_the_bulk_ones(
     batch = [short, *[i for i in ids if i is not short]]
     assert sum(len(i) for i in batch) > SMALL_ROWS
 
-    def gap(a: SparseVector, b: SparseVector) -> float:
-        dense = np.zeros((2, exact.model.config.vocab_size))
-        for row, vector in zip(dense, (a, b), strict=True):
-            row[vector.indices] = vector.weights
-        return float(np.abs(dense[0] - dense[1]).max())
-
-    want = exact.encode_ids([short])[0]
-    assert gap(routed.encode_ids([short])[0], want) <= 1e-5
-    assert gap(routed.encode_ids(batch)[0], want) > 1e-4
+    want = [exact.encode_ids([short])[0]]
+    assert agreement(want, [routed.encode_ids([short])[0]]).max_abs_diff <= 1e-5
+    assert agreement(want, [routed.encode_ids(batch)[0]]).max_abs_diff > 1e-4
 
 
 @pytest.mark.parametrize("act", sorted(ACTIVATIONS))
