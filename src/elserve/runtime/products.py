@@ -41,11 +41,16 @@ class ProductKernel(ABC):
         self.rows = rows
         self.ranges = tuple(ranges)
 
+    def operand(self, quantized: torch.Tensor) -> torch.Tensor:
+        """The int8 token rows `q` `(n, hidden)` as `products` takes them: converted once per batch,
+        however many vocabulary ranges follow (row slices of it stay valid operands)."""
+        return quantized
+
     @abstractmethod
-    def products(self, quantized: torch.Tensor, v0: int, v1: int, out: torch.Tensor | None = None) -> torch.Tensor:
-        """`q_i . p_j` for int8 rows `q` `(n, hidden)` and `j in [v0, v1)`: `(n, v1 - v0)`, exact; into
-        `out` (of `dtype`) where the kernel can write into a given buffer (a fresh one each block
-        costs page faults), else a new tensor."""
+    def products(self, operand: torch.Tensor, v0: int, v1: int, out: torch.Tensor | None = None) -> torch.Tensor:
+        """`q_i . p_j` for the rows `q` of `operand` (`operand(q)`) and `j in [v0, v1)`: `(n, v1 - v0)`,
+        exact; into `out` (of `dtype`) where the kernel can write into a given buffer (a fresh one
+        each block costs page faults), else a new tensor."""
 
 
 class OneDnnPacked(ProductKernel):
@@ -78,11 +83,14 @@ class OneDnnPacked(ProductKernel):
         self._zero_point = 0 if fits else 128
         self._bias = (-128.0 * sums.double()).float() if fits else None
 
-    def products(self, quantized: torch.Tensor, v0: int, v1: int, out: torch.Tensor | None = None) -> torch.Tensor:
-        shifted = (quantized.to(torch.int16) + 128).to(torch.uint8)
+    def operand(self, quantized: torch.Tensor) -> torch.Tensor:
+        # u = q + 128 as u8: flipping a two's-complement byte's sign bit adds 128 (one pass).
+        return quantized.view(torch.uint8) ^ 128
+
+    def products(self, operand: torch.Tensor, v0: int, v1: int, out: torch.Tensor | None = None) -> torch.Tensor:
         bias = None if self._bias is None else self._bias[v0:v1]
         return torch.ops.onednn.qlinear_pointwise(
-            shifted, 1.0, self._zero_point, self._packs[(v0, v1)], self._scales[: v1 - v0],
+            operand, 1.0, self._zero_point, self._packs[(v0, v1)], self._scales[: v1 - v0],
             self._zero_points[: v1 - v0], bias, 1.0, 0, torch.float32, "none", [], "",
         )  # fmt: skip
 
@@ -99,10 +107,10 @@ class IntMm(ProductKernel):
         super().__init__(rows, ranges)
         self._transposed = rows.T.contiguous()
 
-    def products(self, quantized: torch.Tensor, v0: int, v1: int, out: torch.Tensor | None = None) -> torch.Tensor:
+    def products(self, operand: torch.Tensor, v0: int, v1: int, out: torch.Tensor | None = None) -> torch.Tensor:
         if out is None:
-            return torch._int_mm(quantized, self._transposed[:, v0:v1])
-        return torch._int_mm(quantized, self._transposed[:, v0:v1], out=out)
+            return torch._int_mm(operand, self._transposed[:, v0:v1])
+        return torch._int_mm(operand, self._transposed[:, v0:v1], out=out)
 
 
 class Fp32Products(ProductKernel):
@@ -117,8 +125,11 @@ class Fp32Products(ProductKernel):
         super().__init__(rows, ranges)
         self._transposed = rows.T.float().contiguous()
 
-    def products(self, quantized: torch.Tensor, v0: int, v1: int, out: torch.Tensor | None = None) -> torch.Tensor:
-        return torch.mm(quantized.float(), self._transposed[:, v0:v1], out=out)
+    def operand(self, quantized: torch.Tensor) -> torch.Tensor:
+        return quantized.float()
+
+    def products(self, operand: torch.Tensor, v0: int, v1: int, out: torch.Tensor | None = None) -> torch.Tensor:
+        return torch.mm(operand, self._transposed[:, v0:v1], out=out)
 
 
 # Every kernel by name, with the decoder levels it needs, in order of preference: tighter bound
@@ -157,7 +168,7 @@ def is_exact(kernel: ProductKernel) -> bool:
     exact = sample.double() @ kernel.rows.double().T
     try:
         for v0, v1 in kernel.ranges:
-            if not torch.equal(kernel.products(sample, v0, v1).double(), exact[:, v0:v1]):
+            if not torch.equal(kernel.products(kernel.operand(sample), v0, v1).double(), exact[:, v0:v1]):
                 return False
     except (RuntimeError, NotImplementedError):
         return False

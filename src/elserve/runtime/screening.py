@@ -159,12 +159,12 @@ def screen(
     per_text = torch.stack([big_h, big_q, torch.ones_like(big_h), big_q, big_e], dim=1) * _SLACK
     per_text[:, 3:] += torch.stack([big_q, big_e], dim=1)
     per_text = per_text.float()
-    quantized = quantized.to(torch.int8)
+    operand = kernel.operand(quantized.to(torch.int8))
     scale_col = scale[:, None]
 
     if whole if whole is not None else rows.shape[0] <= SMALL_ROWS:
         # Each text's best row per entry, over the whole vocabulary at once.
-        best = _text_max(kernel.products(quantized, 0, vocab.size), text_of_row, texts)
+        best = _text_max(kernel.products(operand, 0, vocab.size), text_of_row, texts)
         upper = torch.addmm(vocab.base, per_text, vocab.factors)
         text, entry = upper.addcmul_(best, scale_col).gt_(0).nonzero().unbind(1)
         return text, entry  # nonzero's order: by text, then entry
@@ -179,7 +179,7 @@ def screen(
     found = []
     for v0, v1 in kernel.ranges[1:]:
         best = best_buffer[: texts * (v1 - v0)].view(texts, v1 - v0)
-        _block_max(quantized, text_of_row, kernel, v0, v1, best, products, row_block)
+        _block_max(operand, text_of_row, kernel, v0, v1, best, products, row_block)
         # The upper bound of each (text, entry) over t_j: the rest, then s max_i (q_i . p_j).
         upper = upper_buffer[: texts * (v1 - v0)].view(texts, v1 - v0)
         torch.addmm(vocab.base[v0:v1], per_text, vocab.factors[:, v0:v1], out=upper)
@@ -224,7 +224,7 @@ def _lowest(dtype: torch.dtype) -> float:
 
 
 def _block_max(
-    quantized: torch.Tensor,
+    operand: torch.Tensor,
     text_of_row: torch.Tensor,
     kernel: ProductKernel,
     v0: int,
@@ -234,12 +234,12 @@ def _block_max(
     row_block: int,
 ) -> None:
     """`best[t, j] = max_i q_i . p_j` over the rows of each text t, for the entries `[v0, v1)`:
-    exact integers, in the kernel's dtype."""
+    exact integers, in the kernel's dtype (`operand`: the rows `q` as `kernel.operand` gave them)."""
     best.fill_(_lowest(best.dtype))
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="index_reduce", category=UserWarning)
-        for r0 in range(0, quantized.shape[0], row_block):
-            chunk = quantized[r0 : r0 + row_block]
+        for r0 in range(0, operand.shape[0], row_block):
+            chunk = operand[r0 : r0 + row_block]
             out = buffer[: chunk.shape[0] * (v1 - v0)].view(chunk.shape[0], v1 - v0)
             products = kernel.products(chunk, v0, v1, out)
             best.index_reduce_(0, text_of_row[r0 : r0 + row_block], products, "amax")
