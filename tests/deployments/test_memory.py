@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from elserve.deployments.memory import estimate, measure, process_memory
@@ -22,22 +24,14 @@ def test_process_memory_of_a_live_process_and_of_none() -> None:
 
 def test_deployment_memory_counts_shared_pages_once() -> None:
     # Two processes of one program share its libraries: the sum of PSS counts them once.
-    children = [
-        subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
-        for _ in range(2)
-    ]
-    try:
-        memory = measure([c.pid for c in children], lane=None)
+    with _pythons(2) as pids:
+        memory = measure(pids, lane=None)
         assert memory is not None
         assert memory.per_allocation_bytes > 0 and memory.per_deployment_bytes > 0  # the shared part
-        rss = sum(process_memory(c.pid).rss_bytes for c in children)
+        rss = sum(process_memory(pid).rss_bytes for pid in pids)
         assert memory.total_bytes < rss  # shared pages not counted twice
         assert memory.required(2) == memory.per_deployment_bytes + 2 * memory.per_allocation_bytes
         assert measure([2**22 + 12345], lane=None) is None
-    finally:
-        for child in children:
-            child.stdin.close()
-            child.wait()
 
 
 def test_estimate_before_any_worker_runs_comes_from_the_models_files(tmp_path: Path, splade_model_dir: Path) -> None:
@@ -74,19 +68,35 @@ def test_estimate_of_a_model_not_here_or_unreadable_is_the_runtime_and_one_worke
 
 
 def test_the_parent_is_counted_with_the_deployment() -> None:
-    children = [
-        subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
-        for _ in range(3)
-    ]
-    try:
-        *allocations, parent = [c.pid for c in children]
+    with _pythons(3) as pids:
+        *allocations, parent = pids
         alone = measure(allocations, lane=None)
         with_parent = measure(allocations, lane=None, parent=parent)
         assert alone is not None and with_parent is not None
         assert with_parent.total_bytes > alone.total_bytes
         assert with_parent.per_deployment_bytes > alone.per_deployment_bytes
         assert with_parent.total_bytes <= with_parent.required(2)
+
+
+@contextmanager
+def _pythons(count: int) -> Iterator[list[int]]:
+    """The pids of `count` Python processes, each idle once its interpreter runs (measured before
+    that, a child just forked holds a few pages of its own and shares none)."""
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-c", "import sys; print('up', flush=True); sys.stdin.read()"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        for _ in range(count)
+    ]
+    try:
+        for child in children:
+            assert child.stdout is not None and child.stdout.readline() == b"up\n"
+        yield [child.pid for child in children]
     finally:
         for child in children:
+            assert child.stdin is not None and child.stdout is not None
             child.stdin.close()
             child.wait()
+            child.stdout.close()
