@@ -30,8 +30,10 @@ $(STAMP): pyproject.toml | $(BIN)/python
 serve: $(STAMP)
 	$(BIN)/elserve serve
 
+# Two pytest processes (pytest-xdist), each test module whole in one of them (its module's server
+# started once): most tests wait on a server, a worker or a sleep, so two halve the wall time on 2 cores.
 test: $(STAMP)
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadscope
 
 test-all: $(STAMP)
 	$(BIN)/pytest -m ''

