@@ -64,6 +64,21 @@ def test_a_model_whose_int8_layers_are_slower_is_refused_at_load(tmp_path: Path)
     assert machine_int8_refusal(seconds=lambda module, rows: 0.001 if isinstance(module, Int8Linear) else 0.002) is None
 
 
+def test_the_int8_layers_run_the_exact_layers_head(tmp_path: Path) -> None:
+    """The head stays fp32 in int8, and is exact's: its transform packed where exact's linears are
+    (a 512-wide transform is big enough to be packed), so int8's transform gives exact's to the bit."""
+    model = load_bert(build_bert_dir(tmp_path, layers=1, hidden=512, heads=8))
+    exact = model.with_packed_linears()
+    chosen = checked_int8_layers(
+        model, exact, model.config.vocab_size, seconds=lambda layers, *_: 1.0 if layers is exact else 0.1
+    )
+    hidden = torch.randn(7, 512, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        for layers in (chosen.short, chosen.bulk):
+            assert isinstance(kernel_of(layers), Int8Linear)
+            assert torch.equal(layers.transform(hidden), exact.transform(hidden))
+
+
 def test_the_faster_kernel_is_kept_and_an_earlier_one_wins_a_near_tie(tmp_path: Path) -> None:
     model = load_bert(build_bert_dir(tmp_path, layers=1, hidden=64, heads=4))
 

@@ -301,6 +301,10 @@ def checked_int8_layers(
         bulk_best = _preferred(bulk_best, quantized, bulk_took)
     assert short_best is not None and bulk_best is not None  # _each_kernel raised where none ran
     layers = Int8Layers(short=short_best[0], bulk=bulk_best[0])
+    # The head stays fp32: `exact`'s own, whose transform is packed where exact's linears are (the
+    # plain one took 18.0 ms against 12.0 on 2,048 rows, 0.19 against 0.065 on 7: docs/performance.md).
+    for chosen in (layers.short, layers.bulk):
+        chosen.head = exact.head
     ids, lengths = sample_batch(scored)
     refusal = int8_refusal(seconds(exact, ids, lengths), seconds(layers.bulk, ids, lengths))
     if refusal:
