@@ -17,7 +17,7 @@ the model; a worker holds only what it writes itself:
   into oneDNN's blocked layout (`bert._PackedLinear`); counted whether or not this torch build has
   oneDNN (every x86-64 and aarch64 build has): an estimate may err high, never low. Under
   `precision int8` the int8 copies of the layers' linears take its place: one or two (`int8.Int8Layers`)
-  of 1 byte a weight, within the 4 bytes a weight counted.
+  of 1 byte a weight, within the 4 bytes a weight counted; the head's transform stays packed.
 - `head`: the exact head's int8 decoder rows (vocab x hidden bytes), the screen's per-entry factors
   (6 x vocab fp32), and the product kernel's own copy of the decoder: at most the fp32 transpose of
   `products.Fp32Products` (4 x vocab x hidden); an int8 kernel keeps 1 x, the plain head none. The
