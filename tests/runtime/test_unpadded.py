@@ -10,6 +10,7 @@ import torch
 
 from elserve.bench.base_model import bert_init
 from elserve.runtime import Encoder
+from elserve.runtime.attention import KERNELS
 from elserve.runtime.bert import BertMaskedLM, length_runs, load_bert, positions_of
 from tests.runtime.reference import dense
 from tests.support.model_factory import build_bert_dir
@@ -46,9 +47,34 @@ def _padded_and_packed(model: BertMaskedLM, lengths: list[int], seed: int) -> tu
 def _check(model: BertMaskedLM) -> None:
     for seed, lengths in enumerate(LENGTH_SETS):
         for layers in (model, model.with_packed_linears()):
-            want, got = _padded_and_packed(layers, lengths, seed)
-            scale = max(1.0, float(want.abs().max()))
-            assert float((got - want).abs().max()) <= 1e-4 * scale, lengths
+            for attention in KERNELS:
+                layers.attention = attention
+                want, got = _padded_and_packed(layers, lengths, seed)
+                scale = max(1.0, float(want.abs().max()))
+                assert float((got - want).abs().max()) <= 1e-4 * scale, (lengths, attention)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_the_attention_kernels_agree(dtype: torch.dtype) -> None:
+    """Runs of one and several texts, lengths 1 to 512: the fused kernel and the plain products
+    within the dtype's rounding of each other."""
+    runs = [(0, 1, 1), (1, 3, 8), (25, 1, 512), (537, 2, 40)]
+    rows = 617
+    q, k, v = torch.randn(rows, 3 * 64, generator=torch.Generator().manual_seed(0)).to(dtype).split(64, dim=-1)
+    with torch.inference_mode():
+        fused, products = (KERNELS[name](q, k, v, 4, runs).float() for name in ("fused", "products"))
+    tolerance = 1e-5 if dtype == torch.float32 else 3e-2
+    assert float((fused - products).abs().max()) <= tolerance
+    # Each text attends to its own rows only: a text alone gives what it gives in the batch.
+    with torch.inference_mode():
+        alone = KERNELS["fused"](q[537:577], k[537:577], v[537:577], 4, [(0, 1, 40)]).float()
+    assert float((alone - fused[537:577]).abs().max()) <= 1e-6
+
+
+def test_the_encoder_runs_the_attention_it_timed(tmp_path: Path) -> None:
+    encoder = Encoder.load(build_bert_dir(tmp_path, layers=2, hidden=64, heads=4, max_positions=512), num_threads=1)
+    assert encoder.kernels["attention"] in KERNELS
+    assert encoder.model.attention == encoder.kernels["attention"]
 
 
 def test_unpadded_rows_match_padded(tmp_path: Path) -> None:

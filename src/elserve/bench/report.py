@@ -97,7 +97,10 @@ def results_table(results: list[RunnerResult], title: str, threads: int) -> Tabl
 def _kernels(kernels: dict[str, str] | None) -> str:
     if not kernels:
         return "-"
-    return f"{kernels.get('layers', '?')} / {kernels.get('head_short', '?')}, {kernels.get('head_bulk', '?')}"
+    layers = kernels.get("layers", "?")
+    if "attention" in kernels:
+        layers += f" ({kernels['attention']} attention)"
+    return f"{layers} / {kernels.get('head_short', '?')}, {kernels.get('head_bulk', '?')}"
 
 
 def _setting(name: str, value: int) -> str:

@@ -25,6 +25,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 
+from elserve.runtime.attention import KERNELS, Attention, Run
 from elserve.runtime.config import ACTIVATIONS, DISTILBERT, BertConfig, ModelFormatError, read_config
 from elserve.runtime.kernel_sizes import PACK_MIN_ELEMENTS
 from elserve.runtime.layout import HF_WEIGHTS
@@ -80,10 +81,6 @@ class _Embeddings(nn.Module):
         return self.norm(x)
 
 
-# A run of consecutive texts of one length in a packed batch: (first row, texts, length).
-Run = tuple[int, int, int]
-
-
 def length_runs(lengths: torch.Tensor) -> list[Run]:
     """The packed batch's texts as runs of equal lengths, in order."""
     runs: list[Run] = []
@@ -102,24 +99,6 @@ def positions_of(lengths: torch.Tensor) -> torch.Tensor:
     """Each row's position in its own text, for texts of `lengths` concatenated."""
     starts = torch.cumsum(lengths, 0) - lengths
     return torch.arange(int(lengths.sum())) - torch.repeat_interleave(starts, lengths)
-
-
-def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int, runs: list[Run]) -> torch.Tensor:
-    """Self-attention of each text on its own rows of `q`, `k`, `v` `(tokens, hidden)`.
-
-    Plain batched products and a softmax (scores in fp32 whatever the layers' dtype): for one
-    thread on these short sequences they run ~4x as fast as `scaled_dot_product_attention`'s
-    fused CPU kernel, within fp32 rounding of it."""
-    size = q.shape[1] // heads
-    scale = size**-0.5
-    out = q.new_empty(q.shape)  # dense, whatever the strides of `q`
-    for start, count, length in runs:
-        rows = slice(start, start + count * length)
-        qh, kh, vh = (x[rows].view(count, length, heads, size).transpose(1, 2) for x in (q, k, v))
-        scores = torch.matmul(qh * scale, kh.transpose(-1, -2))
-        weights = scores.softmax(-1, dtype=torch.float32).to(q.dtype)
-        out[rows].view(count, length, heads, size).copy_(torch.matmul(weights, vh).transpose(1, 2))
-    return out
 
 
 class _Layer(nn.Module):
@@ -149,10 +128,11 @@ class _Layer(nn.Module):
         x = self.attn_norm(x + self.attn_out(ctx.transpose(1, 2).reshape(b, n, d)))
         return self.out_norm(x + self.output(_activation(self.act, self.intermediate(x))))
 
-    def packed(self, x: torch.Tensor, runs: list[Run]) -> torch.Tensor:
-        """`forward` of concatenated texts: `x` is `(tokens, hidden)`, `runs` their texts."""
+    def packed(self, x: torch.Tensor, runs: list[Run], attend: Attention) -> torch.Tensor:
+        """`forward` of concatenated texts: `x` is `(tokens, hidden)`, `runs` their texts, `attend`
+        the attention kernel (attention.py)."""
         q, k, v = self.qkv(x).split(x.shape[1], dim=-1)  # views: rows of 3 x hidden
-        ctx = _attend(q, k, v, self.heads, runs)
+        ctx = attend(q, k, v, self.heads, runs)
         x = self.attn_norm(_plus(self.attn_out, ctx, x))
         return self.out_norm(_plus(self.output, _activated(self.intermediate, x, self.act), x))
 
@@ -203,6 +183,9 @@ class BertMaskedLM(nn.Module):
         self.embeddings = _Embeddings(config)
         self.layers = nn.ModuleList(_Layer(config) for _ in range(config.num_hidden_layers))
         self.head = _Head(config)
+        # The attention kernel `encode_packed` runs, a name of `attention.KERNELS`: the encoder
+        # sets the fastest here at load (`attention.fastest`); copies of the model keep it.
+        self.attention = "fused"
 
     def encode(self, input_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Last hidden states `(batch, length, hidden)` of right-padded `input_ids`; a row's
@@ -222,8 +205,9 @@ class BertMaskedLM(nn.Module):
         holds the first text's `lengths[0]` token ids, then the next text's, ...; no padding."""
         x = self.embeddings.packed(ids, positions_of(lengths))
         runs = length_runs(lengths)
+        attend = KERNELS[self.attention]
         for layer in self.layers:
-            x = cast(_Layer, layer).packed(x, runs)  # a ModuleList yields plain Modules to the checker
+            x = cast(_Layer, layer).packed(x, runs, attend)  # a ModuleList yields plain Modules to the checker
         return x
 
     def transform(self, hidden: torch.Tensor) -> torch.Tensor:

@@ -13,6 +13,7 @@ import torch
 
 from elserve.precision import Precision
 from elserve.runtime import heap
+from elserve.runtime.attention import fastest
 from elserve.runtime.bert import BertMaskedLM, load_bert
 from elserve.runtime.config import ModelFormatError
 from elserve.runtime.cpu import bf16_refusal
@@ -94,6 +95,11 @@ class Encoder:
         scored = len(tokenizer.vocab)
         # A text of this model's own tokens, to time the kernels on.
         sample = torch.randint(min(1000, scored // 2), scored, (1, 32), generator=torch.Generator().manual_seed(0))
+        # The attention kernel fastest here in the layers' dtype (int8's attention runs in fp32),
+        # set before the layers below are copied from the model.
+        config = model.config
+        dtype = torch.bfloat16 if precision == BF16 else torch.float32
+        model.attention = fastest(config.hidden_size, config.num_attention_heads, dtype, MARGIN)
         # The layers that run: the model with its big linears packed for oneDNN where that is
         # faster here, or a bfloat16 copy of it (the head keeps the fp32 decoder).
         self._layers, layers = _choose_layers(model, precision, sample)
@@ -113,7 +119,12 @@ class Encoder:
             model.decoder_weight[:scored], model.decoder_bias[:scored], model.head.norm.bias, rows, only=head
         )
         # What this machine runs, for the log and the benchmark.
-        self.kernels = {"layers": layers, "head_short": self._head.choice.short, "head_bulk": self._head.choice.bulk}
+        self.kernels = {
+            "layers": layers,
+            "attention": model.attention,
+            "head_short": self._head.choice.short,
+            "head_bulk": self._head.choice.bulk,
+        }
         if int8 is not None:
             self.kernels["layers_short"] = f"int8-{short.kernel}"
             self.kernels["int8_activations"] = f"{int8.activation_bits}-bit"

@@ -1,0 +1,86 @@
+"""Self-attention of packed texts, each text on its own rows: two kernels, and the choice between them.
+
+Both take `q`, `k`, `v` `(tokens, hidden)` and the batch's runs of equal lengths (texts of one
+length side by side, as a sorted batch holds them) and give the same sums within fp32 rounding
+(~1e-6): `fused` is torch's `scaled_dot_product_attention`, one call a run; `products` is plain
+batched products and a softmax in fp32, ~8 calls a run.
+
+Which is faster depends on the CPU and the dtype, so the encoder times both at load (`fastest`),
+as it does the linears' layouts. One thread, BERT-base's shape, fp32 (2026-12-07, AMD EPYC Zen 4):
+`fused` took 1/1.2 to 1/1.5 of `products`' time from one 7-token text to 64 texts of 16 tokens,
+with AVX-512, AVX2 or SSE4 kernels; in bfloat16 `products` took 0.6-0.75 of `fused`'s between 32
+and 300 tokens. On an Intel Xeon with AVX-512 (2026-12-06) `products` took a fifth of `fused`'s
+time on 16 texts of 8-300 tokens (docs/performance.md, "No padding").
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+# A run of consecutive texts of one length in a packed batch: (first row, texts, length).
+Run = tuple[int, int, int]
+Attention = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, int, list[Run]], torch.Tensor]
+
+
+def _heads(x: torch.Tensor, rows: slice, count: int, length: int, heads: int) -> torch.Tensor:
+    """`x`'s rows of one run as `(texts, heads, length, head size)` (a view)."""
+    return x[rows].view(count, length, heads, x.shape[1] // heads).transpose(1, 2)
+
+
+def products(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int, runs: list[Run]) -> torch.Tensor:
+    """Batched products and a softmax, the scores in fp32 whatever the layers' dtype."""
+    scale = (q.shape[1] // heads) ** -0.5
+    out = q.new_empty(q.shape)  # dense, whatever the strides of `q`
+    for start, count, length in runs:
+        rows = slice(start, start + count * length)
+        qh, kh, vh = (_heads(x, rows, count, length, heads) for x in (q, k, v))
+        scores = torch.matmul(qh * scale, kh.transpose(-1, -2))
+        weights = scores.softmax(-1, dtype=torch.float32).to(q.dtype)
+        _heads(out, rows, count, length, heads).copy_(torch.matmul(weights, vh))
+    return out
+
+
+def fused(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int, runs: list[Run]) -> torch.Tensor:
+    """torch's fused kernel, one call a run (no mask: a run's texts are all real tokens)."""
+    out = q.new_empty(q.shape)
+    for start, count, length in runs:
+        rows = slice(start, start + count * length)
+        qh, kh, vh = (_heads(x, rows, count, length, heads) for x in (q, k, v))
+        _heads(out, rows, count, length, heads).copy_(F.scaled_dot_product_attention(qh, kh, vh))
+    return out
+
+
+# In order of preference: a later kernel is taken only if it is faster by more than the margin.
+KERNELS: dict[str, Attention] = {"fused": fused, "products": products}
+# What `fastest` is timed on: four texts of 128 tokens, a bulk batch's run on one worker thread.
+_SAMPLE_RUN: Run = (0, 4, 128)
+
+
+def fastest(hidden: int, heads: int, dtype: torch.dtype, margin: float) -> str:
+    """The name of the kernel to run here: the first of `KERNELS` whose time, on one thread and
+    this thread's CPU clock, is within `margin` of the fastest on a sample of the model's shape."""
+    generator = torch.Generator().manual_seed(0)
+    rows = _SAMPLE_RUN[1] * _SAMPLE_RUN[2]
+    qkv = torch.randn(rows, 3 * hidden, generator=generator).to(dtype)
+    q, k, v = qkv.split(hidden, dim=-1)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # what a worker runs a bulk batch on; all of its CPU time is this thread's
+    timed = {}
+    try:
+        with torch.inference_mode():
+            for name, kernel in KERNELS.items():
+                kernel(q, k, v, heads, [_SAMPLE_RUN])  # warm
+                best = float("inf")
+                for _ in range(3):
+                    started = time.thread_time()
+                    kernel(q, k, v, heads, [_SAMPLE_RUN])
+                    best = min(best, time.thread_time() - started)
+                timed[name] = best
+    finally:
+        torch.set_num_threads(threads)
+    quickest = min(timed.values())
+    return next(name for name, seconds in timed.items() if seconds <= quickest * margin)
