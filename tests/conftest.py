@@ -14,10 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.data_dir import TEST_DATA
 from tests.support.server import running_servers
-
-# Downloads made by the tests (the real model wheel) are cached here between runs.
-TEST_DATA = Path(__file__).resolve().parent.parent / ".test-data"
 
 # The built-in ELSER ids prefer Elastic's model repository: on a machine with internet the servers the
 # tests start would download Elastic's ELSER (hundreds of MB). A repository that holds nothing makes every

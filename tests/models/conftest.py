@@ -9,9 +9,7 @@ import pytest
 
 from elserve.models import ModelCache, ModelSpec, resolve
 from elserve.models.sources.file import directory_sha256
-
-# Kept between runs (as tests/conftest.py does for its downloads).
-TEST_DATA = Path(__file__).resolve().parents[2] / ".test-data"
+from tests.support.data_dir import TEST_DATA
 
 
 @pytest.fixture(scope="session")
