@@ -7,9 +7,9 @@ batched products and a softmax in fp32, ~8 calls a run.
 
 Which is faster depends on the CPU and the dtype, so the encoder times both at load (`fastest`),
 as it does the linears' layouts. One thread, BERT-base's shape, fp32 (2026-12-07, AMD EPYC Zen 4):
-`fused` took 1/1.2 to 1/1.5 of `products`' time from one 7-token text to 64 texts of 16 tokens,
-with AVX-512, AVX2 or SSE4 kernels; in bfloat16 `products` took 0.6-0.75 of `fused`'s between 32
-and 300 tokens. On an Intel Xeon with AVX-512 (2026-12-06) `products` took a fifth of `fused`'s
+`fused` ran 1.07-2.25x as fast as `products` on runs from one 7-token text to two of 512 tokens,
+with AVX-512, AVX2 or SSE4 kernels; in bfloat16 `products` took 0.6-0.75 of `fused`'s time between
+32 and 300 tokens. On an Intel Xeon with AVX-512 (2026-12-06) `products` took a fifth of `fused`'s
 time on 16 texts of 8-300 tokens (docs/performance.md, "No padding").
 """
 
