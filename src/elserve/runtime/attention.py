@@ -15,11 +15,13 @@ time on 16 texts of 8-300 tokens (docs/performance.md, "No padding").
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
+from functools import partial
 
 import torch
 import torch.nn.functional as F
+
+from elserve.runtime.timing import first_within, one_thread_seconds
 
 # A run of consecutive texts of one length in a packed batch: (first row, texts, length).
 Run = tuple[int, int, int]
@@ -61,26 +63,12 @@ _SAMPLE_RUN: Run = (0, 4, 128)
 
 
 def fastest(hidden: int, heads: int, dtype: torch.dtype, margin: float) -> str:
-    """The name of the kernel to run here: the first of `KERNELS` whose time, on one thread and
-    this thread's CPU clock, is within `margin` of the fastest on a sample of the model's shape."""
+    """The name of the kernel to run here: the first of `KERNELS` whose time (timing.py) is within
+    `margin` of the fastest on a sample of the model's shape."""
     generator = torch.Generator().manual_seed(0)
     rows = _SAMPLE_RUN[1] * _SAMPLE_RUN[2]
-    qkv = torch.randn(rows, 3 * hidden, generator=generator).to(dtype)
-    q, k, v = qkv.split(hidden, dim=-1)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # what a worker runs a bulk batch on; all of its CPU time is this thread's
-    timed = {}
-    try:
-        with torch.inference_mode():
-            for name, kernel in KERNELS.items():
-                kernel(q, k, v, heads, [_SAMPLE_RUN])  # warm
-                best = float("inf")
-                for _ in range(3):
-                    started = time.thread_time()
-                    kernel(q, k, v, heads, [_SAMPLE_RUN])
-                    best = min(best, time.thread_time() - started)
-                timed[name] = best
-    finally:
-        torch.set_num_threads(threads)
-    quickest = min(timed.values())
-    return next(name for name, seconds in timed.items() if seconds <= quickest * margin)
+    q, k, v = torch.randn(rows, 3 * hidden, generator=generator).to(dtype).split(hidden, dim=-1)
+    timed = {
+        name: one_thread_seconds(partial(kernel, q, k, v, heads, [_SAMPLE_RUN])) for name, kernel in KERNELS.items()
+    }
+    return first_within(timed, margin)

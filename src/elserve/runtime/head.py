@@ -26,6 +26,7 @@ import torch
 from elserve.runtime.products import KERNELS, ProductKernel, is_exact
 from elserve.runtime.screening import SMALL_ROWS, QuantizedVocab, finish, screen, vocab_ranges
 from elserve.runtime.splade import splade_pool
+from elserve.runtime.timing import first_within
 
 SHORT = "short"  # up to screening.SMALL_ROWS token rows: one product over the whole vocabulary
 BULK = "bulk"  # more: blocks
@@ -170,6 +171,4 @@ def _seconds(run: Callable[[], object], so_far: dict[str, float | None]) -> floa
 
 def _pick(seconds: dict[str, float | None]) -> str:
     """The first option in order whose time is within `MARGIN` of the fastest."""
-    timed = {name: s for name, s in seconds.items() if s is not None}
-    fastest = min(timed.values())
-    return next(name for name, s in timed.items() if s <= fastest * MARGIN)
+    return first_within({name: s for name, s in seconds.items() if s is not None}, MARGIN)

@@ -27,10 +27,10 @@ it is refused with the two timings.
 from __future__ import annotations
 
 import copy
-import time
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from typing import TypeVar
 
 import torch
@@ -39,6 +39,7 @@ from torch import nn
 from elserve.runtime.bert import LAYER_LINEARS, BertMaskedLM, OutputFusing
 from elserve.runtime.config import ACTIVATIONS
 from elserve.runtime.kernel_sizes import BATCH_TOKENS
+from elserve.runtime.timing import one_thread_seconds
 
 T = TypeVar("T")
 
@@ -240,19 +241,7 @@ def kernel_of(layers: BertMaskedLM) -> Int8Linear:
 def layer_seconds(layers: BertMaskedLM, ids: torch.Tensor, lengths: torch.Tensor) -> float:
     """The best of three runs of `layers` on the packed texts, in this thread's CPU time, on one
     thread (what a worker runs)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with torch.inference_mode():
-            layers.encode_packed(ids, lengths)  # warm
-            times = []
-            for _ in range(3):
-                started = time.thread_time()
-                layers.encode_packed(ids, lengths)
-                times.append(time.thread_time() - started)
-    finally:
-        torch.set_num_threads(threads)
-    return min(times)
+    return one_thread_seconds(partial(layers.encode_packed, ids, lengths))
 
 
 def sample_batch(
@@ -358,16 +347,4 @@ def _no_kernel(missing: list[str]) -> str:
 
 
 def _module_seconds(module: nn.Module, rows: torch.Tensor) -> float:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with torch.inference_mode():
-            module(rows)
-            times = []
-            for _ in range(5):
-                started = time.thread_time()
-                module(rows)
-                times.append(time.thread_time() - started)
-    finally:
-        torch.set_num_threads(threads)
-    return min(times)
+    return one_thread_seconds(partial(module, rows), runs=5)
