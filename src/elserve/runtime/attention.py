@@ -16,7 +16,7 @@ time on 16 texts of 8-300 tokens (docs/performance.md, "No padding").
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import partial
+from functools import cache, partial
 
 import torch
 import torch.nn.functional as F
@@ -62,9 +62,14 @@ KERNELS: dict[str, Attention] = {"fused": fused, "products": products}
 _SAMPLE_RUN: Run = (0, 4, 128)
 
 
+@cache
 def fastest(hidden: int, heads: int, dtype: torch.dtype, margin: float) -> str:
     """The name of the kernel to run here: the first of `KERNELS` whose time (timing.py) is within
-    `margin` of the fastest on a sample of the model's shape."""
+    `margin` of the fastest on a sample of the model's shape.
+
+    Timed once per process for a shape and dtype: every encoder of the process then runs the same
+    kernel, so a model loaded twice gives the same rows to the bit (the two kernels differ by fp32
+    rounding, and on a noisy machine two timings near the margin can choose differently)."""
     generator = torch.Generator().manual_seed(0)
     rows = _SAMPLE_RUN[1] * _SAMPLE_RUN[2]
     q, k, v = torch.randn(rows, 3 * hidden, generator=generator).to(dtype).split(hidden, dim=-1)
