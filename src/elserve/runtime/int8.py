@@ -1,7 +1,9 @@
 """The opt-in `int8` layers: int8 weights and dynamically quantized int8 activations.
 
 Each linear of the encoder layers keeps its weight as int8 with one scale per output row
-(symmetric, 127 levels each side), and quantizes its input on the fly to unsigned integers with
+(symmetric, 127 levels each side), rounded onto that grid by GPTQ on a sample of the model's own
+inputs, which makes up each weight's rounding error with the weights after it (int8_weights.py),
+and quantizes its input on the fly to unsigned integers with
 one scale and zero point for the batch's rows. Two kernels compute it (`KERNELS`): fbgemm's
 dynamic quantized linear, and oneDNN's quantized linear (which runs on AMX's int8 tiles where the
 CPU has them). Each worker times both at load, on a short request and on the model's first layer
@@ -38,6 +40,7 @@ from torch import nn
 
 from elserve.runtime.bert import LAYER_LINEARS, BertMaskedLM, OutputFusing
 from elserve.runtime.config import ACTIVATIONS
+from elserve.runtime.int8_weights import Linear, compensated_rows, nearest_rows, row_scales
 from elserve.runtime.kernel_sizes import BATCH_TOKENS
 from elserve.runtime.timing import one_thread_seconds
 
@@ -77,7 +80,9 @@ class Int8Linear(OutputFusing):
 
     kernel = ""
 
-    def __init__(self, linear: nn.Module, activation_bits: int | None = None) -> None:
+    def __init__(self, linear: nn.Module, activation_bits: int | None = None, rows: torch.Tensor | None = None) -> None:
+        """`rows`: the weight as int8 on its grid (`int8_weights`); by default each weight
+        rounded to its nearest step."""
         super().__init__()
         bits = activation_bits or activation_bits_of(type(self))
         if bits not in (7, 8):
@@ -85,9 +90,11 @@ class Int8Linear(OutputFusing):
         self.activation_bits = bits
         weight, bias = linear.weight, linear.bias
         assert isinstance(weight, torch.Tensor) and isinstance(bias, torch.Tensor)
-        self._pack(weight.detach().float(), bias.detach().float())
+        weight = weight.detach().float()
+        rows = nearest_rows(weight) if rows is None else rows
+        self._pack(rows, row_scales(weight), bias.detach().float())
 
-    def _pack(self, weight: torch.Tensor, bias: torch.Tensor) -> None:
+    def _pack(self, rows: torch.Tensor, scales: torch.Tensor, bias: torch.Tensor) -> None:
         raise NotImplementedError
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -99,13 +106,12 @@ class FbgemmLinear(Int8Linear):
 
     kernel = "fbgemm"
 
-    def _pack(self, weight: torch.Tensor, bias: torch.Tensor) -> None:
-        scales, zeros = _row_scales(weight)
+    def _pack(self, rows: torch.Tensor, scales: torch.Tensor, bias: torch.Tensor) -> None:
         with warnings.catch_warnings():
             # Quantized tensors are flagged for removal in a later torch; this one (pinned) has them.
             warnings.filterwarnings("ignore", category=UserWarning)
             warnings.filterwarnings("ignore", category=DeprecationWarning)
-            quantized = torch.quantize_per_channel(weight, scales.double(), zeros, 0, torch.qint8)
+            quantized = torch._make_per_channel_quantized_tensor(rows, scales.double(), _zeros(rows), 0)
             self._packed = torch.ops.quantized.linear_prepack(quantized, bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -121,11 +127,9 @@ class OneDnnLinear(Int8Linear):
 
     kernel = "onednn"
 
-    def _pack(self, weight: torch.Tensor, bias: torch.Tensor) -> None:
-        scales, zeros = _row_scales(weight)
-        rows = torch.round(weight / scales[:, None]).clamp(-127, 127).to(torch.int8)
+    def _pack(self, rows: torch.Tensor, scales: torch.Tensor, bias: torch.Tensor) -> None:
         self._packed = torch.ops.onednn.qlinear_prepack(rows, None)
-        self._scales, self._zeros, self._bias = scales, zeros, bias
+        self._scales, self._zeros, self._bias = scales, _zeros(rows), bias
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._product(x, "none", "")
@@ -184,10 +188,9 @@ class Int8Layers:
     bulk: BertMaskedLM
 
 
-def _row_scales(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """A symmetric scale per output row of `weight` (its largest magnitude at 127), zero points 0."""
-    scales = (weight.abs().amax(dim=1) / 127).clamp_min(torch.finfo(torch.float32).tiny)
-    return scales, torch.zeros(weight.shape[0], dtype=torch.long)
+def _zeros(rows: torch.Tensor) -> torch.Tensor:
+    """The weights' zero points: 0 for every row (symmetric)."""
+    return torch.zeros(rows.shape[0], dtype=torch.long)
 
 
 def activation_bits_of(kernel: type[Int8Linear]) -> int:
@@ -216,18 +219,21 @@ def int8_layers(
     activation_bits: int | None = None,
     kernel: type[Int8Linear] = FbgemmLinear,
     depth: int | None = None,
+    rows: dict[Linear, torch.Tensor] | None = None,
 ) -> BertMaskedLM:
     """A copy of `model` whose encoder layers' linears are `kernel`s, every other tensor shared
     with `model`; `activation_bits` by default the kernel's on this CPU (`activation_bits_of`);
-    `depth`: keep only that many first layers (to time a kernel on). Raises RuntimeError where
+    `depth`: keep only that many first layers (to time a kernel on); `rows`: their int8 weights
+    (`int8_weights.compensated_rows`), by default rounded to nearest. Raises RuntimeError where
     this torch build has no such quantized linear."""
     shared = {id(t): t for t in (*model.parameters(), *model.buffers())}
     quantized = copy.deepcopy(model, memo=shared)
     if depth is not None:
         quantized.layers = quantized.layers[:depth]
-    for layer in quantized.layers:
+    for index, layer in enumerate(quantized.layers):
         for name in LAYER_LINEARS:
-            setattr(layer, name, kernel(getattr(layer, name), activation_bits))
+            weights = None if rows is None else rows[index, name]
+            setattr(layer, name, kernel(getattr(layer, name), activation_bits, weights))
     return quantized
 
 
@@ -268,7 +274,8 @@ def int8_refusal(exact_seconds: float, int8_seconds: float, timed: str = "the mo
 def checked_int8_layers(
     model: BertMaskedLM, exact: BertMaskedLM, scored: int, seconds: Callable[..., float] = layer_seconds
 ) -> Int8Layers:
-    """`int8_layers(model)` with the fastest of `KERNELS` for each kind of batch, on this model's
+    """`int8_layers(model)`, its weights rounded by GPTQ (`int8_weights.compensated_rows`), with
+    the fastest of `KERNELS` for each kind of batch, on this model's
     own tokens: a short request (`SHORT_TEXTS`), and a bulk batch's rows through the first layer
     (`BULK_ROWS`); a later kernel only where it takes at most `SWITCH_SHARE` of an earlier one's
     time. ValueError naming the reason where the bulk choice does not run faster than `exact` (the
@@ -277,10 +284,11 @@ def checked_int8_layers(
     short = sample_batch(scored, SHORT_TEXTS, SHORT_LENGTH)
     length = min(BULK_LENGTH, model.config.max_position_embeddings)
     bulk = sample_batch(scored, BULK_ROWS // length, length)
+    rows = compensated_rows(model, scored)
 
     def timed(kernel: type[Int8Linear]) -> tuple[BertMaskedLM, tuple[float, float]]:
-        quantized = int8_layers(model, kernel=kernel)
-        first_layer = int8_layers(model, kernel=kernel, depth=1)
+        quantized = int8_layers(model, kernel=kernel, rows=rows)
+        first_layer = int8_layers(model, kernel=kernel, depth=1, rows=rows)
         return quantized, (seconds(quantized, *short), seconds(first_layer, *bulk))
 
     short_best: tuple[BertMaskedLM, float] | None = None

@@ -1,0 +1,109 @@
+"""The int8 layers' weights: their grid, and GPTQ's rounding onto it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from elserve.bench.base_model import bert_init
+from elserve.runtime.bert import LAYER_LINEARS, load_bert
+from elserve.runtime.int8 import OneDnnLinear, int8_layers
+from elserve.runtime.int8_weights import (
+    BLOCK,
+    LEVELS,
+    _upper_inverse,
+    compensated_rows,
+    input_moments,
+    nearest_rows,
+    rounded,
+    row_scales,
+)
+from tests.support.model_factory import build_bert_dir
+
+
+def _correlated_inputs(rows: int, width: int, seed: int) -> torch.Tensor:
+    """Inputs whose features are mixed, as hidden states' are: GPTQ gains where they correlate."""
+    generator = torch.Generator().manual_seed(seed)
+    mixing = torch.randn(width, width, generator=generator) / width**0.5
+    return torch.randn(rows, width, generator=generator) @ (torch.eye(width) + 2 * mixing)
+
+
+@pytest.mark.parametrize("width", [1, 5, BLOCK, BLOCK + 1, 3 * BLOCK + 7])
+def test_the_upper_inverse_by_halves_is_the_triangular_inverse(width: int) -> None:
+    x = _correlated_inputs(2 * width + 8, width, seed=width)
+    r = torch.linalg.cholesky((x.T @ x).flip(0, 1)).flip(0, 1)  # upper, as `rounded` makes it
+    got = _upper_inverse(r)
+    assert torch.equal(got, got.triu())
+    assert torch.allclose(got @ r, torch.eye(width), atol=1e-4)
+
+
+def test_weights_land_on_their_grid() -> None:
+    weight = torch.randn(6, 40, generator=torch.Generator().manual_seed(0))
+    weight[2] = 0  # a row of zeros keeps a usable scale
+    near = nearest_rows(weight)
+    assert near.dtype == torch.int8 and int(near.abs().max()) == LEVELS
+    assert torch.equal(near[2], torch.zeros(40, dtype=torch.int8))
+    # Each row's largest magnitude is its outermost step, and the rest within half a step.
+    scales = row_scales(weight)
+    assert torch.equal(near.abs().amax(dim=1)[[0, 1, 3, 4, 5]], torch.full((5,), LEVELS, dtype=torch.int8))
+    assert float((near.float() * scales[:, None] - weight).abs().div(scales[:, None]).max()) <= 0.5 + 1e-6
+
+
+def test_uncorrelated_inputs_leave_nothing_to_make_up_so_gptq_rounds_to_nearest() -> None:
+    """With `XᵀX` diagonal, no column's error can be made up by another's: GPTQ is nearest rounding."""
+    weight = torch.randn(16, 48, generator=torch.Generator().manual_seed(1))
+    moment = torch.diag(torch.rand(48, generator=torch.Generator().manual_seed(2)) + 0.5)
+    assert torch.equal(rounded(weight, moment), nearest_rows(weight))
+
+
+def test_gptq_rows_change_the_outputs_less_than_nearest_rounding() -> None:
+    """GPTQ's promise, on inputs like the ones it was measured on (held out): the linear's outputs
+    move less than with each weight at its nearest step, on the same grid."""
+    width, outputs = 96, 32
+    weight = torch.randn(outputs, width, generator=torch.Generator().manual_seed(3))
+    seen, held_out = _correlated_inputs(512, width, seed=4), _correlated_inputs(256, width, seed=4)[::2]
+    scales = row_scales(weight)[:, None]
+    gptq = rounded(weight, seen.T @ seen)
+    assert gptq.dtype == torch.int8 and int(gptq.abs().max()) <= LEVELS
+
+    def output_error(rows: torch.Tensor) -> float:
+        return float((held_out @ (rows.float() * scales - weight).T).norm())
+
+    assert output_error(gptq) < 0.8 * output_error(nearest_rows(weight))
+
+
+def test_a_models_gptq_rows_bring_its_int8_layers_closer_to_exact(tmp_path: Path) -> None:
+    """Through the encoder layers as int8 runs them (oneDNN's kernel, at its activation width here), on texts other
+    than the random sample the rows were measured on."""
+    model = load_bert(build_bert_dir(tmp_path, layers=2, hidden=256, heads=4, max_positions=128, init=bert_init(256)))
+    vocab = model.config.vocab_size
+    rows = compensated_rows(model, vocab)
+    assert set(rows) == {(i, name) for i in range(2) for name in LAYER_LINEARS}
+    for (index, name), got in rows.items():
+        assert got.shape == getattr(model.layers[index], name).weight.shape and got.dtype == torch.int8
+    lengths = torch.tensor([1, 60, 23, 90])
+    ids = torch.randint(5, vocab, (int(lengths.sum()),), generator=torch.Generator().manual_seed(9))
+    with torch.inference_mode():
+        want = model.encode_packed(ids, lengths)
+        errors = {
+            label: float((layers.encode_packed(ids, lengths) - want).norm() / want.norm())
+            for label, layers in (
+                ("nearest", int8_layers(model, kernel=OneDnnLinear)),
+                ("gptq", int8_layers(model, kernel=OneDnnLinear, rows=rows)),
+            )
+        }
+    assert 0 < errors["gptq"] < errors["nearest"]
+
+
+def test_moments_are_measured_on_plain_linears_only(tmp_path: Path) -> None:
+    model = load_bert(build_bert_dir(tmp_path, layers=1, hidden=64, heads=4))
+    lengths = torch.tensor([5, 3])
+    ids = torch.randint(5, model.config.vocab_size, (8,), generator=torch.Generator().manual_seed(0))
+    moments = input_moments(model, ids, lengths)
+    hidden = model.config.hidden_size
+    assert moments[0, "qkv"].shape == (hidden, hidden)
+    assert moments[0, "output"].shape == (model.config.intermediate_size, model.config.intermediate_size)
+    with pytest.raises(ValueError, match="plain fp32 linears"):
+        input_moments(int8_layers(model, kernel=OneDnnLinear), ids, lengths)
