@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from elserve.bench.base_model import bert_init
+from elserve.runtime import Encoder
 from elserve.runtime.bert import LAYER_LINEARS, load_bert
-from elserve.runtime.int8 import OneDnnLinear, int8_layers
+from elserve.runtime.int8 import OneDnnLinear, int8_layers, kernel_of
 from elserve.runtime.int8_weights import (
     BLOCK,
     LEVELS,
@@ -107,3 +108,24 @@ def test_moments_are_measured_on_plain_linears_only(tmp_path: Path) -> None:
     assert moments[0, "output"].shape == (model.config.intermediate_size, model.config.intermediate_size)
     with pytest.raises(ValueError, match="plain fp32 linears"):
         input_moments(int8_layers(model, kernel=OneDnnLinear), ids, lengths)
+
+
+def test_the_encoder_runs_int8_layers_with_gptq_rows(tmp_path: Path) -> None:
+    """The copies an int8 encoder keeps are built with GPTQ's rows (timed first with nearest ones:
+    the rounding changes no time)."""
+    model_dir = build_bert_dir(tmp_path, layers=1, hidden=768, heads=12, intermediate=3072, init=bert_init(768))
+    try:
+        encoder = Encoder.load(model_dir, num_threads=1, precision="int8")
+    except ValueError as e:  # a CPU where int8 does not pay (tests/runtime/test_int8.py)
+        pytest.skip(str(e))
+    assert isinstance(encoder, Encoder)
+    model, scored = encoder.model, len(encoder.tokenizer.vocab)
+    lengths = torch.tensor([3, 40])
+    ids = torch.randint(5, scored, (43,), generator=torch.Generator().manual_seed(3))
+    rows = compensated_rows(model, scored)
+    with torch.inference_mode():
+        for layers in (encoder._layers, encoder._short_layers):
+            kernel = type(kernel_of(layers))
+            got = layers.encode_packed(ids, lengths)
+            assert torch.equal(got, int8_layers(model, kernel=kernel, rows=rows).encode_packed(ids, lengths))
+            assert not torch.equal(got, int8_layers(model, kernel=kernel).encode_packed(ids, lengths))

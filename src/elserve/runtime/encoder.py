@@ -40,7 +40,8 @@ INT8 = Precision.INT8.value
 # with `agreement.py` on the first 500 texts of the benchmark corpus: top-20 overlap 0.995 (lowest
 # 0.95), largest weight difference 0.083. Refused on a CPU without native bf16 (`cpu.bf16_refusal`),
 # where it would be ~15x slower than exact.
-# `int8`: opt-in, the encoder layers' linears with int8 weights and dynamic 8-bit activations
+# `int8`: opt-in, the encoder layers' linears with int8 weights (rounded by GPTQ at load,
+# int8_weights.py) and dynamic 8-bit activations
 # (7-bit where the CPU's int8 product would saturate) on the faster of fbgemm's and oneDNN's
 # kernels here, for short requests and bulk batches apart (int8.py), then the same exact head. Its
 # agreement is measured by `agreement.fidelity` (the benchmark states it, docs/performance.md
