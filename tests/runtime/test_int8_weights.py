@@ -129,3 +129,9 @@ def test_the_encoder_runs_int8_layers_with_gptq_rows(tmp_path: Path) -> None:
             got = layers.encode_packed(ids, lengths)
             assert torch.equal(got, int8_layers(model, kernel=kernel, rows=rows).encode_packed(ids, lengths))
             assert not torch.equal(got, int8_layers(model, kernel=kernel).encode_packed(ids, lengths))
+
+
+def test_inputs_that_never_vary_leave_the_weights_at_their_nearest_steps() -> None:
+    """All-zero inputs (`XᵀX` zero): nothing to weigh errors by, and no failing factorization."""
+    weight = torch.randn(8, 24, generator=torch.Generator().manual_seed(6))
+    assert torch.equal(rounded(weight, torch.zeros(24, 24)), nearest_rows(weight))
