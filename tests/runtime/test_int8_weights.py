@@ -64,7 +64,8 @@ def test_gptq_rows_change_the_outputs_less_than_nearest_rounding() -> None:
     move less than with each weight at its nearest step, on the same grid."""
     width, outputs = 96, 32
     weight = torch.randn(outputs, width, generator=torch.Generator().manual_seed(3))
-    seen, held_out = _correlated_inputs(512, width, seed=4), _correlated_inputs(256, width, seed=4)[::2]
+    inputs = _correlated_inputs(768, width, seed=4)  # one mixing of the features, rows apart
+    seen, held_out = inputs[:512], inputs[512:]
     scales = row_scales(weight)[:, None]
     gptq = rounded(weight, seen.T @ seen)
     assert gptq.dtype == torch.int8 and int(gptq.abs().max()) <= LEVELS
@@ -72,7 +73,7 @@ def test_gptq_rows_change_the_outputs_less_than_nearest_rounding() -> None:
     def output_error(rows: torch.Tensor) -> float:
         return float((held_out @ (rows.float() * scales - weight).T).norm())
 
-    assert output_error(gptq) < 0.8 * output_error(nearest_rows(weight))
+    assert output_error(gptq) < 0.85 * output_error(nearest_rows(weight))  # 0.72-0.75 for three weights
 
 
 def test_a_models_gptq_rows_bring_its_int8_layers_closer_to_exact(tmp_path: Path) -> None:
