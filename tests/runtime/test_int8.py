@@ -24,12 +24,12 @@ from elserve.runtime.int8 import (
     OneDnnLinear,
     activation_bits_of,
     checked_int8_layers,
+    gptq_rows,
     int8_layers,
     int8_refusal,
     kernel_of,
     machine_int8_refusal,
 )
-from elserve.runtime.int8_weights import compensated_rows
 from elserve.runtime.screening import SMALL_ROWS
 from tests.runtime.texts import VARIED_TEXTS
 from tests.support.model_factory import build_bert_dir
@@ -261,7 +261,7 @@ def test_int8_fidelity_on_the_real_model(splade_model_dir: Path) -> None:
     assert isinstance(approx, Encoder)
     passages, queries = held_out_queries([t for t in VARIED_TEXTS if t.strip()], 20)
     # The weights as int8 runs them: rounded by GPTQ.
-    rows = compensated_rows(approx.model, len(approx.tokenizer.vocab))
+    rows = gptq_rows(approx.model, len(approx.tokenizer.vocab))
     # 8 bits only where the product sums them exactly; the 7-bit floors leave room for 8-bit's.
     for bits in (7, 8)[: 1 + (activation_bits_of(FbgemmLinear) == 8)]:
         # Past the speed check, for short and bulk batches alike.

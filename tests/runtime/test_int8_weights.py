@@ -10,12 +10,11 @@ import torch
 from elserve.bench.base_model import bert_init
 from elserve.runtime import Encoder
 from elserve.runtime.bert import LAYER_LINEARS, load_bert
-from elserve.runtime.int8 import OneDnnLinear, int8_layers, kernel_of
+from elserve.runtime.int8 import OneDnnLinear, gptq_rows, int8_layers, kernel_of
 from elserve.runtime.int8_weights import (
     BLOCK,
     LEVELS,
     _upper_inverse,
-    compensated_rows,
     input_moments,
     nearest_rows,
     rounded,
@@ -81,7 +80,7 @@ def test_a_models_gptq_rows_bring_its_int8_layers_closer_to_exact(tmp_path: Path
     than the random sample the rows were measured on."""
     model = load_bert(build_bert_dir(tmp_path, layers=2, hidden=256, heads=4, max_positions=128, init=bert_init(256)))
     vocab = model.config.vocab_size
-    rows = compensated_rows(model, vocab)
+    rows = gptq_rows(model, vocab)
     assert set(rows) == {(i, name) for i in range(2) for name in LAYER_LINEARS}
     for (index, name), got in rows.items():
         assert got.shape == getattr(model.layers[index], name).weight.shape and got.dtype == torch.int8
@@ -123,7 +122,7 @@ def test_the_encoder_runs_int8_layers_with_gptq_rows(tmp_path: Path) -> None:
     model, scored = encoder.model, len(encoder.tokenizer.vocab)
     lengths = torch.tensor([3, 40])
     ids = torch.randint(5, scored, (43,), generator=torch.Generator().manual_seed(3))
-    rows = compensated_rows(model, scored)
+    rows = gptq_rows(model, scored)
     with torch.inference_mode():
         for layers in (encoder._layers, encoder._short_layers):
             kernel = type(kernel_of(layers))

@@ -70,6 +70,10 @@ SAMPLE_TEXTS, SAMPLE_LENGTH = 4, 32
 # and oneDNN a bulk batch's 1.1-1.4x as fast; with AVX2 forced on a Xeon, oneDNN's ran a bulk
 # batch 3.5% faster and a short text 2.5x as slow (docs/performance.md).
 SHORT_TEXTS, SHORT_LENGTH = 1, 8
+# The random texts GPTQ measures the inputs' moments on (int8_weights.py): 1,024 tokens, fewer than
+# the widest input (3,072), whose `H` the damping keeps invertible. They did as well as 16 texts or
+# 64 corpus passages, and 4 texts a little worse (docs/performance.md).
+MOMENT_TEXTS, MOMENT_LENGTH = 8, 128
 BULK_ROWS, BULK_LENGTH = BATCH_TOKENS // 2, 128
 
 
@@ -224,7 +228,7 @@ def int8_layers(
     """A copy of `model` whose encoder layers' linears are `kernel`s, every other tensor shared
     with `model`; `activation_bits` by default the kernel's on this CPU (`activation_bits_of`);
     `depth`: keep only that many first layers (to time a kernel on); `rows`: their int8 weights
-    (`int8_weights.compensated_rows`), by default rounded to nearest. Raises RuntimeError where
+    (`gptq_rows`), by default rounded to nearest. Raises RuntimeError where
     this torch build has no such quantized linear."""
     shared = {id(t): t for t in (*model.parameters(), *model.buffers())}
     quantized = copy.deepcopy(model, memo=shared)
@@ -259,6 +263,13 @@ def sample_batch(
     return ids, torch.full((texts,), length)
 
 
+def gptq_rows(model: BertMaskedLM, scored: int) -> dict[Linear, torch.Tensor]:
+    """The int8 rows of `model`'s encoder linears as int8 runs them: rounded by GPTQ
+    (`int8_weights.compensated_rows`) on random texts of its first `scored` token ids."""
+    length = min(MOMENT_LENGTH, model.config.max_position_embeddings)
+    return compensated_rows(model, *sample_batch(scored, MOMENT_TEXTS, length))
+
+
 def int8_refusal(exact_seconds: float, int8_seconds: float, timed: str = "the model's layers") -> str | None:
     """Why `int8` must not run, given the times of what was `timed` in fp32 and in int8 on the
     same rows; None where int8 is faster by enough (`MAX_INT8_SHARE`)."""
@@ -279,7 +290,7 @@ def checked_int8_layers(
     (`BULK_ROWS`); a later kernel only where it takes at most `SWITCH_SHARE` of an earlier one's
     time. ValueError naming the reason where the bulk choice does not run faster than `exact` (the
     layers `exact` would run) on a small batch (`SAMPLE_TEXTS`). Past that check, the chosen copies
-    are built again with their weights rounded by GPTQ (`int8_weights.compensated_rows`), which
+    are built again with their weights rounded by GPTQ (`gptq_rows`), which
     changes what they compute and not their time. `seconds`: how a layers' time is taken
     (`layer_seconds`; tests inject one)."""
     short = sample_batch(scored, SHORT_TEXTS, SHORT_LENGTH)
@@ -303,7 +314,7 @@ def checked_int8_layers(
         raise ValueError(refusal)
     # GPTQ's rounding takes seconds at BERT-base: only where int8 runs, once for both copies, and
     # one copy still where both kinds of batch chose the same kernel.
-    rows = compensated_rows(model, scored)
+    rows = gptq_rows(model, scored)
     kernels = {kind: type(kernel_of(best[0])) for kind, best in (("short", short_best), ("bulk", bulk_best))}
     built = {kernel: int8_layers(model, kernel=kernel, rows=rows) for kernel in set(kernels.values())}
     layers = Int8Layers(short=built[kernels["short"]], bulk=built[kernels["bulk"]])

@@ -10,11 +10,12 @@ typical inputs: those of the inverse of the inputs' second moments, `H = XᵀX`,
 one run of the exact model. The grid is the same, and so are the kernels and their speed: only
 the step each weight lands on changes. It costs time at load: at BERT-base, ~15 s of one thread.
 
-The sample is the model's own tokens drawn at random, so it needs no text that a model might not
-know. Measured on 2026-12-07 (docs/performance.md): on BERT-base's shape (random weights), 8
-random texts did as well as 64 corpus passages, and int8 kept 0.974 of exact's top-20 tokens
-against 0.963 rounded to nearest (its top-10 ranking 0.984 against 0.968). On the real
-SPLADE-tiny, whose error is its activations' rounding, it changed nothing beyond the noise.
+The sample int8 measures them on (`int8.gptq_rows`) is the model's own tokens drawn at random,
+so it needs no text that a model might not know. Measured on 2026-12-07 (docs/performance.md): on
+BERT-base's shape (random weights), 8 random texts did as well as 64 corpus passages, and int8
+kept 0.974 of exact's top-20 tokens against 0.963 rounded to nearest (its top-10 ranking 0.984
+against 0.968). On the real SPLADE-tiny, whose error is its activations' rounding, it changed
+nothing beyond the noise.
 """
 
 from __future__ import annotations
@@ -25,10 +26,6 @@ import torch
 
 from elserve.runtime.bert import LAYER_LINEARS, BertMaskedLM
 
-# The random texts the inputs' moments are measured on: 1,024 tokens, fewer than the widest input
-# (3,072), whose `H` the damping keeps invertible. They did as well as 16 texts or 64 corpus
-# passages, and 4 texts a little worse (docs/performance.md).
-SAMPLE_TEXTS, SAMPLE_LENGTH = 8, 128
 # Added to `H`'s diagonal, as a share of its mean: GPTQ's own value. It keeps `H` invertible where
 # an input never varies, and bounds how far one error is spread.
 DAMPING = 0.01
@@ -50,19 +47,11 @@ def nearest_rows(weight: torch.Tensor) -> torch.Tensor:
     return torch.round(weight / row_scales(weight)[:, None]).clamp(-LEVELS, LEVELS).to(torch.int8)
 
 
-def compensated_rows(model: BertMaskedLM, scored: int) -> dict[Linear, torch.Tensor]:
-    """Each encoder linear's weight as int8 rows on its grid, rounded by GPTQ on the inputs of a
-    run of `model` (fp32, its linears plain) over random texts of its first `scored` token ids."""
-    generator = torch.Generator().manual_seed(0)
-    length = min(SAMPLE_LENGTH, model.config.max_position_embeddings)
-    ids = torch.randint(min(1000, scored // 2), scored, (SAMPLE_TEXTS * length,), generator=generator)
-    return rows_for(model, input_moments(model, ids, torch.full((SAMPLE_TEXTS,), length)))
-
-
-def rows_for(model: BertMaskedLM, moments: dict[Linear, torch.Tensor]) -> dict[Linear, torch.Tensor]:
-    """Each encoder linear's int8 rows, rounded by GPTQ for its inputs' `moments`."""
+def compensated_rows(model: BertMaskedLM, ids: torch.Tensor, lengths: torch.Tensor) -> dict[Linear, torch.Tensor]:
+    """Each encoder linear's weight as int8 rows on its grid, rounded by GPTQ on its inputs in a run
+    of `model` (fp32, its linears plain) over the packed texts `ids`, `lengths`."""
     rows = {}
-    for (index, name), moment in moments.items():
+    for (index, name), moment in input_moments(model, ids, lengths).items():
         weight = getattr(model.layers[index], name).weight.detach().float()
         rows[index, name] = rounded(weight, moment)
     return rows
