@@ -13,8 +13,8 @@ from elserve.runtime.bert import LAYER_LINEARS, load_bert
 from elserve.runtime.int8 import OneDnnLinear, gptq_rows, int8_layers, kernel_of
 from elserve.runtime.int8_weights import (
     BLOCK,
+    DAMPING,
     LEVELS,
-    _upper_inverse,
     input_moments,
     nearest_rows,
     rounded,
@@ -30,13 +30,31 @@ def _correlated_inputs(rows: int, width: int, seed: int) -> torch.Tensor:
     return torch.randn(rows, width, generator=generator) @ (torch.eye(width) + 2 * mixing)
 
 
+def _gptq_as_published(weight: torch.Tensor, moment: torch.Tensor) -> torch.Tensor:
+    """GPTQ's rounding as its paper writes it (float64, one column at a time, no blocks): the
+    upper Cholesky factor U of H⁻¹, and each column's error divided by Uⱼⱼ and spread by row j."""
+    h = moment.double()
+    h = h + DAMPING * float(h.diagonal().mean()) * torch.eye(h.shape[0], dtype=h.dtype)
+    u = torch.linalg.cholesky(torch.linalg.inv(h), upper=True)
+    w = (weight / row_scales(weight)[:, None]).double().clone()
+    q = torch.empty_like(w)
+    for j in range(w.shape[1]):
+        q[:, j] = w[:, j].round().clamp(-LEVELS, LEVELS)
+        error = (w[:, j] - q[:, j]) / u[j, j]
+        w[:, j + 1 :] -= error[:, None] * u[j, j + 1 :][None, :]
+    return q.to(torch.int8)
+
+
 @pytest.mark.parametrize("width", [1, 5, BLOCK, BLOCK + 1, 3 * BLOCK + 7])
-def test_the_upper_inverse_by_halves_is_the_triangular_inverse(width: int) -> None:
-    x = _correlated_inputs(2 * width + 8, width, seed=width)
-    r = torch.linalg.cholesky((x.T @ x).flip(0, 1)).flip(0, 1)  # upper, as `rounded` makes it
-    got = _upper_inverse(r)
-    assert torch.equal(got, got.triu())
-    assert torch.allclose(got @ r, torch.eye(width), atol=1e-4)
+def test_the_rounding_is_gptqs_as_published(width: int) -> None:
+    """`rounded` takes the factor of H rather than of H⁻¹ and works in blocks: the same steps.
+    A weight that lands within float32's rounding of a half step may go the other way."""
+    weight = torch.randn(16, width, generator=torch.Generator().manual_seed(width))
+    inputs = _correlated_inputs(2 * width + 8, width, seed=width)
+    moment = inputs.T @ inputs
+    got, want = rounded(weight, moment), _gptq_as_published(weight, moment)
+    assert int((got.int() - want.int()).abs().max()) <= 1
+    assert float((got != want).float().mean()) <= 0.002
 
 
 def test_weights_land_on_their_grid() -> None:

@@ -28,7 +28,7 @@ def serve(
             "(encoder layers in bfloat16; top-20 token overlap about 0.99, see README); only on a CPU "
             "with native bfloat16 (avx512_bf16, amx_bf16 or aarch64 bf16). int8: faster, approximate (int8 "
             "weights and activations in the encoder layers, see docs/performance.md; the weights' rounding "
-            "takes ~15 s of a thread at load at BERT-base); refused where this CPU runs it no faster than exact."
+            "takes ~13 s of a thread at load at BERT-base); refused where this CPU runs it no faster than exact."
         ),
     ] = DEFAULTS.precision,
     ssl_certfile: Annotated[

@@ -8,7 +8,7 @@ product. GPTQ rounds a linear's weights one input column at a time and moves eac
 onto the columns not yet rounded, in the proportions that least change the linear's outputs on
 typical inputs: those of the inverse of the inputs' second moments, `H = XᵀX`, measured here on
 one run of the exact model. The grid is the same, and so are the kernels and their speed: only
-the step each weight lands on changes. It costs time at load: at BERT-base, ~15 s of one thread.
+the step each weight lands on changes. It costs time at load: at BERT-base, ~13 s of one thread.
 
 The sample int8 measures them on (`int8.gptq_rows`) is the model's own tokens drawn at random,
 so it needs no text that a model might not know. Measured on 2026-12-07 (docs/performance.md): on
@@ -91,37 +91,20 @@ def rounded(weight: torch.Tensor, moment: torch.Tensor) -> torch.Tensor:
     mean = float(h.diagonal().mean())
     # An input that never varies at all (every diagonal 0) still gets an invertible `H`.
     h = h + DAMPING * (mean if mean > 0 else 1.0) * torch.eye(h.shape[0], dtype=h.dtype)
-    # The upper Cholesky factor of H⁻¹ (H⁻¹ = UᵀU): its row i says how column i's error is spread
-    # onto the later columns, and its diagonal by what the error is divided (GPTQ's formulation).
-    # Taken as the inverse of R in H = RRᵀ, R upper: the lower factor of H in reversed order,
-    # reversed back; one factorization and one triangular inverse instead of GPTQ's three steps.
-    spread = _upper_inverse(torch.linalg.cholesky(h.flip(0, 1)).flip(0, 1))
+    # GPTQ's rule in the form of Chee et al., "QuIP" (2023), who show it is rounding against the
+    # LDL factors of `H` itself: with H = RRᵀ, R upper, column j is rounded at its weight plus
+    # Σᵢ₍ᵢ<ⱼ₎ (wᵢ - qᵢ) Rᵢⱼ / Rⱼⱼ. The same steps as GPTQ's, which takes the Cholesky factor of H⁻¹
+    # (that factor is R⁻¹), without the inverse. R is the lower factor of H in reversed order.
+    factor = torch.linalg.cholesky(h.flip(0, 1)).flip(0, 1)
+    spread = factor / factor.diagonal()[None, :]
     # Transposed, one input column per row (contiguous), in units of each output row's step.
     w = (weight / row_scales(weight)[:, None]).T.contiguous()
-    q = torch.empty_like(w)
+    shifted, q = w.clone(), torch.empty_like(w)  # each column plus the errors spread onto it
     with torch.inference_mode():
         for start in range(0, w.shape[0], BLOCK):
             end = min(start + BLOCK, w.shape[0])
-            block, errors = w[start:end], torch.empty_like(w[start:end])
-            for i in range(end - start):
-                column = start + i
-                q[column] = block[i].round().clamp_(-LEVELS, LEVELS)
-                errors[i] = (block[i] - q[column]) / spread[column, column]
-                block[i + 1 :].addr_(spread[column, column + 1 : end], errors[i], alpha=-1)
-            w[end:].addmm_(spread[start:end, end:].T, errors, alpha=-1)
+            for column in range(start, end):
+                q[column] = shifted[column].round().clamp_(-LEVELS, LEVELS)
+                shifted[column + 1 : end].addr_(spread[column, column + 1 : end], w[column] - q[column])
+            shifted[end:].addmm_(spread[start:end, end:].T, w[start:end] - q[start:end])
     return q.T.to(torch.int8).contiguous()
-
-
-def _upper_inverse(r: torch.Tensor) -> torch.Tensor:
-    """The inverse of the upper triangular `r`, by halves: [[A, B], [0, C]]⁻¹ is
-    [[A⁻¹, -A⁻¹BC⁻¹], [0, C⁻¹]]. A third of the work of a triangular solve against the identity,
-    in products: 0.25 s of one thread at 3,072 wide, against the solve's 0.67 s."""
-    n = r.shape[0]
-    if n <= BLOCK:
-        return torch.linalg.solve_triangular(r, torch.eye(n, dtype=r.dtype), upper=True)
-    half = n // 2
-    inverse = torch.zeros_like(r)
-    top, bottom = _upper_inverse(r[:half, :half]), _upper_inverse(r[half:, half:])
-    inverse[:half, :half], inverse[half:, half:] = top, bottom
-    inverse[:half, half:] = -(top @ r[:half, half:] @ bottom)
-    return inverse
