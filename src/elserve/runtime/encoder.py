@@ -25,6 +25,7 @@ from elserve.runtime.layout import HF, layout_of
 from elserve.runtime.pass_through import PassThroughEncoder
 from elserve.runtime.screening import SMALL_ROWS
 from elserve.runtime.sparse import SparseVector
+from elserve.runtime.timing import sample_batch
 from elserve.runtime.tokenizer import Encoded, Tokenizer
 from elserve.runtime.torchscript import TorchScriptEncoder, extract_masked_lm, load_script
 from elserve.runtime.workers import Workers
@@ -95,7 +96,7 @@ class Encoder:
         # for those rows: no text maps to them and they have no token to be rendered as.
         scored = len(tokenizer.vocab)
         # A text of this model's own tokens, to time the kernels on.
-        sample = torch.randint(min(1000, scored // 2), scored, (1, 32), generator=torch.Generator().manual_seed(0))
+        sample = sample_batch(scored, 1, 32)
         # The attention kernel fastest here in the layers' dtype (int8's attention runs in fp32),
         # set before the layers below are copied from the model.
         config = model.config
@@ -114,7 +115,7 @@ class Encoder:
             int8, short = kernel_of(chosen.bulk), kernel_of(chosen.short)
             layers = f"int8-{int8.kernel}"
         with torch.inference_mode():
-            rows = self._rows([sample[0].numpy()], np.array([sample.shape[1]]))
+            rows = self._rows([sample[0].numpy()], sample[1].numpy())
         # The head LayerNorm's shift is in every row the head sees: the screen's centre.
         self._head = ExactHead(
             model.decoder_weight[:scored], model.decoder_bias[:scored], model.head.norm.bias, rows, only=head
@@ -304,13 +305,15 @@ def _sorted_batches(lengths: list[int], max_batch_tokens: int) -> list[list[int]
     return batches
 
 
-def _choose_layers(model: BertMaskedLM, precision: str, sample: torch.Tensor) -> tuple[BertMaskedLM, str]:
+def _choose_layers(
+    model: BertMaskedLM, precision: str, sample: tuple[torch.Tensor, torch.Tensor]
+) -> tuple[BertMaskedLM, str]:
     """The layers to run and their name: a bf16 copy, or for `exact` the model with its big
     linears packed for oneDNN unless the plain ones are faster on `sample` here (packed: 1.12x
     the throughput of plain on an AVX-512 EPYC for BERT-base; other CPUs, other oneDNN kernels)."""
     if precision == BF16:
         return copy.deepcopy(model).to(torch.bfloat16), "bf16"
-    ids, lengths = sample[0], torch.tensor([sample.shape[1]])
+    ids, lengths = sample
     seconds = {}
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # so that this thread's CPU time is all of it

@@ -42,7 +42,7 @@ from elserve.runtime.bert import LAYER_LINEARS, BertMaskedLM, OutputFusing
 from elserve.runtime.config import ACTIVATIONS
 from elserve.runtime.int8_weights import Linear, compensated_rows, nearest_rows, row_scales
 from elserve.runtime.kernel_sizes import BATCH_TOKENS
-from elserve.runtime.timing import one_thread_seconds
+from elserve.runtime.timing import one_thread_seconds, sample_batch
 
 T = TypeVar("T")
 
@@ -254,15 +254,6 @@ def layer_seconds(layers: BertMaskedLM, ids: torch.Tensor, lengths: torch.Tensor
     return one_thread_seconds(partial(layers.encode_packed, ids, lengths))
 
 
-def sample_batch(
-    scored: int, texts: int = SAMPLE_TEXTS, length: int = SAMPLE_LENGTH
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """`texts` texts of `length` ids below `scored`, packed: `(ids, lengths)`."""
-    generator = torch.Generator().manual_seed(0)
-    ids = torch.randint(min(1000, scored // 2), scored, (texts * length,), generator=generator)
-    return ids, torch.full((texts,), length)
-
-
 def gptq_rows(model: BertMaskedLM, scored: int) -> dict[Linear, torch.Tensor]:
     """The int8 rows of `model`'s encoder linears as int8 runs them: rounded by GPTQ
     (`int8_weights.compensated_rows`) on random texts of its first `scored` token ids."""
@@ -308,7 +299,7 @@ def checked_int8_layers(
         short_best = _preferred(short_best, quantized, short_took)
         bulk_best = _preferred(bulk_best, quantized, bulk_took)
     assert short_best is not None and bulk_best is not None  # _each_kernel raised where none ran
-    ids, lengths = sample_batch(scored)
+    ids, lengths = sample_batch(scored, SAMPLE_TEXTS, SAMPLE_LENGTH)
     refusal = int8_refusal(seconds(exact, ids, lengths), seconds(bulk_best[0], ids, lengths))
     if refusal:
         raise ValueError(refusal)

@@ -13,6 +13,15 @@ from collections.abc import Callable, Mapping
 import torch
 
 
+def sample_batch(scored: int, texts: int, length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """`texts` texts of `length` random ids of the model's own tokens below `scored`, packed:
+    `(ids, lengths)`; the same on every call. They start past a BERT vocabulary's first 1,000
+    ids, its special and unused tokens, which no real text holds."""
+    generator = torch.Generator().manual_seed(0)
+    ids = torch.randint(min(1000, scored // 2), scored, (texts * length,), generator=generator)
+    return ids, torch.full((texts,), length)
+
+
 def one_thread_seconds(run: Callable[[], object], runs: int = 3) -> float:
     """The best of `runs` runs of `run` after one to warm, on one thread, in this thread's CPU time."""
     threads = torch.get_num_threads()
