@@ -3,6 +3,8 @@
 A kernel is timed on one thread (what a worker runs a bulk batch on) and in this thread's CPU time, so
 that the time it was descheduled on a busy machine does not count; the options are kept in an order of
 preference, and a later one wins only by more than a margin (timing noise must not flip a near tie).
+What they are timed (and int8's weights measured) on is random texts of the model's own tokens, so
+no text in the model's language is needed.
 """
 
 from __future__ import annotations
