@@ -13,10 +13,10 @@ import torch
 from elserve.runtime.config import ModelFormatError
 from elserve.runtime.encoder import Encoder
 from elserve.runtime.memory import shapes_record
+from elserve.runtime.model_check import check_elastic_model
 from elserve.runtime.pass_through import PassThroughEncoder, pack
 from elserve.runtime.sparse import unpack
 from elserve.runtime.tokenizer import Tokenizer
-from elserve.runtime.torchscript import check_elastic_model
 from tests.pass_through_model import CONFIG, VOCABULARY, torchscript
 
 

@@ -201,7 +201,7 @@ def _child(memory: int, cpu_seconds: int, parent: int) -> int:
     try:
         from elserve.runtime.config import ModelFormatError
         from elserve.runtime.memory import shapes_record
-        from elserve.runtime.torchscript import check_elastic_model
+        from elserve.runtime.model_check import check_elastic_model
 
         model_dir = Path(".")
         try:

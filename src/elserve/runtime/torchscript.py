@@ -287,24 +287,3 @@ def _is_quantized(nodes: Iterable[torch._C.Node]) -> bool:
         node.kind().startswith("quantized::") or any(_is_quantized(block.nodes()) for block in node.blocks())
         for node in nodes
     )
-
-
-def check_elastic_model(model_dir: Path) -> None:
-    """What can be known of an Elastic-layout model without building its encoder: its configuration
-    and vocabulary make a tokenizer, its `model.pt` is TorchScript with Elasticsearch's inputs, and
-    its output covers the vocabulary (one forward on a few tokens). A `ModelFormatError` names the
-    first failure."""
-    from elserve.runtime.elastic_config import PASS_THROUGH, read_task
-    from elserve.runtime.tokenizer import Tokenizer
-
-    tokenizer = Tokenizer.from_dir(model_dir)
-    if read_task(model_dir) == PASS_THROUGH:  # its output is the result: any tensor per text
-        from elserve.runtime.pass_through import check_pass_through
-
-        check_pass_through(model_dir, tokenizer.vocab)
-        return
-    pad = tokenizer.vocab.index("[PAD]") if "[PAD]" in tokenizer.vocab else 0
-    try:
-        TorchScriptEncoder(load_script(model_dir), len(tokenizer.vocab), pad)
-    except RuntimeError as e:  # the graph itself fails on Elasticsearch's inputs
-        raise ModelFormatError(f"the TorchScript model fails on a sample batch: {e}") from e
