@@ -25,9 +25,21 @@ def test_measure_tunes_then_runs_the_whole_workload_at_the_best_setting(
     assert measured.best.seconds > 0
     assert measured.latency is not None and measured.latency.count == 5
     assert measured.peak_rss_bytes > 0
-    assert "tune 512" in phases and f"full pass, {measured.best.setting}" in phases
+    assert "tune 512" in phases and f"full pass 1, {measured.best.setting}" in phases
     expected = Encoder.load(splade_model_dir).encode(workload.texts[:3])
     assert [sorted(row) for row in measured.sample] == [sorted(v.indices.tolist()) for v, _ in expected]
+
+
+def test_a_row_runs_full_passes_until_it_has_lasted_its_seconds(splade_model_dir: Path, workload: Workload) -> None:
+    phases: list[str] = []
+    two = Workload(workload.texts[:2], workload.token_counts[:2])  # a pass of a few milliseconds
+    job = MeasureJob(two, (2048,), latency_requests=0, min_seconds=0.5)
+    measured = measure(ElserveRunner(splade_model_dir, threads=1), job, lambda phase, *_: phases.append(phase))
+    passes = measured.best.docs // two.docs
+    assert passes >= 2 and measured.best.docs == passes * two.docs
+    assert measured.best.tokens == passes * two.tokens
+    assert measured.best.seconds >= 0.5
+    assert f"full pass {passes}, 2048" in phases and f"full pass {passes + 1}, 2048" not in phases
 
 
 def test_one_setting_is_not_tuned(splade_model_dir: Path, workload: Workload) -> None:

@@ -58,9 +58,10 @@ class BenchOptions:
     # The mixed-load passes (bulk alone, bulk with a query client sending one every query_interval_ms).
     mixed: bool = True
     query_interval_ms: float = 100.0
-    # Each bulk pass over HTTP (the row's, and the mixed one) lasts at least this long (the corpus
-    # sent again as needed): a stable rate, and a query p99 of a few hundred queries. BERT-base's
-    # rows are the headline: a minute each; SPLADE-tiny's can be shorter (`tiny_row_seconds`).
+    # Each row's load lasts at least this long, the corpus run again as needed: an in-process row's
+    # timed passes, and each bulk pass over HTTP (the row's, and the mixed one). A stable rate, and
+    # a query p99 of a few hundred queries. BERT-base's rows are the headline: a minute each;
+    # SPLADE-tiny's can be shorter (`tiny_row_seconds`).
     row_seconds: float = 60.0
     tiny_row_seconds: float = 60.0
     tune_docs: int = 256

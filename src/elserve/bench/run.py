@@ -82,8 +82,8 @@ def bench(
     row_seconds: Annotated[
         float,
         typer.Option(
-            help="BERT-base: each HTTP bulk pass (the row's and the mixed one) sends the corpus again until it "
-            "lasts this long."
+            help="BERT-base: each row's load lasts at least this long: an in-process row runs the corpus again, "
+            "an HTTP bulk pass (the row's and the mixed one) sends it again."
         ),
     ] = 60.0,
     tiny_row_seconds: Annotated[float, typer.Option(help="The same for SPLADE-tiny.")] = 60.0,

@@ -135,7 +135,14 @@ class BenchSession:
         own_env = {**env, heap.TUNABLES_ENV: heap.huge_pages_tunables(os.environ.get(heap.TUNABLES_ENV))}
 
         def job(settings: tuple[int, ...]) -> MeasureJob:
-            return MeasureJob(workload, settings, tune_docs, options.latency_requests_for(shape), sample_texts)
+            return MeasureJob(
+                workload,
+                settings,
+                tune_docs,
+                options.latency_requests_for(shape),
+                sample_texts,
+                options.row_seconds_for(shape),
+            )
 
         rows: list[RunnerResult] = []
         with self._progress() as bars:
