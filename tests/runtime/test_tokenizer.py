@@ -10,6 +10,7 @@ import pytest
 import tokenizers
 
 from elserve.runtime import ModelFormatError, Tokenizer
+from elserve.runtime.tokenizer import wordpiece
 from tests.support.model_factory import build_bert_dir
 
 
@@ -126,3 +127,15 @@ def test_length_counts_every_token_before_truncation(splade_tokenizer: Tokenizer
     assert splade_tokenizer.length(text) == words + 2
     encoded = splade_tokenizer.encode_batch([text])[0]
     assert encoded.is_truncated == (words + 2 > splade_tokenizer.max_length)
+
+
+@pytest.mark.parametrize(
+    ("vocab", "pad"),
+    [
+        (["[PAD]", "[UNK]", "[CLS]", "[SEP]", "a"], 0),
+        (["[UNK]", "[CLS]", "[SEP]", "a", "[PAD]"], 4),  # wherever the vocabulary puts it
+        (["[UNK]", "[CLS]", "[SEP]", "a"], 0),  # none: the first id
+    ],
+)
+def test_a_batch_is_padded_with_the_pad_tokens_id(vocab: list[str], pad: int) -> None:
+    assert Tokenizer(wordpiece(vocab, lowercase=True, with_special_tokens=True), max_length=8).pad_id == pad

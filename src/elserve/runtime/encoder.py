@@ -153,12 +153,10 @@ class Encoder:
             return cls(load_bert(model_dir), tokenizer, precision, head)
         module = load_script(model_dir)
         if read_task(model_dir) == PASS_THROUGH:
-            pad = tokenizer.vocab.index("[PAD]") if "[PAD]" in tokenizer.vocab else 0
-            return PassThroughEncoder(module, pad)
+            return PassThroughEncoder(module, tokenizer.pad_id)
         model = extract_masked_lm(module)
         if model is None:
-            pad = tokenizer.vocab.index("[PAD]") if "[PAD]" in tokenizer.vocab else 0
-            return TorchScriptEncoder(module, len(tokenizer.vocab), pad)
+            return TorchScriptEncoder(module, len(tokenizer.vocab), tokenizer.pad_id)
         del module  # its weights now live in `model` (shared tensors)
         return cls(model, tokenizer, precision, head)
 

@@ -24,10 +24,9 @@ def check_elastic_model(model_dir: Path) -> None:
     failure."""
     tokenizer = Tokenizer.from_dir(model_dir)
     if read_task(model_dir) == PASS_THROUGH:  # its output is the result: any tensor per text
-        check_pass_through(model_dir, tokenizer.vocab)
+        check_pass_through(model_dir, tokenizer)
         return
-    pad = tokenizer.vocab.index("[PAD]") if "[PAD]" in tokenizer.vocab else 0
     try:
-        TorchScriptEncoder(load_script(model_dir), len(tokenizer.vocab), pad)
+        TorchScriptEncoder(load_script(model_dir), len(tokenizer.vocab), tokenizer.pad_id)
     except RuntimeError as e:  # the graph itself fails on Elasticsearch's inputs
         raise ModelFormatError(f"the TorchScript model fails on a sample batch: {e}") from e

@@ -21,6 +21,7 @@ import torch
 
 from elserve.runtime.config import ModelFormatError
 from elserve.runtime.sparse import SparseVector
+from elserve.runtime.tokenizer import Tokenizer
 from elserve.runtime.torchscript import first_output, load_script, right_padded
 from elserve.runtime.workers import run_now
 
@@ -76,12 +77,11 @@ class PassThroughEncoder:
         return [pack(output[row]) for row in range(len(batch))]
 
 
-def check_pass_through(model_dir: Path, vocab: list[str]) -> None:
+def check_pass_through(model_dir: Path, tokenizer: Tokenizer) -> None:
     """The model loads with Elasticsearch's inputs and answers a tensor per text on a sample batch
     (a `ModelFormatError` names the failure)."""
-    pad = vocab.index("[PAD]") if "[PAD]" in vocab else 0
-    encoder = PassThroughEncoder(load_script(model_dir), pad)
-    sample = np.arange(min(len(vocab), 4), dtype=np.int32)
+    encoder = PassThroughEncoder(load_script(model_dir), tokenizer.pad_id)
+    sample = np.arange(min(len(tokenizer.vocab), 4), dtype=np.int32)
     try:
         encoder.encode_ids([sample, sample[:1]])
     except RuntimeError as e:  # the graph itself fails on Elasticsearch's inputs

@@ -57,6 +57,11 @@ class Tokenizer:
             table[token_id] = token
         self.vocab: list[str] = table
 
+    @property
+    def pad_id(self) -> int:
+        """The id a padded batch is filled with: `[PAD]`'s, else 0."""
+        return self.vocab.index("[PAD]") if "[PAD]" in self.vocab else 0
+
     @cached_property
     def names(self) -> TokenNames:
         """The vocabulary as results name it (built when first asked: the server renders, workers do not)."""
